@@ -1,0 +1,74 @@
+/* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
+ * 16-byte vector access, and the activation functions (one definition, used by the
+ * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value). */
+#ifndef SF_COMMON_CUH
+#define SF_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+namespace sf {
+
+/* to_f/from_f convert one element; pack2/unpack2 move two elements through one 32-bit word,
+ * which is how a wgmma accumulator pair (two adjacent columns) is stored. */
+template <typename T> struct dtype_traits;
+
+template <> struct dtype_traits<float> {
+    static __device__ __forceinline__ float to_f(float x) { return x; }
+    static __device__ __forceinline__ float from_f(float x) { return x; }
+};
+
+template <> struct dtype_traits<__half> {
+    static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+    static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
+    static __device__ __forceinline__ uint32_t pack2(float lo, float hi)
+    {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ float2 unpack2(uint32_t v)
+    {
+        return __half22float2(*reinterpret_cast<__half2 *>(&v));
+    }
+};
+
+template <> struct dtype_traits<__nv_bfloat16> {
+    static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+    static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
+    static __device__ __forceinline__ uint32_t pack2(float lo, float hi)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ float2 unpack2(uint32_t v)
+    {
+        return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&v));
+    }
+};
+
+/* A 16-byte vector seen as elements of T. */
+template <typename T> union vec16 {
+    uint4 raw;
+    T e[16 / sizeof(T)];
+};
+
+/* 0.5·(1 + tanh(y)) = sigmoid(2y): one exp and one divide instead of tanhf, exact identity.
+ * Large |x| saturates cleanly: exp → inf gives x/inf = -0, exp → 0 gives x. */
+__device__ __forceinline__ float gelu_tanh(float x)
+{
+    const float k0 = 0.7978845608028654f, k1 = 0.044715f; /* sqrt(2/pi) */
+    float y = k0 * fmaf(k1 * x * x, x, x);
+    return __fdividef(x, 1.0f + __expf(-2.0f * y));
+}
+
+__device__ __forceinline__ float gelu_erf(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+}
+
+__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+
+} // namespace sf
+
+#endif

@@ -1,0 +1,104 @@
+/* FFN kernels: elementwise activations, the Hopper GEMM with fused epilogues, and the CPU
+ * reference of the whole FFN. Plain C: the host includes this without any CUDA header.
+ *
+ * Every *_cuda function is asynchronous on `stream` (a cudaStream_t, NULL = legacy default) and
+ * returns a cudaError_t value as int: 0 = cudaSuccess, 1 = cudaErrorInvalidValue (bad shape,
+ * dtype, pointer alignment), 801 = cudaErrorNotSupported (GEMM on a device that is not cc 9.0),
+ * or whatever the launch returned. dtype is an sf_dtype value (src/sfbench.h): SF_F32 = 0,
+ * SF_F16 = 1, SF_BF16 = 2. All tensors are row-major and contiguous unless a leading dimension
+ * says otherwise. */
+#ifndef SF_FFN_H
+#define SF_FFN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise (kernels/ffn_act.cu) --------------------------------------------------- */
+
+enum sf_act_kind { SF_ACT_GELU_TANH = 0, SF_ACT_GELU_ERF = 1, SF_ACT_SILU = 2 };
+
+/* out[i] = act(in[i]), computed in fp32, rounded once; in == out is allowed.
+ * dtype f32, f16 or bf16. 16-byte vectors when in/out are 16-byte aligned, scalar otherwise. */
+int sf_act_cuda(int act, int dtype, const void *in, void *out, int64_t n, void *stream);
+
+/* out[i] = a[i] * b[i] in fp32, rounded once (as PyTorch's eager mul); out may alias a or b. */
+int sf_mul_cuda(int dtype, const void *a, const void *b, void *out, int64_t n, void *stream);
+
+/* ---- gate/up interleave for SF_EPI_SWIGLU ----------------------------------------------- */
+
+/* B for SF_EPI_SWIGLU holds W1 (gate) and W3 (up) rows interleaved in blocks of
+ * SF_SWIGLU_INTERLEAVE rows: B row 16p + r is W1 row 8p + r for r < 8, W3 row 8p + r - 8 for
+ * r >= 8. Eight is the width of one column block of the wgmma accumulator, so each thread holds
+ * the gate and up values of the same output element and the epilogue needs no data exchange;
+ * it is independent of the GEMM's tile width. */
+#define SF_SWIGLU_INTERLEAVE 8
+
+/* out[2I, H] = interleave(w1[I, H], w3[I, H]); I must be a multiple of 8. Also interleaves
+ * biases: pass b1, b3 as [I, 1] (H = 1). dtype f16 or bf16 (f32 also works). */
+int sf_interleave_gate_up_cuda(int dtype, const void *w1, const void *w3, void *out,
+                               int64_t I, int64_t H, void *stream);
+
+/* ---- Hopper GEMM with epilogues (kernels/gemm_hopper.cu, sm_90a) ------------------------ */
+
+enum sf_epilogue_kind {
+    SF_EPI_NONE = 0,      /* C = A·Bᵀ (+ bias)                                              */
+    SF_EPI_GELU_TANH = 1, /* C = gelu_tanh(A·Bᵀ (+ bias))                                   */
+    SF_EPI_GELU_ERF = 2,  /* C = gelu_erf(A·Bᵀ (+ bias))                                    */
+    SF_EPI_SWIGLU = 3,    /* B interleaved (above), N = 2I: C[M, N/2] = silu(gate)·up        */
+    SF_EPI_ADD = 4        /* C = A·Bᵀ (+ bias) + R; R [M, N] may be the same memory as C     */
+};
+
+typedef struct sf_gemm_epi_args {
+    int dtype;           /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
+    int epilogue;        /* sf_epilogue_kind */
+    int64_t M, N, K;     /* A [M, K], B [N, K] (a Linear weight), fp32 accumulation */
+    const void *A;
+    const void *B;
+    const void *bias;    /* [N] in B's row order (interleaved for SWIGLU), or NULL */
+    const void *R;       /* residual [M, N], SF_EPI_ADD only */
+    void *C;             /* [M, N], or [M, N/2] for SF_EPI_SWIGLU; must not overlap A or B */
+    int64_t lda, ldb, ldc, ldr; /* leading dimensions in elements; 0 = packed (K, K, N or N/2, N) */
+    int tile_n;          /* 0 = chosen from the shape; 128 or 256 to force a tile width */
+    int cluster_m;       /* 0 = chosen from the shape; 1 = one CTA per tile; 2 = pairs of CTAs
+                            along M share each B tile through TMA multicast */
+    int epilogue_store;  /* 0 = default; 1 = stores from registers; 2 = through shared memory and
+                            TMA stores (needs C 16-byte aligned, ldc a multiple of 8; not ADD) */
+} sf_gemm_epi_args;
+
+/* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
+ * 64, A and B 16-byte aligned with lda, ldb multiples of 8, C and R 4-byte aligned with even
+ * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. Needs no workspace. Only cc 9.0 runs it. */
+int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
+
+/* ---- CPU reference of the whole FFN (src/ref_ffn.c) ------------------------------------- */
+
+enum sf_ffn_kind { SF_FFN_GELU = 0, SF_FFN_SWIGLU = 1 };
+
+typedef struct sf_ffn_ref_args {
+    int act;             /* SF_FFN_GELU: y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2
+                            SF_FFN_SWIGLU: y = (silu(x·W1ᵀ + b1) ⊙ (x·W3ᵀ + b3))·W2ᵀ + b2 */
+    int gelu;            /* SF_ACT_GELU_TANH or SF_ACT_GELU_ERF (SF_FFN_GELU only) */
+    int dtype;           /* sf_dtype of every tensor below */
+    int64_t T, H, I;
+    const void *x;       /* [T, H] */
+    const void *w1;      /* [I, H] */
+    const void *w3;      /* [I, H], SF_FFN_SWIGLU only (NULL for gelu) */
+    const void *w2;      /* [H, I] */
+    const void *b1;      /* [I] or NULL */
+    const void *b2;      /* [H] or NULL */
+    const void *b3;      /* [I] or NULL (SF_FFN_SWIGLU) */
+    void *out;           /* [T, H] */
+} sf_ffn_ref_args;
+
+/* Host pointers; double accumulation; the intermediate h is rounded to dtype. On allocation
+ * failure out is filled with NaN so that no comparison passes. */
+void sf_ffn_ref_cpu(const sf_ffn_ref_args *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

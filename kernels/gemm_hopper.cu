@@ -1,0 +1,742 @@
+/* Hopper (sm_90a) GEMM with fused epilogues: C = epi(A·Bᵀ (+ bias)), A [M, K] and B [N, K]
+ * row-major (B is a Linear weight), f16/bf16 in and out, fp32 accumulation.
+ *
+ * Design (a persistent, warp-specialised kernel, one CTA per SM):
+ *   - CTA tile BM×BN×BK = 128×{256|128}×64; 384 threads = 3 warpgroups.
+ *   - Warpgroup 0 is the producer: after setmaxnreg.dec one thread issues TMA loads
+ *     (cp.async.bulk.tensor, 128-byte swizzle) of the A and B tiles into a ring of
+ *     kStages shared-memory stages; each stage has a "full" mbarrier (TMA transaction bytes)
+ *     and an "empty" mbarrier (one arrival from each of the 8 consumer warps).
+ *   - Warpgroups 1 and 2 are consumers (setmaxnreg.inc): each owns 64 rows of the tile and
+ *     issues wgmma.m64nBNk16 from shared-memory descriptors, keeping one wgmma group in flight
+ *     (wait_group 1) so the tensor cores never wait for the issue of the next stage.
+ *   - Tiles are walked persistently (tile = blockIdx.x, += gridDim.x) in groups of kGroupM
+ *     M-blocks so that the CTAs running together share A and B panels in L2; the producer runs
+ *     ahead into the next tile while the consumers run the epilogue of this one.
+ *   - The epilogue works on the accumulator registers: + bias, activation, + residual. By default
+ *     it stages 64×64 output boxes in shared memory (128-byte swizzle) and stores them with TMA,
+ *     overlapping the next tile's main loop (epilogue_store = 2). The direct form (1, always used
+ *     for ADD) stores two adjacent columns (4 bytes) per thread per row. For SWIGLU the B rows are
+ *     interleaved in blocks of 8 (gate, up, gate, up, ...; see ffn.h), so accumulator column
+ *     block 2p holds the gate and 2p+1 the up values of the same 8 output columns in the same
+ *     thread: h = silu(g)·u is formed in registers and only h [M, N/2] is written.
+ *   - Clusters of 2 CTAs along M (cluster_m = 2, the default once M > 128) share each B tile:
+ *     each CTA loads half of it and TMA multicasts it into both (see gemm_epi_kernel).
+ * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include "common.cuh"
+#include "ffn.h"
+
+namespace {
+
+constexpr int BM = 128, BK = 64;     /* BK·2 bytes = 128: one swizzle row per tile row */
+constexpr int kConsumers = 2;        /* consumer warpgroups, 64 rows of the tile each */
+constexpr int kThreads = 128 * (1 + kConsumers);
+constexpr int kGroupM = 16;          /* M-blocks per rasterisation group */
+constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 65536 */
+
+template <int BN, bool TS> struct tile_cfg {
+    static constexpr int kStages = BN == 256 ? 4 : 6; /* 192 KB of stages either way */
+    static constexpr int kABytes = BM * BK * 2;
+    static constexpr int kBBytes = BN * BK * 2;
+    static constexpr int kStageBytes = kABytes + kBBytes;
+    static constexpr int kBoxBytes = 64 * 64 * 2; /* one 64×64 output box for the TMA store */
+    static constexpr int kStaging = TS ? kConsumers * 2 * kBoxBytes : 0; /* two boxes per consumer */
+    /* 1024 for aligning the base (128-byte swizzle works on 1024-byte aligned tiles) */
+    static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + 2 * kStages * 8;
+    static_assert(kSmem <= 227 * 1024, "shared memory over the sm_90 limit");
+};
+
+/* ---- PTX wrappers -------------------------------------------------------------------- */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint32_t bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+/* Returns once the phase of the given parity has completed. */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+                                            int c_inner, int c_outer)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%3, %4}], [%2];" ::"r"(dst),
+                 "l"((uint64_t)map), "r"(bar), "r"(c_inner), "r"(c_outer)
+                 : "memory");
+}
+
+/* The same box, written to the same shared-memory offset of every CTA in cta_mask, each
+ * destination's mbarrier at bar's offset receiving the transaction bytes. */
+__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+                                                      int c_inner, int c_outer, uint16_t cta_mask)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 ".multicast::cluster [%0], [%1, {%3, %4}], [%2], %5;" ::"r"(dst),
+                 "l"((uint64_t)map), "r"(bar), "r"(c_inner), "r"(c_outer), "h"(cta_mask)
+                 : "memory");
+}
+
+__device__ __forceinline__ uint32_t cluster_ctarank()
+{
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+
+/* Arrive on the mbarrier at local address bar, but in the shared memory of CTA `cta`. Default
+ * (.release.cta) semantics, as CUTLASS uses: what it orders, the wgmma reads of the stage, are
+ * already complete (wgmma.wait_group); a .cluster-scope release would cost a MEMBAR.GPU. */
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta)
+{
+    asm volatile("{\n.reg .b32 ra;\n"
+                 "mapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+                 "r"(cta)
+                 : "memory");
+}
+
+/* All threads of the cluster; the unaligned form tolerates a warp whose lanes arrive apart. */
+__device__ __forceinline__ void cluster_sync()
+{
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
+}
+
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v)
+{
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
+}
+
+/* Generic-proxy shared-memory writes made visible to the TMA (async proxy). */
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+__device__ __forceinline__ void named_bar_sync(int id, int threads)
+{
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap *map, uint32_t src, int c_inner, int c_outer)
+{
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"((uint64_t)map),
+                 "r"(src), "r"(c_inner), "r"(c_outer)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+/* at most N committed stores still reading shared memory */
+template <int N> __device__ __forceinline__ void bulk_wait_read()
+{
+    asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+
+/* Keeps the compiler from moving accumulator reads or writes across the asm statements above
+ * (the wgmma writes them asynchronously, behind the compiler's back). */
+template <int N> __device__ __forceinline__ void fence_acc(float (&d)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* Shared-memory matrix descriptor, K-major operand, 128-byte swizzle: 8-row core groups
+ * 1024 bytes apart (stride byte offset), leading byte offset unused for this layout (1).
+ * Stepping K by 16 elements inside the 64-wide tile adds 32 bytes to the start address. */
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr)
+{
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+/* D[64, N] += A[64, 16] · B[N, 16]ᵀ, both operands from shared memory. */
+template <int N, typename T> __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db);
+
+/* The four specialisations below differ only in N and the type name. Each passes every
+ * accumulator as its own "+f" operand (N/2 of them), which is why they are written out in full;
+ * the loop that writes them is in NOTES-ffn.md. */
+template <> __device__ __forceinline__ void wgmma_ss<128, __half>(float (&d)[64], uint64_t da, uint64_t db)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "n"(1));
+}
+
+template <> __device__ __forceinline__ void wgmma_ss<128, __nv_bfloat16>(float (&d)[64], uint64_t da, uint64_t db)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "n"(1));
+}
+
+template <> __device__ __forceinline__ void wgmma_ss<256, __half>(float (&d)[128], uint64_t da, uint64_t db)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+        "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "l"(da), "l"(db), "n"(1));
+}
+
+template <> __device__ __forceinline__ void wgmma_ss<256, __nv_bfloat16>(float (&d)[128], uint64_t da, uint64_t db)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+        "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "l"(da), "l"(db), "n"(1));
+}
+
+/* ---- kernel ---------------------------------------------------------------------------- */
+
+__device__ __forceinline__ void tile_coords(int t, int m_tiles, int n_tiles, int &mb, int &nb)
+{
+    const int per_group = kGroupM * n_tiles;
+    const int group = t / per_group, first_m = group * kGroupM;
+    const int gm = min(m_tiles - first_m, kGroupM);
+    const int r = t - group * per_group;
+    mb = first_m + r % gm;
+    nb = r / gm;
+}
+
+/* Epilogue values of output column block `ob` (8 columns): v[0..1] row r, v[2..3] row r + 8. */
+template <int BN, int EPI, typename T>
+__device__ __forceinline__ void epilogue_block(const float (&acc)[BN / 2], const T *bias, int N, int n0, int quad,
+                                               int ob, float (&v)[4])
+{
+    using tr = sf::dtype_traits<T>;
+    if (EPI == SF_EPI_SWIGLU) {
+        float g[4] = {acc[8 * ob], acc[8 * ob + 1], acc[8 * ob + 2], acc[8 * ob + 3]};
+        float u[4] = {acc[8 * ob + 4], acc[8 * ob + 5], acc[8 * ob + 6], acc[8 * ob + 7]};
+        const int col = n0 + ob * 16 + quad * 2;
+        if (bias && n0 + ob * 16 < N) {
+            float2 bg = tr::unpack2(*reinterpret_cast<const uint32_t *>(bias + col));
+            float2 bu = tr::unpack2(*reinterpret_cast<const uint32_t *>(bias + col + 8));
+            g[0] += bg.x; g[1] += bg.y; g[2] += bg.x; g[3] += bg.y;
+            u[0] += bu.x; u[1] += bu.y; u[2] += bu.x; u[3] += bu.y;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = sf::silu(g[e]) * u[e];
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = acc[4 * ob + e];
+        const int col = n0 + ob * 8 + quad * 2;
+        if (bias && n0 + ob * 8 < N) {
+            float2 b = tr::unpack2(*reinterpret_cast<const uint32_t *>(bias + col));
+            v[0] += b.x; v[1] += b.y; v[2] += b.x; v[3] += b.y;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            if (EPI == SF_EPI_GELU_TANH) v[e] = sf::gelu_tanh(v[e]);
+            if (EPI == SF_EPI_GELU_ERF) v[e] = sf::gelu_erf(v[e]);
+        }
+    }
+}
+
+/* Direct epilogue: each thread stores its two adjacent columns (4 bytes) per row straight from
+ * registers. row0: this thread's first row (the second is row0 + 8); n0: the tile's first B row;
+ * quad: lane % 4, which selects columns 2·quad, 2·quad + 1 of every 8-column block. */
+template <int BN, int EPI, typename T>
+__device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], T *C, const T *R, const T *bias,
+                                         int M, int N, int64_t ldc, int64_t ldr, int row0, int n0,
+                                         int quad)
+{
+    using tr = sf::dtype_traits<T>;
+    constexpr bool swiglu = EPI == SF_EPI_SWIGLU;
+    constexpr int span = swiglu ? 16 : 8; /* B rows behind one 8-column output block */
+    const bool in0 = row0 < M, in1 = row0 + 8 < M;
+    T *c0 = C + (int64_t)row0 * ldc, *c1 = C + (int64_t)(row0 + 8) * ldc;
+    const T *r0 = EPI == SF_EPI_ADD ? R + (int64_t)row0 * ldr : R;
+    const T *r1 = EPI == SF_EPI_ADD ? R + (int64_t)(row0 + 8) * ldr : R;
+    const int out0 = swiglu ? n0 / 2 : n0;
+#pragma unroll
+    for (int ob = 0; ob < BN / span; ob++) {
+        if (n0 + ob * span >= N) break;
+        float v[4];
+        epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, ob, v);
+        const int col = out0 + ob * 8 + quad * 2;
+        if (EPI == SF_EPI_ADD) {
+            /* R may be C: each element is read, then written, by this thread alone */
+            if (in0) {
+                float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(r0 + col));
+                v[0] += r.x; v[1] += r.y;
+            }
+            if (in1) {
+                float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(r1 + col));
+                v[2] += r.x; v[3] += r.y;
+            }
+        }
+        if (in0) *reinterpret_cast<uint32_t *>(c0 + col) = tr::pack2(v[0], v[1]);
+        if (in1) *reinterpret_cast<uint32_t *>(c1 + col) = tr::pack2(v[2], v[3]);
+    }
+}
+
+/* Staged epilogue (TS): the warpgroup's 64-row slab goes out in 64×64 boxes. Each box is written
+ * to shared memory in the TMA's 128-byte swizzle (16-byte chunk index XOR row % 8, so the 8 rows
+ * a warp writes at once fall in different banks), then one thread stores it with
+ * cp.async.bulk.tensor, which clips rows past M and columns past the output width. Two box
+ * buffers alternate, so filling one overlaps the store of the other; the stores also overlap
+ * the next tile's main loop. Replaces 4-byte global stores scattered over 8 rows per warp
+ * instruction. */
+template <int BN, int EPI, typename T>
+__device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], const CUtensorMap *map_c,
+                                                uint32_t bufs, int &box_count, const T *bias, int N, int n0,
+                                                int row0, int wrow, int quad, int tid, int bar_id)
+{
+    using tr = sf::dtype_traits<T>;
+    constexpr int kOutCols = EPI == SF_EPI_SWIGLU ? BN / 2 : BN;
+    const int n_out = EPI == SF_EPI_SWIGLU ? N / 2 : N, out0 = EPI == SF_EPI_SWIGLU ? n0 / 2 : n0;
+    const uint32_t swz = (uint32_t)(wrow & 7); /* rows wrow and wrow + 8 share it */
+#pragma unroll
+    for (int b = 0; b < kOutCols / 64; b++) {
+        if (out0 + b * 64 >= n_out) break;
+        /* alternate across tiles too: a tile may have a single box */
+        const uint32_t buf = bufs + (uint32_t)(box_count++ & 1) * (64 * 64 * 2);
+        if (tid == 0) bulk_wait_read<1>(); /* the store that last used this buffer has read it */
+        named_bar_sync(bar_id, 128);
+#pragma unroll
+        for (int jj = 0; jj < 8; jj++) {
+            float v[4];
+            epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, b * 8 + jj, v);
+            const uint32_t off = (((uint32_t)jj ^ swz) << 4) + quad * 4;
+            st_shared_u32(buf + wrow * 128 + off, tr::pack2(v[0], v[1]));
+            st_shared_u32(buf + (wrow + 8) * 128 + off, tr::pack2(v[2], v[3]));
+        }
+        fence_proxy_async();
+        named_bar_sync(bar_id, 128);
+        if (tid == 0) {
+            tma_store_2d(map_c, buf, out0 + b * 64, row0);
+            bulk_commit();
+        }
+    }
+}
+
+/* CM = CTAs per cluster along M (1 or 2). With CM = 2 the two CTAs of a cluster take M-blocks
+ * 2g and 2g+1 of the same N-block: each loads its own A tile and one half of the shared B tile,
+ * multicast into both CTAs, so each CTA pulls 16 + BN·64 bytes from L2 per k-step instead of
+ * 16 KB + 2·BN·64 (a third less for BN = 256). A stage is then free only when the consumers of
+ * both CTAs are done with it: every consumer warp arrives on the empty barrier of both CTAs. */
+template <int BN, int EPI, typename T, int CM, bool TS>
+__global__ void __launch_bounds__(kThreads, 1)
+gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                const __grid_constant__ CUtensorMap map_c, T *C, const T *R, const T *bias, int M, int N, int K,
+                int64_t ldc, int64_t ldr)
+{
+    using cfg = tile_cfg<BN, TS>;
+    constexpr int S = cfg::kStages;
+    extern __shared__ uint8_t smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + S * cfg::kABytes;
+    const uint32_t staging = base + S * cfg::kStageBytes; /* TS only */
+    const uint32_t full0 = staging + cfg::kStaging, empty0 = full0 + 8 * S;
+
+    const uint32_t rank = CM > 1 ? cluster_ctarank() : 0;
+    const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
+    const int m_groups = (m_tiles + CM - 1) / CM; /* a cluster's unit of work: CM M-blocks × 1 N-block */
+    const int tiles = m_groups * n_tiles, k_tiles = K / BK;
+    const int first = blockIdx.x / CM, step = gridDim.x / CM;
+    const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) {
+            mbar_init(full0 + 8 * s, 1);
+            mbar_init(empty0 + 8 * s, kConsumers * 4 * CM);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    if (CM > 1) cluster_sync(); /* peers' barriers exist before anyone signals them */
+    else __syncthreads();
+
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+        if (tid == 0) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&map_a) : "memory");
+            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&map_b) : "memory");
+            int s = 0;
+            uint32_t phase = 0;
+            for (int t = first; t < tiles; t += step) {
+                int mg, nb;
+                tile_coords(t, m_groups, n_tiles, mg, nb);
+                const int mb = mg * CM + (int)rank; /* past m_tiles: TMA fills zeros, stores masked */
+                for (int kb = 0; kb < k_tiles; kb++) {
+                    mbar_wait(empty0 + 8 * s, phase ^ 1); /* first pass: returns at once */
+                    mbar_expect_tx(full0 + 8 * s, cfg::kStageBytes);
+                    tma_load_2d(sA + s * cfg::kABytes, &map_a, full0 + 8 * s, kb * BK, mb * BM);
+                    if (CM == 1)
+                        tma_load_2d(sB + s * cfg::kBBytes, &map_b, full0 + 8 * s, kb * BK, nb * BN);
+                    else
+                        tma_load_2d_multicast(sB + s * cfg::kBBytes + rank * (cfg::kBBytes / CM), &map_b,
+                                              full0 + 8 * s, kb * BK, nb * BN + (int)rank * (BN / CM),
+                                              (uint16_t)((1u << CM) - 1));
+                    if (++s == S) { s = 0; phase ^= 1; }
+                }
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+        const int c = wg - 1, warp = tid / 32, lane = tid % 32;
+        auto release = [&](int stage) {
+            if (lane != 0) return;
+            if (CM == 1) {
+                mbar_arrive(empty0 + 8 * stage);
+            } else {
+#pragma unroll
+                for (int q = 0; q < CM; q++) mbar_arrive_cluster(empty0 + 8 * stage, (uint32_t)q);
+            }
+        };
+        int s = 0, box_count = 0;
+        uint32_t phase = 0;
+        float acc[BN / 2];
+        for (int t = first; t < tiles; t += step) {
+            int mg, nb;
+            tile_coords(t, m_groups, n_tiles, mg, nb);
+            const int mb = mg * CM + (int)rank;
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
+            fence_acc(acc);
+            int prev = 0;
+            for (int kb = 0; kb < k_tiles; kb++) {
+                mbar_wait(full0 + 8 * s, phase);
+                const uint64_t da = smem_desc(sA + s * cfg::kABytes + c * 64 * BK * 2);
+                const uint64_t db = smem_desc(sB + s * cfg::kBBytes);
+                wgmma_fence();
+#pragma unroll
+                for (int k = 0; k < BK / 16; k++) wgmma_ss<BN, T>(acc, da + 2 * k, db + 2 * k);
+                wgmma_commit();
+                if (kb > 0) { /* the previous stage's wgmma group is done: hand it back */
+                    wgmma_wait<1>();
+                    release(prev);
+                }
+                prev = s;
+                if (++s == S) { s = 0; phase ^= 1; }
+            }
+            wgmma_wait<0>();
+            fence_acc(acc);
+            release(prev);
+            if (TS)
+                epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, bias, N,
+                                            nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c);
+            else
+                epilogue<BN, EPI, T>(acc, C, R, bias, M, N, ldc, ldr, mb * BM + c * 64 + warp * 16 + lane / 4,
+                                     nb * BN, lane % 4);
+        }
+        if (TS && tid == 0) bulk_wait_all();
+    }
+    /* a CTA must not leave while its peer may still multicast into it or arrive on its barriers */
+    if (CM > 1) cluster_sync();
+}
+
+/* ---- host side ------------------------------------------------------------------------- */
+
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder()
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
+    if (!fn) {
+        void *p = nullptr;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
+                cudaSuccess &&
+            q == cudaDriverEntryPointSuccess)
+            fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+    }
+    return fn;
+}
+
+/* rows × cols (cols contiguous, row stride ld elements), boxes of box_rows × BK. */
+bool make_tensor_map(CUtensorMap *map, int dtype, const void *ptr, int64_t rows, int64_t cols, int64_t ld,
+                     int box_rows)
+{
+    PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+    if (!encode) return false;
+    cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
+    cuuint64_t strides[1] = {(cuuint64_t)ld * 2};
+    cuuint32_t box[2] = {(cuuint32_t)BK, (cuuint32_t)box_rows};
+    cuuint32_t elem_strides[2] = {1, 1};
+    CUresult r = encode(map, dtype == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+                        const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    return r == CUDA_SUCCESS;
+}
+
+struct device_info {
+    int sms, cc_major, cc_minor;
+};
+
+int query_device(device_info *info, int *dev_out)
+{
+    static device_info cache[64];
+    static bool known[64];
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return (int)e;
+    if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
+    if (!known[dev]) {
+        device_info d;
+        if ((e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess ||
+            (e = cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
+            (e = cudaDeviceGetAttribute(&d.cc_minor, cudaDevAttrComputeCapabilityMinor, dev)) != cudaSuccess)
+            return (int)e;
+        cache[dev] = d;
+        known[dev] = true;
+    }
+    *info = cache[dev];
+    *dev_out = dev;
+    return 0;
+}
+
+struct launch_params {
+    CUtensorMap map_a, map_b, map_c;
+    void *C;
+    const void *R, *bias;
+    int M, N, K;
+    int64_t ldc, ldr;
+    int sms, dev;
+    cudaStream_t stream;
+};
+
+template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_params &p)
+{
+    using cfg = tile_cfg<BN, TS>;
+    auto kernel = gemm_epi_kernel<BN, EPI, T, CM, TS>;
+    /* per device: dynamic shared memory limit raised, and how many clusters fit at once */
+    static uint64_t configured = 0;
+    static int max_clusters[64];
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CM;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    lc.blockDim = dim3(kThreads);
+    lc.dynamicSmemBytes = cfg::kSmem;
+    lc.stream = p.stream;
+    lc.attrs = attr;
+    lc.numAttrs = CM > 1 ? 1 : 0;
+    if (!(configured >> p.dev & 1)) {
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::kSmem);
+        if (e != cudaSuccess) return (int)e;
+        int n = p.sms / CM;
+        if (CM > 1) {
+            lc.gridDim = dim3(p.sms / CM * CM);
+            if ((e = cudaOccupancyMaxActiveClusters(&n, kernel, &lc)) != cudaSuccess) return (int)e;
+            if (n < 1) return (int)cudaErrorNotSupported;
+        }
+        max_clusters[p.dev] = n;
+        configured |= (uint64_t)1 << p.dev;
+    }
+    const int64_t units = (int64_t)((p.M + BM * CM - 1) / (BM * CM)) * ((p.N + BN - 1) / BN);
+    const int clusters = (int)(units < max_clusters[p.dev] ? units : max_clusters[p.dev]);
+    lc.gridDim = dim3(clusters * CM);
+    cudaError_t e = cudaLaunchKernelEx(&lc, kernel, p.map_a, p.map_b, p.map_c, (T *)p.C, (const T *)p.R,
+                                       (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr);
+    return (int)(e != cudaSuccess ? e : cudaGetLastError());
+}
+
+/* ADD reads a residual per element, so it always stores from registers (TS = false). */
+template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
+{
+    switch (epi) {
+    case SF_EPI_NONE: return launch<BN, SF_EPI_NONE, T, CM, TS>(p);
+    case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, CM, TS>(p);
+    case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, CM, TS>(p);
+    case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, CM, TS>(p);
+    case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, CM, false>(p);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+template <typename T, bool TS> int launch_cm(int bn, int cm, int epi, const launch_params &p)
+{
+    if (cm == 2) return bn == 256 ? launch_epi<256, T, 2, TS>(epi, p) : launch_epi<128, T, 2, TS>(epi, p);
+    return bn == 256 ? launch_epi<256, T, 1, TS>(epi, p) : launch_epi<128, T, 1, TS>(epi, p);
+}
+
+template <typename T> int launch_cfg(int bn, int cm, bool ts, int epi, const launch_params &p)
+{
+    return ts ? launch_cm<T, true>(bn, cm, epi, p) : launch_cm<T, false>(bn, cm, epi, p);
+}
+
+/* Persistent grid: the time is about ceil(tiles / SMs) tiles of BN columns each. A 128-wide
+ * tile runs at roughly 0.9 of the 256-wide one's rate (more B traffic per flop, more epilogue
+ * per flop), so take it only when it fills the machine better. */
+int choose_tile_n(int64_t M, int64_t N, int sms)
+{
+    const int64_t m_tiles = (M + BM - 1) / BM;
+    const int64_t waves256 = (m_tiles * ((N + 255) / 256) + sms - 1) / sms;
+    const int64_t waves128 = (m_tiles * ((N + 127) / 128) + sms - 1) / sms;
+    return (double)waves128 * 128 / 0.9 < (double)waves256 * 256 ? 128 : 256;
+}
+
+/* Whether epilogue_store = 0 means the staged (shared memory + TMA store) epilogue. */
+constexpr bool kStagedByDefault = true;
+
+/* Pairs of CTAs sharing B pay off once there are two M-blocks to pair. */
+int choose_cluster(int64_t M) { return M > BM ? 2 : 1; }
+
+bool aligned(const void *p, uintptr_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+} // namespace
+
+extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
+{
+    if (!a || (a->dtype != 1 && a->dtype != 2) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ADD)
+        return (int)cudaErrorInvalidValue;
+    if (a->M == 0) return (int)cudaSuccess;
+    const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD;
+    const int64_t n_out = swiglu ? a->N / 2 : a->N;
+    const int64_t lda = a->lda ? a->lda : a->K, ldb = a->ldb ? a->ldb : a->K;
+    const int64_t ldc = a->ldc ? a->ldc : n_out, ldr = a->ldr ? a->ldr : a->N;
+    const int64_t lim = (int64_t)1 << 31;
+    if (a->M < 0 || a->M >= lim || a->N <= 0 || a->N >= lim || a->K <= 0 || a->K >= lim || a->N % 64 ||
+        a->K % 64 || lda < a->K || ldb < a->K || ldc < n_out || lda % 8 || ldb % 8 || ldc % 2 ||
+        !a->A || !a->B || !a->C || !aligned(a->A, 16) || !aligned(a->B, 16) || !aligned(a->C, 4) ||
+        (a->bias && !aligned(a->bias, 4)) ||
+        (add && (!a->R || !aligned(a->R, 4) || ldr < a->N || ldr % 2)) ||
+        (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256) || a->cluster_m < 0 || a->cluster_m > 2 ||
+        a->epilogue_store < 0 || a->epilogue_store > 2)
+        return (int)cudaErrorInvalidValue;
+
+    device_info info;
+    launch_params p;
+    int rc = query_device(&info, &p.dev);
+    if (rc) return rc;
+    if (info.cc_major != 9 || info.cc_minor != 0) return (int)cudaErrorNotSupported;
+
+    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, info.sms);
+    const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
+    /* the TMA store needs a 16-byte aligned C with 16-byte rows; ADD always stores directly */
+    const bool ts_ok = !add && aligned(a->C, 16) && ldc % 8 == 0;
+    const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
+    if (!make_tensor_map(&p.map_a, a->dtype, a->A, a->M, a->K, lda, BM) ||
+        !make_tensor_map(&p.map_b, a->dtype, a->B, a->N, a->K, ldb, bn / cm) ||
+        (ts && !make_tensor_map(&p.map_c, a->dtype, a->C, a->M, n_out, ldc, 64)))
+        return (int)cudaErrorInvalidValue;
+    if (!ts) p.map_c = p.map_a; /* unused; any valid map */
+    p.C = a->C;
+    p.R = a->R;
+    p.bias = a->bias;
+    p.M = (int)a->M;
+    p.N = (int)a->N;
+    p.K = (int)a->K;
+    p.ldc = ldc;
+    p.ldr = ldr;
+    p.sms = info.sms;
+    p.stream = (cudaStream_t)stream;
+    return a->dtype == 1 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
+                         : launch_cfg<__nv_bfloat16>(bn, cm, ts, a->epilogue, p);
+}

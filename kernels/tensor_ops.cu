@@ -1,0 +1,133 @@
+// Tensor primitives on the GPU: fill, random fill (the same generator as the CPU backend),
+// conversion between dtypes and strides, and the validation reduction. Utility kernels: they
+// favour generality (any dtype, any strides) over speed, except on the contiguous fast path.
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include "tensor_ops.h"
+#include "../src/rng.h"
+
+namespace {
+
+enum { F32 = 0, F16, BF16, I32, F64 };
+
+__device__ __forceinline__ double load(const void *p, int dt, int64_t i)
+{
+    switch (dt) {
+    case F32: return ((const float *)p)[i];
+    case F16: return __half2float(((const __half *)p)[i]);
+    case BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    case I32: return ((const int32_t *)p)[i];
+    default: return ((const double *)p)[i];
+    }
+}
+
+__device__ __forceinline__ void store(void *p, int dt, int64_t i, double v)
+{
+    switch (dt) {
+    case F32: ((float *)p)[i] = (float)v; break;
+    case F16: ((__half *)p)[i] = __float2half_rn((float)v); break;
+    case BF16: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v); break;
+    case I32: ((int32_t *)p)[i] = isnan(v) ? 0 : (int32_t)llrint(v); break;
+    default: ((double *)p)[i] = v; break;
+    }
+}
+
+__device__ __forceinline__ int64_t offset_of(const sf_layout &l, int64_t i)
+{
+    if (l.contiguous) return i;
+    int64_t off = 0;
+    for (int d = l.ndim - 1; d >= 0; d--) {
+        off += (i % l.shape[d]) * l.stride[d];
+        i /= l.shape[d];
+    }
+    return off;
+}
+
+__global__ void fill_kernel(void *data, int dt, sf_layout l, double value)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < l.numel; i += (int64_t)gridDim.x * blockDim.x)
+        store(data, dt, offset_of(l, i), value);
+}
+
+__global__ void random_kernel(void *data, int dt, sf_layout l, int normal, uint64_t seed, double a, double b)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < l.numel; i += (int64_t)gridDim.x * blockDim.x) {
+        double v = normal ? a + b * sf_rng_gauss(seed, (uint64_t)i) : a + (b - a) * sf_rng_unit(seed, (uint64_t)i, 0);
+        store(data, dt, offset_of(l, i), v);
+    }
+}
+
+__global__ void convert_kernel(void *dst, int ddt, sf_layout dl, const void *src, int sdt, sf_layout sl)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < dl.numel; i += (int64_t)gridDim.x * blockDim.x)
+        store(dst, ddt, offset_of(dl, i), load(src, sdt, offset_of(sl, i)));
+}
+
+__global__ void compare_kernel(const void *out, int odt, sf_layout ol, const void *ref, int rdt, sf_layout rl,
+                               double *partials)
+{
+    double acc[SF_CMP_FIELDS] = {0, 0, 0, 0, 0, 0};
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < ol.numel; i += (int64_t)gridDim.x * blockDim.x) {
+        double o = load(out, odt, offset_of(ol, i)), e = load(ref, rdt, offset_of(rl, i));
+        if (isnan(o)) { acc[SF_CMP_NAN] += 1; continue; }
+        if (isinf(o)) { acc[SF_CMP_INF] += 1; continue; }
+        if (!isfinite(e)) { acc[SF_CMP_REFBAD] += 1; continue; }
+        double d = fabs(o - e);
+        acc[SF_CMP_D2] += d * d;
+        acc[SF_CMP_R2] += e * e;
+        acc[SF_CMP_MAXABS] = fmax(acc[SF_CMP_MAXABS], d);
+    }
+    __shared__ double red[SF_CMP_FIELDS][32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int f = 0; f < SF_CMP_FIELDS; f++) {
+        double v = acc[f];
+        for (int s = 16; s > 0; s >>= 1) {
+            double o = __shfl_down_sync(0xffffffffu, v, s);
+            v = f == SF_CMP_MAXABS ? fmax(v, o) : v + o;
+        }
+        if (lane == 0) red[f][warp] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < SF_CMP_FIELDS) {
+        int f = threadIdx.x;
+        double v = 0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) v = f == SF_CMP_MAXABS ? fmax(v, red[f][w]) : v + red[f][w];
+        partials[blockIdx.x * SF_CMP_FIELDS + f] = v;
+    }
+}
+
+unsigned grid_for(int64_t n)
+{
+    int64_t blocks = (n + 255) / 256;
+    return (unsigned)(blocks < 1 ? 1 : blocks > 65536 ? 65536 : blocks);
+}
+
+} // namespace
+
+extern "C" int sf_fill_cuda(void *data, int dtype, const sf_layout *lay, double value, void *stream)
+{
+    fill_kernel<<<grid_for(lay->numel), 256, 0, (cudaStream_t)stream>>>(data, dtype, *lay, value);
+    return cudaGetLastError();
+}
+
+extern "C" int sf_random_cuda(void *data, int dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
+                              double b, void *stream)
+{
+    random_kernel<<<grid_for(lay->numel), 256, 0, (cudaStream_t)stream>>>(data, dtype, *lay, normal, seed, a, b);
+    return cudaGetLastError();
+}
+
+extern "C" int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *src, int src_dtype,
+                               const sf_layout *sl, void *stream)
+{
+    convert_kernel<<<grid_for(dl->numel), 256, 0, (cudaStream_t)stream>>>(dst, dst_dtype, *dl, src, src_dtype, *sl);
+    return cudaGetLastError();
+}
+
+extern "C" int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
+                               const sf_layout *rl, double *partials, void *stream)
+{
+    compare_kernel<<<SF_CMP_BLOCKS, 256, 0, (cudaStream_t)stream>>>(out, out_dtype, *ol, ref, ref_dtype, *rl, partials);
+    return cudaGetLastError();
+}

@@ -1,0 +1,30 @@
+/* Launchers for the tensor primitives of the CUDA backend (kernels/tensor_ops.cu). Plain C:
+ * returns a cudaError_t as int, 0 on success. */
+#ifndef SF_TENSOR_OPS_H
+#define SF_TENSOR_OPS_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sf_layout {
+    int ndim, contiguous;
+    int64_t numel;
+    int64_t shape[8], stride[8];
+} sf_layout;
+
+/* per-block partial sums written by sf_compare_cuda, summed on the host */
+enum { SF_CMP_D2, SF_CMP_R2, SF_CMP_MAXABS, SF_CMP_NAN, SF_CMP_INF, SF_CMP_REFBAD, SF_CMP_FIELDS };
+#define SF_CMP_BLOCKS 512
+
+int sf_fill_cuda(void *data, int dtype, const sf_layout *lay, double value, void *stream);
+int sf_random_cuda(void *data, int dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
+                   double b, void *stream);
+int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *src, int src_dtype,
+                    const sf_layout *sl, void *stream);
+int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
+                    const sf_layout *rl, double *partials, void *stream);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,157 @@
+-- The timing loop: warmup, event-timed samples, the stopping rule of GUIDE.md §4, clock check.
+local sf = require "sfbench"
+local stats = require "sfbench.stats"
+
+local bench = {}
+
+local KINDS = {
+  string = { "a string", function(v) return type(v) == "string" end },
+  ["function"] = { "a function", function(v) return type(v) == "function" end },
+  boolean = { "a boolean", function(v) return type(v) == "boolean" end },
+  positive = { "a positive number", function(v) return type(v) == "number" and v > 0 end },
+  nonneg = { "a number >= 0", function(v) return type(v) == "number" and v >= 0 end },
+  count0 = { "an integer >= 0", function(v) return math.type(v) == "integer" and v >= 0 end },
+  count1 = { "an integer >= 1", function(v) return math.type(v) == "integer" and v >= 1 end },
+  batch = { "an integer >= 1 or \"auto\"",
+    function(v) return v == "auto" or (math.type(v) == "integer" and v >= 1) end },
+  any = { "anything", function() return true end },
+}
+
+local OPTIONS = {
+  name = "string", fn = "function", setup = "function", flops = "positive", bytes = "positive",
+  warmup = "count0", iters = "count1", min_samples = "count1", max_samples = "count1",
+  batch = "batch", warmup_time = "nonneg", sample_time = "positive", min_time = "nonneg", max_noise = "nonneg", timeout = "positive",
+  cold = "boolean", stream = "any",
+}
+
+local DEFAULTS = {
+  warmup = 1, min_samples = 10, min_time = 0.5, max_noise = 0.005, timeout = 15,
+  max_samples = 10000, cold = false, batch = "auto", warmup_time = 0.05, sample_time = 2e-4,
+}
+
+local MAX_BATCH = 256
+
+-- Checked options merged over the defaults; errors blame the caller of bench.run.
+local function options(opts)
+  if type(opts) ~= "table" then
+    error("bench.run: expected a table of options", 3)
+  end
+  local o = {}
+  for k, v in pairs(DEFAULTS) do
+    o[k] = v
+  end
+  for k, v in pairs(opts) do
+    local kind = OPTIONS[k]
+    if not kind then
+      error(("bench.run: unknown option '%s'"):format(tostring(k)), 3)
+    end
+    if not KINDS[kind][2](v) then
+      error(("bench.run: '%s' must be %s"):format(k, KINDS[kind][1]), 3)
+    end
+    o[k] = v
+  end
+  if o.fn == nil then
+    error("bench.run: 'fn' must be a function", 3)
+  end
+  if o.cold and o.batch == "auto" then o.batch = 1 end
+  if o.cold and o.batch > 1 then
+    error("bench.run: 'cold' flushes L2 once a sample, so it needs batch = 1", 3)
+  end
+  return o
+end
+
+-- Why sampling stops after this sample, or nil to go on.
+local function stop_reason(o, n, total_ms, noise, wall_s)
+  if o.iters then
+    return n >= o.iters and "iters" or nil
+  end
+  if n >= o.min_samples and total_ms >= o.min_time * 1000 and noise < o.max_noise then
+    return "converged"
+  end
+  if wall_s >= o.timeout then
+    return "timeout"
+  end
+  if n >= o.max_samples then
+    return "max_samples"
+  end
+end
+
+-- Calls fn until both `warmup` calls and `warmup_time` seconds have passed (clocks ramp up,
+-- caches and lazy allocations settle); returns the time of one call in ms.
+local function warm_up(o)
+  local fn, setup = o.fn, o.setup
+  if o.warmup == 0 and o.batch ~= "auto" then return 0 end
+  local ev_start, ev_end = sf.event(), sf.event()
+  local start, calls, ms = sf.now(), 0, 0
+  while calls < math.max(o.warmup, 1) or sf.now() - start < o.warmup_time do
+    if setup then setup() end
+    ev_start:record(o.stream)
+    fn()
+    ev_end:record(o.stream)
+    ms = sf.elapsed(ev_start, ev_end)
+    calls = calls + 1
+    if o.warmup == 0 then break end
+  end
+  sf.sync()
+  return ms
+end
+
+-- Hot mode for short kernels: back-to-back calls in one sample, enough of them that a sample
+-- lasts `sample_time` seconds, so event overhead and launch gaps stop dominating.
+local function batch_size(o, call_ms)
+  if o.batch ~= "auto" then return o.batch end
+  if call_ms <= 0 then return 1 end
+  return math.max(1, math.min(MAX_BATCH, math.ceil(o.sample_time * 1e3 / call_ms)))
+end
+
+function bench.run(opts)
+  local o = options(opts)
+  local fn, setup, stream = o.fn, o.setup, o.stream
+  local batch = batch_size(o, warm_up(o))
+  local before = sf.clocks()
+  local ev_start, ev_end = sf.event(), sf.event()
+  local samples, n, mean, m2, total_ms = {}, 0, 0, 0, 0
+  local start = sf.now()
+  local reason
+  repeat
+    if setup then setup() end
+    if o.cold then sf.flush_l2(stream) end
+    ev_start:record(stream)
+    for _ = 1, batch do
+      fn()
+    end
+    ev_end:record(stream)
+    local ms = sf.elapsed(ev_start, ev_end)
+    total_ms = total_ms + ms
+    local x = ms / batch
+    n = n + 1
+    samples[n] = x
+    -- Welford's running variance keeps the stopping check O(1) a sample.
+    local delta = x - mean
+    mean = mean + delta / n
+    m2 = m2 + delta * (x - mean)
+    local std = n > 1 and math.sqrt(m2 / (n - 1)) or 0
+    reason = stop_reason(o, n, total_ms, mean ~= 0 and std / mean or 0, sf.now() - start)
+  until reason
+  local after = sf.clocks()
+  local warnings = {}
+  if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
+    warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
+      :format(after.sm, after.sm_max)
+  end
+  local s = stats.summary(samples)
+  return {
+    name = o.name,
+    samples = samples,
+    stats = s,
+    stop_reason = reason,
+    tflops = o.flops and o.flops / s.median / 1e9,
+    gbs = o.bytes and o.bytes / s.median / 1e6,
+    clocks = { before = before, after = after },
+    warnings = warnings,
+    batch = batch,
+    cold = o.cold,
+  }
+end
+
+return bench

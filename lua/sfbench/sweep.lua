@@ -1,0 +1,158 @@
+-- Parameter sweeps: the points to measure, a progress line, and results saved even on Ctrl-C.
+local sf = require "sfbench"
+local report = require "sfbench.report"
+
+local sweep = {}
+
+local BAR_WIDTH = 20
+
+-- Axis order of the points sweep.product made, so progress labels follow the nesting order.
+local axis_order = setmetatable({}, { __mode = "k" })
+
+function sweep.product(axes, order)
+  if type(axes) ~= "table" then
+    error("sweep.product: 'axes' must be a table of axis name -> list of values", 2)
+  end
+  if order == nil then
+    order = {}
+    for name in pairs(axes) do order[#order + 1] = name end
+    table.sort(order)
+  elseif type(order) ~= "table" then
+    error("sweep.product: 'order' must be a list of axis names", 2)
+  end
+  local listed = {}
+  for _, name in ipairs(order) do
+    if type(axes[name]) ~= "table" then
+      error(("sweep.product: axis '%s' must be a list of values"):format(tostring(name)), 2)
+    end
+    if listed[name] then
+      error(("sweep.product: axis '%s' appears twice in 'order'"):format(tostring(name)), 2)
+    end
+    listed[name] = true
+  end
+  for name in pairs(axes) do
+    if not listed[name] then
+      error(("sweep.product: axis '%s' is missing from 'order'"):format(tostring(name)), 2)
+    end
+  end
+  local points = { {} }
+  for _, name in ipairs(order) do
+    local extended = {}
+    for _, point in ipairs(points) do
+      for _, value in ipairs(axes[name]) do
+        local p = { [name] = value }
+        for k, v in pairs(point) do p[k] = v end
+        extended[#extended + 1] = p
+      end
+    end
+    points = extended
+  end
+  local names = table.move(order, 1, #order, 1, {})
+  for _, p in ipairs(points) do axis_order[p] = names end
+  return points
+end
+
+local function label(point)
+  local names = axis_order[point]
+  if not names then
+    names = {}
+    for k in pairs(point) do names[#names + 1] = tostring(k) end
+    table.sort(names)
+  end
+  local parts = {}
+  for i, k in ipairs(names) do
+    parts[i] = ("%s=%s"):format(k, tostring(point[k]))
+  end
+  return table.concat(parts, " ")
+end
+
+-- Stderr output of one sweep: a redrawn bar on a terminal, a line a point otherwise.
+local function progress_writer()
+  if sf.quiet then
+    local nothing = function() end
+    return { point = nothing, warning = nothing, note = nothing, finish = nothing }
+  end
+  local tty = sf.isatty(2)
+  local err = io.stderr
+  return {
+    point = function(i, n, point)
+      if tty then
+        local filled = BAR_WIDTH * i // n
+        err:write("\r\27[K[", ("#"):rep(filled), ("."):rep(BAR_WIDTH - filled), "] ",
+          ("%d/%d %s"):format(i, n, label(point)))
+      else
+        err:write(("[%d/%d] %s\n"):format(i, n, label(point)))
+      end
+    end,
+    warning = function(name, message)
+      err:write(tty and "\r\27[K" or "", "sfbench: warning: ", name and name .. ": " or "",
+        message, "\n")
+    end,
+    note = function(message)
+      err:write("sfbench: ", message, "\n")
+    end,
+    finish = function()
+      if tty then err:write("\n") end
+    end,
+  }
+end
+
+function sweep.run(opts)
+  if type(opts) ~= "table" then
+    error("sweep.run: expected a table of options", 2)
+  end
+  local name, points, measure = opts.name or sf.script_name, opts.points, opts.measure
+  if type(name) ~= "string" then error("sweep.run: 'name' must be a string", 2) end
+  if type(points) ~= "table" then error("sweep.run: 'points' must be a list of points", 2) end
+  if type(measure) ~= "function" then error("sweep.run: 'measure' must be a function", 2) end
+  local context = report.context(opts.context_extra)
+  local out = progress_writer()
+  local rows, results = {}, {}
+  -- measure(point) returns a row (or nil to skip it) and optionally one bench result or a list.
+  local function keep_results(point, res)
+    for _, r in ipairs(res.samples and { res } or res) do
+      r.point = r.point or point
+      results[#results + 1] = r
+      for _, w in ipairs(r.warnings or {}) do out.warning(r.name, w) end
+    end
+  end
+  local ok, err = pcall(function()
+    for i, point in ipairs(points) do
+      out.point(i, #points, point)
+      local row, res = measure(point)
+      if row ~= nil then
+        if type(row) ~= "table" then
+          error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)
+        end
+        rows[#rows + 1] = row
+      end
+      if res ~= nil then keep_results(point, res) end
+    end
+  end)
+  out.finish()
+  local doc = {
+    scenario = name,
+    context = context,
+    params = opts.params,
+    rows = rows,
+    results = #results > 0 and results or nil,
+    complete = ok,
+    interrupted = false,
+  }
+  if ok then
+    local path = report.save(name, doc)
+    report.print(rows, opts.columns)
+    out.note("results saved to " .. path)
+    return { rows = rows, path = path }
+  end
+  local message = tostring(err)
+  doc.interrupted = message:find("interrupted", 1, true) ~= nil
+  if not doc.interrupted then doc.error = message end
+  -- A failed save must not hide the error that stopped the sweep.
+  local saved, path = pcall(report.save, name, doc)
+  if doc.interrupted then report.print(rows, opts.columns) end
+  out.note((saved and "partial results saved to " or "partial results not saved: ") .. tostring(path))
+  error(err, 0)
+end
+
+return sweep

@@ -1,0 +1,71 @@
+-- Multi-head attention at a Llama-2 shape over sequence lengths: the PyTorch-eager-equivalent
+-- naive impl (materialises the N×N scores) against our flash kernel. Reports ms, TFLOP/s
+-- (4·B·H·N²·D, half when causal), the speedup, and the device memory each impl allocates
+-- beyond its inputs and outputs.
+-- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
+--        [causal=false] [impl=naive,flash] [iters=N]
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local models = require "sfbench.models"
+local bench = require "sfbench.bench"
+local sweep = require "sfbench.sweep"
+
+local gpu = sf.device().backend == "cuda"
+local p = params.get({
+  model = "7b",
+  seq = gpu and { 512, 1024, 2048, 4096, 8192 } or { 64, 128 },
+  batch = 1,
+  dtype = "f16",
+  causal = { false },
+  impl = { "naive", "flash" },
+  iters = 0,                       -- 0: the noise-based stopping rule
+  timeout = gpu and 5 or 1,
+}, { model = models.names(), dtype = { "f16", "bf16" } })
+local cfg = models.get(p.model)
+if not gpu then
+  cfg = models.scaled(cfg, 16)                     -- the CPU backend: fewer heads, same head dim
+  io.stderr:write("attention_sweep: on the CPU backend every impl runs the reference; the timings only exercise the sweep\n")
+end
+for _, n in ipairs(p.seq) do
+  if n > cfg.max_positions * 2 then
+    error(("seq %d is beyond twice %s's %d positions"):format(n, cfg.name, cfg.max_positions), 0)
+  end
+end
+
+local H, Hkv, D = cfg.heads, cfg.kv_heads, cfg.head_dim
+local points = sweep.product({ seq = p.seq, causal = p.causal, impl = p.impl }, { "causal", "seq", "impl" })
+local naive_ms = {}
+
+sweep.run {
+  params = p,
+  points = points,
+  context_extra = { model = cfg },
+  columns = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
+    { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.1f" } },
+  measure = function(pt)
+    local B, N = p.batch, pt.seq
+    local q = sf.randn({ B, N, H, D }, p.dtype)
+    local k = sf.randn({ B, N, Hkv, D }, p.dtype)
+    local v = sf.randn({ B, N, Hkv, D }, p.dtype)
+    local out = sf.tensor({ B, N, H, D }, p.dtype)
+    local args = { q = q, k = k, v = v, out = out, causal = pt.causal, impl = pt.impl }
+    sf.reset_peak()
+    local flops = 4 * B * H * N * N * D * (pt.causal and 0.5 or 1)
+    local r = bench.run {
+      name = ("%s N=%d%s"):format(pt.impl, N, pt.causal and " causal" or ""),
+      fn = function() sf.ops.attention(args) end,
+      flops = flops,
+      iters = p.iters > 0 and p.iters or nil,
+      timeout = p.timeout,
+    }
+    local extra = sf.memory().scratch_peak
+    q:free(); k:free(); v:free(); out:free()
+    local key = ("%d %s"):format(N, pt.causal)
+    if pt.impl == "naive" then naive_ms[key] = r.stats.median end
+    local row = { seq = N, causal = pt.causal, impl = pt.impl, batch = B, heads = H, kv_heads = Hkv, head_dim = D,
+      dtype = p.dtype, ms = r.stats.median, tflops = r.tflops, scratch_mib = extra / 2 ^ 20, noise = r.stats.noise,
+      stop = r.stop_reason }
+    if pt.impl ~= "naive" and naive_ms[key] then row.speedup = naive_ms[key] / r.stats.median end
+    return row, r
+  end,
+}

@@ -1,0 +1,79 @@
+-- The FFN at a Llama-2 shape over token counts: the PyTorch-eager-equivalent unfused path
+-- (separate cuBLASLt GEMMs and activation kernels) against the fused one (the activation in our
+-- Hopper GEMM's epilogue). Reports ms, effective TFLOP/s (2·T·H·I per GEMM), the speedup, the
+-- device memory allocated for intermediates and what the fusion saves.
+-- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16] [act=gelu,swiglu]
+--        [impl=unfused,fused] [iters=N]
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local models = require "sfbench.models"
+local bench = require "sfbench.bench"
+local sweep = require "sfbench.sweep"
+
+local gpu = sf.device().backend == "cuda"
+local p = params.get({
+  model = "7b",
+  tokens = gpu and { 512, 1024, 2048, 4096, 16384 } or { 16, 33 },
+  dtype = "f16",
+  act = { "gelu", "swiglu" },
+  impl = { "unfused", "fused" },
+  iters = 0,                       -- 0: the noise-based stopping rule
+  timeout = gpu and 5 or 1,
+}, { model = models.names(), dtype = { "f16", "bf16" } })
+local cfg = models.get(p.model)
+if not gpu then
+  cfg = models.scaled(cfg, 16)
+  io.stderr:write("ffn_sweep: on the CPU backend every impl runs the reference; the timings only exercise the sweep\n")
+end
+local H, I = cfg.hidden, cfg.intermediate
+
+-- weights once per activation, at the config's shapes (random; nothing is downloaded)
+local weights = {}
+local function weights_for(act)
+  if not weights[act] then
+    local w = { w1 = sf.randn({ I, H }, p.dtype, { std = 0.02 }), w2 = sf.randn({ H, I }, p.dtype, { std = 0.02 }) }
+    if act == "swiglu" then
+      w.w3 = sf.randn({ I, H }, p.dtype, { std = 0.02 })
+      w.w13 = sf.tensor({ 2 * I, H }, p.dtype)
+      sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w.w13 }
+    end
+    weights[act] = w
+  end
+  return weights[act]
+end
+
+local unfused = {}
+sweep.run {
+  params = p,
+  points = sweep.product({ tokens = p.tokens, act = p.act, impl = p.impl }, { "act", "tokens", "impl" }),
+  context_extra = { model = cfg },
+  columns = { "act", "tokens", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
+    { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.1f" },
+    { key = "saved_mib", title = "saved MiB", fmt = "%.1f" } },
+  measure = function(pt)
+    local T, w = pt.tokens, weights_for(pt.act)
+    local x = sf.randn({ T, H }, p.dtype)
+    local out = sf.tensor({ T, H }, p.dtype)
+    local args = { x = x, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w.w13, out = out, act = pt.act, impl = pt.impl }
+    sf.reset_peak()
+    local r = bench.run {
+      name = ("%s %s T=%d"):format(pt.act, pt.impl, T),
+      fn = function() sf.ops.ffn(args) end,
+      flops = 2 * T * H * I * (pt.act == "swiglu" and 3 or 2),
+      iters = p.iters > 0 and p.iters or nil,
+      timeout = p.timeout,
+    }
+    local inter = sf.memory().scratch_peak
+    x:free(); out:free()
+    local key = pt.act .. T
+    local row = { act = pt.act, tokens = T, impl = pt.impl, dtype = p.dtype, hidden = H, intermediate = I,
+      ms = r.stats.median, tflops = r.tflops, intermediate_mib = inter / 2 ^ 20, noise = r.stats.noise, stop = r.stop_reason }
+    if pt.impl == "unfused" then
+      unfused[key] = row
+    elseif unfused[key] then
+      row.speedup = unfused[key].ms / row.ms
+      row.saved_mib = unfused[key].intermediate_mib - row.intermediate_mib
+    end
+    return row, r
+  end,
+}

@@ -1,0 +1,30 @@
+-- Is a short measurement repeatable? A ~5 µs kernel (a device copy of `mib` MiB) measured
+-- `runs` times in a row with the default stopping rule; reports each median and the spread.
+-- Usage: sfbench timing_stability [mib=4] [runs=5] [batch=auto]
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local bench = require "sfbench.bench"
+local report = require "sfbench.report"
+
+local gpu = sf.device().backend == "cuda"
+local p = params.get { mib = gpu and 4 or 1, runs = 5, batch = "auto", timeout = gpu and 15 or 2 }
+local n = p.mib * 2 ^ 20 // 4
+local src, dst = sf.randn({ n }, "f32"), sf.tensor({ n }, "f32")
+
+local rows, medians = {}, {}
+for i = 1, p.runs do
+  local r = bench.run { name = "copy", fn = function() dst:copy(src) end, bytes = 2 * n * 4, batch = p.batch == "auto" and "auto" or math.tointeger(tonumber(p.batch)),
+    timeout = p.timeout }
+  medians[i] = r.stats.median
+  rows[i] = { run = i, median_us = r.stats.median * 1e3, gbs = r.gbs, noise = r.stats.noise, samples = r.stats.n,
+    stop = r.stop_reason }
+end
+local lo, hi, sum = math.huge, -math.huge, 0
+for _, m in ipairs(medians) do lo, hi, sum = math.min(lo, m), math.max(hi, m), sum + m end
+local mean = sum / #medians
+local spread = { max_dev_pct = 100 * math.max(hi - mean, mean - lo) / mean }
+report.print(rows, { "run", { key = "median_us", title = "median µs", fmt = "%.3f" }, { key = "gbs", title = "GB/s", fmt = "%.0f" },
+  { key = "noise", fmt = "%.4f" }, "samples", "stop" })
+if not sf.quiet then print(("largest deviation of a median from their mean: %.2f%%"):format(spread.max_dev_pct)) end
+local path = report.save("timing_stability", { params = p, rows = rows, spread = spread, complete = true })
+if not sf.quiet then print("results: " .. path) end

@@ -1,0 +1,30 @@
+/* One description of a GEMM for both backends, in row-major terms:
+ *   C[b] = act(alpha · op(A[b]) · op(B[b]) + beta · C[b] + bias)
+ * with op(A) m×k, op(B) k×n, C m×n; ld* are row strides (elements), stride_* batch strides
+ * (0 broadcasts one matrix over the batch), bias has n elements (one per column of C). */
+#ifndef SF_GEMM_H
+#define SF_GEMM_H
+#include "sfbench.h"
+
+typedef enum { SF_GEMM_EPI_NONE = 0, SF_GEMM_EPI_RELU, SF_GEMM_EPI_GELU } sf_gemm_epilogue;
+
+typedef struct sf_gemm_desc {
+    int64_t m, n, k, batch;
+    const void *a, *b, *bias;
+    void *c;
+    sf_dtype a_dtype, b_dtype, c_dtype;
+    int trans_a, trans_b;
+    int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
+    double alpha, beta;
+    sf_gemm_epilogue epilogue;
+    int tf32;                     /* allow TF32 tensor cores for f32 inputs */
+    int autotune;                 /* time cuBLASLt's candidates once per shape, keep the fastest */
+} sf_gemm_desc;
+
+int sf_gemm_ref_cpu(const sf_gemm_desc *d);      /* ref_gemm.c: double accumulation; -1 when out of memory */
+#ifdef SF_HAVE_CUDA
+void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream);   /* blas.c: cuBLASLt */
+void *sf_cublas_handle(lua_State *L);                                   /* a cublasHandle_t */
+const char *sf_cublas_version(void);
+#endif
+#endif

@@ -1,0 +1,29 @@
+/* The Lua host: one state with the sfbench module, the standard libraries, lfs and cjson
+ * preloaded, running scripts under a traceback handler. */
+#ifndef SF_HOST_H
+#define SF_HOST_H
+#include <lua.h>
+
+typedef struct sf_host_opts {
+    const char *datadir;          /* where lua/, scenarios/ and kernels/ are */
+    const char *output_dir;
+    int quiet;
+    int nargs;                    /* key=value overrides */
+    char **args;
+    const char *command_line;
+} sf_host_opts;
+
+const char *sf_find_datadir(void);
+lua_State *sf_host_new(const sf_host_opts *o);
+/* runs a chunk (file when is_file, else code); 0 on success, else prints the error and returns
+ * the exit status (1, or 130 after Ctrl-C) */
+int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script_name);
+void sf_host_close(lua_State *L);
+int sf_host_interrupted(void);
+
+int luaopen_sfbench_device(lua_State *L);
+int luaopen_sfbench_ops(lua_State *L);
+int luaopen_sfbench_compare(lua_State *L);
+int luaopen_sfbench_launch(lua_State *L);
+int luaopen_sfbench_timing(lua_State *L);
+#endif

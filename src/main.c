@@ -1,0 +1,133 @@
+/* sfbench: the command line. Options, the device, then the script under the Lua host. */
+#include "config.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "host.h"
+#include "ops.h"
+#include "sfbench.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: sfbench [options] SCRIPT [key=value ...]\n"
+            "       sfbench [options] -e CODE [key=value ...]\n"
+            "Run a Lua benchmark scenario on the GPU (or the CPU backend when there is none).\n\n"
+            "  SCRIPT             a Lua file, or the name of an installed scenario (e.g. attention_sweep)\n"
+            "  key=value          override a scenario parameter; lists are comma-separated (seq=512,1024)\n"
+            "  -e CODE            run CODE instead of a script\n"
+            "  --device DEV       cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu)\n"
+            "  --output DIR       directory for result JSON files (default: results)\n"
+            "  -q, --quiet        print no tables or progress\n"
+            "  --list             list the built-in ops and their arguments\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n\n"
+            "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error, 2 usage error,\n"
+            "130 interrupted (the points measured so far are saved).\n",
+            sf_find_datadir());
+}
+
+static int fail_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sfbench: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see sfbench --help)\n");
+    return 2;
+}
+
+/* a script argument that is not a file may name a scenario */
+static const char *resolve_script(const char *arg, const char *datadir, char *buf, size_t n)
+{
+    if (access(arg, R_OK) == 0) return arg;
+    snprintf(buf, n, "%s/scenarios/%s%s", datadir, arg, strstr(arg, ".lua") ? "" : ".lua");
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+static void script_name(const char *path, char *buf, size_t n)
+{
+    const char *base = strrchr(path, '/');
+    snprintf(buf, n, "%s", base ? base + 1 : path);
+    char *dot = strstr(buf, ".lua");
+    if (dot && dot[4] == 0) *dot = 0;
+}
+
+static char *join_args(int argc, char **argv)
+{
+    size_t len = 1;
+    for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;
+    char *s = malloc(len);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    const char *device = "auto", *code = NULL, *script = NULL;
+    sf_host_opts o = {0};
+    o.output_dir = "results";
+    char **kv = calloc((size_t)argc, sizeof *kv);
+    if (!kv) return 1;
+    int only_args = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_args && a[0] == '-' && a[1]) {
+            if (strcmp(a, "--") == 0) only_args = 1;
+            else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+            else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { printf("sfbench %s\n", PACKAGE_VERSION); return 0; }
+            else if (!strcmp(a, "--list")) { sf_print_op_list(); return 0; }
+            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.quiet = 1;
+            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output")) {
+                if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
+                const char *v = argv[++i];
+                if (!strcmp(a, "-e")) code = v; else if (!strcmp(a, "--device")) device = v; else o.output_dir = v;
+            } else if (!strncmp(a, "--device=", 9)) device = a + 9;
+            else if (!strncmp(a, "--output=", 9)) o.output_dir = a + 9;
+            else return fail_usage("unknown option '%s'", a);
+        } else if (!script && !code && !strchr(a, '=')) {
+            script = a;
+        } else if (strchr(a, '=') && a[0] != '=') {
+            kv[o.nargs++] = argv[i];
+        } else {
+            return fail_usage("expected key=value after the script, got '%s'", a);
+        }
+    }
+    if (!script && !code) {
+        usage(stderr);
+        return 2;
+    }
+    o.datadir = sf_find_datadir();
+    char path[4096], name[4096];
+    if (script) {
+        const char *found = resolve_script(script, o.datadir, path, sizeof path);
+        if (!found) {
+            fprintf(stderr, "sfbench: cannot open script '%s' (no such file, and no scenario of that name in %s/scenarios)\n",
+                    script, o.datadir);
+            return 2;
+        }
+        script = found;
+    }
+    char err[256];
+    if (sf_device_select(device, err, sizeof err) != 0) {
+        fprintf(stderr, "sfbench: %s\n", err);
+        return 2;
+    }
+    o.args = kv;
+    o.command_line = join_args(argc, argv);
+    lua_State *L = sf_host_new(&o);
+    if (!L) {
+        fprintf(stderr, "sfbench: cannot create a Lua state (out of memory)\n");
+        return 1;
+    }
+    script_name(script ? script : "command-line", name, sizeof name);
+    int status = sf_host_run(L, script ? script : code, script != NULL, name);
+    sf_host_close(L);
+    free((void *)o.command_line);
+    free(kv);
+    return status;
+}

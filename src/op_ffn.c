@@ -1,0 +1,216 @@
+/* The ffn op (GELU MLP and Llama's SwiGLU, unfused like PyTorch eager or fused) and
+ * pack_gate_up, which interleaves W1 and W3 for the fused SwiGLU GEMM. */
+#include "config.h"
+#include <string.h>
+#include "ops.h"
+#include "../kernels/ffn.h"
+#ifdef SF_HAVE_CUDA
+#include "cuda_check.h"
+#include "gemm.h"
+#endif
+
+static const sf_arg_spec ffn_args[] = {
+    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]"},
+    {"w1", SF_ARG_TENSOR, 1, NULL, "fc1 / gate weight [I, H]"},
+    {"w2", SF_ARG_TENSOR, 1, NULL, "fc2 / down weight [H, I]"},
+    {"w3", SF_ARG_TENSOR, 0, NULL, "up weight [I, H] (swiglu)"},
+    {"w13", SF_ARG_TENSOR, 0, NULL, "gate and up interleaved [2I, H] from pack_gate_up (swiglu, impl fused)"},
+    {"b1", SF_ARG_TENSOR, 0, NULL, "fc1 bias [I] (gelu)"},
+    {"b2", SF_ARG_TENSOR, 0, NULL, "fc2 bias [H] (gelu)"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written"},
+    {"act", SF_ARG_STRING, 1, NULL, "gelu (fc1 → GELU → fc2) or swiglu ((silu(x·W1ᵀ) ⊙ x·W3ᵀ)·W2ᵀ)"},
+    {"gelu", SF_ARG_STRING, 0, "tanh", "GELU form: tanh or erf"},
+    {"impl", SF_ARG_STRING, 0, "fused", "unfused (separate GEMMs and activation kernels) or fused"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+enum { ACT_GELU, ACT_SWIGLU };
+enum { IMPL_UNFUSED, IMPL_FUSED };
+
+typedef struct ffn_call {
+    sf_op_args *a;
+    sf_tensor *x, *w1, *w2, *w3, *w13, *b1, *b2, *out;
+    int act, gelu_erf, impl;
+    int64_t T, H, I;
+    void *stream;
+} ffn_call;
+
+static void check_matrix(sf_op_args *a, const char *name, const sf_tensor *t, int64_t rows, int64_t cols,
+                         const sf_tensor *like)
+{
+    int64_t shape[2] = {rows, cols};
+    sf_op_check_shape(a, name, t, 2, shape);
+    sf_op_check_dtype(a, name, t, SF_DT(like->dtype));
+    if (!sf_tensor_is_contiguous(t)) sf_op_error(a, "'%s' must be contiguous", name);
+}
+
+static void check_vector(sf_op_args *a, const char *name, const sf_tensor *t, int64_t n, const sf_tensor *like)
+{
+    if (!t) return;
+    sf_op_check_shape(a, name, t, 1, &n);
+    sf_op_check_dtype(a, name, t, SF_DT(like->dtype));
+    if (!sf_tensor_is_contiguous(t)) sf_op_error(a, "'%s' must be contiguous", name);
+}
+
+#ifdef SF_HAVE_CUDA
+/* out[T, N] = x[T, K] · w[N, K]ᵀ (+ bias) through cuBLASLt, with an optional epilogue */
+static void linear(lua_State *L, const void *x, const void *w, const void *bias, void *out, int64_t T, int64_t N,
+                   int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
+{
+    sf_gemm_desc d = {0};
+    d.m = T; d.n = N; d.k = K; d.batch = 1;
+    d.a = x; d.b = w; d.c = out; d.bias = bias;
+    d.a_dtype = d.b_dtype = d.c_dtype = dt;
+    d.trans_b = 1;
+    d.lda = K; d.ldb = K; d.ldc = N;
+    d.alpha = 1.0;
+    d.epilogue = epi;
+    d.autotune = 1;
+    sf_gemm_cuda(L, &d, stream);
+}
+
+static void unfused(ffn_call *c)
+{
+    lua_State *L = c->a->L;
+    sf_dtype dt = c->x->dtype;
+    size_t ti = (size_t)(c->T * c->I) * sf_dtype_size(dt);
+    /* as PyTorch eager: every intermediate is a tensor of its own in device memory */
+    int n_tmp = c->act == ACT_SWIGLU ? 4 : 2;
+    char *tmp = sf_scratch(L, SF_DEV_CUDA, ti * (size_t)n_tmp, "the FFN intermediates");
+    if (c->act == ACT_GELU) {
+        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, tmp, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+        SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
+        linear(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+        return;
+    }
+    char *gate = tmp, *up = tmp + ti, *act = tmp + 2 * ti, *prod = tmp + 3 * ti;
+    linear(L, c->x->data, c->w1->data, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    linear(L, c->x->data, c->w3->data, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    SF_CUDA(L, sf_act_cuda(SF_ACT_SILU, dt, gate, act, c->T * c->I, c->stream));
+    SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
+    linear(L, prod, c->w2->data, NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+}
+
+static void fused(ffn_call *c)
+{
+#ifdef SF_HAVE_HOPPER
+    lua_State *L = c->a->L;
+    sf_dtype dt = c->x->dtype;
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, sf_dev.cuda_index);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, sf_dev.cuda_index);
+    if (major != 9 || minor != 0) sf_op_error(c->a, "impl 'fused' needs a Hopper GPU (cc 9.0), this one is %d.%d", major, minor);
+    if (c->H % 64 || c->I % 64)
+        sf_op_error(c->a, "impl 'fused' needs hidden (%lld) and intermediate (%lld) sizes that are multiples of 64",
+                    (long long)c->H, (long long)c->I);
+    /* the only intermediate: h [T, I], written once by the first GEMM's epilogue */
+    void *h = sf_scratch(L, SF_DEV_CUDA, (size_t)(c->T * c->I) * sf_dtype_size(dt), "the FFN hidden activations");
+    sf_gemm_epi_args g = {0};
+    g.dtype = dt;
+    g.M = c->T;
+    g.K = c->H;
+    g.A = c->x->data;
+    g.C = h;
+    if (c->act == ACT_SWIGLU) {
+        g.epilogue = SF_EPI_SWIGLU;
+        g.N = 2 * c->I;
+        g.B = c->w13->data;
+    } else {
+        g.epilogue = c->gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH;
+        g.N = c->I;
+        g.B = c->w1->data;
+        g.bias = c->b1 ? c->b1->data : NULL;
+    }
+    SF_CUDA(L, sf_gemm_epilogue_cuda(&g, c->stream));
+    linear(L, h, c->w2->data, c->b2 ? c->b2->data : NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+#else
+    sf_op_error(c->a, "impl 'fused' needs sfbench built for sm_90a (configure --with-cuda-arch=sm_90a,...)");
+#endif
+}
+#endif
+
+static void run_ffn(sf_op_args *a)
+{
+    static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", NULL};
+    static const char *const acts[] = {"gelu", "swiglu", NULL}, *const gelus[] = {"tanh", "erf", NULL};
+    static const char *const impls[] = {"unfused", "fused", NULL};
+    ffn_call c = {a, sf_arg_tensor(a, "x"), sf_arg_tensor(a, "w1"), sf_arg_tensor(a, "w2"), sf_arg_tensor(a, "w3"),
+                  sf_arg_tensor(a, "w13"), sf_arg_tensor(a, "b1"), sf_arg_tensor(a, "b2"), sf_arg_tensor(a, "out"),
+                  sf_arg_choice(a, "act", acts, ACT_GELU), sf_arg_choice(a, "gelu", gelus, 0),
+                  sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a)};
+    sf_device_kind dev = sf_op_device(a, tensors);
+    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    sf_op_check_dtype(a, "x", c.x, dtypes);
+    if (c.x->ndim != 2) sf_op_error(a, "'x' must be [T, H], got %d dimensions", c.x->ndim);
+    if (!sf_tensor_is_contiguous(c.x)) sf_op_error(a, "'x' must be contiguous");
+    c.T = c.x->shape[0];
+    c.H = c.x->shape[1];
+    if (c.w1->ndim != 2) sf_op_error(a, "'w1' must be [I, H], got %d dimensions", c.w1->ndim);
+    c.I = c.w1->shape[0];
+    check_matrix(a, "w1", c.w1, c.I, c.H, c.x);
+    check_matrix(a, "w2", c.w2, c.H, c.I, c.x);
+    check_matrix(a, "out", c.out, c.T, c.H, c.x);
+    if (c.act == ACT_SWIGLU) {
+        if (!c.w3) sf_op_error(a, "act 'swiglu' needs 'w3' (the up projection)");
+        check_matrix(a, "w3", c.w3, c.I, c.H, c.x);
+        if (c.b1 || c.b2) sf_op_error(a, "act 'swiglu' (Llama's) has no biases: 'b1' and 'b2' are for act 'gelu'");
+        if (c.impl == IMPL_FUSED && dev == SF_DEV_CUDA) {
+            if (!c.w13) sf_op_error(a, "impl 'fused' needs 'w13', the gate and up weights packed by sf.ops.pack_gate_up");
+            check_matrix(a, "w13", c.w13, 2 * c.I, c.H, c.x);
+        }
+    } else if (c.w3 || c.w13) {
+        sf_op_error(a, "'%s' is for act 'swiglu'", c.w3 ? "w3" : "w13");
+    }
+    check_vector(a, "b1", c.b1, c.I, c.x);
+    check_vector(a, "b2", c.b2, c.H, c.x);
+    if (dev == SF_DEV_CPU) {
+        sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_FFN_SWIGLU : SF_FFN_GELU, c.gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH,
+                             c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
+                             c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data};
+        sf_ffn_ref_cpu(&r);
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    if (c.impl == IMPL_UNFUSED) unfused(&c);
+    else fused(&c);
+#endif
+}
+
+const sf_op sf_op_ffn = {"ffn", "feed-forward network: GELU MLP or SwiGLU; impl unfused (PyTorch-eager "
+                         "equivalent) or fused (activation in the first GEMM's epilogue)", ffn_args, run_ffn};
+
+static const sf_arg_spec pack_args[] = {
+    {"w1", SF_ARG_TENSOR, 1, NULL, "gate weight [I, H]"},
+    {"w3", SF_ARG_TENSOR, 1, NULL, "up weight [I, H]"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "[2I, H]: blocks of 8 gate rows then 8 up rows, written"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+static void run_pack(sf_op_args *a)
+{
+    static const char *const tensors[] = {"w1", "w3", "out", NULL};
+    sf_tensor *w1 = sf_arg_tensor(a, "w1"), *w3 = sf_arg_tensor(a, "w3"), *out = sf_arg_tensor(a, "out");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    if (w1->ndim != 2) sf_op_error(a, "'w1' must be [I, H], got %d dimensions", w1->ndim);
+    int64_t I = w1->shape[0], H = w1->shape[1];
+    if (I % SF_SWIGLU_INTERLEAVE) sf_op_error(a, "the intermediate size (%lld) must be a multiple of %d", (long long)I, SF_SWIGLU_INTERLEAVE);
+    check_matrix(a, "w1", w1, I, H, w1);
+    check_matrix(a, "w3", w3, I, H, w1);
+    check_matrix(a, "out", out, 2 * I, H, w1);
+    if (dev == SF_DEV_CPU) {
+        size_t row = (size_t)H * sf_dtype_size(w1->dtype);
+        for (int64_t r = 0; r < 2 * I; r++) {
+            int64_t block = r / (2 * SF_SWIGLU_INTERLEAVE), k = r % (2 * SF_SWIGLU_INTERLEAVE);
+            const sf_tensor *src = k < SF_SWIGLU_INTERLEAVE ? w1 : w3;
+            int64_t src_row = block * SF_SWIGLU_INTERLEAVE + k % SF_SWIGLU_INTERLEAVE;
+            memcpy((char *)out->data + (size_t)r * row, (const char *)src->data + (size_t)src_row * row, row);
+        }
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    SF_CUDA(a->L, sf_interleave_gate_up_cuda(w1->dtype, w1->data, w3->data, out->data, I, H, sf_arg_stream(a)));
+#endif
+}
+
+const sf_op sf_op_pack_gate_up = {"pack_gate_up", "interleave SwiGLU's gate (W1) and up (W3) weights for ffn impl fused",
+                                  pack_args, run_pack};

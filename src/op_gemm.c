@@ -1,0 +1,98 @@
+/* The gemm op: row-major C = act(alpha·op(A)·op(B) + beta·C + bias), 2-D or batched 3-D. */
+#include "config.h"
+#include "ops.h"
+#include "gemm.h"
+
+static const sf_arg_spec gemm_args[] = {
+    {"a", SF_ARG_TENSOR, 1, NULL, "[m, k] or [batch, m, k] ([k, m] when transa)"},
+    {"b", SF_ARG_TENSOR, 1, NULL, "[k, n] or [batch, k, n] ([n, k] when transb)"},
+    {"c", SF_ARG_TENSOR, 1, NULL, "[m, n] or [batch, m, n], written"},
+    {"transa", SF_ARG_BOOL, 0, "false", "a holds op(A) transposed"},
+    {"transb", SF_ARG_BOOL, 0, "false", "b holds op(B) transposed (a Linear weight [n, k])"},
+    {"alpha", SF_ARG_NUMBER, 0, "1", "scale of the product"},
+    {"beta", SF_ARG_NUMBER, 0, "0", "scale of c added to the product"},
+    {"bias", SF_ARG_TENSOR, 0, NULL, "[n], dtype of c, added to every row"},
+    {"epilogue", SF_ARG_STRING, 0, "none", "none, relu or gelu (tanh form), applied last"},
+    {"tf32", SF_ARG_BOOL, 0, "false", "f32 inputs may use TF32 tensor cores"},
+    {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on (default stream)"},
+    {NULL, 0, 0, NULL, NULL}};
+
+/* rows, cols of the stored matrix, its row stride and batch stride; checks the last dim is dense */
+static void matrix_dims(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *rows, int64_t *cols,
+                        int64_t *ld, int64_t *bstride, int64_t *batch)
+{
+    if (t->ndim != 2 && t->ndim != 3) sf_op_error(a, "'%s' must be 2-D or 3-D, got %d dimensions", name, t->ndim);
+    int r = t->ndim - 2;
+    *rows = t->shape[r];
+    *cols = t->shape[r + 1];
+    if (t->stride[r + 1] != 1 && *cols > 1) sf_op_error(a, "'%s' must have a contiguous last dimension", name);
+    *ld = *rows > 1 ? t->stride[r] : *cols;
+    if (*ld < *cols) sf_op_error(a, "'%s' has a row stride %lld smaller than its %lld columns", name, (long long)*ld, (long long)*cols);
+    *batch = t->ndim == 3 ? t->shape[0] : 1;
+    *bstride = t->ndim == 3 ? t->stride[0] : 0;
+}
+
+static void run_gemm(sf_op_args *a)
+{
+    static const char *const tensors[] = {"a", "b", "c", "bias", NULL};
+    static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
+    sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
+    sf_tensor *bias = sf_arg_tensor(a, "bias");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    const unsigned floats = SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16);
+    sf_op_check_dtype(a, "a", A, floats | SF_DT(SF_F64));
+    sf_op_check_dtype(a, "b", B, floats | SF_DT(SF_F64));
+    sf_op_check_dtype(a, "c", C, floats | SF_DT(SF_F64));
+    if (A->dtype != B->dtype) sf_op_error(a, "'a' is %s but 'b' is %s", sf_dtype_name(A->dtype), sf_dtype_name(B->dtype));
+    if ((A->dtype == SF_F64) != (C->dtype == SF_F64)) sf_op_error(a, "f64 GEMMs need f64 for a, b and c");
+    if (A->dtype == SF_F32 && C->dtype != SF_F32) sf_op_error(a, "f32 inputs need an f32 'c', got %s", sf_dtype_name(C->dtype));
+
+    sf_gemm_desc d = {0};
+    int64_t ar, ac, br, bc, cr, cc, ab, bb, cb;
+    matrix_dims(a, "a", A, &ar, &ac, &d.lda, &d.stride_a, &ab);
+    matrix_dims(a, "b", B, &br, &bc, &d.ldb, &d.stride_b, &bb);
+    matrix_dims(a, "c", C, &cr, &cc, &d.ldc, &d.stride_c, &cb);
+    d.trans_a = sf_arg_bool(a, "transa", 0);
+    d.trans_b = sf_arg_bool(a, "transb", 0);
+    d.m = d.trans_a ? ac : ar;
+    d.k = d.trans_a ? ar : ac;
+    d.n = d.trans_b ? br : bc;
+    int64_t kb = d.trans_b ? bc : br;
+    if (kb != d.k)
+        sf_op_error(a, "inner dimensions differ: op(a) is %lld×%lld, op(b) is %lld×%lld", (long long)d.m, (long long)d.k,
+                    (long long)kb, (long long)d.n);
+    if (cr != d.m || cc != d.n)
+        sf_op_error(a, "'c' is %lld×%lld but op(a)·op(b) is %lld×%lld", (long long)cr, (long long)cc, (long long)d.m, (long long)d.n);
+    d.batch = cb;
+    if ((ab != 1 && ab != cb) || (bb != 1 && bb != cb) || (cb == 1 && (ab != 1 || bb != 1)))
+        sf_op_error(a, "batch sizes differ: a %lld, b %lld, c %lld (a 2-D a or b is broadcast)", (long long)ab, (long long)bb, (long long)cb);
+    if (C->ndim == 3 && cb > 1 && d.stride_c < d.m * d.ldc) sf_op_error(a, "'c' batches overlap");
+    if (bias) {
+        sf_op_check_dtype(a, "bias", bias, SF_DT(C->dtype));
+        int64_t want[1] = {d.n};
+        sf_op_check_shape(a, "bias", bias, 1, want);
+        if (!sf_tensor_is_contiguous(bias)) sf_op_error(a, "'bias' must be contiguous");
+    }
+    d.a = A->data; d.b = B->data; d.c = C->data;
+    d.a_dtype = A->dtype; d.b_dtype = B->dtype; d.c_dtype = C->dtype;
+    d.bias = bias ? bias->data : NULL;
+    d.alpha = sf_arg_number(a, "alpha", 1.0);
+    d.beta = sf_arg_number(a, "beta", 0.0);
+    d.epilogue = (sf_gemm_epilogue)sf_arg_choice(a, "epilogue", epilogues, SF_GEMM_EPI_NONE);
+    d.tf32 = sf_arg_bool(a, "tf32", 0);
+    d.autotune = sf_arg_bool(a, "autotune", 1);
+    void *stream = sf_arg_stream(a);
+    if (dev == SF_DEV_CPU) {
+        if (sf_gemm_ref_cpu(&d) != 0) sf_op_error(a, "out of host memory for the reference's operands");
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    sf_gemm_cuda(a->L, &d, stream);
+#else
+    (void)stream;
+#endif
+}
+
+const sf_op sf_op_gemm = {"gemm", "matrix product through cuBLASLt (CPU: the double-accumulation reference)",
+                          gemm_args, run_gemm};

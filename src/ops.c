@@ -1,0 +1,276 @@
+/* The op registry and the named-argument checks every op call goes through. */
+#include "config.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "ops.h"
+#include "timing.h"
+
+const char *sf_current_op = "sfbench";
+
+static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_ffn, &sf_op_pack_gate_up, NULL};
+
+const sf_op *const *sf_op_registry(void) { return registry; }
+
+static const char *const type_names[] = {"tensor", "boolean", "number", "integer", "string", "stream"};
+
+void sf_op_error(sf_op_args *a, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    luaL_error(a->L, "%s: %s", a->op->name, msg);
+    abort(); /* not reached: luaL_error does not return */
+}
+
+static int arg_index(sf_op_args *a, const char *name)
+{
+    for (int i = 0; a->op->args[i].name; i++)
+        if (strcmp(a->op->args[i].name, name) == 0) return i;
+    sf_op_error(a, "internal: no argument '%s' declared", name);
+    return -1;
+}
+
+sf_tensor *sf_arg_tensor(sf_op_args *a, const char *name)
+{
+    int i = arg_index(a, name);
+    return a->present[i] ? a->v[i].t : NULL;
+}
+
+int sf_arg_bool(sf_op_args *a, const char *name, int dflt)
+{
+    int i = arg_index(a, name);
+    return a->present[i] ? a->v[i].b : dflt;
+}
+
+double sf_arg_number(sf_op_args *a, const char *name, double dflt)
+{
+    int i = arg_index(a, name);
+    return a->present[i] ? a->v[i].n : dflt;
+}
+
+lua_Integer sf_arg_integer(sf_op_args *a, const char *name, lua_Integer dflt)
+{
+    int i = arg_index(a, name);
+    return a->present[i] ? a->v[i].i : dflt;
+}
+
+const char *sf_arg_string(sf_op_args *a, const char *name, const char *dflt)
+{
+    int i = arg_index(a, name);
+    return a->present[i] ? a->v[i].s : dflt;
+}
+
+int sf_arg_choice(sf_op_args *a, const char *name, const char *const *choices, int dflt)
+{
+    const char *s = sf_arg_string(a, name, NULL);
+    if (!s) return dflt;
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(s, choices[i]) == 0) return i;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", choices[i]);
+    }
+    sf_op_error(a, "unknown %s '%s' (expected one of: %s)", name, s, list);
+}
+
+void *sf_arg_stream(sf_op_args *a)
+{
+    int i = arg_index(a, "stream");
+    return a->present[i] ? a->v[i].stream : NULL;
+}
+
+sf_device_kind sf_op_device(sf_op_args *a, const char *const *names)
+{
+    const sf_tensor *first = NULL;
+    const char *first_name = NULL;
+    for (int i = 0; names[i]; i++) {
+        const sf_tensor *t = sf_arg_tensor(a, names[i]);
+        if (!t) continue;
+        if (!first) {
+            first = t;
+            first_name = names[i];
+        } else if (t->device != first->device) {
+            sf_op_error(a, "'%s' is on %s but '%s' is on %s: all tensors of an op live on one device", names[i],
+                        t->device == SF_DEV_CUDA ? "cuda" : "cpu", first_name,
+                        first->device == SF_DEV_CUDA ? "cuda" : "cpu");
+        }
+    }
+    return first ? first->device : sf_dev.kind;
+}
+
+void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsigned mask)
+{
+    if (mask & SF_DT(t->dtype)) return;
+    char list[64] = "";
+    for (int d = 0; d < SF_DTYPE_COUNT; d++)
+        if (mask & SF_DT(d)) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", sf_dtype_name((sf_dtype)d));
+    sf_op_error(a, "'%s' has dtype %s (expected %s)", name, sf_dtype_name(t->dtype), list);
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && used < n; d++)
+        used += (size_t)snprintf(buf + used, n - used, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (used < n) snprintf(buf + used, n - used, "]");
+}
+
+void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int ndim, const int64_t *shape)
+{
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    if (ok) return;
+    char want[128], got[128];
+    shape_str(want, sizeof want, ndim, shape);
+    shape_str(got, sizeof got, t->ndim, t->shape);
+    sf_op_error(a, "'%s' has shape %s (expected %s)", name, got, want);
+}
+
+static void parse_value(sf_op_args *a, int i, int idx)
+{
+    lua_State *L = a->L;
+    const sf_arg_spec *s = &a->op->args[i];
+    const char *given = luaL_typename(L, idx);      /* before any conversion below */
+    int ok = 1;
+    switch (s->type) {
+    case SF_ARG_TENSOR: ok = luaL_testudata(L, idx, SF_TENSOR_MT) != NULL; if (ok) a->v[i].t = sf_check_tensor(L, idx); break;
+    case SF_ARG_BOOL: ok = lua_isboolean(L, idx); a->v[i].b = lua_toboolean(L, idx); break;
+    case SF_ARG_NUMBER: ok = lua_type(L, idx) == LUA_TNUMBER; a->v[i].n = lua_tonumber(L, idx); break;
+    case SF_ARG_INTEGER: a->v[i].i = lua_tointegerx(L, idx, &ok); break;
+    case SF_ARG_STRING: ok = lua_type(L, idx) == LUA_TSTRING; a->v[i].s = ok ? lua_tostring(L, idx) : NULL; break;
+    case SF_ARG_STREAM: a->v[i].stream = sf_opt_stream(L, idx); break;
+    }
+    if (!ok)
+        sf_op_error(a, "argument '%s' must be a %s, got %s", s->name, type_names[s->type], given);
+    a->present[i] = 1;
+}
+
+static void accepted_list(const sf_op *op, char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (int i = 0; op->args[i].name; i++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "", op->args[i].name);
+}
+
+/* op{...}: upvalue 1 is the op */
+static int call_op(lua_State *L)
+{
+    sf_op_args a;
+    a.L = L;
+    a.op = (const sf_op *)lua_touserdata(L, lua_upvalueindex(1));
+    memset(a.present, 0, sizeof a.present);
+    if (!lua_istable(L, 1)) sf_op_error(&a, "expects a table of named arguments, e.g. sf.ops.%s{...}", a.op->name);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING) sf_op_error(&a, "arguments are named: got a %s key", luaL_typename(L, -2));
+        const char *key = lua_tostring(L, -2);
+        int i = 0;
+        while (a.op->args[i].name && strcmp(a.op->args[i].name, key) != 0) i++;
+        if (!a.op->args[i].name) {
+            char list[512];
+            accepted_list(a.op, list, sizeof list);
+            sf_op_error(&a, "unknown argument '%s' (accepted: %s)", key, list);
+        }
+        parse_value(&a, i, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    for (int i = 0; a.op->args[i].name; i++)
+        if (a.op->args[i].required && !a.present[i]) sf_op_error(&a, "missing argument '%s'", a.op->args[i].name);
+    int top = lua_gettop(L);
+    sf_current_op = a.op->name;
+    a.op->run(&a);
+    sf_current_op = "sfbench";
+    return lua_gettop(L) - top;
+}
+
+static const sf_op *find_op(const char *name)
+{
+    for (int i = 0; registry[i]; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+/* sf.op(name, {args}) */
+static int l_op(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const sf_op *op = find_op(name);
+    if (!op) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (int i = 0; registry[i]; i++) {
+            if (i) luaL_addstring(&b, ", ");
+            luaL_addstring(&b, registry[i]->name);
+        }
+        luaL_pushresult(&b);
+        return luaL_error(L, "unknown op '%s' (known: %s)", name, lua_tostring(L, -1));
+    }
+    lua_remove(L, 1);
+    lua_pushlightuserdata(L, (void *)op);
+    lua_pushcclosure(L, call_op, 1);
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* sf.op_list() -> { {name=, doc=, args={ {name=, type=, required=, default=, doc=}, ...}}, ...} */
+static int l_op_list(lua_State *L)
+{
+    lua_newtable(L);
+    for (int i = 0; registry[i]; i++) {
+        const sf_op *op = registry[i];
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, op->name); lua_setfield(L, -2, "name");
+        lua_pushstring(L, op->doc); lua_setfield(L, -2, "doc");
+        lua_newtable(L);
+        for (int j = 0; op->args[j].name; j++) {
+            const sf_arg_spec *s = &op->args[j];
+            lua_createtable(L, 0, 5);
+            lua_pushstring(L, s->name); lua_setfield(L, -2, "name");
+            lua_pushstring(L, type_names[s->type]); lua_setfield(L, -2, "type");
+            lua_pushboolean(L, s->required); lua_setfield(L, -2, "required");
+            if (s->dflt) { lua_pushstring(L, s->dflt); lua_setfield(L, -2, "default"); }
+            lua_pushstring(L, s->doc); lua_setfield(L, -2, "doc");
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "args");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+void sf_print_op_list(void)
+{
+    for (int i = 0; registry[i]; i++) {
+        const sf_op *op = registry[i];
+        printf("%s — %s\n", op->name, op->doc);
+        for (int j = 0; op->args[j].name; j++) {
+            const sf_arg_spec *s = &op->args[j];
+            char extra[64] = "";
+            if (s->required) snprintf(extra, sizeof extra, ", required");
+            else if (s->dflt) snprintf(extra, sizeof extra, ", default %s", s->dflt);
+            printf("    %-10s %s%s — %s\n", s->name, type_names[s->type], extra, s->doc);
+        }
+        printf("\n");
+    }
+}
+
+int luaopen_sfbench_ops(lua_State *L)
+{
+    lua_newtable(L);
+    for (int i = 0; registry[i]; i++) {
+        lua_pushlightuserdata(L, (void *)registry[i]);
+        lua_pushcclosure(L, call_op, 1);
+        lua_setfield(L, -2, registry[i]->name);
+    }
+    lua_setfield(L, -2, "ops");
+    lua_pushcfunction(L, l_op);
+    lua_setfield(L, -2, "op");
+    lua_pushcfunction(L, l_op_list);
+    lua_setfield(L, -2, "op_list");
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* Built-in ops: each op declares its named arguments once; the registry checks a call's table
+ * against that declaration (unknown names, missing ones, wrong types) before the op runs, and
+ * the same declaration prints `sfbench --list`. */
+#ifndef SF_OPS_H
+#define SF_OPS_H
+#include "sfbench.h"
+
+typedef enum { SF_ARG_TENSOR, SF_ARG_BOOL, SF_ARG_NUMBER, SF_ARG_INTEGER, SF_ARG_STRING, SF_ARG_STREAM } sf_arg_type;
+
+typedef struct sf_arg_spec {
+    const char *name;
+    sf_arg_type type;
+    int required;
+    const char *dflt;      /* shown by --list; NULL when none */
+    const char *doc;
+} sf_arg_spec;
+
+#define SF_MAX_OP_ARGS 24
+typedef struct sf_op_args {
+    lua_State *L;
+    const struct sf_op *op;
+    int present[SF_MAX_OP_ARGS];
+    union { sf_tensor *t; int b; double n; lua_Integer i; const char *s; void *stream; } v[SF_MAX_OP_ARGS];
+} sf_op_args;
+
+typedef struct sf_op {
+    const char *name;
+    const char *doc;
+    const sf_arg_spec *args;           /* terminated by {NULL} */
+    void (*run)(sf_op_args *a);        /* raises on error; may push results and return their count in a->L */
+} sf_op;
+
+/* typed access by name (the spec is short: a linear search costs nothing next to a launch) */
+sf_tensor *sf_arg_tensor(sf_op_args *a, const char *name);   /* NULL when absent and optional */
+int sf_arg_bool(sf_op_args *a, const char *name, int dflt);
+double sf_arg_number(sf_op_args *a, const char *name, double dflt);
+lua_Integer sf_arg_integer(sf_op_args *a, const char *name, lua_Integer dflt);
+const char *sf_arg_string(sf_op_args *a, const char *name, const char *dflt);
+int sf_arg_choice(sf_op_args *a, const char *name, const char *const *choices, int dflt); /* index */
+void *sf_arg_stream(sf_op_args *a);
+_Noreturn void sf_op_error(sf_op_args *a, const char *fmt, ...);
+
+/* checks shared by ops: one device for all tensors, dtypes and shapes as the op needs */
+sf_device_kind sf_op_device(sf_op_args *a, const char *const *names);
+void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsigned dtype_mask);
+void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int ndim, const int64_t *shape);
+#define SF_DT(x) (1u << (x))
+
+const sf_op *const *sf_op_registry(void);   /* NULL-terminated */
+int luaopen_sfbench_ops(lua_State *L);      /* sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
+void sf_print_op_list(void);
+
+extern const sf_op sf_op_gemm;
+extern const sf_op sf_op_attention;
+extern const sf_op sf_op_ffn;
+extern const sf_op sf_op_pack_gate_up;
+#endif

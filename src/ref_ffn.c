@@ -1,0 +1,83 @@
+/* CPU reference of the FFN op: y = act(x·W1ᵀ + b1 [, x·W3ᵀ + b3])·W2ᵀ + b2, double accumulation.
+ * Inputs are widened once to double, so the inner loops are plain contiguous dot products. */
+#include "config.h"
+#include <math.h>
+#include <stdlib.h>
+
+#include "sfbench.h"
+#include "../kernels/ffn.h"
+
+static double *widen(const void *src, sf_dtype t, int64_t n)
+{
+    double *dst = malloc((size_t)n * sizeof *dst);
+    if (!dst) return NULL;
+    for (int64_t i = 0; i < n; i++) dst[i] = sf_load_as_double(src, t, i);
+    return dst;
+}
+
+/* Four partial sums: independent chains the compiler can pipeline. */
+static double dot(const double *a, const double *b, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double bias_at(const void *b, sf_dtype t, int64_t i) { return b ? sf_load_as_double(b, t, i) : 0.0; }
+
+static double round_to(sf_dtype t, double v)
+{
+    double tmp = 0; /* room for any element type */
+    sf_store_from_double(&tmp, t, 0, v);
+    return sf_load_as_double(&tmp, t, 0);
+}
+
+static double activation(const sf_ffn_ref_args *a, double g, double u)
+{
+    if (a->act == SF_FFN_SWIGLU) return g / (1.0 + exp(-g)) * u;
+    if (a->gelu == SF_ACT_GELU_ERF) return 0.5 * g * (1.0 + erf(g * 0.7071067811865476));
+    return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+}
+
+void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
+{
+    const sf_dtype t = (sf_dtype)a->dtype;
+    const int64_t T = a->T, H = a->H, I = a->I;
+    const int swiglu = a->act == SF_FFN_SWIGLU;
+    double *x = widen(a->x, t, T * H), *w1 = widen(a->w1, t, I * H), *w2 = widen(a->w2, t, H * I);
+    double *w3 = swiglu ? widen(a->w3, t, I * H) : NULL;
+    double *h = malloc((size_t)(T * I) * sizeof *h);
+    if (!x || !w1 || !w2 || (swiglu && !w3) || !h) {
+        for (int64_t i = 0; i < T * H; i++) sf_store_from_double(a->out, t, i, NAN);
+        goto done;
+    }
+
+    /* h is rounded to the input dtype, as the GPU writes it (fused: once, from the fp32
+     * activation of the fp32 accumulators), so the second GEMM sees the same kind of input. */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < T; r++)
+        for (int64_t i = 0; i < I; i++) {
+            double g = dot(x + r * H, w1 + i * H, H) + bias_at(a->b1, t, i);
+            double u = swiglu ? dot(x + r * H, w3 + i * H, H) + bias_at(a->b3, t, i) : 0.0;
+            h[r * I + i] = round_to(t, activation(a, g, u));
+        }
+
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < T; r++)
+        for (int64_t j = 0; j < H; j++)
+            sf_store_from_double(a->out, t, r * H + j, dot(h + r * I, w2 + j * I, I) + bias_at(a->b2, t, j));
+
+done:
+    free(x);
+    free(w1);
+    free(w2);
+    free(w3);
+    free(h);
+}

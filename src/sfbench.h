@@ -1,0 +1,82 @@
+/* sfbench core types: dtypes, tensors, devices, and the checks every binding shares. */
+#ifndef SFBENCH_H
+#define SFBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+#define SF_MAX_DIMS 8
+
+typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_DTYPE_COUNT } sf_dtype;
+typedef enum { SF_DEV_CPU = 0, SF_DEV_CUDA = 1 } sf_device_kind;
+
+typedef struct sf_tensor {
+    void *data;                   /* first element: host pointer (cpu) or device pointer (cuda) */
+    void *alloc;                  /* what was allocated; NULL for a view or a freed tensor */
+    size_t alloc_bytes;
+    sf_dtype dtype;
+    sf_device_kind device;
+    int ndim;
+    int64_t shape[SF_MAX_DIMS];
+    int64_t stride[SF_MAX_DIMS]; /* in elements */
+    int64_t numel;
+    int base_ref;                 /* registry ref keeping a view's base alive, or LUA_NOREF */
+    int views;                    /* live views of this tensor (a base cannot be freed under them) */
+    struct sf_tensor *base;       /* the tensor a view looks into, or NULL */
+} sf_tensor;
+
+/* ops.c: the op being run, named in error messages */
+extern const char *sf_current_op;
+
+/* memory.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */
+_Noreturn void sf_error(lua_State *L, const char *fmt, ...);
+
+/* dtype.c */
+size_t sf_dtype_size(sf_dtype t);
+const char *sf_dtype_name(sf_dtype t);
+int sf_dtype_from_name(const char *name, sf_dtype *out); /* 0 on success */
+float sf_half_to_float(uint16_t h);
+uint16_t sf_float_to_half(float f);
+float sf_bf16_to_float(uint16_t h);
+uint16_t sf_float_to_bf16(float f);
+double sf_load_as_double(const void *base, sf_dtype t, int64_t index);
+void sf_store_from_double(void *base, sf_dtype t, int64_t index, double v);
+
+
+/* tensor.c */
+#define SF_TENSOR_MT "sfbench.tensor"
+sf_tensor *sf_check_tensor(lua_State *L, int idx);          /* raises if not a live tensor */
+sf_tensor *sf_opt_tensor(lua_State *L, int idx);            /* NULL when nil */
+sf_tensor *sf_push_tensor(lua_State *L, sf_device_kind dev, sf_dtype dt, int ndim,
+                          const int64_t *shape);             /* allocates; raises on OOM */
+sf_tensor *sf_push_like(lua_State *L, const sf_tensor *t, sf_device_kind dev, sf_dtype dt); /* contiguous */
+sf_dtype sf_check_dtype(lua_State *L, int idx, sf_dtype dflt);
+void sf_copy_tensor(lua_State *L, sf_tensor *dst, const sf_tensor *src, void *stream);
+void sf_release_tensor(lua_State *L, sf_tensor *t);   /* frees now; the userdata stays, closed */
+uint64_t sf_next_seed(void);
+int sf_tensor_is_contiguous(const sf_tensor *t);
+size_t sf_tensor_nbytes(const sf_tensor *t);
+int luaopen_sfbench_tensor(lua_State *L);                   /* adds functions to table on top */
+
+/* device.c: the default device and device selection */
+typedef struct sf_device_state {
+    sf_device_kind kind;
+    int cuda_index;
+    int cuda_available;
+} sf_device_state;
+extern sf_device_state sf_dev;
+int sf_device_select(const char *spec, char *err, size_t errlen); /* "cpu", "cuda", "cuda:N", "auto" */
+sf_device_kind sf_check_device_name(lua_State *L, int idx, sf_device_kind dflt);
+
+/* memory.c: allocation through one accounting point per device */
+typedef struct sf_mem_stats {
+    size_t in_use, peak, scratch_capacity, scratch_peak;
+} sf_mem_stats;
+extern sf_mem_stats sf_mem[2];
+void *sf_alloc(lua_State *L, sf_device_kind dev, size_t bytes, const char *what);
+void sf_free(sf_device_kind dev, void *p, size_t bytes);
+void *sf_scratch(lua_State *L, sf_device_kind dev, size_t bytes, const char *what);
+void sf_scratch_release_all(void);
+
+#endif

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Every scenario in scenarios/ runs on the CPU backend with its defaults (the small CPU shapes),
+# exits 0 and writes one JSON result that parses and says it is complete. A scenario that
+# accepts `timeout` gets timeout=0.2 to keep the run short; the accepted parameters are read
+# from the scenario itself (its answer to an unknown key), so new scenarios need no edit here.
+. "$SF_SRCDIR/tests/cli/lib.sh"
+
+found=0
+for script in "$SF_SRCDIR"/scenarios/*.lua; do
+    [ -f "$script" ] || continue
+    found=$((found + 1))
+    name=$(basename "$script" .lua)
+    out=$SCRATCH/$name
+
+    # which parameters does it accept? (params.get lists them when given an unknown one)
+    "$SFBENCH" --device cpu --quiet --output "$SCRATCH/probe-$name" "$script" sfbench_probe_key=1 \
+        </dev/null >/dev/null 2>"$SCRATCH/probe.err"
+    accepted=$(sed -n "s/.*unknown parameter 'sfbench_probe_key' (accepted: \([^)]*\)).*/\1/p" "$SCRATCH/probe.err" | head -n 1)
+    overrides=
+    case ", $accepted," in
+    *", timeout,"*) overrides="timeout=0.2" ;;
+    esac
+
+    # shellcheck disable=SC2086  # $overrides is empty or one word
+    run "$SFBENCH" --device cpu --output "$out" "$script" $overrides
+    expect_rc 0 "$name ${overrides:-(defaults)}"
+    expect_files "$out" "*.json" 1 "$name"
+    expect_no_tmp "$out" "$name"
+    json=$(files_in "$out" "*.json" | head -n 1)
+    if [ -n "$json" ]; then
+        case $(basename "$json") in
+        "$name"-*.json) pass "$name: file named after the scenario" ;;
+        *) fail "$name: result file $(basename "$json")" ;;
+        esac
+        check_json "$json" "$name: JSON parses and is complete" "
+check(type(doc) == 'table', 'not an object')
+check(doc.scenario == '$name', 'scenario is ' .. tostring(doc.scenario))
+check(doc.complete == true, 'complete is ' .. tostring(doc.complete))
+check(doc.interrupted ~= true, 'interrupted')
+check(doc.error == nil, 'error: ' .. tostring(doc.error))
+check(type(doc.context) == 'table' and type(doc.context.device) == 'table'
+  and doc.context.device.backend == 'cpu', 'context.device.backend')
+check(type(doc.rows) == 'table' and #doc.rows >= 1, 'no rows')
+"
+    fi
+done
+if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
+
+finish

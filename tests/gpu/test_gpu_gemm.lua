@@ -1,0 +1,227 @@
+-- The gemm op on the CUDA backend (cuBLASLt) against the CPU reference in f64: dtypes,
+-- transposes, batches (with a broadcast operand), alpha/beta, bias and epilogues, leading
+-- dimensions wider than the matrix, outputs poisoned with NaN before each call. Bounds are
+-- GUIDE.md §5's relative L2 errors (f32 with tf32 = false). Run with --device cuda.
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local sf = require "sfbench"
+
+local BOUND = { f32 = 1e-5, f16 = 2e-3, bf16 = 1.6e-2, f64 = 1e-12 }
+local CPU = { device = "cpu" }
+
+local function error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error, the call succeeded")
+  return tostring(err)
+end
+
+local function contains(msg, ...)
+  for _, part in ipairs({ ... }) do
+    if not msg:find(part, 1, true) then
+      lu.fail(("error message %q does not mention %q"):format(msg, part))
+    end
+  end
+end
+
+local seed = 1000
+local function next_seed()
+  seed = seed + 1
+  return seed
+end
+
+local function randn(shape, dtype, std)
+  return sf.randn(shape, dtype, { seed = next_seed(), std = std or 1 })
+end
+
+local function cpu64(t)
+  return t:to("cpu", "f64")
+end
+
+-- Runs gemm{args} on the GPU and the same product on the CPU in f64, then checks the output.
+-- c keeps its contents when beta ~= 0; otherwise it is poisoned with NaN first.
+local function check_gemm(args, what, bound)
+  local ref_args = {}
+  for k, v in pairs(args) do ref_args[k] = v end
+  ref_args.tf32, ref_args.stream = nil, nil
+  ref_args.a, ref_args.b = cpu64(args.a), cpu64(args.b)
+  if args.bias then ref_args.bias = cpu64(args.bias) end
+  ref_args.c = cpu64(args.c)                      -- before the GPU call: beta reads it
+  sf.ops.gemm(ref_args)
+  if not args.beta or args.beta == 0 then args.c:fill(0 / 0) end
+  sf.ops.gemm(args)
+  local r = sf.compare(args.c, ref_args.c)
+  bound = bound or BOUND[args.c:dtype()]
+  local detail = ("%s: rel_l2 %.3g (bound %.3g), max_abs %.3g, %d NaN, %d Inf"):format(what, r.rel_l2, bound,
+    r.max_abs, r.nan, r.inf)
+  lu.assertEquals(r.nan, 0, detail)
+  lu.assertEquals(r.inf, 0, detail)
+  lu.assertEquals(r.ref_nonfinite, 0, detail)
+  lu.assertTrue(r.rel_l2 <= bound, detail)
+  lu.assertTrue(r.ref_norm > 0, detail)
+  return r
+end
+
+-- a [m, k] (or [k, m] when transa), b [k, n] (or [n, k] when transb)
+local function operands(dt, m, n, k, transa, transb, batch)
+  local function shape(r, c)
+    if batch then return { batch, r, c } end
+    return { r, c }
+  end
+  local a = randn(transa and shape(k, m) or shape(m, k), dt)
+  local b = randn(transb and shape(n, k) or shape(k, n), dt)
+  return a, b, sf.tensor(shape(m, n), dt)
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestGemm = {}
+
+function TestGemm.test_dtypes_and_transposes()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    for _, tr in ipairs({ { false, false }, { true, false }, { false, true }, { true, true } }) do
+      local a, b, c = operands(dt, 96, 80, 64, tr[1], tr[2])
+      check_gemm({ a = a, b = b, c = c, transa = tr[1], transb = tr[2], tf32 = false },
+        ("%s transa=%s transb=%s"):format(dt, tr[1], tr[2]))
+    end
+  end
+end
+
+function TestGemm.test_odd_sizes()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    for _, s in ipairs({ { 1, 1, 1 }, { 17, 33, 45 }, { 1, 64, 128 }, { 129, 1, 31 } }) do
+      local a, b, c = operands(dt, s[1], s[2], s[3], false, true)
+      check_gemm({ a = a, b = b, c = c, transb = true }, ("%s %dx%dx%d"):format(dt, s[1], s[2], s[3]))
+    end
+  end
+end
+
+function TestGemm.test_larger()
+  for _, dt in ipairs({ "f32", "bf16" }) do
+    local a, b, c = operands(dt, 256, 512, 384, false, true)
+    check_gemm({ a = a, b = b, c = c, transb = true }, dt .. " 256x512x384")
+  end
+end
+
+function TestGemm.test_f64_and_mixed_output()
+  local a, b, c = operands("f64", 33, 17, 65)
+  check_gemm({ a = a, b = b, c = c }, "f64")
+  -- f16 and bf16 inputs may write an f32 output
+  for _, dt in ipairs({ "f16", "bf16" }) do
+    local x, y = randn({ 40, 24 }, dt), randn({ 24, 56 }, dt)
+    check_gemm({ a = x, b = y, c = sf.tensor({ 40, 56 }, "f32") }, dt .. " -> f32", BOUND[dt])
+  end
+end
+
+function TestGemm.test_exact_small()
+  -- small integers are exact in every dtype and every accumulation
+  for _, dt in ipairs({ "f32", "f16", "bf16", "f64" }) do
+    local a = sf.from_table({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }, dt)
+    local b = sf.from_table({ 7, 8, 9, 10, 11, 12 }, { 3, 2 }, dt)
+    local c = sf.tensor({ 2, 2 }, dt):fill(0 / 0)
+    sf.ops.gemm { a = a, b = b, c = c }
+    lu.assertEquals(c:totable(), { 58, 64, 139, 154 }, dt)
+    c:fill(0 / 0)
+    sf.ops.gemm { a = a, b = b, c = c, bias = sf.from_table({ -100, 10 }, { 2 }, dt), epilogue = "relu" }
+    lu.assertEquals(c:totable(), { 0, 74, 39, 164 }, dt .. " bias relu")
+  end
+end
+
+function TestGemm.test_alpha_beta()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    local a, b = randn({ 48, 32 }, dt), randn({ 32, 40 }, dt)
+    local c = randn({ 48, 40 }, dt)
+    check_gemm({ a = a, b = b, c = c, alpha = 0.5, beta = -1.5, tf32 = false }, dt .. " alpha/beta")
+  end
+end
+
+function TestGemm.test_bias_and_epilogues()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    for _, epi in ipairs({ "none", "relu", "gelu" }) do
+      local a, b, c = operands(dt, 64, 96, 80, false, true)
+      local bias = randn({ 96 }, dt)
+      check_gemm({ a = a, b = b, c = c, transb = true, bias = bias, epilogue = epi },
+        ("%s bias + %s"):format(dt, epi))
+      local a2, b2, c2 = operands(dt, 64, 96, 80)
+      check_gemm({ a = a2, b = b2, c = c2, epilogue = epi }, ("%s %s, no bias"):format(dt, epi))
+    end
+  end
+end
+
+function TestGemm.test_batched()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    local a, b, c = operands(dt, 40, 24, 32, false, false, 3)
+    check_gemm({ a = a, b = b, c = c }, dt .. " batch 3")
+    a, b, c = operands(dt, 40, 24, 32, true, true, 4)
+    check_gemm({ a = a, b = b, c = c, transa = true, transb = true }, dt .. " batch 4, transposed")
+    -- a 2-D weight broadcast over the batch (batch stride 0), with a bias
+    local x = randn({ 5, 16, 64 }, dt)
+    local w = randn({ 48, 64 }, dt)
+    local y = sf.tensor({ 5, 16, 48 }, dt)
+    check_gemm({ a = x, b = w, c = y, transb = true, bias = randn({ 48 }, dt) }, dt .. " broadcast b")
+    -- a 2-D a broadcast
+    local a2 = randn({ 16, 24 }, dt)
+    local b2 = randn({ 3, 24, 8 }, dt)
+    check_gemm({ a = a2, b = b2, c = sf.tensor({ 3, 16, 8 }, dt) }, dt .. " broadcast a")
+  end
+end
+
+function TestGemm.test_strided_leading_dimension()
+  for _, dt in ipairs({ "f32", "f16", "bf16" }) do
+    -- a, b and c are windows of wider tensors: row strides of 72, 40 and 104 elements
+    local wa, wb = randn({ 32, 72 }, dt), randn({ 64, 40 }, dt)
+    local wc = sf.tensor({ 32, 104 }, dt):fill(7)
+    local a, b = wa:slice(2, 9, 64), wb:slice(2, 1, 24)
+    local c = wc:slice(2, 17, 24)
+    lu.assertEquals(a:strides(), { 72, 1 })
+    lu.assertEquals(c:strides(), { 104, 1 })
+    check_gemm({ a = a, b = b, c = c, tf32 = false }, dt .. " strided")
+    -- nothing outside c's window was written
+    local left, right = wc:slice(2, 1, 16), wc:slice(2, 41, 64)
+    local rl = sf.compare(left, sf.tensor({ 32, 16 }, "f64", CPU):fill(7))
+    local rr = sf.compare(right, sf.tensor({ 32, 64 }, "f64", CPU):fill(7))
+    lu.assertEquals(rl.max_abs + rr.max_abs + rl.nan + rr.nan, 0, dt .. ": gemm wrote outside c")
+    -- a row window of a batch, with a transposed a
+    local big = randn({ 4, 64, 32 }, dt)
+    local at = big:slice(1, 2, 2)                  -- batches 2..3: [2, 64, 32], contiguous
+    local bb = randn({ 2, 64, 16 }, dt)
+    check_gemm({ a = at, b = bb, c = sf.tensor({ 2, 32, 16 }, dt), transa = true }, dt .. " batch window")
+  end
+end
+
+function TestGemm.test_tf32()
+  local a, b, c = operands("f32", 128, 128, 256)
+  check_gemm({ a = a, b = b, c = c, tf32 = true }, "f32 tf32", 1e-3)
+end
+
+function TestGemm.test_streams_and_repeat()
+  -- the same shape again reuses its plan; on a stream too
+  local s = sf.stream()
+  local a, b, c = operands("bf16", 64, 64, 64)
+  for _ = 1, 3 do check_gemm({ a = a, b = b, c = c, stream = s }, "bf16 on a stream") end
+  s:sync()
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestGemmErrors = {}
+
+function TestGemmErrors.test_mixed_devices()
+  local a = sf.tensor({ 2, 3 })
+  local b = sf.tensor({ 3, 2 }, "f32", CPU)
+  local c = sf.tensor({ 2, 2 })
+  contains(error_of(sf.ops.gemm, { a = a, b = b, c = c }), "gemm:", "'b' is on cpu", "'a' is on cuda", "one device")
+  contains(error_of(sf.ops.gemm, { a = a, b = sf.tensor({ 3, 2 }), c = c, bias = sf.tensor({ 2 }, "f32", CPU) }),
+    "'bias' is on cpu")
+end
+
+function TestGemmErrors.test_errors_leave_no_sticky_state()
+  local a, b, c = sf.tensor({ 2, 3 }), sf.tensor({ 4, 2 }), sf.tensor({ 2, 2 })
+  contains(error_of(sf.ops.gemm, { a = a, b = b, c = c }), "inner dimensions differ")
+  contains(error_of(sf.ops.gemm, { a = a, b = sf.tensor({ 3, 2 }, "f16"), c = c }), "'a' is f32 but 'b' is f16")
+  contains(error_of(sf.ops.gemm, { a = sf.tensor({ 2, 3 }, "i32"), b = b, c = c }), "dtype i32")
+  -- and the next GEMM is right
+  local x, y, z = operands("f16", 32, 32, 32)
+  check_gemm({ a = x, b = y, c = z }, "f16 after errors")
+end
+
+os.exit(lu.LuaUnit.run())

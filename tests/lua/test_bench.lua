@@ -1,0 +1,144 @@
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local support = require "fake_sf"
+local bench = require "sfbench.bench"
+
+TestBench = {}
+
+function TestBench:setUp()
+  self.clock = support.sim_clock()
+  self.restore = support.patch(self.clock.fields)
+end
+
+function TestBench:tearDown()
+  self.restore()
+end
+
+-- A kernel taking `ms` of simulated time a call, counting its calls.
+function TestBench:kernel(ms)
+  local k = { calls = 0 }
+  k.fn = function()
+    k.calls = k.calls + 1
+    self.clock.advance(ms)
+  end
+  return k
+end
+
+function TestBench:test_fixed_iters()
+  local k = self:kernel(2)
+  local r = bench.run({ name = "fixed", fn = k.fn, iters = 7, warmup = 3, warmup_time = 0, batch = 1 })
+  lu.assertEquals(#r.samples, 7)
+  lu.assertEquals(r.samples, { 2, 2, 2, 2, 2, 2, 2 })
+  lu.assertEquals(k.calls, 10)
+  lu.assertEquals(r.stop_reason, "iters")
+  lu.assertEquals(r.stats.median, 2)
+  lu.assertEquals(r.name, "fixed")
+  lu.assertEquals(r.warnings, {})
+  lu.assertEquals(self.clock.syncs, 1)
+  lu.assertEquals(self.clock.flushes, 0)
+end
+
+function TestBench:test_batch_cold_and_setup()
+  local k = self:kernel(0.5)
+  local setups = 0
+  local r = bench.run({ fn = k.fn, iters = 5, batch = 4, warmup = 0,
+    setup = function() setups = setups + 1; self.clock.advance(10) end })
+  lu.assertEquals(r.samples, { 0.5, 0.5, 0.5, 0.5, 0.5 })
+  lu.assertEquals(k.calls, 20)
+  lu.assertEquals(setups, 5)
+  lu.assertEquals(self.clock.flushes, 0)
+  lu.assertEquals(r.batch, 4)
+  lu.assertEquals(r.cold, false)
+  r = bench.run({ fn = k.fn, iters = 3, cold = true, warmup = 0 })
+  lu.assertEquals(self.clock.flushes, 3)
+  lu.assertEquals(r.batch, 1)
+  lu.assertErrorMsgContains("needs batch = 1", bench.run, { fn = k.fn, cold = true, batch = 2 })
+end
+
+function TestBench:test_auto_batch_and_warmup_time()
+  -- 2^-7 ms calls: a 0.2 ms sample needs ceil(25.6) = 26; warm-up runs until 50 ms have passed
+  local t = 2 ^ -7
+  local k = self:kernel(t)
+  local r = bench.run({ fn = k.fn, iters = 3, warmup = 1 })
+  lu.assertEquals(r.batch, 26)
+  local warm = k.calls - 3 * 26
+  lu.assertTrue(warm >= 6400 and warm <= 6401, "warm-up calls: " .. warm)
+  lu.assertEquals(r.samples, { t, t, t })
+  -- a long call is not batched
+  k = self:kernel(5)
+  lu.assertEquals(bench.run({ fn = k.fn, iters = 2 }).batch, 1)
+end
+
+function TestBench:test_converges_after_min_time()
+  local r = bench.run({ fn = self:kernel(1).fn })
+  -- noise 0 from the first sample; 0.5 s of measured time takes 500 samples of 1 ms
+  lu.assertEquals(r.stop_reason, "converged")
+  lu.assertEquals(#r.samples, 500)
+end
+
+function TestBench:test_converges_after_min_samples()
+  local r = bench.run({ fn = self:kernel(100).fn, min_time = 0 })
+  lu.assertEquals(r.stop_reason, "converged")
+  lu.assertEquals(#r.samples, 10)
+end
+
+-- Calls alternate 1 ms and 2 ms: noise about 33%, never converging.
+function TestBench:noisy()
+  local calls = 0
+  return function()
+    calls = calls + 1
+    self.clock.advance(calls % 2 == 1 and 1 or 2)
+  end
+end
+
+function TestBench:test_timeout()
+  local r = bench.run({ fn = self:noisy(), timeout = 1, warmup = 0 })
+  lu.assertEquals(r.stop_reason, "timeout")
+  -- samples go 1,2,1,2,...: 667 of them reach exactly 1000 ms of wall time
+  lu.assertEquals(#r.samples, 667)
+end
+
+function TestBench:test_max_samples()
+  local r = bench.run({ fn = self:noisy(), max_samples = 20 })
+  lu.assertEquals(r.stop_reason, "max_samples")
+  lu.assertEquals(#r.samples, 20)
+end
+
+function TestBench:test_throughput()
+  local r = bench.run({ fn = self:kernel(1).fn, iters = 3, flops = 2e12, bytes = 1e9 })
+  lu.assertEquals(r.tflops, 2000)
+  lu.assertEquals(r.gbs, 1000)
+  r = bench.run({ fn = self:kernel(1).fn, iters = 3 })
+  lu.assertNil(r.tflops)
+  lu.assertNil(r.gbs)
+end
+
+function TestBench:test_throttling_warning()
+  local readings = { { sm = 1980, sm_max = 1980, mem = 2619 }, { sm = 1000, sm_max = 2000, mem = 2619 } }
+  local n = 0
+  support.sf.clocks = function()
+    n = n + 1
+    return readings[n]
+  end
+  local r = bench.run({ fn = self:kernel(1).fn, iters = 2 })
+  lu.assertEquals(r.warnings, { "SM clock at 1000 MHz, below 75% of max 2000 (throttling?)" })
+  lu.assertEquals(r.clocks, { before = readings[1], after = readings[2] })
+end
+
+function TestBench.test_bad_options()
+  lu.assertErrorMsgContains("bench.run: 'fn' must be a function", bench.run, {})
+  lu.assertErrorMsgContains("bench.run: 'fn' must be a function", bench.run, { fn = 1 })
+  lu.assertErrorMsgContains("bench.run: 'iters' must be an integer >= 1", bench.run,
+    { fn = print, iters = 0 })
+  lu.assertErrorMsgContains("bench.run: 'batch' must be an integer >= 1", bench.run,
+    { fn = print, batch = 1.5 })
+  lu.assertErrorMsgContains("bench.run: unknown option 'iter'", bench.run, { fn = print, iter = 5 })
+  lu.assertErrorMsgContains("bench.run: expected a table", bench.run, print)
+end
+
+function TestBench.test_errors_from_fn_propagate()
+  lu.assertErrorMsgContains("kernel failed", bench.run,
+    { fn = function() error("kernel failed") end, iters = 1 })
+end
+
+os.exit(lu.LuaUnit.run())

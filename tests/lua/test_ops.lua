@@ -1,0 +1,526 @@
+-- Built-in ops on the CPU backend: the registry (sf.op_list, sf.ops.NAME, sf.op), gemm against
+-- products computed by hand, every argument check, sf.compare's metrics, and the device, timing
+-- and compile bindings as the CPU backend provides them. Run inside sfbench (tests/run-lua.sh).
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local sf = require "sfbench"
+
+local function error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error, the call succeeded")
+  return tostring(err)
+end
+
+local function contains(msg, ...)
+  for _, part in ipairs({ ... }) do
+    if not msg:find(part, 1, true) then
+      lu.fail(("error message %q does not mention %q"):format(msg, part))
+    end
+  end
+end
+
+local function gemm_error(args)
+  return error_of(sf.ops.gemm, args)
+end
+
+local function assert_close(got, want, tol, what)
+  lu.assertEquals(#got, #want, what)
+  for i = 1, #want do
+    if not (math.abs(got[i] - want[i]) <= tol * (1 + math.abs(want[i]))) then
+      lu.fail(("%s: element %d is %.17g, expected %.17g"):format(what or "values", i, got[i], want[i]))
+    end
+  end
+end
+
+local function tanh(x)
+  local e = math.exp(2 * x)
+  return (e - 1) / (e + 1)
+end
+
+local function gelu(x)
+  return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ^ 3)))
+end
+
+-- A (2x3), B (3x2) and their product, stored in the layouts the tests ask for
+local A = { 1, 2, 3, 4, 5, 6 }
+local At = { 1, 4, 2, 5, 3, 6 }           -- A stored transposed (3x2)
+local B = { 7, 8, 9, 10, 11, 12 }
+local Bt = { 7, 9, 11, 8, 10, 12 }        -- B stored transposed (2x3)
+local AB = { 58, 64, 139, 154 }
+
+local function poisoned(shape, dtype)
+  return sf.tensor(shape, dtype or "f32"):fill(0 / 0)
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestRegistry = {}
+
+function TestRegistry.test_op_list()
+  local ops = sf.op_list()
+  lu.assertEquals(type(ops), "table")
+  local gemm
+  for _, op in ipairs(ops) do
+    lu.assertEquals(type(op.name), "string")
+    lu.assertEquals(type(op.doc), "string")
+    lu.assertEquals(type(op.args), "table")
+    if op.name == "gemm" then gemm = op end
+  end
+  lu.assertNotNil(gemm, "gemm is registered")
+  local names = {}
+  for i, a in ipairs(gemm.args) do
+    names[i] = a.name
+    lu.assertEquals(type(a.type), "string")
+    lu.assertEquals(type(a.required), "boolean")
+    lu.assertEquals(type(a.doc), "string")
+  end
+  -- the operands come first; the other arguments may grow, but these stay
+  lu.assertEquals({ names[1], names[2], names[3] }, { "a", "b", "c" })
+  local by_name = {}
+  for _, a in ipairs(gemm.args) do
+    lu.assertNil(by_name[a.name], "argument " .. a.name .. " declared twice")
+    by_name[a.name] = a
+  end
+  for _, name in ipairs({ "transa", "transb", "alpha", "beta", "bias", "epilogue", "tf32", "stream" }) do
+    lu.assertNotNil(by_name[name], "gemm has no argument " .. name)
+  end
+  lu.assertEquals(by_name.a.type, "tensor")
+  lu.assertTrue(by_name.a.required)
+  lu.assertTrue(by_name.b.required)
+  lu.assertTrue(by_name.c.required)
+  lu.assertFalse(by_name.transa.required)
+  lu.assertEquals(by_name.transa.type, "boolean")
+  lu.assertEquals(by_name.transa.default, "false")
+  lu.assertEquals(by_name.alpha.type, "number")
+  lu.assertEquals(by_name.alpha.default, "1")
+  lu.assertEquals(by_name.beta.default, "0")
+  lu.assertEquals(by_name.epilogue.type, "string")
+  lu.assertEquals(by_name.epilogue.default, "none")
+  lu.assertEquals(by_name.bias.type, "tensor")
+  lu.assertNil(by_name.bias.default)
+  lu.assertEquals(by_name.stream.type, "stream")
+  -- every op of the list is callable by name
+  for _, op in ipairs(ops) do
+    lu.assertEquals(type(sf.ops[op.name]), "function", op.name)
+  end
+end
+
+function TestRegistry.test_op_by_name()
+  local c = poisoned({ 2, 2 })
+  local n = select("#", sf.op("gemm", { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c }))
+  lu.assertEquals(n, 0, "gemm returns nothing")
+  lu.assertEquals(c:totable(), AB)
+  contains(error_of(sf.op, "nope", {}), "unknown op 'nope'", "gemm")
+  contains(error_of(sf.op, "gemm", { a = 1 }), "gemm:", "'a'", "tensor")
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestGemm = {}
+
+function TestGemm.test_plain_f32()
+  local c = poisoned({ 2, 2 })
+  sf.ops.gemm { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c }
+  lu.assertEquals(c:totable(), AB)
+end
+
+function TestGemm.test_transposes()
+  local a, at = sf.from_table(A, { 2, 3 }), sf.from_table(At, { 3, 2 })
+  local b, bt = sf.from_table(B, { 3, 2 }), sf.from_table(Bt, { 2, 3 })
+  local c = poisoned({ 2, 2 })
+  sf.ops.gemm { a = at, b = b, c = c, transa = true }
+  lu.assertEquals(c:totable(), AB, "transa")
+  c:fill(0 / 0)
+  sf.ops.gemm { a = a, b = bt, c = c, transb = true }
+  lu.assertEquals(c:totable(), AB, "transb")
+  c:fill(0 / 0)
+  sf.ops.gemm { a = at, b = bt, c = c, transa = true, transb = true }
+  lu.assertEquals(c:totable(), AB, "transa and transb")
+  c:fill(0 / 0)
+  sf.ops.gemm { a = a, b = b, c = c, transa = false, transb = false }
+  lu.assertEquals(c:totable(), AB, "explicit false")
+  -- B·A (3x3) from the transposed storages
+  local c3 = poisoned({ 3, 3 })
+  sf.ops.gemm { a = bt, b = at, c = c3, transa = true, transb = true }
+  lu.assertEquals(c3:totable(), { 39, 54, 69, 49, 68, 87, 59, 82, 105 })
+end
+
+function TestGemm.test_alpha_beta()
+  local a, b = sf.from_table(A, { 2, 3 }), sf.from_table(B, { 3, 2 })
+  local c = sf.from_table({ 1, 2, 3, 4 }, { 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c, alpha = 2, beta = 0.5 }
+  lu.assertEquals(c:totable(), { 116.5, 129, 279.5, 310 })
+  c = sf.from_table({ 10, 10, 10, 10 }, { 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c, alpha = -1, beta = 1 }
+  lu.assertEquals(c:totable(), { -48, -54, -129, -144 })
+  -- beta = 0 (the default) ignores what c held, NaN included
+  c = poisoned({ 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c, alpha = 0.5 }
+  lu.assertEquals(c:totable(), { 29, 32, 69.5, 77 })
+end
+
+function TestGemm.test_bias_and_epilogues()
+  local a, b = sf.from_table(A, { 2, 3 }), sf.from_table(B, { 3, 2 })
+  local bias = sf.from_table({ -100, 10 }, { 2 })
+  local c = poisoned({ 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c, bias = bias }
+  lu.assertEquals(c:totable(), { -42, 74, 39, 164 })
+  c:fill(0 / 0)
+  sf.ops.gemm { a = a, b = b, c = c, bias = bias, epilogue = "relu" }
+  lu.assertEquals(c:totable(), { 0, 74, 39, 164 })
+  c:fill(0 / 0)
+  sf.ops.gemm { a = a, b = b, c = c, epilogue = "none" }
+  lu.assertEquals(c:totable(), AB)
+  -- order: scale, beta·c, bias, then the activation
+  c = sf.from_table({ -300, 0, 0, 0 }, { 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c, alpha = 2, beta = 1, bias = bias, epilogue = "relu" }
+  lu.assertEquals(c:totable(), { 0, 138, 178, 318 })
+  -- gelu (tanh form) on small values, where it is not the identity
+  local x = sf.from_table({ -3, -1, -0.5, 0, 0.25, 0.5, 1, 2 }, { 8, 1 }, "f64")
+  local one = sf.from_table({ 1 }, { 1, 1 }, "f64")
+  local g = poisoned({ 8, 1 }, "f64")
+  sf.ops.gemm { a = x, b = one, c = g, epilogue = "gelu" }
+  local want = {}
+  for i, v in ipairs(x:totable()) do want[i] = gelu(v) end
+  assert_close(g:totable(), want, 1e-12, "gelu")
+  -- gelu with a bias, f32
+  local cb = poisoned({ 2, 2 })
+  local small = sf.from_table({ 0.1, -0.2, 0.3, -0.4, 0.5, -0.6 }, { 2, 3 })
+  sf.ops.gemm { a = small, b = b, c = cb, bias = sf.from_table({ -1, 0.5 }, { 2 }), epilogue = "gelu" }
+  local s = small:to("f64"):totable()
+  local pre = {
+    s[1] * 7 + s[2] * 9 + s[3] * 11 - 1, s[1] * 8 + s[2] * 10 + s[3] * 12 + 0.5,
+    s[4] * 7 + s[5] * 9 + s[6] * 11 - 1, s[4] * 8 + s[5] * 10 + s[6] * 12 + 0.5,
+  }
+  for i = 1, 4 do pre[i] = gelu(pre[i]) end
+  assert_close(cb:totable(), pre, 1e-6, "gelu with bias")
+end
+
+function TestGemm.test_f64()
+  local av = { 0.1, -0.25, 1 / 3, 2.5, 1e-3, -7 }
+  local bv = { 0.7, 1 / 7, -0.9, 3.25, 1e2, -1e-2 }
+  local a, b = sf.from_table(av, { 2, 3 }, "f64"), sf.from_table(bv, { 3, 2 }, "f64")
+  local c = poisoned({ 2, 2 }, "f64")
+  sf.ops.gemm { a = a, b = b, c = c }
+  local want = {}
+  for i = 0, 1 do
+    for j = 0, 1 do
+      local acc = 0
+      for p = 0, 2 do acc = acc + av[i * 3 + p + 1] * bv[p * 2 + j + 1] end
+      want[#want + 1] = acc
+    end
+  end
+  assert_close(c:totable(), want, 1e-15, "f64")
+end
+
+function TestGemm.test_low_precision_inputs()
+  -- f16 and bf16 operands with small integers are exact; c may be f32 or the input dtype
+  for _, dt in ipairs({ "f16", "bf16" }) do
+    local a, b = sf.from_table(A, { 2, 3 }, dt), sf.from_table(B, { 3, 2 }, dt)
+    local c = poisoned({ 2, 2 }, dt)
+    sf.ops.gemm { a = a, b = b, c = c }
+    lu.assertEquals(c:totable(), AB, dt)
+    local c32 = poisoned({ 2, 2 })
+    sf.ops.gemm { a = a, b = b, c = c32 }
+    lu.assertEquals(c32:totable(), AB, dt .. " -> f32")
+  end
+  -- an f16 output rounds: 1/3 · 3 accumulated in double, then stored
+  local a = sf.from_table({ 1 / 3 }, { 1, 1 }, "f16")
+  local c = sf.tensor({ 1, 1 }, "f32")
+  sf.ops.gemm { a = a, b = sf.from_table({ 3 }, { 1, 1 }, "f16"), c = c }
+  lu.assertEquals(c:get(1, 1), 0.333251953125 * 3)
+end
+
+function TestGemm.test_batched()
+  -- a [2, 2, 3]: A and -A; b [2, 3, 2]: B and 2B
+  local av, bv = {}, {}
+  for i = 1, 6 do
+    av[i], av[6 + i] = A[i], -A[i]
+    bv[i], bv[6 + i] = B[i], 2 * B[i]
+  end
+  local a, b = sf.from_table(av, { 2, 2, 3 }), sf.from_table(bv, { 2, 3, 2 })
+  local c = poisoned({ 2, 2, 2 })
+  sf.ops.gemm { a = a, b = b, c = c }
+  lu.assertEquals(c:totable(), { 58, 64, 139, 154, -116, -128, -278, -308 })
+  -- a 2-D b is broadcast over the batch
+  c:fill(0 / 0)
+  sf.ops.gemm { a = a, b = sf.from_table(B, { 3, 2 }), c = c, bias = sf.from_table({ 1, 2 }, { 2 }) }
+  lu.assertEquals(c:totable(), { 59, 66, 140, 156, -57, -62, -138, -152 })
+  -- a 2-D a is broadcast too, with transposes
+  c:fill(0 / 0)
+  local bt = {}
+  for i = 1, 6 do bt[i], bt[6 + i] = Bt[i], 2 * Bt[i] end
+  sf.ops.gemm { a = sf.from_table(At, { 3, 2 }), b = sf.from_table(bt, { 2, 2, 3 }), c = c, transa = true, transb = true }
+  lu.assertEquals(c:totable(), { 58, 64, 139, 154, 116, 128, 278, 308 })
+  -- batch of one
+  local c1 = poisoned({ 1, 2, 2 })
+  sf.ops.gemm { a = sf.from_table(A, { 1, 2, 3 }), b = sf.from_table(B, { 1, 3, 2 }), c = c1 }
+  lu.assertEquals(c1:totable(), AB)
+end
+
+function TestGemm.test_strided_leading_dimension()
+  -- a, b and c are column slices of wider tensors: their row strides exceed their widths
+  local wa = sf.from_table({ 0, 1, 2, 3, 0, 0, 4, 5, 6, 0 }, { 2, 5 })
+  local wb = sf.from_table({ 7, 8, 0, 9, 10, 0, 11, 12, 0 }, { 3, 3 })
+  local wc = sf.zeros({ 2, 4 }):fill(-1)
+  local a, b, c = wa:slice(2, 2, 3), wb:slice(2, 1, 2), wc:slice(2, 2, 2)
+  lu.assertEquals(a:strides(), { 5, 1 })
+  sf.ops.gemm { a = a, b = b, c = c }
+  lu.assertEquals(c:totable(), AB)
+  lu.assertEquals(wc:totable(), { -1, 58, 64, -1, -1, 139, 154, -1 }, "only c's window is written")
+  -- a row slice of a batch: c[2] only
+  local cb = sf.zeros({ 3, 2, 2 })
+  sf.ops.gemm { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = cb:slice(1, 2, 1):view({ 2, 2 }) }
+  lu.assertEquals(cb:totable(), { 0, 0, 0, 0, 58, 64, 139, 154, 0, 0, 0, 0 })
+end
+
+function TestGemm.test_odd_sizes_against_f64()
+  -- 17x33x9 in f32 against the same product in f64, through sf.compare
+  local a = sf.randn({ 17, 9 }, "f32", { seed = 1 })
+  local b = sf.randn({ 9, 33 }, "f32", { seed = 2 })
+  local c = poisoned({ 17, 33 })
+  sf.ops.gemm { a = a, b = b, c = c }
+  local ref = sf.tensor({ 17, 33 }, "f64")
+  sf.ops.gemm { a = a:to("f64"), b = b:to("f64"), c = ref }
+  local r = sf.compare(c, ref)
+  lu.assertEquals(r.nan, 0)
+  lu.assertEquals(r.inf, 0)
+  lu.assertTrue(r.rel_l2 < 1e-7, "rel_l2 " .. r.rel_l2)
+  lu.assertTrue(r.rel_l2 > 0, "f32 output rounds")
+  -- element (5, 7) by hand
+  local at, bt = a:to("f64"), b:to("f64")
+  local acc = 0
+  for p = 1, 9 do acc = acc + at:get(5, p) * bt:get(p, 7) end
+  lu.assertTrue(math.abs(ref:get(5, 7) - acc) < 1e-12)
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestGemmErrors = {}
+
+local function args(over)
+  local t = { a = sf.tensor({ 2, 3 }), b = sf.tensor({ 3, 2 }), c = sf.tensor({ 2, 2 }) }
+  for k, v in pairs(over or {}) do
+    if v == false then t[k] = nil else t[k] = v end
+  end
+  return t
+end
+
+function TestGemmErrors.test_not_a_table()
+  contains(error_of(sf.ops.gemm, 5), "gemm:", "table of named arguments")
+  contains(error_of(sf.ops.gemm), "gemm:", "table of named arguments")
+  contains(gemm_error({ sf.tensor({ 2, 2 }) }), "gemm:", "named", "number key")
+end
+
+function TestGemmErrors.test_unknown_argument()
+  local msg = gemm_error(args({ foo = 1 }))
+  contains(msg, "gemm:", "unknown argument 'foo'", "accepted:", "transa", "epilogue")
+  contains(gemm_error(args({ transA = true })), "unknown argument 'transA'")
+end
+
+function TestGemmErrors.test_missing_argument()
+  contains(gemm_error(args({ c = false })), "gemm:", "missing argument 'c'")
+  contains(gemm_error(args({ a = false })), "missing argument 'a'")
+  contains(gemm_error(args({ b = false })), "missing argument 'b'")
+  contains(gemm_error({}), "missing argument")
+end
+
+function TestGemmErrors.test_wrong_type()
+  contains(gemm_error(args({ transa = 1 })), "gemm:", "argument 'transa' must be a boolean, got number")
+  contains(gemm_error(args({ transb = "yes" })), "argument 'transb' must be a boolean, got string")
+  contains(gemm_error(args({ alpha = "2" })), "argument 'alpha' must be a number, got string")
+  contains(gemm_error(args({ beta = true })), "argument 'beta' must be a number, got boolean")
+  contains(gemm_error(args({ a = 3 })), "argument 'a' must be a tensor, got number")
+  contains(gemm_error(args({ c = {} })), "argument 'c' must be a tensor, got table")
+  contains(gemm_error(args({ bias = "x" })), "argument 'bias' must be a tensor, got string")
+  contains(gemm_error(args({ epilogue = 1 })), "argument 'epilogue' must be a string, got number")
+  contains(gemm_error(args({ tf32 = 0 })), "argument 'tf32' must be a boolean")
+  contains(gemm_error(args({ stream = 5 })), "stream")
+  contains(gemm_error(args({ epilogue = "tanh" })), "gemm:", "unknown epilogue 'tanh'", "none, relu, gelu")
+  local freed = sf.tensor({ 2, 3 })
+  freed:free()
+  contains(gemm_error(args({ a = freed })), "freed")
+end
+
+function TestGemmErrors.test_wrong_dtype()
+  contains(gemm_error(args({ a = sf.tensor({ 2, 3 }, "i32") })), "gemm:", "'a' has dtype i32", "f32", "bf16")
+  contains(gemm_error(args({ b = sf.tensor({ 3, 2 }, "i32") })), "'b' has dtype i32")
+  contains(gemm_error(args({ c = sf.tensor({ 2, 2 }, "i32") })), "'c' has dtype i32")
+  contains(gemm_error(args({ b = sf.tensor({ 3, 2 }, "f16") })), "'a' is f32 but 'b' is f16")
+  contains(gemm_error(args({ c = sf.tensor({ 2, 2 }, "f16") })), "f32 inputs need an f32 'c', got f16")
+  contains(gemm_error(args({ c = sf.tensor({ 2, 2 }, "f64") })), "f64")
+  contains(gemm_error({ a = sf.tensor({ 2, 3 }, "f64"), b = sf.tensor({ 3, 2 }, "f64"), c = sf.tensor({ 2, 2 }) }), "f64")
+  contains(gemm_error(args({ bias = sf.tensor({ 2 }, "f16") })), "'bias' has dtype f16 (expected f32)")
+end
+
+function TestGemmErrors.test_shapes()
+  contains(gemm_error(args({ b = sf.tensor({ 4, 2 }) })), "gemm:", "inner dimensions differ", "2×3", "4×2")
+  contains(gemm_error(args({ transa = true })), "inner dimensions differ", "3×2", "3×2")
+  contains(gemm_error(args({ c = sf.tensor({ 3, 3 }) })), "gemm:", "'c' is 3×3 but op(a)·op(b) is 2×2")
+  contains(gemm_error(args({ c = sf.tensor({ 2, 3 }) })), "'c' is 2×3")
+  contains(gemm_error(args({ bias = sf.tensor({ 3 }) })), "'bias' has shape [3] (expected [2])")
+  contains(gemm_error(args({ bias = sf.tensor({ 1, 2 }) })), "'bias' has shape [1, 2] (expected [2])")
+  contains(gemm_error(args({ a = sf.tensor({ 6 }) })), "'a' must be 2-D or 3-D, got 1 dimensions")
+  contains(gemm_error(args({ c = sf.tensor({ 1, 1, 2, 2 }) })), "'c' must be 2-D or 3-D, got 4 dimensions")
+  contains(gemm_error({ a = sf.tensor({ 2, 2, 3 }), b = sf.tensor({ 3, 3, 2 }), c = sf.tensor({ 2, 2, 2 }) }),
+    "batch sizes differ", "a 2, b 3, c 2")
+  contains(gemm_error({ a = sf.tensor({ 2, 2, 3 }), b = sf.tensor({ 3, 2 }), c = sf.tensor({ 2, 2 }) }),
+    "batch sizes differ")
+  local wide = sf.tensor({ 4, 2, 2 })
+  contains(gemm_error(args({ c = wide:slice(1, 1, 2):slice(2, 1, 1) })), "'c' is 1×2")
+end
+
+function TestGemmErrors.test_error_leaves_c_untouched()
+  local c = sf.from_table({ 1, 2, 3, 4 }, { 2, 2 })
+  gemm_error({ a = sf.tensor({ 2, 3 }), b = sf.tensor({ 4, 2 }), c = c })
+  lu.assertEquals(c:totable(), { 1, 2, 3, 4 })
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestCompare = {}
+
+function TestCompare.test_metrics()
+  local r = sf.compare(sf.from_table({ 1, 2, 3, 4 }, { 4 }), sf.from_table({ 1, 2, 3, 5 }, { 4 }, "f64"))
+  lu.assertAlmostEquals(r.rel_l2, 1 / math.sqrt(39), 1e-15)
+  lu.assertEquals(r.max_abs, 1)
+  lu.assertAlmostEquals(r.ref_norm, math.sqrt(39), 1e-14)
+  lu.assertEquals(r.nan, 0)
+  lu.assertEquals(r.inf, 0)
+  lu.assertEquals(r.ref_nonfinite, 0)
+  lu.assertEquals(r.numel, 4)
+  lu.assertEquals(math.type(r.nan), "integer")
+  lu.assertEquals(math.type(r.numel), "integer")
+  local same = sf.from_table({ 0.5, -1 }, { 2 })
+  local z = sf.compare(same, same)
+  lu.assertEquals(z.rel_l2, 0)
+  lu.assertEquals(z.max_abs, 0)
+end
+
+function TestCompare.test_nan_inf()
+  local out = sf.from_table({ 0 / 0, math.huge, -math.huge, 1, 2, 10, 0 / 0 }, { 7 })
+  local ref = sf.from_table({ 1, 1, 1, 0 / 0, 2, 6, math.huge }, { 7 })
+  local r = sf.compare(out, ref)
+  lu.assertEquals(r.nan, 2)
+  lu.assertEquals(r.inf, 2)
+  lu.assertEquals(r.ref_nonfinite, 1)
+  lu.assertEquals(r.numel, 7)
+  -- only the finite pairs (2, 2) and (10, 6) enter the norms
+  lu.assertEquals(r.max_abs, 4)
+  lu.assertAlmostEquals(r.ref_norm, math.sqrt(40), 1e-14)
+  lu.assertAlmostEquals(r.rel_l2, math.sqrt(16 / 40), 1e-15)
+end
+
+function TestCompare.test_zero_reference_and_layouts()
+  local r = sf.compare(sf.from_table({ 3, 4 }, { 2 }), sf.zeros({ 2 }))
+  lu.assertEquals(r.rel_l2, 5, "an all-zero reference gives the absolute error")
+  lu.assertEquals(r.ref_norm, 0)
+  -- a strided view against a contiguous f64 reference of the same values
+  local base = sf.from_table({ 1, 2, 9, 3, 4, 9 }, { 2, 3 })
+  local r2 = sf.compare(base:slice(2, 1, 2), sf.from_table({ 1, 2, 3, 4 }, { 2, 2 }, "f64"))
+  lu.assertEquals(r2.rel_l2, 0)
+  lu.assertEquals(r2.numel, 4)
+  -- f16 output against its exact value: the rounding error
+  local h = sf.from_table({ 1 / 3 }, { 1 }, "f16")
+  local r3 = sf.compare(h, sf.from_table({ 1 / 3 }, { 1 }, "f64"))
+  lu.assertAlmostEquals(r3.max_abs, 1 / 3 - 0.333251953125, 1e-16)
+end
+
+function TestCompare.test_errors()
+  contains(error_of(sf.compare, sf.tensor({ 2 }), sf.tensor({ 3 })), "compare: shapes differ", "[2]", "[3]")
+  contains(error_of(sf.compare, sf.tensor({ 2, 3 }), sf.tensor({ 3, 2 })), "shapes differ")
+  contains(error_of(sf.compare, sf.tensor({ 2 }), 5), "sfbench.tensor expected")
+  contains(error_of(sf.compare, sf.tensor({ 2 }), sf.tensor({ 2 }), 5), "stream")
+end
+
+-- ---------------------------------------------------------------------------------------------
+
+TestCpuBackend = {}
+
+function TestCpuBackend.test_compile_needs_cuda()
+  local msg = error_of(sf.compile, 'extern "C" __global__ void k() {}')
+  contains(msg, "compile:", "CUDA")
+end
+
+function TestCpuBackend.test_device()
+  local d = sf.device()
+  lu.assertEquals(d.backend, "cpu")
+  lu.assertEquals(type(d.name), "string")
+  lu.assertTrue(#d.name > 0)
+  lu.assertEquals(math.type(d.cores), "integer")
+  lu.assertTrue(d.cores >= 1)
+  lu.assertEquals(math.type(d.mem_total), "integer")
+  lu.assertTrue(d.mem_total > 0)
+  lu.assertTrue(d.mem_free >= 0 and d.mem_free <= d.mem_total)
+  lu.assertEquals(sf.device("cpu").backend, "cpu")
+  contains(error_of(sf.device, "cuda"), "no CUDA device")
+  contains(error_of(sf.device, "tpu"), "unknown device 'tpu'")
+  lu.assertNil(sf.clocks(), "no clocks on the CPU backend")
+  lu.assertEquals(select("#", sf.sync()), 0)
+end
+
+function TestCpuBackend.test_module_fields()
+  lu.assertStrMatches(sf.version, "%d+%.%d+%.%d+")
+  lu.assertEquals(type(sf.datadir), "string")
+  lu.assertEquals(sf.script_name, "test_ops")
+  lu.assertEquals(type(sf.output_dir), "string")
+  lu.assertEquals(sf.args, {})
+  lu.assertEquals(type(sf.used_args), "table")
+  lu.assertEquals(type(sf.quiet), "boolean")
+  lu.assertFalse(sf.interrupted())
+  lu.assertEquals(type(sf.isatty(2)), "boolean")
+  -- the preloaded libraries
+  lu.assertEquals(type(require("cjson").encode), "function")
+  lu.assertEquals(type(require("lfs").attributes), "function")
+end
+
+function TestCpuBackend.test_events()
+  local e0, e1 = sf.event(), sf.event()
+  contains(error_of(sf.elapsed, e0, e1), "elapsed:", "recorded")
+  lu.assertIs(e0:record(), e0)
+  contains(error_of(sf.elapsed, e0, e1), "recorded")
+  -- some work between the two records
+  local a, b, c = sf.randn({ 64, 64 }, "f64", { seed = 1 }), sf.randn({ 64, 64 }, "f64", { seed = 2 }), sf.tensor({ 64, 64 }, "f64")
+  for _ = 1, 3 do sf.ops.gemm { a = a, b = b, c = c } end
+  e1:record()
+  e1:synchronize()
+  local ms = sf.elapsed(e0, e1)
+  lu.assertEquals(type(ms), "number")
+  lu.assertTrue(ms > 0, "elapsed " .. ms)
+  -- a later record moves the event
+  e1:record()
+  lu.assertTrue(sf.elapsed(e0, e1) >= ms)
+  contains(error_of(sf.elapsed, e0, 5), "sfbench.event expected")
+end
+
+function TestCpuBackend.test_now_monotonic()
+  local t0 = sf.now()
+  local t1 = sf.now()
+  lu.assertEquals(type(t0), "number")
+  lu.assertTrue(t1 >= t0)
+end
+
+function TestCpuBackend.test_streams()
+  local s = sf.stream()
+  lu.assertEquals(select("#", s:sync()), 0)
+  local e0, e1 = sf.event(), sf.event()
+  e0:record(s)
+  e1:record(s)
+  lu.assertTrue(sf.elapsed(e0, e1) >= 0)
+  -- ops and compare take a stream
+  local c = poisoned({ 2, 2 })
+  sf.ops.gemm { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c, stream = s }
+  lu.assertEquals(c:totable(), AB)
+  lu.assertEquals(sf.compare(c, c, s).rel_l2, 0)
+  contains(error_of(e0.record, e0, 5), "sfbench.stream expected")
+end
+
+function TestCpuBackend.test_flush_l2()
+  lu.assertEquals(select("#", sf.flush_l2()), 0)
+  local before = sf.memory().in_use
+  sf.flush_l2()                               -- the buffer is made once, then reused
+  sf.flush_l2(sf.stream())
+  lu.assertEquals(sf.memory().in_use, before)
+end
+
+os.exit(lu.LuaUnit.run())

@@ -1,0 +1,226 @@
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local cjson = require "cjson"
+local support = require "fake_sf"
+local report = require "sfbench.report"
+local sweep = require "sfbench.sweep"
+
+local function read(path)
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function count_tmp(dir)
+  local n = 0
+  for _, name in ipairs(support.listdir(dir)) do
+    if name:match("%.tmp$") then n = n + 1 end
+  end
+  return n
+end
+
+TestTable = {}
+
+function TestTable.test_markdown()
+  local rows = {
+    { impl = "flash", seq = 1024, ms = 0.123456 },
+    { impl = "naive", seq = 512, ms = 12.5 },
+    { impl = "x|y", seq = 64 },
+  }
+  local columns = { "impl", { key = "seq", title = "seq len" }, { key = "ms", title = "time (ms)", fmt = "%.2f" } }
+  lu.assertEquals(report.table(rows, columns), table.concat({
+    "| impl  | seq len | time (ms) |",
+    "| ----- | ------: | --------: |",
+    "| flash |    1024 |      0.12 |",
+    "| naive |     512 |     12.50 |",
+    "| x\\|y  |      64 |         — |",
+  }, "\n"))
+end
+
+function TestTable.test_number_formats_and_default_columns()
+  local rows = { { a = 1234567.0, b = true }, { a = 0.0001 }, { a = 250.0 }, { a = 3 },
+    { a = 0 / 0 }, { a = math.huge }, { a = 0.5 }, { a = 0.0 } }
+  lu.assertEquals(report.table(rows), table.concat({
+    "|         a | b    |",
+    "| --------: | ---- |",
+    "| 1.235e+06 | true |",
+    "| 1.000e-04 | —    |",
+    "|     250.0 | —    |",
+    "|         3 | —    |",
+    "|       nan | —    |",
+    "|       inf | —    |",
+    "|     0.500 | —    |",
+    "|         0 | —    |",
+  }, "\n"))
+end
+
+function TestTable.test_no_rows()
+  lu.assertEquals(report.table({}, { "x" }), "| x   |\n| --- |")
+end
+
+TestSave = {}
+
+function TestSave:setUp()
+  self.dir = support.tmpdir()
+  self.out = self.dir .. "/a/b"
+  self.restore = support.patch({ output_dir = self.out, quiet = true })
+end
+
+function TestSave:tearDown()
+  self.restore()
+  support.rmtree(self.dir)
+end
+
+function TestSave:test_writes_valid_json()
+  local path = report.save("unit", {
+    params = { seq = { 1, 2 } },
+    rows = { { x = 1, y = 0 / 0, z = -math.huge } },
+    results = {},
+    complete = true,
+    interrupted = false,
+  })
+  lu.assertStrMatches(path, self.out:gsub("%p", "%%%0") .. "/unit%-%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%.json")
+  local doc = cjson.decode(read(path))
+  lu.assertEquals(doc.scenario, "unit")
+  lu.assertEquals(doc.params, { seq = { 1, 2 } })
+  lu.assertEquals(doc.rows, { { x = 1, y = "nan", z = "-inf" } })
+  lu.assertEquals(doc.complete, true)
+  lu.assertEquals(doc.context.sfbench_version, support.sf.version)
+  lu.assertEquals(doc.context.device.backend, support.sf.device().backend)
+  lu.assertStrMatches(doc.context.time, "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ")
+  lu.assertEquals(support.listdir(self.out), { path:match("[^/]+$") })
+end
+
+function TestSave:test_same_second_gets_suffix()
+  local real_date = os.date
+  local restore = support.patch({ date = function(fmt) return real_date(fmt, 1700000000) end }, os)
+  local paths = { report.save("same", {}), report.save("same", {}), report.save("same", {}) }
+  restore()
+  local base = self.out .. "/same-" .. os.date("%Y%m%d-%H%M%S", 1700000000)
+  lu.assertEquals(paths, { base .. ".json", base .. "-2.json", base .. "-3.json" })
+  lu.assertEquals(count_tmp(self.out), 0)
+end
+
+function TestSave:test_failed_rename_leaves_nothing()
+  local restore = support.patch({ rename = function() return nil, "boom\nsecond line" end }, os)
+  local ok, err = pcall(report.save, "unit", {})
+  restore()
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "report.save: cannot write '")
+  lu.assertStrContains(err, "boom second line")
+  lu.assertNotStrContains(err, "\n")
+  lu.assertEquals(support.listdir(self.out), {})
+end
+
+function TestSave:test_directory_errors()
+  local file = self.dir .. "/file"
+  assert(io.open(file, "w")):close()
+  support.sf.output_dir = file .. "/sub"
+  lu.assertErrorMsgContains("report.save: cannot create directory '" .. file .. "'", report.save, "x", {})
+  lu.assertErrorMsgContains("report.save: 'name' must be a file name", report.save, "../x", {})
+  lu.assertErrorMsgContains("report.save: 'doc' must be a table", report.save, "x", 1)
+end
+
+function TestSave.test_context_extra()
+  local ctx = report.context({ seed = 42 })
+  lu.assertEquals(ctx.seed, 42)
+  lu.assertEquals(ctx.command_line, support.sf.command_line)
+end
+
+TestSweep = {}
+
+function TestSweep:setUp()
+  self.dir = support.tmpdir()
+  self.stderr, self.stdout = support.capture(), support.capture()
+  self.restore_io = support.patch({ stderr = self.stderr, stdout = self.stdout }, io)
+  self.restore = support.patch({ output_dir = self.dir, quiet = false, script_name = "unit_sweep",
+    isatty = function() return false end })
+  self.points = sweep.product({ seq = { 1, 2 }, impl = { "a", "b" } }, { "seq", "impl" })
+end
+
+function TestSweep:tearDown()
+  self.restore()
+  self.restore_io()
+  support.rmtree(self.dir)
+end
+
+function TestSweep:test_complete_run()
+  local r = sweep.run({
+    params = { seq = { 1, 2 } },
+    points = self.points,
+    columns = { "seq", "impl", "ms" },
+    measure = function(p)
+      if p.impl == "b" and p.seq == 2 then return nil end
+      return { seq = p.seq, impl = p.impl, ms = p.seq * 1.5 },
+        { name = p.impl, samples = { 1 }, warnings = { "hot" } }
+    end,
+  })
+  lu.assertEquals(#r.rows, 3)
+  local doc = cjson.decode(read(r.path))
+  lu.assertEquals(doc.scenario, "unit_sweep")
+  lu.assertEquals(doc.complete, true)
+  lu.assertEquals(doc.interrupted, false)
+  lu.assertEquals(doc.rows[3], { seq = 2, impl = "a", ms = 3.0 })
+  lu.assertEquals(#doc.results, 3)
+  lu.assertEquals(doc.results[1].point, { seq = 1, impl = "a" })
+  lu.assertStrContains(self.stderr.text,
+    "[1/4] seq=1 impl=a\nsfbench: warning: a: hot\n[2/4] seq=1 impl=b\n")
+  lu.assertStrContains(self.stderr.text, "sfbench: results saved to " .. r.path .. "\n")
+  lu.assertStrContains(self.stdout.text, "| seq | impl |    ms |\n")
+end
+
+function TestSweep:test_interrupted_saves_partial_results()
+  local ok, err = pcall(sweep.run, {
+    points = self.points,
+    measure = function(p)
+      if p.seq == 2 then error("interrupted") end
+      return { seq = p.seq, impl = p.impl }
+    end,
+  })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "interrupted")
+  local files = support.listdir(self.dir)
+  lu.assertEquals(#files, 1)
+  local doc = cjson.decode(read(self.dir .. "/" .. files[1]))
+  lu.assertEquals(doc.complete, false)
+  lu.assertEquals(doc.interrupted, true)
+  lu.assertNil(doc.error)
+  lu.assertEquals(#doc.rows, 2)
+  lu.assertStrContains(self.stdout.text, "| impl | seq |")
+end
+
+function TestSweep:test_error_saves_partial_results()
+  local ok, err = pcall(sweep.run, {
+    name = "failing",
+    points = self.points,
+    measure = function(p)
+      if p.impl == "b" then error("kernel failed", 0) end
+      return { seq = p.seq }
+    end,
+  })
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "kernel failed")
+  local files = support.listdir(self.dir)
+  lu.assertStrMatches(files[1], "failing%-.*%.json")
+  local doc = cjson.decode(read(self.dir .. "/" .. files[1]))
+  lu.assertEquals(doc.complete, false)
+  lu.assertEquals(doc.interrupted, false)
+  lu.assertEquals(doc.error, "kernel failed")
+  lu.assertEquals(doc.rows, { { seq = 1 } })
+  lu.assertEquals(self.stdout.text, "")
+end
+
+function TestSweep:test_tty_bar_and_quiet()
+  support.sf.isatty = function() return true end
+  sweep.run({ points = { { n = 1 }, { n = 2 } }, measure = function() end })
+  lu.assertStrContains(self.stderr.text, "\r\27[K[##########..........] 1/2 n=1")
+  lu.assertStrContains(self.stderr.text, "\r\27[K[####################] 2/2 n=2\n")
+  self.stderr.text, self.stdout.text = "", ""
+  support.sf.quiet = true
+  sweep.run({ points = { { n = 1 } }, measure = function() end })
+  lu.assertEquals(self.stderr.text, "")
+  lu.assertEquals(self.stdout.text, "")
+end
+
+os.exit(lu.LuaUnit.run())
