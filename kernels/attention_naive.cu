@@ -1,7 +1,11 @@
-/* Naive attention, the way PyTorch eager runs it: the full score matrix is materialised.
- *   S = scale * Q K^T      cuBLAS strided-batched GEMM, f16/bf16 in, fp32 out
- *   P = softmax(S [+mask]) one block per row, fp32 math, P written in the input dtype
- *   O = P V                cuBLAS strided-batched GEMM, fp32 accumulation, output in the dtype
+/* Naive attention, the way PyTorch eager runs it (transformers' eager_attention_forward:
+ * `softmax(q @ k.T * scale, dtype=float32).to(q.dtype) @ v`): every intermediate of that
+ * expression is a full N×N tensor in device memory, 10 bytes per score in all.
+ *   S   = Q K^T             cuBLAS strided-batched GEMM, f16/bf16 in and out
+ *   S'  = S * scale         elementwise, in the input dtype
+ *   P32 = softmax(S' [+mask]) one block per row, fp32 out
+ *   P   = P32 in the dtype   elementwise cast
+ *   O   = P V               cuBLAS strided-batched GEMM, fp32 accumulation, output in the dtype
  * Batched over the q heads that share a kv head (K/V stride 0 inside a group for GQA/MQA; all
  * heads in one call for MHA), looping over batch entries and kv groups. The scratch (S and P of
  * one batch entry) comes from the caller and is reused across the batch. */
@@ -29,22 +33,42 @@ __device__ __forceinline__ void combine(float &m, float &s, float m2, float s2)
     m = mx;
 }
 
-/* One block per row of S (rows = heads x seq_q of one batch entry). S is already scaled. */
+template <typename T> __device__ __forceinline__ float to_f(T x);
+template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+/* out[i] = in[i] * scale (the `* scaling` of eager attention), rounded to the dtype */
 template <typename T>
-__global__ void __launch_bounds__(SM_THREADS) softmax_rows(const float *__restrict__ S, T *__restrict__ P,
+__global__ void scale_kernel(const T *__restrict__ in, T *__restrict__ out, float scale, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = from_f<T>(to_f<T>(in[i]) * scale);
+}
+
+/* out[i] = (T)in[i] (the `.to(q.dtype)` after the fp32 softmax) */
+template <typename T>
+__global__ void cast_kernel(const float *__restrict__ in, T *__restrict__ out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = from_f<T>(in[i]);
+}
+
+/* One block per row of S (rows = heads x seq_q of one batch entry); S is scaled already. */
+template <typename T>
+__global__ void __launch_bounds__(SM_THREADS) softmax_rows(const T *__restrict__ S, float *__restrict__ P,
                                                            float *lse, int seq_q, int seq_k, int causal,
                                                            int diag)
 {
     const int row = blockIdx.x;                 /* h * seq_q + i */
     const int i = row % seq_q;
-    const float *s = S + (size_t)row * seq_k;
-    T *pr = P + (size_t)row * seq_k;
+    const T *s = S + (size_t)row * seq_k;
+    float *pr = P + (size_t)row * seq_k;
     int lim = seq_k - 1;
     if (causal) lim = min(lim, i + diag);       /* last visible key */
 
     float m = -INFINITY, sum = 0.f;
     for (int j = threadIdx.x; j <= lim; j += SM_THREADS) {
-        const float x = s[j];
+        const float x = to_f<T>(s[j]);
         if (x > m) { sum = sum * __expf(m - x) + 1.f; m = x; }
         else sum += __expf(x - m);
     }
@@ -61,11 +85,30 @@ __global__ void __launch_bounds__(SM_THREADS) softmax_rows(const float *__restri
     for (int k = 1; k < SM_THREADS / 32; k++) combine(m, sum, wm[k], ws[k]);
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     for (int j = threadIdx.x; j < seq_k; j += SM_THREADS)
-        pr[j] = from_f<T>(j <= lim ? __expf(s[j] - m) * inv : 0.f);
+        pr[j] = j <= lim ? __expf(to_f<T>(s[j]) - m) * inv : 0.f;
     if (lse && threadIdx.x == 0) lse[row] = sum > 0.f ? m + logf(sum) : -INFINITY;
 }
 
 static int cublas_err(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS ? 0 : 10000 + (int)s; }
+
+static size_t aligned(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
+
+static unsigned elementwise_grid(size_t n)
+{
+    size_t blocks = (n + 255) / 256;
+    return (unsigned)(blocks > 65535 * 8 ? 65535 * 8 : blocks);
+}
+
+template <typename T>
+static int scale_softmax_cast(const T *S, T *Ss, float *P32, T *P, float *lse, const sf_attention_args *a,
+                              size_t elems, cudaStream_t st)
+{
+    scale_kernel<T><<<elementwise_grid(elems), 256, 0, st>>>(S, Ss, a->scale, elems);
+    softmax_rows<T><<<(unsigned)(a->n_heads * a->seq_q), SM_THREADS, 0, st>>>(Ss, P32, lse, a->seq_q, a->seq_k,
+                                                                            a->causal, a->seq_k - a->seq_q);
+    cast_kernel<T><<<elementwise_grid(elems), 256, 0, st>>>(P32, P, elems);
+    return (int)cudaGetLastError();
+}
 
 } // namespace sf_naive
 
@@ -75,8 +118,7 @@ size_t sf_attention_naive_scratch_bytes(const sf_attention_args *a)
 {
     if (!a || a->seq_q <= 0 || a->seq_k <= 0 || a->n_heads <= 0) return 0;
     const size_t elems = (size_t)a->n_heads * a->seq_q * a->seq_k;
-    const size_t s_bytes = (elems * sizeof(float) + 255) & ~(size_t)255;
-    return s_bytes + elems * 2; /* fp32 S, then P in the 16-bit input dtype */
+    return 3 * sf_naive::aligned(elems * 2) + sf_naive::aligned(elems * 4); /* S, S', P (dtype) and P32 */
 }
 
 int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, void *scratch, void *stream)
@@ -98,10 +140,10 @@ int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, voi
     const int H = a->n_heads, Hkv = a->n_kv_heads, G = H / Hkv, D = a->head_dim;
     const int Nq = a->seq_q, Nk = a->seq_k;
     const size_t elems = (size_t)H * Nq * Nk;
-    float *S = (float *)scratch;
-    char *P = (char *)scratch + ((elems * sizeof(float) + 255) & ~(size_t)255);
+    char *S = (char *)scratch, *Ss = S + aligned(elems * 2), *P = Ss + aligned(elems * 2);
+    float *P32 = (float *)(P + aligned(elems * 2));
     const cudaDataType_t dt = a->dtype == 1 ? CUDA_R_16F : CUDA_R_16BF;
-    const float alpha = a->scale, zero = 0.f, one = 1.f;
+    const float zero = 0.f, one = 1.f;
     const long long sq = (long long)Nq * Nk; /* elements per head of S / P */
 
     /* MHA: all heads in one call (K/V advance by their head stride); GQA/MQA: one call per kv
@@ -115,20 +157,16 @@ int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, voi
             const char *k = (const char *)a->k + 2 * (b * a->k_stride[0] + (int64_t)hk * a->k_stride[2]);
             /* column-major view: S^T (Nk x Nq, ld Nk) = K (as D x Nk, ld ks1)^T . Q (as D x Nq, ld qs1) */
             e = cublas_err(cublasGemmStridedBatchedEx(
-                hdl, CUBLAS_OP_T, CUBLAS_OP_N, Nk, Nq, D, &alpha, k, dt, (int)a->k_stride[1],
+                hdl, CUBLAS_OP_T, CUBLAS_OP_N, Nk, Nq, D, &one, k, dt, (int)a->k_stride[1],
                 G == 1 ? (long long)a->k_stride[2] : 0LL, q, dt, (int)a->q_stride[1], (long long)a->q_stride[2],
-                &zero, S + (size_t)h0 * sq, CUDA_R_32F, Nk, sq, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                &zero, S + 2 * (size_t)h0 * sq, dt, Nk, sq, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
             if (e) return e;
         }
         float *lse = a->lse ? a->lse + (size_t)b * H * Nq : NULL;
-        const unsigned rows = (unsigned)(H * Nq);
-        if (a->dtype == 1)
-            softmax_rows<__half><<<rows, SM_THREADS, 0, st>>>(S, (__half *)P, lse, Nq, Nk, a->causal, Nk - Nq);
-        else
-            softmax_rows<__nv_bfloat16><<<rows, SM_THREADS, 0, st>>>(S, (__nv_bfloat16 *)P, lse, Nq, Nk,
-                                                                     a->causal, Nk - Nq);
-        cudaError_t ce = cudaGetLastError();
-        if (ce != cudaSuccess) return (int)ce;
+        e = a->dtype == 1 ? scale_softmax_cast((const __half *)S, (__half *)Ss, P32, (__half *)P, lse, a, elems, st)
+                          : scale_softmax_cast((const __nv_bfloat16 *)S, (__nv_bfloat16 *)Ss, P32, (__nv_bfloat16 *)P,
+                                               lse, a, elems, st);
+        if (e) return e;
         for (int c = 0; c < calls; c++) {
             const int h0 = c * count, hk = G == 1 ? 0 : c;
             const char *v = (const char *)a->v + 2 * (b * a->v_stride[0] + (int64_t)hk * a->v_stride[2]);

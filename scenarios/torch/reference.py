@@ -1,6 +1,6 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm [--out FILE]
+    python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE]
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros).
 Writes JSON rows like sfbench's results so the README generator can put them side by side.
@@ -39,12 +39,65 @@ def gemm_rows():
     return rows
 
 
+def attention_rows():
+    """eager (transformers' eager_attention_forward) and SDPA's flash backend, Llama-2-7B heads"""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    rows = []
+    h, d = 32, 128
+    for causal in (False, True):
+        for n in (512, 1024, 2048, 4096, 8192):
+            q, k, v = (torch.randn(1, h, n, d, device="cuda", dtype=torch.float16) for _ in range(3))
+            mask = torch.full((n, n), float("-inf"), device="cuda", dtype=torch.float16).triu(1) if causal else None
+
+            def eager():
+                w = torch.matmul(q, k.transpose(2, 3)) * d ** -0.5
+                if mask is not None:
+                    w = w + mask
+                w = torch.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+                return torch.matmul(w, v)
+
+            def flash():
+                with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+            flops = 4 * h * n * n * d * (0.5 if causal else 1)
+            for impl, fn in (("torch_eager", eager), ("torch_sdpa_flash", flash)):
+                if impl == "torch_eager" and n > 4096:
+                    continue                       # 8192: 20 GiB of intermediates, and minutes of nothing new
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+                ms = time_ms(fn)
+                extra = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+                rows.append({"impl": impl, "seq": n, "causal": causal, "ms": ms, "tflops": flops / ms / 1e9,
+                             "extra_mib": extra})
+    return rows
+
+
+def ffn_rows():
+    """PyTorch eager GELU MLP and SwiGLU at Llama-2-7B's shape"""
+    import torch.nn.functional as F
+    rows = []
+    hidden, inter = 4096, 11008
+    w1, w2, w3 = (torch.randn(*s, device="cuda", dtype=torch.float16) * 0.02
+                  for s in ((inter, hidden), (hidden, inter), (inter, hidden)))
+    for t in (512, 1024, 2048, 4096, 16384):
+        x = torch.randn(t, hidden, device="cuda", dtype=torch.float16)
+        gelu = lambda: F.linear(F.gelu(F.linear(x, w1), approximate="tanh"), w2)
+        swiglu = lambda: F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2)
+        for act, fn, gemms in (("gelu", gelu, 2), ("swiglu", swiglu, 3)):
+            ms = time_ms(fn)
+            rows.append({"impl": "torch_eager", "act": act, "tokens": t, "ms": ms,
+                         "tflops": gemms * 2 * t * hidden * inter / ms / 1e9})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["gemm"])
+    ap.add_argument("what", choices=["gemm", "attention", "ffn"])
     ap.add_argument("--out")
     args = ap.parse_args()
-    rows = {"gemm": gemm_rows}[args.what]()
+    rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": rows}
     for r in rows:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
