@@ -97,6 +97,19 @@ __global__ void compare_kernel(const void *out, int odt, sf_layout ol, const voi
     }
 }
 
+// Holds a stream until the host writes *release (host-mapped memory) or `timeout` clock cycles
+// pass; records in *timed_out which ended it.
+__global__ void spin_kernel(volatile int *release, int *timed_out, long long timeout)
+{
+    long long start = clock64();
+    while (!*release) {
+        if (clock64() - start > timeout) {
+            *timed_out = 1;
+            return;
+        }
+    }
+}
+
 unsigned grid_for(int64_t n)
 {
     int64_t blocks = (n + 255) / 256;
@@ -129,5 +142,11 @@ extern "C" int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *
                                const sf_layout *rl, double *partials, void *stream)
 {
     compare_kernel<<<SF_CMP_BLOCKS, 256, 0, (cudaStream_t)stream>>>(out, out_dtype, *ol, ref, ref_dtype, *rl, partials);
+    return cudaGetLastError();
+}
+
+extern "C" int sf_spin_cuda(volatile int *release, int *timed_out, long long timeout_cycles, void *stream)
+{
+    spin_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(release, timed_out, timeout_cycles);
     return cudaGetLastError();
 }

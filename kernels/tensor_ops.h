@@ -24,6 +24,8 @@ int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *s
                     const sf_layout *sl, void *stream);
 int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
                     const sf_layout *rl, double *partials, void *stream);
+/* a one-thread kernel that holds `stream` until *release (host-mapped) becomes non-zero */
+int sf_spin_cuda(volatile int *release, int *timed_out, long long timeout_cycles, void *stream);
 #ifdef __cplusplus
 }
 #endif

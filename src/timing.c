@@ -163,6 +163,54 @@ static int l_flush_l2(lua_State *L)
     return 0;
 }
 
+/* sf.hold([stream]) ... sf.release(): the work queued between them starts only at release, so a
+ * batch of short launches runs back to back on the GPU however slowly the host queued it (the
+ * blocking kernel of nvbench). A guard ends the hold after about a second; sf.release() returns
+ * false when it did (the batch then ran while it was being queued). No-ops on the CPU backend. */
+static struct { volatile int *flag; int *timed_out; int *dev_flag, *dev_timed_out; int held; } hold;
+
+#ifdef SF_HAVE_CUDA
+#include "../kernels/tensor_ops.h"
+#endif
+
+static int l_hold(lua_State *L)
+{
+    void *stream = sf_opt_stream(L, 1);
+    if (sf_dev.kind != SF_DEV_CUDA) return 0;
+#ifdef SF_HAVE_CUDA
+    if (hold.held) return luaL_error(L, "hold: the stream is already held (call sf.release first)");
+    if (!hold.flag) {
+        void *h;
+        SF_CUDA(L, cudaHostAlloc(&h, 2 * sizeof(int), cudaHostAllocMapped));
+        hold.flag = (volatile int *)h;
+        hold.timed_out = (int *)h + 1;
+        SF_CUDA(L, cudaHostGetDevicePointer((void **)&hold.dev_flag, h, 0));
+        hold.dev_timed_out = hold.dev_flag + 1;
+    }
+    int khz = 0;
+    SF_CUDA(L, cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, sf_dev.cuda_index));
+    *hold.flag = 0;
+    *hold.timed_out = 0;
+    SF_CUDA(L, sf_spin_cuda(hold.dev_flag, hold.dev_timed_out, (long long)khz * 1000, stream));
+    hold.held = 1;
+#else
+    (void)stream;
+#endif
+    return 0;
+}
+
+static int l_release(lua_State *L)
+{
+    if (!hold.held) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    __atomic_store_n(hold.flag, 1, __ATOMIC_SEQ_CST);
+    hold.held = 0;
+    lua_pushboolean(L, !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST));
+    return 1;
+}
+
 static int l_now(lua_State *L)
 {
     lua_pushnumber(L, sf_now());
@@ -174,7 +222,8 @@ int luaopen_sfbench_timing(lua_State *L)
     static const luaL_Reg ev_methods[] = {{"record", ev_record}, {"synchronize", ev_synchronize}, {NULL, NULL}};
     static const luaL_Reg st_methods[] = {{"sync", st_sync}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"event", l_event}, {"elapsed", l_elapsed}, {"stream", l_stream},
-                                     {"flush_l2", l_flush_l2}, {"now", l_now}, {NULL, NULL}};
+                                     {"flush_l2", l_flush_l2}, {"now", l_now}, {"hold", l_hold},
+                                     {"release", l_release}, {NULL, NULL}};
     luaL_newmetatable(L, EVENT_MT);
     lua_pushcfunction(L, ev_gc);
     lua_setfield(L, -2, "__gc");

@@ -113,14 +113,20 @@ function bench.run(opts)
   local samples, n, mean, m2, total_ms = {}, 0, 0, 0, 0
   local start = sf.now()
   local reason
+  -- a batch is queued behind sf.hold and runs back to back at sf.release, so the host's pace
+  -- of queueing (slower than a µs kernel) does not leak into the sample
+  local hold = batch > 1 and sf.hold
+  local held_out = 0
   repeat
     if setup then setup() end
     if o.cold then sf.flush_l2(stream) end
+    if hold then hold(stream) end
     ev_start:record(stream)
     for _ = 1, batch do
       fn()
     end
     ev_end:record(stream)
+    if hold and not sf.release() then held_out = held_out + 1 end
     local ms = sf.elapsed(ev_start, ev_end)
     total_ms = total_ms + ms
     local x = ms / batch
@@ -138,6 +144,9 @@ function bench.run(opts)
   if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
     warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
       :format(after.sm, after.sm_max)
+  end
+  if held_out > 0 then
+    warnings[#warnings + 1] = ("%d sample(s) outlived the stream hold (too much work queued per batch?)"):format(held_out)
   end
   local s = stats.summary(samples)
   return {

@@ -17,6 +17,8 @@ local function format_number(v)
   local a = math.abs(v)
   if a == 0 then return "0" end
   if a >= 1e6 or a < 1e-3 then return ("%.3e"):format(v) end
+  -- whole numbers read back from JSON are floats: show counts and sizes as integers
+  if v == math.floor(v) then return ("%d"):format(v) end
   if a >= 100 then return ("%.1f"):format(v) end
   return ("%.3f"):format(v)
 end

@@ -253,6 +253,18 @@ function TestLaunch.test_launch_many()
   lu.assertEquals(y:get(1), 25, "a failed launch_many launches nothing")
 end
 
+function TestLaunch.test_hold_and_release()
+  local k = mod():kernel("add_one")
+  local y = sf.zeros({ 100 })
+  sf.hold()
+  contains(error_of(sf.hold), "already held")
+  k:launch_many(50, 1, 128, { y, 100 })
+  lu.assertTrue(sf.release(), "released before the guard fired")
+  lu.assertEquals(y:get(1), 50)
+  lu.assertEquals(y:get(100), 50)
+  lu.assertTrue(sf.release(), "a release with nothing held is a no-op")
+end
+
 function TestLaunch.test_attributes()
   local m = mod()
   local a = m:kernel("axpy"):attributes()

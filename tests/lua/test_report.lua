@@ -46,7 +46,7 @@ function TestTable.test_number_formats_and_default_columns()
     "| --------: | ---- |",
     "| 1.235e+06 | true |",
     "| 1.000e-04 | —    |",
-    "|     250.0 | —    |",
+    "|       250 | —    |",
     "|         3 | —    |",
     "|       nan | —    |",
     "|       inf | —    |",
