@@ -15,7 +15,7 @@
 #define CANDIDATES 8            /* heuristic results timed when a plan is autotuned */
 
 typedef struct plan_key {
-    int64_t m, n, k, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
+    int64_t m, n, k, batch, lda, ldb, ldc, ldd, stride_a, stride_b, stride_c, stride_d;
     int a_dtype, b_dtype, c_dtype, trans_a, trans_b, epilogue, bias, tf32, align, autotune;
 } plan_key;
 
@@ -23,7 +23,7 @@ typedef struct plan {
     int used;
     plan_key key;
     cublasLtMatmulDesc_t op;
-    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulAlgo_t algo;
 } plan;
 
@@ -99,6 +99,7 @@ static void destroy_plan(plan *p)
     cublasLtMatrixLayoutDestroy(p->la);
     cublasLtMatrixLayoutDestroy(p->lb);
     cublasLtMatrixLayoutDestroy(p->lc);
+    cublasLtMatrixLayoutDestroy(p->ld);
     cublasLtMatmulDescDestroy(p->op);
     p->used = 0;
 }
@@ -130,6 +131,7 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     set_layout(L, &p->la, (sf_dtype)k->b_dtype, k->trans_b ? k->k : k->n, k->trans_b ? k->n : k->k, k->ldb, k->batch, k->stride_b);
     set_layout(L, &p->lb, (sf_dtype)k->a_dtype, k->trans_a ? k->m : k->k, k->trans_a ? k->k : k->m, k->lda, k->batch, k->stride_a);
     set_layout(L, &p->lc, (sf_dtype)k->c_dtype, k->n, k->m, k->ldc, k->batch, k->stride_c);
+    set_layout(L, &p->ld, (sf_dtype)k->c_dtype, k->n, k->m, k->ldd, k->batch, k->stride_d);
 
     cublasLtMatmulPreference_t pref;
     LT(L, cublasLtMatmulPreferenceCreate(&pref));
@@ -142,7 +144,7 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof align);
     cublasLtMatmulHeuristicResult_t result[CANDIDATES];
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->la, p->lb, p->lc, p->lc, pref,
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->la, p->lb, p->lc, p->ld, pref,
                                                       k->autotune ? CANDIDATES : 1, result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     p->used = 1;
@@ -158,7 +160,8 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
 }
 
 /* Times each candidate (3 warm-up + 5 timed runs, the best run counts) and returns the index of
- * the fastest. Only asked for when beta == 0, so the trial runs only write the output. */
+ * the fastest. Only asked for when beta == 0 or the output is not C, so the trial runs only
+ * write the output. */
 static int pick_fastest(lua_State *L, plan *p, const cublasLtMatmulHeuristicResult_t *r, int n, const sf_gemm_desc *d,
                         void *stream)
 {
@@ -196,13 +199,16 @@ void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
     k.m = d->m; k.n = d->n; k.k = d->k; k.batch = d->batch;
     k.lda = d->lda; k.ldb = d->ldb; k.ldc = d->ldc;
     k.stride_a = d->stride_a; k.stride_b = d->stride_b; k.stride_c = d->stride_c;
+    k.ldd = d->d ? d->ldd : d->ldc;
+    k.stride_d = d->d ? d->stride_d : d->stride_c;
     k.a_dtype = d->a_dtype; k.b_dtype = d->b_dtype; k.c_dtype = d->c_dtype;
     k.trans_a = d->trans_a; k.trans_b = d->trans_b; k.epilogue = d->epilogue;
     k.bias = d->bias != NULL; k.tf32 = d->tf32;
-    k.autotune = d->autotune && d->beta == 0;
+    k.autotune = d->autotune && (d->beta == 0 || (d->d && d->d != d->c));
     k.align = alignment_of(d->a);
     if (alignment_of(d->b) < k.align) k.align = alignment_of(d->b);
     if (alignment_of(d->c) < k.align) k.align = alignment_of(d->c);
+    if (d->d && alignment_of(d->d) < k.align) k.align = alignment_of(d->d);
     plan *p = NULL;
     for (int i = 0; i < PLAN_CACHE && !p; i++)
         if (plans[i].used && memcmp(&plans[i].key, &k, sizeof k) == 0) p = &plans[i];
@@ -217,6 +223,6 @@ static void run_plan(lua_State *L, plan *p, const cublasLtMatmulAlgo_t *algo, co
     float alpha32 = (float)d->alpha, beta32 = (float)d->beta;
     int f64 = d->a_dtype == SF_F64;
     LT(L, cublasLtMatmul(lt, p->op, f64 ? (void *)&alpha64 : (void *)&alpha32, d->b, p->la, d->a, p->lb,
-                         f64 ? (void *)&beta64 : (void *)&beta32, d->c, p->lc, d->c, p->lc, algo, workspace,
+                         f64 ? (void *)&beta64 : (void *)&beta32, d->c, p->lc, d->d ? d->d : d->c, p->ld, algo, workspace,
                          WORKSPACE_BYTES, (cudaStream_t)stream));
 }

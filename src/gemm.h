@@ -1,5 +1,5 @@
 /* One description of a GEMM for both backends, in row-major terms:
- *   C[b] = act(alpha · op(A[b]) · op(B[b]) + beta · C[b] + bias)
+ *   D[b] = act(alpha · op(A[b]) · op(B[b]) + beta · C[b] + bias),  D = C unless d is set
  * with op(A) m×k, op(B) k×n, C m×n; ld* are row strides (elements), stride_* batch strides
  * (0 broadcasts one matrix over the batch), bias has n elements (one per column of C). */
 #ifndef SF_GEMM_H
@@ -12,9 +12,10 @@ typedef struct sf_gemm_desc {
     int64_t m, n, k, batch;
     const void *a, *b, *bias;
     void *c;
+    void *d;                      /* output when not C (then C is only read); same shape and dtype */
     sf_dtype a_dtype, b_dtype, c_dtype;
     int trans_a, trans_b;
-    int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
+    int64_t lda, ldb, ldc, ldd, stride_a, stride_b, stride_c, stride_d;
     double alpha, beta;
     sf_gemm_epilogue epilogue;
     int tf32;                     /* allow TF32 tensor cores for f32 inputs */

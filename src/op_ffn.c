@@ -18,6 +18,7 @@ static const sf_arg_spec ffn_args[] = {
     {"b1", SF_ARG_TENSOR, 0, NULL, "fc1 bias [I] (gelu)"},
     {"b2", SF_ARG_TENSOR, 0, NULL, "fc2 bias [H] (gelu)"},
     {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written"},
+    {"residual", SF_ARG_TENSOR, 0, NULL, "[T, H] added to the output in the down projection's epilogue"},
     {"act", SF_ARG_STRING, 1, NULL, "gelu (fc1 → GELU → fc2) or swiglu ((silu(x·W1ᵀ) ⊙ x·W3ᵀ)·W2ᵀ)"},
     {"gelu", SF_ARG_STRING, 0, "tanh", "GELU form: tanh or erf"},
     {"impl", SF_ARG_STRING, 0, "fused", "unfused (separate GEMMs and activation kernels) or fused"},
@@ -29,7 +30,7 @@ enum { IMPL_UNFUSED, IMPL_FUSED };
 
 typedef struct ffn_call {
     sf_op_args *a;
-    sf_tensor *x, *w1, *w2, *w3, *w13, *b1, *b2, *out;
+    sf_tensor *x, *w1, *w2, *w3, *w13, *b1, *b2, *out, *residual;
     int act, gelu_erf, impl;
     int64_t T, H, I;
     void *stream;
@@ -53,18 +54,23 @@ static void check_vector(sf_op_args *a, const char *name, const sf_tensor *t, in
 }
 
 #ifdef SF_HAVE_CUDA
-/* out[T, N] = x[T, K] · w[N, K]ᵀ (+ bias) through cuBLASLt, with an optional epilogue */
-static void linear(lua_State *L, const void *x, const void *w, const void *bias, void *out, int64_t T, int64_t N,
-                   int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
+static const void *residual_of(const ffn_call *c) { return c->residual ? c->residual->data : NULL; }
+
+/* out[T, N] = x[T, K] · w[N, K]ᵀ (+ bias) (+ residual) through cuBLASLt */
+static void linear(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
+                   int64_t T, int64_t N, int64_t K, sf_dtype dt, void *stream)
 {
     sf_gemm_desc d = {0};
     d.m = T; d.n = N; d.k = K; d.batch = 1;
-    d.a = x; d.b = w; d.c = out; d.bias = bias;
+    d.a = x; d.b = w; d.bias = bias;
+    d.c = residual ? (void *)residual : out;
+    d.d = out;
+    d.ldd = N;
+    d.beta = residual ? 1.0 : 0.0;
     d.a_dtype = d.b_dtype = d.c_dtype = dt;
     d.trans_b = 1;
     d.lda = K; d.ldb = K; d.ldc = N;
     d.alpha = 1.0;
-    d.epilogue = epi;
     d.autotune = 1;
     sf_gemm_cuda(L, &d, stream);
 }
@@ -78,17 +84,18 @@ static void unfused(ffn_call *c)
     int n_tmp = c->act == ACT_SWIGLU ? 4 : 2;
     char *tmp = sf_scratch(L, SF_DEV_CUDA, ti * (size_t)n_tmp, "the FFN intermediates");
     if (c->act == ACT_GELU) {
-        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, tmp, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt, c->stream);
         SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
-        linear(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+        linear(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
+               c->stream);
         return;
     }
     char *gate = tmp, *up = tmp + ti, *act = tmp + 2 * ti, *prod = tmp + 3 * ti;
-    linear(L, c->x->data, c->w1->data, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
-    linear(L, c->x->data, c->w3->data, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    linear(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, c->stream);
+    linear(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, c->stream);
     SF_CUDA(L, sf_act_cuda(SF_ACT_SILU, dt, gate, act, c->T * c->I, c->stream));
     SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
-    linear(L, prod, c->w2->data, NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+    linear(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, c->stream);
 }
 
 static void fused(ffn_call *c)
@@ -122,7 +129,8 @@ static void fused(ffn_call *c)
         g.bias = c->b1 ? c->b1->data : NULL;
     }
     SF_CUDA(L, sf_gemm_epilogue_cuda(&g, c->stream));
-    linear(L, h, c->w2->data, c->b2 ? c->b2->data : NULL, c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+    linear(L, h, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
+           c->stream);
 #else
     sf_op_error(c->a, "impl 'fused' needs sfbench built for sm_90a (configure --with-cuda-arch=sm_90a,...)");
 #endif
@@ -131,11 +139,12 @@ static void fused(ffn_call *c)
 
 static void run_ffn(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", NULL};
+    static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", "residual", NULL};
     static const char *const acts[] = {"gelu", "swiglu", NULL}, *const gelus[] = {"tanh", "erf", NULL};
     static const char *const impls[] = {"unfused", "fused", NULL};
     ffn_call c = {a, sf_arg_tensor(a, "x"), sf_arg_tensor(a, "w1"), sf_arg_tensor(a, "w2"), sf_arg_tensor(a, "w3"),
                   sf_arg_tensor(a, "w13"), sf_arg_tensor(a, "b1"), sf_arg_tensor(a, "b2"), sf_arg_tensor(a, "out"),
+                  sf_arg_tensor(a, "residual"),
                   sf_arg_choice(a, "act", acts, ACT_GELU), sf_arg_choice(a, "gelu", gelus, 0),
                   sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a)};
     sf_device_kind dev = sf_op_device(a, tensors);
@@ -163,11 +172,25 @@ static void run_ffn(sf_op_args *a)
     }
     check_vector(a, "b1", c.b1, c.I, c.x);
     check_vector(a, "b2", c.b2, c.H, c.x);
+    if (c.residual) check_matrix(a, "residual", c.residual, c.T, c.H, c.x);
     if (dev == SF_DEV_CPU) {
         sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_FFN_SWIGLU : SF_FFN_GELU, c.gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH,
                              c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
                              c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data};
+        /* the reference has no residual: add it after, in double, from a copy when it is `out` */
+        const void *res = c.residual ? c.residual->data : NULL;
+        void *copy = NULL;
+        if (res && res == c.out->data) {
+            size_t bytes = sf_tensor_nbytes(c.residual);
+            copy = sf_scratch(a->L, SF_DEV_CPU, bytes, "the residual");
+            memcpy(copy, res, bytes);
+            res = copy;
+        }
         sf_ffn_ref_cpu(&r);
+        if (res)
+            for (int64_t i = 0; i < c.T * c.H; i++)
+                sf_store_from_double(c.out->data, c.x->dtype, i,
+                                     sf_load_as_double(c.out->data, c.x->dtype, i) + sf_load_as_double(res, c.x->dtype, i));
         return;
     }
 #ifdef SF_HAVE_CUDA

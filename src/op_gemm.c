@@ -6,7 +6,8 @@
 static const sf_arg_spec gemm_args[] = {
     {"a", SF_ARG_TENSOR, 1, NULL, "[m, k] or [batch, m, k] ([k, m] when transa)"},
     {"b", SF_ARG_TENSOR, 1, NULL, "[k, n] or [batch, k, n] ([n, k] when transb)"},
-    {"c", SF_ARG_TENSOR, 1, NULL, "[m, n] or [batch, m, n], written"},
+    {"c", SF_ARG_TENSOR, 1, NULL, "[m, n] or [batch, m, n], written (only read when 'out' is given)"},
+    {"out", SF_ARG_TENSOR, 0, NULL, "output like c, when the result must not overwrite c (out = ... + beta·c)"},
     {"transa", SF_ARG_BOOL, 0, "false", "a holds op(A) transposed"},
     {"transb", SF_ARG_BOOL, 0, "false", "b holds op(B) transposed (a Linear weight [n, k])"},
     {"alpha", SF_ARG_NUMBER, 0, "1", "scale of the product"},
@@ -35,10 +36,10 @@ static void matrix_dims(sf_op_args *a, const char *name, const sf_tensor *t, int
 
 static void run_gemm(sf_op_args *a)
 {
-    static const char *const tensors[] = {"a", "b", "c", "bias", NULL};
+    static const char *const tensors[] = {"a", "b", "c", "out", "bias", NULL};
     static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
     sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
-    sf_tensor *bias = sf_arg_tensor(a, "bias");
+    sf_tensor *bias = sf_arg_tensor(a, "bias"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
     const unsigned floats = SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16);
     sf_op_check_dtype(a, "a", A, floats | SF_DT(SF_F64));
@@ -68,6 +69,13 @@ static void run_gemm(sf_op_args *a)
     if ((ab != 1 && ab != cb) || (bb != 1 && bb != cb) || (cb == 1 && (ab != 1 || bb != 1)))
         sf_op_error(a, "batch sizes differ: a %lld, b %lld, c %lld (a 2-D a or b is broadcast)", (long long)ab, (long long)bb, (long long)cb);
     if (C->ndim == 3 && cb > 1 && d.stride_c < d.m * d.ldc) sf_op_error(a, "'c' batches overlap");
+    if (out) {
+        int64_t orows, ocols, ob;
+        sf_op_check_dtype(a, "out", out, SF_DT(C->dtype));
+        sf_op_check_shape(a, "out", out, C->ndim, C->shape);
+        matrix_dims(a, "out", out, &orows, &ocols, &d.ldd, &d.stride_d, &ob);
+        d.d = out->data;
+    }
     if (bias) {
         sf_op_check_dtype(a, "bias", bias, SF_DT(C->dtype));
         int64_t want[1] = {d.n};

@@ -28,6 +28,8 @@ int sf_gemm_ref_cpu(const sf_gemm_desc *d)
         const char *pa = (const char *)d->a + batch * d->stride_a * (int64_t)sf_dtype_size(d->a_dtype);
         const char *pb = (const char *)d->b + batch * d->stride_b * (int64_t)sf_dtype_size(d->b_dtype);
         char *c = (char *)d->c + batch * d->stride_c * (int64_t)sf_dtype_size(d->c_dtype);
+        char *out = d->d ? (char *)d->d + batch * d->stride_d * (int64_t)sf_dtype_size(d->c_dtype) : c;
+        int64_t ldo = d->d ? d->ldd : d->ldc;
         widen(a, pa, d->a_dtype, d->m, d->k, d->lda, d->trans_a);
         widen(bt, pb, d->b_dtype, d->n, d->k, d->ldb, !d->trans_b);   /* op(B)ᵀ: n × k */
 #pragma omp parallel for schedule(static) if (d->m * d->n * d->k > (1 << 18))
@@ -41,7 +43,7 @@ int sf_gemm_ref_cpu(const sf_gemm_desc *d)
                 if (d->bias) v += sf_load_as_double(d->bias, d->c_dtype, j);
                 if (d->epilogue == SF_GEMM_EPI_RELU) v = v > 0 ? v : 0;
                 else if (d->epilogue == SF_GEMM_EPI_GELU) v = gelu_tanh(v);
-                sf_store_from_double(c, d->c_dtype, i * d->ldc + j, v);
+                sf_store_from_double(out, d->c_dtype, i * ldo + j, v);
             }
     }
     free(a);
