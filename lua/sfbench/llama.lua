@@ -1,0 +1,154 @@
+-- A Llama-2 decoder layer composed from sfbench ops, in two orders:
+--   baseline  — PyTorch eager / transformers' LlamaDecoderLayer: RMSNorm, separate Q/K/V
+--               projections, RoPE on Q and on K, naive causal attention, O projection,
+--               residual add, RMSNorm, unfused SwiGLU, residual add;
+--   optimized — one QKV GEMM, RoPE in one pass over the packed Q and K, flash attention reading
+--               the packed buffer in place, the residual adds in the O and down projections'
+--               epilogues, the fused SwiGLU.
+-- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
+local sf = require "sfbench"
+local stats = require "sfbench.stats"
+
+local llama = {}
+
+-- FLOPs of one layer over T tokens of sequences of length N (causal attention counts half)
+function llama.flops(cfg, batch, seq)
+  local T, d, hd = batch * seq, cfg.hidden, cfg.head_dim
+  local qkv = 2 * T * d * (cfg.heads + 2 * cfg.kv_heads) * hd
+  local o = 2 * T * d * d
+  local ffn = 3 * 2 * T * d * cfg.intermediate
+  local attention = 4 * batch * cfg.heads * seq * seq * hd / 2
+  return qkv + o + ffn + attention
+end
+
+local function random_weights(cfg, dtype, device, seed)
+  local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
+  local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = 0.02, device = device }) end
+  return {
+    wq = w({ cfg.heads * hd, d }, 1), wk = w({ cfg.kv_heads * hd, d }, 2), wv = w({ cfg.kv_heads * hd, d }, 3),
+    wo = w({ d, cfg.heads * hd }, 4), w1 = w({ I, d }, 5), w3 = w({ I, d }, 6), w2 = w({ d, I }, 7),
+    attn_norm = sf.randn({ d }, dtype, { seed = seed + 8, mean = 1, std = 0.1, device = device }),
+    ffn_norm = sf.randn({ d }, dtype, { seed = seed + 9, mean = 1, std = 0.1, device = device }),
+  }
+end
+
+local function copy_weights(from, dtype, device)
+  local out = {}
+  for k, t in pairs(from) do out[k] = t:to(device, dtype) end
+  return out
+end
+
+local function check_seq(cfg, seq, allow_long)
+  if math.type(seq) ~= "integer" or seq < 1 then error("llama.layer: seq must be a positive integer", 3) end
+  if seq > cfg.max_positions and not allow_long then
+    error(("llama.layer: seq %d is longer than %s's %d positions (pass allow_long=true to go past them)")
+      :format(seq, cfg.name, cfg.max_positions), 3)
+  end
+end
+
+-- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=})
+-- `weights` reuses another layer's (converted to this dtype and device): how a reference layer
+-- in f64 on the CPU is built from a GPU layer's weights.
+function llama.layer(cfg, opts)
+  local impl = opts.impl or "optimized"
+  if impl ~= "baseline" and impl ~= "optimized" then
+    error(("llama.layer: unknown impl '%s' (baseline or optimized)"):format(tostring(impl)), 2)
+  end
+  local B, N = opts.batch or 1, opts.seq
+  check_seq(cfg, N, opts.allow_long)
+  local dtype, device = opts.dtype or "f16", opts.device
+  local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
+  local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
+  local function buf(shape) return sf.tensor(shape, dtype, { device = device }) end
+
+  local L = { cfg = cfg, impl = impl, batch = B, seq = N, dtype = dtype, weights = w,
+    input = buf({ T, d }), output = buf({ T, d }) }
+  local x, out = L.input, L.output
+  local h, r, h2 = buf({ T, d }), buf({ T, d }), buf({ T, d })
+  local attn = buf({ T, H * hd })
+  local attn4 = attn:view({ B, N, H, hd })
+  local eps, theta = cfg.norm_eps, cfg.rope_theta
+
+  if impl == "baseline" then
+    local q, k, v, o, f = buf({ T, H * hd }), buf({ T, Hkv * hd }), buf({ T, Hkv * hd }), buf({ T, d }), buf({ T, d })
+    local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
+    L.stages = {
+      { name = "attn_norm", fn = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end },
+      { name = "qkv_proj", fn = function()
+        sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
+        sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
+        sf.ops.gemm { a = h, b = w.wv, c = v, transb = true }
+      end },
+      { name = "rope", fn = function()
+        sf.ops.rope { x = q4, theta = theta }
+        sf.ops.rope { x = k4, theta = theta }
+      end },
+      { name = "attention", fn = function()
+        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "naive" }
+      end },
+      { name = "o_proj", fn = function() sf.ops.gemm { a = attn, b = w.wo, c = o, transb = true } end },
+      { name = "residual", fn = function() sf.ops.add { a = x, b = o, out = r } end },
+      { name = "ffn_norm", fn = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end },
+      { name = "ffn", fn = function()
+        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, out = f, act = "swiglu", impl = "unfused" }
+      end },
+      { name = "residual2", fn = function() sf.ops.add { a = r, b = f, out = out } end },
+    }
+  else
+    -- packed weights: [Wq; Wk; Wv] rows, and gate/up interleaved for the fused SwiGLU
+    local wqkv = buf({ (H + 2 * Hkv) * hd, d })
+    wqkv:slice(1, 1, H * hd):copy(w.wq)
+    wqkv:slice(1, H * hd + 1, Hkv * hd):copy(w.wk)
+    wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
+    local w13 = buf({ 2 * cfg.intermediate, d })
+    sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
+    local qkv = buf({ T, (H + 2 * Hkv) * hd })
+    local qkv4 = qkv:view({ B, N, H + 2 * Hkv, hd })
+    local qk4 = qkv4:slice(3, 1, H + Hkv)
+    local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+    L.stages = {
+      { name = "attn_norm", fn = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end },
+      { name = "qkv_proj", fn = function() sf.ops.gemm { a = h, b = wqkv, c = qkv, transb = true } end },
+      { name = "rope", fn = function() sf.ops.rope { x = qk4, theta = theta } end },
+      { name = "attention", fn = function()
+        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
+      end },
+      { name = "o_proj+residual", fn = function()
+        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true }
+      end },
+      { name = "ffn_norm", fn = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end },
+      { name = "ffn+residual", fn = function()
+        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
+          impl = "fused" }
+      end },
+    }
+  end
+
+  function L.forward()
+    for _, s in ipairs(L.stages) do s.fn() end
+    return out
+  end
+
+  -- median ms of each stage over `iters` forwards, timed with events between the stages
+  function L.profile(iters)
+    local events = {}
+    for i = 1, #L.stages + 1 do events[i] = sf.event() end
+    local times = {}
+    for i = 1, #L.stages do times[i] = {} end
+    for _ = 1, iters do
+      events[1]:record()
+      for i, s in ipairs(L.stages) do
+        s.fn()
+        events[i + 1]:record()
+      end
+      for i = 1, #L.stages do times[i][#times[i] + 1] = sf.elapsed(events[i], events[i + 1]) end
+    end
+    local result = {}
+    for i, s in ipairs(L.stages) do result[i] = { stage = s.name, ms = stats.summary(times[i]).median } end
+    return result
+  end
+
+  return L
+end
+
+return llama

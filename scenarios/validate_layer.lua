@@ -1,0 +1,46 @@
+-- The Llama-2 layer on a scaled-down config (hidden 256, 4 heads, 2 kv heads): the optimized
+-- layer against the baseline and both against the reference (the baseline order run on the CPU
+-- backend in f64 from the same weights and input). Fresh seed each run (seed=N replays).
+-- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local models = require "sfbench.models"
+local llama = require "sfbench.llama"
+local report = require "sfbench.report"
+local validate = require "sfbench.validate"
+
+local p = params.get { seed = 0, seq = { 17, 64 }, dtype = { "f16", "bf16" } }
+local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
+io.stderr:write(("validate_layer: seed %d\n"):format(seed))
+local cfg = models.custom { name = "llama2-mini", hidden = 256, layers = 1, heads = 4, kv_heads = 2, intermediate = 704 }
+
+local rows, failures = {}, 0
+for _, dtype in ipairs(p.dtype) do
+  for _, seq in ipairs(p.seq) do
+    local base = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = dtype, seed = seed })
+    local opt = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights })
+    local ref = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = "f64", device = "cpu", weights = base.weights })
+    local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
+    for _, l in ipairs({ base, opt, ref }) do l.input:copy(x) end
+    validate.poison(base.output)
+    validate.poison(opt.output)
+    ref.forward()
+    base.forward()
+    opt.forward()
+    local checks = {
+      { what = "optimized vs reference", r = validate.check(opt.output, ref.output) },
+      { what = "baseline vs reference", r = validate.check(base.output, ref.output) },
+      { what = "optimized vs baseline", r = validate.check(opt.output, base.output) },
+    }
+    for _, c in ipairs(checks) do
+      if not c.r.ok then failures = failures + 1 end
+      rows[#rows + 1] = { dtype = dtype, seq = seq, what = c.what, rel_l2 = c.r.rel_l2, max_abs = c.r.max_abs,
+        bound = c.r.bound, ok = c.r.ok and "ok" or "FAIL" }
+    end
+  end
+end
+report.print(rows, { "dtype", "seq", "what", { key = "rel_l2", fmt = "%.2e" }, { key = "max_abs", fmt = "%.2e" },
+  { key = "bound", fmt = "%.1e" }, "ok" })
+local path = report.save("validate_layer", { params = p, seed = seed, config = cfg, rows = rows, complete = true })
+if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
+if failures > 0 then error(("%d layer check(s) out of bounds (seed %d)"):format(failures, seed), 0) end

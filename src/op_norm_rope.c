@@ -1,0 +1,265 @@
+/* The memory-bound ops of a Llama decoder layer: rmsnorm, add_rmsnorm (the residual add fused
+ * into the norm), rope (in place, on a strided view such as the q and k heads of a packed QKV
+ * buffer) and add. The CPU backend runs the double-math references; kernels/norm_rope.h
+ * defines each op exactly. Every argument is checked before anything is launched. */
+#include "config.h"
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+#include "../kernels/norm_rope.h"
+#ifdef SF_HAVE_CUDA
+#include "cuda_check.h"
+#endif
+
+#define NORM_EPS_DOC "added to mean(x²) before the square root (Llama-2: 1e-5)"
+
+static const sf_arg_spec rmsnorm_args[] = {
+    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H] (rows may be strided)"},
+    {"weight", SF_ARG_TENSOR, 1, NULL, "scale [H], contiguous"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; may be x itself"},
+    {"eps", SF_ARG_NUMBER, 0, "1e-5", NORM_EPS_DOC},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+static const sf_arg_spec add_rmsnorm_args[] = {
+    {"x", SF_ARG_TENSOR, 1, NULL, "the branch output [T, H] (attention or FFN), read"},
+    {"residual", SF_ARG_TENSOR, 1, NULL, "the residual stream [T, H]: replaced by x + residual (rounded to its dtype)"},
+    {"weight", SF_ARG_TENSOR, 1, NULL, "scale [H], contiguous"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "rmsnorm(x + residual)·weight [T, H], written; may be x, must not overlap residual"},
+    {"eps", SF_ARG_NUMBER, 0, "1e-5", NORM_EPS_DOC},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+static const sf_arg_spec rope_args[] = {
+    {"x", SF_ARG_TENSOR, 1, NULL, "[B, N, heads, D], rotated in place; may be a strided view (q and k heads of a packed QKV)"},
+    {"pos_offset", SF_ARG_INTEGER, 0, "0", "position of token n is pos_offset + n (a KV cache's length when decoding)"},
+    {"theta", SF_ARG_NUMBER, 0, "10000", "frequency base: pair i turns at theta^(-2i/D) radians per position"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+static const sf_arg_spec add_args[] = {
+    {"a", SF_ARG_TENSOR, 1, NULL, "first operand, any shape"},
+    {"b", SF_ARG_TENSOR, 1, NULL, "second operand, a's shape"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "a + b, a's shape, written; may be a or b itself"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+static unsigned float_dtypes(sf_device_kind dev)
+{
+    return SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+}
+
+static void check_last_dim_dense(sf_op_args *a, const char *name, const sf_tensor *t)
+{
+    int last = t->ndim - 1;
+    if (t->shape[last] > 1 && t->stride[last] != 1)
+        sf_op_error(a, "'%s' must be contiguous in its last dimension (stride %lld)", name, (long long)t->stride[last]);
+}
+
+/* The bytes a tensor's elements span, first to last (strides of views are never negative). */
+static void byte_span(const sf_tensor *t, uintptr_t *lo, uintptr_t *hi)
+{
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->stride[d];
+    *lo = (uintptr_t)t->data;
+    *hi = *lo + (uintptr_t)((last + 1) * (int64_t)sf_dtype_size(t->dtype));
+}
+
+static int same_view(const sf_tensor *x, const sf_tensor *y)
+{
+    if (x->data != y->data || x->ndim != y->ndim || x->dtype != y->dtype) return 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] != y->shape[d] || (x->shape[d] > 1 && x->stride[d] != y->stride[d])) return 0;
+    return 1;
+}
+
+static int overlap(const sf_tensor *x, const sf_tensor *y)
+{
+    uintptr_t xl, xh, yl, yh;
+    byte_span(x, &xl, &xh);
+    byte_span(y, &yl, &yh);
+    return xl < yh && yl < xh;
+}
+
+/* A written tensor and another operand: the same view (in place) or separate memory. Kernels
+ * read each element before they write it, but only at the same index. Interleaved views whose
+ * spans cross are refused too: that is cheaper to state than to check exactly. */
+static void check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
+                        const sf_tensor *o, int same_allowed)
+{
+    if (!overlap(w, o)) return;
+    if (same_allowed && same_view(w, o)) return;
+    if (same_allowed)
+        sf_op_error(a, "'%s' overlaps '%s' without being the same view: pass the same tensor to work in place, "
+                    "or separate memory", written, other);
+    sf_op_error(a, "'%s' overlaps '%s': they must be separate memory", written, other);
+}
+
+static void check_eps(sf_op_args *a, double eps)
+{
+    if (!(eps >= 0) || isinf(eps)) sf_op_error(a, "'eps' must be a finite number >= 0, got %g", eps);
+}
+
+/* ---- rmsnorm and add_rmsnorm -------------------------------------------------------------- */
+
+static void check_rows(sf_op_args *a, const char *name, const sf_tensor *t, const sf_tensor *like)
+{
+    if (t != like) {
+        sf_op_check_dtype(a, name, t, SF_DT(like->dtype));
+        sf_op_check_shape(a, name, t, 2, like->shape);
+    } else if (t->ndim != 2) {
+        sf_op_error(a, "'%s' must be [T, H], got %d dimensions", name, t->ndim);
+    }
+    check_last_dim_dense(a, name, t);
+}
+
+static void run_norm(sf_op_args *a, int fused)
+{
+    static const char *const tensors[] = {"x", "residual", "weight", "out", NULL};
+    static const char *const plain_tensors[] = {"x", "weight", "out", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "x"), *w = sf_arg_tensor(a, "weight"), *out = sf_arg_tensor(a, "out");
+    sf_tensor *res = fused ? sf_arg_tensor(a, "residual") : NULL;
+    sf_device_kind dev = sf_op_device(a, fused ? tensors : plain_tensors);
+    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
+    check_rows(a, "x", x, x);
+    if (res) check_rows(a, "residual", res, x);
+    check_rows(a, "out", out, x);
+    int64_t H = x->shape[1];
+    sf_op_check_dtype(a, "weight", w, SF_DT(x->dtype));
+    sf_op_check_shape(a, "weight", w, 1, &H);
+    if (!sf_tensor_is_contiguous(w)) sf_op_error(a, "'weight' must be contiguous");
+    double eps = sf_arg_number(a, "eps", 1e-5);
+    check_eps(a, eps);
+    check_alias(a, "out", out, "x", x, 1);
+    check_alias(a, "out", out, "weight", w, 0);
+    if (res) {
+        check_alias(a, "out", out, "residual", res, 0);
+        check_alias(a, "residual", res, "x", x, 1);
+        check_alias(a, "residual", res, "weight", w, 0);
+    }
+    sf_rmsnorm_args r = {0};
+    r.dtype = x->dtype;
+    r.rows = x->shape[0];
+    r.hidden = H;
+    r.x = x->data;
+    r.x_stride = x->stride[0];
+    r.residual = res ? res->data : NULL;
+    r.residual_stride = res ? res->stride[0] : 0;
+    r.weight = w->data;
+    r.out = out->data;
+    r.out_stride = out->stride[0];
+    r.eps = eps;
+    void *stream = sf_arg_stream(a);
+    if (dev == SF_DEV_CPU) {
+        sf_rmsnorm_ref_cpu(&r);
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    SF_CUDA(a->L, sf_rmsnorm_cuda(&r, stream));
+#else
+    (void)stream;
+#endif
+}
+
+static void run_rmsnorm(sf_op_args *a) { run_norm(a, 0); }
+static void run_add_rmsnorm(sf_op_args *a) { run_norm(a, 1); }
+
+const sf_op sf_op_rmsnorm = {"rmsnorm", "Llama's RMSNorm of each row: x / sqrt(mean(x²) + eps) · weight, fp32 math",
+                             rmsnorm_args, run_rmsnorm};
+
+const sf_op sf_op_add_rmsnorm = {"add_rmsnorm", "residual add fused with RMSNorm, one pass: residual = x + residual, "
+                                 "out = rmsnorm(residual)·weight", add_rmsnorm_args, run_add_rmsnorm};
+
+/* ---- rope ----------------------------------------------------------------------------------- */
+
+static void run_rope(sf_op_args *a)
+{
+    static const char *const tensors[] = {"x", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "x");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
+    if (x->ndim != 4) sf_op_error(a, "'x' must be [B, N, heads, D], got %d dimensions", x->ndim);
+    check_last_dim_dense(a, "x", x);
+    int64_t D = x->shape[3];
+    if (D % 2 || D > SF_ROPE_MAX_HEAD_DIM)
+        sf_op_error(a, "the head dim (%lld, dimension 4 of 'x') must be even and at most %d", (long long)D,
+                    SF_ROPE_MAX_HEAD_DIM);
+    lua_Integer pos_offset = sf_arg_integer(a, "pos_offset", 0);
+    if (pos_offset < 0) sf_op_error(a, "'pos_offset' must be >= 0, got %lld", (long long)pos_offset);
+    /* positions are fp32 in the angle, as in HF: exact only below 2^24 */
+    if (pos_offset > ((lua_Integer)1 << 24) - x->shape[1])
+        sf_op_error(a, "positions reach %lld (pos_offset %lld + N %lld): at most 2^24 = 16777216, where fp32 "
+                    "positions stop being exact", (long long)(pos_offset + x->shape[1]), (long long)pos_offset,
+                    (long long)x->shape[1]);
+    double theta = sf_arg_number(a, "theta", 10000.0);
+    if (!(theta > 0) || isinf(theta) || !isfinite((float)theta))
+        sf_op_error(a, "'theta' must be a positive finite number (fp32), got %g", theta);
+    sf_rope_args r;
+    memset(&r, 0, sizeof r);
+    r.dtype = x->dtype;
+    r.batch = x->shape[0];
+    r.seq = x->shape[1];
+    r.heads = x->shape[2];
+    r.head_dim = D;
+    r.x = x->data;
+    for (int d = 0; d < 3; d++) r.stride[d] = x->stride[d];
+    r.pos_offset = pos_offset;
+    sf_rope_inv_freq(r.inv_freq, D, theta);
+    void *stream = sf_arg_stream(a);
+    if (dev == SF_DEV_CPU) {
+        sf_rope_ref_cpu(&r);
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    SF_CUDA(a->L, sf_rope_cuda(&r, stream));
+#else
+    (void)stream;
+#endif
+}
+
+const sf_op sf_op_rope = {"rope", "rotary position embedding in place, Llama-2/HF rotate_half convention, "
+                          "fp32 angles and math", rope_args, run_rope};
+
+/* ---- add ------------------------------------------------------------------------------------ */
+
+static void run_add(sf_op_args *a)
+{
+    static const char *const tensors[] = {"a", "b", "out", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "a"), *y = sf_arg_tensor(a, "b"), *out = sf_arg_tensor(a, "out");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    sf_op_check_dtype(a, "a", x, float_dtypes(dev));
+    sf_op_check_dtype(a, "b", y, SF_DT(x->dtype));
+    sf_op_check_dtype(a, "out", out, SF_DT(x->dtype));
+    sf_op_check_shape(a, "b", y, x->ndim, x->shape);
+    sf_op_check_shape(a, "out", out, x->ndim, x->shape);
+    check_last_dim_dense(a, "a", x);
+    check_last_dim_dense(a, "b", y);
+    check_last_dim_dense(a, "out", out);
+    check_alias(a, "out", out, "a", x, 1);
+    check_alias(a, "out", out, "b", y, 1);
+    sf_add_args r;
+    memset(&r, 0, sizeof r);
+    r.dtype = x->dtype;
+    r.ndim = x->ndim;
+    for (int d = 0; d < x->ndim; d++) {
+        r.shape[d] = x->shape[d];
+        r.a_stride[d] = x->stride[d];
+        r.b_stride[d] = y->stride[d];
+        r.out_stride[d] = out->stride[d];
+    }
+    r.a = x->data;
+    r.b = y->data;
+    r.out = out->data;
+    void *stream = sf_arg_stream(a);
+    if (dev == SF_DEV_CPU) {
+        sf_add_ref_cpu(&r);
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    SF_CUDA(a->L, sf_add_cuda(&r, stream));
+#else
+    (void)stream;
+#endif
+}
+
+const sf_op sf_op_add = {"add", "elementwise a + b (the residual add), fp32 math; out may be a or b", add_args, run_add};
