@@ -4,7 +4,7 @@
 # Called by `make check` with SFBENCH, SF_SRCDIR and SF_TEST_OUT set.
 test="$1"
 : "${SFBENCH:?run through make check}"
-LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;;"
+LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"
 export LUA_PATH
 mkdir -p "$SF_TEST_OUT"
 case "$test" in
