@@ -2,7 +2,8 @@
  * row-major (B is a Linear weight), f16/bf16 in and out, fp32 accumulation.
  *
  * Design (a persistent, warp-specialised kernel, one CTA per SM):
- *   - CTA tile BM×BN×BK = 128×{256|128}×64; 384 threads = 3 warpgroups.
+ *   - CTA tile BM×BN×BK = 128×BN×64, BN ∈ {128, 176, 208, 224, 256} (widths that fill the
+ *     132 SMs with whole waves at the FFN shapes); 384 threads = 3 warpgroups.
  *   - Warpgroup 0 is the producer: after setmaxnreg.dec one thread issues TMA loads
  *     (cp.async.bulk.tensor, 128-byte swizzle) of the A and B tiles into a ring of
  *     kStages shared-memory stages; each stage has a "full" mbarrier (TMA transaction bytes)
@@ -10,11 +11,11 @@
  *   - Warpgroups 1 and 2 are consumers (setmaxnreg.inc): each owns 64 rows of the tile and
  *     issues wgmma.m64nBNk16 from shared-memory descriptors, keeping one wgmma group in flight
  *     (wait_group 1) so the tensor cores never wait for the issue of the next stage.
- *   - Tiles are walked persistently (tile = blockIdx.x, += gridDim.x) in groups of kGroupM
- *     M-blocks so that the CTAs running together share A and B panels in L2; the producer runs
+ *   - Tiles are walked persistently (tile = blockIdx.x, += gridDim.x) in groups of `group`
+ *     cluster rows so that the CTAs running together share A and B panels in L2; the producer runs
  *     ahead into the next tile while the consumers run the epilogue of this one.
  *   - The epilogue works on the accumulator registers: + bias, activation, + residual. By default
- *     it stages 64×64 output boxes in shared memory (128-byte swizzle) and stores them with TMA,
+ *     it stages 64-row output boxes in shared memory (see box_cols) and stores them with TMA,
  *     overlapping the next tile's main loop (epilogue_store = 2). The direct form (1, always used
  *     for ADD) stores two adjacent columns (4 bytes) per thread per row. For SWIGLU the B rows are
  *     interleaved in blocks of 8 (gate, up, gate, up, ...; see ffn.h), so accumulator column
@@ -22,6 +23,9 @@
  *     thread: h = silu(g)·u is formed in registers and only h [M, N/2] is written.
  *   - Clusters of 2 CTAs along M (cluster_m = 2, the default once M > 128) share each B tile:
  *     each CTA loads half of it and TMA multicasts it into both (see gemm_epi_kernel).
+ *   - Two schedules: cooperative (above: both consumer warpgroups on one tile, epilogue in
+ *     series with the main loop) and ping-pong (gemm_pingpong_kernel: each consumer warpgroup
+ *     on its own 128×128 tiles, one's epilogue overlapping the other's main loop).
  * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -35,19 +39,36 @@ namespace {
 constexpr int BM = 128, BK = 64;     /* BK·2 bytes = 128: one swizzle row per tile row */
 constexpr int kConsumers = 2;        /* consumer warpgroups, 64 rows of the tile each */
 constexpr int kThreads = 128 * (1 + kConsumers);
-constexpr int kGroupM = 16;          /* M-blocks per rasterisation group */
+constexpr int kGroupM = 16;          /* default rasterisation group, in cluster rows (CM M-blocks) */
+constexpr int kGroupPingPong = 8;    /* the same for the ping-pong schedule (its 128-wide tiles
+                                        re-read A twice as often: a smaller A panel stays in L2) */
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 65536 */
+constexpr int kPingPongBN = 128;     /* tile width of the ping-pong schedule (BM = 128 per warpgroup) */
 
-template <int BN, bool TS> struct tile_cfg {
-    static constexpr int kStages = BN == 256 ? 4 : 6; /* 192 KB of stages either way */
+/* Output columns of a tile (SWIGLU writes one h column per gate/up pair of B rows). */
+constexpr int out_cols(int bn, int epi) { return epi == SF_EPI_SWIGLU ? bn / 2 : bn; }
+constexpr int odd_part(int x) { return x % 2 ? x : odd_part(x / 2); }
+/* Width of the 64-row boxes that the staged epilogue stores: 64 columns (128-byte rows, stored
+ * with the 128-byte swizzle) when 64 divides the tile's output width; otherwise 8·(the odd part
+ * of OC/8) columns in plain rows of BW·2 bytes. BW/8 odd makes that row pitch an odd multiple of
+ * 16 bytes, so the 8 rows one warp store touches fall in 8 different 4-bank groups (no
+ * conflicts): 112 → 2 × 56, 224 → 4 × 56, 88 and 176 → 88, 104 and 208 → 104. */
+constexpr int box_cols(int oc) { return oc % 64 == 0 ? 64 : 8 * odd_part(oc / 8); }
+
+template <int BN, int EPI, bool TS> struct tile_cfg {
+    static constexpr int kStages = BN == 128 ? 6 : 4; /* 172–196 KB of stages */
     static constexpr int kABytes = BM * BK * 2;
-    static constexpr int kBBytes = BN * BK * 2;
+    static constexpr int kBBytes = BN * BK * 2;      /* a multiple of 1024 for BN % 8 == 0 */
     static constexpr int kStageBytes = kABytes + kBBytes;
-    static constexpr int kBoxBytes = 64 * 64 * 2; /* one 64×64 output box for the TMA store */
+    static constexpr int kOutCols = out_cols(BN, EPI);
+    static constexpr int kBoxCols = box_cols(kOutCols);
+    static constexpr int kBoxBytes = 64 * kBoxCols * 2; /* one 64-row output box for the TMA store */
     static constexpr int kStaging = TS ? kConsumers * 2 * kBoxBytes : 0; /* two boxes per consumer */
-    /* 1024 for aligning the base (128-byte swizzle works on 1024-byte aligned tiles) */
-    static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + 2 * kStages * 8;
+    /* 1024 for aligning the base (128-byte swizzle works on 1024-byte aligned tiles); the
+     * mbarriers: full and empty per stage, and two for the ping-pong schedule's turn-taking */
+    static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + (2 * kStages + 2) * 8;
     static_assert(kSmem <= 227 * 1024, "shared memory over the sm_90 limit");
+    static_assert(kOutCols % kBoxCols == 0 && kBoxCols % 8 == 0 && kBoxCols <= 256, "box width");
 };
 
 /* ---- PTX wrappers -------------------------------------------------------------------- */
@@ -186,129 +207,152 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr)
 /* D[64, N] += A[64, 16] · B[N, 16]ᵀ, both operands from shared memory. */
 template <int N, typename T> __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db);
 
-/* The four specialisations below differ only in N and the type name. Each passes every
- * accumulator as its own "+f" operand (N/2 of them), which is why they are written out in full;
- * the loop that writes them is in NOTES-ffn.md. */
-template <> __device__ __forceinline__ void wgmma_ss<128, __half>(float (&d)[64], uint64_t da, uint64_t db)
-{
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(da), "l"(db), "n"(1));
-}
-
-template <> __device__ __forceinline__ void wgmma_ss<128, __nv_bfloat16>(float (&d)[64], uint64_t da, uint64_t db)
-{
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(da), "l"(db), "n"(1));
-}
-
-template <> __device__ __forceinline__ void wgmma_ss<256, __half>(float (&d)[128], uint64_t da, uint64_t db)
-{
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-        "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-        : "l"(da), "l"(db), "n"(1));
-}
-
-template <> __device__ __forceinline__ void wgmma_ss<256, __nv_bfloat16>(float (&d)[128], uint64_t da, uint64_t db)
-{
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-        "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-        : "l"(da), "l"(db), "n"(1));
-}
+/* One specialisation per tile width and type. Each passes every accumulator as its own "+f"
+ * operand (N/2 of them); the register and operand lists are generated by
+ * .scratch/gen_wgmma.py (its loop is also in NOTES-ffn.md). */
+/* GENERATED by .scratch/gen_wgmma.py: BEGIN */
+#define SF_WGMMA_REGS_128 \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" \
+    "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+#define SF_WGMMA_SETP_128 "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+#define SF_WGMMA_OUTS_128 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define SF_WGMMA_REGS_176 \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87" \
+    "}, %88, %89, p, 1, 1, 0, 0;\n}\n"
+#define SF_WGMMA_SETP_176 "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+#define SF_WGMMA_OUTS_176 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
+#define SF_WGMMA_REGS_208 \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+    "%96, %97, %98, %99, %100, %101, %102, %103" \
+    "}, %104, %105, p, 1, 1, 0, 0;\n}\n"
+#define SF_WGMMA_SETP_208 "{\n.reg .pred p;\nsetp.ne.b32 p, %106, 0;\n"
+#define SF_WGMMA_OUTS_208 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+    "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103])
+#define SF_WGMMA_REGS_224 \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+    "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111" \
+    "}, %112, %113, p, 1, 1, 0, 0;\n}\n"
+#define SF_WGMMA_SETP_224 "{\n.reg .pred p;\nsetp.ne.b32 p, %114, 0;\n"
+#define SF_WGMMA_OUTS_224 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+    "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), \
+    "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111])
+#define SF_WGMMA_REGS_256 \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+    "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+    "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127" \
+    "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+#define SF_WGMMA_SETP_256 "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+#define SF_WGMMA_OUTS_256 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+    "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), \
+    "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), \
+    "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+    "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+#define SF_WGMMA_SS(NN, TY, PTX) \
+    template <> __device__ __forceinline__ void wgmma_ss<NN, TY>(float (&d)[NN / 2], uint64_t da, uint64_t db) \
+    { \
+        asm volatile(SF_WGMMA_SETP_##NN "wgmma.mma_async.sync.aligned.m64n" #NN "k16.f32." PTX "." PTX " {" \
+                     SF_WGMMA_REGS_##NN : SF_WGMMA_OUTS_##NN : "l"(da), "l"(db), "n"(1)); \
+    }
+SF_WGMMA_SS(128, __half, "f16")
+SF_WGMMA_SS(128, __nv_bfloat16, "bf16")
+SF_WGMMA_SS(176, __half, "f16")
+SF_WGMMA_SS(176, __nv_bfloat16, "bf16")
+SF_WGMMA_SS(208, __half, "f16")
+SF_WGMMA_SS(208, __nv_bfloat16, "bf16")
+SF_WGMMA_SS(224, __half, "f16")
+SF_WGMMA_SS(224, __nv_bfloat16, "bf16")
+SF_WGMMA_SS(256, __half, "f16")
+SF_WGMMA_SS(256, __nv_bfloat16, "bf16")
+/* GENERATED: END */
 
 /* ---- kernel ---------------------------------------------------------------------------- */
 
-__device__ __forceinline__ void tile_coords(int t, int m_tiles, int n_tiles, int &mb, int &nb)
+/* Tile t of the rasterisation: groups of `group` rows of units (cluster rows), each group walked
+ * M-fastest across all N-blocks, so the CTAs running at once share A and B panels in L2. */
+__device__ __forceinline__ void tile_coords(int t, int m_tiles, int n_tiles, int group, int &mb, int &nb)
 {
-    const int per_group = kGroupM * n_tiles;
-    const int group = t / per_group, first_m = group * kGroupM;
-    const int gm = min(m_tiles - first_m, kGroupM);
-    const int r = t - group * per_group;
+    const int per_group = group * n_tiles;
+    const int g = t / per_group, first_m = g * group;
+    const int gm = min(m_tiles - first_m, group);
+    const int r = t - g * per_group;
     mb = first_m + r % gm;
     nb = r / gm;
 }
@@ -385,58 +429,106 @@ __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], T *C, const
     }
 }
 
-/* Staged epilogue (TS): the warpgroup's 64-row slab goes out in 64×64 boxes. Each box is written
- * to shared memory in the TMA's 128-byte swizzle (16-byte chunk index XOR row % 8, so the 8 rows
- * a warp writes at once fall in different banks), then one thread stores it with
- * cp.async.bulk.tensor, which clips rows past M and columns past the output width. Two box
- * buffers alternate, so filling one overlaps the store of the other; the stores also overlap
- * the next tile's main loop. Replaces 4-byte global stores scattered over 8 rows per warp
- * instruction. */
+/* Staged epilogue (TS): the warpgroup's 64-row slab goes out in 64-row boxes of kBoxCols columns
+ * (see box_cols). Each box is written to shared memory, in the TMA's 128-byte swizzle for
+ * 64-column boxes (16-byte chunk index XOR row % 8) and in plain rows otherwise, either way
+ * without bank conflicts; then one thread stores it with cp.async.bulk.tensor, which clips rows
+ * past M and columns past the output width. Two box buffers alternate, so filling one overlaps
+ * the store of the other; the stores also overlap the next tile's main loop. Replaces 4-byte
+ * global stores scattered over 8 rows per warp instruction. */
 template <int BN, int EPI, typename T>
 __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], const CUtensorMap *map_c,
                                                 uint32_t bufs, int &box_count, const T *bias, int N, int n0,
                                                 int row0, int wrow, int quad, int tid, int bar_id)
 {
     using tr = sf::dtype_traits<T>;
-    constexpr int kOutCols = EPI == SF_EPI_SWIGLU ? BN / 2 : BN;
+    using cfg = tile_cfg<BN, EPI, true>;
+    constexpr int BW = cfg::kBoxCols, JB = BW / 8, NB = cfg::kOutCols / BW;
+    constexpr bool kSwizzled = BW == 64; /* 128-byte rows, 128-byte swizzle */
+    constexpr uint32_t pitch = kSwizzled ? 128 : BW * 2;
     const int n_out = EPI == SF_EPI_SWIGLU ? N / 2 : N, out0 = EPI == SF_EPI_SWIGLU ? n0 / 2 : n0;
-    const uint32_t swz = (uint32_t)(wrow & 7); /* rows wrow and wrow + 8 share it */
+    const uint32_t swz = kSwizzled ? (uint32_t)(wrow & 7) : 0u; /* rows wrow and wrow + 8 share it */
 #pragma unroll
-    for (int b = 0; b < kOutCols / 64; b++) {
-        if (out0 + b * 64 >= n_out) break;
+    for (int b = 0; b < NB; b++) {
+        if (out0 + b * BW >= n_out) break;
         /* alternate across tiles too: a tile may have a single box */
-        const uint32_t buf = bufs + (uint32_t)(box_count++ & 1) * (64 * 64 * 2);
+        const uint32_t buf = bufs + (uint32_t)(box_count++ & 1) * cfg::kBoxBytes;
         if (tid == 0) bulk_wait_read<1>(); /* the store that last used this buffer has read it */
         named_bar_sync(bar_id, 128);
 #pragma unroll
-        for (int jj = 0; jj < 8; jj++) {
+        for (int jj = 0; jj < JB; jj++) {
             float v[4];
-            epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, b * 8 + jj, v);
+            epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, b * JB + jj, v);
             const uint32_t off = (((uint32_t)jj ^ swz) << 4) + quad * 4;
-            st_shared_u32(buf + wrow * 128 + off, tr::pack2(v[0], v[1]));
-            st_shared_u32(buf + (wrow + 8) * 128 + off, tr::pack2(v[2], v[3]));
+            st_shared_u32(buf + wrow * pitch + off, tr::pack2(v[0], v[1]));
+            st_shared_u32(buf + (wrow + 8) * pitch + off, tr::pack2(v[2], v[3]));
         }
         fence_proxy_async();
         named_bar_sync(bar_id, 128);
         if (tid == 0) {
-            tma_store_2d(map_c, buf, out0 + b * 64, row0);
+            tma_store_2d(map_c, buf, out0 + b * BW, row0);
             bulk_commit();
         }
     }
 }
 
-/* CM = CTAs per cluster along M (1 or 2). With CM = 2 the two CTAs of a cluster take M-blocks
- * 2g and 2g+1 of the same N-block: each loads its own A tile and one half of the shared B tile,
- * multicast into both CTAs, so each CTA pulls 16 + BN·64 bytes from L2 per k-step instead of
- * 16 KB + 2·BN·64 (a third less for BN = 256). A stage is then free only when the consumers of
- * both CTAs are done with it: every consumer warp arrives on the empty barrier of both CTAs. */
+/* The producer warpgroup of both schedules: one thread loads the A and B tiles of every k-block
+ * of the CTA's tiles, in order, into the stage ring. With CM = 2 each CTA loads its own A tile
+ * and half of the B tile, multicast into both CTAs of the cluster. */
+template <int BN, int CM, typename cfg>
+__device__ __forceinline__ void producer(const CUtensorMap *map_a, const CUtensorMap *map_b, uint32_t sA,
+                                         uint32_t sB, uint32_t full0, uint32_t empty0, uint32_t rank, int first,
+                                         int step, int tiles, int m_groups, int n_tiles, int k_tiles, int group)
+{
+    constexpr int S = cfg::kStages;
+    asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)map_a) : "memory");
+    asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)map_b) : "memory");
+    int s = 0;
+    uint32_t phase = 0;
+    for (int t = first; t < tiles; t += step) {
+        int mg, nb;
+        tile_coords(t, m_groups, n_tiles, group, mg, nb);
+        const int mb = mg * CM + (int)rank; /* past m_tiles: TMA fills zeros, stores masked */
+        for (int kb = 0; kb < k_tiles; kb++) {
+            mbar_wait(empty0 + 8 * s, phase ^ 1); /* first pass: returns at once */
+            mbar_expect_tx(full0 + 8 * s, cfg::kStageBytes);
+            tma_load_2d(sA + s * cfg::kABytes, map_a, full0 + 8 * s, kb * BK, mb * BM);
+            if (CM == 1)
+                tma_load_2d(sB + s * cfg::kBBytes, map_b, full0 + 8 * s, kb * BK, nb * BN);
+            else
+                tma_load_2d_multicast(sB + s * cfg::kBBytes + rank * (cfg::kBBytes / CM), map_b, full0 + 8 * s,
+                                      kb * BK, nb * BN + (int)rank * (BN / CM), (uint16_t)((1u << CM) - 1));
+            if (++s == S) { s = 0; phase ^= 1; }
+        }
+    }
+}
+
+/* A consumer warp's release of a stage: one arrival on the empty barrier of every CTA of the
+ * cluster (each CTA's stage holds the B half multicast by its peer). */
+template <int CM> __device__ __forceinline__ void release_stage(uint32_t empty0, int stage, int lane)
+{
+    if (lane != 0) return;
+    if (CM == 1) {
+        mbar_arrive(empty0 + 8 * stage);
+    } else {
+#pragma unroll
+        for (int q = 0; q < CM; q++) mbar_arrive_cluster(empty0 + 8 * stage, (uint32_t)q);
+    }
+}
+
+/* Cooperative schedule (schedule = 1). CM = CTAs per cluster along M (1 or 2). With CM = 2 the
+ * two CTAs of a cluster take M-blocks 2g and 2g+1 of the same N-block: each loads its own A tile
+ * and one half of the shared B tile, multicast into both CTAs, so each CTA pulls 16 + BN·64
+ * bytes from L2 per k-step instead of 16 KB + 2·BN·64 (a third less for BN = 256). A stage is
+ * then free only when the consumers of both CTAs are done with it: every consumer warp arrives
+ * on the empty barrier of both CTAs. */
 template <int BN, int EPI, typename T, int CM, bool TS>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                 const __grid_constant__ CUtensorMap map_c, T *C, const T *R, const T *bias, int M, int N, int K,
-                int64_t ldc, int64_t ldr)
+                int64_t ldc, int64_t ldr, int group)
 {
-    using cfg = tile_cfg<BN, TS>;
+    using cfg = tile_cfg<BN, EPI, TS>;
     constexpr int S = cfg::kStages;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -463,47 +555,18 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
 
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
-        if (tid == 0) {
-            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&map_a) : "memory");
-            asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&map_b) : "memory");
-            int s = 0;
-            uint32_t phase = 0;
-            for (int t = first; t < tiles; t += step) {
-                int mg, nb;
-                tile_coords(t, m_groups, n_tiles, mg, nb);
-                const int mb = mg * CM + (int)rank; /* past m_tiles: TMA fills zeros, stores masked */
-                for (int kb = 0; kb < k_tiles; kb++) {
-                    mbar_wait(empty0 + 8 * s, phase ^ 1); /* first pass: returns at once */
-                    mbar_expect_tx(full0 + 8 * s, cfg::kStageBytes);
-                    tma_load_2d(sA + s * cfg::kABytes, &map_a, full0 + 8 * s, kb * BK, mb * BM);
-                    if (CM == 1)
-                        tma_load_2d(sB + s * cfg::kBBytes, &map_b, full0 + 8 * s, kb * BK, nb * BN);
-                    else
-                        tma_load_2d_multicast(sB + s * cfg::kBBytes + rank * (cfg::kBBytes / CM), &map_b,
-                                              full0 + 8 * s, kb * BK, nb * BN + (int)rank * (BN / CM),
-                                              (uint16_t)((1u << CM) - 1));
-                    if (++s == S) { s = 0; phase ^= 1; }
-                }
-            }
-        }
+        if (tid == 0)
+            producer<BN, CM, cfg>(&map_a, &map_b, sA, sB, full0, empty0, rank, first, step, tiles, m_groups,
+                                  n_tiles, k_tiles, group);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
         const int c = wg - 1, warp = tid / 32, lane = tid % 32;
-        auto release = [&](int stage) {
-            if (lane != 0) return;
-            if (CM == 1) {
-                mbar_arrive(empty0 + 8 * stage);
-            } else {
-#pragma unroll
-                for (int q = 0; q < CM; q++) mbar_arrive_cluster(empty0 + 8 * stage, (uint32_t)q);
-            }
-        };
         int s = 0, box_count = 0;
         uint32_t phase = 0;
         float acc[BN / 2];
         for (int t = first; t < tiles; t += step) {
             int mg, nb;
-            tile_coords(t, m_groups, n_tiles, mg, nb);
+            tile_coords(t, m_groups, n_tiles, group, mg, nb);
             const int mb = mg * CM + (int)rank;
 #pragma unroll
             for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
@@ -519,14 +582,14 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
                 wgmma_commit();
                 if (kb > 0) { /* the previous stage's wgmma group is done: hand it back */
                     wgmma_wait<1>();
-                    release(prev);
+                    release_stage<CM>(empty0, prev, lane);
                 }
                 prev = s;
                 if (++s == S) { s = 0; phase ^= 1; }
             }
             wgmma_wait<0>();
             fence_acc(acc);
-            release(prev);
+            release_stage<CM>(empty0, prev, lane);
             if (TS)
                 epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, bias, N,
                                             nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c);
@@ -537,6 +600,113 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
         if (TS && tid == 0) bulk_wait_all();
     }
     /* a CTA must not leave while its peer may still multicast into it or arrive on its barriers */
+    if (CM > 1) cluster_sync();
+}
+
+/* Ping-pong schedule (schedule = 2), staged epilogue only. The two consumer warpgroups take turns:
+ * each owns whole 128×128 tiles (two m64n128 accumulators, rows 0–63 and 64–127: 128 registers)
+ * and they take alternate tiles of the CTA's sequence, so while one runs its main loop the other
+ * runs its epilogue and the tensor cores need not wait for the epilogue. The producer is the
+ * cooperative one: the ring carries the k-blocks of the CTA's tiles in order, and consumer c
+ * takes ring iterations j·k_tiles … (j+1)·k_tiles − 1 of its tiles j = c, c + 2, …
+ * Two mbarriers pass the main loop back and forth: turn[c] completes a phase when the other
+ * warpgroup has issued the last k-block of its tile. That keeps the main loops whole and in
+ * order, and it is also what makes the parity waits on the full barriers exact: a warpgroup
+ * starts waiting on a stage only after the other one has waited on every earlier use of it (the
+ * producer cannot get two phases ahead, since each stage's next load needs this warpgroup's
+ * release). A stage is released by the 4 warps of one warpgroup, in each CTA of the cluster. */
+template <int EPI, typename T, int CM>
+__global__ void __launch_bounds__(kThreads, 1)
+gemm_pingpong_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                     const __grid_constant__ CUtensorMap map_c, const T *bias, int M, int N, int K, int group)
+{
+    constexpr int BN = kPingPongBN;
+    using cfg = tile_cfg<BN, EPI, true>;
+    constexpr int S = cfg::kStages;
+    extern __shared__ uint8_t smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + S * cfg::kABytes;
+    const uint32_t staging = base + S * cfg::kStageBytes;
+    const uint32_t full0 = staging + cfg::kStaging, empty0 = full0 + 8 * S, turn0 = empty0 + 8 * S;
+
+    const uint32_t rank = CM > 1 ? cluster_ctarank() : 0;
+    const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
+    const int m_groups = (m_tiles + CM - 1) / CM;
+    const int tiles = m_groups * n_tiles, k_tiles = K / BK;
+    const int first = blockIdx.x / CM, step = gridDim.x / CM;
+    const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) {
+            mbar_init(full0 + 8 * s, 1);
+            mbar_init(empty0 + 8 * s, 4 * CM);
+        }
+        mbar_init(turn0, 4);
+        mbar_init(turn0 + 8, 4);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    if (CM > 1) cluster_sync();
+    else __syncthreads();
+
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+        if (tid == 0)
+            producer<BN, CM, cfg>(&map_a, &map_b, sA, sB, full0, empty0, rank, first, step, tiles, m_groups,
+                                  n_tiles, k_tiles, group);
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+        const int c = wg - 1, warp = tid / 32, lane = tid % 32;
+        int box_count = 0;
+        float acc0[BN / 2], acc1[BN / 2];
+        for (int j = c; (int64_t)first + (int64_t)j * step < tiles; j += 2) {
+            const int t = first + j * step;
+            int mg, nb;
+            tile_coords(t, m_groups, n_tiles, group, mg, nb);
+            const int mb = mg * CM + (int)rank;
+            /* our turn: the other warpgroup has issued tile j - 1 (phase (j - 1) / 2 of turn[c]) */
+            if (j > 0) mbar_wait(turn0 + 8 * c, (uint32_t)((j - 1) / 2) & 1u);
+            const int64_t it0 = (int64_t)j * k_tiles; /* ring iterations before this tile */
+            int s = (int)(it0 % S);
+            uint32_t phase = (uint32_t)(it0 / S) & 1u;
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) { acc0[i] = 0.0f; acc1[i] = 0.0f; }
+            fence_acc(acc0);
+            fence_acc(acc1);
+            int prev = 0;
+            for (int kb = 0; kb < k_tiles; kb++) {
+                mbar_wait(full0 + 8 * s, phase);
+                const uint32_t a = sA + s * cfg::kABytes;
+                const uint64_t da0 = smem_desc(a), da1 = smem_desc(a + 64 * BK * 2);
+                const uint64_t db = smem_desc(sB + s * cfg::kBBytes);
+                wgmma_fence();
+#pragma unroll
+                for (int k = 0; k < BK / 16; k++) {
+                    wgmma_ss<BN, T>(acc0, da0 + 2 * k, db + 2 * k);
+                    wgmma_ss<BN, T>(acc1, da1 + 2 * k, db + 2 * k);
+                }
+                wgmma_commit();
+                if (kb > 0) {
+                    wgmma_wait<1>();
+                    release_stage<CM>(empty0, prev, lane);
+                }
+                prev = s;
+                if (++s == S) { s = 0; phase ^= 1; }
+            }
+            /* hand the tensor cores over: the other warpgroup may issue while these finish */
+            if (lane == 0) mbar_arrive(turn0 + 8 * (1 - c));
+            wgmma_wait<0>();
+            fence_acc(acc0);
+            fence_acc(acc1);
+            release_stage<CM>(empty0, prev, lane);
+            const int wrow = warp * 16 + lane / 4;
+            const uint32_t bufs = staging + c * 2 * cfg::kBoxBytes;
+            epilogue_staged<BN, EPI, T>(acc0, &map_c, bufs, box_count, bias, N, nb * BN, mb * BM, wrow, lane % 4,
+                                        tid, 1 + c);
+            epilogue_staged<BN, EPI, T>(acc1, &map_c, bufs, box_count, bias, N, nb * BN, mb * BM + 64, wrow,
+                                        lane % 4, tid, 1 + c);
+        }
+        if (tid == 0) bulk_wait_all();
+    }
     if (CM > 1) cluster_sync();
 }
 
@@ -556,20 +726,21 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder()
     return fn;
 }
 
-/* rows × cols (cols contiguous, row stride ld elements), boxes of box_rows × BK. */
+/* rows × cols (cols contiguous, row stride ld elements), boxes of box_rows × box_cols, with the
+ * 128-byte swizzle (box_cols = 64) or none. */
 bool make_tensor_map(CUtensorMap *map, int dtype, const void *ptr, int64_t rows, int64_t cols, int64_t ld,
-                     int box_rows)
+                     int box_rows, int box_cols = BK, bool swizzle = true)
 {
     PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
     if (!encode) return false;
     cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
     cuuint64_t strides[1] = {(cuuint64_t)ld * 2};
-    cuuint32_t box[2] = {(cuuint32_t)BK, (cuuint32_t)box_rows};
+    cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
     cuuint32_t elem_strides[2] = {1, 1};
     CUresult r = encode(map, dtype == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
                         const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                        swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     return r == CUDA_SUCCESS;
 }
 
@@ -605,49 +776,69 @@ struct launch_params {
     const void *R, *bias;
     int M, N, K;
     int64_t ldc, ldr;
+    int group; /* rasterisation group in cluster rows */
     int sms, dev;
     cudaStream_t stream;
 };
 
-template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_params &p)
+/* Per kernel and device: the dynamic shared memory limit raised once, and how many clusters
+ * of the kernel fit on the device at once (the persistent grid). */
+struct kernel_slot {
+    uint64_t configured;
+    int max_clusters[64];
+};
+
+template <typename... KArgs, typename... Args>
+int launch_on(kernel_slot &slot, void (*kernel)(KArgs...), int smem, int cm, int bn, const launch_params &p,
+              Args... args)
 {
-    using cfg = tile_cfg<BN, TS>;
-    auto kernel = gemm_epi_kernel<BN, EPI, T, CM, TS>;
-    /* per device: dynamic shared memory limit raised, and how many clusters fit at once */
-    static uint64_t configured = 0;
-    static int max_clusters[64];
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = CM;
+    attr[0].val.clusterDim.x = cm;
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
     lc.blockDim = dim3(kThreads);
-    lc.dynamicSmemBytes = cfg::kSmem;
+    lc.dynamicSmemBytes = smem;
     lc.stream = p.stream;
     lc.attrs = attr;
-    lc.numAttrs = CM > 1 ? 1 : 0;
-    if (!(configured >> p.dev & 1)) {
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::kSmem);
+    lc.numAttrs = cm > 1 ? 1 : 0;
+    if (!(slot.configured >> p.dev & 1)) {
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess) return (int)e;
-        int n = p.sms / CM;
-        if (CM > 1) {
-            lc.gridDim = dim3(p.sms / CM * CM);
+        int n = p.sms / cm;
+        if (cm > 1) {
+            lc.gridDim = dim3(p.sms / cm * cm);
             if ((e = cudaOccupancyMaxActiveClusters(&n, kernel, &lc)) != cudaSuccess) return (int)e;
             if (n < 1) return (int)cudaErrorNotSupported;
         }
-        max_clusters[p.dev] = n;
-        configured |= (uint64_t)1 << p.dev;
+        slot.max_clusters[p.dev] = n;
+        slot.configured |= (uint64_t)1 << p.dev;
     }
-    const int64_t units = (int64_t)((p.M + BM * CM - 1) / (BM * CM)) * ((p.N + BN - 1) / BN);
-    const int clusters = (int)(units < max_clusters[p.dev] ? units : max_clusters[p.dev]);
-    lc.gridDim = dim3(clusters * CM);
-    cudaError_t e = cudaLaunchKernelEx(&lc, kernel, p.map_a, p.map_b, p.map_c, (T *)p.C, (const T *)p.R,
-                                       (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr);
+    const int64_t units = (int64_t)((p.M + BM * cm - 1) / (BM * cm)) * ((p.N + bn - 1) / bn);
+    const int clusters = (int)(units < slot.max_clusters[p.dev] ? units : slot.max_clusters[p.dev]);
+    lc.gridDim = dim3(clusters * cm);
+    cudaError_t e = cudaLaunchKernelEx(&lc, kernel, args...);
     return (int)(e != cudaSuccess ? e : cudaGetLastError());
 }
 
-/* ADD reads a residual per element, so it always stores from registers (TS = false). */
+template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_params &p)
+{
+    static kernel_slot slot;
+    return launch_on(slot, gemm_epi_kernel<BN, EPI, T, CM, TS>, tile_cfg<BN, EPI, TS>::kSmem, CM, BN, p, p.map_a,
+                     p.map_b, p.map_c, (T *)p.C, (const T *)p.R, (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr,
+                     p.group);
+}
+
+template <int EPI, typename T, int CM> int launch_pingpong(const launch_params &p)
+{
+    static kernel_slot slot;
+    return launch_on(slot, gemm_pingpong_kernel<EPI, T, CM>, tile_cfg<kPingPongBN, EPI, true>::kSmem, CM,
+                     kPingPongBN, p, p.map_a, p.map_b, p.map_c, (const T *)p.bias, p.M, p.N, p.K, p.group);
+}
+
+/* ADD reads a residual per element, so it always stores from registers (TS = false), and only
+ * with the 128 and 256 tile widths; the other widths exist only with the staged epilogue. */
 template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
     switch (epi) {
@@ -655,31 +846,79 @@ template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const lau
     case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, CM, TS>(p);
     case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, CM, TS>(p);
     case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, CM, TS>(p);
-    case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, CM, false>(p);
+    case SF_EPI_ADD:
+        if constexpr (BN == 128 || BN == 256) return launch<BN, SF_EPI_ADD, T, CM, false>(p);
+        else return (int)cudaErrorInvalidValue;
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-template <typename T, bool TS> int launch_cm(int bn, int cm, int epi, const launch_params &p)
+template <typename T, int CM> int launch_pingpong_epi(int epi, const launch_params &p)
 {
-    if (cm == 2) return bn == 256 ? launch_epi<256, T, 2, TS>(epi, p) : launch_epi<128, T, 2, TS>(epi, p);
-    return bn == 256 ? launch_epi<256, T, 1, TS>(epi, p) : launch_epi<128, T, 1, TS>(epi, p);
+    switch (epi) {
+    case SF_EPI_NONE: return launch_pingpong<SF_EPI_NONE, T, CM>(p);
+    case SF_EPI_GELU_TANH: return launch_pingpong<SF_EPI_GELU_TANH, T, CM>(p);
+    case SF_EPI_GELU_ERF: return launch_pingpong<SF_EPI_GELU_ERF, T, CM>(p);
+    case SF_EPI_SWIGLU: return launch_pingpong<SF_EPI_SWIGLU, T, CM>(p);
+    default: return (int)cudaErrorInvalidValue;
+    }
 }
 
-template <typename T> int launch_cfg(int bn, int cm, bool ts, int epi, const launch_params &p)
+template <typename T, int CM> int launch_cm(int sched, int bn, bool ts, int epi, const launch_params &p)
 {
-    return ts ? launch_cm<T, true>(bn, cm, epi, p) : launch_cm<T, false>(bn, cm, epi, p);
+    if (sched == 2) return launch_pingpong_epi<T, CM>(epi, p);
+    if (!ts || epi == SF_EPI_ADD) return bn == 256 ? launch_epi<256, T, CM, false>(epi, p) : launch_epi<128, T, CM, false>(epi, p);
+    switch (bn) {
+    case 128: return launch_epi<128, T, CM, true>(epi, p);
+    case 176: return launch_epi<176, T, CM, true>(epi, p);
+    case 208: return launch_epi<208, T, CM, true>(epi, p);
+    case 224: return launch_epi<224, T, CM, true>(epi, p);
+    case 256: return launch_epi<256, T, CM, true>(epi, p);
+    default: return (int)cudaErrorInvalidValue;
+    }
 }
 
-/* Persistent grid: the time is about ceil(tiles / SMs) tiles of BN columns each. A 128-wide
- * tile runs at roughly 0.9 of the 256-wide one's rate (more B traffic per flop, more epilogue
- * per flop), so take it only when it fills the machine better. */
-int choose_tile_n(int64_t M, int64_t N, int sms)
+template <typename T> int launch_cfg(int sched, int bn, int cm, bool ts, int epi, const launch_params &p)
 {
-    const int64_t m_tiles = (M + BM - 1) / BM;
-    const int64_t waves256 = (m_tiles * ((N + 255) / 256) + sms - 1) / sms;
-    const int64_t waves128 = (m_tiles * ((N + 127) / 128) + sms - 1) / sms;
-    return (double)waves128 * 128 / 0.9 < (double)waves256 * 256 ? 128 : 256;
+    return cm == 2 ? launch_cm<T, 2>(sched, bn, ts, epi, p) : launch_cm<T, 1>(sched, bn, ts, epi, p);
+}
+
+bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn == 224 || bn == 256; }
+
+/* Persistent grid: the time is about ceil(units / slots) rounds of one tile each (a unit is CM
+ * M-blocks × one N-block, a slot one cluster), each round taking time ∝ BN. Measured (v4, call 1):
+ * the widths 176–256 run at the same rate per column; 128 at about 0.92 of it (more A traffic
+ * per flop). So a width wins when it fills the machine better: BN = 224 splits 2I = 22016 into
+ * 99 tiles and 4·99 = 3·132, so every T that is a multiple of 512 gives whole waves; 176 does
+ * the same for I = 11008 at T = 512–1024. Ties go to the wider tile. Widths other than 128 and
+ * 256 need the staged epilogue (wide_ok). */
+int choose_tile_n(int64_t M, int64_t N, bool wide_ok, int cm, int sms)
+{
+    static const int widths[] = {256, 224, 208, 176, 128};
+    const int64_t m_units = ((M + BM - 1) / BM + cm - 1) / cm, slots = sms / cm;
+    int best = 256;
+    double best_cost = 0;
+    for (int bn : widths) {
+        if (!wide_ok && bn != 128 && bn != 256) continue;
+        const int64_t waves = (m_units * ((N + bn - 1) / bn) + slots - 1) / slots;
+        const double cost = (double)waves * bn / (bn == 128 ? 0.92 : 1.0);
+        if (bn == 256 || cost < best_cost) {
+            best = bn;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+/* The schedule when the caller leaves it open. Ping-pong hides the epilogue but runs 128-wide
+ * tiles, which lose 5–25% at large M·N (L2 traffic); measured (v4, K = 4096) it is 0–3% ahead
+ * for an activation epilogue at T = 2048 (SWIGLU, GELU) and T = 4096 (GELU), where
+ * M·N <= 2048·22016 (within run-to-run noise for SWIGLU bf16), and loses at T <= 1024, at larger
+ * M·N, and on the down projection (K = 11008: the epilogue is a smaller share there). */
+int choose_schedule(int64_t M, int64_t N, int64_t K, int epi, bool ts)
+{
+    const bool act = epi == SF_EPI_GELU_TANH || epi == SF_EPI_GELU_ERF || epi == SF_EPI_SWIGLU;
+    return ts && act && K <= 4096 && M > 1024 && M * N <= (int64_t)2048 * 22016 ? 2 : 1;
 }
 
 /* Whether epilogue_store = 0 means the staged (shared memory + TMA store) epilogue. */
@@ -707,8 +946,8 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
         !a->A || !a->B || !a->C || !aligned(a->A, 16) || !aligned(a->B, 16) || !aligned(a->C, 4) ||
         (a->bias && !aligned(a->bias, 4)) ||
         (add && (!a->R || !aligned(a->R, 4) || ldr < a->N || ldr % 2)) ||
-        (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256) || a->cluster_m < 0 || a->cluster_m > 2 ||
-        a->epilogue_store < 0 || a->epilogue_store > 2)
+        (a->tile_n != 0 && !is_tile_width(a->tile_n)) || a->cluster_m < 0 || a->cluster_m > 2 ||
+        a->epilogue_store < 0 || a->epilogue_store > 2 || a->schedule < 0 || a->schedule > 2 || a->group_m < 0)
         return (int)cudaErrorInvalidValue;
 
     device_info info;
@@ -717,14 +956,21 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     if (rc) return rc;
     if (info.cc_major != 9 || info.cc_minor != 0) return (int)cudaErrorNotSupported;
 
-    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, info.sms);
-    const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
     /* the TMA store needs a 16-byte aligned C with 16-byte rows; ADD always stores directly */
     const bool ts_ok = !add && aligned(a->C, 16) && ldc % 8 == 0;
     const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
+    /* the ping-pong schedule and the widths other than 128 and 256 exist with the staged epilogue only */
+    if ((a->schedule == 2 && (!ts || (a->tile_n != 0 && a->tile_n != kPingPongBN))) ||
+        (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
+        return (int)cudaErrorInvalidValue;
+    const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
+    const bool pp_ok = ts && (a->tile_n == 0 || a->tile_n == kPingPongBN);
+    const int sched = a->schedule ? a->schedule : pp_ok ? choose_schedule(a->M, a->N, a->K, a->epilogue, ts) : 1;
+    const int bn = sched == 2 ? kPingPongBN : a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts, cm, info.sms);
+    const int box = box_cols(out_cols(bn, a->epilogue));
     if (!make_tensor_map(&p.map_a, a->dtype, a->A, a->M, a->K, lda, BM) ||
         !make_tensor_map(&p.map_b, a->dtype, a->B, a->N, a->K, ldb, bn / cm) ||
-        (ts && !make_tensor_map(&p.map_c, a->dtype, a->C, a->M, n_out, ldc, 64)))
+        (ts && !make_tensor_map(&p.map_c, a->dtype, a->C, a->M, n_out, ldc, 64, box, box == 64)))
         return (int)cudaErrorInvalidValue;
     if (!ts) p.map_c = p.map_a; /* unused; any valid map */
     p.C = a->C;
@@ -735,8 +981,14 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     p.K = (int)a->K;
     p.ldc = ldc;
     p.ldr = ldr;
+    /* group_m counts M-blocks; the kernels count cluster rows */
+    {
+        const int64_t units = ((a->M + BM - 1) / BM + cm - 1) / cm,
+                      g = a->group_m ? (a->group_m + cm - 1) / cm : sched == 2 ? kGroupPingPong : kGroupM;
+        p.group = (int)(g < units ? g : units);
+    }
     p.sms = info.sms;
     p.stream = (cudaStream_t)stream;
-    return a->dtype == 1 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
-                         : launch_cfg<__nv_bfloat16>(bn, cm, ts, a->epilogue, p);
+    return a->dtype == 1 ? launch_cfg<__half>(sched, bn, cm, ts, a->epilogue, p)
+                         : launch_cfg<__nv_bfloat16>(sched, bn, cm, ts, a->epilogue, p);
 }
