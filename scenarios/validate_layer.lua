@@ -1,4 +1,5 @@
--- The Llama-2 layer on a scaled-down config (hidden 256, 4 heads, 2 kv heads): the optimized
+-- The Llama-2 layer on scaled-down configs (hidden 256, 4 heads; 2 kv heads as 70B's GQA, and 4 as
+-- 7B's MHA, which the optimized layer projects differently): the optimized
 -- layer against the baseline and both against the reference (the baseline order run on the CPU
 -- backend in f64 from the same weights and input). Fresh seed each run (seed=N replays).
 -- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
@@ -12,9 +13,13 @@ local validate = require "sfbench.validate"
 local p = params.get { seed = 0, seq = { 17, 64 }, dtype = { "f16", "bf16" } }
 local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
 io.stderr:write(("validate_layer: seed %d\n"):format(seed))
-local cfg = models.custom { name = "llama2-mini", hidden = 256, layers = 1, heads = 4, kv_heads = 2, intermediate = 704 }
+local configs = {
+  models.custom { name = "mini-gqa", hidden = 256, layers = 1, heads = 4, kv_heads = 2, intermediate = 704 },
+  models.custom { name = "mini-mha", hidden = 256, layers = 1, heads = 4, kv_heads = 4, intermediate = 704 },
+}
 
 local rows, failures = {}, 0
+for _, cfg in ipairs(configs) do
 for _, dtype in ipairs(p.dtype) do
   for _, seq in ipairs(p.seq) do
     local base = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = dtype, seed = seed })
@@ -34,13 +39,14 @@ for _, dtype in ipairs(p.dtype) do
     }
     for _, c in ipairs(checks) do
       if not c.r.ok then failures = failures + 1 end
-      rows[#rows + 1] = { dtype = dtype, seq = seq, what = c.what, rel_l2 = c.r.rel_l2, max_abs = c.r.max_abs,
-        bound = c.r.bound, ok = c.r.ok and "ok" or "FAIL" }
+      rows[#rows + 1] = { config = cfg.name, dtype = dtype, seq = seq, what = c.what, rel_l2 = c.r.rel_l2,
+        max_abs = c.r.max_abs, bound = c.r.bound, ok = c.r.ok and "ok" or "FAIL" }
     end
   end
 end
-report.print(rows, { "dtype", "seq", "what", { key = "rel_l2", fmt = "%.2e" }, { key = "max_abs", fmt = "%.2e" },
+end
+report.print(rows, { "config", "dtype", "seq", "what", { key = "rel_l2", fmt = "%.2e" }, { key = "max_abs", fmt = "%.2e" },
   { key = "bound", fmt = "%.1e" }, "ok" })
-local path = report.save("validate_layer", { params = p, seed = seed, config = cfg, rows = rows, complete = true })
+local path = report.save("validate_layer", { params = p, seed = seed, configs = configs, rows = rows, complete = true })
 if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
 if failures > 0 then error(("%d layer check(s) out of bounds (seed %d)"):format(failures, seed), 0) end
