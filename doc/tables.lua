@@ -16,12 +16,21 @@ local function load(path)
   return doc
 end
 
--- newest committed result of each scenario (file names sort by time stamp)
+-- newest committed result of each scenario (file names sort by time stamp), also one folder
+-- down ("gqa/attention_sweep": the same scenario run with other parameters)
 local newest = {}
-for name in lfs.dir(p.dir) do
-  local scenario = name:match("^(.-)%-%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%.json$")
-  if scenario and (not newest[scenario] or name > newest[scenario]) then newest[scenario] = name end
+local function scan(dir, prefix)
+  for name in lfs.dir(dir) do
+    local scenario = name:match("^(.-)%-%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%.json$")
+    if scenario then
+      scenario = prefix .. scenario
+      if not newest[scenario] or prefix .. name > newest[scenario] then newest[scenario] = prefix .. name end
+    elseif prefix == "" and name:sub(1, 1) ~= "." and lfs.attributes(dir .. "/" .. name, "mode") == "directory" then
+      scan(dir .. "/" .. name, name .. "/")
+    end
+  end
 end
+scan(p.dir, "")
 
 -- how each scenario is shown: columns, and a join with the PyTorch run of the same device call
 -- (results/h100/torch_<what>-<stamp>.json from scenarios/torch/reference.py)
@@ -30,6 +39,15 @@ local function index(rows, key)
   for _, r in ipairs(rows) do by[key(r)] = r end
   return by
 end
+
+local ATTENTION_COLUMNS = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
+  { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.0f" } }
+local FFN_COLUMNS = { "act", "tokens", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
+  { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.0f" },
+  { key = "saved_mib", title = "saved MiB", fmt = "%.0f" } }
+local LAYER_COLUMNS = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "speedup", title = "× baseline", fmt = "%.2f" },
+  { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },
+  { key = "stages", title = "stages (ms)" } }
 
 local VIEWS = {
   { scenario = "gemm_sweep", title = "cuBLASLt GEMM on Llama-2 projection shapes",
@@ -72,6 +90,13 @@ local VIEWS = {
       { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.0f" },
       { key = "saved_mib", title = "saved MiB", fmt = "%.0f" }, { key = "torch_ms", title = "PyTorch eager ms", fmt = "%.4f" },
       { key = "vs_torch", title = "× PyTorch", fmt = "%.3f" } } },
+  { scenario = "gqa/attention_sweep", title = "Attention, Llama-2-70B heads (64 q / 8 kv heads, GQA), B=1, fp16",
+    columns = ATTENTION_COLUMNS },
+  { scenario = "bf16/ffn_sweep", title = "FFN, Llama-2-7B, bf16", columns = FFN_COLUMNS },
+  { scenario = "layer_sweep", title = "One Llama-2-7B decoder layer, B=1, fp16, causal", columns = LAYER_COLUMNS },
+  { scenario = "70b/layer_sweep", title = "One Llama-2-70B decoder layer (GQA), B=1, fp16, causal", columns = LAYER_COLUMNS },
+  { scenario = "memory_ops", title = "Memory-bound ops at the 4096-token Llama-2-7B shapes (bytes read + written)",
+    columns = { "dtype", "op", "mode", { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" } } },
   { scenario = "launch_overhead", title = "Launch overhead: an empty kernel 10,000 times",
     columns = { "variant", { key = "us_per_launch", title = "µs/launch", fmt = "%.3f" }, { key = "ratio", title = "× C loop", fmt = "%.2f" } } },
   { scenario = "timing_stability", title = "Repeatability: a ~5 µs kernel measured 5 times in a row",

@@ -77,18 +77,19 @@ local function stop_reason(o, n, total_ms, noise, wall_s)
 end
 
 -- Calls fn until both `warmup` calls and `warmup_time` seconds have passed (clocks ramp up,
--- caches and lazy allocations settle); returns the time of one call in ms.
+-- caches and lazy allocations settle); returns the fastest call in ms (a late slow one, e.g. an
+-- allocation, must not shrink the batch).
 local function warm_up(o)
   local fn, setup = o.fn, o.setup
   if o.warmup == 0 and o.batch ~= "auto" then return 0 end
   local ev_start, ev_end = sf.event(), sf.event()
-  local start, calls, ms = sf.now(), 0, 0
+  local start, calls, ms = sf.now(), 0, math.huge
   while calls < math.max(o.warmup, 1) or sf.now() - start < o.warmup_time do
     if setup then setup() end
     ev_start:record(o.stream)
     fn()
     ev_end:record(o.stream)
-    ms = sf.elapsed(ev_start, ev_end)
+    ms = math.min(ms, sf.elapsed(ev_start, ev_end))
     calls = calls + 1
     if o.warmup == 0 then break end
   end
