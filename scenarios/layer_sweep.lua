@@ -66,7 +66,7 @@ sweep.run {
     if pt.impl == "baseline" then baseline_ms[pt.seq] = r.stats.median
     elseif baseline_ms[pt.seq] then row.speedup = baseline_ms[pt.seq] / r.stats.median end
     for _, t in pairs(layer.weights) do t:free() end
-    layer = nil
+    layer = nil -- luacheck: ignore (unreachable now, so the collection below frees its buffers)
     collectgarbage()
     return row, r
   end,

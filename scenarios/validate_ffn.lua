@@ -19,21 +19,28 @@ local variants = {
   { act = "swiglu" }, { act = "gelu", gelu = "tanh" }, { act = "gelu", gelu = "erf", bias = true },
 }
 
+-- tanh from exp (Lua 5.4's math library has none without its 5.3 compatibility option)
+local function tanh(x)
+  if math.abs(x) > 20 then return x > 0 and 1 or -1 end
+  local e = math.exp(2 * x)
+  return (e - 1) / (e + 1)
+end
+
+-- erf by its Maclaurin series, summed to double precision (the arguments here are small)
+local function erf(x)
+  local sum, term, k = x, x, 0
+  repeat
+    k = k + 1
+    term = term * -x * x / k
+    local add = term / (2 * k + 1)
+    sum = sum + add
+  until math.abs(add) < 1e-17 * math.abs(sum) or k > 200
+  return 2 / math.sqrt(math.pi) * sum
+end
+
 local function gelu(x, form)
-  if form == "erf" then
-    -- erf by its series/continued-fraction free form: Lua has no erf; use the Abramowitz-Stegun 7.1.26 bound-free
-    -- identity through the incomplete gamma series (exact to double precision for |x| < 6)
-    local z = x / math.sqrt(2)
-    local sum, term, k = z, z, 0
-    repeat
-      k = k + 1
-      term = term * -z * z / k
-      local add = term / (2 * k + 1)
-      sum = sum + add
-    until math.abs(add) < 1e-17 * math.abs(sum) or k > 200
-    return 0.5 * x * (1 + 2 / math.sqrt(math.pi) * sum)
-  end
-  return 0.5 * x * (1 + math.tanh(0.7978845608028654 * (x + 0.044715 * x ^ 3)))
+  if form == "erf" then return 0.5 * x * (1 + erf(x / math.sqrt(2))) end
+  return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x ^ 3)))
 end
 
 -- the FFN composed from f64 GEMMs and Lua activations: an independent check of the reference

@@ -5,23 +5,11 @@
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
+local testlib = require "testlib"
+local error_of, contains = testlib.error_of, testlib.contains
 
 local BOUND = { f32 = 1e-5, f16 = 2e-3, bf16 = 1.6e-2, f64 = 1e-12 }
 local CPU = { device = "cpu" }
-
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
-
-local function contains(msg, ...)
-  for _, part in ipairs({ ... }) do
-    if not msg:find(part, 1, true) then
-      lu.fail(("error message %q does not mention %q"):format(msg, part))
-    end
-  end
-end
 
 local seed = 1000
 local function next_seed()

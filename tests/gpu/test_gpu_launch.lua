@@ -5,20 +5,8 @@
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
-
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
-
-local function contains(msg, ...)
-  for _, part in ipairs({ ... }) do
-    if not msg:find(part, 1, true) then
-      lu.fail(("error message %q does not mention %q"):format(msg, part))
-    end
-  end
-end
+local testlib = require "testlib"
+local error_of, contains = testlib.error_of, testlib.contains
 
 local SOURCE = [[
 extern "C" __global__ void axpy(float *y, const float *x, float alpha, int n) {

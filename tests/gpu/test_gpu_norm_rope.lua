@@ -11,6 +11,8 @@
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
+local testlib = require "testlib"
+local error_of, contains = testlib.error_of, testlib.contains
 local validate = require "sfbench.validate"
 
 local CPU = { device = "cpu" }
@@ -27,20 +29,6 @@ end
 
 local function randn(shape, dtype, std)
   return sf.randn(shape, dtype, { seed = next_seed(), std = std or 1 })
-end
-
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
-
-local function contains(msg, ...)
-  for _, part in ipairs({ ... }) do
-    if not msg:find(part, 1, true) then
-      lu.fail(("error message %q does not mention %q"):format(msg, part))
-    end
-  end
 end
 
 local function cpu(t, dtype)

@@ -4,24 +4,8 @@
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
-
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
-
-local function contains(msg, ...)
-  for _, part in ipairs({ ... }) do
-    if not msg:find(part, 1, true) then
-      lu.fail(("error message %q does not mention %q"):format(msg, part))
-    end
-  end
-end
-
-local function f32(x)
-  return (string.unpack("f", string.pack("f", x)))
-end
+local testlib = require "testlib"
+local error_of, contains, f32 = testlib.error_of, testlib.contains, testlib.f32
 
 -- the spacing of values near 1 in each dtype: one rounding of a double result is within it
 local ULP = { f64 = 1e-13, f32 = 2 ^ -23, f16 = 2 ^ -10, bf16 = 2 ^ -7 }

@@ -4,26 +4,8 @@
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
-
--- The error a call raises, as a string; fails the test when it does not raise.
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error, the call succeeded")
-  return tostring(err)
-end
-
-local function contains(msg, ...)
-  for _, part in ipairs({ ... }) do
-    if not msg:find(part, 1, true) then
-      lu.fail(("error message %q does not mention %q"):format(msg, part))
-    end
-  end
-end
-
--- x rounded to the nearest f32, by the C library (independently of sfbench)
-local function f32(x)
-  return (string.unpack("f", string.pack("f", x)))
-end
+local testlib = require "testlib"
+local error_of, contains, f32 = testlib.error_of, testlib.contains, testlib.f32
 
 local function seq(n, start)
   local t = {}

@@ -1,0 +1,28 @@
+-- Helpers shared by the Lua tests (CPU and GPU): the error a call raises, what a message must
+-- mention, and f32 rounding done by the C library (independently of sfbench).
+local lu = require "luaunit"
+
+local testlib = {}
+
+-- The error a call raises, as a string; fails the test when it does not raise.
+function testlib.error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error, the call succeeded")
+  return tostring(err)
+end
+
+-- Fails unless msg contains every one of the given plain substrings.
+function testlib.contains(msg, ...)
+  for _, part in ipairs({ ... }) do
+    if not msg:find(part, 1, true) then
+      lu.fail(("error message %q does not mention %q"):format(msg, part))
+    end
+  end
+end
+
+-- x rounded to the nearest f32
+function testlib.f32(x)
+  return (string.unpack("f", string.pack("f", x)))
+end
+
+return testlib
