@@ -493,23 +493,10 @@ static int launch_dt(const Params &p, int dtype, cudaStream_t stream)
     return dtype == 1 ? launch<C, __half>(p, stream) : launch<C, __nv_bfloat16>(p, stream);
 }
 
-/* The variants this file builds (the driver validates and times them all; results and the
- * variants tried and dropped are in kernels/NOTES-attention.md). */
-using V128_moved = Cfg<128, 128, 2, 64, RESCALE_MOVED, 2>;
-using V128_lazy = Cfg<128, 128, 2, 64, RESCALE_LAZY, 2>;
-using V64_lazy = Cfg<64, 128, 2, 64, RESCALE_LAZY, 2>;
-using V64_lazy_late = Cfg<64, 128, 2, 64, RESCALE_LAZY, 2, true>;
-using V128_default = V128_lazy;
-using V64_default = V64_lazy_late;
-
-struct VariantInfo { const char *name; int d; int (*fn)(const Params &, int, cudaStream_t); };
-static const VariantInfo variants[] = {
-    {"d128_bm128_bn64_moved", 128, launch_dt<V128_moved>},
-    {"d128_bm128_bn64_lazy", 128, launch_dt<V128_lazy>},
-    {"d64_bm128_bn64_lazy", 64, launch_dt<V64_lazy>},
-    {"d64_bm128_bn64_lazy_late", 64, launch_dt<V64_lazy_late>},
-};
-static const int n_variants = sizeof variants / sizeof variants[0];
+/* The configurations in use (the others tried, and why they lost, are in
+ * kernels/NOTES-attention.md). */
+using V128_default = Cfg<128, 128, 2, 64, RESCALE_LAZY, 2>;
+using V64_default = Cfg<64, 128, 2, 64, RESCALE_LAZY, 2, true>;
 
 static int make_params(const sf_attention_args *a, Params *p)
 {
@@ -558,36 +545,15 @@ static int make_params(const sf_attention_args *a, Params *p)
 
 extern "C" {
 
-/* Internal: run one named variant (for the driver and tuning); -1 = default choice. */
-int sf_attention_flash_variant_count(void) { return sf_flash::n_variants; }
-const char *sf_attention_flash_variant_name(int i)
-{
-    return i >= 0 && i < sf_flash::n_variants ? sf_flash::variants[i].name : NULL;
-}
-int sf_attention_flash_variant_head_dim(int i)
-{
-    return i >= 0 && i < sf_flash::n_variants ? sf_flash::variants[i].d : 0;
-}
-
-int sf_attention_flash_cuda_variant(const sf_attention_args *a, void *stream, int variant)
+int sf_attention_flash_cuda(const sf_attention_args *a, void *stream)
 {
     sf_flash::Params p;
     int e = sf_flash::make_params(a, &p);
     if (e) return e;
     if (a->batch == 0 || a->seq_q == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
-    if (variant >= 0) {
-        if (variant >= sf_flash::n_variants || sf_flash::variants[variant].d != a->head_dim)
-            return (int)cudaErrorInvalidValue;
-        return sf_flash::variants[variant].fn(p, a->dtype, s);
-    }
     if (a->head_dim == 128) return sf_flash::launch_dt<sf_flash::V128_default>(p, a->dtype, s);
     return sf_flash::launch_dt<sf_flash::V64_default>(p, a->dtype, s);
-}
-
-int sf_attention_flash_cuda(const sf_attention_args *a, void *stream)
-{
-    return sf_attention_flash_cuda_variant(a, stream, -1);
 }
 
 } // extern "C"
