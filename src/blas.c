@@ -9,6 +9,7 @@
 #include <cublas_v2.h>
 #include "gemm.h"
 #include "cuda_check.h"
+#include "timing.h"
 
 #define WORKSPACE_BYTES ((size_t)32 << 20)   /* what PyTorch gives cuBLASLt on Hopper */
 #define PLAN_CACHE 64
@@ -159,35 +160,30 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     return p;
 }
 
+typedef struct trial { lua_State *L; plan *p; const cublasLtMatmulAlgo_t *algo; const sf_gemm_desc *d; void *stream; } trial;
+
+static void run_trial(void *ctx)
+{
+    trial *t = (trial *)ctx;
+    run_plan(t->L, t->p, t->algo, t->d, t->stream);
+}
+
 /* Times each candidate (3 warm-up + 5 timed runs, the best run counts) and returns the index of
  * the fastest. Only asked for when beta == 0 or the output is not C, so the trial runs only
  * write the output. */
 static int pick_fastest(lua_State *L, plan *p, const cublasLtMatmulHeuristicResult_t *r, int n, const sf_gemm_desc *d,
                         void *stream)
 {
-    cudaEvent_t e0, e1;
-    SF_CUDA(L, cudaEventCreate(&e0));
-    SF_CUDA(L, cudaEventCreate(&e1));
     int best = 0;
     float best_ms = 1e30f;
     for (int i = 0; i < n; i++) {
-        float min_ms = 1e30f;
-        for (int rep = 0; rep < 8; rep++) {
-            SF_CUDA(L, cudaEventRecord(e0, (cudaStream_t)stream));
-            run_plan(L, p, &r[i].algo, d, stream);
-            SF_CUDA(L, cudaEventRecord(e1, (cudaStream_t)stream));
-            SF_CUDA(L, cudaEventSynchronize(e1));
-            float ms;
-            SF_CUDA(L, cudaEventElapsedTime(&ms, e0, e1));
-            if (rep >= 3 && ms < min_ms) min_ms = ms;
-        }
-        if (min_ms < best_ms) {
-            best_ms = min_ms;
+        trial t = {L, p, &r[i].algo, d, stream};
+        float ms = sf_best_ms(L, run_trial, &t, stream, 3, 5);
+        if (ms < best_ms) {
+            best_ms = ms;
             best = i;
         }
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
     return best;
 }
 

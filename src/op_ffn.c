@@ -7,6 +7,7 @@
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "gemm.h"
+#include "timing.h"
 #endif
 
 static const sf_arg_spec ffn_args[] = {
@@ -111,7 +112,7 @@ static void down_hopper(ffn_call *c, const void *h)
     g.A = h;
     g.B = c->w2->data;
     g.bias = c->b2 ? c->b2->data : NULL;
-    g.R = c->residual ? c->residual->data : NULL;
+    g.R = residual_of(c);
     g.C = c->out->data;
     SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&g, c->stream));
 }
@@ -128,24 +129,18 @@ static void down_cublaslt(ffn_call *c, const void *h)
 static struct { int64_t T, H, I; int dtype, residual, hopper; } down_choice[DOWN_CHOICES];
 static int down_choices;
 
+typedef struct down_trial { ffn_call *c; const void *h; void (*run)(ffn_call *, const void *); } down_trial;
+
+static void run_down_trial(void *ctx)
+{
+    down_trial *t = (down_trial *)ctx;
+    t->run(t->c, t->h);
+}
+
 static float best_ms(ffn_call *c, const void *h, void (*run)(ffn_call *, const void *))
 {
-    cudaEvent_t e0, e1;
-    SF_CUDA(c->a->L, cudaEventCreate(&e0));
-    SF_CUDA(c->a->L, cudaEventCreate(&e1));
-    float best = 1e30f;
-    for (int rep = 0; rep < 6; rep++) {
-        SF_CUDA(c->a->L, cudaEventRecord(e0, (cudaStream_t)c->stream));
-        run(c, h);
-        SF_CUDA(c->a->L, cudaEventRecord(e1, (cudaStream_t)c->stream));
-        SF_CUDA(c->a->L, cudaEventSynchronize(e1));
-        float ms;
-        SF_CUDA(c->a->L, cudaEventElapsedTime(&ms, e0, e1));
-        if (rep > 0 && ms < best) best = ms;
-    }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    return best;
+    down_trial t = {c, h, run};
+    return sf_best_ms(c->a->L, run_down_trial, &t, c->stream, 1, 5);
 }
 
 static void down_projection(ffn_call *c, const void *h)

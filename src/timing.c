@@ -9,6 +9,7 @@
 #include "timing.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
+#include "../kernels/tensor_ops.h"
 #endif
 
 #define EVENT_MT "sfbench.event"
@@ -169,10 +170,6 @@ static int l_flush_l2(lua_State *L)
  * false when it did (the batch then ran while it was being queued). No-ops on the CPU backend. */
 static struct { volatile int *flag; int *timed_out; int *dev_flag, *dev_timed_out; int held; } hold;
 
-#ifdef SF_HAVE_CUDA
-#include "../kernels/tensor_ops.h"
-#endif
-
 static int l_hold(lua_State *L)
 {
     void *stream = sf_opt_stream(L, 1);
@@ -210,6 +207,28 @@ static int l_release(lua_State *L)
     lua_pushboolean(L, !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST));
     return 1;
 }
+
+#ifdef SF_HAVE_CUDA
+float sf_best_ms(lua_State *L, void (*run)(void *ctx), void *ctx, void *stream, int warmup, int reps)
+{
+    cudaEvent_t e0, e1;
+    SF_CUDA(L, cudaEventCreate(&e0));
+    SF_CUDA(L, cudaEventCreate(&e1));
+    float best = 1e30f;
+    for (int rep = 0; rep < warmup + reps; rep++) {
+        SF_CUDA(L, cudaEventRecord(e0, (cudaStream_t)stream));
+        run(ctx);
+        SF_CUDA(L, cudaEventRecord(e1, (cudaStream_t)stream));
+        SF_CUDA(L, cudaEventSynchronize(e1));
+        float ms;
+        SF_CUDA(L, cudaEventElapsedTime(&ms, e0, e1));
+        if (rep >= warmup && ms < best) best = ms;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return best;
+}
+#endif
 
 static int l_now(lua_State *L)
 {
