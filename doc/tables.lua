@@ -68,15 +68,18 @@ local VIEWS = {
       for _, r in ipairs(rows) do
         local eager = by[("torch_eager %d %s"):format(r.seq, r.causal)]
         local fa2 = by[("torch_sdpa_flash %d %s"):format(r.seq, r.causal)]
-        if eager and r.impl == "flash" then r.vs_eager = eager.ms / r.ms end
-        if fa2 and r.impl == "flash" then r.sdpa_tflops = fa2.tflops end
+        local cudnn = by[("torch_sdpa_cudnn %d %s"):format(r.seq, r.causal)]
+        if eager and r.impl ~= "naive" then r.vs_eager = eager.ms / r.ms end
+        if fa2 and r.impl ~= "naive" then r.sdpa_tflops = fa2.tflops end
+        if cudnn and r.impl ~= "naive" then r.cudnn_tflops = cudnn.tflops end
         if eager and r.impl == "naive" then r.eager_ms, r.eager_mib = eager.ms, eager.extra_mib end
       end
     end,
     columns = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
       { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.0f" },
       { key = "eager_ms", title = "PyTorch eager ms", fmt = "%.3f" }, { key = "eager_mib", title = "eager MiB", fmt = "%.0f" },
-      { key = "vs_eager", title = "× PyTorch eager", fmt = "%.1f" }, { key = "sdpa_tflops", title = "SDPA FA2 TFLOP/s", fmt = "%.1f" } } },
+      { key = "vs_eager", title = "× PyTorch eager", fmt = "%.1f" }, { key = "sdpa_tflops", title = "SDPA FA2 TFLOP/s", fmt = "%.1f" },
+      { key = "cudnn_tflops", title = "SDPA cuDNN TFLOP/s", fmt = "%.1f" } } },
   { scenario = "ffn_sweep", title = "FFN, Llama-2-7B (hidden 4096, intermediate 11008), fp16",
     torch = "torch_ffn",
     join = function(rows, torch)
@@ -131,13 +134,11 @@ local s, e = text:find("<!%-%- tables %-%->.-<!%-%- /tables %-%->")
 if not s then error(p.readme .. ": no <!-- tables --> ... <!-- /tables --> section", 0) end
 local updated = text:sub(1, s - 1) .. generated .. text:sub(e + 1)
 if p.check then
-  if updated ~= text then error(p.readme .. ": tables are stale; run sfbench doc/tables.lua", 0) end
+  if not report.write_text(p.readme, updated, true) then
+    error(p.readme .. ": tables are stale; run sfbench doc/tables.lua", 0)
+  end
   print("README tables match results/h100")
 else
-  local tmp = p.readme .. ".tmp"
-  local w = assert(io.open(tmp, "w"))
-  w:write(updated)
-  w:close()
-  assert(os.rename(tmp, p.readme))
+  report.write_text(p.readme, updated)
   print("rewrote the tables of " .. p.readme)
 end

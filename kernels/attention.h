@@ -2,10 +2,9 @@
  *
  * Implementations:
  *   sf_attention_flash_cuda   kernels/attention_flash.cu   FlashAttention-2 style, mma.sync (sm_80+)
+ *   sf_attention_hopper_cuda  kernels/attention_hopper.cu  wgmma/TMA, warp-specialised (sm_90a, D = 128)
  *   sf_attention_naive_cuda   kernels/attention_naive.cu   cuBLAS QK^T, fp32 softmax, cuBLAS PV
  *   sf_attention_ref_cpu      src/ref_attention.c          double-precision CPU reference
- * A Hopper kernel (wgmma/TMA) can sit beside them as kernels/attention_hopper.cu with
- * sf_attention_hopper_cuda(const sf_attention_args *, void *stream) and the same args.
  *
  * Conventions shared by all implementations:
  *   - q/k/v/out layout [B, N, H, D]: element (b,n,h,d) at b*s[0] + n*s[1] + h*s[2] + d.
@@ -39,6 +38,10 @@ typedef struct sf_attention_args {
  * 8 elements and 16-byte aligned pointers. Returns a cudaError_t (0 = ok; cudaErrorInvalidValue
  * for unsupported arguments). Asynchronous on `stream` (a cudaStream_t, NULL = default). */
 int sf_attention_flash_cuda(const sf_attention_args *a, void *stream);
+
+/* Hopper kernel (built only when the targets include sm_90a; runs only on sm_90). head_dim 128;
+ * f16/bf16; the same stride and alignment rules as the flash kernel. Returns a cudaError_t. */
+int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream);
 
 /* Naive path (what PyTorch eager does): bytes of caller-provided scratch it needs (the fp32
  * score matrix and the probability matrix of one batch entry, reused across the batch). */

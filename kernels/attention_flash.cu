@@ -12,8 +12,8 @@
  * than 2^8 (log2 units), so O is rarely rescaled; O / l is exact either way.
  *
  * Naming: everything lives in namespace sf_flash; the Hopper kernel (wgmma, TMA, warp
- * specialisation) is meant to sit beside this file as kernels/attention_hopper.cu with
- * sf_attention_hopper_cuda and the same sf_attention_args. */
+ * specialisation) sits beside this file as kernels/attention_hopper.cu with the same
+ * sf_attention_args (impl "flash" picks it on sm_90 at head dim 128; "flash2" is this one). */
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -21,6 +21,7 @@
 #include <math.h>
 #include <type_traits>
 #include "attention.h"
+#include "common.cuh"
 
 namespace sf_flash {
 
@@ -348,16 +349,8 @@ __global__ void __launch_bounds__(C::THREADS, C::MINB) flash_fwd_kernel(const __
     extern __shared__ __align__(1024) unsigned char smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-    /* Block -> (b, h, q block). Causal: heaviest q blocks (bottom rows) of every head first. */
-    const int bh_count = p.batch * p.n_heads;
     int qb, bh;
-    if (p.causal) {
-        bh = blockIdx.x % bh_count;
-        qb = p.n_qblocks - 1 - (int)(blockIdx.x / bh_count);
-    } else {
-        qb = blockIdx.x % p.n_qblocks;
-        bh = blockIdx.x / p.n_qblocks;
-    }
+    sf::attention_block((int)blockIdx.x, p.batch * p.n_heads, p.n_qblocks, p.causal, qb, bh);
     const int b = bh / p.n_heads, h = bh % p.n_heads, hk = h / p.group;
     const int q0 = qb * C::BM;
 

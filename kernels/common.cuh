@@ -1,6 +1,7 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
- * 16-byte vector access, and the activation functions (one definition, used by the
- * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value). */
+ * 16-byte vector access, the activation functions (one definition, used by the
+ * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), and the
+ * grid order of the attention kernels. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 
@@ -68,6 +69,21 @@ __device__ __forceinline__ float gelu_erf(float x)
 }
 
 __device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+
+/* Attention grid order, block -> (q block, batch·head): causal takes the heaviest q blocks (the
+ * bottom rows) of every head first; otherwise q blocks run fastest, so the blocks running
+ * together share one head's K/V in L2. */
+__device__ __forceinline__ void attention_block(int block, int batch_heads, int n_qblocks, bool causal, int &qb,
+                                                int &bh)
+{
+    if (causal) {
+        bh = block % batch_heads;
+        qb = n_qblocks - 1 - block / batch_heads;
+    } else {
+        qb = block % n_qblocks;
+        bh = block / n_qblocks;
+    }
+}
 
 } // namespace sf
 

@@ -1,9 +1,10 @@
 -- Multi-head attention at a Llama-2 shape over sequence lengths: the PyTorch-eager-equivalent
--- naive impl (materialises the N×N scores) against our flash kernel. Reports ms, TFLOP/s
--- (4·B·H·N²·D, half when causal), the speedup, and the device memory each impl allocates
--- beyond its inputs and outputs.
+-- naive impl (materialises the N×N scores) against our flash kernels: flash (what a caller gets:
+-- the Hopper kernel on an H100, else flash2) and flash2 (the mma.sync kernel, any sm_80+ GPU).
+-- Reports ms, TFLOP/s (4·B·H·N²·D, half when causal), the speedup over naive, and the device
+-- memory each impl allocates beyond its inputs and outputs.
 -- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
---        [causal=false] [impl=naive,flash] [iters=N]
+--        [causal=false] [impl=naive,flash,flash2] [iters=N]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -17,7 +18,7 @@ local p = params.get({
   batch = 1,
   dtype = "f16",
   causal = { false },
-  impl = { "naive", "flash" },
+  impl = { "naive", "flash", "flash2" },
   iters = 0,                       -- 0: the noise-based stopping rule
   timeout = gpu and 5 or 1,
 }, { model = models.names(), dtype = { "f16", "bf16" } })

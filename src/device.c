@@ -54,6 +54,34 @@ int sf_device_select(const char *spec, char *err, size_t errlen)
     return -1;
 }
 
+int sf_cuda_cc(void)
+{
+#ifdef SF_HAVE_CUDA
+    static int known_index = -1, cc;
+    if (!sf_dev.cuda_available) return 0;
+    if (known_index != sf_dev.cuda_index) {
+        int major = 0, minor = 0;
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, sf_dev.cuda_index) != cudaSuccess ||
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, sf_dev.cuda_index) != cudaSuccess)
+            return 0;
+        cc = 10 * major + minor;
+        known_index = sf_dev.cuda_index;
+    }
+    return cc;
+#else
+    return 0;
+#endif
+}
+
+int sf_hopper_kernels(void)
+{
+#ifdef SF_HAVE_HOPPER
+    return sf_cuda_cc() == 90;
+#else
+    return 0;
+#endif
+}
+
 sf_device_kind sf_check_device_name(lua_State *L, int idx, sf_device_kind dflt)
 {
     if (lua_isnoneornil(L, idx)) return dflt;
@@ -160,6 +188,8 @@ static int l_device(lua_State *L)
     set_int(L, "index", d);
     lua_pushfstring(L, "%d.%d", p.major, p.minor);
     lua_setfield(L, -2, "cc");
+    lua_pushboolean(L, sf_hopper_kernels());
+    lua_setfield(L, -2, "hopper_kernels");
     set_int(L, "sm_count", p.multiProcessorCount);
     set_int(L, "l2_bytes", p.l2CacheSize);
     set_int(L, "smem_per_block_optin", (long long)p.sharedMemPerBlockOptin);

@@ -18,11 +18,13 @@ static const sf_arg_spec attention_args[] = {
     {"causal", SF_ARG_BOOL, 0, "false", "mask keys after the query (bottom-right aligned when Nq != Nk)"},
     {"scale", SF_ARG_NUMBER, 0, "1/sqrt(D)", "softmax scale"},
     {"lse", SF_ARG_TENSOR, 0, NULL, "optional f32 [B, H, Nq]: logsumexp of the scaled scores, written"},
-    {"impl", SF_ARG_STRING, 0, "flash", "flash (ours, online softmax) or naive (cuBLAS + softmax, N×N scratch)"},
+    {"impl", SF_ARG_STRING, 0, "flash",
+     "flash (ours: hopper where it applies, else flash2), flash2 (mma.sync, sm_80+, D 64/128), "
+     "hopper (wgmma/TMA, sm_90, D 128) or naive (cuBLAS + softmax, N×N scratch)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
-enum { IMPL_FLASH, IMPL_NAIVE };
+enum { IMPL_FLASH, IMPL_FLASH2, IMPL_HOPPER, IMPL_NAIVE };
 
 /* [B, N, H, D] with a dense last dimension; strides go to the kernel as they are */
 static void check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
@@ -35,7 +37,7 @@ static void check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int6
 static void run_attention(sf_op_args *a)
 {
     static const char *const tensors[] = {"q", "k", "v", "out", "lse", NULL};
-    static const char *const impls[] = {"flash", "naive", NULL};
+    static const char *const impls[] = {"flash", "flash2", "hopper", "naive", NULL};
     sf_tensor *q = sf_arg_tensor(a, "q"), *k = sf_arg_tensor(a, "k"), *v = sf_arg_tensor(a, "v");
     sf_tensor *out = sf_arg_tensor(a, "out"), *lse = sf_arg_tensor(a, "lse");
     sf_device_kind dev = sf_op_device(a, tensors);
@@ -83,19 +85,31 @@ static void run_attention(sf_op_args *a)
         return;
     }
 #ifdef SF_HAVE_CUDA
-    if (impl == IMPL_FLASH) {
+    if (impl != IMPL_NAIVE) {
+        const char *name = impls[impl];
         if (at.head_dim != 64 && at.head_dim != 128)
-            sf_op_error(a, "impl 'flash' supports head dims 64 and 128, got %d", at.head_dim);
+            sf_op_error(a, "impl '%s' supports head dims 64 and 128, got %d", name, at.head_dim);
         const sf_tensor *all[4] = {q, k, v, out};
         const char *names[4] = {"q", "k", "v", "out"};
         for (int i = 0; i < 4; i++) {
             for (int d = 0; d < 3; d++)
                 if (all[i]->stride[d] % 8)
-                    sf_op_error(a, "impl 'flash' needs strides that are multiples of 8 elements ('%s' dimension %d is %lld)",
-                                names[i], d + 1, (long long)all[i]->stride[d]);
-            if ((uintptr_t)all[i]->data % 16) sf_op_error(a, "impl 'flash' needs 16-byte aligned '%s'", names[i]);
+                    sf_op_error(a, "impl '%s' needs strides that are multiples of 8 elements ('%s' dimension %d is %lld)",
+                                name, names[i], d + 1, (long long)all[i]->stride[d]);
+            if ((uintptr_t)all[i]->data % 16) sf_op_error(a, "impl '%s' needs 16-byte aligned '%s'", name, names[i]);
         }
-        SF_CUDA(a->L, sf_attention_flash_cuda(&at, stream));
+        int hopper = sf_hopper_kernels() && at.head_dim == 128;
+        if (impl == IMPL_HOPPER && !sf_hopper_kernels())
+            sf_op_error(a, "impl 'hopper' needs a Hopper GPU (cc 9.0) and a build for sm_90a");
+        if (impl == IMPL_HOPPER && at.head_dim != 128)
+            sf_op_error(a, "impl 'hopper' supports head dim 128, got %d", at.head_dim);
+        if (impl == IMPL_HOPPER || (impl == IMPL_FLASH && hopper)) {
+#ifdef SF_HAVE_HOPPER
+            SF_CUDA(a->L, sf_attention_hopper_cuda(&at, stream));
+#endif
+        } else {
+            SF_CUDA(a->L, sf_attention_flash_cuda(&at, stream));
+        }
     } else {
         void *scratch = sf_scratch(a->L, SF_DEV_CUDA, sf_attention_naive_scratch_bytes(&at), "the N×N attention scores");
         int rc = sf_attention_naive_cuda(&at, sf_cublas_handle(a->L), scratch, stream);
@@ -109,4 +123,5 @@ static void run_attention(sf_op_args *a)
 }
 
 const sf_op sf_op_attention = {"attention", "multi-head attention, [B, N, H, D] layout, GQA/MQA, causal; "
-                               "impl flash (ours) or naive (PyTorch-eager equivalent)", attention_args, run_attention};
+                               "impl flash, flash2 or hopper (ours) or naive (PyTorch-eager equivalent)",
+                               attention_args, run_attention};

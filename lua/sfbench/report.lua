@@ -170,11 +170,11 @@ local function make_dirs(dir)
 end
 
 -- Write to tmp, then rename over path, so a reader never sees half a file.
-local function write_atomically(tmp, path, text)
+local function write_atomically(tmp, path, text, who)
   local f, err = io.open(tmp, "w")
   local ok = f ~= nil
   if ok then
-    ok, err = f:write(text, "\n")
+    ok, err = f:write(text)
     if ok then ok, err = f:flush() end
     local closed, close_err = f:close()
     if ok and not closed then ok, err = false, close_err end
@@ -182,8 +182,22 @@ local function write_atomically(tmp, path, text)
   if ok then ok, err = os.rename(tmp, path) end
   if not ok then
     os.remove(tmp)
-    error(("report.save: cannot write '%s': %s"):format(path, (tostring(err):gsub("\n", " "))), 0)
+    error(("%s: cannot write '%s': %s"):format(who, path, (tostring(err):gsub("\n", " "))), 0)
   end
+end
+
+-- report.write_text(path, text [, check]): replaces the file with text, atomically (a temporary
+-- file, then a rename). With check, writes nothing and returns whether the file already holds
+-- exactly text. For generated files that are committed (README tables, kernels/wgmma.cuh).
+function report.write_text(path, text, check)
+  if check then
+    local f = io.open(path)
+    local old = f and f:read("a")
+    if f then f:close() end
+    return old == text
+  end
+  write_atomically(path .. ".tmp", path, text, "report.write_text")
+  return true
 end
 
 function report.save(name, doc)
@@ -209,7 +223,7 @@ function report.save(name, doc)
     file = ("%s-%d.json"):format(base, k)
   end
   local path = dir .. "/" .. file
-  write_atomically(dir .. "/." .. file .. ".tmp", path, text)
+  write_atomically(dir .. "/." .. file .. ".tmp", path, text .. "\n", "report.save")
   return path
 end
 

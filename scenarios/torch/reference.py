@@ -40,7 +40,8 @@ def gemm_rows():
 
 
 def attention_rows():
-    """eager (transformers' eager_attention_forward) and SDPA's flash backend, Llama-2-7B heads"""
+    """eager (transformers' eager_attention_forward), SDPA's FlashAttention-2 backend and SDPA's
+    cuDNN backend (FlashAttention-3 class on Hopper), Llama-2-7B heads"""
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
     rows = []
@@ -61,8 +62,12 @@ def attention_rows():
                 with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                     return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
+            def cudnn():
+                with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
             flops = 4 * h * n * n * d * (0.5 if causal else 1)
-            for impl, fn in (("torch_eager", eager), ("torch_sdpa_flash", flash)):
+            for impl, fn in (("torch_eager", eager), ("torch_sdpa_flash", flash), ("torch_sdpa_cudnn", cudnn)):
                 if impl == "torch_eager" and n > 4096:
                     continue                       # 8192: 20 GiB of intermediates, and minutes of nothing new
                 torch.cuda.reset_peak_memory_stats()

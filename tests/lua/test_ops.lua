@@ -366,6 +366,63 @@ end
 
 -- ---------------------------------------------------------------------------------------------
 
+-- attention's argument checks (they run before anything is launched, on every backend)
+TestAttentionErrors = {}
+
+local function attention_args(over)
+  local t = { q = sf.tensor({ 1, 5, 4, 8 }, "f16"), k = sf.tensor({ 1, 7, 2, 8 }, "f16"),
+    v = sf.tensor({ 1, 7, 2, 8 }, "f16"), out = sf.tensor({ 1, 5, 4, 8 }, "f16") }
+  for k, v in pairs(over or {}) do
+    if v == false then t[k] = nil else t[k] = v end
+  end
+  return t
+end
+
+local function attention_error(over)
+  return error_of(sf.ops.attention, attention_args(over))
+end
+
+function TestAttentionErrors.test_valid_call_runs()
+  local a = attention_args({ q = sf.randn({ 1, 5, 4, 8 }, "f16"), k = sf.randn({ 1, 7, 2, 8 }, "f16"),
+    v = sf.randn({ 1, 7, 2, 8 }, "f16"), causal = true })
+  sf.ops.attention(a)
+  for _, x in ipairs(a.out:to("f32"):totable()) do lu.assertTrue(x == x, "NaN in the output") end
+end
+
+function TestAttentionErrors.test_dtypes()
+  contains(attention_error({ k = sf.tensor({ 1, 7, 2, 8 }, "bf16") }), "attention:", "'k'", "bf16")
+  contains(attention_error({ v = sf.tensor({ 1, 7, 2, 8 }, "f32") }), "attention:", "'v'", "f32")
+  contains(attention_error({ out = sf.tensor({ 1, 5, 4, 8 }, "bf16") }), "attention:", "'out'")
+  contains(attention_error({ q = sf.tensor({ 1, 5, 4, 8 }, "i32") }), "attention:", "'q'", "i32")
+  contains(attention_error({ lse = sf.tensor({ 1, 4, 5 }, "f16") }), "attention:", "'lse'")
+end
+
+function TestAttentionErrors.test_shapes()
+  contains(attention_error({ k = sf.tensor({ 1, 7, 2, 16 }, "f16") }), "attention:", "'k'")
+  contains(attention_error({ v = sf.tensor({ 1, 6, 2, 8 }, "f16") }), "attention:", "'v'")
+  contains(attention_error({ out = sf.tensor({ 1, 5, 4, 16 }, "f16") }), "attention:", "'out'")
+  contains(attention_error({ q = sf.tensor({ 5, 4, 8 }, "f16") }), "attention:", "'q' must be [B, N, H, D]")
+  contains(attention_error({ lse = sf.tensor({ 1, 5, 4 }, "f32") }), "attention:", "'lse'")
+  contains(attention_error({ k = sf.tensor({ 1, 7, 3, 8 }, "f16"), v = sf.tensor({ 1, 7, 3, 8 }, "f16") }),
+    "attention:", "kv heads (3", "must divide q heads (4)")
+end
+
+function TestAttentionErrors.test_options()
+  contains(attention_error({ causal = "yes" }), "attention:", "'causal' must be a boolean")
+  contains(attention_error({ scale = "x" }), "attention:", "'scale' must be a number")
+  contains(attention_error({ impl = "fast" }), "attention:", "unknown impl 'fast'", "flash2", "hopper", "naive")
+  contains(attention_error({ foo = 1 }), "attention:", "unknown argument 'foo'")
+end
+
+function TestAttentionErrors.test_error_leaves_out_untouched()
+  local out = sf.from_table({ 1, 2, 3, 4 }, { 1, 1, 1, 4 }, "f16")
+  error_of(sf.ops.attention, { q = sf.tensor({ 1, 1, 1, 4 }, "f16"), k = sf.tensor({ 1, 1, 1, 4 }, "bf16"),
+    v = sf.tensor({ 1, 1, 1, 4 }, "f16"), out = out })
+  lu.assertEquals(out:to("f32"):totable(), { 1, 2, 3, 4 })
+end
+
+-- ---------------------------------------------------------------------------------------------
+
 TestCompare = {}
 
 function TestCompare.test_metrics()

@@ -1,0 +1,72 @@
+-- attention on the CUDA backend: what each impl accepts (impl-specific errors, raised before any
+-- launch) and the impls against the CPU reference on strided views of a packed QKV buffer (the
+-- layout a fused QKV projection writes), which validate_attention does not cover. Fresh random
+-- inputs (the seed is printed; SF_TEST_SEED=N replays it), outputs poisoned with NaN.
+-- Run with --device cuda.
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local sf = require "sfbench"
+local testlib = require "testlib"
+local validate = require "sfbench.validate"
+local error_of, contains = testlib.error_of, testlib.contains
+
+local seed = tonumber(os.getenv("SF_TEST_SEED") or "") or validate.fresh_seed()
+io.stderr:write(("test_gpu_attention: seed %d (SF_TEST_SEED=%d replays it)\n"):format(seed, seed))
+local hopper = sf.device().hopper_kernels
+local IMPLS = hopper and { "flash", "flash2", "hopper", "naive" } or { "flash", "flash2", "naive" }
+
+local function qkv(B, N, H, Hkv, D, dtype)
+  return sf.tensor({ B, N, H, D }, dtype), sf.tensor({ B, N, Hkv, D }, dtype), sf.tensor({ B, N, Hkv, D }, dtype),
+    sf.tensor({ B, N, H, D }, dtype)
+end
+
+TestAttentionImpls = {}
+
+function TestAttentionImpls.test_head_dims()
+  local q, k, v, out = qkv(1, 4, 2, 2, 96, "f16")
+  for _, impl in ipairs({ "flash", "flash2", "hopper" }) do
+    contains(error_of(sf.ops.attention, { q = q, k = k, v = v, out = out, impl = impl }), "attention:", impl,
+      "head dim")
+  end
+  sf.ops.attention { q = q, k = k, v = v, out = out, impl = "naive" } -- cuBLAS takes any head dim
+  local q64, k64, v64, o64 = qkv(1, 4, 2, 2, 64, "f16")
+  contains(error_of(sf.ops.attention, { q = q64, k = k64, v = v64, out = o64, impl = "hopper" }), "attention:",
+    hopper and "impl 'hopper' supports head dim 128, got 64" or "impl 'hopper' needs a Hopper GPU")
+end
+
+function TestAttentionImpls.test_strides()
+  -- a view whose row stride is not a multiple of 8 elements: the flash kernels' loads need it
+  local wide = sf.tensor({ 1, 4, 2, 132 }, "f16")
+  local q = wide:slice(4, 1, 128)
+  local _, k, v, out = qkv(1, 4, 2, 2, 128, "f16")
+  for _, impl in ipairs({ "flash", "flash2" }) do
+    contains(error_of(sf.ops.attention, { q = q, k = k, v = v, out = out, impl = impl }), "attention:",
+      "strides that are multiples of 8", "'q'")
+  end
+end
+
+-- q, k and v as views into one [B, N, H + 2·Hkv, D] buffer
+local function packed_case(B, N, H, Hkv, D, dtype, causal)
+  local all = sf.randn({ B, N, H + 2 * Hkv, D }, dtype, { seed = seed + N + H })
+  local q, k, v = all:slice(3, 1, H), all:slice(3, H + 1, Hkv), all:slice(3, H + Hkv + 1, Hkv)
+  local ref = sf.tensor({ B, N, H, D }, "f64", { device = "cpu" })
+  sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+    causal = causal }
+  for _, impl in ipairs(IMPLS) do
+    if impl ~= "hopper" or D == 128 then
+      local out = validate.poison(sf.tensor({ B, N, H, D }, dtype))
+      sf.ops.attention { q = q, k = k, v = v, out = out, causal = causal, impl = impl }
+      local r = validate.check(out, ref)
+      lu.assertTrue(r.ok, ("%s B%d N%d H%d/%d D%d %s%s: %s"):format(impl, B, N, H, Hkv, D, dtype,
+        causal and " causal" or "", validate.describe(r)))
+    end
+  end
+end
+
+function TestAttentionImpls.test_packed_qkv()
+  packed_case(2, 300, 8, 2, 128, "f16", false)
+  packed_case(1, 257, 4, 4, 128, "bf16", true)
+  packed_case(2, 129, 4, 2, 64, "bf16", true)
+end
+
+os.exit(lu.LuaUnit.run())
