@@ -97,6 +97,8 @@ local VIEWS = {
     columns = ATTENTION_COLUMNS },
   { scenario = "bf16/ffn_sweep", title = "FFN, Llama-2-7B, bf16", columns = FFN_COLUMNS },
   { scenario = "layer_sweep", title = "One Llama-2-7B decoder layer, B=1, fp16, causal", columns = LAYER_COLUMNS },
+  { scenario = "repeat/layer_sweep", title = "The same Llama-2-7B layer sweep, run again right after (run-to-run spread)",
+    columns = LAYER_COLUMNS },
   { scenario = "70b/layer_sweep", title = "One Llama-2-70B decoder layer (GQA), B=1, fp16, causal", columns = LAYER_COLUMNS },
   { scenario = "memory_ops", title = "Memory-bound ops at the 4096-token Llama-2-7B shapes (bytes read + written)",
     columns = { "dtype", "op", "mode", { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" } } },

@@ -2,7 +2,9 @@
 -- lengths: ms, speedup, TFLOP/s, peak device memory of the layer (weights, activations and op
 -- scratch), and the median time of each stage so a user sees where the time goes.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
---        [impl=baseline,optimized] [iters=N] [allow_long=false]
+--        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [allow_long=false]
+-- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
+-- (MHA) q, k and v each contiguous.
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -21,7 +23,8 @@ local p = params.get({
   timeout = gpu and 5 or 1,
   profile_iters = gpu and 20 or 2,
   allow_long = false,
-}, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" } })
+  qkv = "packed",
+}, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" }, qkv = { "packed", "split" } })
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)
@@ -47,7 +50,7 @@ sweep.run {
     local before = sf.memory().in_use
     sf.reset_peak()
     local layer = llama.layer(cfg, { impl = pt.impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
-      allow_long = p.allow_long })
+      allow_long = p.allow_long, qkv = p.qkv })
     layer.input:randn { std = 1 }
     local r = bench.run {
       name = ("%s N=%d"):format(pt.impl, pt.seq),

@@ -57,11 +57,12 @@ static void check_vector(sf_op_args *a, const char *name, const sf_tensor *t, in
 #ifdef SF_HAVE_CUDA
 static const void *residual_of(const ffn_call *c) { return c->residual ? c->residual->data : NULL; }
 
-/* out[T, N] = x[T, K] · w[N, K]ᵀ (+ bias) (+ residual) through cuBLASLt */
+/* out[T, N] = epi(x[T, K] · w[N, K]ᵀ (+ bias)) (+ residual) through cuBLASLt */
 static void linear(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                   int64_t T, int64_t N, int64_t K, sf_dtype dt, void *stream)
+                   int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
 {
     sf_gemm_desc d = {0};
+    d.epilogue = epi;
     d.m = T; d.n = N; d.k = K; d.batch = 1;
     d.a = x; d.b = w; d.bias = bias;
     d.c = residual ? (void *)residual : out;
@@ -85,23 +86,24 @@ static void unfused(ffn_call *c)
     int n_tmp = c->act == ACT_SWIGLU ? 4 : 2;
     char *tmp = sf_scratch(L, SF_DEV_CUDA, ti * (size_t)n_tmp, "the FFN intermediates");
     if (c->act == ACT_GELU) {
-        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt, c->stream);
+        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt,
+               SF_GEMM_EPI_NONE, c->stream);
         SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
         linear(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
-               c->stream);
+               SF_GEMM_EPI_NONE, c->stream);
         return;
     }
     char *gate = tmp, *up = tmp + ti, *act = tmp + 2 * ti, *prod = tmp + 3 * ti;
-    linear(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, c->stream);
-    linear(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, c->stream);
+    linear(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    linear(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
     SF_CUDA(L, sf_act_cuda(SF_ACT_SILU, dt, gate, act, c->T * c->I, c->stream));
     SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
-    linear(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, c->stream);
+    linear(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
 }
 
 #ifdef SF_HAVE_HOPPER
 /* out = h·W2ᵀ (+ b2) (+ residual) through our Hopper GEMM (residual in its ADD epilogue) */
-static void down_hopper(ffn_call *c, const void *h)
+static void down_hopper(ffn_call *c, void *h)
 {
     sf_gemm_epi_args g = {0};
     g.dtype = c->x->dtype;
@@ -117,55 +119,57 @@ static void down_hopper(ffn_call *c, const void *h)
     SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&g, c->stream));
 }
 
-static void down_cublaslt(ffn_call *c, const void *h)
+static void down_cublaslt(ffn_call *c, void *h)
 {
     linear(c->a->L, h, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I,
-           c->x->dtype, c->stream);
+           c->x->dtype, SF_GEMM_EPI_NONE, c->stream);
 }
 
-/* The down projection is a plain GEMM where cuBLASLt and our kernel trade wins by shape: the
- * first call of a shape times both (best of 5 after a warm-up) and keeps the faster. */
-#define DOWN_CHOICES 32
-static struct { int64_t T, H, I; int dtype, residual, hopper; } down_choice[DOWN_CHOICES];
-static int down_choices;
-
-typedef struct down_trial { ffn_call *c; const void *h; void (*run)(ffn_call *, const void *); } down_trial;
-
-static void run_down_trial(void *ctx)
+/* h = GELU(x·W1ᵀ (+ b1)), tanh form, through our Hopper GEMM or cuBLASLt's GELU epilogue */
+static void gelu_up_hopper(ffn_call *c, void *h)
 {
-    down_trial *t = (down_trial *)ctx;
-    t->run(t->c, t->h);
+    sf_gemm_epi_args g = {0};
+    g.dtype = c->x->dtype;
+    g.epilogue = SF_EPI_GELU_TANH;
+    g.M = c->T;
+    g.N = c->I;
+    g.K = c->H;
+    g.A = c->x->data;
+    g.B = c->w1->data;
+    g.bias = c->b1 ? c->b1->data : NULL;
+    g.C = h;
+    SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&g, c->stream));
 }
 
-static float best_ms(ffn_call *c, const void *h, void (*run)(ffn_call *, const void *))
+static void gelu_up_cublaslt(ffn_call *c, void *h)
 {
-    down_trial t = {c, h, run};
-    return sf_best_ms(c->a->L, run_down_trial, &t, c->stream, 1, 5);
+    linear(c->a->L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, h, c->T, c->I, c->H, c->x->dtype,
+           SF_GEMM_EPI_GELU, c->stream);
 }
 
-static void down_projection(ffn_call *c, const void *h)
+/* Where cuBLASLt and our kernel trade wins by shape (the down projection; the tanh-GELU up
+ * projection, which cuBLASLt can fuse too), the first call of a shape times both and keeps the
+ * faster (sf_run_faster). */
+typedef void (*ffn_gemm)(ffn_call *c, void *h);
+typedef struct gemm_pair { ffn_call *c; void *h; ffn_gemm lt, hopper; } gemm_pair;
+static void pair_lt(void *ctx) { gemm_pair *g = (gemm_pair *)ctx; g->lt(g->c, g->h); }
+static void pair_hopper(void *ctx) { gemm_pair *g = (gemm_pair *)ctx; g->hopper(g->c, g->h); }
+
+/* flags: what else changes the work (a residual, a bias); trials: 0 when running the step twice
+ * would change its result (then cuBLASLt runs) */
+static void run_faster(ffn_call *c, int what, int flags, void *h, ffn_gemm hopper, ffn_gemm lt, int trials)
 {
-    int dt = c->x->dtype, res = c->residual != NULL;
-    for (int i = 0; i < down_choices; i++)
-        if (down_choice[i].T == c->T && down_choice[i].H == c->H && down_choice[i].I == c->I &&
-            down_choice[i].dtype == dt && down_choice[i].residual == res) {
-            (down_choice[i].hopper ? down_hopper : down_cublaslt)(c, h);
-            return;
-        }
-    /* with the residual read from `out` itself, trial runs would add it again: choose on
-     * a shape without aliasing only */
-    int hopper = 0;
-    if (!res || c->residual->data != c->out->data) hopper = best_ms(c, h, down_hopper) < best_ms(c, h, down_cublaslt);
-    if (down_choices < DOWN_CHOICES) {
-        down_choice[down_choices].T = c->T;
-        down_choice[down_choices].H = c->H;
-        down_choice[down_choices].I = c->I;
-        down_choice[down_choices].dtype = dt;
-        down_choice[down_choices].residual = res;
-        down_choice[down_choices].hopper = hopper;
-        down_choices++;
-    }
-    (hopper ? down_hopper : down_cublaslt)(c, h);
+    sf_choice_key key = {what, c->x->dtype, flags, {c->T, c->H, c->I, 0}};
+    gemm_pair g = {c, h, lt, hopper};
+    sf_run_faster(c->a->L, &key, pair_lt, pair_hopper, &g, c->stream, trials);
+}
+
+static void down_projection(ffn_call *c, void *h)
+{
+    /* with the residual read from `out` itself, trial runs would add it again */
+    int res = c->residual != NULL;
+    run_faster(c, SF_CHOICE_FFN_DOWN, res | (c->b2 != NULL) << 1, h, down_hopper, down_cublaslt,
+               !res || c->residual->data != c->out->data);
 }
 #endif
 
@@ -174,32 +178,35 @@ static void fused(ffn_call *c)
 #ifdef SF_HAVE_HOPPER
     lua_State *L = c->a->L;
     sf_dtype dt = c->x->dtype;
-    int major = 0, minor = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, sf_dev.cuda_index);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, sf_dev.cuda_index);
-    if (major != 9 || minor != 0) sf_op_error(c->a, "impl 'fused' needs a Hopper GPU (cc 9.0), this one is %d.%d", major, minor);
+    if (!sf_hopper_kernels())
+        sf_op_error(c->a, "impl 'fused' needs a Hopper GPU (cc 9.0), this one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
     if (c->H % 64 || c->I % 64)
         sf_op_error(c->a, "impl 'fused' needs hidden (%lld) and intermediate (%lld) sizes that are multiples of 64",
                     (long long)c->H, (long long)c->I);
     /* the only intermediate: h [T, I], written once by the first GEMM's epilogue */
     void *h = sf_scratch(L, SF_DEV_CUDA, (size_t)(c->T * c->I) * sf_dtype_size(dt), "the FFN hidden activations");
-    sf_gemm_epi_args g = {0};
-    g.dtype = dt;
-    g.M = c->T;
-    g.K = c->H;
-    g.A = c->x->data;
-    g.C = h;
-    if (c->act == ACT_SWIGLU) {
-        g.epilogue = SF_EPI_SWIGLU;
-        g.N = 2 * c->I;
-        g.B = c->w13->data;
+    if (c->act == ACT_GELU && !c->gelu_erf) {
+        run_faster(c, SF_CHOICE_FFN_GELU_UP, c->b1 != NULL, h, gelu_up_hopper, gelu_up_cublaslt, 1);
     } else {
-        g.epilogue = c->gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH;
-        g.N = c->I;
-        g.B = c->w1->data;
-        g.bias = c->b1 ? c->b1->data : NULL;
+        /* SwiGLU and erf-GELU: only our epilogues have them */
+        sf_gemm_epi_args g = {0};
+        g.dtype = dt;
+        g.M = c->T;
+        g.K = c->H;
+        g.A = c->x->data;
+        g.C = h;
+        if (c->act == ACT_SWIGLU) {
+            g.epilogue = SF_EPI_SWIGLU;
+            g.N = 2 * c->I;
+            g.B = c->w13->data;
+        } else {
+            g.epilogue = SF_EPI_GELU_ERF;
+            g.N = c->I;
+            g.B = c->w1->data;
+            g.bias = c->b1 ? c->b1->data : NULL;
+        }
+        SF_CUDA(L, sf_gemm_epilogue_cuda(&g, c->stream));
     }
-    SF_CUDA(L, sf_gemm_epilogue_cuda(&g, c->stream));
     down_projection(c, h);
 #else
     sf_op_error(c->a, "impl 'fused' needs sfbench built for sm_90a (configure --with-cuda-arch=sm_90a,...)");

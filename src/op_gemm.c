@@ -1,7 +1,14 @@
-/* The gemm op: row-major C = act(alpha·op(A)·op(B) + beta·C + bias), 2-D or batched 3-D. */
+/* The gemm op: row-major C = act(alpha·op(A)·op(B) + beta·C + bias), 2-D or batched 3-D,
+ * through cuBLASLt or, for the Linear-layer subset, our Hopper GEMM. */
 #include "config.h"
+#include <stdint.h>
 #include "ops.h"
 #include "gemm.h"
+#ifdef SF_HAVE_HOPPER
+#include "cuda_check.h"
+#include "timing.h"
+#include "../kernels/ffn.h"
+#endif
 
 static const sf_arg_spec gemm_args[] = {
     {"a", SF_ARG_TENSOR, 1, NULL, "[m, k] or [batch, m, k] ([k, m] when transa)"},
@@ -16,6 +23,10 @@ static const sf_arg_spec gemm_args[] = {
     {"epilogue", SF_ARG_STRING, 0, "none", "none, relu or gelu (tanh form), applied last"},
     {"tf32", SF_ARG_BOOL, 0, "false", "f32 inputs may use TF32 tensor cores"},
     {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
+    {"impl", SF_ARG_STRING, 0, "cublaslt",
+     "cublaslt; hopper (our wgmma GEMM, cc 9.0: 2-D f16/bf16, transb, alpha 1, beta 0 or 1, no epilogue, "
+     "n and k multiples of 64); fastest (hopper or cublaslt, whichever ran faster on the first call of "
+     "the shape; cublaslt where hopper does not apply)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on (default stream)"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -34,10 +45,61 @@ static void matrix_dims(sf_op_args *a, const char *name, const sf_tensor *t, int
     *bstride = t->ndim == 3 ? t->stride[0] : 0;
 }
 
+#ifdef SF_HAVE_HOPPER
+/* Why our Hopper GEMM cannot take this call, or NULL. */
+static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const sf_tensor *B, const sf_tensor *C)
+{
+    if (!sf_hopper_kernels()) return "needs a Hopper GPU (cc 9.0)";
+    if ((d->a_dtype != SF_F16 && d->a_dtype != SF_BF16) || d->c_dtype != d->a_dtype)
+        return "takes f16 or bf16 a, b and c of one dtype";
+    if (A->ndim != 2 || B->ndim != 2 || C->ndim != 2) return "takes 2-D a, b and c";
+    if (d->trans_a || !d->trans_b) return "takes a [m, k] and b [n, k] (transb = true)";
+    if (d->alpha != 1.0 || (d->beta != 0.0 && d->beta != 1.0)) return "takes alpha 1 and beta 0 or 1";
+    if (d->epilogue != SF_GEMM_EPI_NONE) return "has no relu or gelu epilogue";
+    if (d->n % 64 || d->k % 64) return "needs n and k that are multiples of 64";
+    if (d->lda % 8 || d->ldb % 8 || (uintptr_t)d->a % 16 || (uintptr_t)d->b % 16)
+        return "needs 16-byte aligned rows of a and b";
+    if (d->ldc % 2 || (d->d && d->ldd % 2) || (d->bias && (uintptr_t)d->bias % 4)) return "needs 4-byte aligned rows of c";
+    return NULL;
+}
+
+typedef struct gemm_call { lua_State *L; const sf_gemm_desc *d; void *stream; } gemm_call;
+
+static void gemm_cublaslt(void *ctx)
+{
+    gemm_call *g = (gemm_call *)ctx;
+    sf_gemm_cuda(g->L, g->d, g->stream);
+}
+
+/* out = a·bᵀ (+ bias) (+ c when beta is 1: the ADD epilogue, c read as the residual) */
+static void gemm_hopper(void *ctx)
+{
+    gemm_call *g = (gemm_call *)ctx;
+    const sf_gemm_desc *d = g->d;
+    sf_gemm_epi_args e = {0};
+    e.dtype = d->a_dtype;
+    e.epilogue = d->beta == 1.0 ? SF_EPI_ADD : SF_EPI_NONE;
+    e.M = d->m;
+    e.N = d->n;
+    e.K = d->k;
+    e.A = d->a;
+    e.B = d->b;
+    e.bias = d->bias;
+    e.R = d->beta == 1.0 ? d->c : NULL;
+    e.C = d->d ? d->d : d->c;
+    e.lda = d->lda;
+    e.ldb = d->ldb;
+    e.ldr = d->ldc;
+    e.ldc = d->d ? d->ldd : d->ldc;
+    SF_CUDA(g->L, sf_gemm_epilogue_cuda(&e, g->stream));
+}
+#endif
+
 static void run_gemm(sf_op_args *a)
 {
     static const char *const tensors[] = {"a", "b", "c", "out", "bias", NULL};
     static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
+    static const char *const impls[] = {"cublaslt", "hopper", "fastest", NULL};
     sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
     sf_tensor *bias = sf_arg_tensor(a, "bias"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
@@ -90,17 +152,39 @@ static void run_gemm(sf_op_args *a)
     d.epilogue = (sf_gemm_epilogue)sf_arg_choice(a, "epilogue", epilogues, SF_GEMM_EPI_NONE);
     d.tf32 = sf_arg_bool(a, "tf32", 0);
     d.autotune = sf_arg_bool(a, "autotune", 1);
+    int impl = sf_arg_choice(a, "impl", impls, 0);
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {
         if (sf_gemm_ref_cpu(&d) != 0) sf_op_error(a, "out of host memory for the reference's operands");
         return;
     }
+#ifdef SF_HAVE_HOPPER
+    if (impl != 0) {
+        const char *why = hopper_unfit(&d, A, B, C);
+        if (why && impl == 1) sf_op_error(a, "impl 'hopper' %s", why);
+        if (!why) {
+            gemm_call g = {a->L, &d, stream};
+            if (impl == 1) {
+                gemm_hopper(&g);
+            } else {
+                /* beta 1 with the result written over c: a trial would add c twice */
+                int in_place = d.beta != 0.0 && (!d.d || d.d == d.c);
+                sf_choice_key key = {SF_CHOICE_GEMM, d.a_dtype, (d.beta != 0.0) | (d.bias != NULL) << 1,
+                                     {d.m, d.n, d.k, 0}};
+                sf_run_faster(a->L, &key, gemm_cublaslt, gemm_hopper, &g, stream, !in_place);
+            }
+            return;
+        }
+    }
+#endif
 #ifdef SF_HAVE_CUDA
+    if (impl == 1) sf_op_error(a, "impl 'hopper' needs sfbench built for sm_90a");
     sf_gemm_cuda(a->L, &d, stream);
 #else
     (void)stream;
+    (void)impl;
 #endif
 }
 
-const sf_op sf_op_gemm = {"gemm", "matrix product through cuBLASLt (CPU: the double-accumulation reference)",
+const sf_op sf_op_gemm = {"gemm", "matrix product through cuBLASLt or our Hopper GEMM (CPU: the double-accumulation reference)",
                           gemm_args, run_gemm};

@@ -228,6 +228,28 @@ float sf_best_ms(lua_State *L, void (*run)(void *ctx), void *ctx, void *stream, 
     cudaEventDestroy(e1);
     return best;
 }
+
+#define SF_CHOICES 64
+static struct { sf_choice_key key; int second; } choices[SF_CHOICES];
+static int n_choices;
+
+int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ctx), void (*second)(void *ctx),
+                  void *ctx, void *stream, int trials)
+{
+    for (int i = 0; i < n_choices; i++)
+        if (memcmp(&choices[i].key, key, sizeof *key) == 0) {
+            (choices[i].second ? second : first)(ctx);
+            return choices[i].second;
+        }
+    int pick = trials && sf_best_ms(L, second, ctx, stream, 1, 5) < sf_best_ms(L, first, ctx, stream, 1, 5);
+    if (trials && n_choices < SF_CHOICES) {
+        choices[n_choices].key = *key;
+        choices[n_choices].second = pick;
+        n_choices++;
+    }
+    (pick ? second : first)(ctx);
+    return pick;
+}
 #endif
 
 static int l_now(lua_State *L)

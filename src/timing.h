@@ -1,6 +1,7 @@
 /* Host clock and stream arguments, shared by the bindings that take a stream= option. */
 #ifndef SF_TIMING_H
 #define SF_TIMING_H
+#include <stdint.h>
 #include <lua.h>
 double sf_now(void);
 void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
@@ -9,5 +10,18 @@ int luaopen_sfbench_timing(lua_State *L);
 /* The best time in ms of run(ctx) on `stream` over `reps` runs after `warmup` untimed ones: how
  * an op chooses among implementations once per shape. */
 float sf_best_ms(lua_State *L, void (*run)(void *ctx), void *ctx, void *stream, int warmup, int reps);
+
+/* Two ways of doing the same work (say cuBLASLt and our Hopper GEMM): the first time a key is
+ * seen, both are timed (sf_best_ms, 1 warm-up, best of 5) and the faster is remembered for the
+ * process; later calls with that key run it directly (the key is compared bytewise; it has no
+ * padding). trials = 0 (running the work twice would change its result) runs `first`
+ * and remembers nothing. Returns 1 when `second` ran. */
+typedef struct sf_choice_key {
+    int64_t what;    /* which choice (each caller its own constant, SF_CHOICE_*) */
+    int64_t dtype, flags, dims[4];
+} sf_choice_key;
+enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM };
+int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ctx), void (*second)(void *ctx),
+                  void *ctx, void *stream, int trials);
 #endif
 #endif

@@ -3,7 +3,9 @@
 --               projections, RoPE on Q and on K, naive causal attention, O projection,
 --               residual add, RMSNorm, unfused SwiGLU, residual add;
 --   optimized — one QKV GEMM, RoPE in one pass over Q and K together, flash attention, the
---               residual adds in the O and down projections' epilogues, the fused SwiGLU.
+--               residual adds in the O and down projections' epilogues, the fused SwiGLU; the
+--               QKV and O projections run on cuBLASLt or our Hopper GEMM, whichever was faster
+--               for the shape (gemm impl "fastest").
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
@@ -45,7 +47,8 @@ local function check_seq(cfg, seq, allow_long)
   end
 end
 
--- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=})
+-- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=})
+-- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
 -- `weights` reuses another layer's (converted to this dtype and device): how a reference layer
 -- in f64 on the CPU is built from a GPU layer's weights.
 function llama.layer(cfg, opts)
@@ -55,6 +58,14 @@ function llama.layer(cfg, opts)
   end
   local B, N = opts.batch or 1, opts.seq
   check_seq(cfg, N, opts.allow_long)
+  local qkv_layout = opts.qkv or "packed"
+  if qkv_layout ~= "packed" and qkv_layout ~= "split" then
+    error(("llama.layer: unknown qkv layout '%s' (packed or split)"):format(tostring(qkv_layout)), 2)
+  end
+  if qkv_layout == "split" and cfg.kv_heads ~= cfg.heads then
+    error(("llama.layer: qkv layout 'split' needs as many kv heads as heads (%s has %d and %d)")
+      :format(cfg.name, cfg.kv_heads, cfg.heads), 2)
+  end
   local dtype, device = opts.dtype or "f16", opts.device
   local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
   local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
@@ -101,11 +112,11 @@ function llama.layer(cfg, opts)
     wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
     local w13 = buf({ 2 * cfg.intermediate, d })
     sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
-    -- One GEMM for Q, K and V. With as many kv heads as heads it is a batch of three products
-    -- (x broadcast) writing q, k and v each contiguous, which flash attention reads faster than
-    -- rows 3·H·D apart; with GQA the three differ in width, so one product writes them packed.
+    -- One GEMM for Q, K and V: "packed" writes [T, (H + 2·Hkv)·hd] (attention reads q, k and v
+    -- as strided views); "split" (as many kv heads as heads only) is a batch of three products
+    -- (x broadcast) writing q, k and v each contiguous.
     local qkv_gemm, qk4, q4, k4, v4
-    if H == Hkv then
+    if qkv_layout == "split" then
       local qkv = buf({ 3, T, H * hd })
       local w3d = wqkv:view({ 3, H * hd, d })
       qkv_gemm = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end
@@ -116,7 +127,7 @@ function llama.layer(cfg, opts)
     else
       local qkv = buf({ T, (H + 2 * Hkv) * hd })
       local qkv4 = qkv:view({ B, N, H + 2 * Hkv, hd })
-      qkv_gemm = function() sf.ops.gemm { a = h, b = wqkv, c = qkv, transb = true } end
+      qkv_gemm = function() sf.ops.gemm { a = h, b = wqkv, c = qkv, transb = true, impl = "fastest" } end
       qk4 = qkv4:slice(3, 1, H + Hkv)
       q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
     end
@@ -128,7 +139,7 @@ function llama.layer(cfg, opts)
         sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
       end },
       { name = "o_proj+residual", fn = function()
-        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true }
+        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = "fastest" }
       end },
       { name = "ffn_norm", fn = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end },
       { name = "ffn+residual", fn = function()

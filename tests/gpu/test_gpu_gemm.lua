@@ -1,5 +1,5 @@
--- The gemm op on the CUDA backend (cuBLASLt) against the CPU reference in f64: dtypes,
--- transposes, batches (with a broadcast operand), alpha/beta, bias and epilogues, leading
+-- The gemm op on the CUDA backend (cuBLASLt, and our Hopper GEMM through impl) against the CPU
+-- reference in f64: dtypes, transposes, batches (with a broadcast operand), alpha/beta, bias and epilogues, leading
 -- dimensions wider than the matrix, outputs poisoned with NaN before each call. Bounds are
 -- GUIDE.md §5's relative L2 errors (f32 with tf32 = false). Run with --device cuda.
 -- luacheck: allow defined top
@@ -63,6 +63,50 @@ end
 -- ---------------------------------------------------------------------------------------------
 
 TestGemm = {}
+
+-- impl hopper (our wgmma GEMM) and fastest (it or cuBLASLt, timed once per shape): Linear-layer
+-- products, odd row counts, beta 1 as the residual (the ADD epilogue), a bias, out distinct from c
+function TestGemm.test_hopper_impl()
+  if not sf.device().hopper_kernels then
+    local a, b, c = operands("f16", 64, 64, 64, false, true)
+    contains(error_of(sf.ops.gemm, { a = a, b = b, c = c, transb = true, impl = "hopper" }), "gemm:", "impl 'hopper'")
+    return
+  end
+  for _, dt in ipairs({ "f16", "bf16" }) do
+    for _, impl in ipairs({ "hopper", "fastest" }) do
+      local a, b, c = operands(dt, 300, 192, 128, false, true)
+      check_gemm({ a = a, b = b, c = c, transb = true, impl = impl }, dt .. " " .. impl)
+      local a2, b2 = operands(dt, 129, 256, 192, false, true)
+      check_gemm({ a = a2, b = b2, c = randn({ 129, 256 }, dt), transb = true, beta = 1, bias = randn({ 256 }, dt),
+        impl = impl }, dt .. " " .. impl .. " beta 1 + bias")
+      -- out = a·bᵀ + c with c left as it was
+      local c3 = randn({ 129, 256 }, dt)
+      local before = cpu64(c3)
+      local out = sf.tensor({ 129, 256 }, dt):fill(0 / 0)
+      sf.ops.gemm { a = a2, b = b2, c = c3, out = out, beta = 1, transb = true, impl = impl }
+      local ref = sf.tensor({ 129, 256 }, "f64", CPU)
+      sf.ops.gemm { a = cpu64(a2), b = cpu64(b2), c = before, out = ref, beta = 1, transb = true }
+      local r = sf.compare(out, ref)
+      lu.assertTrue(r.nan == 0 and r.rel_l2 <= BOUND[dt], ("%s %s out=: rel_l2 %.3g, %d NaN"):format(dt, impl, r.rel_l2, r.nan))
+      lu.assertEquals(sf.compare(c3, before).rel_l2, 0, "c was written")
+    end
+  end
+  local a, b, c = operands("f16", 64, 64, 64, false, true)
+  local function hopper_error(over)
+    local args = { a = a, b = b, c = c, transb = true, impl = "hopper" }
+    for k, v in pairs(over) do args[k] = v end
+    return error_of(sf.ops.gemm, args)
+  end
+  contains(hopper_error({ transb = false }), "gemm:", "impl 'hopper' takes a [m, k] and b [n, k]")
+  contains(hopper_error({ alpha = 2 }), "impl 'hopper' takes alpha 1 and beta 0 or 1")
+  contains(hopper_error({ epilogue = "relu" }), "impl 'hopper' has no relu or gelu epilogue")
+  local a4, b4, c4 = operands("f16", 64, 96, 64, false, true)
+  contains(hopper_error({ a = a4, b = b4, c = c4 }), "impl 'hopper' needs n and k that are multiples of 64")
+  local x, y, z = operands("f32", 64, 64, 64, false, true)
+  contains(hopper_error({ a = x, b = y, c = z }), "impl 'hopper' takes f16 or bf16")
+  -- fastest falls back to cuBLASLt where hopper does not apply
+  check_gemm({ a = a4, b = b4, c = c4, transb = true, impl = "fastest" }, "fastest, n = 96")
+end
 
 function TestGemm.test_dtypes_and_transposes()
   for _, dt in ipairs({ "f32", "f16", "bf16" }) do

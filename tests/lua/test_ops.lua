@@ -421,6 +421,54 @@ function TestAttentionErrors.test_error_leaves_out_untouched()
   lu.assertEquals(out:to("f32"):totable(), { 1, 2, 3, 4 })
 end
 
+-- ffn's argument checks (before anything is launched, on every backend)
+TestFfnErrors = {}
+
+local function ffn_args(over)
+  local t = { x = sf.tensor({ 3, 8 }, "f16"), w1 = sf.tensor({ 16, 8 }, "f16"), w2 = sf.tensor({ 8, 16 }, "f16"),
+    w3 = sf.tensor({ 16, 8 }, "f16"), out = sf.tensor({ 3, 8 }, "f16"), act = "swiglu", impl = "unfused" }
+  for k, v in pairs(over or {}) do
+    if v == false then t[k] = nil else t[k] = v end
+  end
+  return t
+end
+
+local function ffn_error(over)
+  return error_of(sf.ops.ffn, ffn_args(over))
+end
+
+function TestFfnErrors.test_shapes()
+  contains(ffn_error({ w1 = sf.tensor({ 16, 9 }, "f16") }), "ffn:", "'w1'")
+  contains(ffn_error({ w2 = sf.tensor({ 9, 16 }, "f16") }), "ffn:", "'w2'")
+  contains(ffn_error({ w3 = sf.tensor({ 15, 8 }, "f16") }), "ffn:", "'w3'")
+  contains(ffn_error({ out = sf.tensor({ 3, 9 }, "f16") }), "ffn:", "'out'")
+  contains(ffn_error({ x = sf.tensor({ 3, 8, 1 }, "f16") }), "ffn:", "'x' must be [T, H]")
+  contains(ffn_error({ residual = sf.tensor({ 2, 8 }, "f16") }), "ffn:", "'residual'")
+end
+
+function TestFfnErrors.test_dtypes()
+  contains(ffn_error({ w1 = sf.tensor({ 16, 8 }, "bf16") }), "ffn:", "'w1'", "bf16")
+  contains(ffn_error({ out = sf.tensor({ 3, 8 }, "f32") }), "ffn:", "'out'", "f32")
+  contains(ffn_error({ x = sf.tensor({ 3, 8 }, "i32") }), "ffn:", "'x'", "i32")
+end
+
+function TestFfnErrors.test_choices()
+  contains(ffn_error({ act = "relu" }), "ffn:", "unknown act 'relu'", "gelu", "swiglu")
+  contains(ffn_error({ impl = "fast" }), "ffn:", "unknown impl 'fast'", "unfused", "fused")
+  contains(ffn_error({ gelu = "exact" }), "ffn:", "unknown gelu 'exact'", "tanh", "erf")
+  contains(ffn_error({ w3 = false }), "ffn:", "act 'swiglu' needs 'w3'")
+  contains(ffn_error({ act = "gelu" }), "ffn:", "'w3' is for act 'swiglu'")
+  contains(ffn_error({ b1 = sf.tensor({ 16 }, "f16") }), "ffn:", "no biases")
+  contains(ffn_error({ act = false }), "ffn:", "missing argument 'act'")
+end
+
+function TestFfnErrors.test_valid_call_runs()
+  local a = ffn_args({ x = sf.randn({ 3, 8 }, "f16"), w1 = sf.randn({ 16, 8 }, "f16"), w2 = sf.randn({ 8, 16 }, "f16"),
+    w3 = sf.randn({ 16, 8 }, "f16") })
+  sf.ops.ffn(a)
+  for _, v in ipairs(a.out:to("f32"):totable()) do lu.assertTrue(v == v, "NaN in the output") end
+end
+
 -- ---------------------------------------------------------------------------------------------
 
 TestCompare = {}
