@@ -100,21 +100,20 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
         if (tid != 0) return;
-        mbar_expect_tx(q_full, kQBytes);
-        tma_load_4d(sQ, &p.map_q, q_full, 0, q0, h, b);
-        tma_load_4d(sQ + kQBytes / 2, &p.map_q, q_full, 64, q0, h, b);
+        /* rows [row0, row0 + 128) of one head as its two 64-column halves, signalling `full` */
+        auto load = [&](uint32_t dst, const CUtensorMap *map, uint32_t full, int bytes, int row0, int head) {
+            mbar_expect_tx(full, bytes);
+            tma_load_4d(dst, map, full, 0, row0, head, b);
+            tma_load_4d(dst + bytes / 2, map, full, 64, row0, head, b);
+        };
+        load(sQ, &p.map_q, q_full, kQBytes, q0, h);
         for (int j = 0; j < n_tiles; j++) {
             const int s = j % kStages;
             const uint32_t phase = ((j / kStages) & 1) ^ 1; /* the use of this stage one round ago */
-            const uint32_t k = sK + s * kKVBytes, v = sV + s * kKVBytes;
             if (j >= kStages) mbar_wait(k_empty + 8 * s, phase);
-            mbar_expect_tx(k_full + 8 * s, kKVBytes);
-            tma_load_4d(k, &p.map_k, k_full + 8 * s, 0, j * BN, hk, b);
-            tma_load_4d(k + kKVBytes / 2, &p.map_k, k_full + 8 * s, 64, j * BN, hk, b);
+            load(sK + s * kKVBytes, &p.map_k, k_full + 8 * s, kKVBytes, j * BN, hk);
             if (j >= kStages) mbar_wait(v_empty + 8 * s, phase);
-            mbar_expect_tx(v_full + 8 * s, kKVBytes);
-            tma_load_4d(v, &p.map_v, v_full + 8 * s, 0, j * BN, hk, b);
-            tma_load_4d(v + kKVBytes / 2, &p.map_v, v_full + 8 * s, 64, j * BN, hk, b);
+            load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, j * BN, hk);
         }
         return;
     }

@@ -6,7 +6,7 @@
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
-local error_of, contains = testlib.error_of, testlib.contains
+local error_of, contains, override = testlib.error_of, testlib.contains, testlib.override
 
 local BOUND = { f32 = 1e-5, f16 = 2e-3, bf16 = 1.6e-2, f64 = 1e-12 }
 local CPU = { device = "cpu" }
@@ -93,9 +93,7 @@ function TestGemm.test_hopper_impl()
   end
   local a, b, c = operands("f16", 64, 64, 64, false, true)
   local function hopper_error(over)
-    local args = { a = a, b = b, c = c, transb = true, impl = "hopper" }
-    for k, v in pairs(over) do args[k] = v end
-    return error_of(sf.ops.gemm, args)
+    return error_of(sf.ops.gemm, override({ a = a, b = b, c = c, transb = true, impl = "hopper" }, over))
   end
   contains(hopper_error({ transb = false }), "gemm:", "impl 'hopper' takes a [m, k] and b [n, k]")
   contains(hopper_error({ alpha = 2 }), "impl 'hopper' takes alpha 1 and beta 0 or 1")

@@ -5,7 +5,7 @@
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
-local error_of, contains, f32 = testlib.error_of, testlib.contains, testlib.f32
+local error_of, contains, f32, override = testlib.error_of, testlib.contains, testlib.f32, testlib.override
 
 -- the spacing of values near 1 in each dtype: one rounding of a double result is within it
 local ULP = { f64 = 1e-13, f32 = 2 ^ -23, f16 = 2 ^ -10, bf16 = 2 ^ -7 }
@@ -345,10 +345,8 @@ end
 TestErrors = {}
 
 local function norm_args(over)
-  local t = { x = sf.tensor({ 4, 8 }, "f32"):fill(1), weight = sf.tensor({ 8 }, "f32"):fill(1),
-    out = sf.tensor({ 4, 8 }, "f32") }
-  for k, v in pairs(over or {}) do t[k] = v end
-  return t
+  return override({ x = sf.tensor({ 4, 8 }, "f32"):fill(1), weight = sf.tensor({ 8 }, "f32"):fill(1),
+    out = sf.tensor({ 4, 8 }, "f32") }, over)
 end
 
 function TestErrors.test_registry_checks()
@@ -386,10 +384,7 @@ end
 
 function TestErrors.test_add_rmsnorm()
   local function err(over)
-    local t = norm_args(over)
-    if t.residual == nil then t.residual = sf.tensor({ 4, 8 }):fill(0) end
-    if t.residual == false then t.residual = nil end
-    return error_of(sf.ops.add_rmsnorm, t)
+    return error_of(sf.ops.add_rmsnorm, override(norm_args({ residual = sf.tensor({ 4, 8 }):fill(0) }), over))
   end
   contains(err { residual = sf.tensor({ 4, 8 }, "f64") }, "add_rmsnorm:", "'residual' has dtype f64 (expected f32)")
   contains(err { residual = sf.tensor({ 4, 9 }) }, "'residual' has shape [4, 9] (expected [4, 8])")
@@ -412,9 +407,7 @@ end
 
 function TestErrors.test_rope()
   local function err(x, over)
-    local t = { x = x }
-    for k, v in pairs(over or {}) do t[k] = v end
-    return error_of(sf.ops.rope, t)
+    return error_of(sf.ops.rope, override({ x = x }, over))
   end
   local x = sf.tensor({ 1, 4, 2, 8 }):fill(1)
   contains(err(sf.tensor({ 4, 2, 8 })), "rope:", "'x' must be [B, N, heads, D], got 3 dimensions")
@@ -438,9 +431,8 @@ end
 
 function TestErrors.test_add()
   local function err(over)
-    local t = { a = sf.tensor({ 3, 4 }):fill(1), b = sf.tensor({ 3, 4 }):fill(1), out = sf.tensor({ 3, 4 }) }
-    for k, v in pairs(over) do t[k] = v end
-    return error_of(sf.ops.add, t)
+    return error_of(sf.ops.add, override({ a = sf.tensor({ 3, 4 }):fill(1), b = sf.tensor({ 3, 4 }):fill(1),
+      out = sf.tensor({ 3, 4 }) }, over))
   end
   contains(err { a = sf.tensor({ 3, 4 }, "i32") }, "add:", "'a' has dtype i32 (expected f32, f16, bf16, f64)")
   contains(err { b = sf.tensor({ 3, 4 }, "f16") }, "'b' has dtype f16 (expected f32)")

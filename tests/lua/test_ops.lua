@@ -5,7 +5,7 @@
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
-local error_of, contains = testlib.error_of, testlib.contains
+local error_of, contains, override = testlib.error_of, testlib.contains, testlib.override
 
 local function gemm_error(args)
   return error_of(sf.ops.gemm, args)
@@ -287,11 +287,7 @@ end
 TestGemmErrors = {}
 
 local function args(over)
-  local t = { a = sf.tensor({ 2, 3 }), b = sf.tensor({ 3, 2 }), c = sf.tensor({ 2, 2 }) }
-  for k, v in pairs(over or {}) do
-    if v == false then t[k] = nil else t[k] = v end
-  end
-  return t
+  return override({ a = sf.tensor({ 2, 3 }), b = sf.tensor({ 3, 2 }), c = sf.tensor({ 2, 2 }) }, over)
 end
 
 function TestGemmErrors.test_not_a_table()
@@ -370,12 +366,8 @@ end
 TestAttentionErrors = {}
 
 local function attention_args(over)
-  local t = { q = sf.tensor({ 1, 5, 4, 8 }, "f16"), k = sf.tensor({ 1, 7, 2, 8 }, "f16"),
-    v = sf.tensor({ 1, 7, 2, 8 }, "f16"), out = sf.tensor({ 1, 5, 4, 8 }, "f16") }
-  for k, v in pairs(over or {}) do
-    if v == false then t[k] = nil else t[k] = v end
-  end
-  return t
+  return override({ q = sf.tensor({ 1, 5, 4, 8 }, "f16"), k = sf.tensor({ 1, 7, 2, 8 }, "f16"),
+    v = sf.tensor({ 1, 7, 2, 8 }, "f16"), out = sf.tensor({ 1, 5, 4, 8 }, "f16") }, over)
 end
 
 local function attention_error(over)
@@ -425,12 +417,8 @@ end
 TestFfnErrors = {}
 
 local function ffn_args(over)
-  local t = { x = sf.tensor({ 3, 8 }, "f16"), w1 = sf.tensor({ 16, 8 }, "f16"), w2 = sf.tensor({ 8, 16 }, "f16"),
-    w3 = sf.tensor({ 16, 8 }, "f16"), out = sf.tensor({ 3, 8 }, "f16"), act = "swiglu", impl = "unfused" }
-  for k, v in pairs(over or {}) do
-    if v == false then t[k] = nil else t[k] = v end
-  end
-  return t
+  return override({ x = sf.tensor({ 3, 8 }, "f16"), w1 = sf.tensor({ 16, 8 }, "f16"), w2 = sf.tensor({ 8, 16 }, "f16"),
+    w3 = sf.tensor({ 16, 8 }, "f16"), out = sf.tensor({ 3, 8 }, "f16"), act = "swiglu", impl = "unfused" }, over)
 end
 
 local function ffn_error(over)

@@ -20,6 +20,15 @@ function testlib.contains(msg, ...)
   end
 end
 
+-- The table t with the entries of over put in (an entry false removes the key): an op's valid
+-- arguments with one thing changed. t is modified and returned.
+function testlib.override(t, over)
+  for k, v in pairs(over or {}) do
+    if v == false then t[k] = nil else t[k] = v end
+  end
+  return t
+end
+
 -- x rounded to the nearest f32
 function testlib.f32(x)
   return (string.unpack("f", string.pack("f", x)))
