@@ -160,31 +160,27 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     return p;
 }
 
-typedef struct trial { lua_State *L; plan *p; const cublasLtMatmulAlgo_t *algo; const sf_gemm_desc *d; void *stream; } trial;
+typedef struct trial {
+    lua_State *L;
+    plan *p;
+    const cublasLtMatmulHeuristicResult_t *r;
+    const sf_gemm_desc *d;
+    void *stream;
+} trial;
 
-static void run_trial(void *ctx)
+static void run_trial(void *ctx, int i)
 {
     trial *t = (trial *)ctx;
-    run_plan(t->L, t->p, t->algo, t->d, t->stream);
+    run_plan(t->L, t->p, &t->r[i].algo, t->d, t->stream);
 }
 
-/* Times each candidate (3 warm-up + 5 timed runs, the best run counts) and returns the index of
- * the fastest. Only asked for when beta == 0 or the output is not C, so the trial runs only
- * write the output. */
+/* The index of the fastest candidate (sf_fastest: 5 rounds, interleaved). Only asked for when
+ * beta == 0 or the output is not C, so the trial runs only write the output. */
 static int pick_fastest(lua_State *L, plan *p, const cublasLtMatmulHeuristicResult_t *r, int n, const sf_gemm_desc *d,
                         void *stream)
 {
-    int best = 0;
-    float best_ms = 1e30f;
-    for (int i = 0; i < n; i++) {
-        trial t = {L, p, &r[i].algo, d, stream};
-        float ms = sf_best_ms(L, run_trial, &t, stream, 3, 5);
-        if (ms < best_ms) {
-            best_ms = ms;
-            best = i;
-        }
-    }
-    return best;
+    trial t = {L, p, r, d, stream};
+    return sf_fastest(L, n, run_trial, &t, stream, 5);
 }
 
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
@@ -210,6 +206,14 @@ void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
         if (plans[i].used && memcmp(&plans[i].key, &k, sizeof k) == 0) p = &plans[i];
     if (!p) p = make_plan(L, &k, d, stream);
     run_plan(L, p, &p->algo, d, stream);
+}
+
+void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
+                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
+{
+    sf_gemm_desc d;
+    sf_linear_desc(&d, x, w, bias, residual, out, T, N, K, dt, epi);
+    sf_gemm_cuda(L, &d, stream);
 }
 
 static void run_plan(lua_State *L, plan *p, const cublasLtMatmulAlgo_t *algo, const sf_gemm_desc *d, void *stream)

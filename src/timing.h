@@ -7,12 +7,17 @@ double sf_now(void);
 void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
 int luaopen_sfbench_timing(lua_State *L);
 #ifdef SF_HAVE_CUDA
-/* The best time in ms of run(ctx) on `stream` over `reps` runs after `warmup` untimed ones: how
- * an op chooses among implementations once per shape. */
-float sf_best_ms(lua_State *L, void (*run)(void *ctx), void *ctx, void *stream, int warmup, int reps);
+/* Which of n ways of doing one piece of work is fastest on `stream`: each runs once untimed,
+ * then `rounds` rounds run every candidate once, back to back, each timed with events; the
+ * smallest median wins (index returned). Interleaving keeps the comparison fair on a
+ * power-limited GPU, whose clock drops within milliseconds of sustained load: timed one after
+ * another, the first candidate would run on a cooler, faster chip. run(ctx, i) runs candidate i. */
+#define SF_FASTEST_MAX 16
+#define SF_FASTEST_ROUNDS 15
+int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, void *stream, int rounds);
 
 /* Two ways of doing the same work (say cuBLASLt and our Hopper GEMM): the first time a key is
- * seen, both are timed (sf_best_ms, 1 warm-up, best of 5) and the faster is remembered for the
+ * seen, both are timed (sf_fastest, 7 rounds) and the faster is remembered for the
  * process; later calls with that key run it directly (the key is compared bytewise; it has no
  * padding). trials = 0 (running the work twice would change its result) runs `first`
  * and remembers nothing. Returns 1 when `second` ran. */
@@ -20,7 +25,7 @@ typedef struct sf_choice_key {
     int64_t what;    /* which choice (each caller its own constant, SF_CHOICE_*) */
     int64_t dtype, flags, dims[4];
 } sf_choice_key;
-enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM };
+enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM, SF_CHOICE_LINEAR_ROPE };
 int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ctx), void (*second)(void *ctx),
                   void *ctx, void *stream, int trials);
 #endif
