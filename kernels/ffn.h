@@ -49,8 +49,17 @@ enum sf_epilogue_kind {
     SF_EPI_GELU_TANH = 1, /* C = gelu_tanh(A·Bᵀ (+ bias))                                   */
     SF_EPI_GELU_ERF = 2,  /* C = gelu_erf(A·Bᵀ (+ bias))                                    */
     SF_EPI_SWIGLU = 3,    /* B interleaved (above), N = 2I: C[M, N/2] = silu(gate)·up        */
-    SF_EPI_ADD = 4        /* C = A·Bᵀ (+ bias) + R; R [M, N] may be the same memory as C     */
+    SF_EPI_ADD = 4,       /* C = A·Bᵀ (+ bias) + R; R [M, N] may be the same memory as C     */
+    SF_EPI_ROPE = 5       /* C = A·Bᵀ (+ bias), rotary embedding on C's first rope_cols columns */
 };
+
+/* SF_EPI_ROPE: the columns [0, rope_cols) of C are heads of SF_GEMM_ROPE_HEAD_DIM, rotated as
+ * sf_rope_cuda does (kernels/norm_rope.h: HF's rotate_half pairs (i, i + 64), fp32 angle
+ * fp32(p)·inv_freq[i]), but on the fp32 accumulators before the one rounding to C's dtype, and
+ * with cos and sin from a range reduction and the hardware's approximations (absolute error
+ * under 1e-6) instead of sincosf. Row m of C is the token at position rope_pos_offset + m %
+ * rope_seq. */
+#define SF_GEMM_ROPE_HEAD_DIM 128
 
 typedef struct sf_gemm_epi_args {
     int dtype;           /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
@@ -74,11 +83,16 @@ typedef struct sf_gemm_epi_args {
                             epilogue only, tile_n 0 or 128) */
     int group_m;         /* rasterisation: M-blocks (128 rows) per group of tiles walked together
                             across N; 0 = automatic (16 cluster rows; 8 for ping-pong) */
+    int64_t rope_cols;   /* SF_EPI_ROPE: a multiple of 128, at most N */
+    int64_t rope_seq;    /* SF_EPI_ROPE: tokens per sequence (rows of C), >= 1 */
+    int64_t rope_pos_offset; /* SF_EPI_ROPE: >= 0, rope_pos_offset + rope_seq <= 2^24 */
+    float rope_inv_freq[SF_GEMM_ROPE_HEAD_DIM / 2]; /* SF_EPI_ROPE: from sf_rope_inv_freq */
 } sf_gemm_epi_args;
 
 /* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
  * 64, A and B 16-byte aligned with lda, ldb multiples of 8, C and R 4-byte aligned with even
- * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. tile_n, schedule, cluster_m,
+ * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs the cooperative
+ * schedule with tile widths 128 or 256 only (a tile holds whole heads). tile_n, schedule, cluster_m,
  * epilogue_store in the ranges above (a width or schedule that needs the staged epilogue is
  * refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);

@@ -14,9 +14,10 @@
  *   - Tiles are walked persistently (tile = blockIdx.x, += gridDim.x) in groups of `group`
  *     cluster rows so that the CTAs running together share A and B panels in L2; the producer runs
  *     ahead into the next tile while the consumers run the epilogue of this one.
- *   - The epilogue works on the accumulator registers: + bias, activation, + residual. By default
- *     it stages 64-row output boxes in shared memory (see box_cols) and stores them with TMA,
- *     overlapping the next tile's main loop (epilogue_store = 2). The direct form (1, always used
+ *   - The epilogue works on the accumulator registers: + bias, activation, + residual, or the
+ *     rotary embedding of a QKV projection (rope_acc). By default it stages 64-row output boxes
+ *     in shared memory (see box_cols) and stores them with TMA, overlapping the next tile's main
+ *     loop (epilogue_store = 2). The direct form (1, always used
  *     for ADD) stores two adjacent columns (4 bytes) per thread per row. For SWIGLU the B rows are
  *     interleaved in blocks of 8 (gate, up, gate, up, ...; see ffn.h), so accumulator column
  *     block 2p holds the gate and 2p+1 the up values of the same 8 output columns in the same
@@ -71,6 +72,12 @@ template <int BN, int EPI, bool TS> struct tile_cfg {
 
 using namespace sf_hopper;
 
+/* SF_EPI_ROPE's parameters (ffn.h), passed by value to every cooperative kernel. */
+struct rope_params {
+    int cols, seq, pos_offset;
+    float inv_freq[SF_GEMM_ROPE_HEAD_DIM / 2];
+};
+
 
 /* ---- kernel ---------------------------------------------------------------------------- */
 
@@ -116,6 +123,66 @@ __device__ __forceinline__ void epilogue_block(const float (&acc)[BN / 2], const
         for (int e = 0; e < 4; e++) {
             if (EPI == SF_EPI_GELU_TANH) v[e] = sf::gelu_tanh(v[e]);
             if (EPI == SF_EPI_GELU_ERF) v[e] = sf::gelu_erf(v[e]);
+        }
+    }
+}
+
+/* cos and sin of a (radians) for the rotary embedding: a reduced to [-π, π] by a two-constant
+ * Cody–Waite step (2π rounded to fp32, then the remainder; exact enough for |a| up to the 2^24
+ * positions allowed), then the hardware's sin and cos (absolute error about 2^-21 there). About
+ * a quarter of sincosf's instructions; the error, under 1e-6, is far below the output's rounding. */
+__device__ __forceinline__ void rope_sincos(float a, float &s, float &c)
+{
+    const float k = rintf(a * 0.159154943091895336f);   /* a / 2π */
+    float r = fmaf(-k, 6.28318548202514648f, a);          /* 2π rounded to fp32 */
+    r = fmaf(-k, -1.74845553146951715e-7f, r);            /* 2π minus that */
+    __sincosf(r, &s, &c);
+}
+
+/* SF_EPI_ROPE, on the accumulators before the store: + bias on every column, then each head of
+ * 128 columns below rope.cols turns its pairs (i, i + 64) by the angle of the row's position,
+ * formed as the rope kernel forms it (kernels/norm_rope.cu), with rope_sincos. Tiles are 128 or 256 wide and
+ * start at multiples of their width, so a head never straddles two tiles, and both members of
+ * a pair sit in this thread at the same register position: column 8j + 2·quad + e of the head
+ * in accumulator block j < 8, its partner 64 columns on in block j + 8. row: this thread's first
+ * row (the second is row + 8). */
+template <int BN, typename T>
+__device__ __forceinline__ void rope_acc(float (&acc)[BN / 2], const T *bias, const rope_params &rope, int N,
+                                         int n0, int row, int quad)
+{
+    using tr = sf::dtype_traits<T>;
+    constexpr int kHead = SF_GEMM_ROPE_HEAD_DIM, kHeads = BN / kHead, kHalfBlocks = kHead / 16;
+    static_assert(BN % kHead == 0, "RoPE tiles hold whole heads");
+    if (bias) {
+#pragma unroll
+        for (int ob = 0; ob < BN / 8; ob++) {
+            if (n0 + ob * 8 >= N) break;
+            const float2 b = tr::unpack2(*reinterpret_cast<const uint32_t *>(bias + n0 + ob * 8 + quad * 2));
+            acc[4 * ob] += b.x; acc[4 * ob + 1] += b.y; acc[4 * ob + 2] += b.x; acc[4 * ob + 3] += b.y;
+        }
+    }
+    if (n0 >= rope.cols) return;
+    const float p0 = (float)(rope.pos_offset + row % rope.seq), p1 = (float)(rope.pos_offset + (row + 8) % rope.seq);
+#pragma unroll
+    for (int j = 0; j < kHalfBlocks; j++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float f = rope.inv_freq[j * 8 + quad * 2 + e];
+            float s0, c0, s1, c1;
+            rope_sincos(__fmul_rn(p0, f), s0, c0);
+            rope_sincos(__fmul_rn(p1, f), s1, c1);
+#pragma unroll
+            for (int h = 0; h < kHeads; h++) {
+                if (n0 + h * kHead >= rope.cols) break;
+                const int lo = 4 * (2 * kHalfBlocks * h + j) + e, hi = lo + 4 * kHalfBlocks;
+                float x1 = acc[lo], x2 = acc[hi];
+                acc[lo] = x1 * c0 - x2 * s0;
+                acc[hi] = x2 * c0 + x1 * s0;
+                x1 = acc[lo + 2];
+                x2 = acc[hi + 2];
+                acc[lo + 2] = x1 * c1 - x2 * s1;
+                acc[hi + 2] = x2 * c1 + x1 * s1;
+            }
         }
     }
 }
@@ -255,7 +322,7 @@ template <int BN, int EPI, typename T, int CM, bool TS>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                 const __grid_constant__ CUtensorMap map_c, T *C, const T *R, const T *bias, int M, int N, int K,
-                int64_t ldc, int64_t ldr, int group)
+                int64_t ldc, int64_t ldr, int group, const __grid_constant__ rope_params rope)
 {
     using cfg = tile_cfg<BN, EPI, TS>;
     constexpr int S = cfg::kStages;
@@ -319,11 +386,16 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
             wgmma_wait<0>();
             fence_acc(acc);
             release_stage<CM>(empty0, prev, lane);
+            const T *ebias = bias;
+            if constexpr (EPI == SF_EPI_ROPE) { /* the bias goes in before the rotation */
+                rope_acc<BN, T>(acc, bias, rope, N, nb * BN, mb * BM + c * 64 + warp * 16 + lane / 4, lane % 4);
+                ebias = nullptr;
+            }
             if (TS)
-                epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, bias, N,
+                epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, ebias, N,
                                             nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c);
             else
-                epilogue<BN, EPI, T>(acc, C, R, bias, M, N, ldc, ldr, mb * BM + c * 64 + warp * 16 + lane / 4,
+                epilogue<BN, EPI, T>(acc, C, R, ebias, M, N, ldc, ldr, mb * BM + c * 64 + warp * 16 + lane / 4,
                                      nb * BN, lane % 4);
         }
         if (TS && tid == 0) bulk_wait_all();
@@ -493,6 +565,7 @@ struct launch_params {
     int M, N, K;
     int64_t ldc, ldr;
     int group; /* rasterisation group in cluster rows */
+    rope_params rope;
     int sms, dev;
     cudaStream_t stream;
 };
@@ -543,7 +616,7 @@ template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_
     static kernel_slot slot;
     return launch_on(slot, gemm_epi_kernel<BN, EPI, T, CM, TS>, tile_cfg<BN, EPI, TS>::kSmem, CM, BN, p, p.map_a,
                      p.map_b, p.map_c, (T *)p.C, (const T *)p.R, (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr,
-                     p.group);
+                     p.group, p.rope);
 }
 
 template <int EPI, typename T, int CM> int launch_pingpong(const launch_params &p)
@@ -554,7 +627,8 @@ template <int EPI, typename T, int CM> int launch_pingpong(const launch_params &
 }
 
 /* ADD reads a residual per element, so it always stores from registers (TS = false), and only
- * with the 128 and 256 tile widths; the other widths exist only with the staged epilogue. */
+ * with the 128 and 256 tile widths; the other widths exist only with the staged epilogue. ROPE
+ * needs tiles of whole heads: 128 and 256 too. */
 template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
     switch (epi) {
@@ -564,6 +638,9 @@ template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const lau
     case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, CM, TS>(p);
     case SF_EPI_ADD:
         if constexpr (BN == 128 || BN == 256) return launch<BN, SF_EPI_ADD, T, CM, false>(p);
+        else return (int)cudaErrorInvalidValue;
+    case SF_EPI_ROPE:
+        if constexpr (BN == 128 || BN == 256) return launch<BN, SF_EPI_ROPE, T, CM, TS>(p);
         else return (int)cudaErrorInvalidValue;
     default: return (int)cudaErrorInvalidValue;
     }
@@ -649,10 +726,15 @@ bool aligned(const void *p, uintptr_t a) { return ((uintptr_t)p & (a - 1)) == 0;
 
 extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
 {
-    if (!a || (a->dtype != 1 && a->dtype != 2) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ADD)
+    if (!a || (a->dtype != 1 && a->dtype != 2) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ROPE)
         return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;
-    const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD;
+    const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD, rope = a->epilogue == SF_EPI_ROPE;
+    /* RoPE: whole heads per tile (widths 128, 256), the cooperative schedule, exact fp32 positions */
+    if (rope && (a->rope_cols < 0 || a->rope_cols > a->N || a->rope_cols % SF_GEMM_ROPE_HEAD_DIM ||
+                 a->rope_seq < 1 || a->rope_pos_offset < 0 || a->rope_pos_offset + a->rope_seq > ((int64_t)1 << 24) ||
+                 (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256) || a->schedule == 2))
+        return (int)cudaErrorInvalidValue;
     const int64_t n_out = swiglu ? a->N / 2 : a->N;
     const int64_t lda = a->lda ? a->lda : a->K, ldb = a->ldb ? a->ldb : a->K;
     const int64_t ldc = a->ldc ? a->ldc : n_out, ldr = a->ldr ? a->ldr : a->N;
@@ -682,7 +764,7 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
     const bool pp_ok = ts && (a->tile_n == 0 || a->tile_n == kPingPongBN);
     const int sched = a->schedule ? a->schedule : pp_ok ? choose_schedule(a->M, a->N, a->K, a->epilogue, ts) : 1;
-    const int bn = sched == 2 ? kPingPongBN : a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts, cm, info.sms);
+    const int bn = sched == 2 ? kPingPongBN : a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, cm, info.sms);
     const int box = box_cols(out_cols(bn, a->epilogue));
     if (!make_tensor_map(&p.map_a, a->dtype, a->A, a->M, a->K, lda, BM) ||
         !make_tensor_map(&p.map_b, a->dtype, a->B, a->N, a->K, ldb, bn / cm) ||
@@ -697,6 +779,13 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     p.K = (int)a->K;
     p.ldc = ldc;
     p.ldr = ldr;
+    p.rope = {};
+    if (rope) {
+        p.rope.cols = (int)a->rope_cols;
+        p.rope.seq = (int)a->rope_seq;
+        p.rope.pos_offset = (int)a->rope_pos_offset;
+        for (int i = 0; i < SF_GEMM_ROPE_HEAD_DIM / 2; i++) p.rope.inv_freq[i] = a->rope_inv_freq[i];
+    }
     /* group_m counts M-blocks; the kernels count cluster rows */
     {
         const int64_t units = ((a->M + BM - 1) / BM + cm - 1) / cm,

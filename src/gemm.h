@@ -22,9 +22,15 @@ typedef struct sf_gemm_desc {
     int autotune;                 /* time cuBLASLt's candidates once per shape, keep the fastest */
 } sf_gemm_desc;
 
+/* A Linear layer's product, every matrix dense: out[T, N] = epi(x[T, K]·w[N, K]ᵀ (+ bias))
+ * (+ residual when given: beta 1), alpha 1, cuBLASLt autotuned (op_gemm.c). */
+void sf_linear_desc(sf_gemm_desc *d, const void *x, const void *w, const void *bias, const void *residual, void *out,
+                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi);
 int sf_gemm_ref_cpu(const sf_gemm_desc *d);      /* ref_gemm.c: double accumulation; -1 when out of memory */
 #ifdef SF_HAVE_CUDA
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream);   /* blas.c: cuBLASLt */
+void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
+                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream); /* blas.c */
 void *sf_cublas_handle(lua_State *L);                                   /* a cublasHandle_t */
 const char *sf_cublas_version(void);
 #endif

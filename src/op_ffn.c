@@ -57,26 +57,6 @@ static void check_vector(sf_op_args *a, const char *name, const sf_tensor *t, in
 #ifdef SF_HAVE_CUDA
 static const void *residual_of(const ffn_call *c) { return c->residual ? c->residual->data : NULL; }
 
-/* out[T, N] = epi(x[T, K] · w[N, K]ᵀ (+ bias)) (+ residual) through cuBLASLt */
-static void linear(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                   int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
-{
-    sf_gemm_desc d = {0};
-    d.epilogue = epi;
-    d.m = T; d.n = N; d.k = K; d.batch = 1;
-    d.a = x; d.b = w; d.bias = bias;
-    d.c = residual ? (void *)residual : out;
-    d.d = out;
-    d.ldd = N;
-    d.beta = residual ? 1.0 : 0.0;
-    d.a_dtype = d.b_dtype = d.c_dtype = dt;
-    d.trans_b = 1;
-    d.lda = K; d.ldb = K; d.ldc = N;
-    d.alpha = 1.0;
-    d.autotune = 1;
-    sf_gemm_cuda(L, &d, stream);
-}
-
 static void unfused(ffn_call *c)
 {
     lua_State *L = c->a->L;
@@ -86,19 +66,19 @@ static void unfused(ffn_call *c)
     int n_tmp = c->act == ACT_SWIGLU ? 4 : 2;
     char *tmp = sf_scratch(L, SF_DEV_CUDA, ti * (size_t)n_tmp, "the FFN intermediates");
     if (c->act == ACT_GELU) {
-        linear(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt,
+        sf_linear_cuda(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt,
                SF_GEMM_EPI_NONE, c->stream);
         SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
-        linear(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
+        sf_linear_cuda(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
                SF_GEMM_EPI_NONE, c->stream);
         return;
     }
     char *gate = tmp, *up = tmp + ti, *act = tmp + 2 * ti, *prod = tmp + 3 * ti;
-    linear(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
-    linear(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    sf_linear_cuda(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
+    sf_linear_cuda(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
     SF_CUDA(L, sf_act_cuda(SF_ACT_SILU, dt, gate, act, c->T * c->I, c->stream));
     SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
-    linear(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+    sf_linear_cuda(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
 }
 
 #ifdef SF_HAVE_HOPPER
@@ -121,7 +101,7 @@ static void down_hopper(ffn_call *c, void *h)
 
 static void down_cublaslt(ffn_call *c, void *h)
 {
-    linear(c->a->L, h, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I,
+    sf_linear_cuda(c->a->L, h, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I,
            c->x->dtype, SF_GEMM_EPI_NONE, c->stream);
 }
 
@@ -143,7 +123,7 @@ static void gelu_up_hopper(ffn_call *c, void *h)
 
 static void gelu_up_cublaslt(ffn_call *c, void *h)
 {
-    linear(c->a->L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, h, c->T, c->I, c->H, c->x->dtype,
+    sf_linear_cuda(c->a->L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, h, c->T, c->I, c->H, c->x->dtype,
            SF_GEMM_EPI_GELU, c->stream);
 }
 

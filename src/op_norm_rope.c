@@ -172,17 +172,13 @@ const sf_op sf_op_add_rmsnorm = {"add_rmsnorm", "residual add fused with RMSNorm
 
 /* ---- rope ----------------------------------------------------------------------------------- */
 
-static void run_rope(sf_op_args *a)
+void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_rope_args *r)
 {
-    static const char *const tensors[] = {"x", NULL};
-    sf_tensor *x = sf_arg_tensor(a, "x");
-    sf_device_kind dev = sf_op_device(a, tensors);
-    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
-    if (x->ndim != 4) sf_op_error(a, "'x' must be [B, N, heads, D], got %d dimensions", x->ndim);
-    check_last_dim_dense(a, "x", x);
+    if (x->ndim != 4) sf_op_error(a, "'%s' must be [B, N, heads, D], got %d dimensions", name, x->ndim);
+    check_last_dim_dense(a, name, x);
     int64_t D = x->shape[3];
     if (D % 2 || D > SF_ROPE_MAX_HEAD_DIM)
-        sf_op_error(a, "the head dim (%lld, dimension 4 of 'x') must be even and at most %d", (long long)D,
+        sf_op_error(a, "the head dim (%lld, dimension 4 of '%s') must be even and at most %d", (long long)D, name,
                     SF_ROPE_MAX_HEAD_DIM);
     lua_Integer pos_offset = sf_arg_integer(a, "pos_offset", 0);
     if (pos_offset < 0) sf_op_error(a, "'pos_offset' must be >= 0, got %lld", (long long)pos_offset);
@@ -194,17 +190,26 @@ static void run_rope(sf_op_args *a)
     double theta = sf_arg_number(a, "theta", 10000.0);
     if (!(theta > 0) || isinf(theta) || !isfinite((float)theta))
         sf_op_error(a, "'theta' must be a positive finite number (fp32), got %g", theta);
+    memset(r, 0, sizeof *r);
+    r->dtype = x->dtype;
+    r->batch = x->shape[0];
+    r->seq = x->shape[1];
+    r->heads = x->shape[2];
+    r->head_dim = D;
+    r->x = x->data;
+    for (int d = 0; d < 3; d++) r->stride[d] = x->stride[d];
+    r->pos_offset = pos_offset;
+    sf_rope_inv_freq(r->inv_freq, D, theta);
+}
+
+static void run_rope(sf_op_args *a)
+{
+    static const char *const tensors[] = {"x", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "x");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
     sf_rope_args r;
-    memset(&r, 0, sizeof r);
-    r.dtype = x->dtype;
-    r.batch = x->shape[0];
-    r.seq = x->shape[1];
-    r.heads = x->shape[2];
-    r.head_dim = D;
-    r.x = x->data;
-    for (int d = 0; d < 3; d++) r.stride[d] = x->stride[d];
-    r.pos_offset = pos_offset;
-    sf_rope_inv_freq(r.inv_freq, D, theta);
+    sf_op_rope_setup(a, "x", x, &r);
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {
         sf_rope_ref_cpu(&r);

@@ -45,6 +45,11 @@ sf_device_kind sf_op_device(sf_op_args *a, const char *const *names);
 void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsigned dtype_mask);
 void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int ndim, const int64_t *shape);
 #define SF_DT(x) (1u << (x))
+/* rope and linear_rope: checks x [B, N, heads, D] (D even, last dim dense) and the pos_offset
+ * and theta arguments, then describes the rotation of all of x's heads (op_norm_rope.c; r is a
+ * struct sf_rope_args of kernels/norm_rope.h) */
+struct sf_rope_args;
+void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, struct sf_rope_args *r);
 
 const sf_op *const *sf_op_registry(void);   /* NULL-terminated */
 int luaopen_sfbench_ops(lua_State *L);      /* sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
@@ -57,5 +62,6 @@ extern const sf_op sf_op_pack_gate_up;
 extern const sf_op sf_op_rmsnorm;
 extern const sf_op sf_op_add_rmsnorm;
 extern const sf_op sf_op_rope;
+extern const sf_op sf_op_linear_rope;
 extern const sf_op sf_op_add;
 #endif

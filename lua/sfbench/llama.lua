@@ -2,10 +2,11 @@
 --   baseline  — PyTorch eager / transformers' LlamaDecoderLayer: RMSNorm, separate Q/K/V
 --               projections, RoPE on Q and on K, naive causal attention, O projection,
 --               residual add, RMSNorm, unfused SwiGLU, residual add;
---   optimized — one QKV GEMM, RoPE in one pass over Q and K together, flash attention, the
---               residual adds in the O and down projections' epilogues, the fused SwiGLU; the
---               QKV and O projections run on cuBLASLt or our Hopper GEMM, whichever was faster
---               for the shape (gemm impl "fastest").
+--   optimized — one QKV GEMM with RoPE on Q and K (linear_rope: in the GEMM's epilogue, or a
+--               cuBLASLt GEMM and one RoPE pass, whichever was faster for the shape), flash
+--               attention, the residual adds in the O and down projections' epilogues, the fused
+--               SwiGLU; the O projection runs on cuBLASLt or our Hopper GEMM, whichever was
+--               faster (gemm impl "fastest").
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
@@ -112,29 +113,36 @@ function llama.layer(cfg, opts)
     wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
     local w13 = buf({ 2 * cfg.intermediate, d })
     sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
-    -- One GEMM for Q, K and V: "packed" writes [T, (H + 2·Hkv)·hd] (attention reads q, k and v
-    -- as strided views); "split" (as many kv heads as heads only) is a batch of three products
-    -- (x broadcast) writing q, k and v each contiguous.
-    local qkv_gemm, qk4, q4, k4, v4
+    -- One GEMM for Q, K and V: "packed" writes [T, (H + 2·Hkv)·hd] with q and k rotated
+    -- (attention reads q, k and v as strided views); "split" (as many kv heads as heads only) is
+    -- a batch of three products (x broadcast) writing q, k and v each contiguous, then one RoPE
+    -- pass over q and k.
+    local qkv_stages, q4, k4, v4
     if qkv_layout == "split" then
       local qkv = buf({ 3, T, H * hd })
       local w3d = wqkv:view({ 3, H * hd, d })
-      qkv_gemm = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end
-      qk4 = qkv:slice(1, 1, 2):view({ 2 * B, N, H, hd })          -- q and k, adjacent: one RoPE pass
+      local qk4 = qkv:slice(1, 1, 2):view({ 2 * B, N, H, hd })    -- q and k, adjacent: one RoPE pass
       q4 = qkv:slice(1, 1, 1):view({ B, N, H, hd })
       k4 = qkv:slice(1, 2, 1):view({ B, N, H, hd })
       v4 = qkv:slice(1, 3, 1):view({ B, N, H, hd })
+      qkv_stages = {
+        { name = "qkv_proj", fn = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end },
+        { name = "rope", fn = function() sf.ops.rope { x = qk4, theta = theta } end },
+      }
     else
-      local qkv = buf({ T, (H + 2 * Hkv) * hd })
-      local qkv4 = qkv:view({ B, N, H + 2 * Hkv, hd })
-      qkv_gemm = function() sf.ops.gemm { a = h, b = wqkv, c = qkv, transb = true, impl = "fastest" } end
-      qk4 = qkv4:slice(3, 1, H + Hkv)
+      local qkv4 = buf({ B, N, H + 2 * Hkv, hd })
       q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+      qkv_stages = {
+        { name = "qkv_proj+rope", fn = function()
+          sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
+        end },
+      }
     end
     L.stages = {
       { name = "attn_norm", fn = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end },
-      { name = "qkv_proj", fn = qkv_gemm },
-      { name = "rope", fn = function() sf.ops.rope { x = qk4, theta = theta } end },
+      table.unpack(qkv_stages),
+    }
+    for _, s in ipairs({
       { name = "attention", fn = function()
         sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
       end },
@@ -146,7 +154,7 @@ function llama.layer(cfg, opts)
         sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
           impl = "fused" }
       end },
-    }
+    }) do L.stages[#L.stages + 1] = s end
   end
 
   function L.forward()

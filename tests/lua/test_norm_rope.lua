@@ -1,4 +1,4 @@
--- rmsnorm, add_rmsnorm, rope and add on the CPU backend: each op against values computed here in
+-- rmsnorm, add_rmsnorm, rope, linear_rope and add on the CPU backend: each op against values computed here in
 -- plain Lua (double math, then the output dtype's rounding), in-place and strided calls, and every
 -- argument check. Run inside sfbench (tests/run-lua.sh).
 -- luacheck: allow defined top
@@ -92,6 +92,7 @@ function TestRegistry.test_ops_listed()
     rmsnorm = { "x", "weight", "out", "eps", "stream" },
     add_rmsnorm = { "x", "residual", "weight", "out", "eps", "stream" },
     rope = { "x", "pos_offset", "theta", "stream" },
+    linear_rope = { "x", "w", "out", "rope_heads", "pos_offset", "theta", "impl", "stream" },
     add = { "a", "b", "out", "stream" },
   }
   for name, args in pairs(want) do
@@ -292,6 +293,59 @@ function TestRope.test_strided_view_of_packed_qkv()
   end
 end
 
+TestLinearRope = {}
+
+-- x [T, K] · w [Ht·D, K]ᵀ in double, rounded to dtype, then the first rope_heads heads rotated
+local function linear_rope_lua(xv, wv, B, N, K, Ht, D, rope_heads, pos_offset, theta, dtype)
+  local T, proj = B * N, {}
+  for t = 0, T - 1 do
+    for c = 0, Ht * D - 1 do
+      local acc = 0
+      for k = 1, K do acc = acc + xv[t * K + k] * wv[c * K + k] end
+      proj[t * Ht * D + c + 1] = acc
+    end
+  end
+  proj = rounded(proj, dtype)
+  local turned = rope_lua(proj, B, N, Ht, D, pos_offset, theta)
+  for k = 1, #proj do
+    if ((k - 1) // D) % Ht < rope_heads then proj[k] = turned[k] end
+  end
+  return rounded(proj, dtype)
+end
+
+function TestLinearRope.test_against_lua()
+  local B, N, K, Ht, D = 2, 3, 5, 4, 8
+  for _, dt in ipairs(DTYPES) do
+    for _, case in ipairs({ { rope_heads = 3, pos_offset = 0 }, { rope_heads = 1, pos_offset = 7 },
+      { rope_heads = 0, pos_offset = 0 }, { rope_heads = 4, pos_offset = 2 } }) do
+      local x = sf.randn({ B * N, K }, dt, { seed = 31 })
+      local w = sf.randn({ Ht * D, K }, dt, { seed = 32 })
+      local out = poisoned({ B, N, Ht, D }, dt)
+      local n = select("#", sf.ops.linear_rope { x = x, w = w, out = out, rope_heads = case.rope_heads,
+        pos_offset = case.pos_offset, theta = 100 })
+      lu.assertEquals(n, 0, "linear_rope returns nothing")
+      local want = linear_rope_lua(x:to("f64"):totable(), w:to("f64"):totable(), B, N, K, Ht, D, case.rope_heads,
+        case.pos_offset, 100, dt)
+      assert_close(out:to("f64"):totable(), want, dt, ("%s rope_heads %d pos_offset %d"):format(dt, case.rope_heads,
+        case.pos_offset))
+    end
+  end
+end
+
+function TestLinearRope.test_equals_gemm_then_rope()
+  -- every impl on the CPU is the reference: the product, then rope over the first heads
+  local B, N, K, Ht, D = 1, 6, 16, 5, 4
+  local x, w = sf.randn({ B * N, K }, "f32", { seed = 33 }), sf.randn({ Ht * D, K }, "f32", { seed = 34 })
+  local want = sf.tensor({ B, N, Ht, D }, "f32")
+  sf.ops.gemm { a = x, b = w, c = want:view({ B * N, Ht * D }), transb = true }
+  sf.ops.rope { x = want:slice(3, 1, 3), pos_offset = 9 }
+  for _, impl in ipairs({ "unfused", "fused", "fastest" }) do
+    local out = poisoned({ B, N, Ht, D }, "f32")
+    sf.ops.linear_rope { x = x, w = w, out = out, rope_heads = 3, pos_offset = 9, impl = impl }
+    lu.assertEquals(out:totable(), want:totable(), impl)
+  end
+end
+
 TestAdd = {}
 
 function TestAdd.test_values_and_rounding()
@@ -427,6 +481,31 @@ function TestErrors.test_rope()
   local two = sf.from_table({ 1, 0 }, { 1, 1, 1, 2 }, "f64")
   sf.ops.rope { x = two, pos_offset = 2 }
   assert_close(two:totable(), { math.cos(2), math.sin(2) }, "f64", "D = 2")
+end
+
+function TestErrors.test_linear_rope()
+  local function err(over)
+    return error_of(sf.ops.linear_rope, override({ x = sf.tensor({ 6, 16 }), w = sf.tensor({ 24, 16 }),
+      out = sf.tensor({ 2, 3, 3, 8 }), rope_heads = 2 }, over))
+  end
+  contains(err { x = sf.tensor({ 6, 16 }, "i32") }, "linear_rope:", "'x' has dtype i32")
+  contains(err { w = sf.tensor({ 24, 16 }, "f16") }, "'w' has dtype f16 (expected f32)")
+  contains(err { out = sf.tensor({ 2, 3, 3, 8 }, "f64") }, "'out' has dtype f64 (expected f32)")
+  contains(err { x = sf.tensor({ 6, 16, 1 }) }, "'x' must be [B·N, K], got 3 dimensions")
+  contains(err { w = sf.tensor({ 24 }) }, "'w' must be [heads·D, K], got 1 dimensions")
+  contains(err { out = sf.tensor({ 6, 24 }) }, "'out' must be [B, N, heads, D], got 2 dimensions")
+  contains(err { out = sf.tensor({ 2, 3, 3, 7 }), w = sf.tensor({ 21, 16 }) }, "head dim (7, dimension 4 of 'out')")
+  contains(err { x = sf.tensor({ 5, 16 }) }, "'x' has shape [5, 16] (expected [6, 16])")
+  contains(err { w = sf.tensor({ 24, 8 }) }, "'w' has shape [24, 8] (expected [24, 16])")
+  contains(err { w = sf.tensor({ 16, 16 }) }, "'w' has shape [16, 16] (expected [24, 16])")
+  contains(err { x = sf.tensor({ 6, 32 }):slice(2, 1, 16) }, "'x' must be contiguous")
+  contains(err { out = sf.tensor({ 2, 3, 4, 8 }):slice(3, 1, 3) }, "'out' must be contiguous")
+  contains(err { rope_heads = 4 }, "'rope_heads' must be between 0 and the 3 heads of 'out', got 4")
+  contains(err { rope_heads = -1 }, "'rope_heads' must be between 0 and the 3 heads of 'out', got -1")
+  contains(err { rope_heads = false }, "missing argument 'rope_heads'")
+  contains(err { pos_offset = -2 }, "'pos_offset' must be >= 0, got -2")
+  contains(err { theta = 0 }, "'theta' must be a positive finite number")
+  contains(err { impl = "best" }, "unknown impl 'best'", "unfused", "fused", "fastest")
 end
 
 function TestErrors.test_add()
