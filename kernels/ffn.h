@@ -72,11 +72,11 @@ typedef struct sf_gemm_epi_args {
     void *C;             /* [M, N], or [M, N/2] for SF_EPI_SWIGLU; must not overlap A or B */
     int64_t lda, ldb, ldc, ldr; /* leading dimensions in elements; 0 = packed (K, K, N or N/2, N) */
     int tile_n;          /* 0 = chosen from the shape; 128, 176, 208, 224 or 256 to force a tile
-                            width (176, 208, 224: staged epilogue only, so not ADD) */
+                            width (176, 208, 224: staged epilogue only) */
     int cluster_m;       /* 0 = chosen from the shape; 1 = one CTA per tile; 2 = pairs of CTAs
                             along M share each B tile through TMA multicast */
     int epilogue_store;  /* 0 = default; 1 = stores from registers; 2 = through shared memory and
-                            TMA stores (needs C 16-byte aligned, ldc a multiple of 8; not ADD) */
+                            TMA stores (needs C 16-byte aligned, ldc a multiple of 8) */
     int schedule;        /* 0 = chosen from the shape; 1 = cooperative (both consumer warpgroups on
                             one 128-row tile); 2 = ping-pong (each warpgroup on its own 128×128
                             tiles, one's epilogue overlapping the other's main loop; staged
@@ -92,7 +92,8 @@ typedef struct sf_gemm_epi_args {
 /* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
  * 64, A and B 16-byte aligned with lda, ldb multiples of 8, C and R 4-byte aligned with even
  * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs the cooperative
- * schedule with tile widths 128 or 256 only (a tile holds whole heads). tile_n, schedule, cluster_m,
+ * schedule with tile widths 128 or 256 only (a tile holds whole heads), and the staged epilogue
+ * only (C 16-byte aligned, ldc a multiple of 8). tile_n, schedule, cluster_m,
  * epilogue_store in the ranges above (a width or schedule that needs the staged epilogue is
  * refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);

@@ -17,8 +17,8 @@
  *   - The epilogue works on the accumulator registers: + bias, activation, + residual, or the
  *     rotary embedding of a QKV projection (rope_acc). By default it stages 64-row output boxes
  *     in shared memory (see box_cols) and stores them with TMA, overlapping the next tile's main
- *     loop (epilogue_store = 2). The direct form (1, always used
- *     for ADD) stores two adjacent columns (4 bytes) per thread per row. For SWIGLU the B rows are
+ *     loop (epilogue_store = 2). The direct form (1) stores two adjacent columns (4 bytes) per
+ *     thread per row. For SWIGLU the B rows are
  *     interleaved in blocks of 8 (gate, up, gate, up, ...; see ffn.h), so accumulator column
  *     block 2p holds the gate and 2p+1 the up values of the same 8 output columns in the same
  *     thread: h = silu(g)·u is formed in registers and only h [M, N/2] is written.
@@ -231,11 +231,14 @@ __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], T *C, const
  * without bank conflicts; then one thread stores it with cp.async.bulk.tensor, which clips rows
  * past M and columns past the output width. Two box buffers alternate, so filling one overlaps
  * the store of the other; the stores also overlap the next tile's main loop. Replaces 4-byte
- * global stores scattered over 8 rows per warp instruction. */
+ * global stores scattered over 8 rows per warp instruction. ADD reads its residual R [M, N] (row
+ * stride ldr) from global memory, each element by the thread that writes it and before the
+ * box's store is issued, so R may be C itself. */
 template <int BN, int EPI, typename T>
 __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], const CUtensorMap *map_c,
                                                 uint32_t bufs, int &box_count, const T *bias, int N, int n0,
-                                                int row0, int wrow, int quad, int tid, int bar_id)
+                                                int row0, int wrow, int quad, int tid, int bar_id,
+                                                const T *R = nullptr, int64_t ldr = 0, int M = 0)
 {
     using tr = sf::dtype_traits<T>;
     using cfg = tile_cfg<BN, EPI, true>;
@@ -255,6 +258,17 @@ __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], cons
         for (int jj = 0; jj < JB; jj++) {
             float v[4];
             epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, b * JB + jj, v);
+            if constexpr (EPI == SF_EPI_ADD) {
+                const int64_t col = out0 + b * BW + jj * 8 + quad * 2, r0 = row0 + wrow;
+                if (r0 < M) {
+                    const float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(R + r0 * ldr + col));
+                    v[0] += r.x; v[1] += r.y;
+                }
+                if (r0 + 8 < M) {
+                    const float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(R + (r0 + 8) * ldr + col));
+                    v[2] += r.x; v[3] += r.y;
+                }
+            }
             const uint32_t off = (((uint32_t)jj ^ swz) << 4) + quad * 4;
             st_shared_u32(buf + wrow * pitch + off, tr::pack2(v[0], v[1]));
             st_shared_u32(buf + (wrow + 8) * pitch + off, tr::pack2(v[2], v[3]));
@@ -393,7 +407,8 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
             }
             if (TS)
                 epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, ebias, N,
-                                            nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c);
+                                            nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c,
+                                            R, ldr, M);
             else
                 epilogue<BN, EPI, T>(acc, C, R, ebias, M, N, ldc, ldr, mb * BM + c * 64 + warp * 16 + lane / 4,
                                      nb * BN, lane % 4);
@@ -626,9 +641,8 @@ template <int EPI, typename T, int CM> int launch_pingpong(const launch_params &
                      kPingPongBN, p, p.map_a, p.map_b, p.map_c, (const T *)p.bias, p.M, p.N, p.K, p.group);
 }
 
-/* ADD reads a residual per element, so it always stores from registers (TS = false), and only
- * with the 128 and 256 tile widths; the other widths exist only with the staged epilogue. ROPE
- * needs tiles of whole heads: 128 and 256 too. */
+/* The widths other than 128 and 256 exist only with the staged epilogue (TS); ROPE needs tiles of
+ * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). */
 template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
     switch (epi) {
@@ -636,11 +650,9 @@ template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const lau
     case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, CM, TS>(p);
     case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, CM, TS>(p);
     case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, CM, TS>(p);
-    case SF_EPI_ADD:
-        if constexpr (BN == 128 || BN == 256) return launch<BN, SF_EPI_ADD, T, CM, false>(p);
-        else return (int)cudaErrorInvalidValue;
+    case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, CM, TS>(p);
     case SF_EPI_ROPE:
-        if constexpr (BN == 128 || BN == 256) return launch<BN, SF_EPI_ROPE, T, CM, TS>(p);
+        if constexpr ((BN == 128 || BN == 256) && TS) return launch<BN, SF_EPI_ROPE, T, CM, TS>(p);
         else return (int)cudaErrorInvalidValue;
     default: return (int)cudaErrorInvalidValue;
     }
@@ -660,7 +672,7 @@ template <typename T, int CM> int launch_pingpong_epi(int epi, const launch_para
 template <typename T, int CM> int launch_cm(int sched, int bn, bool ts, int epi, const launch_params &p)
 {
     if (sched == 2) return launch_pingpong_epi<T, CM>(epi, p);
-    if (!ts || epi == SF_EPI_ADD) return bn == 256 ? launch_epi<256, T, CM, false>(epi, p) : launch_epi<128, T, CM, false>(epi, p);
+    if (!ts) return bn == 256 ? launch_epi<256, T, CM, false>(epi, p) : launch_epi<128, T, CM, false>(epi, p);
     switch (bn) {
     case 128: return launch_epi<128, T, CM, true>(epi, p);
     case 176: return launch_epi<176, T, CM, true>(epi, p);
@@ -754,11 +766,11 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     if (rc) return rc;
     if (info.cc_major != 9 || info.cc_minor != 0) return (int)cudaErrorNotSupported;
 
-    /* the TMA store needs a 16-byte aligned C with 16-byte rows; ADD always stores directly */
-    const bool ts_ok = !add && aligned(a->C, 16) && ldc % 8 == 0;
+    /* the TMA store needs a 16-byte aligned C with 16-byte rows */
+    const bool ts_ok = aligned(a->C, 16) && ldc % 8 == 0;
     const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
     /* the ping-pong schedule and the widths other than 128 and 256 exist with the staged epilogue only */
-    if ((a->schedule == 2 && (!ts || (a->tile_n != 0 && a->tile_n != kPingPongBN))) ||
+    if ((a->schedule == 2 && (!ts || (a->tile_n != 0 && a->tile_n != kPingPongBN))) || (rope && !ts) ||
         (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
         return (int)cudaErrorInvalidValue;
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);

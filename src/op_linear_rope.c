@@ -4,6 +4,7 @@
  * fp32 accumulators in our Hopper GEMM's epilogue (SF_EPI_ROPE), which saves the rope pass's
  * read and write of q and k. The CPU backend runs the two references in turn. */
 #include "config.h"
+#include <stdint.h>
 #include <string.h>
 #include "ops.h"
 #include "gemm.h"
@@ -24,9 +25,9 @@ static const sf_arg_spec linear_rope_args[] = {
     {"pos_offset", SF_ARG_INTEGER, 0, "0", "position of token n is pos_offset + n"},
     {"theta", SF_ARG_NUMBER, 0, "10000", "frequency base, as rope's"},
     {"impl", SF_ARG_STRING, 0, "fastest",
-     "unfused (cuBLASLt GEMM, then the rope kernel); fused (RoPE in our Hopper GEMM's epilogue: cc 9.0, f16/bf16, "
-     "D = 128, K a multiple of 64); fastest (whichever ran faster on the first call of the shape; unfused where "
-     "fused does not apply)"},
+     "unfused (cuBLASLt GEMM, then the rope kernel); fused (RoPE in our Hopper GEMM's epilogue: cc 9.0, "
+     "f16/bf16, D = 128, K a multiple of 64, x, w and out 16-byte aligned); fastest (whichever ran faster on "
+     "the first call of the shape; unfused where fused does not apply)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -55,6 +56,8 @@ static const char *fused_unfit(const linear_rope_call *c)
     if (!sf_hopper_kernels()) return "needs a Hopper GPU (cc 9.0)";
     if (c->rope.head_dim != SF_GEMM_ROPE_HEAD_DIM) return "needs a head dim of 128";
     if (c->K % 64) return "needs K, the inner dimension, a multiple of 64";
+    if ((uintptr_t)c->x->data % 16 || (uintptr_t)c->w->data % 16 || (uintptr_t)c->out->data % 16)
+        return "needs x, w and out 16-byte aligned";
     return NULL;
 }
 

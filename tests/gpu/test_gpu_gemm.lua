@@ -79,6 +79,13 @@ function TestGemm.test_hopper_impl()
       local a2, b2 = operands(dt, 129, 256, 192, false, true)
       check_gemm({ a = a2, b = b2, c = randn({ 129, 256 }, dt), transb = true, beta = 1, bias = randn({ 256 }, dt),
         impl = impl }, dt .. " " .. impl .. " beta 1 + bias")
+      -- c read and written in place by the ADD epilogue, at widths whose tiles are 128, 176 or 256
+      -- wide and with a partial last row block
+      for _, s in ipairs({ { 1000, 1408, 128 }, { 17, 4160, 64 }, { 4097, 512, 64 } }) do
+        local a4, b4 = operands(dt, s[1], s[2], s[3], false, true)
+        check_gemm({ a = a4, b = b4, c = randn({ s[1], s[2] }, dt), transb = true, beta = 1, impl = impl },
+          ("%s %s beta 1 in place %dx%dx%d"):format(dt, impl, s[1], s[2], s[3]))
+      end
       -- out = a·bᵀ + c with c left as it was
       local c3 = randn({ 129, 256 }, dt)
       local before = cpu64(c3)

@@ -367,6 +367,19 @@ function TestLinearRope.test_fused_limits()
     out = sf.tensor({ 1, 17, 2, 128 }, "f32"), rope_heads = 1 }), "'x' has dtype f32 (expected f16, bf16)")
   -- K = 96 and D = 64 still run through fastest (unfused)
   linear_rope_case("bf16", { 1, 17, 2, 1, 96, 128 }, { "fastest" }, 3)
+  -- an output one element into its buffer: contiguous, but not 16-byte aligned for the TMA store
+  local flat = sf.tensor({ 1 + 17 * 2 * 128 }, "f16")
+  local out = flat:slice(1, 2, 17 * 2 * 128):view({ 1, 17, 2, 128 })
+  local xa, wa = randn({ 17, 128 }, "f16"), randn({ 256, 128 }, "f16", 1 / math.sqrt(128))
+  if HOPPER then
+    contains(error_of(sf.ops.linear_rope, { x = xa, w = wa, out = out, rope_heads = 1, impl = "fused" }),
+      "needs x, w and out 16-byte aligned")
+  end
+  out:fill(0 / 0)
+  sf.ops.linear_rope { x = xa, w = wa, out = out, rope_heads = 1, pos_offset = 11 }
+  local r64 = sf.tensor({ 1, 17, 2, 128 }, "f64", CPU)
+  sf.ops.linear_rope { x = cpu(xa, "f64"), w = cpu(wa, "f64"), out = r64, rope_heads = 1, pos_offset = 11 }
+  check(out, r64, nil, "linear_rope fastest, misaligned out")
 end
 
 -- ---------------------------------------------------------------------------------------------
