@@ -1,7 +1,8 @@
 -- The FFN at a Llama-2 shape over token counts: the PyTorch-eager-equivalent unfused path
 -- (separate cuBLASLt GEMMs and activation kernels) against the fused one (the activation in our
 -- Hopper GEMM's epilogue). Reports ms, effective TFLOP/s (2·T·H·I per GEMM), the speedup, the
--- device memory allocated for intermediates and what the fusion saves.
+-- device memory allocated for intermediates and what the fusion saves. The impls of a point are
+-- timed interleaved (bench.interleave), so their ratio is not the clock's drift between them.
 -- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16] [act=gelu,swiglu]
 --        [impl=unfused,fused] [iters=N]
 local sf = require "sfbench"
@@ -42,10 +43,9 @@ local function weights_for(act)
   return weights[act]
 end
 
-local unfused = {}
 sweep.run {
   params = p,
-  points = sweep.product({ tokens = p.tokens, act = p.act, impl = p.impl }, { "act", "tokens", "impl" }),
+  points = sweep.product({ tokens = p.tokens, act = p.act }, { "act", "tokens" }),
   context_extra = { model = cfg },
   columns = { "act", "tokens", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
     { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.1f" },
@@ -54,26 +54,35 @@ sweep.run {
     local T, w = pt.tokens, weights_for(pt.act)
     local x = sf.randn({ T, H }, p.dtype)
     local out = sf.tensor({ T, H }, p.dtype)
-    local args = { x = x, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w.w13, out = out, act = pt.act, impl = pt.impl }
-    sf.reset_peak()
-    local r = bench.run {
-      name = ("%s %s T=%d"):format(pt.act, pt.impl, T),
-      fn = function() sf.ops.ffn(args) end,
-      flops = 2 * T * H * I * (pt.act == "swiglu" and 3 or 2),
-      iters = p.iters > 0 and p.iters or nil,
-      timeout = p.timeout,
-    }
-    local inter = sf.memory().scratch_peak
-    x:free(); out:free()
-    local key = pt.act .. T
-    local row = { act = pt.act, tokens = T, impl = pt.impl, dtype = p.dtype, hidden = H, intermediate = I,
-      ms = r.stats.median, tflops = r.tflops, intermediate_mib = inter / 2 ^ 20, noise = r.stats.noise, stop = r.stop_reason }
-    if pt.impl == "unfused" then
-      unfused[key] = row
-    elseif unfused[key] then
-      row.speedup = unfused[key].ms / row.ms
-      row.saved_mib = unfused[key].intermediate_mib - row.intermediate_mib
+    local cases, inter = {}, {}
+    for i, impl in ipairs(p.impl) do
+      local args = { x = x, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w.w13, out = out, act = pt.act, impl = impl }
+      -- the intermediates one call asks for (op scratch), measured alone before the timing
+      sf.sync()
+      sf.reset_peak()
+      sf.ops.ffn(args)
+      sf.sync()
+      inter[i] = sf.memory().scratch_peak
+      cases[i] = { name = ("%s %s T=%d"):format(pt.act, impl, T), fn = function() sf.ops.ffn(args) end,
+        flops = 2 * T * H * I * (pt.act == "swiglu" and 3 or 2) }
     end
-    return row, r
+    local rs = bench.interleave(cases, { iters = p.iters > 0 and p.iters or nil, timeout = p.timeout })
+    x:free(); out:free()
+    local rows, base = {}, nil
+    for i, impl in ipairs(p.impl) do
+      local r = rs[i]
+      local row = { act = pt.act, tokens = T, impl = impl, dtype = p.dtype, hidden = H, intermediate = I,
+        ms = r.stats.median, tflops = r.tflops, intermediate_mib = inter[i] / 2 ^ 20, noise = r.stats.noise,
+        stop = r.stop_reason }
+      if impl == "unfused" then base = row end
+      rows[i] = row
+    end
+    for _, row in ipairs(rows) do
+      if base and row ~= base then
+        row.speedup = base.ms / row.ms
+        row.saved_mib = base.intermediate_mib - row.intermediate_mib
+      end
+    end
+    return rows, rs
   end,
 }

@@ -1,6 +1,8 @@
 -- One Llama-2 decoder layer, baseline (PyTorch-eager order) against optimized, over sequence
 -- lengths: ms, speedup, TFLOP/s, peak device memory of the layer (weights, activations and op
--- scratch), and the median time of each stage so a user sees where the time goes.
+-- scratch), and the median time of each stage so a user sees where the time goes. The impls of
+-- a sequence length are timed interleaved (bench.interleave), so the speedup is not the clock's
+-- drift between them.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
 --        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [allow_long=false]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
@@ -37,40 +39,49 @@ for _, n in ipairs(p.seq) do                        -- a clear error before anyt
   end
 end
 
-local baseline_ms = {}
 sweep.run {
   params = p,
-  points = sweep.product({ seq = p.seq, impl = p.impl }, { "seq", "impl" }),
+  points = sweep.product({ seq = p.seq }, { "seq" }),
   context_extra = { model = cfg },
   columns = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "speedup", title = "× baseline", fmt = "%.2f" },
     { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },
     { key = "stages", title = "stages (ms)" } },
   measure = function(pt)
-    sf.sync()
-    local before = sf.memory().in_use
-    sf.reset_peak()
-    local layer = llama.layer(cfg, { impl = pt.impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
-      allow_long = p.allow_long, qkv = p.qkv })
-    layer.input:randn { std = 1 }
-    local r = bench.run {
-      name = ("%s N=%d"):format(pt.impl, pt.seq),
-      fn = layer.forward,
-      flops = llama.flops(cfg, p.batch, pt.seq),
-      iters = p.iters > 0 and p.iters or nil,
-      timeout = p.timeout,
-    }
-    local peak = sf.memory().peak - before
-    local stages = layer.profile(p.profile_iters)
-    local parts = {}
-    for i, s in ipairs(stages) do parts[i] = ("%s %.3f"):format(s.stage, s.ms) end
-    local row = { seq = pt.seq, impl = pt.impl, batch = p.batch, dtype = p.dtype, ms = r.stats.median, tflops = r.tflops,
-      peak_mib = peak / 2 ^ 20, stage_ms = stages, stages = table.concat(parts, ", "), noise = r.stats.noise,
-      stop = r.stop_reason }
-    if pt.impl == "baseline" then baseline_ms[pt.seq] = r.stats.median
-    elseif baseline_ms[pt.seq] then row.speedup = baseline_ms[pt.seq] / r.stats.median end
-    for _, t in pairs(layer.weights) do t:free() end
-    layer = nil -- luacheck: ignore (unreachable now, so the collection below frees its buffers)
+    local layers, peaks, cases = {}, {}, {}
+    for i, impl in ipairs(p.impl) do
+      -- the device memory this layer adds: weights, activations, and op scratch beyond what is
+      -- already allocated
+      sf.sync()
+      local before = sf.memory().in_use
+      sf.reset_peak()
+      local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
+        allow_long = p.allow_long, qkv = p.qkv })
+      layer.input:randn { std = 1 }
+      layer.forward()
+      sf.sync()
+      peaks[i] = sf.memory().peak - before
+      layers[i] = layer
+      cases[i] = { name = ("%s N=%d"):format(impl, pt.seq), fn = layer.forward, flops = llama.flops(cfg, p.batch, pt.seq) }
+    end
+    local rs = bench.interleave(cases, { iters = p.iters > 0 and p.iters or nil, timeout = p.timeout })
+    local rows, base = {}, nil
+    for i, impl in ipairs(p.impl) do
+      local r, stages = rs[i], layers[i].profile(p.profile_iters)
+      local parts = {}
+      for j, st in ipairs(stages) do parts[j] = ("%s %.3f"):format(st.stage, st.ms) end
+      rows[i] = { seq = pt.seq, impl = impl, batch = p.batch, dtype = p.dtype, ms = r.stats.median, tflops = r.tflops,
+        peak_mib = peaks[i] / 2 ^ 20, stage_ms = stages, stages = table.concat(parts, ", "), noise = r.stats.noise,
+        stop = r.stop_reason }
+      if impl == "baseline" then base = rows[i] end
+    end
+    for _, row in ipairs(rows) do
+      if base and row ~= base then row.speedup = base.ms / row.ms end
+    end
+    for _, layer in ipairs(layers) do
+      for _, t in pairs(layer.weights) do t:free() end
+    end
+    layers = nil -- luacheck: ignore (unreachable now, so the collection below frees their buffers)
     collectgarbage()
-    return row, r
+    return rows, rs
   end,
 }

@@ -21,17 +21,17 @@ local OPTIONS = {
   name = "string", fn = "function", setup = "function", flops = "positive", bytes = "positive",
   warmup = "count0", iters = "count1", min_samples = "count1", max_samples = "count1",
   batch = "batch", warmup_time = "nonneg", sample_time = "positive", min_time = "nonneg", max_noise = "nonneg", timeout = "positive",
-  cold = "boolean", stream = "any",
+  cold = "boolean", hold = "boolean", stream = "any",
 }
 
 local DEFAULTS = {
   warmup = 1, min_samples = 10, min_time = 0.5, max_noise = 0.005, timeout = 15,
-  max_samples = 10000, cold = false, batch = "auto", warmup_time = 0.05, sample_time = 2e-4,
+  max_samples = 10000, cold = false, hold = true, batch = "auto", warmup_time = 0.05, sample_time = 2e-4,
 }
 
 local MAX_BATCH = 256
 
--- Checked options merged over the defaults; errors blame the caller of bench.run.
+-- Checked options merged over the defaults; errors blame the caller of bench.run or bench.interleave.
 local function options(opts)
   if type(opts) ~= "table" then
     error("bench.run: expected a table of options", 3)
@@ -105,8 +105,9 @@ local function batch_size(o, call_ms)
   return math.max(1, math.min(MAX_BATCH, math.ceil(o.sample_time * 1e3 / call_ms)))
 end
 
-function bench.run(opts)
-  local o = options(opts)
+-- One case's sampling state (warm-up done, batch chosen): sample() takes one sample and returns
+-- why sampling may stop after it (or nil); result() summarises.
+local function sampler(o)
   local fn, setup, stream = o.fn, o.setup, o.stream
   local batch = batch_size(o, warm_up(o))
   local before = sf.clocks()
@@ -114,11 +115,13 @@ function bench.run(opts)
   local samples, n, mean, m2, total_ms = {}, 0, 0, 0, 0
   local start = sf.now()
   local reason
-  -- a batch is queued behind sf.hold and runs back to back at sf.release, so the host's pace
-  -- of queueing (slower than a µs kernel) does not leak into the sample
-  local hold = batch > 1 and sf.hold
+  -- a sample's calls are queued behind sf.hold and run back to back at sf.release, so neither
+  -- the host's pace of queueing (slower than a µs kernel) nor the latency of the first launch
+  -- onto an idle GPU (the previous sample was waited for) leaks into the sample: it is GPU time
+  local hold = o.hold and sf.hold
   local held_out = 0
-  repeat
+  local s = {}
+  function s.sample()
     if setup then setup() end
     if o.cold then sf.flush_l2(stream) end
     if hold then hold(stream) end
@@ -139,29 +142,72 @@ function bench.run(opts)
     m2 = m2 + delta * (x - mean)
     local std = n > 1 and math.sqrt(m2 / (n - 1)) or 0
     reason = stop_reason(o, n, total_ms, mean ~= 0 and std / mean or 0, sf.now() - start)
-  until reason
-  local after = sf.clocks()
-  local warnings = {}
-  if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
-    warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
-      :format(after.sm, after.sm_max)
+    return reason
   end
-  if held_out > 0 then
-    warnings[#warnings + 1] = ("%d sample(s) outlived the stream hold (too much work queued per batch?)"):format(held_out)
+  function s.result()
+    local after = sf.clocks()
+    local warnings = {}
+    if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
+      warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
+        :format(after.sm, after.sm_max)
+    end
+    if held_out > 0 then
+      warnings[#warnings + 1] = ("%d sample(s) outlived the stream hold (too much work queued per batch?)"):format(held_out)
+    end
+    local st = stats.summary(samples)
+    return {
+      name = o.name,
+      samples = samples,
+      stats = st,
+      stop_reason = reason,
+      tflops = o.flops and o.flops / st.median / 1e9,
+      gbs = o.bytes and o.bytes / st.median / 1e6,
+      clocks = { before = before, after = after },
+      warnings = warnings,
+      batch = batch,
+      cold = o.cold,
+    }
   end
-  local s = stats.summary(samples)
-  return {
-    name = o.name,
-    samples = samples,
-    stats = s,
-    stop_reason = reason,
-    tflops = o.flops and o.flops / s.median / 1e9,
-    gbs = o.bytes and o.bytes / s.median / 1e6,
-    clocks = { before = before, after = after },
-    warnings = warnings,
-    batch = batch,
-    cold = o.cold,
-  }
+  return s
+end
+
+function bench.run(opts)
+  local s = sampler(options(opts))
+  repeat until s.sample()
+  return s.result()
+end
+
+-- bench.interleave(cases [, opts]): each case is bench.run's options (at least fn), merged over
+-- the shared opts. Every case is warmed up, then they are sampled in turn, one sample each a
+-- round, until every case's stopping rule holds in the same round. On a power-limited GPU the
+-- clock drifts by several percent within seconds; sampled one after another, two cases would
+-- see different clocks, and their ratio would carry that drift. Returns bench.run's result per
+-- case, in order.
+function bench.interleave(cases, opts)
+  if type(cases) ~= "table" or #cases == 0 then
+    error("bench.interleave: expected a non-empty list of cases", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("bench.interleave: 'opts' must be a table", 2) end
+  local checked = {}   -- every case's options are checked before any runs
+  for i, c in ipairs(cases) do
+    if type(c) ~= "table" then error(("bench.interleave: case %d is not a table"):format(i), 2) end
+    local merged = {}
+    for k, v in pairs(opts or {}) do merged[k] = v end
+    for k, v in pairs(c) do merged[k] = v end
+    checked[i] = options(merged)
+  end
+  local samplers = {}
+  for i, o in ipairs(checked) do samplers[i] = sampler(o) end
+  local done
+  repeat
+    done = true
+    for _, s in ipairs(samplers) do
+      if not s.sample() then done = false end
+    end
+  until done
+  local results = {}
+  for i, s in ipairs(samplers) do results[i] = s.result() end
+  return results
 end
 
 return bench

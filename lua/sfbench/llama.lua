@@ -162,18 +162,21 @@ function llama.layer(cfg, opts)
     return out
   end
 
-  -- median ms of each stage over `iters` forwards, timed with events between the stages
+  -- median ms of each stage over `iters` forwards, timed with events between the stages; each
+  -- forward is queued behind sf.hold, so the first stage's time is not the host's launch latency
   function L.profile(iters)
     local events = {}
     for i = 1, #L.stages + 1 do events[i] = sf.event() end
     local times = {}
     for i = 1, #L.stages do times[i] = {} end
     for _ = 1, iters do
+      sf.hold()
       events[1]:record()
       for i, s in ipairs(L.stages) do
         s.fn()
         events[i + 1]:record()
       end
+      sf.release()
       for i = 1, #L.stages do times[i][#times[i] + 1] = sf.elapsed(events[i], events[i + 1]) end
     end
     local result = {}

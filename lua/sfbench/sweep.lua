@@ -108,7 +108,8 @@ function sweep.run(opts)
   local context = report.context(opts.context_extra)
   local out = progress_writer()
   local rows, results = {}, {}
-  -- measure(point) returns a row (or nil to skip it) and optionally one bench result or a list.
+  -- measure(point) returns a row, a list of rows (cases measured together, e.g. interleaved) or
+  -- nil to skip the point, and optionally one bench result or a list.
   local function keep_results(point, res)
     for _, r in ipairs(res.samples and { res } or res) do
       r.point = r.point or point
@@ -124,7 +125,12 @@ function sweep.run(opts)
         if type(row) ~= "table" then
           error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)
         end
-        rows[#rows + 1] = row
+        for _, r in ipairs(row[1] ~= nil and row or { row }) do
+          if type(r) ~= "table" then
+            error(("sweep.run: measure returned a list holding a %s, not a row table"):format(type(r)), 0)
+          end
+          rows[#rows + 1] = r
+        end
       end
       if res ~= nil then keep_results(point, res) end
     end

@@ -2,7 +2,8 @@
 
     python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE]
 
-Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros).
+Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), each
+sample queued behind a sleeping kernel (GPU time, as sfbench's bench.run with hold = true).
 Writes JSON rows like sfbench's results so the README generator can put them side by side.
 """
 import argparse
@@ -12,13 +13,20 @@ import statistics
 import torch
 
 
+HOLD_CYCLES = 2_000_000  # about 1 ms of GPU clock: longer than the host needs to queue one call
+
+
 def time_ms(fn, warmup=10, iters=50):
+    """GPU time of fn, as sfbench's bench.run measures it: each sample is queued behind a
+    spinning kernel (torch.cuda._sleep, sfbench's sf.hold), so the host's launch latency onto an
+    idle GPU is not in it."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     times = []
     for _ in range(iters):
         start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(HOLD_CYCLES)
         start.record()
         fn()
         stop.record()

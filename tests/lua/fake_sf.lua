@@ -43,7 +43,7 @@ end
 
 -- A simulated device clock in milliseconds: fn advances it, events read it.
 function support.sim_clock()
-  local clock = { ms = 0, flushes = 0, syncs = 0 }
+  local clock = { ms = 0, flushes = 0, syncs = 0, holds = 0 }
   function clock.advance(ms) clock.ms = clock.ms + ms end
   clock.fields = {
     now = function() return clock.ms / 1000 end,
@@ -52,6 +52,8 @@ function support.sim_clock()
     sync = function() clock.syncs = clock.syncs + 1 end,
     flush_l2 = function() clock.flushes = clock.flushes + 1 end,
     clocks = function() return nil end,
+    hold = function() clock.holds = clock.holds + 1 end,
+    release = function() return true end,
   }
   return clock
 end

@@ -170,6 +170,24 @@ function TestSweep:test_complete_run()
   lu.assertStrContains(self.stdout.text, "| seq | impl |    ms |\n")
 end
 
+function TestSweep:test_measure_returns_several_rows()
+  local r = sweep.run({
+    points = { { seq = 1 }, { seq = 2 } },
+    measure = function(p)
+      return { { seq = p.seq, impl = "a" }, { seq = p.seq, impl = "b" } },
+        { { name = "a", samples = { 1 } }, { name = "b", samples = { 2 } } }
+    end,
+  })
+  lu.assertEquals(#r.rows, 4)
+  lu.assertEquals(r.rows[4], { seq = 2, impl = "b" })
+  local doc = cjson.decode(read(r.path))
+  lu.assertEquals(#doc.results, 4)
+  lu.assertEquals(doc.results[4].point, { seq = 2 })
+  local ok, err = pcall(sweep.run, { points = { { seq = 1 } }, measure = function() return { { seq = 1 }, 7 } end })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "measure returned a list holding a number")
+end
+
 function TestSweep:test_interrupted_saves_partial_results()
   local ok, err = pcall(sweep.run, {
     points = self.points,
