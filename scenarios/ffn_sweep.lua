@@ -1,10 +1,12 @@
 -- The FFN at a Llama-2 shape over token counts: the PyTorch-eager-equivalent unfused path
 -- (separate cuBLASLt GEMMs and activation kernels) against the fused one (the activation in our
 -- Hopper GEMM's epilogue). Reports ms, effective TFLOP/s (2·T·H·I per GEMM), the speedup, the
--- device memory allocated for intermediates and what the fusion saves. The impls of a point are
--- timed interleaved (bench.interleave), so their ratio is not the clock's drift between them.
+-- device memory allocated for intermediates and what the fusion saves. Each impl is timed in its
+-- own steady state, as in a model: warmed up with back-to-back calls for warmup_ms, then sampled
+-- with back-to-back calls lasting at least sample_ms (on a power-limited GPU a single call after
+-- an idle gap runs at a higher clock than sustained work; see layer_sweep).
 -- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16] [act=gelu,swiglu]
---        [impl=unfused,fused] [iters=N]
+--        [impl=unfused,fused] [iters=N] [sample_ms=25] [warmup_ms=500]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -20,7 +22,11 @@ local p = params.get({
   impl = { "unfused", "fused" },
   iters = 0,                       -- 0: the noise-based stopping rule
   timeout = gpu and 5 or 1,
+  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
+  warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
 }, { model = models.names(), dtype = { "f16", "bf16" } })
+if not (p.sample_ms > 0) then error(("sample_ms must be a positive number of ms, got %s"):format(p.sample_ms), 0) end
+if not (p.warmup_ms >= 0) then error(("warmup_ms must be a number of ms >= 0, got %s"):format(p.warmup_ms), 0) end
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)
@@ -66,7 +72,11 @@ sweep.run {
       cases[i] = { name = ("%s %s T=%d"):format(pt.act, impl, T), fn = function() sf.ops.ffn(args) end,
         flops = 2 * T * H * I * (pt.act == "swiglu" and 3 or 2) }
     end
-    local rs = bench.interleave(cases, { iters = p.iters > 0 and p.iters or nil, timeout = p.timeout })
+    local rs = {}
+    for i, case in ipairs(cases) do
+      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = p.iters > 0 and p.iters or nil,
+        timeout = p.timeout, sample_time = p.sample_ms / 1000, warmup_time = p.warmup_ms / 1000 }
+    end
     x:free(); out:free()
     local rows, base = {}, nil
     for i, impl in ipairs(p.impl) do

@@ -31,7 +31,7 @@ local DEFAULTS = {
 
 local MAX_BATCH = 256
 
--- Checked options merged over the defaults; errors blame the caller of bench.run or bench.interleave.
+-- Checked options merged over the defaults; errors blame the caller of bench.run.
 local function options(opts)
   if type(opts) ~= "table" then
     error("bench.run: expected a table of options", 3)
@@ -76,27 +76,6 @@ local function stop_reason(o, n, total_ms, noise, wall_s)
   end
 end
 
--- Calls fn until both `warmup` calls and `warmup_time` seconds have passed (clocks ramp up,
--- caches and lazy allocations settle); returns the fastest call in ms (a late slow one, e.g. an
--- allocation, must not shrink the batch).
-local function warm_up(o)
-  local fn, setup = o.fn, o.setup
-  if o.warmup == 0 and o.batch ~= "auto" then return 0 end
-  local ev_start, ev_end = sf.event(), sf.event()
-  local start, calls, ms = sf.now(), 0, math.huge
-  while calls < math.max(o.warmup, 1) or sf.now() - start < o.warmup_time do
-    if setup then setup() end
-    ev_start:record(o.stream)
-    fn()
-    ev_end:record(o.stream)
-    ms = math.min(ms, sf.elapsed(ev_start, ev_end))
-    calls = calls + 1
-    if o.warmup == 0 then break end
-  end
-  sf.sync()
-  return ms
-end
-
 -- Hot mode for short kernels: back-to-back calls in one sample, enough of them that a sample
 -- lasts `sample_time` seconds, so event overhead and launch gaps stop dominating.
 local function batch_size(o, call_ms)
@@ -105,9 +84,40 @@ local function batch_size(o, call_ms)
   return math.max(1, math.min(MAX_BATCH, math.ceil(o.sample_time * 1e3 / call_ms)))
 end
 
--- One case's sampling state (warm-up done, batch chosen): sample() takes one sample and returns
--- why sampling may stop after it (or nil); result() summarises.
-local function sampler(o)
+-- Calls fn until both `warmup` calls and `warmup_time` seconds have passed (clocks ramp up to
+-- the load's steady state, caches and lazy allocations settle); returns the fastest of the
+-- `warmup` calls timed one at a time, in ms (a late slow one, e.g. an allocation, must not
+-- shrink the batch). The rest of warmup_time runs calls back to back, a sample's worth between
+-- waits, so that the GPU sees the sustained load that the samples will put on it.
+local function warm_up(o)
+  local fn, setup = o.fn, o.setup
+  if o.warmup == 0 and o.batch ~= "auto" then return 0 end
+  local ev_start, ev_end = sf.event(), sf.event()
+  local start, calls, ms = sf.now(), 0, math.huge
+  repeat
+    if setup then setup() end
+    ev_start:record(o.stream)
+    fn()
+    ev_end:record(o.stream)
+    ms = math.min(ms, sf.elapsed(ev_start, ev_end))
+    calls = calls + 1
+  until calls >= o.warmup
+  if o.warmup > 0 then
+    local per = batch_size(o, ms)
+    while sf.now() - start < o.warmup_time do
+      for _ = 1, per do
+        if setup then setup() end
+        fn()
+      end
+      sf.sync()
+    end
+  end
+  sf.sync()
+  return ms
+end
+
+function bench.run(opts)
+  local o = options(opts)
   local fn, setup, stream = o.fn, o.setup, o.stream
   local batch = batch_size(o, warm_up(o))
   local before = sf.clocks()
@@ -120,8 +130,7 @@ local function sampler(o)
   -- onto an idle GPU (the previous sample was waited for) leaks into the sample: it is GPU time
   local hold = o.hold and sf.hold
   local held_out = 0
-  local s = {}
-  function s.sample()
+  repeat
     if setup then setup() end
     if o.cold then sf.flush_l2(stream) end
     if hold then hold(stream) end
@@ -142,72 +151,29 @@ local function sampler(o)
     m2 = m2 + delta * (x - mean)
     local std = n > 1 and math.sqrt(m2 / (n - 1)) or 0
     reason = stop_reason(o, n, total_ms, mean ~= 0 and std / mean or 0, sf.now() - start)
-    return reason
+  until reason
+  local after = sf.clocks()
+  local warnings = {}
+  if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
+    warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
+      :format(after.sm, after.sm_max)
   end
-  function s.result()
-    local after = sf.clocks()
-    local warnings = {}
-    if after and after.sm and after.sm_max and after.sm < 0.75 * after.sm_max then
-      warnings[#warnings + 1] = ("SM clock at %.0f MHz, below 75%% of max %.0f (throttling?)")
-        :format(after.sm, after.sm_max)
-    end
-    if held_out > 0 then
-      warnings[#warnings + 1] = ("%d sample(s) outlived the stream hold (too much work queued per batch?)"):format(held_out)
-    end
-    local st = stats.summary(samples)
-    return {
-      name = o.name,
-      samples = samples,
-      stats = st,
-      stop_reason = reason,
-      tflops = o.flops and o.flops / st.median / 1e9,
-      gbs = o.bytes and o.bytes / st.median / 1e6,
-      clocks = { before = before, after = after },
-      warnings = warnings,
-      batch = batch,
-      cold = o.cold,
-    }
+  if held_out > 0 then
+    warnings[#warnings + 1] = ("%d sample(s) outlived the stream hold (too much work queued per batch?)"):format(held_out)
   end
-  return s
-end
-
-function bench.run(opts)
-  local s = sampler(options(opts))
-  repeat until s.sample()
-  return s.result()
-end
-
--- bench.interleave(cases [, opts]): each case is bench.run's options (at least fn), merged over
--- the shared opts. Every case is warmed up, then they are sampled in turn, one sample each a
--- round, until every case's stopping rule holds in the same round. On a power-limited GPU the
--- clock drifts by several percent within seconds; sampled one after another, two cases would
--- see different clocks, and their ratio would carry that drift. Returns bench.run's result per
--- case, in order.
-function bench.interleave(cases, opts)
-  if type(cases) ~= "table" or #cases == 0 then
-    error("bench.interleave: expected a non-empty list of cases", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then error("bench.interleave: 'opts' must be a table", 2) end
-  local checked = {}   -- every case's options are checked before any runs
-  for i, c in ipairs(cases) do
-    if type(c) ~= "table" then error(("bench.interleave: case %d is not a table"):format(i), 2) end
-    local merged = {}
-    for k, v in pairs(opts or {}) do merged[k] = v end
-    for k, v in pairs(c) do merged[k] = v end
-    checked[i] = options(merged)
-  end
-  local samplers = {}
-  for i, o in ipairs(checked) do samplers[i] = sampler(o) end
-  local done
-  repeat
-    done = true
-    for _, s in ipairs(samplers) do
-      if not s.sample() then done = false end
-    end
-  until done
-  local results = {}
-  for i, s in ipairs(samplers) do results[i] = s.result() end
-  return results
+  local s = stats.summary(samples)
+  return {
+    name = o.name,
+    samples = samples,
+    stats = s,
+    stop_reason = reason,
+    tflops = o.flops and o.flops / s.median / 1e9,
+    gbs = o.bytes and o.bytes / s.median / 1e6,
+    clocks = { before = before, after = after },
+    warnings = warnings,
+    batch = batch,
+    cold = o.cold,
+  }
 end
 
 return bench

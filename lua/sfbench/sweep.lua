@@ -108,8 +108,8 @@ function sweep.run(opts)
   local context = report.context(opts.context_extra)
   local out = progress_writer()
   local rows, results = {}, {}
-  -- measure(point) returns a row, a list of rows (cases measured together, e.g. interleaved) or
-  -- nil to skip the point, and optionally one bench result or a list.
+  -- measure(point) returns a row, a list of rows (the cases of one point, e.g. each impl) or nil
+  -- to skip the point, and optionally one bench result or a list.
   local function keep_results(point, res)
     for _, r in ipairs(res.samples and { res } or res) do
       r.point = r.point or point

@@ -1,6 +1,6 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE]
+    python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE] [--sample-ms MS] [--warmup-ms MS]
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), each
 sample queued behind a sleeping kernel (GPU time, as sfbench's bench.run with hold = true).
@@ -8,30 +8,47 @@ Writes JSON rows like sfbench's results so the README generator can put them sid
 """
 import argparse
 import json
+import math
 import statistics
+import time
 
 import torch
 
 
-HOLD_CYCLES = 2_000_000  # about 1 ms of GPU clock: longer than the host needs to queue one call
+HOLD_CYCLES = 2_000_000  # about 1 ms of GPU clock: longer than the host needs to queue ~10 calls
+SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
+WARMUP_MS = 0.0          # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
 
 
 def time_ms(fn, warmup=10, iters=50):
-    """GPU time of fn, as sfbench's bench.run measures it: each sample is queued behind a
-    spinning kernel (torch.cuda._sleep, sfbench's sf.hold), so the host's launch latency onto an
-    idle GPU is not in it."""
+    """GPU time of fn, as sfbench's bench.run measures it: `warmup` calls, then back-to-back
+    calls for WARMUP_MS (the load's steady clock); each sample is queued behind a spinning
+    kernel (torch.cuda._sleep, sfbench's sf.hold), so the host's launch latency onto an idle GPU
+    is not in it, and runs enough calls back to back to last SAMPLE_MS (bench.run's
+    sample_time); returns the median ms per call."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    stop.record()
+    stop.synchronize()
+    batch = max(1, min(256, math.ceil(SAMPLE_MS / max(start.elapsed_time(stop), 1e-6))))
+    until = time.perf_counter() + WARMUP_MS / 1000
+    while time.perf_counter() < until:
+        for _ in range(batch):
+            fn()
+        torch.cuda.synchronize()
     times = []
     for _ in range(iters):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(HOLD_CYCLES)
+        torch.cuda._sleep(HOLD_CYCLES * max(1, batch // 10))  # outlasts queueing the batch
         start.record()
-        fn()
+        for _ in range(batch):
+            fn()
         stop.record()
         stop.synchronize()
-        times.append(start.elapsed_time(stop))
+        times.append(start.elapsed_time(stop) / batch)
     return statistics.median(times)
 
 
@@ -106,12 +123,19 @@ def ffn_rows():
 
 
 def main():
+    global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["gemm", "attention", "ffn"])
     ap.add_argument("--out")
+    ap.add_argument("--sample-ms", type=float, default=SAMPLE_MS,
+                    help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
+    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
+                    help="back-to-back calls before sampling (sfbench's warmup_ms)")
     args = ap.parse_args()
+    SAMPLE_MS, WARMUP_MS = args.sample_ms, args.warmup_ms
     rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows}[args.what]()
-    doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": rows}
+    doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
+           "warmup_ms": WARMUP_MS, "rows": rows}
     for r in rows:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     if args.out:

@@ -71,8 +71,10 @@ function TestBench:test_auto_batch_and_warmup_time()
   local k = self:kernel(t)
   local r = bench.run({ fn = k.fn, iters = 3, warmup = 1 })
   lu.assertEquals(r.batch, 26)
+  -- one timed call, then batches of 26 until 50 ms have passed: 6400 calls, and at most one
+  -- batch more
   local warm = k.calls - 3 * 26
-  lu.assertTrue(warm >= 6400 and warm <= 6401, "warm-up calls: " .. warm)
+  lu.assertTrue(warm >= 6400 and warm <= 6400 + 26, "warm-up calls: " .. warm)
   lu.assertEquals(r.samples, { t, t, t })
   -- a long call is not batched
   k = self:kernel(5)
@@ -133,42 +135,6 @@ function TestBench:test_throttling_warning()
   local r = bench.run({ fn = self:kernel(1).fn, iters = 2 })
   lu.assertEquals(r.warnings, { "SM clock at 1000 MHz, below 75% of max 2000 (throttling?)" })
   lu.assertEquals(r.clocks, { before = readings[1], after = readings[2] })
-end
-
-function TestBench:test_interleave()
-  local order = {}
-  local function case(name, ms)
-    return { name = name, fn = function() order[#order + 1] = name; self.clock.advance(ms) end }
-  end
-  local rs = bench.interleave({ case("a", 1), case("b", 3) }, { iters = 4, warmup = 1, warmup_time = 0, batch = 1 })
-  lu.assertEquals(#rs, 2)
-  lu.assertEquals(rs[1].name, "a")
-  lu.assertEquals(rs[1].samples, { 1, 1, 1, 1 })
-  lu.assertEquals(rs[2].samples, { 3, 3, 3, 3 })
-  lu.assertEquals(rs[2].stop_reason, "iters")
-  -- warm-ups first, then one sample of each a round
-  lu.assertEquals(order, { "a", "b", "a", "b", "a", "b", "a", "b", "a", "b" })
-  -- a case's own options win over the shared ones
-  rs = bench.interleave({ case("a", 1), { fn = case("c", 2).fn, iters = 2, flops = 2e9 } }, { iters = 2, warmup = 0 })
-  lu.assertEquals(#rs[2].samples, 2)
-  lu.assertEquals(rs[2].tflops, 1)
-end
-
-function TestBench:test_interleave_stops_when_every_case_has()
-  -- "a" converges after its 10th sample; "b" never does and times out after 1 s of wall time
-  local k = self:kernel(100)
-  local rs = bench.interleave({ { fn = k.fn, min_time = 0 }, { fn = self:noisy(), timeout = 1 } }, { warmup = 0 })
-  lu.assertEquals(rs[2].stop_reason, "timeout")
-  lu.assertEquals(#rs[1].samples, #rs[2].samples, "every case sampled every round")
-  lu.assertEquals(rs[1].stop_reason, "converged")
-end
-
-function TestBench.test_interleave_bad_arguments()
-  lu.assertErrorMsgContains("bench.interleave: expected a non-empty list of cases", bench.interleave, {})
-  lu.assertErrorMsgContains("bench.interleave: expected a non-empty list of cases", bench.interleave, nil)
-  lu.assertErrorMsgContains("bench.interleave: case 2 is not a table", bench.interleave, { { fn = print }, 3 })
-  lu.assertErrorMsgContains("bench.interleave: 'opts' must be a table", bench.interleave, { { fn = print } }, 5)
-  lu.assertErrorMsgContains("'fn' must be a function", bench.interleave, { { name = "x" } })
 end
 
 function TestBench.test_bad_options()
