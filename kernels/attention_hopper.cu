@@ -96,6 +96,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
+    sf::grid_dep_wait(); /* q, k and v are complete (see common.cuh) */
+    sf::grid_dep_launch();
 
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
@@ -336,8 +338,7 @@ template <typename T, bool CAUSAL> int launch(const Params &p, int blocks, cudaS
         if (e != cudaSuccess) return (int)e;
         configured = true;
     }
-    kernel<<<blocks, kThreads, kSmem, stream>>>(p);
-    return (int)cudaGetLastError();
+    return (int)sf::launch(kernel, blocks, kThreads, kSmem, stream, 1, p);
 }
 
 } // namespace

@@ -1,13 +1,16 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
  * 16-byte vector access, the activation functions (one definition, used by the
  * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), and the
- * grid order of the attention kernels. */
+ * grid order of the attention kernels, and programmatic dependent launch. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
+
+#include "tensor_ops.h" /* sf_pdl_enabled */
 
 namespace sf {
 
@@ -83,6 +86,57 @@ __device__ __forceinline__ void attention_block(int block, int batch_heads, int 
         qb = block % n_qblocks;
         bh = block / n_qblocks;
     }
+}
+
+/* Programmatic dependent launch (sm_90+). A kernel started with sf::launch may begin while the
+ * kernel before it in the stream is still running, so its prologue (barrier set-up, descriptor
+ * prefetch) and the launch itself overlap that kernel's tail. Such a kernel must call
+ * grid_dep_wait() in every thread before its first global memory access, read or write: the
+ * wait returns once the previous kernel has finished and its writes are visible. Since every
+ * kernel waits, one that finishes implies all before it have. grid_dep_launch() lets the next
+ * kernel start launching; our kernels call it at once (its CTAs only take multiprocessors that
+ * this kernel's CTAs have left). Both are no-ops before sm_90. */
+__device__ __forceinline__ void grid_dep_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void grid_dep_launch()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Launches kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream
+ * serialisation (see grid_dep_wait), plus a cluster of cluster_x CTAs when cluster_x > 1. */
+template <typename... KArgs, typename... Args>
+cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   unsigned cluster_x, Args... args)
+{
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (sf_pdl_enabled()) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster_x > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster_x;
+        attr[n].val.clusterDim.y = 1;
+        attr[n++].val.clusterDim.z = 1;
+    }
+    lc.gridDim = grid;
+    lc.blockDim = block;
+    lc.dynamicSmemBytes = smem;
+    lc.stream = stream;
+    lc.attrs = attr;
+    lc.numAttrs = n;
+    cudaError_t e = cudaLaunchKernelEx(&lc, kernel, static_cast<KArgs>(args)...);
+    return e != cudaSuccess ? e : cudaGetLastError();
 }
 
 } // namespace sf

@@ -36,6 +36,8 @@ __global__ void __launch_bounds__(kThreads) elementwise_kernel(const T *a, const
                                                                int64_t n, int64_t n_vec, Op op)
 {
     using tr = sf::dtype_traits<T>;
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     constexpr int VEC = 16 / sizeof(T);
     const uint4 *va = reinterpret_cast<const uint4 *>(a);
     const uint4 *vb = reinterpret_cast<const uint4 *>(b);
@@ -94,9 +96,8 @@ int launch_elementwise(const void *a, const void *b, void *out, int64_t n, void 
     if (sms == 0) sms = sm_count();
     int64_t blocks = work < (int64_t)sms * 8 ? work : (int64_t)sms * 8;
     if (blocks < 1) blocks = 1;
-    elementwise_kernel<T, NIN, Op><<<(unsigned)blocks, kThreads, 0, (cudaStream_t)stream>>>(
-        (const T *)a, (const T *)b, (T *)out, n, n_vec, op);
-    return (int)cudaGetLastError();
+    return (int)sf::launch(elementwise_kernel<T, NIN, Op>, (unsigned)blocks, kThreads, 0, (cudaStream_t)stream, 1,
+                           (const T *)a, (const T *)b, (T *)out, n, n_vec, op);
 }
 
 template <typename T> int act_for_type(int act, const void *in, void *out, int64_t n, void *stream)

@@ -362,6 +362,8 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
     }
     if (CM > 1) cluster_sync(); /* peers' barriers exist before anyone signals them */
     else __syncthreads();
+    sf::grid_dep_wait(); /* the previous kernel's outputs (A, R) are complete; see common.cuh */
+    sf::grid_dep_launch();
 
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
@@ -463,6 +465,8 @@ gemm_pingpong_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_con
     }
     if (CM > 1) cluster_sync();
     else __syncthreads();
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
 
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
@@ -596,23 +600,22 @@ template <typename... KArgs, typename... Args>
 int launch_on(kernel_slot &slot, void (*kernel)(KArgs...), int smem, int cm, int bn, const launch_params &p,
               Args... args)
 {
-    cudaLaunchConfig_t lc = {};
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = cm;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    lc.blockDim = dim3(kThreads);
-    lc.dynamicSmemBytes = smem;
-    lc.stream = p.stream;
-    lc.attrs = attr;
-    lc.numAttrs = cm > 1 ? 1 : 0;
     if (!(slot.configured >> p.dev & 1)) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess) return (int)e;
         int n = p.sms / cm;
         if (cm > 1) {
+            cudaLaunchConfig_t lc = {};
+            cudaLaunchAttribute attr[1];
+            attr[0].id = cudaLaunchAttributeClusterDimension;
+            attr[0].val.clusterDim.x = cm;
+            attr[0].val.clusterDim.y = 1;
+            attr[0].val.clusterDim.z = 1;
             lc.gridDim = dim3(p.sms / cm * cm);
+            lc.blockDim = dim3(kThreads);
+            lc.dynamicSmemBytes = smem;
+            lc.attrs = attr;
+            lc.numAttrs = 1;
             if ((e = cudaOccupancyMaxActiveClusters(&n, kernel, &lc)) != cudaSuccess) return (int)e;
             if (n < 1) return (int)cudaErrorNotSupported;
         }
@@ -621,9 +624,7 @@ int launch_on(kernel_slot &slot, void (*kernel)(KArgs...), int smem, int cm, int
     }
     const int64_t units = (int64_t)((p.M + BM * cm - 1) / (BM * cm)) * ((p.N + bn - 1) / bn);
     const int clusters = (int)(units < slot.max_clusters[p.dev] ? units : slot.max_clusters[p.dev]);
-    lc.gridDim = dim3(clusters * cm);
-    cudaError_t e = cudaLaunchKernelEx(&lc, kernel, args...);
-    return (int)(e != cudaSuccess ? e : cudaGetLastError());
+    return (int)sf::launch(kernel, dim3(clusters * cm), dim3(kThreads), smem, p.stream, (unsigned)cm, args...);
 }
 
 template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_params &p)

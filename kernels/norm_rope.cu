@@ -62,6 +62,8 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residu
                                                             int n_vec, int64_t x_stride, int64_t r_stride,
                                                             int64_t o_stride, float inv_hidden, float eps)
 {
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
     constexpr int VEC = 16 / sizeof(T);
     const int64_t row = blockIdx.x;
@@ -125,6 +127,8 @@ __global__ void __launch_bounds__(kNormScalarThreads) rmsnorm_scalar_kernel(cons
                                                                             int64_t r_stride, int64_t o_stride,
                                                                             float inv_hidden, float eps)
 {
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
     const int64_t row = blockIdx.x;
     const T *xr = x + row * x_stride;
@@ -159,9 +163,9 @@ template <typename T, bool RESIDUAL> int launch_rmsnorm(const sf_rmsnorm_args *a
                   aligned16(w) && aligned16(out) && (one_row || (a->x_stride % VEC == 0 && a->out_stride % VEC == 0));
     if (RESIDUAL) vec_ok = vec_ok && aligned16(res) && (one_row || a->residual_stride % VEC == 0);
     if (!vec_ok) {
-        rmsnorm_scalar_kernel<T, RESIDUAL><<<grid, kNormScalarThreads, 0, stream>>>(
-            x, res, w, out, a->hidden, a->x_stride, a->residual_stride, a->out_stride, inv_hidden, (float)a->eps);
-        return (int)cudaGetLastError();
+        return (int)sf::launch(rmsnorm_scalar_kernel<T, RESIDUAL>, grid, kNormScalarThreads, 0, stream, 1, x, res, w,
+                               out, a->hidden, a->x_stride, a->residual_stride, a->out_stride, inv_hidden,
+                               (float)a->eps);
     }
     /* the fewest vectors per thread that keep the block at 256 threads or fewer; past that,
      * 4 per thread and up to 1024 threads */
@@ -169,15 +173,10 @@ template <typename T, bool RESIDUAL> int launch_rmsnorm(const sf_rmsnorm_args *a
     int vpt = n_vec <= 256 ? 1 : n_vec <= 512 ? 2 : 4;
     int threads = (n_vec + vpt - 1) / vpt;
     threads = (threads + 31) / 32 * 32;
-#define SF_RMSNORM_LAUNCH(V)                                                                                      \
-    rmsnorm_vec_kernel<T, V, RESIDUAL><<<grid, threads, 0, stream>>>(x, res, w, out, n_vec, a->x_stride,         \
-                                                                     a->residual_stride, a->out_stride,          \
-                                                                     inv_hidden, (float)a->eps)
-    if (vpt == 1) SF_RMSNORM_LAUNCH(1);
-    else if (vpt == 2) SF_RMSNORM_LAUNCH(2);
-    else SF_RMSNORM_LAUNCH(4);
-#undef SF_RMSNORM_LAUNCH
-    return (int)cudaGetLastError();
+    auto kernel = vpt == 1 ? rmsnorm_vec_kernel<T, 1, RESIDUAL>
+                  : vpt == 2 ? rmsnorm_vec_kernel<T, 2, RESIDUAL> : rmsnorm_vec_kernel<T, 4, RESIDUAL>;
+    return (int)sf::launch(kernel, grid, threads, 0, stream, 1, x, res, w, out, n_vec, a->x_stride,
+                           a->residual_stride, a->out_stride, inv_hidden, (float)a->eps);
 }
 
 template <typename T> int rmsnorm_for_type(const sf_rmsnorm_args *a, cudaStream_t stream)
@@ -200,6 +199,8 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kRopeThreads, 4) rope_kernel(const __grid_constant__ sf_rope_args a,
                                                             int tokens_per_block, int chunks, int items_per_token)
 {
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
     using vec_t = typename std::conditional<VEC == 1, T, uint4>::type;
     union item_t {
@@ -281,8 +282,8 @@ template <typename T, int VEC> int launch_rope(const sf_rope_args *a, cudaStream
     const int64_t blocks = (n_tokens + tpb - 1) / tpb;
     if (blocks > 0x7fffffff) return (int)cudaErrorInvalidValue;
     const size_t smem = (size_t)tpb * half * sizeof(float2);
-    rope_kernel<T, VEC><<<(unsigned)blocks, kRopeThreads, smem, stream>>>(*a, (int)tpb, chunks, (int)items_per_token);
-    return (int)cudaGetLastError();
+    return (int)sf::launch(rope_kernel<T, VEC>, (unsigned)blocks, kRopeThreads, smem, stream, 1, *a, (int)tpb, chunks,
+                           (int)items_per_token);
 }
 
 template <typename T> int rope_for_type(const sf_rope_args *a, cudaStream_t stream)
@@ -304,6 +305,8 @@ template <typename T>
 __global__ void __launch_bounds__(kAddThreads) add_flat_kernel(const T *a, const T *b, T *out, int64_t n,
                                                                int64_t n_vec)
 {
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
     constexpr int VEC = 16 / sizeof(T);
     const uint4 *va = reinterpret_cast<const uint4 *>(a), *vb = reinterpret_cast<const uint4 *>(b);
@@ -346,6 +349,8 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kAddThreads) add_rows_kernel(const T *a, const T *b, T *out,
                                                                const __grid_constant__ add_layout l, int64_t rows)
 {
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
     using vec_t = typename std::conditional<VEC == 1, T, uint4>::type;
     union item_t {
@@ -436,8 +441,7 @@ template <typename T> int add_for_type(const sf_add_args *a, cudaStream_t stream
                                        : (n + kAddThreads - 1) / kAddThreads;
         int64_t blocks = work < (int64_t)sm_count() * 8 ? work : (int64_t)sm_count() * 8;
         if (blocks < 1) blocks = 1;
-        add_flat_kernel<T><<<(unsigned)blocks, kAddThreads, 0, stream>>>(pa, pb, po, n, n_vec);
-        return (int)cudaGetLastError();
+        return (int)sf::launch(add_flat_kernel<T>, (unsigned)blocks, kAddThreads, 0, stream, 1, pa, pb, po, n, n_vec);
     }
     int64_t rows = 1;
     for (int d = 0; d < last; d++) {
@@ -446,9 +450,8 @@ template <typename T> int add_for_type(const sf_add_args *a, cudaStream_t stream
     }
     vec_ok = vec_ok && l.shape[last] % VEC == 0;
     const int64_t blocks = rows < (int64_t)sm_count() * 16 ? rows : (int64_t)sm_count() * 16;
-    if (vec_ok) add_rows_kernel<T, VEC><<<(unsigned)blocks, kAddThreads, 0, stream>>>(pa, pb, po, l, rows);
-    else add_rows_kernel<T, 1><<<(unsigned)blocks, kAddThreads, 0, stream>>>(pa, pb, po, l, rows);
-    return (int)cudaGetLastError();
+    return (int)sf::launch(vec_ok ? add_rows_kernel<T, VEC> : add_rows_kernel<T, 1>, (unsigned)blocks, kAddThreads, 0,
+                           stream, 1, pa, pb, po, l, rows);
 }
 
 } // namespace

@@ -4,6 +4,8 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include "tensor_ops.h"
 #include "../src/rng.h"
 
@@ -149,4 +151,20 @@ extern "C" int sf_spin_cuda(volatile int *release, int *timed_out, long long tim
 {
     spin_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(release, timed_out, timeout_cycles);
     return cudaGetLastError();
+}
+
+extern "C" int sf_pdl_enabled(void)
+{
+    static const bool allowed = [] {
+        const char *e = getenv("SFBENCH_PDL");
+        return !(e && strcmp(e, "0") == 0);
+    }();
+    static signed char known[64]; /* per device: 0 not asked yet, 1 no, 2 yes */
+    int dev = 0, major = 0;
+    if (!allowed || cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+    if (!known[dev]) {
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+        known[dev] = major >= 9 ? 2 : 1;
+    }
+    return known[dev] == 2;
 }

@@ -24,6 +24,11 @@ int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *s
                     const sf_layout *sl, void *stream);
 int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
                     const sf_layout *rl, double *partials, void *stream);
+/* Whether our kernels on the current device are launched with programmatic dependent launch
+ * (kernels/common.cuh, sf::launch): on a device of compute capability 9.0 or later, unless
+ * SFBENCH_PDL=0 is in the environment (read once), which starts every kernel only after the
+ * previous one has finished. */
+int sf_pdl_enabled(void);
 /* a one-thread kernel that holds `stream` until *release (host-mapped) becomes non-zero */
 int sf_spin_cuda(volatile int *release, int *timed_out, long long timeout_cycles, void *stream);
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 #include "backend.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
+#include "../kernels/tensor_ops.h"
 #endif
 
 sf_device_state sf_dev;
@@ -190,6 +191,8 @@ static int l_device(lua_State *L)
     lua_setfield(L, -2, "cc");
     lua_pushboolean(L, sf_hopper_kernels());
     lua_setfield(L, -2, "hopper_kernels");
+    lua_pushboolean(L, sf_pdl_enabled());
+    lua_setfield(L, -2, "pdl");
     set_int(L, "sm_count", p.multiProcessorCount);
     set_int(L, "l2_bytes", p.l2CacheSize);
     set_int(L, "smem_per_block_optin", (long long)p.sharedMemPerBlockOptin);

@@ -23,6 +23,10 @@ static void usage(FILE *f)
             "  --list             list the built-in ops and their arguments\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n\n"
+            "Environment: SFBENCH_DATADIR overrides where scenarios and Lua modules are found;\n"
+            "SFBENCH_PDL=0 starts each of our kernels only after the previous one has finished\n"
+            "(by default, on cc 9.0+, programmatic dependent launch overlaps a kernel's start with\n"
+            "the previous one's tail).\n\n"
             "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error, 2 usage error,\n"
             "130 interrupted (the points measured so far are saved).\n",
             sf_find_datadir());
