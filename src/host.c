@@ -224,7 +224,11 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
             return 2;
         }
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "sfbench: %s\n", msg ? msg : "(error object is not a string)");
+        if (!msg) msg = "(error object is not a string)";
+        /* msghandler appended the traceback: printed only on request */
+        const char *trace = host_opts->traceback ? NULL : strstr(msg, "\nstack traceback:");
+        const int len = trace ? (int)(trace - msg) : (int)strlen(msg);
+        fprintf(stderr, "sfbench: %.*s\n", len, msg);
         lua_settop(L, base - 1);
         return interrupted ? 130 : 1;
     }

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "  --device DEV       cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu)\n"
             "  --output DIR       directory for result JSON files (default: results)\n"
             "  -q, --quiet        print no tables or progress\n"
+            "  --traceback        after a script error's one-line message, print the Lua stack\n"
             "  --list             list the built-in ops and their arguments\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n\n"
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { printf("sfbench %s\n", PACKAGE_VERSION); return 0; }
             else if (!strcmp(a, "--list")) { sf_print_op_list(); return 0; }
             else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.quiet = 1;
+            else if (!strcmp(a, "--traceback")) o.traceback = 1;
             else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output")) {
                 if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
                 const char *v = argv[++i];

@@ -32,10 +32,14 @@ expect_stderr_has "syntax.lua:2:" "syntax error"
 printf 'local function f()\n  error("boom")\nend\nf()\n' >"$SCRATCH/runtime.lua"
 run sfb "$SCRATCH/runtime.lua"
 expect_rc 1 "runtime error"
+expect_one_line_error "runtime error"
 expect_stderr_has "runtime.lua:2: boom" "runtime error"
-expect_stderr_has "stack traceback" "runtime error"
-expect_stderr_has "runtime.lua:4:" "runtime error (the caller in the traceback)"
 expect_empty "$OUT_FILE" "runtime error: stdout"
+run sfb --traceback "$SCRATCH/runtime.lua"
+expect_rc 1 "runtime error, --traceback"
+expect_stderr_has "runtime.lua:2: boom" "runtime error, --traceback"
+expect_stderr_has "stack traceback" "runtime error, --traceback"
+expect_stderr_has "runtime.lua:4:" "runtime error, --traceback (the caller in the traceback)"
 
 # an error object that is not a string
 printf 'error({})\n' >"$SCRATCH/table_error.lua"
@@ -48,7 +52,7 @@ expect_stderr_has "table" "non-string error"
 run sfb -e 'error("kaboom")'
 expect_rc 1 "-e runtime error"
 expect_stderr_has "(command line):1: kaboom" "-e runtime error"
-expect_stderr_has "stack traceback" "-e runtime error"
+expect_one_line_error "-e runtime error"
 
 run sfb -e 'x ='
 expect_rc 1 "-e syntax error"

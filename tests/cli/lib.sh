@@ -4,7 +4,7 @@
 #   . "$SF_SRCDIR/tests/cli/lib.sh"
 #   run "$SFBENCH" --device cpu -e 'error("x")'    # fills $RC, $OUT_FILE, $ERR_FILE
 #   expect_rc 1 "runtime error"
-#   expect_stderr_has "stack traceback" "runtime error"
+#   expect_stderr_has "(command line):1: x" "runtime error"
 #   finish                                          # exit 0 if every check passed, else 1
 
 : "${SFBENCH:?run through make check (SFBENCH is not set)}"
