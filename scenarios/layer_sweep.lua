@@ -8,8 +8,11 @@
 -- here), which would flatter the more compute-dense impl.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
 --        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
+--        [stages=NAME,...]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
--- (MHA) q, k and v each contiguous.
+-- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.
+-- stages=attention for both, or impl=optimized stages=qkv_proj+rope,o_proj+residual,ffn+residual
+-- for the optimized layer's GEMMs alone); the TFLOP/s column is then left out.
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -31,9 +34,14 @@ local p = params.get({
   profile_iters = gpu and 20 or 2,
   allow_long = false,
   qkv = "packed",
+  stages = {},                     -- empty: the whole layer
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" }, qkv = { "packed", "split" } })
 if not (p.sample_ms > 0) then error(("sample_ms must be a positive number of ms, got %s"):format(p.sample_ms), 0) end
 if not (p.warmup_ms >= 0) then error(("warmup_ms must be a number of ms >= 0, got %s"):format(p.warmup_ms), 0) end
+for _, impl in ipairs(p.impl) do
+  local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)
+  if bad then params.usage_error("bad value for stages: " .. bad) end
+end
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)
@@ -62,13 +70,14 @@ sweep.run {
       local before = sf.memory().in_use
       sf.reset_peak()
       local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
-        allow_long = p.allow_long, qkv = p.qkv })
+        allow_long = p.allow_long, qkv = p.qkv, stages = #p.stages > 0 and p.stages or nil })
       layer.input:randn { std = 1 }
       layer.forward()
       sf.sync()
       peaks[i] = sf.memory().peak - before
       layers[i] = layer
-      cases[i] = { name = ("%s N=%d"):format(impl, pt.seq), fn = layer.forward, flops = llama.flops(cfg, p.batch, pt.seq) }
+      cases[i] = { name = ("%s N=%d"):format(impl, pt.seq), fn = layer.forward,
+        flops = #p.stages == 0 and llama.flops(cfg, p.batch, pt.seq) or nil }
     end
     local rs = {}
     for i, case in ipairs(cases) do

@@ -48,8 +48,35 @@ local function check_seq(cfg, seq, allow_long)
   end
 end
 
--- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=})
+-- The stages of each impl, in the order a forward runs them (qkv: the optimized layer's QKV
+-- layout, "packed" or "split").
+local STAGES = {
+  baseline = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj", "residual", "ffn_norm", "ffn", "residual2" },
+  packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
+  split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
+}
+
+function llama.stage_names(impl, qkv)
+  local names = STAGES[impl == "baseline" and "baseline" or qkv or "packed"]
+  return table.move(names, 1, #names, 1, {})
+end
+
+-- nil when every name in `names` is a stage of the impl, else a message naming the first that is not
+function llama.check_stages(impl, qkv, names)
+  local known = {}
+  for _, n in ipairs(llama.stage_names(impl, qkv)) do known[n] = true end
+  for _, n in ipairs(names) do
+    if not known[n] then
+      return ("the %s layer has no stage '%s' (its stages: %s)"):format(impl, tostring(n),
+        table.concat(llama.stage_names(impl, qkv), ", "))
+    end
+  end
+end
+
+-- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=, stages=})
 -- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
+-- stages: a list of stage names (llama.stage_names): forward and profile run only those, in the
+-- layer's order (the others' outputs keep whatever they last held).
 -- `weights` reuses another layer's (converted to this dtype and device): how a reference layer
 -- in f64 on the CPU is built from a GPU layer's weights.
 function llama.layer(cfg, opts)
@@ -67,6 +94,11 @@ function llama.layer(cfg, opts)
     error(("llama.layer: qkv layout 'split' needs as many kv heads as heads (%s has %d and %d)")
       :format(cfg.name, cfg.kv_heads, cfg.heads), 2)
   end
+  if opts.stages ~= nil then
+    local bad = type(opts.stages) ~= "table" and "stages must be a list of stage names"
+      or llama.check_stages(impl, qkv_layout, opts.stages)
+    if bad then error("llama.layer: " .. bad, 2) end
+  end
   local dtype, device = opts.dtype or "f16", opts.device
   local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
   local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
@@ -80,30 +112,31 @@ function llama.layer(cfg, opts)
   local attn4 = attn:view({ B, N, H, hd })
   local eps, theta = cfg.norm_eps, cfg.rope_theta
 
+  local fns -- stage name -> function over the buffers above
   if impl == "baseline" then
     local q, k, v, o, f = buf({ T, H * hd }), buf({ T, Hkv * hd }), buf({ T, Hkv * hd }), buf({ T, d }), buf({ T, d })
     local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
-    L.stages = {
-      { name = "attn_norm", fn = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end },
-      { name = "qkv_proj", fn = function()
+    fns = {
+      attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
+      qkv_proj = function()
         sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
         sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
         sf.ops.gemm { a = h, b = w.wv, c = v, transb = true }
-      end },
-      { name = "rope", fn = function()
+      end,
+      rope = function()
         sf.ops.rope { x = q4, theta = theta }
         sf.ops.rope { x = k4, theta = theta }
-      end },
-      { name = "attention", fn = function()
+      end,
+      attention = function()
         sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "naive" }
-      end },
-      { name = "o_proj", fn = function() sf.ops.gemm { a = attn, b = w.wo, c = o, transb = true } end },
-      { name = "residual", fn = function() sf.ops.add { a = x, b = o, out = r } end },
-      { name = "ffn_norm", fn = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end },
-      { name = "ffn", fn = function()
+      end,
+      o_proj = function() sf.ops.gemm { a = attn, b = w.wo, c = o, transb = true } end,
+      residual = function() sf.ops.add { a = x, b = o, out = r } end,
+      ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
+      ffn = function()
         sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, out = f, act = "swiglu", impl = "unfused" }
-      end },
-      { name = "residual2", fn = function() sf.ops.add { a = r, b = f, out = out } end },
+      end,
+      residual2 = function() sf.ops.add { a = r, b = f, out = out } end,
     }
   else
     -- packed weights: [Wq; Wk; Wv] rows, and gate/up interleaved for the fused SwiGLU
@@ -117,7 +150,21 @@ function llama.layer(cfg, opts)
     -- (attention reads q, k and v as strided views); "split" (as many kv heads as heads only) is
     -- a batch of three products (x broadcast) writing q, k and v each contiguous, then one RoPE
     -- pass over q and k.
-    local qkv_stages, q4, k4, v4
+    local q4, k4, v4
+    fns = {
+      attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
+      attention = function()
+        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
+      end,
+      ["o_proj+residual"] = function()
+        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = "fastest" }
+      end,
+      ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
+      ["ffn+residual"] = function()
+        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
+          impl = "fused" }
+      end,
+    }
     if qkv_layout == "split" then
       local qkv = buf({ 3, T, H * hd })
       local w3d = wqkv:view({ 3, H * hd, d })
@@ -125,36 +172,24 @@ function llama.layer(cfg, opts)
       q4 = qkv:slice(1, 1, 1):view({ B, N, H, hd })
       k4 = qkv:slice(1, 2, 1):view({ B, N, H, hd })
       v4 = qkv:slice(1, 3, 1):view({ B, N, H, hd })
-      qkv_stages = {
-        { name = "qkv_proj", fn = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end },
-        { name = "rope", fn = function() sf.ops.rope { x = qk4, theta = theta } end },
-      }
+      fns.qkv_proj = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end
+      fns.rope = function() sf.ops.rope { x = qk4, theta = theta } end
     else
       local qkv4 = buf({ B, N, H + 2 * Hkv, hd })
       q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
-      qkv_stages = {
-        { name = "qkv_proj+rope", fn = function()
-          sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
-        end },
-      }
+      fns["qkv_proj+rope"] = function()
+        sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
+      end
     end
-    L.stages = {
-      { name = "attn_norm", fn = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end },
-      table.unpack(qkv_stages),
-    }
-    for _, s in ipairs({
-      { name = "attention", fn = function()
-        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
-      end },
-      { name = "o_proj+residual", fn = function()
-        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = "fastest" }
-      end },
-      { name = "ffn_norm", fn = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end },
-      { name = "ffn+residual", fn = function()
-        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
-          impl = "fused" }
-      end },
-    }) do L.stages[#L.stages + 1] = s end
+  end
+  local wanted
+  if opts.stages then
+    wanted = {}
+    for _, n in ipairs(opts.stages) do wanted[n] = true end
+  end
+  L.stages = {}
+  for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do
+    if not wanted or wanted[name] then L.stages[#L.stages + 1] = { name = name, fn = fns[name] } end
   end
 
   function L.forward()
