@@ -12,7 +12,9 @@
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
 -- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.
 -- stages=attention for both, or impl=optimized stages=qkv_proj+rope,o_proj+residual,ffn+residual
--- for the optimized layer's GEMMs alone); the TFLOP/s column is then left out.
+-- for the optimized layer's GEMMs alone), after one whole forward has filled every buffer with
+-- real values (a GEMM over zeros draws less power, so on a power-limited GPU it runs faster);
+-- the TFLOP/s column is then left out.
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -72,7 +74,7 @@ sweep.run {
       local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
         allow_long = p.allow_long, qkv = p.qkv, stages = #p.stages > 0 and p.stages or nil })
       layer.input:randn { std = 1 }
-      layer.forward()
+      layer.forward_all() -- with stages=, what the skipped stages leave is a real forward's data
       sf.sync()
       peaks[i] = sf.memory().peak - before
       layers[i] = layer

@@ -76,7 +76,7 @@ end
 -- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=, stages=})
 -- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
 -- stages: a list of stage names (llama.stage_names): forward and profile run only those, in the
--- layer's order (the others' outputs keep whatever they last held).
+-- layer's order (the others' outputs keep whatever they last held: run L.forward_all() first).
 -- `weights` reuses another layer's (converted to this dtype and device): how a reference layer
 -- in f64 on the CPU is built from a GPU layer's weights.
 function llama.layer(cfg, opts)
@@ -194,6 +194,14 @@ function llama.layer(cfg, opts)
 
   function L.forward()
     for _, s in ipairs(L.stages) do s.fn() end
+    return out
+  end
+
+  -- every stage, whatever `stages` selected: what a stage subset is timed after, so that the
+  -- buffers the skipped stages write hold a real forward's values (a GEMM over zeros draws less
+  -- power, and on a power-limited GPU runs faster)
+  function L.forward_all()
+    for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do fns[name]() end
     return out
   end
 

@@ -60,6 +60,8 @@ function TestLlamaStages.test_subset_runs_only_those_stages()
   lu.assertEquals(sf.compare(some.output, sf.zeros({ 7, cfg.hidden }, "f64", { device = "cpu" })).max_abs, 0,
     "without residual2 the output is never written")
   lu.assertEquals(#some.profile(1), 2)
+  some.forward_all()                                   -- every stage, whatever the subset
+  lu.assertEquals(sf.compare(some.output, full.output).max_abs, 0)
 end
 
 function TestLlamaStages.test_bad_stages()
