@@ -77,12 +77,8 @@ typedef struct sf_gemm_epi_args {
                             along M share each B tile through TMA multicast */
     int epilogue_store;  /* 0 = default; 1 = stores from registers; 2 = through shared memory and
                             TMA stores (needs C 16-byte aligned, ldc a multiple of 8) */
-    int schedule;        /* 0 = chosen from the shape; 1 = cooperative (both consumer warpgroups on
-                            one 128-row tile); 2 = ping-pong (each warpgroup on its own 128×128
-                            tiles, one's epilogue overlapping the other's main loop; staged
-                            epilogue only, tile_n 0 or 128) */
     int group_m;         /* rasterisation: M-blocks (128 rows) per group of tiles walked together
-                            across N; 0 = automatic (16 cluster rows; 8 for ping-pong) */
+                            across N; 0 = automatic (16 cluster rows) */
     int64_t rope_cols;   /* SF_EPI_ROPE: a multiple of 128, at most N */
     int64_t rope_seq;    /* SF_EPI_ROPE: tokens per sequence (rows of C), >= 1 */
     int64_t rope_pos_offset; /* SF_EPI_ROPE: >= 0, rope_pos_offset + rope_seq <= 2^24 */
@@ -91,11 +87,10 @@ typedef struct sf_gemm_epi_args {
 
 /* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
  * 64, A and B 16-byte aligned with lda, ldb multiples of 8, C and R 4-byte aligned with even
- * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs the cooperative
- * schedule with tile widths 128 or 256 only (a tile holds whole heads), and the staged epilogue
- * only (C 16-byte aligned, ldc a multiple of 8). tile_n, schedule, cluster_m,
- * epilogue_store in the ranges above (a width or schedule that needs the staged epilogue is
- * refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
+ * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs tile widths 128 or 256
+ * only (a tile holds whole heads), and the staged epilogue only (C 16-byte aligned, ldc a
+ * multiple of 8). tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
+ * staged epilogue is refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 
 /* ---- CPU reference of the whole FFN (src/ref_ffn.c) ------------------------------------- */

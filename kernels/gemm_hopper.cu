@@ -24,9 +24,10 @@
  *     thread: h = silu(g)·u is formed in registers and only h [M, N/2] is written.
  *   - Clusters of 2 CTAs along M (cluster_m = 2, the default once M > 128) share each B tile:
  *     each CTA loads half of it and TMA multicasts it into both (see gemm_epi_kernel).
- *   - Two schedules: cooperative (above: both consumer warpgroups on one tile, epilogue in
- *     series with the main loop) and ping-pong (gemm_pingpong_kernel: each consumer warpgroup
- *     on its own 128×128 tiles, one's epilogue overlapping the other's main loop).
+ *   - One schedule, cooperative: both consumer warpgroups on one tile, the epilogue in series
+ *     with the main loop (its TMA stores overlap the next tile's). A ping-pong schedule (each
+ *     warpgroup on its own 128×128 tiles, one's epilogue under the other's main loop) was
+ *     removed in session 5: timed in steady state it was never ahead (kernels/NOTES-ffn.md).
  * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
 #include "common.cuh"
 #include "ffn.h"
@@ -39,10 +40,7 @@ constexpr int BM = 128, BK = 64;     /* BK·2 bytes = 128: one swizzle row per t
 constexpr int kConsumers = 2;        /* consumer warpgroups, 64 rows of the tile each */
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kGroupM = 16;          /* default rasterisation group, in cluster rows (CM M-blocks) */
-constexpr int kGroupPingPong = 8;    /* the same for the ping-pong schedule (its 128-wide tiles
-                                        re-read A twice as often: a smaller A panel stays in L2) */
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 65536 */
-constexpr int kPingPongBN = 128;     /* tile width of the ping-pong schedule (BM = 128 per warpgroup) */
 
 /* Output columns of a tile (SWIGLU writes one h column per gate/up pair of B rows). */
 constexpr int out_cols(int bn, int epi) { return epi == SF_EPI_SWIGLU ? bn / 2 : bn; }
@@ -64,8 +62,8 @@ template <int BN, int EPI, bool TS> struct tile_cfg {
     static constexpr int kBoxBytes = 64 * kBoxCols * 2; /* one 64-row output box for the TMA store */
     static constexpr int kStaging = TS ? kConsumers * 2 * kBoxBytes : 0; /* two boxes per consumer */
     /* 1024 for aligning the base (128-byte swizzle works on 1024-byte aligned tiles); the
-     * mbarriers: full and empty per stage, and two for the ping-pong schedule's turn-taking */
-    static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + (2 * kStages + 2) * 8;
+     * mbarriers: full and empty per stage */
+    static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + 2 * kStages * 8;
     static_assert(kSmem <= 227 * 1024, "shared memory over the sm_90 limit");
     static_assert(kOutCols % kBoxCols == 0 && kBoxCols % 8 == 0 && kBoxCols <= 256, "box width");
 };
@@ -282,7 +280,7 @@ __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], cons
     }
 }
 
-/* The producer warpgroup of both schedules: one thread loads the A and B tiles of every k-block
+/* The producer warpgroup: one thread loads the A and B tiles of every k-block
  * of the CTA's tiles, in order, into the stage ring. With CM = 2 each CTA loads its own A tile
  * and half of the B tile, multicast into both CTAs of the cluster. */
 template <int BN, int CM, typename cfg>
@@ -326,7 +324,7 @@ template <int CM> __device__ __forceinline__ void release_stage(uint32_t empty0,
     }
 }
 
-/* Cooperative schedule (schedule = 1). CM = CTAs per cluster along M (1 or 2). With CM = 2 the
+/* The kernel. CM = CTAs per cluster along M (1 or 2). With CM = 2 the
  * two CTAs of a cluster take M-blocks 2g and 2g+1 of the same N-block: each loads its own A tile
  * and one half of the shared B tile, multicast into both CTAs, so each CTA pulls 16 + BN·64
  * bytes from L2 per k-step instead of 16 KB + 2·BN·64 (a third less for BN = 256). A stage is
@@ -418,115 +416,6 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
         if (TS && tid == 0) bulk_wait_all();
     }
     /* a CTA must not leave while its peer may still multicast into it or arrive on its barriers */
-    if (CM > 1) cluster_sync();
-}
-
-/* Ping-pong schedule (schedule = 2), staged epilogue only. The two consumer warpgroups take turns:
- * each owns whole 128×128 tiles (two m64n128 accumulators, rows 0–63 and 64–127: 128 registers)
- * and they take alternate tiles of the CTA's sequence, so while one runs its main loop the other
- * runs its epilogue and the tensor cores need not wait for the epilogue. The producer is the
- * cooperative one: the ring carries the k-blocks of the CTA's tiles in order, and consumer c
- * takes ring iterations j·k_tiles … (j+1)·k_tiles − 1 of its tiles j = c, c + 2, …
- * Two mbarriers pass the main loop back and forth: turn[c] completes a phase when the other
- * warpgroup has issued the last k-block of its tile. That keeps the main loops whole and in
- * order, and it is also what makes the parity waits on the full barriers exact: a warpgroup
- * starts waiting on a stage only after the other one has waited on every earlier use of it (the
- * producer cannot get two phases ahead, since each stage's next load needs this warpgroup's
- * release). A stage is released by the 4 warps of one warpgroup, in each CTA of the cluster. */
-template <int EPI, typename T, int CM>
-__global__ void __launch_bounds__(kThreads, 1)
-gemm_pingpong_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                     const __grid_constant__ CUtensorMap map_c, const T *bias, int M, int N, int K, int group)
-{
-    constexpr int BN = kPingPongBN;
-    using cfg = tile_cfg<BN, EPI, true>;
-    constexpr int S = cfg::kStages;
-    extern __shared__ uint8_t smem_raw[];
-    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sA = base, sB = base + S * cfg::kABytes;
-    const uint32_t staging = base + S * cfg::kStageBytes;
-    const uint32_t full0 = staging + cfg::kStaging, empty0 = full0 + 8 * S, turn0 = empty0 + 8 * S;
-
-    const uint32_t rank = CM > 1 ? cluster_ctarank() : 0;
-    const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
-    const int m_groups = (m_tiles + CM - 1) / CM;
-    const int tiles = m_groups * n_tiles, k_tiles = K / BK;
-    const int first = blockIdx.x / CM, step = gridDim.x / CM;
-    const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
-
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < S; s++) {
-            mbar_init(full0 + 8 * s, 1);
-            mbar_init(empty0 + 8 * s, 4 * CM);
-        }
-        mbar_init(turn0, 4);
-        mbar_init(turn0 + 8, 4);
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    if (CM > 1) cluster_sync();
-    else __syncthreads();
-    sf::grid_dep_wait();
-    sf::grid_dep_launch();
-
-    if (wg == 0) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
-        if (tid == 0)
-            producer<BN, CM, cfg>(&map_a, &map_b, sA, sB, full0, empty0, rank, first, step, tiles, m_groups,
-                                  n_tiles, k_tiles, group);
-    } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
-        const int c = wg - 1, warp = tid / 32, lane = tid % 32;
-        int box_count = 0;
-        float acc0[BN / 2], acc1[BN / 2];
-        for (int j = c; (int64_t)first + (int64_t)j * step < tiles; j += 2) {
-            const int t = first + j * step;
-            int mg, nb;
-            tile_coords(t, m_groups, n_tiles, group, mg, nb);
-            const int mb = mg * CM + (int)rank;
-            /* our turn: the other warpgroup has issued tile j - 1 (phase (j - 1) / 2 of turn[c]) */
-            if (j > 0) mbar_wait(turn0 + 8 * c, (uint32_t)((j - 1) / 2) & 1u);
-            const int64_t it0 = (int64_t)j * k_tiles; /* ring iterations before this tile */
-            int s = (int)(it0 % S);
-            uint32_t phase = (uint32_t)(it0 / S) & 1u;
-#pragma unroll
-            for (int i = 0; i < BN / 2; i++) { acc0[i] = 0.0f; acc1[i] = 0.0f; }
-            fence_acc(acc0);
-            fence_acc(acc1);
-            int prev = 0;
-            for (int kb = 0; kb < k_tiles; kb++) {
-                mbar_wait(full0 + 8 * s, phase);
-                const uint32_t a = sA + s * cfg::kABytes;
-                const uint64_t da0 = smem_desc(a), da1 = smem_desc(a + 64 * BK * 2);
-                const uint64_t db = smem_desc(sB + s * cfg::kBBytes);
-                wgmma_fence();
-#pragma unroll
-                for (int k = 0; k < BK / 16; k++) {
-                    wgmma_ss<BN, T>(acc0, da0 + 2 * k, db + 2 * k, 1);
-                    wgmma_ss<BN, T>(acc1, da1 + 2 * k, db + 2 * k, 1);
-                }
-                wgmma_commit();
-                if (kb > 0) {
-                    wgmma_wait<1>();
-                    release_stage<CM>(empty0, prev, lane);
-                }
-                prev = s;
-                if (++s == S) { s = 0; phase ^= 1; }
-            }
-            /* hand the tensor cores over: the other warpgroup may issue while these finish */
-            if (lane == 0) mbar_arrive(turn0 + 8 * (1 - c));
-            wgmma_wait<0>();
-            fence_acc(acc0);
-            fence_acc(acc1);
-            release_stage<CM>(empty0, prev, lane);
-            const int wrow = warp * 16 + lane / 4;
-            const uint32_t bufs = staging + c * 2 * cfg::kBoxBytes;
-            epilogue_staged<BN, EPI, T>(acc0, &map_c, bufs, box_count, bias, N, nb * BN, mb * BM, wrow, lane % 4,
-                                        tid, 1 + c);
-            epilogue_staged<BN, EPI, T>(acc1, &map_c, bufs, box_count, bias, N, nb * BN, mb * BM + 64, wrow,
-                                        lane % 4, tid, 1 + c);
-        }
-        if (tid == 0) bulk_wait_all();
-    }
     if (CM > 1) cluster_sync();
 }
 
@@ -635,13 +524,6 @@ template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_
                      p.group, p.rope);
 }
 
-template <int EPI, typename T, int CM> int launch_pingpong(const launch_params &p)
-{
-    static kernel_slot slot;
-    return launch_on(slot, gemm_pingpong_kernel<EPI, T, CM>, tile_cfg<kPingPongBN, EPI, true>::kSmem, CM,
-                     kPingPongBN, p, p.map_a, p.map_b, p.map_c, (const T *)p.bias, p.M, p.N, p.K, p.group);
-}
-
 /* The widths other than 128 and 256 exist only with the staged epilogue (TS); ROPE needs tiles of
  * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). */
 template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
@@ -659,20 +541,8 @@ template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const lau
     }
 }
 
-template <typename T, int CM> int launch_pingpong_epi(int epi, const launch_params &p)
+template <typename T, int CM> int launch_cm(int bn, bool ts, int epi, const launch_params &p)
 {
-    switch (epi) {
-    case SF_EPI_NONE: return launch_pingpong<SF_EPI_NONE, T, CM>(p);
-    case SF_EPI_GELU_TANH: return launch_pingpong<SF_EPI_GELU_TANH, T, CM>(p);
-    case SF_EPI_GELU_ERF: return launch_pingpong<SF_EPI_GELU_ERF, T, CM>(p);
-    case SF_EPI_SWIGLU: return launch_pingpong<SF_EPI_SWIGLU, T, CM>(p);
-    default: return (int)cudaErrorInvalidValue;
-    }
-}
-
-template <typename T, int CM> int launch_cm(int sched, int bn, bool ts, int epi, const launch_params &p)
-{
-    if (sched == 2) return launch_pingpong_epi<T, CM>(epi, p);
     if (!ts) return bn == 256 ? launch_epi<256, T, CM, false>(epi, p) : launch_epi<128, T, CM, false>(epi, p);
     switch (bn) {
     case 128: return launch_epi<128, T, CM, true>(epi, p);
@@ -684,9 +554,9 @@ template <typename T, int CM> int launch_cm(int sched, int bn, bool ts, int epi,
     }
 }
 
-template <typename T> int launch_cfg(int sched, int bn, int cm, bool ts, int epi, const launch_params &p)
+template <typename T> int launch_cfg(int bn, int cm, bool ts, int epi, const launch_params &p)
 {
-    return cm == 2 ? launch_cm<T, 2>(sched, bn, ts, epi, p) : launch_cm<T, 1>(sched, bn, ts, epi, p);
+    return cm == 2 ? launch_cm<T, 2>(bn, ts, epi, p) : launch_cm<T, 1>(bn, ts, epi, p);
 }
 
 bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn == 224 || bn == 256; }
@@ -716,17 +586,6 @@ int choose_tile_n(int64_t M, int64_t N, bool wide_ok, int cm, int sms)
     return best;
 }
 
-/* The schedule when the caller leaves it open. Ping-pong hides the epilogue but runs 128-wide
- * tiles, which lose 5–25% at large M·N (L2 traffic); measured (v4, K = 4096) it is 0–3% ahead
- * for an activation epilogue at T = 2048 (SWIGLU, GELU) and T = 4096 (GELU), where
- * M·N <= 2048·22016 (within run-to-run noise for SWIGLU bf16), and loses at T <= 1024, at larger
- * M·N, and on the down projection (K = 11008: the epilogue is a smaller share there). */
-int choose_schedule(int64_t M, int64_t N, int64_t K, int epi, bool ts)
-{
-    const bool act = epi == SF_EPI_GELU_TANH || epi == SF_EPI_GELU_ERF || epi == SF_EPI_SWIGLU;
-    return ts && act && K <= 4096 && M > 1024 && M * N <= (int64_t)2048 * 22016 ? 2 : 1;
-}
-
 /* Whether epilogue_store = 0 means the staged (shared memory + TMA store) epilogue. */
 constexpr bool kStagedByDefault = true;
 
@@ -743,10 +602,10 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
         return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;
     const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD, rope = a->epilogue == SF_EPI_ROPE;
-    /* RoPE: whole heads per tile (widths 128, 256), the cooperative schedule, exact fp32 positions */
+    /* RoPE: whole heads per tile (widths 128, 256), exact fp32 positions */
     if (rope && (a->rope_cols < 0 || a->rope_cols > a->N || a->rope_cols % SF_GEMM_ROPE_HEAD_DIM ||
                  a->rope_seq < 1 || a->rope_pos_offset < 0 || a->rope_pos_offset + a->rope_seq > ((int64_t)1 << 24) ||
-                 (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256) || a->schedule == 2))
+                 (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256)))
         return (int)cudaErrorInvalidValue;
     const int64_t n_out = swiglu ? a->N / 2 : a->N;
     const int64_t lda = a->lda ? a->lda : a->K, ldb = a->ldb ? a->ldb : a->K;
@@ -758,7 +617,7 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
         (a->bias && !aligned(a->bias, 4)) ||
         (add && (!a->R || !aligned(a->R, 4) || ldr < a->N || ldr % 2)) ||
         (a->tile_n != 0 && !is_tile_width(a->tile_n)) || a->cluster_m < 0 || a->cluster_m > 2 ||
-        a->epilogue_store < 0 || a->epilogue_store > 2 || a->schedule < 0 || a->schedule > 2 || a->group_m < 0)
+        a->epilogue_store < 0 || a->epilogue_store > 2 || a->group_m < 0)
         return (int)cudaErrorInvalidValue;
 
     device_info info;
@@ -770,14 +629,12 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     /* the TMA store needs a 16-byte aligned C with 16-byte rows */
     const bool ts_ok = aligned(a->C, 16) && ldc % 8 == 0;
     const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
-    /* the ping-pong schedule and the widths other than 128 and 256 exist with the staged epilogue only */
-    if ((a->schedule == 2 && (!ts || (a->tile_n != 0 && a->tile_n != kPingPongBN))) || (rope && !ts) ||
+    /* the widths other than 128 and 256 exist with the staged epilogue only */
+    if ((rope && !ts) ||
         (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
         return (int)cudaErrorInvalidValue;
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
-    const bool pp_ok = ts && (a->tile_n == 0 || a->tile_n == kPingPongBN);
-    const int sched = a->schedule ? a->schedule : pp_ok ? choose_schedule(a->M, a->N, a->K, a->epilogue, ts) : 1;
-    const int bn = sched == 2 ? kPingPongBN : a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, cm, info.sms);
+    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, cm, info.sms);
     const int box = box_cols(out_cols(bn, a->epilogue));
     if (!make_tensor_map(&p.map_a, a->dtype, a->A, a->M, a->K, lda, BM) ||
         !make_tensor_map(&p.map_b, a->dtype, a->B, a->N, a->K, ldb, bn / cm) ||
@@ -802,11 +659,11 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     /* group_m counts M-blocks; the kernels count cluster rows */
     {
         const int64_t units = ((a->M + BM - 1) / BM + cm - 1) / cm,
-                      g = a->group_m ? (a->group_m + cm - 1) / cm : sched == 2 ? kGroupPingPong : kGroupM;
+                      g = a->group_m ? (a->group_m + cm - 1) / cm : kGroupM;
         p.group = (int)(g < units ? g : units);
     }
     p.sms = info.sms;
     p.stream = (cudaStream_t)stream;
-    return a->dtype == 1 ? launch_cfg<__half>(sched, bn, cm, ts, a->epilogue, p)
-                         : launch_cfg<__nv_bfloat16>(sched, bn, cm, ts, a->epilogue, p);
+    return a->dtype == 1 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
+                         : launch_cfg<__nv_bfloat16>(bn, cm, ts, a->epilogue, p);
 }
