@@ -236,7 +236,7 @@ template <int BN, int EPI, typename T>
 __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], const CUtensorMap *map_c,
                                                 uint32_t bufs, int &box_count, const T *bias, int N, int n0,
                                                 int row0, int wrow, int quad, int tid, int bar_id,
-                                                const T *R = nullptr, int64_t ldr = 0, int M = 0)
+                                                const T *R, int64_t ldr, int M)
 {
     using tr = sf::dtype_traits<T>;
     using cfg = tile_cfg<BN, EPI, true>;
