@@ -25,8 +25,7 @@ local p = params.get({
   sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
   warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
 }, { model = models.names(), dtype = { "f16", "bf16" } })
-if not (p.sample_ms > 0) then error(("sample_ms must be a positive number of ms, got %s"):format(p.sample_ms), 0) end
-if not (p.warmup_ms >= 0) then error(("warmup_ms must be a number of ms >= 0, got %s"):format(p.warmup_ms), 0) end
+local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)
@@ -74,8 +73,8 @@ sweep.run {
     end
     local rs = {}
     for i, case in ipairs(cases) do
-      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = p.iters > 0 and p.iters or nil,
-        timeout = p.timeout, sample_time = p.sample_ms / 1000, warmup_time = p.warmup_ms / 1000 }
+      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = steady.iters,
+        timeout = steady.timeout, sample_time = steady.sample_time, warmup_time = steady.warmup_time }
     end
     x:free(); out:free()
     local rows, base = {}, nil

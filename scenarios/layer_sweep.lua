@@ -38,8 +38,7 @@ local p = params.get({
   qkv = "packed",
   stages = {},                     -- empty: the whole layer
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" }, qkv = { "packed", "split" } })
-if not (p.sample_ms > 0) then error(("sample_ms must be a positive number of ms, got %s"):format(p.sample_ms), 0) end
-if not (p.warmup_ms >= 0) then error(("warmup_ms must be a number of ms >= 0, got %s"):format(p.warmup_ms), 0) end
+local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 for _, impl in ipairs(p.impl) do
   local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)
   if bad then params.usage_error("bad value for stages: " .. bad) end
@@ -83,8 +82,8 @@ sweep.run {
     end
     local rs = {}
     for i, case in ipairs(cases) do
-      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = p.iters > 0 and p.iters or nil,
-        timeout = p.timeout, sample_time = p.sample_ms / 1000, warmup_time = p.warmup_ms / 1000 }
+      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = steady.iters,
+        timeout = steady.timeout, sample_time = steady.sample_time, warmup_time = steady.warmup_time }
     end
     local rows, base = {}, nil
     for i, impl in ipairs(p.impl) do

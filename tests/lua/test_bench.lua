@@ -153,4 +153,18 @@ function TestBench.test_errors_from_fn_propagate()
     { fn = function() error("kernel failed") end, iters = 1 })
 end
 
+-- bench.steady: the sweeps' steady-state parameters as bench.run options, checked up front
+function TestBench:test_steady()
+  lu.assertEquals(bench.steady { iters = 0, timeout = 5, sample_ms = 25, warmup_ms = 500 },
+    { timeout = 5, sample_time = 0.025, warmup_time = 0.5 })
+  lu.assertEquals(bench.steady { iters = 30, timeout = 1, sample_ms = 0.2, warmup_ms = 0 },
+    { iters = 30, timeout = 1, sample_time = 0.0002, warmup_time = 0 })
+  local ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 0, warmup_ms = 500 })
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "sample_ms must be a positive number of ms, got 0")
+  ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 25, warmup_ms = -1 })
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "warmup_ms must be a number of ms >= 0, got -1")
+end
+
 os.exit(lu.LuaUnit.run())
