@@ -1,5 +1,5 @@
 /* The Lua state: what `require "sfbench"` gives a script, where Lua modules are found, the
- * protected call with a traceback (as lua.c's docall), and Ctrl-C turned into a Lua error so a
+ * protected call (with a traceback under --traceback, as lua.c's docall), and Ctrl-C turned into a Lua error so a
  * sweep can save what it measured. */
 #include "config.h"
 #include <limits.h>
@@ -172,7 +172,7 @@ static int msghandler(lua_State *L)
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    luaL_traceback(L, L, msg, 1);
+    if (host_opts->traceback) luaL_traceback(L, L, msg, 1); /* --traceback: the stack after the message */
     return 1;
 }
 
@@ -224,11 +224,7 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
             return 2;
         }
         const char *msg = lua_tostring(L, -1);
-        if (!msg) msg = "(error object is not a string)";
-        /* msghandler appended the traceback: printed only on request */
-        const char *trace = host_opts->traceback ? NULL : strstr(msg, "\nstack traceback:");
-        const int len = trace ? (int)(trace - msg) : (int)strlen(msg);
-        fprintf(stderr, "sfbench: %.*s\n", len, msg);
+        fprintf(stderr, "sfbench: %s\n", msg ? msg : "(error object is not a string)");
         lua_settop(L, base - 1);
         return interrupted ? 130 : 1;
     }
