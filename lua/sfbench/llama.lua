@@ -112,32 +112,32 @@ function llama.layer(cfg, opts)
   local attn4 = attn:view({ B, N, H, hd })
   local eps, theta = cfg.norm_eps, cfg.rope_theta
 
-  local fns -- stage name -> function over the buffers above
+  -- stage name -> function over the buffers above; the norms are the same in both orders
+  local fns = {
+    attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
+    ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
+  }
   if impl == "baseline" then
     local q, k, v, o, f = buf({ T, H * hd }), buf({ T, Hkv * hd }), buf({ T, Hkv * hd }), buf({ T, d }), buf({ T, d })
     local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
-    fns = {
-      attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
-      qkv_proj = function()
-        sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
-        sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
-        sf.ops.gemm { a = h, b = w.wv, c = v, transb = true }
-      end,
-      rope = function()
-        sf.ops.rope { x = q4, theta = theta }
-        sf.ops.rope { x = k4, theta = theta }
-      end,
-      attention = function()
-        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "naive" }
-      end,
-      o_proj = function() sf.ops.gemm { a = attn, b = w.wo, c = o, transb = true } end,
-      residual = function() sf.ops.add { a = x, b = o, out = r } end,
-      ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
-      ffn = function()
-        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, out = f, act = "swiglu", impl = "unfused" }
-      end,
-      residual2 = function() sf.ops.add { a = r, b = f, out = out } end,
-    }
+    fns.qkv_proj = function()
+      sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
+      sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
+      sf.ops.gemm { a = h, b = w.wv, c = v, transb = true }
+    end
+    fns.rope = function()
+      sf.ops.rope { x = q4, theta = theta }
+      sf.ops.rope { x = k4, theta = theta }
+    end
+    fns.attention = function()
+      sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "naive" }
+    end
+    fns.o_proj = function() sf.ops.gemm { a = attn, b = w.wo, c = o, transb = true } end
+    fns.residual = function() sf.ops.add { a = x, b = o, out = r } end
+    fns.ffn = function()
+      sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, out = f, act = "swiglu", impl = "unfused" }
+    end
+    fns.residual2 = function() sf.ops.add { a = r, b = f, out = out } end
   else
     -- packed weights: [Wq; Wk; Wv] rows, and gate/up interleaved for the fused SwiGLU
     local wqkv = buf({ (H + 2 * Hkv) * hd, d })
@@ -151,20 +151,16 @@ function llama.layer(cfg, opts)
     -- a batch of three products (x broadcast) writing q, k and v each contiguous, then one RoPE
     -- pass over q and k.
     local q4, k4, v4
-    fns = {
-      attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
-      attention = function()
-        sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
-      end,
-      ["o_proj+residual"] = function()
-        sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = "fastest" }
-      end,
-      ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
-      ["ffn+residual"] = function()
-        sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
-          impl = "fused" }
-      end,
-    }
+    fns.attention = function()
+      sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
+    end
+    fns["o_proj+residual"] = function()
+      sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = "fastest" }
+    end
+    fns["ffn+residual"] = function()
+      sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = out, residual = r, act = "swiglu",
+        impl = "fused" }
+    end
     if qkv_layout == "split" then
       local qkv = buf({ 3, T, H * hd })
       local w3d = wqkv:view({ 3, H * hd, d })
