@@ -2,8 +2,8 @@
 
     python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE] [--sample-ms MS] [--warmup-ms MS]
 
-Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), each
-sample queued behind a sleeping kernel (GPU time, as sfbench's bench.run with hold = true).
+Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
+samples fed to the GPU as sfbench's bench.run feeds them (see time_ms).
 Writes JSON rows like sfbench's results so the README generator can put them side by side.
 """
 import argparse
@@ -15,17 +15,37 @@ import time
 import torch
 
 
-HOLD_CYCLES = 2_000_000  # about 1 ms of GPU clock: longer than the host needs to queue ~10 calls
+AHEAD_RATIO = 0.5        # bench.run's: queue samples one ahead when the host needs under this
 SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
 WARMUP_MS = 0.0          # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
 
 
+_sleep_cycles_per_ms = None
+
+
+def sleep_cycles(ms):
+    """torch.cuda._sleep's argument for about `ms` of GPU time (calibrated once)."""
+    global _sleep_cycles_per_ms
+    if _sleep_cycles_per_ms is None:
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(10_000_000)
+        stop.record()
+        stop.synchronize()
+        _sleep_cycles_per_ms = 10_000_000 / start.elapsed_time(stop)
+    return int(ms * _sleep_cycles_per_ms)
+
+
 def time_ms(fn, warmup=10, iters=50):
     """GPU time of fn, as sfbench's bench.run measures it: `warmup` calls, then back-to-back
-    calls for WARMUP_MS (the load's steady clock); each sample is queued behind a spinning
-    kernel (torch.cuda._sleep, sfbench's sf.hold), so the host's launch latency onto an idle GPU
-    is not in it, and runs enough calls back to back to last SAMPLE_MS (bench.run's
-    sample_time); returns the median ms per call."""
+    calls for WARMUP_MS (the load's steady clock), then samples of enough back-to-back calls to
+    last SAMPLE_MS (bench.run's sample_time); returns the median ms per call.
+
+    How samples are fed follows bench.run's "feed": where the host queues a sample in under
+    AHEAD_RATIO of its GPU time, each sample is queued while the one before runs, so the GPU
+    never idles between samples (an idle gap lets a power-capped GPU clock up and flatters the
+    next sample). Otherwise each sample is queued behind a spinning kernel (torch.cuda._sleep,
+    sfbench's sf.hold) sized to outlast the host's queueing, so the host's pace is not in it."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -34,21 +54,43 @@ def time_ms(fn, warmup=10, iters=50):
     fn()
     stop.record()
     stop.synchronize()
-    batch = max(1, min(256, math.ceil(SAMPLE_MS / max(start.elapsed_time(stop), 1e-6))))
+    call_ms = max(start.elapsed_time(stop), 1e-6)
+    batch = max(1, min(256, math.ceil(SAMPLE_MS / call_ms)))
+    # the host's time to queue a batch, measured while the GPU runs it
+    t0 = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    queue_ms = (time.perf_counter() - t0) * 1000
+    torch.cuda.synchronize()
     until = time.perf_counter() + WARMUP_MS / 1000
     while time.perf_counter() < until:
         for _ in range(batch):
             fn()
         torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        torch.cuda._sleep(HOLD_CYCLES * max(1, batch // 10))  # outlasts queueing the batch
-        start.record()
+    events = [[torch.cuda.Event(enable_timing=True) for _ in range(2)] for _ in range(2)]
+
+    def queue_sample(ev):
+        ev[0].record()
         for _ in range(batch):
             fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / batch)
+        ev[1].record()
+
+    times = []
+    if queue_ms < AHEAD_RATIO * call_ms * batch:
+        queue_sample(events[0])
+        for i in range(iters):
+            queue_sample(events[(i + 1) % 2])
+            ev = events[i % 2]
+            ev[1].synchronize()
+            times.append(ev[0].elapsed_time(ev[1]) / batch)
+        torch.cuda.synchronize()
+    else:
+        hold = sleep_cycles(1.5 * queue_ms + 0.1)
+        for _ in range(iters):
+            torch.cuda._sleep(hold)
+            queue_sample(events[0])
+            events[0][1].synchronize()
+            times.append(events[0][0].elapsed_time(events[0][1]) / batch)
     return statistics.median(times)
 
 

@@ -29,22 +29,27 @@ function TestBench:test_fixed_iters()
   local r = bench.run({ name = "fixed", fn = k.fn, iters = 7, warmup = 3, warmup_time = 0, batch = 1 })
   lu.assertEquals(#r.samples, 7)
   lu.assertEquals(r.samples, { 2, 2, 2, 2, 2, 2, 2 })
-  lu.assertEquals(k.calls, 10)
+  lu.assertEquals(k.calls, 11, "3 warm-up calls, the probe sample, 7 samples")
   lu.assertEquals(r.stop_reason, "iters")
   lu.assertEquals(r.stats.median, 2)
   lu.assertEquals(r.name, "fixed")
   lu.assertEquals(r.warnings, {})
   lu.assertEquals(self.clock.syncs, 1)
   lu.assertEquals(self.clock.flushes, 0)
-  lu.assertEquals(self.clock.holds, 7, "every sample, even of one call, is queued behind a hold")
+  -- the simulated host queues as slowly as the GPU runs: every sample, even of one call, is
+  -- queued behind a hold, and so is the probe before them
+  lu.assertEquals(r.feed, "held")
+  lu.assertEquals(self.clock.holds, 8)
 end
 
 function TestBench:test_hold_off()
   local k = self:kernel(1)
-  bench.run({ fn = k.fn, iters = 4, warmup = 0, batch = 1, hold = false })
+  local r = bench.run({ fn = k.fn, iters = 4, warmup = 0, batch = 1, hold = false })
   lu.assertEquals(self.clock.holds, 0)
+  lu.assertEquals(k.calls, 4, "no probe without hold")
+  lu.assertEquals(r.feed, "plain")
   bench.run({ fn = k.fn, iters = 3, warmup = 0, batch = 2 })
-  lu.assertEquals(self.clock.holds, 3)
+  lu.assertEquals(self.clock.holds, 4)
   lu.assertErrorMsgContains("'hold' must be a boolean", bench.run, { fn = k.fn, hold = 1 })
 end
 
@@ -54,13 +59,13 @@ function TestBench:test_batch_cold_and_setup()
   local r = bench.run({ fn = k.fn, iters = 5, batch = 4, warmup = 0,
     setup = function() setups = setups + 1; self.clock.advance(10) end })
   lu.assertEquals(r.samples, { 0.5, 0.5, 0.5, 0.5, 0.5 })
-  lu.assertEquals(k.calls, 20)
-  lu.assertEquals(setups, 5)
+  lu.assertEquals(k.calls, 24, "the probe and 5 samples of 4")
+  lu.assertEquals(setups, 6)
   lu.assertEquals(self.clock.flushes, 0)
   lu.assertEquals(r.batch, 4)
   lu.assertEquals(r.cold, false)
   r = bench.run({ fn = k.fn, iters = 3, cold = true, warmup = 0 })
-  lu.assertEquals(self.clock.flushes, 3)
+  lu.assertEquals(self.clock.flushes, 4)
   lu.assertEquals(r.batch, 1)
   lu.assertErrorMsgContains("needs batch = 1", bench.run, { fn = k.fn, cold = true, batch = 2 })
 end
@@ -72,8 +77,8 @@ function TestBench:test_auto_batch_and_warmup_time()
   local r = bench.run({ fn = k.fn, iters = 3, warmup = 1 })
   lu.assertEquals(r.batch, 26)
   -- one timed call, then batches of 26 until 50 ms have passed: 6400 calls, and at most one
-  -- batch more
-  local warm = k.calls - 3 * 26
+  -- batch more; then the probe and 3 samples
+  local warm = k.calls - 4 * 26
   lu.assertTrue(warm >= 6400 and warm <= 6400 + 26, "warm-up calls: " .. warm)
   lu.assertEquals(r.samples, { t, t, t })
   -- a long call is not batched
@@ -106,14 +111,48 @@ end
 function TestBench:test_timeout()
   local r = bench.run({ fn = self:noisy(), timeout = 1, warmup = 0 })
   lu.assertEquals(r.stop_reason, "timeout")
-  -- samples go 1,2,1,2,...: 667 of them reach exactly 1000 ms of wall time
-  lu.assertEquals(#r.samples, 667)
+  -- the probe takes the first 1 ms call; samples go 2,1,2,1,...: with it, 666 of them reach
+  -- exactly 1000 ms of wall time
+  lu.assertEquals(#r.samples, 666)
 end
 
 function TestBench:test_max_samples()
   local r = bench.run({ fn = self:noisy(), max_samples = 20 })
   lu.assertEquals(r.stop_reason, "max_samples")
   lu.assertEquals(#r.samples, 20)
+end
+
+-- Runs bench.run over calls that each take 1 ms of GPU time and host_ms of host time to queue.
+function TestBench:paced(host_ms, opts)
+  local host = 0
+  local restore = support.patch({ now = function() return host / 1000 end })
+  local calls = 0
+  opts.fn = function()
+    calls = calls + 1
+    self.clock.advance(1)
+    host = host + host_ms
+  end
+  local r = bench.run(opts)
+  restore()
+  return r, calls
+end
+
+-- A host that queues a 1 ms call in 0.1 ms: after the probe, each sample is queued while the one
+-- before runs, with no hold; one sample more than asked for is queued, and waited for at the end.
+function TestBench:test_feed_ahead()
+  local r, calls = self:paced(0.1, { iters = 5, warmup = 1, warmup_time = 0, batch = 3 })
+  lu.assertEquals(r.feed, "ahead")
+  lu.assertEquals(r.samples, { 1, 1, 1, 1, 1 })
+  lu.assertEquals(self.clock.holds, 1, "only the probe is held")
+  lu.assertEquals(calls, 1 + 3 * (1 + 5 + 1), "warm-up, probe, 5 samples, the one queued ahead")
+  lu.assertEquals(self.clock.syncs, 2, "the warm-up's wait and the last one")
+end
+
+-- A host that needs 0.75 of the GPU's time is not far enough ahead: samples stay held.
+function TestBench:test_feed_held_when_host_slow()
+  local r = self:paced(0.75, { iters = 4, warmup = 1, warmup_time = 0, batch = 2 })
+  lu.assertEquals(r.feed, "held")
+  lu.assertEquals(self.clock.holds, 5)
 end
 
 function TestBench:test_throughput()
