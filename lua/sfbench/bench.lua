@@ -142,15 +142,18 @@ local function queue_sample(o, batch, ev_start, ev_end)
   ev_end:record(o.stream)
 end
 
--- How samples reach the GPU ("feed"). With hold (the default) a first, discarded sample is
--- queued behind sf.hold and released whole; it measures the host's time to queue a sample
--- against the GPU's time to run it. Where the host needs under half of it, the samples are
--- queued one ahead ("ahead"): each is queued while the one before runs, so the GPU never
--- waits between samples and the load is the sustained one (an idle gap before each sample
--- lets a power-capped GPU clock up, flattering whatever follows). Otherwise ("held") each
--- sample is queued behind its own hold, so the GPU waits while the host queues, but the
--- sample is still its calls back to back. Without hold ("plain") samples run as queued.
+-- How samples reach the GPU ("feed"). With hold (the default) a discarded probe of up to
+-- PROBE_CALLS calls is queued behind sf.hold and released whole; it measures the host's time to
+-- queue a call against the GPU's time to run it. (Not a whole batch: that can hold more launches
+-- than a stream queues, and the host would then block on the held stream until the hold's guard
+-- ends it.) Where the host needs under half of the GPU's time, samples are queued one ahead
+-- ("ahead"): each is queued while the one before runs, so the GPU never waits between samples
+-- and the load is the sustained one (an idle gap before each sample lets a power-capped GPU
+-- clock up, flattering whatever follows). Otherwise ("held") each sample is queued behind its
+-- own hold, so the GPU waits while the host queues, but the sample is still its calls back to
+-- back. Without hold ("plain") samples run as queued.
 local AHEAD_RATIO = 0.5
+local PROBE_CALLS = 4
 
 function bench.run(opts)
   local o = options(opts)
@@ -161,17 +164,17 @@ function bench.run(opts)
   local start = sf.now()
   local reason
   local held_out = 0
-  local function held_sample(ev)
+  local function held_sample(ev, calls)
     sf.hold(o.stream)
     local t0 = sf.now()
-    queue_sample(o, batch, ev[1], ev[2])
+    queue_sample(o, calls, ev[1], ev[2])
     local queue_ms = (sf.now() - t0) * 1000
     if not sf.release() then held_out = held_out + 1 end
     return sf.elapsed(ev[1], ev[2]), queue_ms
   end
   local feed = "plain"
   if o.hold then
-    local gpu_ms, queue_ms = held_sample(evs[1])
+    local gpu_ms, queue_ms = held_sample(evs[1], math.min(batch, PROBE_CALLS))
     feed = queue_ms < AHEAD_RATIO * gpu_ms and "ahead" or "held"
   end
   if feed == "ahead" then queue_sample(o, batch, evs[1][1], evs[1][2]) end
@@ -182,7 +185,7 @@ function bench.run(opts)
       queue_sample(o, batch, nxt[1], nxt[2])
       ms = sf.elapsed(ev[1], ev[2])
     elseif feed == "held" then
-      ms = held_sample(ev)
+      ms = held_sample(ev, batch)
     else
       queue_sample(o, batch, ev[1], ev[2])
       ms = sf.elapsed(ev[1], ev[2])

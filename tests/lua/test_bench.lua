@@ -77,8 +77,8 @@ function TestBench:test_auto_batch_and_warmup_time()
   local r = bench.run({ fn = k.fn, iters = 3, warmup = 1 })
   lu.assertEquals(r.batch, 26)
   -- one timed call, then batches of 26 until 50 ms have passed: 6400 calls, and at most one
-  -- batch more; then the probe and 3 samples
-  local warm = k.calls - 4 * 26
+  -- batch more; then the probe's 4 calls and 3 samples
+  local warm = k.calls - 4 - 3 * 26
   lu.assertTrue(warm >= 6400 and warm <= 6400 + 26, "warm-up calls: " .. warm)
   lu.assertEquals(r.samples, { t, t, t })
   -- a long call is not batched
@@ -146,6 +146,14 @@ function TestBench:test_feed_ahead()
   lu.assertEquals(self.clock.holds, 1, "only the probe is held")
   lu.assertEquals(calls, 1 + 3 * (1 + 5 + 1), "warm-up, probe, 5 samples, the one queued ahead")
   lu.assertEquals(self.clock.syncs, 2, "the warm-up's wait and the last one")
+end
+
+-- The probe queues at most 4 calls, however large the batch: a whole batch behind a hold could
+-- fill the stream's queue.
+function TestBench:test_probe_is_short()
+  local r, calls = self:paced(0.1, { iters = 5, warmup = 1, warmup_time = 0, batch = 10 })
+  lu.assertEquals(r.feed, "ahead")
+  lu.assertEquals(calls, 1 + 4 + 10 * (5 + 1), "warm-up, probe, 5 samples, the one queued ahead")
 end
 
 -- A host that needs 0.75 of the GPU's time is not far enough ahead: samples stay held.
