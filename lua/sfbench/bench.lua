@@ -146,13 +146,13 @@ end
 -- PROBE_CALLS calls is queued behind sf.hold and released whole; it measures the host's time to
 -- queue a call against the GPU's time to run it. (Not a whole batch: that can hold more launches
 -- than a stream queues, and the host would then block on the held stream until the hold's guard
--- ends it.) Where the host needs under half of the GPU's time, samples are queued one ahead
--- ("ahead"): each is queued while the one before runs, so the GPU never waits between samples
--- and the load is the sustained one (an idle gap before each sample lets a power-capped GPU
--- clock up, flattering whatever follows). Otherwise ("held") each sample is queued behind its
--- own hold, so the GPU waits while the host queues, but the sample is still its calls back to
--- back. Without hold ("plain") samples run as queued.
-local AHEAD_RATIO = 0.5
+-- ends it.) Where the host needs under AHEAD_RATIO of the GPU's time, samples are queued one
+-- ahead ("ahead"): each is queued while the one before runs, so the GPU never waits between
+-- samples and the load is the sustained one (an idle gap before each sample lets a power-capped
+-- GPU clock up, flattering whatever follows). Otherwise ("held") each sample is queued behind
+-- its own hold, so the GPU waits while the host queues, but the sample is still its calls back
+-- to back. Without hold ("plain") samples run as queued.
+local AHEAD_RATIO = 0.8   -- under 1 the GPU never starves; the rest is room for the host's jitter
 local PROBE_CALLS = 4
 
 function bench.run(opts)

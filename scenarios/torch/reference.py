@@ -15,7 +15,8 @@ import time
 import torch
 
 
-AHEAD_RATIO = 0.5        # bench.run's: queue samples one ahead when the host needs under this
+AHEAD_RATIO = 0.8        # bench.run's: queue samples one ahead when the host needs under this
+PROBE_CALLS = 4          # bench.run's: calls timed to measure the host's pace
 SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
 WARMUP_MS = 0.0          # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
 
@@ -39,7 +40,7 @@ def sleep_cycles(ms):
 def time_ms(fn, warmup=10, iters=50):
     """GPU time of fn, as sfbench's bench.run measures it: `warmup` calls, then back-to-back
     calls for WARMUP_MS (the load's steady clock), then samples of enough back-to-back calls to
-    last SAMPLE_MS (bench.run's sample_time); returns the median ms per call.
+    last SAMPLE_MS (bench.run's sample_time); returns the median ms per call and the feed.
 
     How samples are fed follows bench.run's "feed": where the host queues a sample in under
     AHEAD_RATIO of its GPU time, each sample is queued while the one before runs, so the GPU
@@ -56,11 +57,12 @@ def time_ms(fn, warmup=10, iters=50):
     stop.synchronize()
     call_ms = max(start.elapsed_time(stop), 1e-6)
     batch = max(1, min(256, math.ceil(SAMPLE_MS / call_ms)))
-    # the host's time to queue a batch, measured while the GPU runs it
+    # the host's time to queue a batch, from a few calls queued while the GPU runs them
+    probe = min(batch, PROBE_CALLS)
     t0 = time.perf_counter()
-    for _ in range(batch):
+    for _ in range(probe):
         fn()
-    queue_ms = (time.perf_counter() - t0) * 1000
+    queue_ms = (time.perf_counter() - t0) * 1000 / probe * batch
     torch.cuda.synchronize()
     until = time.perf_counter() + WARMUP_MS / 1000
     while time.perf_counter() < until:
@@ -76,7 +78,8 @@ def time_ms(fn, warmup=10, iters=50):
         ev[1].record()
 
     times = []
-    if queue_ms < AHEAD_RATIO * call_ms * batch:
+    feed = "ahead" if queue_ms < AHEAD_RATIO * call_ms * batch else "held"
+    if feed == "ahead":
         queue_sample(events[0])
         for i in range(iters):
             queue_sample(events[(i + 1) % 2])
@@ -91,7 +94,7 @@ def time_ms(fn, warmup=10, iters=50):
             queue_sample(events[0])
             events[0][1].synchronize()
             times.append(events[0][0].elapsed_time(events[0][1]) / batch)
-    return statistics.median(times)
+    return statistics.median(times), feed
 
 
 def gemm_rows():
@@ -100,9 +103,9 @@ def gemm_rows():
         for m, n, k in ((8192, 8192, 8192), (4096, 12288, 4096), (4096, 22016, 4096), (4096, 4096, 11008)):
             a = torch.randn(m, k, device="cuda", dtype=dtype)
             w = torch.randn(n, k, device="cuda", dtype=dtype) * 0.02
-            ms = time_ms(lambda: torch.nn.functional.linear(a, w))
+            ms, feed = time_ms(lambda: torch.nn.functional.linear(a, w))
             rows.append({"impl": "torch", "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
-                         "tflops": 2 * m * n * k / ms / 1e9})
+                         "tflops": 2 * m * n * k / ms / 1e9, "feed": feed})
     return rows
 
 
@@ -139,10 +142,10 @@ def attention_rows():
                     continue                       # 8192: 20 GiB of intermediates, and minutes of nothing new
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
-                ms = time_ms(fn)
+                ms, feed = time_ms(fn)
                 extra = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
                 rows.append({"impl": impl, "seq": n, "causal": causal, "ms": ms, "tflops": flops / ms / 1e9,
-                             "extra_mib": extra})
+                             "extra_mib": extra, "feed": feed})
     return rows
 
 
@@ -158,9 +161,9 @@ def ffn_rows():
         gelu = lambda: F.linear(F.gelu(F.linear(x, w1), approximate="tanh"), w2)
         swiglu = lambda: F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2)
         for act, fn, gemms in (("gelu", gelu, 2), ("swiglu", swiglu, 3)):
-            ms = time_ms(fn)
+            ms, feed = time_ms(fn)
             rows.append({"impl": "torch_eager", "act": act, "tokens": t, "ms": ms,
-                         "tflops": gemms * 2 * t * hidden * inter / ms / 1e9})
+                         "tflops": gemms * 2 * t * hidden * inter / ms / 1e9, "feed": feed})
     return rows
 
 
