@@ -17,6 +17,7 @@ import torch
 
 AHEAD_RATIO = 0.8        # bench.run's: queue samples one ahead when the host needs under this
 PROBE_CALLS = 4          # bench.run's: calls timed to measure the host's pace
+PROBE_HOLD_MS = 50       # the probe's calls wait behind a kernel sleeping this long
 SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
 WARMUP_MS = 0.0          # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
 
@@ -57,13 +58,20 @@ def time_ms(fn, warmup=10, iters=50):
     stop.synchronize()
     call_ms = max(start.elapsed_time(stop), 1e-6)
     batch = max(1, min(256, math.ceil(SAMPLE_MS / call_ms)))
-    # the host's time to queue a batch, from a few calls queued while the GPU runs them
+    # the probe, as bench.run's: a few calls queued behind a sleeping kernel, so that their events
+    # time the GPU alone while the host's time to queue them is measured (call_ms above includes
+    # the host's launch latency, which for a short call is most of it)
     probe = min(batch, PROBE_CALLS)
+    torch.cuda._sleep(sleep_cycles(PROBE_HOLD_MS))
     t0 = time.perf_counter()
+    start.record()
     for _ in range(probe):
         fn()
-    queue_ms = (time.perf_counter() - t0) * 1000 / probe * batch
-    torch.cuda.synchronize()
+    stop.record()
+    host_ms = (time.perf_counter() - t0) * 1000
+    stop.synchronize()
+    gpu_ms = start.elapsed_time(stop)
+    queue_ms = host_ms / probe * batch
     until = time.perf_counter() + WARMUP_MS / 1000
     while time.perf_counter() < until:
         for _ in range(batch):
@@ -78,7 +86,7 @@ def time_ms(fn, warmup=10, iters=50):
         ev[1].record()
 
     times = []
-    feed = "ahead" if queue_ms < AHEAD_RATIO * call_ms * batch else "held"
+    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms else "held"
     if feed == "ahead":
         queue_sample(events[0])
         for i in range(iters):
