@@ -98,6 +98,7 @@ local VIEWS = {
   { scenario = "bf16/ffn_sweep", title = "FFN, Llama-2-7B, bf16", columns = FFN_COLUMNS },
   { scenario = "repeat/ffn_sweep", title = "The same fp16 FFN sweep, run again right after (run-to-run spread)",
     columns = FFN_COLUMNS },
+  { scenario = "70b/ffn_sweep", title = "FFN, Llama-2-70B (hidden 8192, intermediate 28672), fp16", columns = FFN_COLUMNS },
   { scenario = "layer_sweep", title = "One Llama-2-7B decoder layer, B=1, fp16, causal", columns = LAYER_COLUMNS },
   { scenario = "repeat/layer_sweep", title = "The same Llama-2-7B layer sweep, run again right after (run-to-run spread)",
     columns = LAYER_COLUMNS },
