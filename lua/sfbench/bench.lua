@@ -151,8 +151,12 @@ end
 -- samples and the load is the sustained one (an idle gap before each sample lets a power-capped
 -- GPU clock up, flattering whatever follows). Otherwise ("held") each sample is queued behind
 -- its own hold, so the GPU waits while the host queues, but the sample is still its calls back
--- to back. Without hold ("plain") samples run as queued.
-local AHEAD_RATIO = 0.8   -- under 1 the GPU never starves; the rest is room for the host's jitter
+-- to back. Ahead also needs the host to finish queueing a sample AHEAD_SLACK_MS before the GPU
+-- finishes the one before: a short sample has little to gain (too short an idle gap for the
+-- clock to move) and much to lose to a hiccup of the host. Without hold ("plain") samples run as
+-- queued.
+local AHEAD_RATIO = 0.8     -- under 1 the GPU never starves; the rest is room for the host's jitter
+local AHEAD_SLACK_MS = 0.2
 local PROBE_CALLS = 4
 
 function bench.run(opts)
@@ -174,8 +178,10 @@ function bench.run(opts)
   end
   local feed = "plain"
   if o.hold then
-    local gpu_ms, queue_ms = held_sample(evs[1], math.min(batch, PROBE_CALLS))
-    feed = queue_ms < AHEAD_RATIO * gpu_ms and "ahead" or "held"
+    local probe = math.min(batch, PROBE_CALLS)
+    local gpu_ms, queue_ms = held_sample(evs[1], probe)
+    local slack_ms = (gpu_ms - queue_ms) * batch / probe
+    feed = (queue_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS) and "ahead" or "held"
   end
   if feed == "ahead" then queue_sample(o, batch, evs[1][1], evs[1][2]) end
   repeat

@@ -16,6 +16,7 @@ import torch
 
 
 AHEAD_RATIO = 0.8        # bench.run's: queue samples one ahead when the host needs under this
+AHEAD_SLACK_MS = 0.2     # bench.run's: ... and finishes queueing a sample this long before the GPU
 PROBE_CALLS = 4          # bench.run's: calls timed to measure the host's pace
 PROBE_HOLD_MS = 50       # the probe's calls wait behind a kernel sleeping this long
 SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
@@ -44,10 +45,11 @@ def time_ms(fn, warmup=10, iters=50):
     last SAMPLE_MS (bench.run's sample_time); returns the median ms per call and the feed.
 
     How samples are fed follows bench.run's "feed": where the host queues a sample in under
-    AHEAD_RATIO of its GPU time, each sample is queued while the one before runs, so the GPU
-    never idles between samples (an idle gap lets a power-capped GPU clock up and flatters the
-    next sample). Otherwise each sample is queued behind a spinning kernel (torch.cuda._sleep,
-    sfbench's sf.hold) sized to outlast the host's queueing, so the host's pace is not in it."""
+    AHEAD_RATIO of its GPU time and at least AHEAD_SLACK_MS before the GPU is done with it, each
+    sample is queued while the one before runs, so the GPU never idles between samples (an idle
+    gap lets a power-capped GPU clock up and flatters the next sample). Otherwise each sample is
+    queued behind a spinning kernel (torch.cuda._sleep, sfbench's sf.hold) sized to outlast the
+    host's queueing, so the host's pace is not in it."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -86,7 +88,8 @@ def time_ms(fn, warmup=10, iters=50):
         ev[1].record()
 
     times = []
-    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms else "held"
+    slack_ms = (gpu_ms - host_ms) * batch / probe
+    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS else "held"
     if feed == "ahead":
         queue_sample(events[0])
         for i in range(iters):

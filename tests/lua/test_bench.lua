@@ -122,14 +122,15 @@ function TestBench:test_max_samples()
   lu.assertEquals(#r.samples, 20)
 end
 
--- Runs bench.run over calls that each take 1 ms of GPU time and host_ms of host time to queue.
-function TestBench:paced(host_ms, opts)
+-- Runs bench.run over calls that each take gpu_ms (default 1) of GPU time and host_ms of host
+-- time to queue.
+function TestBench:paced(host_ms, opts, gpu_ms)
   local host = 0
   local restore = support.patch({ now = function() return host / 1000 end })
   local calls = 0
   opts.fn = function()
     calls = calls + 1
-    self.clock.advance(1)
+    self.clock.advance(gpu_ms or 1)
     host = host + host_ms
   end
   local r = bench.run(opts)
@@ -154,6 +155,15 @@ function TestBench:test_probe_is_short()
   local r, calls = self:paced(0.7, { iters = 5, warmup = 1, warmup_time = 0, batch = 10 })
   lu.assertEquals(r.feed, "ahead")
   lu.assertEquals(calls, 1 + 4 + 10 * (5 + 1), "warm-up, probe, 5 samples, the one queued ahead")
+end
+
+-- Short samples stay held although the host is well ahead: 2 calls of 0.05 ms queued in 0.01 ms
+-- each leave the host 0.08 ms ahead, under the 0.2 ms that feeding ahead asks for.
+function TestBench:test_feed_held_when_sample_short()
+  local r = self:paced(0.01, { iters = 3, warmup = 1, warmup_time = 0, batch = 2 }, 0.05)
+  lu.assertEquals(r.feed, "held")
+  r = self:paced(0.01, { iters = 3, warmup = 1, warmup_time = 0, batch = 8 }, 0.05)
+  lu.assertEquals(r.feed, "ahead", "8 calls leave it 0.32 ms ahead")
 end
 
 -- A host that needs 0.9 of the GPU's time is not far enough ahead: samples stay held.
