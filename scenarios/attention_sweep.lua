@@ -4,7 +4,9 @@
 -- Reports ms, TFLOP/s (4·B·H·N²·D, half when causal), the speedup over naive, and the device
 -- memory each impl allocates beyond its inputs and outputs.
 -- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
---        [causal=false] [impl=naive,flash,flash2] [iters=N]
+--        [causal=false] [impl=naive,flash,flash2] [iters=N] [sample_ms=25] [warmup_ms=500]
+-- Each impl is timed in its own steady state (as ffn_sweep's: back-to-back calls for warmup_ms,
+-- then samples of back-to-back calls lasting at least sample_ms).
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -21,7 +23,10 @@ local p = params.get({
   impl = { "naive", "flash", "flash2" },
   iters = 0,                       -- 0: the noise-based stopping rule
   timeout = gpu and 5 or 1,
+  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
+  warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
 }, { model = models.names(), dtype = { "f16", "bf16" } })
+local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)                     -- the CPU backend: fewer heads, same head dim
@@ -56,8 +61,10 @@ sweep.run {
       name = ("%s N=%d%s"):format(pt.impl, N, pt.causal and " causal" or ""),
       fn = function() sf.ops.attention(args) end,
       flops = flops,
-      iters = p.iters > 0 and p.iters or nil,
-      timeout = p.timeout,
+      iters = steady.iters,
+      timeout = steady.timeout,
+      sample_time = steady.sample_time,
+      warmup_time = steady.warmup_time,
     }
     local extra = sf.memory().scratch_peak
     q:free(); k:free(); v:free(); out:free()

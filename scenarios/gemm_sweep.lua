@@ -1,7 +1,9 @@
 -- cuBLAS(Lt) GEMM over the Llama-2 projection shapes (x·Wᵀ with Linear weights) and a square
 -- reference; TFLOP/s from 2·m·n·k.
 -- Usage: sfbench gemm_sweep [model=7b|13b|70b] [tokens=512,4096] [dtype=bf16,f16] [square=8192]
---        [cold=false] [iters=N]
+--        [cold=false] [iters=N] [sample_ms=25] [warmup_ms=500]
+-- Each shape is timed in its steady state (as ffn_sweep's: back-to-back calls for warmup_ms, then
+-- samples of back-to-back calls lasting at least sample_ms; cold=true: one call a sample).
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -17,8 +19,11 @@ local p = params.get({
   cold = false,
   iters = 0,                       -- 0: the noise-based stopping rule
   timeout = 5,
+  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
+  warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
   autotune = true,                 -- false: cuBLASLt's first heuristic choice
 }, { model = models.names() })
+local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then cfg = models.scaled(cfg, 16) end   -- the CPU backend: the shapes scaled down
 
@@ -60,8 +65,10 @@ sweep.run {
       name = ("%s %s"):format(pt.shape, pt.dtype),
       fn = function() sf.ops.gemm { a = x, b = w, c = y, transb = true, autotune = p.autotune } end,
       flops = 2 * pt.m * pt.n * pt.k,
-      iters = p.iters > 0 and p.iters or nil,
-      timeout = p.timeout,
+      iters = steady.iters,
+      timeout = steady.timeout,
+      sample_time = steady.sample_time,
+      warmup_time = steady.warmup_time,
       cold = p.cold,
     }
     x:free(); w:free(); y:free()
