@@ -93,6 +93,24 @@ typedef struct sf_gemm_epi_args {
  * staged epilogue is refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 
+/* The arguments of a Linear product out = epi(x·wᵀ (+ bias)), x [M, K] and w [N, K] packed, every
+ * choice automatic; a caller sets whatever else its epilogue reads (R, the rope fields). */
+static inline sf_gemm_epi_args sf_gemm_epi_linear(int dtype, int epilogue, const void *x, const void *w,
+                                                  const void *bias, void *out, int64_t M, int64_t N, int64_t K)
+{
+    sf_gemm_epi_args g = {0};
+    g.dtype = dtype;
+    g.epilogue = epilogue;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = x;
+    g.B = w;
+    g.bias = bias;
+    g.C = out;
+    return g;
+}
+
 /* ---- CPU reference of the whole FFN (src/ref_ffn.c) ------------------------------------- */
 
 enum sf_ffn_kind { SF_FFN_GELU = 0, SF_FFN_SWIGLU = 1 };

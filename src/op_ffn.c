@@ -85,17 +85,9 @@ static void unfused(ffn_call *c)
 /* out = h·W2ᵀ (+ b2) (+ residual) through our Hopper GEMM (residual in its ADD epilogue) */
 static void down_hopper(ffn_call *c, void *h)
 {
-    sf_gemm_epi_args g = {0};
-    g.dtype = c->x->dtype;
-    g.epilogue = c->residual ? SF_EPI_ADD : SF_EPI_NONE;
-    g.M = c->T;
-    g.N = c->H;
-    g.K = c->I;
-    g.A = h;
-    g.B = c->w2->data;
-    g.bias = c->b2 ? c->b2->data : NULL;
+    sf_gemm_epi_args g = sf_gemm_epi_linear(c->x->dtype, c->residual ? SF_EPI_ADD : SF_EPI_NONE, h, c->w2->data,
+                                            c->b2 ? c->b2->data : NULL, c->out->data, c->T, c->H, c->I);
     g.R = residual_of(c);
-    g.C = c->out->data;
     SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&g, c->stream));
 }
 
@@ -108,16 +100,8 @@ static void down_cublaslt(ffn_call *c, void *h)
 /* h = GELU(x·W1ᵀ (+ b1)), tanh form, through our Hopper GEMM or cuBLASLt's GELU epilogue */
 static void gelu_up_hopper(ffn_call *c, void *h)
 {
-    sf_gemm_epi_args g = {0};
-    g.dtype = c->x->dtype;
-    g.epilogue = SF_EPI_GELU_TANH;
-    g.M = c->T;
-    g.N = c->I;
-    g.K = c->H;
-    g.A = c->x->data;
-    g.B = c->w1->data;
-    g.bias = c->b1 ? c->b1->data : NULL;
-    g.C = h;
+    sf_gemm_epi_args g = sf_gemm_epi_linear(c->x->dtype, SF_EPI_GELU_TANH, c->x->data, c->w1->data,
+                                            c->b1 ? c->b1->data : NULL, h, c->T, c->I, c->H);
     SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&g, c->stream));
 }
 
@@ -169,22 +153,11 @@ static void fused(ffn_call *c)
         run_faster(c, SF_CHOICE_FFN_GELU_UP, c->b1 != NULL, h, gelu_up_hopper, gelu_up_cublaslt, 1);
     } else {
         /* SwiGLU and erf-GELU: only our epilogues have them */
-        sf_gemm_epi_args g = {0};
-        g.dtype = dt;
-        g.M = c->T;
-        g.K = c->H;
-        g.A = c->x->data;
-        g.C = h;
-        if (c->act == ACT_SWIGLU) {
-            g.epilogue = SF_EPI_SWIGLU;
-            g.N = 2 * c->I;
-            g.B = c->w13->data;
-        } else {
-            g.epilogue = SF_EPI_GELU_ERF;
-            g.N = c->I;
-            g.B = c->w1->data;
-            g.bias = c->b1 ? c->b1->data : NULL;
-        }
+        int swiglu = c->act == ACT_SWIGLU;
+        sf_gemm_epi_args g =
+            swiglu ? sf_gemm_epi_linear(dt, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, h, c->T, 2 * c->I, c->H)
+                   : sf_gemm_epi_linear(dt, SF_EPI_GELU_ERF, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, h, c->T,
+                                        c->I, c->H);
         SF_CUDA(L, sf_gemm_epilogue_cuda(&g, c->stream));
     }
     down_projection(c, h);

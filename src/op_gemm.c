@@ -77,17 +77,9 @@ static void gemm_hopper(void *ctx)
 {
     gemm_call *g = (gemm_call *)ctx;
     const sf_gemm_desc *d = g->d;
-    sf_gemm_epi_args e = {0};
-    e.dtype = d->a_dtype;
-    e.epilogue = d->beta == 1.0 ? SF_EPI_ADD : SF_EPI_NONE;
-    e.M = d->m;
-    e.N = d->n;
-    e.K = d->k;
-    e.A = d->a;
-    e.B = d->b;
-    e.bias = d->bias;
+    sf_gemm_epi_args e = sf_gemm_epi_linear(d->a_dtype, d->beta == 1.0 ? SF_EPI_ADD : SF_EPI_NONE, d->a, d->b, d->bias,
+                                            d->d ? d->d : d->c, d->m, d->n, d->k);
     e.R = d->beta == 1.0 ? d->c : NULL;
-    e.C = d->d ? d->d : d->c;
     e.lda = d->lda;
     e.ldb = d->ldb;
     e.ldr = d->ldc;

@@ -64,16 +64,8 @@ static const char *fused_unfit(const linear_rope_call *c)
 static void run_fused(void *ctx)
 {
     linear_rope_call *c = (linear_rope_call *)ctx;
-    sf_gemm_epi_args g;
-    memset(&g, 0, sizeof g);
-    g.dtype = c->x->dtype;
-    g.epilogue = SF_EPI_ROPE;
-    g.M = c->T;
-    g.N = c->N;
-    g.K = c->K;
-    g.A = c->x->data;
-    g.B = c->w->data;
-    g.C = c->out->data;
+    sf_gemm_epi_args g =
+        sf_gemm_epi_linear(c->x->dtype, SF_EPI_ROPE, c->x->data, c->w->data, NULL, c->out->data, c->T, c->N, c->K);
     g.rope_cols = c->rope.heads * c->rope.head_dim;
     g.rope_seq = c->rope.seq;
     g.rope_pos_offset = c->rope.pos_offset;
