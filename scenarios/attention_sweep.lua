@@ -57,15 +57,11 @@ sweep.run {
     local args = { q = q, k = k, v = v, out = out, causal = pt.causal, impl = pt.impl }
     sf.reset_peak()
     local flops = 4 * B * H * N * N * D * (pt.causal and 0.5 or 1)
-    local r = bench.run {
+    local r = bench.run({
       name = ("%s N=%d%s"):format(pt.impl, N, pt.causal and " causal" or ""),
       fn = function() sf.ops.attention(args) end,
       flops = flops,
-      iters = steady.iters,
-      timeout = steady.timeout,
-      sample_time = steady.sample_time,
-      warmup_time = steady.warmup_time,
-    }
+    }, steady)
     local extra = sf.memory().scratch_peak
     q:free(); k:free(); v:free(); out:free()
     local key = ("%d %s"):format(N, pt.causal)

@@ -73,8 +73,7 @@ sweep.run {
     end
     local rs = {}
     for i, case in ipairs(cases) do
-      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = steady.iters,
-        timeout = steady.timeout, sample_time = steady.sample_time, warmup_time = steady.warmup_time }
+      rs[i] = bench.run({ name = case.name, fn = case.fn, flops = case.flops }, steady)
     end
     x:free(); out:free()
     local rows, base = {}, nil

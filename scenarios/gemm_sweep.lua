@@ -61,16 +61,12 @@ sweep.run {
     local x = sf.randn({ pt.m, pt.k }, pt.dtype)
     local w = sf.randn({ pt.n, pt.k }, pt.dtype, { std = 0.02 })
     local y = sf.tensor({ pt.m, pt.n }, out_dtype)
-    local r = bench.run {
+    local r = bench.run({
       name = ("%s %s"):format(pt.shape, pt.dtype),
       fn = function() sf.ops.gemm { a = x, b = w, c = y, transb = true, autotune = p.autotune } end,
       flops = 2 * pt.m * pt.n * pt.k,
-      iters = steady.iters,
-      timeout = steady.timeout,
-      sample_time = steady.sample_time,
-      warmup_time = steady.warmup_time,
       cold = p.cold,
-    }
+    }, steady)
     x:free(); w:free(); y:free()
     return { dtype = pt.dtype, shape = pt.shape, m = pt.m, n = pt.n, k = pt.k, ms = r.stats.median,
       tflops = r.tflops, noise = r.stats.noise, samples = r.stats.n, stop = r.stop_reason }, r

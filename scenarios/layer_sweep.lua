@@ -82,8 +82,7 @@ sweep.run {
     end
     local rs = {}
     for i, case in ipairs(cases) do
-      rs[i] = bench.run { name = case.name, fn = case.fn, flops = case.flops, iters = steady.iters,
-        timeout = steady.timeout, sample_time = steady.sample_time, warmup_time = steady.warmup_time }
+      rs[i] = bench.run({ name = case.name, fn = case.fn, flops = case.flops }, steady)
     end
     local rows, base = {}, nil
     for i, impl in ipairs(p.impl) do

@@ -31,24 +31,27 @@ local DEFAULTS = {
 
 local MAX_BATCH = 256
 
--- Checked options merged over the defaults; errors blame the caller of bench.run.
-local function options(opts)
-  if type(opts) ~= "table" then
+-- Checked options merged over `base` (e.g. bench.steady's), then over the defaults; errors blame
+-- the caller of bench.run.
+local function options(opts, base)
+  if type(opts) ~= "table" or (base ~= nil and type(base) ~= "table") then
     error("bench.run: expected a table of options", 3)
   end
   local o = {}
   for k, v in pairs(DEFAULTS) do
     o[k] = v
   end
-  for k, v in pairs(opts) do
-    local kind = OPTIONS[k]
-    if not kind then
-      error(("bench.run: unknown option '%s'"):format(tostring(k)), 3)
+  for _, t in ipairs({ base or {}, opts }) do
+    for k, v in pairs(t) do
+      local kind = OPTIONS[k]
+      if not kind then
+        error(("bench.run: unknown option '%s'"):format(tostring(k)), 3)
+      end
+      if not KINDS[kind][2](v) then
+        error(("bench.run: '%s' must be %s"):format(k, KINDS[kind][1]), 3)
+      end
+      o[k] = v
     end
-    if not KINDS[kind][2](v) then
-      error(("bench.run: '%s' must be %s"):format(k, KINDS[kind][1]), 3)
-    end
-    o[k] = v
   end
   if o.fn == nil then
     error("bench.run: 'fn' must be a function", 3)
@@ -118,7 +121,7 @@ end
 
 -- The steady-state sampling of the sweeps that time whole implementations (ffn_sweep,
 -- layer_sweep): from a scenario's parameters iters (0: the stopping rule), timeout, sample_ms
--- and warmup_ms, the bench.run options they mean. Bad sample_ms or warmup_ms is an error naming
+-- and warmup_ms, the bench.run options they mean (bench.run's second argument). Bad sample_ms or warmup_ms is an error naming
 -- it, raised when the scenario starts rather than at its first measurement.
 function bench.steady(p)
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
@@ -159,8 +162,8 @@ local AHEAD_RATIO = 0.8     -- under 1 the GPU never starves; the rest is room f
 local AHEAD_SLACK_MS = 0.2
 local PROBE_CALLS = 4
 
-function bench.run(opts)
-  local o = options(opts)
+function bench.run(opts, base)
+  local o = options(opts, base)
   local batch = batch_size(o, warm_up(o))
   local before = sf.clocks()
   local evs = { { sf.event(), sf.event() }, { sf.event(), sf.event() } }

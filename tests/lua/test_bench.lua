@@ -224,4 +224,16 @@ function TestBench:test_steady()
   lu.assertEquals(err, "warmup_ms must be a number of ms >= 0, got -1")
 end
 
+-- bench.run's second argument: options under the first (bench.steady's), checked the same way
+function TestBench:test_base_options()
+  local k = self:kernel(1)
+  local base = bench.steady { iters = 3, timeout = 5, sample_ms = 0.2, warmup_ms = 0 }
+  local r = bench.run({ fn = k.fn, warmup = 0, batch = 1 }, base)
+  lu.assertEquals(#r.samples, 3, "iters from the base")
+  r = bench.run({ fn = k.fn, warmup = 0, batch = 1, iters = 2 }, base)
+  lu.assertEquals(#r.samples, 2, "the first table wins")
+  lu.assertErrorMsgContains("bench.run: unknown option 'sample_ms'", bench.run, { fn = k.fn }, { sample_ms = 25 })
+  lu.assertErrorMsgContains("bench.run: expected a table", bench.run, { fn = k.fn }, 25)
+end
+
 os.exit(lu.LuaUnit.run())
