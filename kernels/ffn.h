@@ -78,7 +78,7 @@ typedef struct sf_gemm_epi_args {
     int epilogue_store;  /* 0 = default; 1 = stores from registers; 2 = through shared memory and
                             TMA stores (needs C 16-byte aligned, ldc a multiple of 8) */
     int group_m;         /* rasterisation: M-blocks (128 rows) per group of tiles walked together
-                            across N; 0 = automatic (16 cluster rows) */
+                            across N; 0 = automatic (16 M-blocks) */
     int64_t rope_cols;   /* SF_EPI_ROPE: a multiple of 128, at most N */
     int64_t rope_seq;    /* SF_EPI_ROPE: tokens per sequence (rows of C), >= 1 */
     int64_t rope_pos_offset; /* SF_EPI_ROPE: >= 0, rope_pos_offset + rope_seq <= 2^24 */
