@@ -41,7 +41,8 @@ constexpr int kConsumers = 2;        /* consumer warpgroups, 64 rows of the tile
 constexpr int kThreads = 128 * (1 + kConsumers);
 /* Default rasterisation group, in cluster rows (CM M-blocks each): 8 pairs = 16 M-blocks, an A
  * panel of 16 MB at K = 4096. On the H200 (ncu, 4096 × 22016 × 4096) 16 pairs read 922 MB from
- * DRAM and 8 pairs 740 MB, 1% faster alone and 1–2% in steady state (kernels/NOTES-ffn.md). */
+ * DRAM and 8 pairs 740 MB, 1% faster alone; in steady state fused SwiGLU ran 0.4–1.3% faster,
+ * fused GELU 0–1.3% slower, within its spread (kernels/NOTES-ffn.md, session 7). */
 constexpr int kGroupM = 8;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 65536 */
 

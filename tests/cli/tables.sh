@@ -1,6 +1,6 @@
 #!/bin/sh
-# README.md's result tables are what doc/tables.lua makes of the committed results/ folders (no hand edits, no
-# stale figures): regenerate into a copy and compare.
+# README.md's result tables are what doc/tables.lua makes of the committed results/ folders
+# (no hand edits, no stale figures): regenerate into a copy and compare.
 : "${SFBENCH:?run through make check}"
 tmp="$SF_TEST_OUT/tables.$$"
 mkdir -p "$tmp"
