@@ -124,6 +124,12 @@ static int luaopen_sfbench(lua_State *L)
         lua_settable(L, -3);
     }
     lua_setfield(L, -2, "args");
+    lua_createtable(L, o->ntool_args, 0);
+    for (int i = 0; i < o->ntool_args; i++) {
+        lua_pushstring(L, o->tool_args[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "argv");
     lua_newtable(L);
     lua_setfield(L, -2, "used_args");
     return 1;
@@ -214,7 +220,7 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
         lua_pushstring(L, script_name);
         lua_setfield(L, -2, "script_name");
         lua_pop(L, 1);
-        status = lua_pcall(L, 0, 0, base);
+        status = lua_pcall(L, 0, 1, base);
     }
     if (status != LUA_OK) {
         const char *usage = usage_message(L, -1);
@@ -228,8 +234,10 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
         lua_settop(L, base - 1);
         return interrupted ? 130 : 1;
     }
+    int returned = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, base - 1);
-    return check_unused_args(L);
+    int unused = check_unused_args(L);
+    return unused ? unused : returned;
 }
 
 void sf_host_close(lua_State *L)

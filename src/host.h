@@ -12,13 +12,15 @@ typedef struct sf_host_opts {
     int nargs;                    /* key=value overrides */
     char **args;
     const char *command_line;
+    int ntool_args;               /* `sfbench TOOL ARGS...`: ARGS, as sfbench.argv */
+    char **tool_args;
 } sf_host_opts;
 
 const char *sf_find_datadir(void);
 lua_State *sf_host_new(const sf_host_opts *o);
-/* runs a chunk (file when is_file, else code); 0 on success, else prints the error (one line,
- * plus the stack traceback with opts.traceback) and returns the exit status (1, or 130 after
- * Ctrl-C) */
+/* runs a chunk (file when is_file, else code); 0 on success (or the integer the chunk returns),
+ * else prints the error (one line, plus the stack traceback with opts.traceback) and returns the
+ * exit status (1, 2 for an error raised as {usage = "..."}, or 130 after Ctrl-C) */
 int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script_name);
 void sf_host_close(lua_State *L);
 int sf_host_interrupted(void);

@@ -13,6 +13,8 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: sfbench [options] SCRIPT [key=value ...]\n"
             "       sfbench [options] -e CODE [key=value ...]\n"
+            "       sfbench TOOL [ARGS ...]   a tool over result files: compare, report, export\n"
+            "                                 (sfbench TOOL --help for its own options)\n"
             "Run a Lua benchmark scenario on the GPU (or the CPU backend when there is none).\n\n"
             "  SCRIPT             a Lua file, or the name of an installed scenario (e.g. attention_sweep)\n"
             "  key=value          override a scenario parameter; lists are comma-separated (seq=512,1024)\n"
@@ -71,8 +73,45 @@ static char *join_args(int argc, char **argv)
     return s;
 }
 
+/* `sfbench NAME ...` where lua/sfbench/cli/NAME.lua exists: a tool over result files, written in
+ * Lua; its arguments are passed through unparsed (the tool reads its own options) */
+static int is_tool(const char *name, const char *datadir)
+{
+    if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyz_") != strlen(name)) return 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lua/sfbench/cli/%s.lua", datadir, name);
+    return access(path, R_OK) == 0;
+}
+
+static int run_tool(int argc, char **argv, const char *datadir)
+{
+    sf_host_opts o = {0};
+    o.datadir = datadir;
+    o.output_dir = "results";
+    o.tool_args = argv + 2;
+    o.ntool_args = argc - 2;
+    char err[256], code[256];
+    if (sf_device_select("cpu", err, sizeof err) != 0) {
+        fprintf(stderr, "sfbench: %s\n", err);
+        return 2;
+    }
+    o.command_line = join_args(argc, argv);
+    lua_State *L = sf_host_new(&o);
+    if (!L) {
+        fprintf(stderr, "sfbench: cannot create a Lua state (out of memory)\n");
+        free((void *)o.command_line);
+        return 1;
+    }
+    snprintf(code, sizeof code, "return require('sfbench.cli.%s')(require('sfbench').argv)", argv[1]);
+    int status = sf_host_run(L, code, 0, argv[1]);
+    sf_host_close(L);
+    free((void *)o.command_line);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && is_tool(argv[1], sf_find_datadir())) return run_tool(argc, argv, sf_find_datadir());
     const char *device = "auto", *code = NULL, *script = NULL;
     sf_host_opts o = {0};
     o.output_dir = "results";
