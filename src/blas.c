@@ -9,7 +9,7 @@
 #include <cublas_v2.h>
 #include "gemm.h"
 #include "cuda_check.h"
-#include "timing.h"
+#include "autotune.h"
 
 #define WORKSPACE_BYTES ((size_t)32 << 20)   /* what PyTorch gives cuBLASLt on Hopper */
 #define PLAN_CACHE 64

@@ -3,7 +3,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
-#include "timing.h"
+#include "stream.h"
 
 static void set_num(lua_State *L, const char *k, double v) { lua_pushnumber(L, v); lua_setfield(L, -2, k); }
 static void set_int(lua_State *L, const char *k, int64_t v) { lua_pushinteger(L, (lua_Integer)v); lua_setfield(L, -2, k); }

@@ -98,6 +98,7 @@ static int luaopen_sfbench(lua_State *L)
     lua_newtable(L);
     luaopen_sfbench_tensor(L);
     luaopen_sfbench_device(L);
+    luaopen_sfbench_stream(L);
     luaopen_sfbench_timing(L);
     luaopen_sfbench_ops(L);
     luaopen_sfbench_compare(L);

@@ -29,5 +29,6 @@ int luaopen_sfbench_device(lua_State *L);
 int luaopen_sfbench_ops(lua_State *L);
 int luaopen_sfbench_compare(lua_State *L);
 int luaopen_sfbench_launch(lua_State *L);
+int luaopen_sfbench_stream(lua_State *L);
 int luaopen_sfbench_timing(lua_State *L);
 #endif

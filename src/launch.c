@@ -7,7 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "sfbench.h"
-#include "timing.h"
+#include "stream.h"
 
 #define MODULE_MT "sfbench.module"
 #define KERNEL_MT "sfbench.kernel"

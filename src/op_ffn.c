@@ -7,7 +7,7 @@
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "gemm.h"
-#include "timing.h"
+#include "autotune.h"
 #endif
 
 static const sf_arg_spec ffn_args[] = {

@@ -7,7 +7,7 @@
 #include "gemm.h"
 #ifdef SF_HAVE_HOPPER
 #include "cuda_check.h"
-#include "timing.h"
+#include "autotune.h"
 #include "../kernels/ffn.h"
 #endif
 

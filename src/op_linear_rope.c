@@ -11,7 +11,7 @@
 #include "../kernels/norm_rope.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
-#include "timing.h"
+#include "autotune.h"
 #endif
 #ifdef SF_HAVE_HOPPER
 #include "../kernels/ffn.h"

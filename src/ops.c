@@ -6,7 +6,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "ops.h"
-#include "timing.h"
+#include "stream.h"
 
 const char *sf_current_op = "sfbench";
 

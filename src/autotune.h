@@ -1,0 +1,27 @@
+/* The autotuner (CUDA only): the fastest of several ways of doing one piece of work. */
+#ifndef SF_AUTOTUNE_H
+#define SF_AUTOTUNE_H
+#include <stdint.h>
+#include <lua.h>
+/* Which of n ways of doing one piece of work is fastest on `stream`: each runs once untimed,
+ * then `rounds` rounds run every candidate once, back to back, each timed with events; the
+ * smallest median wins (index returned). Interleaving keeps the comparison fair on a
+ * power-limited GPU, whose clock drops within milliseconds of sustained load: timed one after
+ * another, the first candidate would run on a cooler, faster chip. run(ctx, i) runs candidate i. */
+#define SF_FASTEST_MAX 16
+#define SF_FASTEST_ROUNDS 15
+int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, void *stream, int rounds);
+
+/* Two ways of doing the same work (say cuBLASLt and our Hopper GEMM): the first time a key is
+ * seen, both are timed (sf_fastest, 7 rounds) and the faster is remembered for the
+ * process; later calls with that key run it directly (the key is compared bytewise; it has no
+ * padding). trials = 0 (running the work twice would change its result) runs `first`
+ * and remembers nothing. Returns 1 when `second` ran. */
+typedef struct sf_choice_key {
+    int64_t what;    /* which choice (each caller its own constant, SF_CHOICE_*) */
+    int64_t dtype, flags, dims[4];
+} sf_choice_key;
+enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM, SF_CHOICE_LINEAR_ROPE };
+int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ctx), void (*second)(void *ctx),
+                  void *ctx, void *stream, int trials);
+#endif

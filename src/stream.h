@@ -1,0 +1,7 @@
+/* Stream arguments, shared by the bindings that take a stream= option. */
+#ifndef SF_STREAM_H
+#define SF_STREAM_H
+#include <lua.h>
+void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
+int luaopen_sfbench_stream(lua_State *L);
+#endif
