@@ -4,6 +4,7 @@
 #include "sfbench.h"
 #include "backend.h"
 #include "stream.h"
+#include "host.h"
 
 static void set_num(lua_State *L, const char *k, double v) { lua_pushnumber(L, v); lua_setfield(L, -2, k); }
 static void set_int(lua_State *L, const char *k, int64_t v) { lua_pushinteger(L, (lua_Integer)v); lua_setfield(L, -2, k); }
@@ -41,9 +42,8 @@ static int l_compare(lua_State *L)
     return 1;
 }
 
-int luaopen_sfbench_compare(lua_State *L)
+void sf_register_compare(lua_State *L)
 {
     lua_pushcfunction(L, l_compare);
     lua_setfield(L, -2, "compare");
-    return 0;
 }

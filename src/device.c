@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
+#include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "../kernels/tensor_ops.h"
@@ -246,11 +247,10 @@ static int l_reset_peak(lua_State *L)
     return 0;
 }
 
-int luaopen_sfbench_device(lua_State *L)
+void sf_register_device(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"device", l_device}, {"sync", l_sync}, {"clocks", l_clocks}, {"memory", l_memory},
         {"reset_peak", l_reset_peak}, {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
-    return 0;
 }

@@ -96,13 +96,13 @@ static int luaopen_sfbench(lua_State *L)
 {
     const sf_host_opts *o = host_opts;
     lua_newtable(L);
-    luaopen_sfbench_tensor(L);
-    luaopen_sfbench_device(L);
-    luaopen_sfbench_stream(L);
-    luaopen_sfbench_timing(L);
-    luaopen_sfbench_ops(L);
-    luaopen_sfbench_compare(L);
-    luaopen_sfbench_launch(L);
+    sf_register_tensor(L);
+    sf_register_device(L);
+    sf_register_stream(L);
+    sf_register_timing(L);
+    sf_register_ops(L);
+    sf_register_compare(L);
+    sf_register_launch(L);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
     lua_pushcfunction(L, l_interrupted);

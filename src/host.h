@@ -25,10 +25,13 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
 void sf_host_close(lua_State *L);
 int sf_host_interrupted(void);
 
-int luaopen_sfbench_device(lua_State *L);
-int luaopen_sfbench_ops(lua_State *L);
-int luaopen_sfbench_compare(lua_State *L);
-int luaopen_sfbench_launch(lua_State *L);
-int luaopen_sfbench_stream(lua_State *L);
-int luaopen_sfbench_timing(lua_State *L);
+/* What `require "sfbench"` holds, built by these: each adds its file's functions (and the
+ * metatables of its userdata) to the table on top of the stack. */
+void sf_register_tensor(lua_State *L);   /* tensor.c: sf.tensor, sf.randn, sf.zeros, ... */
+void sf_register_device(lua_State *L);   /* device.c: sf.device, sf.memory, sf.clocks, ... */
+void sf_register_stream(lua_State *L);   /* stream.c: sf.stream, sf.event, sf.elapsed */
+void sf_register_timing(lua_State *L);   /* timing.c: sf.now, sf.flush_l2, sf.hold, sf.release */
+void sf_register_ops(lua_State *L);      /* ops.c: sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
+void sf_register_compare(lua_State *L);  /* compare.c: sf.compare */
+void sf_register_launch(lua_State *L);   /* launch.c: sf.compile */
 #endif

@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "stream.h"
+#include "host.h"
 
 #define MODULE_MT "sfbench.module"
 #define KERNEL_MT "sfbench.kernel"
@@ -18,11 +19,10 @@ static int l_compile(lua_State *L)
 {
     return luaL_error(L, "compile: this sfbench was built without CUDA; user kernels need it");
 }
-int luaopen_sfbench_launch(lua_State *L)
+void sf_register_launch(lua_State *L)
 {
     lua_pushcfunction(L, l_compile);
     lua_setfield(L, -2, "compile");
-    return 0;
 }
 #else
 #include <nvrtc.h>
@@ -358,7 +358,7 @@ static int mod_launch(lua_State *L)
     return k_launch(L);
 }
 
-int luaopen_sfbench_launch(lua_State *L)
+void sf_register_launch(lua_State *L)
 {
     static const luaL_Reg mod_methods[] = {{"kernel", mod_kernel}, {"launch", mod_launch}, {NULL, NULL}};
     static const luaL_Reg k_methods[] = {{"launch", k_launch}, {"launch_many", k_launch_many},
@@ -375,6 +375,5 @@ int luaopen_sfbench_launch(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_compile);
     lua_setfield(L, -2, "compile");
-    return 0;
 }
 #endif

@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include "ops.h"
 #include "stream.h"
+#include "host.h"
 
 const char *sf_current_op = "sfbench";
 
@@ -261,7 +262,7 @@ void sf_print_op_list(void)
     }
 }
 
-int luaopen_sfbench_ops(lua_State *L)
+void sf_register_ops(lua_State *L)
 {
     lua_newtable(L);
     for (int i = 0; registry[i]; i++) {
@@ -274,5 +275,4 @@ int luaopen_sfbench_ops(lua_State *L)
     lua_setfield(L, -2, "op");
     lua_pushcfunction(L, l_op_list);
     lua_setfield(L, -2, "op_list");
-    return 0;
 }

@@ -52,7 +52,6 @@ struct sf_rope_args;
 void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, struct sf_rope_args *r);
 
 const sf_op *const *sf_op_registry(void);   /* NULL-terminated */
-int luaopen_sfbench_ops(lua_State *L);      /* sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
 void sf_print_op_list(void);
 
 extern const sf_op sf_op_gemm;

@@ -57,7 +57,6 @@ void sf_release_tensor(lua_State *L, sf_tensor *t);   /* frees now; the userdata
 uint64_t sf_next_seed(void);
 int sf_tensor_is_contiguous(const sf_tensor *t);
 size_t sf_tensor_nbytes(const sf_tensor *t);
-int luaopen_sfbench_tensor(lua_State *L);                   /* adds functions to table on top */
 
 /* device.c: the default device and device selection */
 typedef struct sf_device_state {

@@ -6,6 +6,7 @@
 #include "sfbench.h"
 #include "stream.h"
 #include "timing.h"
+#include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #endif
@@ -124,7 +125,7 @@ static int st_sync(lua_State *L)
     return 0;
 }
 
-int luaopen_sfbench_stream(lua_State *L)
+void sf_register_stream(lua_State *L)
 {
     static const luaL_Reg ev_methods[] = {{"record", ev_record}, {"synchronize", ev_synchronize}, {NULL, NULL}};
     static const luaL_Reg st_methods[] = {{"sync", st_sync}, {NULL, NULL}};
@@ -142,5 +143,4 @@ int luaopen_sfbench_stream(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
-    return 0;
 }

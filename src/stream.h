@@ -3,5 +3,4 @@
 #define SF_STREAM_H
 #include <lua.h>
 void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
-int luaopen_sfbench_stream(lua_State *L);
 #endif

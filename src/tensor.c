@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
+#include "host.h"
 
 static uint64_t seed_base, seed_counter;
 
@@ -513,7 +514,7 @@ static int l_seed(lua_State *L)
     return 1;
 }
 
-int luaopen_sfbench_tensor(lua_State *L)
+void sf_register_tensor(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"get", t_get}, {"set", t_set}, {"fill", t_fill}, {"zero", t_zero}, {"randn", t_randn},
@@ -534,5 +535,4 @@ int luaopen_sfbench_tensor(lua_State *L)
     lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
     seed_base = 0x5eed;
-    return 0;
 }

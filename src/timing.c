@@ -7,6 +7,7 @@
 #include "sfbench.h"
 #include "stream.h"
 #include "timing.h"
+#include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "../kernels/tensor_ops.h"
@@ -100,10 +101,9 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-int luaopen_sfbench_timing(lua_State *L)
+void sf_register_timing(lua_State *L)
 {
     static const luaL_Reg funcs[] = {{"flush_l2", l_flush_l2}, {"now", l_now}, {"hold", l_hold},
                                      {"release", l_release}, {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
-    return 0;
 }
