@@ -26,7 +26,7 @@ typedef struct sf_tensor {
     struct sf_tensor *base;       /* the tensor a view looks into, or NULL */
 } sf_tensor;
 
-/* ops.c: the op being run, named in error messages */
+/* ops.c: the op being run, named in error messages ("sfbench" outside every op) */
 extern const char *sf_current_op;
 
 /* memory.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */

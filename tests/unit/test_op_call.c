@@ -1,0 +1,86 @@
+/* Unit tests of the op call path (src/ops.c): the op named in CUDA and cuBLAS errors
+ * (sf_current_op) is the one running, and no op once it has returned or raised. */
+#include "config.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include <lauxlib.h>
+#include "sfbench.h"
+#include "host.h"
+
+static int setup_lua(void **state)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return -1;
+    lua_newtable(L);
+    sf_register_tensor(L);
+    sf_register_ops(L);
+    lua_setglobal(L, "sf");
+    *state = L;
+    return 0;
+}
+
+static int teardown_lua(void **state)
+{
+    lua_close((lua_State *)*state);
+    return 0;
+}
+
+/* runs code; returns its error message, or NULL when it ran */
+static const char *run(lua_State *L, const char *code)
+{
+    lua_settop(L, 0);
+    assert_int_equal(luaL_loadstring(L, code), LUA_OK);
+    return lua_pcall(L, 0, 0, 0) == LUA_OK ? NULL : lua_tostring(L, -1);
+}
+
+static void test_op_that_returns(void **state)
+{
+    lua_State *L = *state;
+    assert_null(run(L, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({3, 5}), c = sf.zeros({2, 5})}"));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+/* the op raises from inside its run (the shapes are checked there, not by the registry) */
+static void test_op_that_raises(void **state)
+{
+    lua_State *L = *state;
+    const char *err = run(L, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})}");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+/* the same op called by name */
+static void test_op_by_name_that_raises(void **state)
+{
+    lua_State *L = *state;
+    const char *err = run(L, "sf.op('gemm', {a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})})");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+/* an error in the arguments, raised before the op runs */
+static void test_op_with_bad_arguments(void **state)
+{
+    lua_State *L = *state;
+    const char *err = run(L, "sf.ops.rmsnorm{x = 1}");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "rmsnorm: argument 'x' must be a tensor"));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_op_that_returns),
+        cmocka_unit_test(test_op_that_raises),
+        cmocka_unit_test(test_op_by_name_that_raises),
+        cmocka_unit_test(test_op_with_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, setup_lua, teardown_lua);
+}
