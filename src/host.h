@@ -29,8 +29,8 @@ int sf_host_interrupted(void);
  * metatables of its userdata) to the table on top of the stack. */
 void sf_register_tensor(lua_State *L);   /* tensor.c: sf.tensor, sf.randn, sf.zeros, ... */
 void sf_register_device(lua_State *L);   /* device.c: sf.device, sf.memory, sf.clocks, ... */
-void sf_register_stream(lua_State *L);   /* stream.c: sf.stream, sf.event, sf.elapsed */
-void sf_register_timing(lua_State *L);   /* timing.c: sf.now, sf.flush_l2, sf.hold, sf.release */
+void sf_register_stream(lua_State *L);   /* stream.c: sf.stream, sf.event, sf.elapsed, sf.now */
+void sf_register_timing(lua_State *L);   /* timing.c: sf.flush_l2, sf.hold, sf.release */
 void sf_register_ops(lua_State *L);      /* ops.c: sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
 void sf_register_compare(lua_State *L);  /* compare.c: sf.compare */
 void sf_register_launch(lua_State *L);   /* launch.c: sf.compile */

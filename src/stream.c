@@ -1,15 +1,23 @@
-/* Events and streams. On the CUDA backend events are cudaEvents on a stream; on the CPU backend
- * the same API reads the host clock (sf_now), so the harness is the same everywhere. */
+/* Events, streams and the host clock. On the CUDA backend events are cudaEvents on a stream; on
+ * the CPU backend the same API reads the host clock (sf_now), so the harness is the same
+ * everywhere. */
 #include "config.h"
 #include <string.h>
+#include <time.h>
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "stream.h"
-#include "timing.h"
 #include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #endif
+
+double sf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 #define EVENT_MT "sfbench.event"
 #define STREAM_MT "sfbench.stream"
@@ -125,11 +133,18 @@ static int st_sync(lua_State *L)
     return 0;
 }
 
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, sf_now());
+    return 1;
+}
+
 void sf_register_stream(lua_State *L)
 {
     static const luaL_Reg ev_methods[] = {{"record", ev_record}, {"synchronize", ev_synchronize}, {NULL, NULL}};
     static const luaL_Reg st_methods[] = {{"sync", st_sync}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"event", l_event}, {"elapsed", l_elapsed}, {"stream", l_stream}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"event", l_event}, {"elapsed", l_elapsed}, {"stream", l_stream},
+                                     {"now", l_now}, {NULL, NULL}};
     luaL_newmetatable(L, EVENT_MT);
     lua_pushcfunction(L, ev_gc);
     lua_setfield(L, -2, "__gc");

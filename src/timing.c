@@ -1,24 +1,15 @@
-/* The host clock, the L2 flush of cold-cache timing, and hold/release, which lets a batch of
- * short launches run back to back however slowly the host queues it. */
+/* The L2 flush of cold-cache timing, and hold/release, which lets a batch of short launches run
+ * back to back however slowly the host queues it. */
 #include "config.h"
 #include <string.h>
-#include <time.h>
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "stream.h"
-#include "timing.h"
 #include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "../kernels/tensor_ops.h"
 #endif
-
-double sf_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* sf.flush_l2([stream]): write a buffer the size of the last-level cache, evicting what a
  * previous sample left there (cold-cache timing). */
@@ -95,15 +86,9 @@ static int l_release(lua_State *L)
     return 1;
 }
 
-static int l_now(lua_State *L)
-{
-    lua_pushnumber(L, sf_now());
-    return 1;
-}
-
 void sf_register_timing(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"flush_l2", l_flush_l2}, {"now", l_now}, {"hold", l_hold},
-                                     {"release", l_release}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"flush_l2", l_flush_l2}, {"hold", l_hold}, {"release", l_release},
+                                     {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
 }
