@@ -4,6 +4,7 @@
  * (0 broadcasts one matrix over the batch), bias has n elements (one per column of C). */
 #ifndef SF_GEMM_H
 #define SF_GEMM_H
+#include <string.h>
 #include "sfbench.h"
 
 typedef enum { SF_GEMM_EPI_NONE = 0, SF_GEMM_EPI_RELU, SF_GEMM_EPI_GELU } sf_gemm_epilogue;
@@ -23,9 +24,25 @@ typedef struct sf_gemm_desc {
 } sf_gemm_desc;
 
 /* A Linear layer's product, every matrix dense: out[T, N] = epi(x[T, K]·w[N, K]ᵀ (+ bias))
- * (+ residual when given: beta 1), alpha 1, cuBLASLt autotuned (op_gemm.c). */
-void sf_linear_desc(sf_gemm_desc *d, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi);
+ * (+ residual when given: beta 1), alpha 1, cuBLASLt autotuned. */
+static inline void sf_linear_desc(sf_gemm_desc *d, const void *x, const void *w, const void *bias, const void *residual,
+                                   void *out, int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi)
+{
+    memset(d, 0, sizeof *d);
+    d->epilogue = epi;
+    d->m = T; d->n = N; d->k = K; d->batch = 1;
+    d->a = x; d->b = w; d->bias = bias;
+    d->c = residual ? (void *)residual : out;
+    d->d = out;
+    d->ldd = N;
+    d->beta = residual ? 1.0 : 0.0;
+    d->a_dtype = d->b_dtype = d->c_dtype = dt;
+    d->trans_b = 1;
+    d->lda = K; d->ldb = K; d->ldc = N;
+    d->alpha = 1.0;
+    d->autotune = 1;
+}
+
 int sf_gemm_ref_cpu(const sf_gemm_desc *d);      /* ref_gemm.c: double accumulation; -1 when out of memory */
 #ifdef SF_HAVE_CUDA
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream);   /* blas.c: cuBLASLt */

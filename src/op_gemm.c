@@ -2,7 +2,6 @@
  * through cuBLASLt or, for the Linear-layer subset, our Hopper GEMM. */
 #include "config.h"
 #include <stdint.h>
-#include <string.h>
 #include "ops.h"
 #include "gemm.h"
 #ifdef SF_HAVE_HOPPER
@@ -87,24 +86,6 @@ static void gemm_hopper(void *ctx)
     SF_CUDA(g->L, sf_gemm_epilogue_cuda(&e, g->stream));
 }
 #endif
-
-void sf_linear_desc(sf_gemm_desc *d, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi)
-{
-    memset(d, 0, sizeof *d);
-    d->epilogue = epi;
-    d->m = T; d->n = N; d->k = K; d->batch = 1;
-    d->a = x; d->b = w; d->bias = bias;
-    d->c = residual ? (void *)residual : out;
-    d->d = out;
-    d->ldd = N;
-    d->beta = residual ? 1.0 : 0.0;
-    d->a_dtype = d->b_dtype = d->c_dtype = dt;
-    d->trans_b = 1;
-    d->lda = K; d->ldb = K; d->ldc = N;
-    d->alpha = 1.0;
-    d->autotune = 1;
-}
 
 static void run_gemm(sf_op_args *a)
 {
