@@ -32,7 +32,14 @@ extern const sf_backend sf_cpu_backend;
 #ifdef SF_HAVE_CUDA
 extern const sf_backend sf_cuda_backend;
 #endif
-const sf_backend *sf_backend_of(sf_device_kind dev);
+static inline const sf_backend *sf_backend_of(sf_device_kind dev)
+{
+#ifdef SF_HAVE_CUDA
+    if (dev == SF_DEV_CUDA) return &sf_cuda_backend;
+#endif
+    (void)dev;
+    return &sf_cpu_backend;
+}
 
 /* a strided walk shared by the CPU loops: offset of the i-th element (row-major order) */
 static inline int64_t sf_offset_of(const sf_tensor *t, int64_t i)

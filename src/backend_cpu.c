@@ -102,12 +102,3 @@ const sf_backend sf_cpu_backend = {
     .fill = cpu_fill, .random = cpu_random, .convert = cpu_convert, .compare = cpu_compare,
     .to_host = cpu_copy, .from_host = cpu_copy, .sync = cpu_sync,
 };
-
-const sf_backend *sf_backend_of(sf_device_kind dev)
-{
-#ifdef SF_HAVE_CUDA
-    if (dev == SF_DEV_CUDA) return &sf_cuda_backend;
-#endif
-    (void)dev;
-    return &sf_cpu_backend;
-}

@@ -26,6 +26,16 @@ typedef struct sf_tensor {
     struct sf_tensor *base;       /* the tensor a view looks into, or NULL */
 } sf_tensor;
 
+static inline int sf_tensor_is_contiguous(const sf_tensor *t)
+{
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != expect) return 0;
+        expect *= t->shape[d];
+    }
+    return 1;
+}
+
 /* ops.c: the op being run, named in error messages ("sfbench" outside every op) */
 extern const char *sf_current_op;
 
@@ -55,7 +65,6 @@ sf_dtype sf_check_dtype(lua_State *L, int idx, sf_dtype dflt);
 void sf_copy_tensor(lua_State *L, sf_tensor *dst, const sf_tensor *src, void *stream);
 void sf_release_tensor(lua_State *L, sf_tensor *t);   /* frees now; the userdata stays, closed */
 uint64_t sf_next_seed(void);
-int sf_tensor_is_contiguous(const sf_tensor *t);
 size_t sf_tensor_nbytes(const sf_tensor *t);
 
 /* device.c: the default device and device selection */

@@ -24,16 +24,6 @@ sf_tensor *sf_check_tensor(lua_State *L, int idx)
 
 sf_tensor *sf_opt_tensor(lua_State *L, int idx) { return lua_isnoneornil(L, idx) ? NULL : sf_check_tensor(L, idx); }
 
-int sf_tensor_is_contiguous(const sf_tensor *t)
-{
-    int64_t expect = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->stride[d] != expect) return 0;
-        expect *= t->shape[d];
-    }
-    return 1;
-}
-
 size_t sf_tensor_nbytes(const sf_tensor *t) { return (size_t)t->numel * sf_dtype_size(t->dtype); }
 
 static void set_contiguous_strides(sf_tensor *t)
