@@ -1,28 +1,12 @@
 /* Device memory goes through here so that every byte an op or a tensor takes is counted: the
  * sweeps report what each implementation allocates beyond its inputs and outputs. */
 #include "config.h"
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
 
 sf_mem_stats sf_mem[2];
-
-void sf_error(lua_State *L, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    luaL_where(L, 1);
-    lua_pushstring(L, msg);
-    lua_concat(L, 2);
-    lua_error(L);
-    abort(); /* not reached */
-}
 
 /* One grow-only scratch buffer per device, like a caching allocator's largest block: ops ask for
  * their temporaries here, so a timed loop pays no cudaMalloc and the high-water mark is known. */

@@ -36,10 +36,10 @@ static inline int sf_tensor_is_contiguous(const sf_tensor *t)
     return 1;
 }
 
-/* ops.c: the op being run, named in error messages ("sfbench" outside every op) */
+/* error.c: the op being run (set by ops.c), named in error messages ("sfbench" outside every op) */
 extern const char *sf_current_op;
 
-/* memory.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */
+/* error.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */
 _Noreturn void sf_error(lua_State *L, const char *fmt, ...);
 
 /* dtype.c */
