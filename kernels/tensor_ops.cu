@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tensor_ops.h"
-#include "../src/rng.h"
+#include "rng.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <lauxlib.h>
 #include "backend.h"
 #include "cuda_check.h"
-#include "../kernels/tensor_ops.h"
+#include "tensor_ops.h"
 
 void sf_raise_cuda(lua_State *L, int err, const char *call)
 {

@@ -11,7 +11,7 @@
 #include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
-#include "../kernels/tensor_ops.h"
+#include "tensor_ops.h"
 #endif
 
 sf_device_state sf_dev;

@@ -4,7 +4,7 @@
 #include "config.h"
 #include <math.h>
 #include "ops.h"
-#include "../kernels/attention.h"
+#include "attention.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "gemm.h"

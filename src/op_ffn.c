@@ -3,7 +3,7 @@
 #include "config.h"
 #include <string.h>
 #include "ops.h"
-#include "../kernels/ffn.h"
+#include "ffn.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "gemm.h"

@@ -8,13 +8,13 @@
 #include <string.h>
 #include "ops.h"
 #include "gemm.h"
-#include "../kernels/norm_rope.h"
+#include "norm_rope.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "autotune.h"
 #endif
 #ifdef SF_HAVE_HOPPER
-#include "../kernels/ffn.h"
+#include "ffn.h"
 #endif
 
 static const sf_arg_spec linear_rope_args[] = {

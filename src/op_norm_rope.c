@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "ops.h"
-#include "../kernels/norm_rope.h"
+#include "norm_rope.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #endif

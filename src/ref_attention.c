@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "sfbench.h"
-#include "../kernels/attention.h"
+#include "attention.h"
 
 /* Rows [0, n) of head h in batch b, as doubles: dst[n*D + d]. */
 static void load_rows(double *dst, const void *base, sf_dtype t, const int64_t *s, int b, int h, int n_rows,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "sfbench.h"
-#include "../kernels/ffn.h"
+#include "ffn.h"
 
 static double *widen(const void *src, sf_dtype t, int64_t n)
 {

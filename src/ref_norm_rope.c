@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "sfbench.h"
-#include "../kernels/norm_rope.h"
+#include "norm_rope.h"
 
 /* v rounded to dtype t and read back: what a stored element of t holds */
 static double round_to(sf_dtype t, double v)

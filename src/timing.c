@@ -8,7 +8,7 @@
 #include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
-#include "../kernels/tensor_ops.h"
+#include "tensor_ops.h"
 #endif
 
 /* sf.flush_l2([stream]): write a buffer the size of the last-level cache, evicting what a
