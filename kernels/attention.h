@@ -18,13 +18,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sf_types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct sf_attention_args {
-    int dtype;                   /* sf_dtype from src/sfbench.h: SF_F16=1, SF_BF16=2 (SF_F32=0 for the CPU ref only) */
+    sf_dtype dtype;              /* SF_F16 or SF_BF16 (SF_F32 and SF_F64 too for the CPU ref) */
     const void *q, *k, *v;       /* layout [B, N, H, D]: element (b,n,h,d) at b*s[0] + n*s[1] + h*s[2] + d */
     void *out;                   /* [B, Nq, H, D] */
     float *lse;                  /* optional (NULL): [B, H, Nq] fp32 natural-log logsumexp of the scaled scores */

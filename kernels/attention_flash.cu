@@ -481,9 +481,9 @@ static int launch(const Params &p, cudaStream_t stream)
 }
 
 template <class C>
-static int launch_dt(const Params &p, int dtype, cudaStream_t stream)
+static int launch_dt(const Params &p, sf_dtype dtype, cudaStream_t stream)
 {
-    return dtype == 1 ? launch<C, __half>(p, stream) : launch<C, __nv_bfloat16>(p, stream);
+    return dtype == SF_F16 ? launch<C, __half>(p, stream) : launch<C, __nv_bfloat16>(p, stream);
 }
 
 /* The configurations in use (the others tried, and why they lost, are in
@@ -493,7 +493,7 @@ using V64_default = Cfg<64, 128, 2, 64, RESCALE_LAZY, 2, true>;
 
 static int make_params(const sf_attention_args *a, Params *p)
 {
-    if (!a || (a->dtype != 1 && a->dtype != 2)) return (int)cudaErrorInvalidValue;
+    if (!a || (a->dtype != SF_F16 && a->dtype != SF_BF16)) return (int)cudaErrorInvalidValue;
     if (a->head_dim != 64 && a->head_dim != 128) return (int)cudaErrorInvalidValue;
     if (a->batch < 0 || a->seq_q < 0 || a->seq_k < 0 || a->n_heads <= 0) return (int)cudaErrorInvalidValue;
     const int hkv = a->n_kv_heads;

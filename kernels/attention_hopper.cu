@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
 }
 
 /* [B, N, H, D] (strides in elements) as a 4-d tensor {d, n, h, b} with boxes of 64 × rows. */
-bool make_map(CUtensorMap *map, int dtype, const void *ptr, int batch, int n, int heads, const int64_t *stride,
+bool make_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch, int n, int heads, const int64_t *stride,
               int rows)
 {
     PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
@@ -323,7 +323,7 @@ bool make_map(CUtensorMap *map, int dtype, const void *ptr, int batch, int n, in
     cuuint64_t strides[3] = {(cuuint64_t)stride[1] * 2, (cuuint64_t)stride[2] * 2, (cuuint64_t)stride[0] * 2};
     cuuint32_t box[4] = {64, (cuuint32_t)rows, 1, 1};
     cuuint32_t elem_strides[4] = {1, 1, 1, 1};
-    return encode(map, dtype == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
+    return encode(map, dtype == SF_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
                   const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -345,7 +345,7 @@ template <typename T, bool CAUSAL> int launch(const Params &p, int blocks, cudaS
 
 extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream)
 {
-    if (a->head_dim != D || (a->dtype != 1 && a->dtype != 2) || a->n_kv_heads <= 0 ||
+    if (a->head_dim != D || (a->dtype != SF_F16 && a->dtype != SF_BF16) || a->n_kv_heads <= 0 ||
         a->n_heads % a->n_kv_heads != 0 || !(a->scale >= 0.f) || !isfinite(a->scale))
         return (int)cudaErrorInvalidValue;
     const void *ptrs[4] = {a->q, a->k, a->v, a->out};
@@ -375,7 +375,7 @@ extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream
     const long long blocks = (long long)p.n_qblocks * a->batch * a->n_heads;
     if (blocks > 0x7fffffff) return (int)cudaErrorInvalidValue;
     cudaStream_t s = (cudaStream_t)stream;
-    const bool bf = a->dtype == 2, causal = a->causal != 0;
+    const bool bf = a->dtype == SF_BF16, causal = a->causal != 0;
     if (bf) return causal ? launch<__nv_bfloat16, true>(p, (int)blocks, s) : launch<__nv_bfloat16, false>(p, (int)blocks, s);
     return causal ? launch<__half, true>(p, (int)blocks, s) : launch<__half, false>(p, (int)blocks, s);
 }

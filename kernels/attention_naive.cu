@@ -124,7 +124,7 @@ size_t sf_attention_naive_scratch_bytes(const sf_attention_args *a)
 int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, void *scratch, void *stream)
 {
     using namespace sf_naive;
-    if (!a || !cublas_handle || (a->dtype != 1 && a->dtype != 2)) return (int)cudaErrorInvalidValue;
+    if (!a || !cublas_handle || (a->dtype != SF_F16 && a->dtype != SF_BF16)) return (int)cudaErrorInvalidValue;
     if (a->batch < 0 || a->seq_q < 0 || a->seq_k < 0 || a->n_heads <= 0 || a->head_dim <= 0)
         return (int)cudaErrorInvalidValue;
     if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
@@ -142,7 +142,7 @@ int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, voi
     const size_t elems = (size_t)H * Nq * Nk;
     char *S = (char *)scratch, *Ss = S + aligned(elems * 2), *P = Ss + aligned(elems * 2);
     float *P32 = (float *)(P + aligned(elems * 2));
-    const cudaDataType_t dt = a->dtype == 1 ? CUDA_R_16F : CUDA_R_16BF;
+    const cudaDataType_t dt = a->dtype == SF_F16 ? CUDA_R_16F : CUDA_R_16BF;
     const float zero = 0.f, one = 1.f;
     const long long sq = (long long)Nq * Nk; /* elements per head of S / P */
 
@@ -163,7 +163,7 @@ int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, voi
             if (e) return e;
         }
         float *lse = a->lse ? a->lse + (size_t)b * H * Nq : NULL;
-        e = a->dtype == 1 ? scale_softmax_cast((const __half *)S, (__half *)Ss, P32, (__half *)P, lse, a, elems, st)
+        e = a->dtype == SF_F16 ? scale_softmax_cast((const __half *)S, (__half *)Ss, P32, (__half *)P, lse, a, elems, st)
                           : scale_softmax_cast((const __nv_bfloat16 *)S, (__nv_bfloat16 *)Ss, P32, (__nv_bfloat16 *)P,
                                                lse, a, elems, st);
         if (e) return e;

@@ -4,14 +4,15 @@
  * Every *_cuda function is asynchronous on `stream` (a cudaStream_t, NULL = legacy default) and
  * returns a cudaError_t value as int: 0 = cudaSuccess, 1 = cudaErrorInvalidValue (bad shape,
  * dtype, pointer alignment), 801 = cudaErrorNotSupported (GEMM on a device that is not cc 9.0),
- * or whatever the launch returned. dtype is an sf_dtype value (src/sfbench.h): SF_F32 = 0,
- * SF_F16 = 1, SF_BF16 = 2. All tensors are row-major and contiguous unless a leading dimension
+ * or whatever the launch returned. All tensors are row-major and contiguous unless a leading dimension
  * says otherwise. */
 #ifndef SF_FFN_H
 #define SF_FFN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include "sf_types.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,10 +24,10 @@ enum sf_act_kind { SF_ACT_GELU_TANH = 0, SF_ACT_GELU_ERF = 1, SF_ACT_SILU = 2 };
 
 /* out[i] = act(in[i]), computed in fp32, rounded once; in == out is allowed.
  * dtype f32, f16 or bf16. 16-byte vectors when in/out are 16-byte aligned, scalar otherwise. */
-int sf_act_cuda(int act, int dtype, const void *in, void *out, int64_t n, void *stream);
+int sf_act_cuda(int act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream);
 
 /* out[i] = a[i] * b[i] in fp32, rounded once (as PyTorch's eager mul); out may alias a or b. */
-int sf_mul_cuda(int dtype, const void *a, const void *b, void *out, int64_t n, void *stream);
+int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *out, int64_t n, void *stream);
 
 /* ---- gate/up interleave for SF_EPI_SWIGLU ----------------------------------------------- */
 
@@ -39,7 +40,7 @@ int sf_mul_cuda(int dtype, const void *a, const void *b, void *out, int64_t n, v
 
 /* out[2I, H] = interleave(w1[I, H], w3[I, H]); I must be a multiple of 8. Also interleaves
  * biases: pass b1, b3 as [I, 1] (H = 1). dtype f16 or bf16 (f32 also works). */
-int sf_interleave_gate_up_cuda(int dtype, const void *w1, const void *w3, void *out,
+int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, void *out,
                                int64_t I, int64_t H, void *stream);
 
 /* ---- Hopper GEMM with epilogues (kernels/gemm_hopper.cu, sm_90a) ------------------------ */
@@ -62,7 +63,7 @@ enum sf_epilogue_kind {
 #define SF_GEMM_ROPE_HEAD_DIM 128
 
 typedef struct sf_gemm_epi_args {
-    int dtype;           /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
+    sf_dtype dtype;      /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
     int epilogue;        /* sf_epilogue_kind */
     int64_t M, N, K;     /* A [M, K], B [N, K] (a Linear weight), fp32 accumulation */
     const void *A;
@@ -95,10 +96,11 @@ int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 
 /* The arguments of a Linear product out = epi(x·wᵀ (+ bias)), x [M, K] and w [N, K] packed, every
  * choice automatic; a caller sets whatever else its epilogue reads (R, the rope fields). */
-static inline sf_gemm_epi_args sf_gemm_epi_linear(int dtype, int epilogue, const void *x, const void *w,
+static inline sf_gemm_epi_args sf_gemm_epi_linear(sf_dtype dtype, int epilogue, const void *x, const void *w,
                                                   const void *bias, void *out, int64_t M, int64_t N, int64_t K)
 {
-    sf_gemm_epi_args g = {0};
+    sf_gemm_epi_args g;
+    memset(&g, 0, sizeof g);
     g.dtype = dtype;
     g.epilogue = epilogue;
     g.M = M;
@@ -119,7 +121,7 @@ typedef struct sf_ffn_ref_args {
     int act;             /* SF_FFN_GELU: y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2
                             SF_FFN_SWIGLU: y = (silu(x·W1ᵀ + b1) ⊙ (x·W3ᵀ + b3))·W2ᵀ + b2 */
     int gelu;            /* SF_ACT_GELU_TANH or SF_ACT_GELU_ERF (SF_FFN_GELU only) */
-    int dtype;           /* sf_dtype of every tensor below */
+    sf_dtype dtype;      /* of every tensor below */
     int64_t T, H, I;
     const void *x;       /* [T, H] */
     const void *w1;      /* [I, H] */

@@ -142,35 +142,35 @@ int launch_interleave(const void *w1, const void *w3, void *out, int64_t I, int6
 
 } // namespace
 
-extern "C" int sf_act_cuda(int act, int dtype, const void *in, void *out, int64_t n, void *stream)
+extern "C" int sf_act_cuda(int act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream)
 {
     switch (dtype) {
-    case 0: return act_for_type<float>(act, in, out, n, stream);
-    case 1: return act_for_type<__half>(act, in, out, n, stream);
-    case 2: return act_for_type<__nv_bfloat16>(act, in, out, n, stream);
+    case SF_F32: return act_for_type<float>(act, in, out, n, stream);
+    case SF_F16: return act_for_type<__half>(act, in, out, n, stream);
+    case SF_BF16: return act_for_type<__nv_bfloat16>(act, in, out, n, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-extern "C" int sf_mul_cuda(int dtype, const void *a, const void *b, void *out, int64_t n, void *stream)
+extern "C" int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *out, int64_t n, void *stream)
 {
     switch (dtype) {
-    case 0: return launch_elementwise<float, 2>(a, b, out, n, stream, mul_op());
-    case 1: return launch_elementwise<__half, 2>(a, b, out, n, stream, mul_op());
-    case 2: return launch_elementwise<__nv_bfloat16, 2>(a, b, out, n, stream, mul_op());
+    case SF_F32: return launch_elementwise<float, 2>(a, b, out, n, stream, mul_op());
+    case SF_F16: return launch_elementwise<__half, 2>(a, b, out, n, stream, mul_op());
+    case SF_BF16: return launch_elementwise<__nv_bfloat16, 2>(a, b, out, n, stream, mul_op());
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-extern "C" int sf_interleave_gate_up_cuda(int dtype, const void *w1, const void *w3, void *out,
+extern "C" int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, void *out,
                                           int64_t I, int64_t H, void *stream)
 {
-    if (dtype < 0 || dtype > 2 || !w1 || !w3 || !out || I <= 0 || H <= 0 ||
+    if ((dtype != SF_F32 && dtype != SF_F16 && dtype != SF_BF16) || !w1 || !w3 || !out || I <= 0 || H <= 0 ||
         I % SF_SWIGLU_INTERLEAVE != 0)
         return (int)cudaErrorInvalidValue;
-    const int64_t row_bytes = H * (dtype == 0 ? 4 : 2);
+    const int64_t row_bytes = H * (dtype == SF_F32 ? 4 : 2);
     if (row_bytes % 16 == 0 && aligned16(w1) && aligned16(w3) && aligned16(out))
         return launch_interleave<uint4>(w1, w3, out, I, row_bytes / 16, stream);
-    if (dtype == 0) return launch_interleave<float>(w1, w3, out, I, H, stream);
+    if (dtype == SF_F32) return launch_interleave<float>(w1, w3, out, I, H, stream);
     return launch_interleave<uint16_t>(w1, w3, out, I, H, stream);
 }

@@ -428,7 +428,7 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
 
 /* rows × cols (cols contiguous, row stride ld elements), boxes of box_rows × box_cols, with the
  * 128-byte swizzle (box_cols = 64) or none. */
-bool make_tensor_map(CUtensorMap *map, int dtype, const void *ptr, int64_t rows, int64_t cols, int64_t ld,
+bool make_tensor_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int64_t rows, int64_t cols, int64_t ld,
                      int box_rows, int box_cols = BK, bool swizzle = true)
 {
     PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
@@ -437,7 +437,7 @@ bool make_tensor_map(CUtensorMap *map, int dtype, const void *ptr, int64_t rows,
     cuuint64_t strides[1] = {(cuuint64_t)ld * 2};
     cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
     cuuint32_t elem_strides[2] = {1, 1};
-    CUresult r = encode(map, dtype == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+    CUresult r = encode(map, dtype == SF_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
                         const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                         swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -602,7 +602,7 @@ bool aligned(const void *p, uintptr_t a) { return ((uintptr_t)p & (a - 1)) == 0;
 
 extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
 {
-    if (!a || (a->dtype != 1 && a->dtype != 2) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ROPE)
+    if (!a || (a->dtype != SF_F16 && a->dtype != SF_BF16) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ROPE)
         return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;
     const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD, rope = a->epilogue == SF_EPI_ROPE;
@@ -668,6 +668,6 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     }
     p.sms = info.sms;
     p.stream = (cudaStream_t)stream;
-    return a->dtype == 1 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
+    return a->dtype == SF_F16 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
                          : launch_cfg<__nv_bfloat16>(bn, cm, ts, a->epilogue, p);
 }

@@ -339,8 +339,8 @@ __global__ void __launch_bounds__(kAddThreads) add_flat_kernel(const T *a, const
 
 struct add_layout {
     int ndim;
-    int64_t shape[SF_ADD_MAX_DIMS];
-    int64_t sa[SF_ADD_MAX_DIMS], sb[SF_ADD_MAX_DIMS], so[SF_ADD_MAX_DIMS];
+    int64_t shape[SF_MAX_DIMS];
+    int64_t sa[SF_MAX_DIMS], sb[SF_MAX_DIMS], so[SF_MAX_DIMS];
 };
 
 /* Strided operands: rows are the leading dimensions, the last one is contiguous; a block takes
@@ -417,7 +417,7 @@ add_layout collapse(const sf_add_args *a)
     }
     l.ndim = n + 1;
     const int last = l.ndim - 1;
-    if ((l.sa[last] != 1 || l.sb[last] != 1 || l.so[last] != 1) && l.ndim < SF_ADD_MAX_DIMS) {
+    if ((l.sa[last] != 1 || l.sb[last] != 1 || l.so[last] != 1) && l.ndim < SF_MAX_DIMS) {
         /* the dense dimension had size 1 and was dropped: put a unit one back */
         l.shape[l.ndim] = 1;
         l.sa[l.ndim] = l.sb[l.ndim] = l.so[l.ndim] = 1;
@@ -463,8 +463,8 @@ extern "C" int sf_rmsnorm_cuda(const sf_rmsnorm_args *a, void *stream)
     if (a->rows == 0) return (int)cudaSuccess;
     cudaStream_t s = (cudaStream_t)stream;
     switch (a->dtype) {
-    case 1: return rmsnorm_for_type<__half>(a, s);
-    case 2: return rmsnorm_for_type<__nv_bfloat16>(a, s);
+    case SF_F16: return rmsnorm_for_type<__half>(a, s);
+    case SF_BF16: return rmsnorm_for_type<__nv_bfloat16>(a, s);
     default: return (int)cudaErrorInvalidValue;
     }
 }
@@ -477,23 +477,23 @@ extern "C" int sf_rope_cuda(const sf_rope_args *a, void *stream)
     if (a->batch == 0 || a->seq == 0 || a->heads == 0) return (int)cudaSuccess;
     cudaStream_t s = (cudaStream_t)stream;
     switch (a->dtype) {
-    case 1: return rope_for_type<__half>(a, s);
-    case 2: return rope_for_type<__nv_bfloat16>(a, s);
+    case SF_F16: return rope_for_type<__half>(a, s);
+    case SF_BF16: return rope_for_type<__nv_bfloat16>(a, s);
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
 extern "C" int sf_add_cuda(const sf_add_args *a, void *stream)
 {
-    if (!a || !a->a || !a->b || !a->out || a->ndim < 1 || a->ndim > SF_ADD_MAX_DIMS) return (int)cudaErrorInvalidValue;
+    if (!a || !a->a || !a->b || !a->out || a->ndim < 1 || a->ndim > SF_MAX_DIMS) return (int)cudaErrorInvalidValue;
     for (int d = 0; d < a->ndim; d++) {
         if (a->shape[d] < 0) return (int)cudaErrorInvalidValue;
         if (a->shape[d] == 0) return (int)cudaSuccess;
     }
     cudaStream_t s = (cudaStream_t)stream;
     switch (a->dtype) {
-    case 1: return add_for_type<__half>(a, s);
-    case 2: return add_for_type<__nv_bfloat16>(a, s);
+    case SF_F16: return add_for_type<__half>(a, s);
+    case SF_BF16: return add_for_type<__nv_bfloat16>(a, s);
     default: return (int)cudaErrorInvalidValue;
     }
 }

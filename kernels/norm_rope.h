@@ -8,14 +8,14 @@
  * Every *_cuda function is asynchronous on `stream` (a cudaStream_t, NULL = legacy default) and
  * returns a cudaError_t value as int: 0 = success, 1 = cudaErrorInvalidValue (a bad shape,
  * dtype or stride: the op glue checks all of these first, with messages), or what the launch
- * returned. dtype is an sf_dtype value (src/sfbench.h): SF_F32 = 0, SF_F16 = 1, SF_BF16 = 2,
- * SF_F64 = 4. Strides are in elements; the last dimension of every tensor is contiguous.
+ * returned. Strides are in elements; the last dimension of every tensor is contiguous.
  * Any alignment works: 16-byte vectors when pointers and strides allow them, scalars otherwise. */
 #ifndef SF_NORM_ROPE_H
 #define SF_NORM_ROPE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sf_types.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,7 +33,7 @@ extern "C" {
  * Aliasing: out may be x (same memory, same row stride); residual may be x; out must not
  * overlap residual. Rows are independent: partial overlaps between rows are the caller's bug. */
 typedef struct sf_rmsnorm_args {
-    int dtype;                 /* of x, residual, weight and out */
+    sf_dtype dtype;            /* of x, residual, weight and out */
     int64_t rows, hidden;      /* rows >= 0 (0: nothing to do), hidden >= 1 */
     const void *x;             /* [rows, hidden], row stride x_stride */
     void *residual;            /* NULL: plain RMSNorm; else [rows, hidden], read and written */
@@ -61,7 +61,7 @@ void sf_rmsnorm_ref_cpu(const sf_rmsnorm_args *a);
 #define SF_ROPE_MAX_HEAD_DIM 512
 
 typedef struct sf_rope_args {
-    int dtype;
+    sf_dtype dtype;
     int64_t batch, seq, heads, head_dim;  /* head_dim even, 2..SF_ROPE_MAX_HEAD_DIM */
     void *x;
     int64_t stride[3];                    /* elements between consecutive b, n, h; d is contiguous */
@@ -80,15 +80,13 @@ void sf_rope_ref_cpu(const sf_rope_args *a);
  * out = a + b over same-shape tensors, fp32 (double) math rounded once. out may be a or b
  * (the same view); other overlaps are the caller's bug. Dimensions that are contiguous for all
  * three tensors are merged before the launch, so a contiguous add is one flat vector loop. */
-#define SF_ADD_MAX_DIMS 8
-
 typedef struct sf_add_args {
-    int dtype;
-    int ndim;                             /* 1..SF_ADD_MAX_DIMS */
-    int64_t shape[SF_ADD_MAX_DIMS];
+    sf_dtype dtype;
+    int ndim;                             /* 1..SF_MAX_DIMS */
+    int64_t shape[SF_MAX_DIMS];
     const void *a, *b;
     void *out;
-    int64_t a_stride[SF_ADD_MAX_DIMS], b_stride[SF_ADD_MAX_DIMS], out_stride[SF_ADD_MAX_DIMS];
+    int64_t a_stride[SF_MAX_DIMS], b_stride[SF_MAX_DIMS], out_stride[SF_MAX_DIMS];
 } sf_add_args;
 
 int sf_add_cuda(const sf_add_args *a, void *stream);

@@ -11,15 +11,13 @@
 
 namespace {
 
-enum { F32 = 0, F16, BF16, I32, F64 };
-
 __device__ __forceinline__ double load(const void *p, int dt, int64_t i)
 {
     switch (dt) {
-    case F32: return ((const float *)p)[i];
-    case F16: return __half2float(((const __half *)p)[i]);
-    case BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
-    case I32: return ((const int32_t *)p)[i];
+    case SF_F32: return ((const float *)p)[i];
+    case SF_F16: return __half2float(((const __half *)p)[i]);
+    case SF_BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    case SF_I32: return ((const int32_t *)p)[i];
     default: return ((const double *)p)[i];
     }
 }
@@ -27,10 +25,10 @@ __device__ __forceinline__ double load(const void *p, int dt, int64_t i)
 __device__ __forceinline__ void store(void *p, int dt, int64_t i, double v)
 {
     switch (dt) {
-    case F32: ((float *)p)[i] = (float)v; break;
-    case F16: ((__half *)p)[i] = __float2half_rn((float)v); break;
-    case BF16: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v); break;
-    case I32: ((int32_t *)p)[i] = isnan(v) ? 0 : (int32_t)llrint(v); break;
+    case SF_F32: ((float *)p)[i] = (float)v; break;
+    case SF_F16: ((__half *)p)[i] = __float2half_rn((float)v); break;
+    case SF_BF16: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v); break;
+    case SF_I32: ((int32_t *)p)[i] = isnan(v) ? 0 : (int32_t)llrint(v); break;
     default: ((double *)p)[i] = v; break;
     }
 }
@@ -120,27 +118,27 @@ unsigned grid_for(int64_t n)
 
 } // namespace
 
-extern "C" int sf_fill_cuda(void *data, int dtype, const sf_layout *lay, double value, void *stream)
+extern "C" int sf_fill_cuda(void *data, sf_dtype dtype, const sf_layout *lay, double value, void *stream)
 {
     fill_kernel<<<grid_for(lay->numel), 256, 0, (cudaStream_t)stream>>>(data, dtype, *lay, value);
     return cudaGetLastError();
 }
 
-extern "C" int sf_random_cuda(void *data, int dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
+extern "C" int sf_random_cuda(void *data, sf_dtype dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
                               double b, void *stream)
 {
     random_kernel<<<grid_for(lay->numel), 256, 0, (cudaStream_t)stream>>>(data, dtype, *lay, normal, seed, a, b);
     return cudaGetLastError();
 }
 
-extern "C" int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *src, int src_dtype,
+extern "C" int sf_convert_cuda(void *dst, sf_dtype dst_dtype, const sf_layout *dl, const void *src, sf_dtype src_dtype,
                                const sf_layout *sl, void *stream)
 {
     convert_kernel<<<grid_for(dl->numel), 256, 0, (cudaStream_t)stream>>>(dst, dst_dtype, *dl, src, src_dtype, *sl);
     return cudaGetLastError();
 }
 
-extern "C" int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
+extern "C" int sf_compare_cuda(const void *out, sf_dtype out_dtype, const sf_layout *ol, const void *ref, sf_dtype ref_dtype,
                                const sf_layout *rl, double *partials, void *stream)
 {
     compare_kernel<<<SF_CMP_BLOCKS, 256, 0, (cudaStream_t)stream>>>(out, out_dtype, *ol, ref, ref_dtype, *rl, partials);

@@ -3,6 +3,7 @@
 #ifndef SF_TENSOR_OPS_H
 #define SF_TENSOR_OPS_H
 #include <stdint.h>
+#include "sf_types.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -10,19 +11,19 @@ extern "C" {
 typedef struct sf_layout {
     int ndim, contiguous;
     int64_t numel;
-    int64_t shape[8], stride[8];
+    int64_t shape[SF_MAX_DIMS], stride[SF_MAX_DIMS];
 } sf_layout;
 
 /* per-block partial sums written by sf_compare_cuda, summed on the host */
 enum { SF_CMP_D2, SF_CMP_R2, SF_CMP_MAXABS, SF_CMP_NAN, SF_CMP_INF, SF_CMP_REFBAD, SF_CMP_FIELDS };
 #define SF_CMP_BLOCKS 512
 
-int sf_fill_cuda(void *data, int dtype, const sf_layout *lay, double value, void *stream);
-int sf_random_cuda(void *data, int dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
+int sf_fill_cuda(void *data, sf_dtype dtype, const sf_layout *lay, double value, void *stream);
+int sf_random_cuda(void *data, sf_dtype dtype, const sf_layout *lay, int normal, uint64_t seed, double a,
                    double b, void *stream);
-int sf_convert_cuda(void *dst, int dst_dtype, const sf_layout *dl, const void *src, int src_dtype,
+int sf_convert_cuda(void *dst, sf_dtype dst_dtype, const sf_layout *dl, const void *src, sf_dtype src_dtype,
                     const sf_layout *sl, void *stream);
-int sf_compare_cuda(const void *out, int out_dtype, const sf_layout *ol, const void *ref, int ref_dtype,
+int sf_compare_cuda(const void *out, sf_dtype out_dtype, const sf_layout *ol, const void *ref, sf_dtype ref_dtype,
                     const sf_layout *rl, double *partials, void *stream);
 /* Whether our kernels on the current device are launched with programmatic dependent launch
  * (kernels/common.cuh, sf::launch): on a device of compute capability 9.0 or later, unless

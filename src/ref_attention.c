@@ -37,7 +37,7 @@ void sf_attention_ref_cpu(const sf_attention_args *a)
     const int B = a->batch, Nq = a->seq_q, Nk = a->seq_k, H = a->n_heads, D = a->head_dim;
     const int Hkv = a->n_kv_heads > 0 ? a->n_kv_heads : H;
     const int group = H / Hkv > 0 ? H / Hkv : 1;
-    const sf_dtype t = (sf_dtype)a->dtype;
+    const sf_dtype t = a->dtype;
     const double scale = a->scale;
     const int64_t diag = (int64_t)Nk - Nq; /* key j visible to query i iff j <= i + diag */
     if (B <= 0 || Nq <= 0 || H <= 0 || D <= 0) return;

@@ -48,7 +48,7 @@ static double activation(const sf_ffn_ref_args *a, double g, double u)
 
 void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
 {
-    const sf_dtype t = (sf_dtype)a->dtype;
+    const sf_dtype t = a->dtype;
     const int64_t T = a->T, H = a->H, I = a->I;
     const int swiglu = a->act == SF_FFN_SWIGLU;
     double *x = widen(a->x, t, T * H), *w1 = widen(a->w1, t, I * H), *w2 = widen(a->w2, t, H * I);

@@ -17,7 +17,7 @@ static double round_to(sf_dtype t, double v)
 
 void sf_rmsnorm_ref_cpu(const sf_rmsnorm_args *a)
 {
-    const sf_dtype t = (sf_dtype)a->dtype;
+    const sf_dtype t = a->dtype;
     const int64_t H = a->hidden;
     for (int64_t r = 0; r < a->rows; r++) {
         const int64_t xo = r * a->x_stride, ro = r * a->residual_stride, oo = r * a->out_stride;
@@ -50,7 +50,7 @@ void sf_rope_inv_freq(float *inv_freq, int64_t head_dim, double theta)
 
 void sf_rope_ref_cpu(const sf_rope_args *a)
 {
-    const sf_dtype t = (sf_dtype)a->dtype;
+    const sf_dtype t = a->dtype;
     const int64_t half = a->head_dim / 2;
     for (int64_t n = 0; n < a->seq; n++) {
         const float pos = (float)(a->pos_offset + n);
@@ -71,8 +71,8 @@ void sf_rope_ref_cpu(const sf_rope_args *a)
 
 void sf_add_ref_cpu(const sf_add_args *a)
 {
-    const sf_dtype t = (sf_dtype)a->dtype;
-    int64_t numel = 1, idx[SF_ADD_MAX_DIMS] = {0};
+    const sf_dtype t = a->dtype;
+    int64_t numel = 1, idx[SF_MAX_DIMS] = {0};
     for (int d = 0; d < a->ndim; d++) numel *= a->shape[d];
     for (int64_t k = 0; k < numel; k++) {
         int64_t oa = 0, ob = 0, oo = 0;

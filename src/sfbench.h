@@ -5,10 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
+#include "sf_types.h"
 
-#define SF_MAX_DIMS 8
-
-typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_DTYPE_COUNT } sf_dtype;
 typedef enum { SF_DEV_CPU = 0, SF_DEV_CUDA = 1 } sf_device_kind;
 
 typedef struct sf_tensor {
