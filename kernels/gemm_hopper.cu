@@ -19,7 +19,7 @@
  *     in shared memory (see box_cols) and stores them with TMA, overlapping the next tile's main
  *     loop (epilogue_store = 2). The direct form (1) stores two adjacent columns (4 bytes) per
  *     thread per row. For SWIGLU the B rows are
- *     interleaved in blocks of 8 (gate, up, gate, up, ...; see ffn.h), so accumulator column
+ *     interleaved in blocks of 8 (gate, up, gate, up, ...; see gemm_hopper.h), so accumulator column
  *     block 2p holds the gate and 2p+1 the up values of the same 8 output columns in the same
  *     thread: h = silu(g)·u is formed in registers and only h [M, N/2] is written.
  *   - Clusters of 2 CTAs along M (cluster_m = 2, the default once M > 128) share each B tile:
@@ -30,7 +30,7 @@
  *     removed in session 5: timed in steady state it was never ahead (kernels/NOTES-ffn.md).
  * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
 #include "common.cuh"
-#include "ffn.h"
+#include "gemm_hopper.h"
 #include "hopper.cuh"
 #include "wgmma.cuh"
 
@@ -74,7 +74,7 @@ template <int BN, int EPI, bool TS> struct tile_cfg {
 
 using namespace sf_hopper;
 
-/* SF_EPI_ROPE's parameters (ffn.h), passed by value to every cooperative kernel. */
+/* SF_EPI_ROPE's parameters (gemm_hopper.h), passed by value to every cooperative kernel. */
 struct rope_params {
     int cols, seq, pos_offset;
     float inv_freq[SF_GEMM_ROPE_HEAD_DIM / 2];

@@ -7,7 +7,7 @@
 #ifdef SF_HAVE_HOPPER
 #include "cuda_check.h"
 #include "autotune.h"
-#include "ffn.h"
+#include "gemm_hopper.h"
 #endif
 
 static const sf_arg_spec gemm_args[] = {

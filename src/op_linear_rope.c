@@ -14,7 +14,7 @@
 #include "autotune.h"
 #endif
 #ifdef SF_HAVE_HOPPER
-#include "ffn.h"
+#include "gemm_hopper.h"
 #endif
 
 static const sf_arg_spec linear_rope_args[] = {
