@@ -20,11 +20,10 @@ extern "C" {
 
 /* ---- elementwise (kernels/ffn_act.cu) --------------------------------------------------- */
 
-enum sf_act_kind { SF_ACT_GELU_TANH = 0, SF_ACT_GELU_ERF = 1, SF_ACT_SILU = 2 };
-
-/* out[i] = act(in[i]), computed in fp32, rounded once; in == out is allowed.
+/* out[i] = act(in[i]) for act SF_EPI_GELU_TANH, SF_EPI_GELU_ERF or SF_EPI_SILU, computed in
+ * fp32, rounded once; in == out is allowed.
  * dtype f32, f16 or bf16. 16-byte vectors when in/out are 16-byte aligned, scalar otherwise. */
-int sf_act_cuda(int act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream);
+int sf_act_cuda(sf_epilogue act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream);
 
 /* out[i] = a[i] * b[i] in fp32, rounded once (as PyTorch's eager mul); out may alias a or b. */
 int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *out, int64_t n, void *stream);
@@ -39,21 +38,18 @@ int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, v
 
 /* ---- CPU reference of the whole FFN (src/ref_ffn.c) ------------------------------------- */
 
-enum sf_ffn_kind { SF_FFN_GELU = 0, SF_FFN_SWIGLU = 1 };
-
 typedef struct sf_ffn_ref_args {
-    int act;             /* SF_FFN_GELU: y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2
-                            SF_FFN_SWIGLU: y = (silu(x·W1ᵀ + b1) ⊙ (x·W3ᵀ + b3))·W2ᵀ + b2 */
-    int gelu;            /* SF_ACT_GELU_TANH or SF_ACT_GELU_ERF (SF_FFN_GELU only) */
+    sf_epilogue act;     /* SF_EPI_GELU_TANH, SF_EPI_GELU_ERF: y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2
+                            SF_EPI_SWIGLU: y = (silu(x·W1ᵀ + b1) ⊙ (x·W3ᵀ + b3))·W2ᵀ + b2 */
     sf_dtype dtype;      /* of every tensor below */
     int64_t T, H, I;
     const void *x;       /* [T, H] */
     const void *w1;      /* [I, H] */
-    const void *w3;      /* [I, H], SF_FFN_SWIGLU only (NULL for gelu) */
+    const void *w3;      /* [I, H], SF_EPI_SWIGLU only (NULL for gelu) */
     const void *w2;      /* [H, I] */
     const void *b1;      /* [I] or NULL */
     const void *b2;      /* [H] or NULL */
-    const void *b3;      /* [I] or NULL (SF_FFN_SWIGLU) */
+    const void *b3;      /* [I] or NULL (SF_EPI_SWIGLU) */
     void *out;           /* [T, H] */
 } sf_ffn_ref_args;
 

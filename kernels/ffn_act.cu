@@ -14,8 +14,8 @@ constexpr int kUnroll = 4; /* 16-byte vectors per thread per iteration: 64 B in 
 
 template <int ACT> __device__ __forceinline__ float apply_act(float x)
 {
-    if (ACT == SF_ACT_GELU_TANH) return sf::gelu_tanh(x);
-    if (ACT == SF_ACT_GELU_ERF) return sf::gelu_erf(x);
+    if (ACT == SF_EPI_GELU_TANH) return sf::gelu_tanh(x);
+    if (ACT == SF_EPI_GELU_ERF) return sf::gelu_erf(x);
     return sf::silu(x);
 }
 
@@ -100,12 +100,12 @@ int launch_elementwise(const void *a, const void *b, void *out, int64_t n, void 
                            (const T *)a, (const T *)b, (T *)out, n, n_vec, op);
 }
 
-template <typename T> int act_for_type(int act, const void *in, void *out, int64_t n, void *stream)
+template <typename T> int act_for_type(sf_epilogue act, const void *in, void *out, int64_t n, void *stream)
 {
     switch (act) {
-    case SF_ACT_GELU_TANH: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_ACT_GELU_TANH>());
-    case SF_ACT_GELU_ERF: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_ACT_GELU_ERF>());
-    case SF_ACT_SILU: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_ACT_SILU>());
+    case SF_EPI_GELU_TANH: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_EPI_GELU_TANH>());
+    case SF_EPI_GELU_ERF: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_EPI_GELU_ERF>());
+    case SF_EPI_SILU: return launch_elementwise<T, 1>(in, nullptr, out, n, stream, act_op<SF_EPI_SILU>());
     default: return (int)cudaErrorInvalidValue;
     }
 }
@@ -142,7 +142,7 @@ int launch_interleave(const void *w1, const void *w3, void *out, int64_t I, int6
 
 } // namespace
 
-extern "C" int sf_act_cuda(int act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream)
+extern "C" int sf_act_cuda(sf_epilogue act, sf_dtype dtype, const void *in, void *out, int64_t n, void *stream)
 {
     switch (dtype) {
     case SF_F32: return act_for_type<float>(act, in, out, n, stream);

@@ -17,15 +17,6 @@
 extern "C" {
 #endif
 
-enum sf_epilogue_kind {
-    SF_EPI_NONE = 0,      /* C = A·Bᵀ (+ bias)                                              */
-    SF_EPI_GELU_TANH = 1, /* C = gelu_tanh(A·Bᵀ (+ bias))                                   */
-    SF_EPI_GELU_ERF = 2,  /* C = gelu_erf(A·Bᵀ (+ bias))                                    */
-    SF_EPI_SWIGLU = 3,    /* B interleaved (below), N = 2I: C[M, N/2] = silu(gate)·up        */
-    SF_EPI_ADD = 4,       /* C = A·Bᵀ (+ bias) + R; R [M, N] may be the same memory as C     */
-    SF_EPI_ROPE = 5       /* C = A·Bᵀ (+ bias), rotary embedding on C's first rope_cols columns */
-};
-
 /* SF_EPI_ROPE: the columns [0, rope_cols) of C are heads of SF_GEMM_ROPE_HEAD_DIM, rotated as
  * sf_rope_cuda does (kernels/norm_rope.h: HF's rotate_half pairs (i, i + 64), fp32 angle
  * fp32(p)·inv_freq[i]), but on the fp32 accumulators before the one rounding to C's dtype, and
@@ -36,7 +27,7 @@ enum sf_epilogue_kind {
 
 typedef struct sf_gemm_epi_args {
     sf_dtype dtype;      /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
-    int epilogue;        /* sf_epilogue_kind */
+    sf_epilogue epilogue; /* NONE, GELU_TANH, GELU_ERF, SWIGLU, ADD or ROPE (sf_types.h) */
     int64_t M, N, K;     /* A [M, K], B [N, K] (a Linear weight), fp32 accumulation */
     const void *A;
     const void *B;
@@ -68,7 +59,7 @@ int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 
 /* The arguments of a Linear product out = epi(x·wᵀ (+ bias)), x [M, K] and w [N, K] packed, every
  * choice automatic; a caller sets whatever else its epilogue reads (R, the rope fields). */
-static inline sf_gemm_epi_args sf_gemm_epi_linear(sf_dtype dtype, int epilogue, const void *x, const void *w,
+static inline sf_gemm_epi_args sf_gemm_epi_linear(sf_dtype dtype, sf_epilogue epilogue, const void *x, const void *w,
                                                   const void *bias, void *out, int64_t M, int64_t N, int64_t K)
 {
     sf_gemm_epi_args g;

@@ -125,8 +125,8 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-    if (k->epilogue == SF_GEMM_EPI_RELU) epi = k->bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
-    else if (k->epilogue == SF_GEMM_EPI_GELU) epi = k->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    if (k->epilogue == SF_EPI_RELU) epi = k->bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    else if (k->epilogue == SF_EPI_GELU_TANH) epi = k->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
     else if (k->bias) epi = CUBLASLT_EPILOGUE_BIAS;
     LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
     set_layout(L, &p->la, (sf_dtype)k->b_dtype, k->trans_b ? k->k : k->n, k->trans_b ? k->n : k->k, k->ldb, k->batch, k->stride_b);
@@ -209,7 +209,7 @@ void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
 }
 
 void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream)
+                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_epilogue epi, void *stream)
 {
     sf_gemm_desc d;
     sf_linear_desc(&d, x, w, bias, residual, out, T, N, K, dt, epi);

@@ -7,8 +7,6 @@
 #include <string.h>
 #include "sfbench.h"
 
-typedef enum { SF_GEMM_EPI_NONE = 0, SF_GEMM_EPI_RELU, SF_GEMM_EPI_GELU } sf_gemm_epilogue;
-
 typedef struct sf_gemm_desc {
     int64_t m, n, k, batch;
     const void *a, *b, *bias;
@@ -18,7 +16,7 @@ typedef struct sf_gemm_desc {
     int trans_a, trans_b;
     int64_t lda, ldb, ldc, ldd, stride_a, stride_b, stride_c, stride_d;
     double alpha, beta;
-    sf_gemm_epilogue epilogue;
+    sf_epilogue epilogue;         /* NONE, RELU or GELU_TANH (sf_types.h) */
     int tf32;                     /* allow TF32 tensor cores for f32 inputs */
     int autotune;                 /* time cuBLASLt's candidates once per shape, keep the fastest */
 } sf_gemm_desc;
@@ -26,7 +24,7 @@ typedef struct sf_gemm_desc {
 /* A Linear layer's product, every matrix dense: out[T, N] = epi(x[T, K]·w[N, K]ᵀ (+ bias))
  * (+ residual when given: beta 1), alpha 1, cuBLASLt autotuned. */
 static inline void sf_linear_desc(sf_gemm_desc *d, const void *x, const void *w, const void *bias, const void *residual,
-                                   void *out, int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi)
+                                   void *out, int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_epilogue epi)
 {
     memset(d, 0, sizeof *d);
     d->epilogue = epi;
@@ -47,7 +45,7 @@ int sf_gemm_ref_cpu(const sf_gemm_desc *d);      /* ref_gemm.c: double accumulat
 #ifdef SF_HAVE_CUDA
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream);   /* blas.c: cuBLASLt */
 void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
-                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_gemm_epilogue epi, void *stream); /* blas.c */
+                    int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_epilogue epi, void *stream); /* blas.c */
 void *sf_cublas_handle(lua_State *L);                                   /* a cublasHandle_t */
 const char *sf_cublas_version(void);
 #endif

@@ -67,18 +67,18 @@ static void unfused(ffn_call *c)
     char *tmp = sf_scratch(L, SF_DEV_CUDA, ti * (size_t)n_tmp, "the FFN intermediates");
     if (c->act == ACT_GELU) {
         sf_linear_cuda(L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, tmp, c->T, c->I, c->H, dt,
-               SF_GEMM_EPI_NONE, c->stream);
-        SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
+               SF_EPI_NONE, c->stream);
+        SF_CUDA(L, sf_act_cuda(c->gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH, dt, tmp, tmp + ti, c->T * c->I, c->stream));
         sf_linear_cuda(L, tmp + ti, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt,
-               SF_GEMM_EPI_NONE, c->stream);
+               SF_EPI_NONE, c->stream);
         return;
     }
     char *gate = tmp, *up = tmp + ti, *act = tmp + 2 * ti, *prod = tmp + 3 * ti;
-    sf_linear_cuda(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
-    sf_linear_cuda(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, SF_GEMM_EPI_NONE, c->stream);
-    SF_CUDA(L, sf_act_cuda(SF_ACT_SILU, dt, gate, act, c->T * c->I, c->stream));
+    sf_linear_cuda(L, c->x->data, c->w1->data, NULL, NULL, gate, c->T, c->I, c->H, dt, SF_EPI_NONE, c->stream);
+    sf_linear_cuda(L, c->x->data, c->w3->data, NULL, NULL, up, c->T, c->I, c->H, dt, SF_EPI_NONE, c->stream);
+    SF_CUDA(L, sf_act_cuda(SF_EPI_SILU, dt, gate, act, c->T * c->I, c->stream));
     SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
-    sf_linear_cuda(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_GEMM_EPI_NONE, c->stream);
+    sf_linear_cuda(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_EPI_NONE, c->stream);
 }
 
 #ifdef SF_HAVE_HOPPER
@@ -94,7 +94,7 @@ static void down_hopper(ffn_call *c, void *h)
 static void down_cublaslt(ffn_call *c, void *h)
 {
     sf_linear_cuda(c->a->L, h, c->w2->data, c->b2 ? c->b2->data : NULL, residual_of(c), c->out->data, c->T, c->H, c->I,
-           c->x->dtype, SF_GEMM_EPI_NONE, c->stream);
+           c->x->dtype, SF_EPI_NONE, c->stream);
 }
 
 /* h = GELU(x·W1ᵀ (+ b1)), tanh form, through our Hopper GEMM or cuBLASLt's GELU epilogue */
@@ -108,7 +108,7 @@ static void gelu_up_hopper(ffn_call *c, void *h)
 static void gelu_up_cublaslt(ffn_call *c, void *h)
 {
     sf_linear_cuda(c->a->L, c->x->data, c->w1->data, c->b1 ? c->b1->data : NULL, NULL, h, c->T, c->I, c->H, c->x->dtype,
-           SF_GEMM_EPI_GELU, c->stream);
+           SF_EPI_GELU_TANH, c->stream);
 }
 
 /* Where cuBLASLt and our kernel trade wins by shape (the down projection; the tanh-GELU up
@@ -204,7 +204,7 @@ static void run_ffn(sf_op_args *a)
     check_vector(a, "b2", c.b2, c.H, c.x);
     if (c.residual) check_matrix(a, "residual", c.residual, c.T, c.H, c.x);
     if (dev == SF_DEV_CPU) {
-        sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_FFN_SWIGLU : SF_FFN_GELU, c.gelu_erf ? SF_ACT_GELU_ERF : SF_ACT_GELU_TANH,
+        sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_EPI_SWIGLU : c.gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH,
                              c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
                              c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data};
         /* the reference has no residual: add it after, in double, from a copy when it is `out` */

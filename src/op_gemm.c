@@ -55,7 +55,7 @@ static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const
     if (A->ndim != 2 || B->ndim != 2 || C->ndim != 2) return "takes 2-D a, b and c";
     if (d->trans_a || !d->trans_b) return "takes a [m, k] and b [n, k] (transb = true)";
     if (d->alpha != 1.0 || (d->beta != 0.0 && d->beta != 1.0)) return "takes alpha 1 and beta 0 or 1";
-    if (d->epilogue != SF_GEMM_EPI_NONE) return "has no relu or gelu epilogue";
+    if (d->epilogue != SF_EPI_NONE) return "has no relu or gelu epilogue";
     if (d->n % 64 || d->k % 64) return "needs n and k that are multiples of 64";
     if (d->lda % 8 || d->ldb % 8 || (uintptr_t)d->a % 16 || (uintptr_t)d->b % 16)
         return "needs 16-byte aligned rows of a and b";
@@ -91,6 +91,7 @@ static void run_gemm(sf_op_args *a)
 {
     static const char *const tensors[] = {"a", "b", "c", "out", "bias", NULL};
     static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
+    static const sf_epilogue epilogue_kinds[] = {SF_EPI_NONE, SF_EPI_RELU, SF_EPI_GELU_TANH};
     static const char *const impls[] = {"cublaslt", "hopper", "fastest", NULL};
     sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
     sf_tensor *bias = sf_arg_tensor(a, "bias"), *out = sf_arg_tensor(a, "out");
@@ -141,7 +142,7 @@ static void run_gemm(sf_op_args *a)
     d.bias = bias ? bias->data : NULL;
     d.alpha = sf_arg_number(a, "alpha", 1.0);
     d.beta = sf_arg_number(a, "beta", 0.0);
-    d.epilogue = (sf_gemm_epilogue)sf_arg_choice(a, "epilogue", epilogues, SF_GEMM_EPI_NONE);
+    d.epilogue = epilogue_kinds[sf_arg_choice(a, "epilogue", epilogues, 0)];
     d.tf32 = sf_arg_bool(a, "tf32", 0);
     d.autotune = sf_arg_bool(a, "autotune", 1);
     int impl = sf_arg_choice(a, "impl", impls, 0);

@@ -44,7 +44,7 @@ static void run_unfused(void *ctx)
 {
     linear_rope_call *c = (linear_rope_call *)ctx;
     sf_linear_cuda(c->a->L, c->x->data, c->w->data, NULL, NULL, c->out->data, c->T, c->N, c->K, c->x->dtype,
-                   SF_GEMM_EPI_NONE, c->stream);
+                   SF_EPI_NONE, c->stream);
     if (c->rope.heads > 0) SF_CUDA(c->a->L, sf_rope_cuda(&c->rope, c->stream));
 }
 #endif
@@ -113,7 +113,7 @@ static void run_linear_rope(sf_op_args *a)
 
     if (dev == SF_DEV_CPU) {
         sf_gemm_desc d;
-        sf_linear_desc(&d, x->data, w->data, NULL, NULL, out->data, c.T, c.N, c.K, x->dtype, SF_GEMM_EPI_NONE);
+        sf_linear_desc(&d, x->data, w->data, NULL, NULL, out->data, c.T, c.N, c.K, x->dtype, SF_EPI_NONE);
         if (sf_gemm_ref_cpu(&d) != 0) sf_op_error(a, "out of host memory for the reference's operands");
         if (c.rope.heads > 0) sf_rope_ref_cpu(&c.rope);
         return;

@@ -41,8 +41,8 @@ static double round_to(sf_dtype t, double v)
 
 static double activation(const sf_ffn_ref_args *a, double g, double u)
 {
-    if (a->act == SF_FFN_SWIGLU) return g / (1.0 + exp(-g)) * u;
-    if (a->gelu == SF_ACT_GELU_ERF) return 0.5 * g * (1.0 + erf(g * 0.7071067811865476));
+    if (a->act == SF_EPI_SWIGLU) return g / (1.0 + exp(-g)) * u;
+    if (a->act == SF_EPI_GELU_ERF) return 0.5 * g * (1.0 + erf(g * 0.7071067811865476));
     return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
 }
 
@@ -50,7 +50,7 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
 {
     const sf_dtype t = a->dtype;
     const int64_t T = a->T, H = a->H, I = a->I;
-    const int swiglu = a->act == SF_FFN_SWIGLU;
+    const int swiglu = a->act == SF_EPI_SWIGLU;
     double *x = widen(a->x, t, T * H), *w1 = widen(a->w1, t, I * H), *w2 = widen(a->w2, t, H * I);
     double *w3 = swiglu ? widen(a->w3, t, I * H) : NULL;
     double *h = malloc((size_t)(T * I) * sizeof *h);

@@ -41,8 +41,8 @@ int sf_gemm_ref_cpu(const sf_gemm_desc *d)
                 double v = d->alpha * acc;
                 if (d->beta != 0) v += d->beta * sf_load_as_double(c, d->c_dtype, i * d->ldc + j);
                 if (d->bias) v += sf_load_as_double(d->bias, d->c_dtype, j);
-                if (d->epilogue == SF_GEMM_EPI_RELU) v = v > 0 ? v : 0;
-                else if (d->epilogue == SF_GEMM_EPI_GELU) v = gelu_tanh(v);
+                if (d->epilogue == SF_EPI_RELU) v = v > 0 ? v : 0;
+                else if (d->epilogue == SF_EPI_GELU_TANH) v = gelu_tanh(v);
                 sf_store_from_double(out, d->c_dtype, i * ldo + j, v);
             }
     }

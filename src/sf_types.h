@@ -7,4 +7,23 @@
 
 typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_DTYPE_COUNT } sf_dtype;
 
+/* What is applied to a product before it is stored: the epilogue of a GEMM, the function of the
+ * activation kernel, the activation of the FFN reference. Each takes the kinds it names:
+ *   cuBLASLt and the CPU GEMM (src/gemm.h)      NONE, RELU, GELU_TANH
+ *   our Hopper GEMM (kernels/gemm_hopper.h)     NONE, GELU_TANH, GELU_ERF, SWIGLU, ADD, ROPE
+ *   sf_act_cuda (kernels/ffn.h)                 GELU_TANH, GELU_ERF, SILU
+ *   sf_ffn_ref_cpu (kernels/ffn.h)              GELU_TANH, GELU_ERF, SWIGLU
+ * The bias, where one is given, is added first. The Hopper GEMM's kinds come first, in the range
+ * its kernels are built for. */
+typedef enum {
+    SF_EPI_NONE = 0,      /* C = A·Bᵀ                                                        */
+    SF_EPI_GELU_TANH = 1, /* C = gelu_tanh(A·Bᵀ), the tanh approximation                     */
+    SF_EPI_GELU_ERF = 2,  /* C = gelu_erf(A·Bᵀ), the exact form                              */
+    SF_EPI_SWIGLU = 3,    /* B interleaved (gemm_hopper.h), N = 2I: C[M, N/2] = silu(gate)·up */
+    SF_EPI_ADD = 4,       /* C = A·Bᵀ + R; R [M, N] may be the same memory as C              */
+    SF_EPI_ROPE = 5,      /* C = A·Bᵀ, rotary embedding on C's first rope_cols columns       */
+    SF_EPI_RELU = 6,      /* C = max(A·Bᵀ, 0)                                                */
+    SF_EPI_SILU = 7       /* out = silu(in): the activation kernel only                      */
+} sf_epilogue;
+
 #endif

@@ -421,7 +421,7 @@ static void test_gemm_alpha_beta_bias_relu(void **state)
     const double want[4] = {116.5, 129, 279.5, 310};
     assert_doubles(c, want, 4);
     /* bias per column, then relu: 2·AB + bias = [[-84, 138], [78, 318]] */
-    d.beta = 0; d.bias = bias; d.epilogue = SF_GEMM_EPI_RELU;
+    d.beta = 0; d.bias = bias; d.epilogue = SF_EPI_RELU;
     assert_int_equal(sf_gemm_ref_cpu(&d), 0);
     const double want_relu[4] = {0, 138, 78, 318};
     assert_doubles(c, want_relu, 4);
@@ -447,7 +447,7 @@ static void test_gemm_gelu(void **state)
     for (int i = 0; i < 5; i++) {
         double a = xs[i], b = 1, c = 123;
         sf_gemm_desc d = desc(SF_F64, 1, 1, 1, &a, &b, &c);
-        d.epilogue = SF_GEMM_EPI_GELU;
+        d.epilogue = SF_EPI_GELU_TANH;
         assert_int_equal(sf_gemm_ref_cpu(&d), 0);
         double x = xs[i];
         double want = 0.5 * x * (1 + tanh(sqrt(2 / acos(-1.0)) * (x + 0.044715 * x * x * x)));
