@@ -37,10 +37,7 @@ struct Params {
 };
 
 /* -------------------------------------------------------------- PTX building blocks -------- */
-__device__ __forceinline__ uint32_t smem_u32(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
+using sf::smem_u32;
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
 {
@@ -70,14 +67,9 @@ __device__ __forceinline__ float fast_exp2(float x)
     return y;
 }
 
-/* Element-type traits: the mma instruction and the fp32 -> 2 x 16-bit pack. */
+/* Element-type traits: the mma instruction (the fp32 -> 2 x 16-bit pack is sf::dtype_traits'). */
 template <typename T> struct Elt;
 template <> struct Elt<__half> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __half2 h = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
     {
         asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -87,11 +79,6 @@ template <> struct Elt<__half> {
     }
 };
 template <> struct Elt<__nv_bfloat16> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
     {
         asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -316,10 +303,10 @@ __device__ __forceinline__ void softmax_tile(float (&s)[C::MT][C::NT][4], float 
     for (int mt = 0; mt < C::MT; mt++)
 #pragma unroll
         for (int kk = 0; kk < C::BN / 16; kk++) {
-            pa[mt][kk][0] = Elt<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-            pa[mt][kk][1] = Elt<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-            pa[mt][kk][2] = Elt<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-            pa[mt][kk][3] = Elt<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            pa[mt][kk][0] = sf::dtype_traits<T>::pack2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            pa[mt][kk][1] = sf::dtype_traits<T>::pack2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            pa[mt][kk][2] = sf::dtype_traits<T>::pack2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            pa[mt][kk][3] = sf::dtype_traits<T>::pack2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
         }
 }
 
@@ -442,7 +429,7 @@ __global__ void __launch_bounds__(C::THREADS, C::MINB) flash_fwd_kernel(const __
             const uint32_t row_addr = sq + r * C::ROWB + t * 4;
 #pragma unroll
             for (int dt = 0; dt < C::DT; dt++) {
-                const uint32_t v = Elt<T>::pack(o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
+                const uint32_t v = sf::dtype_traits<T>::pack2(o[mt][dt][2 * hh] * inv, o[mt][dt][2 * hh + 1] * inv);
                 asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row_addr + ((dt ^ g) << 4)), "r"(v));
             }
             const int qrow = q0 + r;

@@ -16,12 +16,9 @@
 #include <stdint.h>
 #include <math.h>
 #include "attention.h"
+#include "common.cuh"
 
 namespace sf_naive {
-
-template <typename T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 constexpr int SM_THREADS = 256;
 
@@ -33,16 +30,12 @@ __device__ __forceinline__ void combine(float &m, float &s, float m2, float s2)
     m = mx;
 }
 
-template <typename T> __device__ __forceinline__ float to_f(T x);
-template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-
 /* out[i] = in[i] * scale (the `* scaling` of eager attention), rounded to the dtype */
 template <typename T>
 __global__ void scale_kernel(const T *__restrict__ in, T *__restrict__ out, float scale, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = from_f<T>(to_f<T>(in[i]) * scale);
+        out[i] = sf::dtype_traits<T>::from_f(sf::dtype_traits<T>::to_f(in[i]) * scale);
 }
 
 /* out[i] = (T)in[i] (the `.to(q.dtype)` after the fp32 softmax) */
@@ -50,7 +43,7 @@ template <typename T>
 __global__ void cast_kernel(const float *__restrict__ in, T *__restrict__ out, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = from_f<T>(in[i]);
+        out[i] = sf::dtype_traits<T>::from_f(in[i]);
 }
 
 /* One block per row of S (rows = heads x seq_q of one batch entry); S is scaled already. */
@@ -68,7 +61,7 @@ __global__ void __launch_bounds__(SM_THREADS) softmax_rows(const T *__restrict__
 
     float m = -INFINITY, sum = 0.f;
     for (int j = threadIdx.x; j <= lim; j += SM_THREADS) {
-        const float x = to_f<T>(s[j]);
+        const float x = sf::dtype_traits<T>::to_f(s[j]);
         if (x > m) { sum = sum * __expf(m - x) + 1.f; m = x; }
         else sum += __expf(x - m);
     }
@@ -85,7 +78,7 @@ __global__ void __launch_bounds__(SM_THREADS) softmax_rows(const T *__restrict__
     for (int k = 1; k < SM_THREADS / 32; k++) combine(m, sum, wm[k], ws[k]);
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     for (int j = threadIdx.x; j < seq_k; j += SM_THREADS)
-        pr[j] = j <= lim ? __expf(to_f<T>(s[j]) - m) * inv : 0.f;
+        pr[j] = j <= lim ? __expf(sf::dtype_traits<T>::to_f(s[j]) - m) * inv : 0.f;
     if (lse && threadIdx.x == 0) lse[row] = sum > 0.f ? m + logf(sum) : -INFINITY;
 }
 

@@ -1,7 +1,8 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
  * 16-byte vector access, the activation functions (one definition, used by the
  * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), and the
- * grid order of the attention kernels, and programmatic dependent launch. */
+ * grid order of the attention kernels, programmatic dependent launch, and the shared-memory
+ * address form that PTX takes. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 
@@ -50,6 +51,13 @@ template <> struct dtype_traits<__nv_bfloat16> {
         return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&v));
     }
 };
+
+/* The 32-bit shared-memory address of a generic pointer into shared memory, as the PTX
+ * instructions (cp.async, ldmatrix, mbarrier, TMA) take it. */
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
 
 /* A 16-byte vector seen as elements of T. */
 template <typename T> union vec16 {

@@ -10,13 +10,11 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "common.cuh"
+
 namespace sf_hopper {
 
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
+using sf::smem_u32;
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
 {
