@@ -130,12 +130,28 @@ static int l_compile(lua_State *L)
     return 1;
 }
 
+/* __gc and __close: unloads the module; its kernels cannot be launched after */
 static int mod_gc(lua_State *L)
 {
     sf_module *m = (sf_module *)luaL_checkudata(L, 1, MODULE_MT);
     if (m->lib) cudaLibraryUnload(m->lib);
     m->lib = NULL;
     return 0;
+}
+
+static sf_module *check_module(lua_State *L, int idx)
+{
+    sf_module *m = (sf_module *)luaL_checkudata(L, idx, MODULE_MT);
+    if (!m->lib) luaL_argerror(L, idx, "module has been unloaded");
+    return m;
+}
+
+static int mod_tostring(lua_State *L)
+{
+    sf_module *m = (sf_module *)luaL_checkudata(L, 1, MODULE_MT);
+    if (m->lib) lua_pushfstring(L, "module(%s)", m->name);
+    else lua_pushfstring(L, "module(%s, unloaded)", m->name);
+    return 1;
 }
 
 static ptype parse_ptype(lua_State *L, const char *s, size_t len)
@@ -154,7 +170,7 @@ static const size_t ptype_size[] = {8, 4, 8, 4, 8, 1};
 /* module:kernel(name [, {sig = "ptr,f32,i32"}]) -> kernel */
 static int mod_kernel(lua_State *L)
 {
-    sf_module *m = (sf_module *)luaL_checkudata(L, 1, MODULE_MT);
+    sf_module *m = check_module(L, 1);
     const char *name = luaL_checkstring(L, 2);
     sf_kernel *k = (sf_kernel *)lua_newuserdatauv(L, sizeof *k, 1);
     memset(k, 0, sizeof *k);
@@ -194,6 +210,26 @@ static int mod_kernel(lua_State *L)
         }
         if (i != k->nparams) return luaL_error(L, "kernel '%s': sig names %d of its %d parameters", name, i, k->nparams);
     }
+    return 1;
+}
+
+/* a kernel whose module is still loaded (the module is the kernel's user value) */
+static sf_kernel *check_kernel(lua_State *L, int idx)
+{
+    sf_kernel *k = (sf_kernel *)luaL_checkudata(L, idx, KERNEL_MT);
+    lua_getiuservalue(L, idx, 1);
+    int loaded = ((sf_module *)lua_touserdata(L, -1))->lib != NULL;
+    lua_pop(L, 1);
+    if (!loaded) luaL_argerror(L, idx, "the kernel's module has been unloaded");
+    return k;
+}
+
+static int k_tostring(lua_State *L)
+{
+    sf_kernel *k = (sf_kernel *)luaL_checkudata(L, 1, KERNEL_MT);
+    lua_getiuservalue(L, 1, 1);
+    const sf_module *m = (const sf_module *)lua_touserdata(L, -1);
+    lua_pushfstring(L, "kernel(%s, %d parameters, %s%s)", k->name, k->nparams, m->name, m->lib ? "" : " unloaded");
     return 1;
 }
 
@@ -305,7 +341,7 @@ static void launch_once(lua_State *L, sf_kernel *k, const launch_cfg *c, void **
 /* kernel:launch(grid, block, args [, {shared=, stream=}]) */
 static int k_launch(lua_State *L)
 {
-    sf_kernel *k = (sf_kernel *)luaL_checkudata(L, 1, KERNEL_MT);
+    sf_kernel *k = check_kernel(L, 1);
     launch_cfg c;
     pvalue values[MAX_PARAMS];
     void *ptrs[MAX_PARAMS];
@@ -319,7 +355,7 @@ static int k_launch(lua_State *L)
  * the baseline against which a Lua loop's overhead is measured */
 static int k_launch_many(lua_State *L)
 {
-    sf_kernel *k = (sf_kernel *)luaL_checkudata(L, 1, KERNEL_MT);
+    sf_kernel *k = check_kernel(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     launch_cfg c;
     pvalue values[MAX_PARAMS];
@@ -333,7 +369,7 @@ static int k_launch_many(lua_State *L)
 /* kernel:attributes() -> {registers=, local_bytes=, static_shared=, max_threads=, params=} */
 static int k_attributes(lua_State *L)
 {
-    sf_kernel *k = (sf_kernel *)luaL_checkudata(L, 1, KERNEL_MT);
+    sf_kernel *k = check_kernel(L, 1);
     struct cudaFuncAttributes a;
     SF_CUDA(L, cudaFuncGetAttributes(&a, (const void *)k->fn));
     lua_createtable(L, 0, 5);
@@ -363,13 +399,16 @@ void sf_register_launch(lua_State *L)
     static const luaL_Reg mod_methods[] = {{"kernel", mod_kernel}, {"launch", mod_launch}, {NULL, NULL}};
     static const luaL_Reg k_methods[] = {{"launch", k_launch}, {"launch_many", k_launch_many},
                                          {"attributes", k_attributes}, {NULL, NULL}};
+    static const luaL_Reg mod_meta[] = {{"__gc", mod_gc}, {"__close", mod_gc}, {"__tostring", mod_tostring},
+                                        {NULL, NULL}};
     luaL_newmetatable(L, MODULE_MT);
-    lua_pushcfunction(L, mod_gc);
-    lua_setfield(L, -2, "__gc");
+    luaL_setfuncs(L, mod_meta, 0);
     luaL_newlib(L, mod_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newmetatable(L, KERNEL_MT);
+    lua_pushcfunction(L, k_tostring);
+    lua_setfield(L, -2, "__tostring");
     luaL_newlib(L, k_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);

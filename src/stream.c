@@ -6,6 +6,7 @@
 #include <time.h>
 #include <lauxlib.h>
 #include "sfbench.h"
+#include "backend.h"
 #include "stream.h"
 #include "host.h"
 #ifdef SF_HAVE_CUDA
@@ -22,15 +23,30 @@ double sf_now(void)
 #define EVENT_MT "sfbench.event"
 #define STREAM_MT "sfbench.stream"
 
-typedef struct { sf_device_kind dev; int recorded; double host_s; void *ev; } sf_event;
-typedef struct { sf_device_kind dev; void *stream; } sf_stream;
+/* destroyed: by __close or __gc; the userdata stays, unusable, as a freed tensor does */
+typedef struct { sf_device_kind dev; int recorded, destroyed; double host_s; void *ev; } sf_event;
+typedef struct { sf_device_kind dev; int destroyed; void *stream; } sf_stream;
 
 void *sf_opt_stream(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx)) return NULL;
     sf_stream *s = (sf_stream *)luaL_checkudata(L, idx, STREAM_MT);
-    if (s->dev == SF_DEV_CUDA && !s->stream) luaL_argerror(L, idx, "stream has been destroyed");
+    if (s->destroyed) luaL_argerror(L, idx, "stream has been destroyed");
     return s->stream;
+}
+
+static sf_event *check_event(lua_State *L, int idx)
+{
+    sf_event *e = (sf_event *)luaL_checkudata(L, idx, EVENT_MT);
+    if (e->destroyed) luaL_argerror(L, idx, "event has been destroyed");
+    return e;
+}
+
+/* "event(cuda)", "event(cpu, recorded)", "event(cuda, destroyed)"; streams alike */
+static int push_name(lua_State *L, const char *type, sf_device_kind dev, const char *state)
+{
+    lua_pushfstring(L, "%s(%s%s%s)", type, sf_backend_of(dev)->name, state ? ", " : "", state ? state : "");
+    return 1;
 }
 
 static int l_event(lua_State *L)
@@ -45,6 +61,7 @@ static int l_event(lua_State *L)
     return 1;
 }
 
+/* __gc and __close */
 static int ev_gc(lua_State *L)
 {
     sf_event *e = (sf_event *)luaL_checkudata(L, 1, EVENT_MT);
@@ -52,13 +69,20 @@ static int ev_gc(lua_State *L)
     if (e->ev) cudaEventDestroy((cudaEvent_t)e->ev);
 #endif
     e->ev = NULL;
+    e->destroyed = 1;
     return 0;
+}
+
+static int ev_tostring(lua_State *L)
+{
+    sf_event *e = (sf_event *)luaL_checkudata(L, 1, EVENT_MT);
+    return push_name(L, "event", e->dev, e->destroyed ? "destroyed" : e->recorded ? "recorded" : NULL);
 }
 
 /* ev:record([stream]) */
 static int ev_record(lua_State *L)
 {
-    sf_event *e = (sf_event *)luaL_checkudata(L, 1, EVENT_MT);
+    sf_event *e = check_event(L, 1);
     void *stream = sf_opt_stream(L, 2);
 #ifdef SF_HAVE_CUDA
     if (e->dev == SF_DEV_CUDA) SF_CUDA(L, cudaEventRecord((cudaEvent_t)e->ev, (cudaStream_t)stream));
@@ -73,7 +97,7 @@ static int ev_record(lua_State *L)
 
 static int ev_synchronize(lua_State *L)
 {
-    sf_event *e = (sf_event *)luaL_checkudata(L, 1, EVENT_MT);
+    sf_event *e = check_event(L, 1);
 #ifdef SF_HAVE_CUDA
     if (e->dev == SF_DEV_CUDA && e->recorded) SF_CUDA(L, cudaEventSynchronize((cudaEvent_t)e->ev));
 #endif
@@ -84,7 +108,7 @@ static int ev_synchronize(lua_State *L)
 /* sf.elapsed(start, stop) -> milliseconds from start to stop (waits for stop) */
 static int l_elapsed(lua_State *L)
 {
-    sf_event *a = (sf_event *)luaL_checkudata(L, 1, EVENT_MT), *b = (sf_event *)luaL_checkudata(L, 2, EVENT_MT);
+    sf_event *a = check_event(L, 1), *b = check_event(L, 2);
     if (!a->recorded || !b->recorded) return luaL_error(L, "elapsed: both events must have been recorded");
     if (a->dev != b->dev) return luaL_error(L, "elapsed: events of different devices");
 #ifdef SF_HAVE_CUDA
@@ -112,6 +136,7 @@ static int l_stream(lua_State *L)
     return 1;
 }
 
+/* __gc and __close: work queued on the stream still runs */
 static int st_gc(lua_State *L)
 {
     sf_stream *s = (sf_stream *)luaL_checkudata(L, 1, STREAM_MT);
@@ -119,7 +144,14 @@ static int st_gc(lua_State *L)
     if (s->stream) cudaStreamDestroy((cudaStream_t)s->stream);
 #endif
     s->stream = NULL;
+    s->destroyed = 1;
     return 0;
+}
+
+static int st_tostring(lua_State *L)
+{
+    sf_stream *s = (sf_stream *)luaL_checkudata(L, 1, STREAM_MT);
+    return push_name(L, "stream", s->dev, s->destroyed ? "destroyed" : NULL);
 }
 
 static int st_sync(lua_State *L)
@@ -145,15 +177,15 @@ void sf_register_stream(lua_State *L)
     static const luaL_Reg st_methods[] = {{"sync", st_sync}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"event", l_event}, {"elapsed", l_elapsed}, {"stream", l_stream},
                                      {"now", l_now}, {NULL, NULL}};
+    static const luaL_Reg ev_meta[] = {{"__gc", ev_gc}, {"__close", ev_gc}, {"__tostring", ev_tostring}, {NULL, NULL}};
+    static const luaL_Reg st_meta[] = {{"__gc", st_gc}, {"__close", st_gc}, {"__tostring", st_tostring}, {NULL, NULL}};
     luaL_newmetatable(L, EVENT_MT);
-    lua_pushcfunction(L, ev_gc);
-    lua_setfield(L, -2, "__gc");
+    luaL_setfuncs(L, ev_meta, 0);
     luaL_newlib(L, ev_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newmetatable(L, STREAM_MT);
-    lua_pushcfunction(L, st_gc);
-    lua_setfield(L, -2, "__gc");
+    luaL_setfuncs(L, st_meta, 0);
     luaL_newlib(L, st_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
