@@ -14,17 +14,13 @@ local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
 
 local gpu = sf.device().backend == "cuda"
-local p = params.get({
+local p = params.get(bench.steady_defaults {
   model = "7b",
   seq = gpu and { 512, 1024, 2048, 4096, 8192 } or { 64, 128 },
   batch = 1,
   dtype = "f16",
   causal = { false },
   impl = { "naive", "flash", "flash2" },
-  iters = 0,                       -- 0: the noise-based stopping rule
-  timeout = gpu and 5 or 1,
-  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
-  warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
 }, { model = models.names(), dtype = { "f16", "bf16" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local cfg = models.get(p.model)

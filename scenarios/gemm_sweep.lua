@@ -11,16 +11,12 @@ local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
 
 local gpu = sf.device().backend == "cuda"
-local p = params.get({
+local p = params.get(bench.steady_defaults {
   model = "7b",
   tokens = gpu and { 512, 2048, 4096 } or { 16, 33 },
   dtype = gpu and { "bf16", "f16" } or { "f32" },
   square = gpu and { 8192 } or { 64 },
   cold = false,
-  iters = 0,                       -- 0: the noise-based stopping rule
-  timeout = 5,
-  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back calls lasting at least this long
-  warmup_ms = gpu and 500 or 0,    -- back-to-back calls before the samples (steady clock)
   autotune = true,                 -- false: cuBLASLt's first heuristic choice
 }, { model = models.names() })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms

@@ -23,16 +23,12 @@ local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
 
 local gpu = sf.device().backend == "cuda"
-local p = params.get({
+local p = params.get(bench.steady_defaults {
   model = "7b",
   seq = gpu and { 512, 1024, 2048, 4096 } or { 16, 33 },
   batch = 1,
   dtype = "f16",
   impl = { "baseline", "optimized" },
-  iters = 0,                       -- 0: the noise-based stopping rule
-  timeout = gpu and 5 or 1,
-  sample_ms = gpu and 25 or 0.2,   -- each sample: back-to-back forwards lasting at least this long
-  warmup_ms = gpu and 500 or 0,    -- back-to-back forwards before the samples (steady clock)
   profile_iters = gpu and 20 or 2,
   allow_long = false,
   qkv = "packed",

@@ -119,10 +119,26 @@ local function warm_up(o)
   return ms
 end
 
--- The steady-state sampling of the sweeps that time whole implementations (ffn_sweep,
--- layer_sweep): from a scenario's parameters iters (0: the stopping rule), timeout, sample_ms
--- and warmup_ms, the bench.run options they mean (bench.run's second argument). Bad sample_ms or warmup_ms is an error naming
--- it, raised when the scenario starts rather than at its first measurement.
+-- The steady-state parameters of the sweeps that time whole implementations (attention_sweep,
+-- ffn_sweep, gemm_sweep, layer_sweep), as defaults for params.get: `spec` with those it does not
+-- set added. iters: 0 for the stopping rule; timeout: seconds a case may sample; sample_ms: each
+-- sample is back-to-back calls lasting at least this long; warmup_ms: back-to-back calls before
+-- the samples, so the clock settles where the load puts it. The CPU backend's are short: its
+-- timings only exercise a sweep.
+function bench.steady_defaults(spec)
+  local gpu = sf.device().backend == "cuda"
+  local defaults = { iters = 0, timeout = gpu and 5 or 1, sample_ms = gpu and 25 or 0.2, warmup_ms = gpu and 500 or 0 }
+  local out = {}
+  for k, v in pairs(spec) do out[k] = v end
+  for k, v in pairs(defaults) do
+    if out[k] == nil then out[k] = v end
+  end
+  return out
+end
+
+-- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
+-- mean (bench.run's second argument). Bad sample_ms or warmup_ms is an error naming it, raised
+-- when the scenario starts rather than at its first measurement.
 function bench.steady(p)
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
     error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)), 0)

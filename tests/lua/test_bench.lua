@@ -224,6 +224,21 @@ function TestBench:test_steady()
   lu.assertEquals(err, "warmup_ms must be a number of ms >= 0, got -1")
 end
 
+-- bench.steady_defaults: the sweeps' one set of steady-state defaults, per backend, under the
+-- scenario's own parameters
+function TestBench:test_steady_defaults()
+  local spec = { model = "7b", timeout = 2 }
+  lu.assertEquals(bench.steady_defaults(spec),
+    { model = "7b", iters = 0, timeout = 2, sample_ms = 0.2, warmup_ms = 0 })
+  lu.assertEquals(spec, { model = "7b", timeout = 2 }, "the spec is not changed")
+  local restore = support.patch({ device = function() return { backend = "cuda" } end })
+  local ok, got = pcall(bench.steady_defaults, { model = "7b" })
+  restore()
+  lu.assertTrue(ok, got)
+  lu.assertEquals(got, { model = "7b", iters = 0, timeout = 5, sample_ms = 25, warmup_ms = 500 })
+  lu.assertEquals(bench.steady(got), { timeout = 5, sample_time = 0.025, warmup_time = 0.5 })
+end
+
 -- bench.run's second argument: options under the first (bench.steady's), checked the same way
 function TestBench:test_base_options()
   local k = self:kernel(1)
