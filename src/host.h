@@ -5,7 +5,7 @@
 #include <lua.h>
 
 typedef struct sf_host_opts {
-    const char *datadir;          /* where lua/, scenarios/ and kernels/ are */
+    const char *datadir;          /* where lua/ and scenarios/ are */
     const char *output_dir;
     int quiet;
     int traceback;                /* print a script error's stack traceback after its message */
