@@ -1,4 +1,4 @@
--- The timing loop: warmup, event-timed samples, the stopping rule of GUIDE.md §4, clock check.
+-- The timing loop: warmup, event-timed samples, the stopping rule (doc/API.md, bench.run), clock check.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
 

@@ -1,4 +1,4 @@
--- Validation policy (GUIDE.md §5): compare an output with a reference, dtype-aware bounds,
+-- Validation policy (doc/API.md, Validation): compare an output with a reference, dtype-aware bounds,
 -- NaN/Inf never pass, outputs poisoned before the call, a fresh seed each run.
 local sf = require "sfbench"
 
