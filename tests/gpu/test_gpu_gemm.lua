@@ -1,7 +1,7 @@
 -- The gemm op on the CUDA backend (cuBLASLt, and our Hopper GEMM through impl) against the CPU
 -- reference in f64: dtypes, transposes, batches (with a broadcast operand), alpha/beta, bias and epilogues, leading
 -- dimensions wider than the matrix, outputs poisoned with NaN before each call. Bounds are
--- GUIDE.md §5's relative L2 errors (f32 with tf32 = false). Run with --device cuda.
+-- validate.bounds' relative L2 errors (f32 with tf32 = false). Run with --device cuda.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"

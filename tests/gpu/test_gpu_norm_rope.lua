@@ -2,7 +2,7 @@
 -- random inputs (the seed is printed; SF_TEST_SEED=N replays it), outputs poisoned with NaN,
 -- odd token counts (1, 17, 1000, 4097), row lengths that take each kernel path (16-byte vectors
 -- at 1, 2 or 4 per thread, scalar), strided and misaligned views. Two references each:
---  - f64 on the CPU: the bound is GUIDE.md §5's relative L2 (f16 2e-3, bf16 1.6e-2);
+--  - f64 on the CPU: the bound is validate.bounds' relative L2 (f16 2e-3, bf16 1.6e-2);
 --  - the same dtype on the CPU (the op's exact definition, double math rounded once): the GPU's
 --    fp32 math may differ from it only by rare one-ulp roundings, so the bound is 16× tighter.
 --    It catches semantic slips (say, normalising the unrounded residual sum) that hide under
