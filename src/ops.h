@@ -57,6 +57,7 @@ void sf_print_op_list(void);
 
 extern const sf_op sf_op_gemm;
 extern const sf_op sf_op_attention;
+extern const sf_op sf_op_decode_attention;
 extern const sf_op sf_op_ffn;
 extern const sf_op sf_op_pack_gate_up;
 extern const sf_op sf_op_rmsnorm;
