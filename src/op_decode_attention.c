@@ -28,13 +28,6 @@ static const sf_arg_spec decode_args[] = {
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
-static void check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
-{
-    if (t->ndim != 4) sf_op_error(a, "'%s' must have 4 dimensions, got %d", name, t->ndim);
-    if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
-    for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
-}
-
 /* seqlens within the cache and, paged, every page a sequence reaches inside the pool */
 static void check_contents(sf_op_args *a, const sf_decode_attention_args *d)
 {
@@ -69,10 +62,10 @@ static void run_decode_attention(sf_op_args *a)
     sf_op_check_dtype(a, "out", out, SF_DT(q->dtype));
 
     sf_decode_attention_args d = {0};
-    check_bnhd(a, "q", q, d.q_stride);
-    check_bnhd(a, "k", k, d.k_stride);
-    check_bnhd(a, "v", v, d.v_stride);
-    check_bnhd(a, "out", out, d.o_stride);
+    sf_op_check_bnhd(a, "q", q, d.q_stride);
+    sf_op_check_bnhd(a, "k", k, d.k_stride);
+    sf_op_check_bnhd(a, "v", v, d.v_stride);
+    sf_op_check_bnhd(a, "out", out, d.o_stride);
     sf_op_check_shape(a, "v", v, 4, k->shape);
     sf_op_check_shape(a, "out", out, 4, q->shape);
     if (q->shape[0] > 0x7fffffff || q->shape[2] > 0x7fffffff || k->shape[0] > 0x7fffffff || k->shape[2] > 0x7fffffff)

@@ -132,6 +132,13 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
     sf_op_error(a, "'%s' has shape %s (expected %s)", name, got, want);
 }
 
+void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
+{
+    if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);
+    if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
+    for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
+}
+
 static void parse_value(sf_op_args *a, int i, int idx)
 {
     lua_State *L = a->L;
