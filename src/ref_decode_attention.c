@@ -26,12 +26,15 @@ void sf_decode_attention_ref_cpu(const sf_decode_attention_args *a)
     const int group = H / a->n_kv_heads;
     const sf_dtype t = (sf_dtype)a->dtype;
     const int64_t rows = (int64_t)B * H * Nq;
+    int longest = 1; /* the scores of one row: the longest sequence within the cache */
+    for (int b = 0; b < B; b++)
+        if (a->seqlens[b] > longest && a->seqlens[b] <= a->capacity) longest = a->seqlens[b];
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
         double *q = malloc((size_t)D * sizeof *q), *o = malloc((size_t)D * sizeof *o);
-        double *p = malloc((size_t)(a->capacity > 0 ? a->capacity : 1) * sizeof *p);
+        double *p = malloc((size_t)longest * sizeof *p);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 4)
 #endif
