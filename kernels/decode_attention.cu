@@ -376,9 +376,19 @@ bool valid(const sf_decode_attention_args *a)
 /* rows per CTA and head dim -> the split kernel's step, shared memory and occupancy */
 template <typename T, int D, int RB> struct Kernel {
     using C = Cfg<T, D, RB>;
-    static int occupancy(int *ctas)
+    static int occupancy(int *ctas) /* asked once: it is the same for every call */
     {
-        return (int)cudaOccupancyMaxActiveBlocksPerMultiprocessor(ctas, decode_split_kernel<T, D, RB>, kThreads, C::SMEM);
+        static int cached = 0;
+        if (cached == 0) {
+            const cudaError_t e =
+                cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, decode_split_kernel<T, D, RB>, kThreads, C::SMEM);
+            if (e != cudaSuccess) {
+                cached = 0;
+                return (int)e;
+            }
+        }
+        *ctas = cached;
+        return 0;
     }
     static int launch(const Params &p, unsigned blocks, cudaStream_t stream)
     {
