@@ -10,7 +10,7 @@
 
 const char *sf_current_op = "sfbench";
 
-static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_ffn, &sf_op_pack_gate_up,
+static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_decode_attention, &sf_op_ffn, &sf_op_pack_gate_up,
                                         &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
                                         &sf_op_add, NULL};
 
@@ -130,6 +130,13 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
     shape_str(want, sizeof want, ndim, shape);
     shape_str(got, sizeof got, t->ndim, t->shape);
     sf_op_error(a, "'%s' has shape %s (expected %s)", name, got, want);
+}
+
+void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
+{
+    if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);
+    if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
+    for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
 }
 
 static void parse_value(sf_op_args *a, int i, int idx)
