@@ -53,7 +53,13 @@ local function measurements(row, result)
   local gbs = result and result.gbs or row.gbs
   if type(gbs) == "number" then m.bytes_s = gbs * 1e9
   elseif type(row.tbs) == "number" then m.bytes_s = row.tbs * 1e12 end
-  if result and type(result.samples) == "table" and #result.samples > 0 then m.samples = result.samples end
+  if result and type(result.samples) == "table" and #result.samples > 0 then
+    local numbers = {}
+    for _, x in ipairs(result.samples) do
+      if type(x) == "number" then numbers[#numbers + 1] = x end   -- a sample saved as "nan" is left out
+    end
+    if #numbers > 0 then m.samples = numbers end
+  end
   return m
 end
 

@@ -31,6 +31,15 @@ end
 
 TestLayout = {}
 
+function TestLayout.test_samples_saved_as_nan_are_left_out()
+  local e = ffn_entry()
+  e.doc.results[1].samples = { 1, "nan", 3 }
+  e.doc.results[2].samples = { "nan" }
+  local points = figures.points(e)
+  lu.assertEquals(points[1].m.samples, { 1, 3 })
+  lu.assertNil(points[2].m.samples)
+end
+
 function TestLayout.test_axis_series_panels()
   local points, names = figures.points(ffn_entry())
   lu.assertEquals(#points, 12)
