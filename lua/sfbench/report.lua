@@ -23,6 +23,9 @@ local function format_number(v)
   return ("%.3f"):format(v)
 end
 
+-- a number as the tables show it: integers whole, 3 decimals below 100, exponents at the extremes
+report.format_number = format_number
+
 local function cell(v, fmt)
   if v == nil then return "—" end
   local s
