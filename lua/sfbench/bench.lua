@@ -1,6 +1,7 @@
 -- The timing loop: warmup, event-timed samples, the stopping rule of GUIDE.md §4, clock check.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
+local profile = require "sfbench.profile"
 
 local bench = {}
 
@@ -164,7 +165,9 @@ local PROBE_CALLS = 4
 
 function bench.run(opts, base)
   local o = options(opts, base)
+  local _ <close> = o.name and profile.range(o.name)
   local batch = batch_size(o, warm_up(o))
+  profile.once(o)
   local before = sf.clocks()
   local evs = { { sf.event(), sf.event() }, { sf.event(), sf.event() } }
   local samples, n, mean, m2, total_ms = {}, 0, 0, 0, 0

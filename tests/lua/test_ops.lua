@@ -596,6 +596,15 @@ function TestCpuBackend.test_streams()
   contains(error_of(e0.record, e0, 5), "sfbench.stream expected")
 end
 
+-- the profiler hooks do nothing on the CPU backend
+function TestCpuBackend.test_profiler_hooks()
+  for _, call in ipairs({ function() return sf.nvtx_push("range") end, sf.nvtx_pop, sf.profiler_start, sf.profiler_stop }) do
+    lu.assertEquals(select("#", call()), 0)
+  end
+  contains(error_of(sf.nvtx_push), "string expected")
+  lu.assertEquals(sf.profile, false, "no --profile")
+end
+
 function TestCpuBackend.test_flush_l2()
   lu.assertEquals(select("#", sf.flush_l2()), 0)
   local before = sf.memory().in_use
