@@ -15,6 +15,7 @@
 #include "host.h"
 #include "sfbench.h"
 #include "backend.h"
+#include "graph.h"
 #include "profile.h"
 #ifdef SF_HAVE_CUDA
 #include "gemm.h"
@@ -103,6 +104,7 @@ static int luaopen_sfbench(lua_State *L)
     luaopen_sfbench_ops(L);
     luaopen_sfbench_compare(L);
     luaopen_sfbench_launch(L);
+    sf_register_graph(L);
     sf_register_profile(L);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");

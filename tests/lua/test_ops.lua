@@ -605,6 +605,15 @@ function TestCpuBackend.test_profiler_hooks()
   lu.assertEquals(sf.profile, false, "no --profile")
 end
 
+-- CUDA graphs are refused on the CPU backend, before fn is called
+function TestCpuBackend.test_graph_needs_cuda()
+  local calls = 0
+  local err = error_of(sf.graph, function() calls = calls + 1 end, 2)
+  contains(err, "graph: CUDA graphs need the CUDA backend (running on cpu)")
+  lu.assertEquals(calls, 0)
+  contains(error_of(sf.graph, "not a function", 2), "function expected")
+end
+
 function TestCpuBackend.test_flush_l2()
   lu.assertEquals(select("#", sf.flush_l2()), 0)
   local before = sf.memory().in_use
