@@ -1,13 +1,14 @@
 -- CUDA graphs on the GPU. sf.graph runs nothing while it captures, and each replay runs every
 -- captured call in order: user kernels, our ops and cuBLASLt, on sfbench's capture stream or a
--- given one (work given no stream goes to the capturing one). A call that cannot be captured (a
--- synchronization, an allocation, the autotuning first call of a GEMM shape) is an error naming
--- it, after which nothing captured has run and the stream, the default stream and the next
--- capture work.
+-- given one (work given no stream goes to the capturing one). bench.run{graph = true} times
+-- replays and leaves what eager calls leave. A call that cannot be captured (a synchronization,
+-- an allocation, the autotuning first call of a GEMM shape) is an error naming it, after which
+-- nothing captured has run and the stream, the default stream and the next capture work.
 -- Run with --device cuda.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
+local bench = require "sfbench.bench"
 local validate = require "sfbench.validate"
 local testlib = require "testlib"
 local error_of, contains, assert_same = testlib.error_of, testlib.contains, testlib.assert_same
@@ -114,6 +115,30 @@ function TestGraph.test_ops_replay_their_eager_results()
   lu.assertTrue(r.nan + r.inf == 0 and r.rel_l2 <= 1e-3, "gemm replayed against eager: " .. validate.describe(r))
 end
 
+function TestGraph.test_bench_run_graph_mode()
+  local H = 4096
+  local x = sf.randn({ 1, H }, "f16", { seed = 4 })
+  local w = sf.randn({ H }, "f16", { seed = 5, mean = 1, std = 0.1 })
+  local out = sf.tensor({ 1, H }, "f16")
+  local fn = function() sf.ops.rmsnorm { x = x, weight = w, out = out } end
+  fn()
+  local want = out:to("cpu")
+  validate.poison(out)
+  local r = bench.run { name = "rmsnorm T=1", fn = fn, graph = true, iters = 20, warmup_time = 0.01 }
+  lu.assertTrue(r.graph)
+  lu.assertEquals(#r.samples, 20)
+  lu.assertTrue(r.batch >= 1 and r.batch <= 4096, "calls per replay " .. r.batch)
+  for _, ms in ipairs(r.samples) do lu.assertTrue(ms > 0, "sample " .. ms) end
+  assert_same(out, want, "rmsnorm after graph-mode timing")
+  -- on a given stream too
+  local s = sf.stream()
+  local rs = bench.run { fn = function() sf.ops.rmsnorm { x = x, weight = w, out = out, stream = s } end,
+    graph = true, stream = s, iters = 5, warmup_time = 0 }
+  lu.assertEquals(#rs.samples, 5)
+  s:sync()
+  assert_same(out, want, "rmsnorm after graph-mode timing on a stream")
+end
+
 -- after a failed capture: nothing captured ran, and the stream, the default stream and a new
 -- capture on the same stream all work
 local function usable_after_failure(y, s, what)
@@ -171,7 +196,7 @@ function TestGraph.test_allocation_refused()
 end
 
 -- cuBLASLt times its candidates on the first call of a shape (events, a wait): not capturable;
--- once that call has run the shape captures
+-- once that call has run the shape captures, and bench.run makes that call before capturing
 function TestGraph.test_autotuning_first_call()
   local s, y = sf.stream(), sf.zeros({ N })
   local a, b = sf.randn({ 8, 512 }, "bf16", { seed = 6 }), sf.randn({ 768, 512 }, "bf16", { seed = 7 })
@@ -192,6 +217,15 @@ function TestGraph.test_autotuning_first_call()
   g:launch()
   sf.sync()
   lu.assertTrue(validate.check(c, ref).ok, "the shape captured after its first call")
+  -- a shape never run before: bench.run{graph = true} calls it once before capturing
+  local a2, b2 = sf.randn({ 4, 1024 }, "bf16", { seed = 8 }), sf.randn({ 768, 1024 }, "bf16", { seed = 9 })
+  local c2 = sf.tensor({ 4, 768 }, "bf16")
+  local ref2 = sf.tensor({ 4, 768 }, "f64", { device = "cpu" })
+  sf.ops.gemm { a = a2:to("cpu", "f64"), b = b2:to("cpu", "f64"), c = ref2, transb = true }
+  local r = bench.run { fn = function() sf.ops.gemm { a = a2, b = b2, c = c2, transb = true } end, graph = true,
+    warmup = 0, batch = 4, iters = 3 }
+  lu.assertEquals(#r.samples, 3)
+  lu.assertTrue(validate.check(c2, ref2).ok, "the new shape timed in graph mode")
 end
 
 function TestGraph.test_empty_and_nested_captures_refused()
