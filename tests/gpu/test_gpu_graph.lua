@@ -58,6 +58,7 @@ end
 function TestGraph.test_capture_on_a_given_stream()
   local s = sf.stream()
   local y = sf.zeros({ N })
+  sf.sync()                                -- zeroed on the default stream, which s does not wait for
   local g = sf.graph(function()
     add_one:launch(BLOCKS, 256, { y, N }, { stream = s })   -- the capturing stream, named
     add_one:launch(BLOCKS, 256, { y, N })                   -- no stream: the capturing one too
@@ -230,6 +231,7 @@ end
 
 function TestGraph.test_empty_and_nested_captures_refused()
   local other, y = sf.stream(), sf.zeros({ N })
+  sf.sync()                                -- zeroed on the default stream, which other does not wait for
   contains(error_of(sf.graph, function() end, 3), "graph: the function queued no work on the capturing stream")
   -- work on another stream runs at once and is not captured
   contains(error_of(sf.graph, function() add_one:launch(BLOCKS, 256, { y, N }, { stream = other }) end, 1),
