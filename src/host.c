@@ -15,6 +15,8 @@
 #include "host.h"
 #include "sfbench.h"
 #include "backend.h"
+#include "graph.h"
+#include "profile.h"
 #ifdef SF_HAVE_CUDA
 #include "gemm.h"
 #endif
@@ -102,6 +104,8 @@ static int luaopen_sfbench(lua_State *L)
     luaopen_sfbench_ops(L);
     luaopen_sfbench_compare(L);
     luaopen_sfbench_launch(L);
+    sf_register_graph(L);
+    sf_register_profile(L);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
     lua_pushcfunction(L, l_interrupted);
@@ -116,6 +120,8 @@ static int luaopen_sfbench(lua_State *L)
 #endif
     lua_pushboolean(L, o->quiet);
     lua_setfield(L, -2, "quiet");
+    lua_pushboolean(L, o->profile);
+    lua_setfield(L, -2, "profile");
     lua_newtable(L);
     for (int i = 0; i < o->nargs; i++) {
         const char *eq = strchr(o->args[i], '=');

@@ -9,6 +9,7 @@ typedef struct sf_host_opts {
     const char *output_dir;
     int quiet;
     int traceback;                /* print a script error's stack traceback after its message */
+    int profile;                  /* --profile: sf.profile, one profiled call of each measured case */
     int nargs;                    /* key=value overrides */
     char **args;
     const char *command_line;

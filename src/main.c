@@ -23,6 +23,9 @@ static void usage(FILE *f)
             "  --output DIR       directory for result JSON files (default: results)\n"
             "  -q, --quiet        print no tables or progress\n"
             "  --traceback        after a script error's one-line message, print the Lua stack\n"
+            "  --profile          run each measured case once more after its warm-up, between\n"
+            "                     cudaProfilerStart and Stop, for a profiler whose capture starts\n"
+            "                     off (Nsight Compute's, see doc/API.md, Profiling)\n"
             "  --list             list the built-in ops and their arguments\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n\n"
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "--list")) { sf_print_op_list(); return 0; }
             else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.quiet = 1;
             else if (!strcmp(a, "--traceback")) o.traceback = 1;
+            else if (!strcmp(a, "--profile")) o.profile = 1;
             else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output")) {
                 if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
                 const char *v = argv[++i];

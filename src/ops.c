@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include "ops.h"
 #include "timing.h"
+#include "graph.h"
 
 const char *sf_current_op = "sfbench";
 
@@ -82,7 +83,7 @@ int sf_arg_choice(sf_op_args *a, const char *name, const char *const *choices, i
 void *sf_arg_stream(sf_op_args *a)
 {
     int i = arg_index(a, "stream");
-    return a->present[i] ? a->v[i].stream : NULL;
+    return a->present[i] ? a->v[i].stream : sf_default_stream();
 }
 
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names)
@@ -192,6 +193,7 @@ static int call_op(lua_State *L)
     int top = lua_gettop(L);
     sf_current_op = a.op->name;
     a.op->run(&a);
+    sf_capture_check(L, a.op->name);
     sf_current_op = "sfbench";
     return lua_gettop(L) - top;
 }

@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
+#include "graph.h"
 
 static uint64_t seed_base, seed_counter;
 
@@ -196,7 +197,7 @@ static void random_fill(lua_State *L, sf_tensor *t, int opts, int normal)
     uint64_t seed = opt_seed(L, opts);
     double a = normal ? opt_number_field(L, opts, "mean", 0.0) : opt_number_field(L, opts, "low", 0.0);
     double b = normal ? opt_number_field(L, opts, "std", 1.0) : opt_number_field(L, opts, "high", 1.0);
-    sf_backend_of(t->device)->random(L, t, normal ? SF_RAND_NORMAL : SF_RAND_UNIFORM, seed, a, b, NULL);
+    sf_backend_of(t->device)->random(L, t, normal ? SF_RAND_NORMAL : SF_RAND_UNIFORM, seed, a, b, sf_default_stream());
 }
 
 /* sf.randn(shape [, dtype [, {seed=, mean=, std=, device=}]]) and sf.rand (uniform: low, high) */
@@ -339,7 +340,7 @@ static int t_set(lua_State *L)
 static int t_fill(lua_State *L)
 {
     sf_tensor *t = sf_check_tensor(L, 1);
-    sf_backend_of(t->device)->fill(L, t, luaL_checknumber(L, 2), NULL);
+    sf_backend_of(t->device)->fill(L, t, luaL_checknumber(L, 2), sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }
@@ -347,7 +348,7 @@ static int t_fill(lua_State *L)
 static int t_zero(lua_State *L)
 {
     sf_tensor *t = sf_check_tensor(L, 1);
-    sf_backend_of(t->device)->fill(L, t, 0.0, NULL);
+    sf_backend_of(t->device)->fill(L, t, 0.0, sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }
@@ -376,7 +377,7 @@ static int t_copy(lua_State *L)
         luaL_tolstring(L, 1, NULL);
         return luaL_error(L, "tensor:copy: shapes differ (%s into %s)", lua_tostring(L, -2), lua_tostring(L, -1));
     }
-    sf_copy_tensor(L, dst, src, NULL);
+    sf_copy_tensor(L, dst, src, sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }

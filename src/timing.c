@@ -8,6 +8,7 @@
 #include "sfbench.h"
 #include "backend.h"
 #include "timing.h"
+#include "graph.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "../kernels/tensor_ops.h"
@@ -28,7 +29,7 @@ double sf_now(void)
 
 void *sf_opt_stream(lua_State *L, int idx)
 {
-    if (lua_isnoneornil(L, idx)) return NULL;
+    if (lua_isnoneornil(L, idx)) return sf_default_stream();
     sf_stream *s = (sf_stream *)luaL_checkudata(L, idx, STREAM_MT);
     if (s->dev == SF_DEV_CUDA && !s->stream) luaL_argerror(L, idx, "stream has been destroyed");
     return s->stream;

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <lua.h>
 double sf_now(void);
-void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
+void *sf_opt_stream(lua_State *L, int idx);   /* when nil, sf_default_stream() (graph.h) */
 int luaopen_sfbench_timing(lua_State *L);
 #ifdef SF_HAVE_CUDA
 /* Which of n ways of doing one piece of work is fastest on `stream`: each runs once untimed,

@@ -1,6 +1,7 @@
 -- Parameter sweeps: the points to measure, a progress line, and results saved even on Ctrl-C.
 local sf = require "sfbench"
 local report = require "sfbench.report"
+local profile = require "sfbench.profile"
 
 local sweep = {}
 
@@ -118,9 +119,15 @@ function sweep.run(opts)
     end
   end
   local ok, err = pcall(function()
+    -- NVTX ranges: the sweep's name, and inside it each point's label (ncu: "name/label/")
+    local _ <close> = profile.range(name)
     for i, point in ipairs(points) do
       out.point(i, #points, point)
-      local row, res = measure(point)
+      local row, res
+      do
+        local _ <close> = profile.range(label(point))
+        row, res = measure(point)
+      end
       if row ~= nil then
         if type(row) ~= "table" then
           error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)

@@ -12,7 +12,7 @@
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
-local error_of, contains = testlib.error_of, testlib.contains
+local error_of, contains, assert_same = testlib.error_of, testlib.contains, testlib.assert_same
 local validate = require "sfbench.validate"
 
 local CPU = { device = "cpu" }
@@ -48,12 +48,6 @@ local function check(got, ref64, ref_same, what)
     lu.assertTrue(rs.rel_l2 <= bound, ("%s [seed %d]: against the %s CPU reference rel_l2 %.3g (bound %.3g), max_abs %.3g")
       :format(what, seed, dt, rs.rel_l2, bound, rs.max_abs))
   end
-end
-
-local function assert_same(a, b, what)
-  local r = sf.compare(a, b)
-  lu.assertEquals(r.nan + r.inf, 0, what)
-  lu.assertEquals(r.max_abs, 0, what)
 end
 
 -- ---------------------------------------------------------------------------------------------

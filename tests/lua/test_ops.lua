@@ -596,6 +596,24 @@ function TestCpuBackend.test_streams()
   contains(error_of(e0.record, e0, 5), "sfbench.stream expected")
 end
 
+-- the profiler hooks do nothing on the CPU backend
+function TestCpuBackend.test_profiler_hooks()
+  for _, call in ipairs({ function() return sf.nvtx_push("range") end, sf.nvtx_pop, sf.profiler_start, sf.profiler_stop }) do
+    lu.assertEquals(select("#", call()), 0)
+  end
+  contains(error_of(sf.nvtx_push), "string expected")
+  lu.assertEquals(sf.profile, false, "no --profile")
+end
+
+-- CUDA graphs are refused on the CPU backend, before fn is called
+function TestCpuBackend.test_graph_needs_cuda()
+  local calls = 0
+  local err = error_of(sf.graph, function() calls = calls + 1 end, 2)
+  contains(err, "graph: CUDA graphs need the CUDA backend (running on cpu)")
+  lu.assertEquals(calls, 0)
+  contains(error_of(sf.graph, "not a function", 2), "function expected")
+end
+
 function TestCpuBackend.test_flush_l2()
   lu.assertEquals(select("#", sf.flush_l2()), 0)
   local before = sf.memory().in_use

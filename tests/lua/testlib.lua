@@ -29,6 +29,13 @@ function testlib.override(t, over)
   return t
 end
 
+-- Fails unless tensors a and b hold the same values, bit for bit (no NaN or Inf either)
+function testlib.assert_same(a, b, what)
+  local r = require("sfbench").compare(a, b)
+  lu.assertEquals(r.nan + r.inf, 0, what)
+  lu.assertEquals(r.max_abs, 0, what)
+end
+
 -- x rounded to the nearest f32
 function testlib.f32(x)
   return (string.unpack("f", string.pack("f", x)))
