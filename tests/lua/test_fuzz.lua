@@ -31,6 +31,13 @@ local function int(lo, hi)
   return rnd(lo, hi)
 end
 
+-- 0 to 5 element indices, mostly in range
+local function indices()
+  local idx = {}
+  for i = 1, rnd(0, 5) do idx[i] = int(0, 6) end
+  return table.unpack(idx)
+end
+
 local function shape()
   local n = chance(0.03) and pick({ 0, 9, -1 }) or rnd(1, 4)
   local s = {}
@@ -89,18 +96,8 @@ local ACTIONS = {
     for i = 1, rnd(0, 3) do args[i] = chance(0.8) and pick({ "cpu", "cuda", "f32", "f16", "bf16", "f64", "i32", "x" }) or pick(WEIRD) end
     return "to", t:to(table.unpack(args))
   end,
-  function()
-    local t = tensor_arg()
-    local idx = {}
-    for i = 1, rnd(0, 5) do idx[i] = int(0, 6) end
-    return "get", t:get(table.unpack(idx))
-  end,
-  function()
-    local t = tensor_arg()
-    local idx = {}
-    for i = 1, rnd(0, 5) do idx[i] = int(0, 6) end
-    return "set", t:set(chance(0.9) and rnd() or pick(WEIRD), table.unpack(idx))
-  end,
+  function() local t = tensor_arg(); return "get", t:get(indices()) end,
+  function() local t = tensor_arg(); return "set", t:set(chance(0.9) and rnd() or pick(WEIRD), indices()) end,
   function() local t = tensor_arg(); return "fill", t:fill(chance(0.9) and rnd() or pick(WEIRD)) end,
   function() local t = tensor_arg(); return "zero", t:zero() end,
   function() local t = tensor_arg(); return "t:randn", t:randn(chance(0.7) and device_opts() or pick(WEIRD)) end,
