@@ -3,13 +3,14 @@
 -- with a random subset of its arguments, each valid or not (wrong types, shapes, dtypes, freed
 -- tensors, extreme integers, NaN). Every call runs under pcall: a Lua error is a pass, a crash,
 -- abort or (in the sanitizer build) a leak or undefined behaviour fails the run. The seed is
--- printed; `seed=N` replays a run, `calls=N` sets its length, `log=true` prints each call.
--- Usage: sfbench --device cpu tests/lua/test_fuzz.lua [seed=N] [calls=3000] [log=false]
+-- printed; `seed=N` replays a run, `calls=N` sets its length, `log=true` prints each call, and
+-- `device=cuda` makes the tensors on the GPU (a longer run there, under compute-sanitizer too).
+-- Usage: sfbench --device cpu tests/lua/test_fuzz.lua [seed=N] [calls=3000] [log=false] [device=cpu]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local validate = require "sfbench.validate"
 
-local p = params.get { seed = 0, calls = 3000, log = false }
+local p = params.get({ seed = 0, calls = 3000, log = false, device = "cpu" }, { device = { "cpu", "cuda" } })
 local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
 io.stderr:write(("test_fuzz: seed %d (seed=%d replays it)\n"):format(seed, seed))
 math.randomseed(seed)
@@ -45,7 +46,7 @@ local function shape()
   return s
 end
 
-local TENSOR = getmetatable(sf.tensor({ 1 }, "f32", { device = "cpu" }))
+local TENSOR = getmetatable(sf.tensor({ 1 }, "f32", { device = p.device }))
 local pool = {}   -- live tensors (views included; some freed)
 local function tensor_arg()
   if #pool == 0 or chance(0.03) then return pick(WEIRD) end
@@ -58,8 +59,8 @@ local function keep(t)
   end
 end
 local function device_opts()
-  if chance(0.05) then return { device = pick({ "cuda", "bogus", 3 }) } end
-  return { device = "cpu", seed = chance(0.9) and rnd(1, 1000) or pick(WEIRD), std = chance(0.1) and pick(WEIRD) or nil }
+  if chance(0.05) then return { device = pick({ "cpu", "cuda", "bogus", 3 }) } end
+  return { device = p.device, seed = chance(0.9) and rnd(1, 1000) or pick(WEIRD), std = chance(0.1) and pick(WEIRD) or nil }
 end
 
 -- a value for an op argument of the given type
@@ -93,7 +94,9 @@ local ACTIONS = {
   function()
     local t = tensor_arg()
     local args = {}
-    for i = 1, rnd(0, 3) do args[i] = chance(0.8) and pick({ "cpu", "cuda", "f32", "f16", "bf16", "f64", "i32", "x" }) or pick(WEIRD) end
+    for i = 1, rnd(0, 3) do
+      args[i] = chance(0.8) and pick({ "cpu", "cuda", "f32", "f16", "bf16", "f64", "i32", "x" }) or pick(WEIRD)
+    end
     return "to", t:to(table.unpack(args))
   end,
   function() local t = tensor_arg(); return "get", t:get(indices()) end,
@@ -127,7 +130,7 @@ local ACTIONS = {
   function()
     local B, N, H, D = rnd(1, 2), rnd(1, 9), pick({ 1, 2, 4 }), pick({ 2, 4, 8 })
     local dt = pick({ "f32", "f16", "bf16", "f64" })
-    local o = { device = "cpu" }
+    local o = { device = p.device }
     local kind = rnd(5)
     if kind == 1 then
       local m, n, k = rnd(1, 9), rnd(1, 9), rnd(1, 9)
