@@ -34,7 +34,7 @@ if not gpu then
 end
 for _, n in ipairs(p.seq) do
   if n > cfg.max_positions * 2 then
-    error(("seq %d is beyond twice %s's %d positions"):format(n, cfg.name, cfg.max_positions), 0)
+    params.usage_error(("seq %d is beyond twice %s's %d positions"):format(n, cfg.name, cfg.max_positions))
   end
 end
 

@@ -50,8 +50,8 @@ if not gpu then
 end
 for _, n in ipairs(p.seq) do                        -- a clear error before anything is allocated
   if n > cfg.max_positions and not p.allow_long then
-    error(("seq %d is longer than %s's %d positions (allow_long=true to go past them)"):format(n, cfg.name,
-      cfg.max_positions), 0)
+    params.usage_error(("seq %d is longer than %s's %d positions (allow_long=true to go past them)"):format(n,
+      cfg.name, cfg.max_positions))
   end
 end
 

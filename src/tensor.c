@@ -117,6 +117,17 @@ sf_dtype sf_check_dtype(lua_State *L, int idx, sf_dtype dflt)
     return dt;
 }
 
+/* the number of elements of a shape, or -1 when it overflows 64 bits */
+static int64_t shape_numel(int n, const int64_t *shape)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < n; d++) {
+        if (numel > INT64_MAX / shape[d]) return -1;
+        numel *= shape[d];
+    }
+    return numel;
+}
+
 static int check_shape(lua_State *L, int idx, int64_t *shape)
 {
     if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -280,8 +291,8 @@ static int l_from_table(lua_State *L)
     int n = check_shape(L, 2, shape);
     sf_dtype dt = sf_check_dtype(L, 3, SF_F32);
     sf_device_kind dev = opt_device_field(L, 4);
-    int64_t numel = 1;
-    for (int d = 0; d < n; d++) numel *= shape[d];
+    int64_t numel = shape_numel(n, shape);
+    if (numel < 0) luaL_argerror(L, 2, "the shape's element count overflows 64 bits");
     if ((int64_t)luaL_len(L, 1) != numel)
         luaL_argerror(L, 1, lua_pushfstring(L, "%I values for a shape of %I elements", (LUAI_UACINT)luaL_len(L, 1), (LUAI_UACINT)numel));
     void *buf = lua_newuserdatauv(L, (size_t)numel * sf_dtype_size(dt), 0);
@@ -448,8 +459,8 @@ static int t_view(lua_State *L)
     sf_tensor *t = sf_check_tensor(L, 1);
     int64_t shape[SF_MAX_DIMS];
     int n = check_shape(L, 2, shape);
-    int64_t numel = 1;
-    for (int d = 0; d < n; d++) numel *= shape[d];
+    int64_t numel = shape_numel(n, shape);
+    if (numel < 0) return luaL_error(L, "tensor:view: the shape's element count overflows 64 bits");
     if (!sf_tensor_is_contiguous(t)) return luaL_error(L, "tensor:view: the tensor is not contiguous");
     if (numel != t->numel)
         return luaL_error(L, "tensor:view: %I elements cannot be viewed as %I", (LUAI_UACINT)t->numel, (LUAI_UACINT)numel);
@@ -467,10 +478,14 @@ static int t_slice(lua_State *L)
     lua_Integer dim = luaL_checkinteger(L, 2), start = luaL_checkinteger(L, 3);
     if (dim < 0) dim += t->ndim + 1;
     luaL_argcheck(L, dim >= 1 && dim <= t->ndim, 2, "dimension out of range");
-    lua_Integer len = luaL_optinteger(L, 4, t->shape[dim - 1] - start + 1);
-    if (start < 1 || len < 1 || start + len - 1 > t->shape[dim - 1])
-        return luaL_error(L, "tensor:slice: %I..%I is outside 1..%I of dimension %I", (LUAI_UACINT)start,
-                          (LUAI_UACINT)(start + len - 1), (LUAI_UACINT)t->shape[dim - 1], (LUAI_UACINT)dim);
+    const int64_t size = t->shape[dim - 1];
+    if (start < 1 || start > size)
+        return luaL_error(L, "tensor:slice: start %I is outside 1..%I of dimension %I", (LUAI_UACINT)start,
+                          (LUAI_UACINT)size, (LUAI_UACINT)dim);
+    lua_Integer len = luaL_optinteger(L, 4, size - start + 1);   /* no overflow: 1 <= start <= size */
+    if (len < 1 || len > size - start + 1)
+        return luaL_error(L, "tensor:slice: %I element(s) from %I is outside 1..%I of dimension %I", (LUAI_UACINT)len,
+                          (LUAI_UACINT)start, (LUAI_UACINT)size, (LUAI_UACINT)dim);
     sf_tensor *v = push_view(L, 1);
     v->data = (char *)t->data + (start - 1) * t->stride[dim - 1] * (int64_t)sf_dtype_size(t->dtype);
     v->shape[dim - 1] = len;

@@ -2,6 +2,7 @@
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
 local profile = require "sfbench.profile"
+local params = require "sfbench.params"
 
 local bench = {}
 
@@ -128,14 +129,14 @@ end
 
 -- The steady-state sampling of the sweeps that time whole implementations (ffn_sweep,
 -- layer_sweep): from a scenario's parameters iters (0: the stopping rule), timeout, sample_ms
--- and warmup_ms, the bench.run options they mean (bench.run's second argument). Bad sample_ms or warmup_ms is an error naming
--- it, raised when the scenario starts rather than at its first measurement.
+-- and warmup_ms, the bench.run options they mean (bench.run's second argument). Bad sample_ms or warmup_ms is a usage error naming
+-- it (exit status 2), raised when the scenario starts rather than at its first measurement.
 function bench.steady(p)
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
-    error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)), 0)
+    params.usage_error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)))
   end
   if not (type(p.warmup_ms) == "number" and p.warmup_ms >= 0) then
-    error(("warmup_ms must be a number of ms >= 0, got %s"):format(tostring(p.warmup_ms)), 0)
+    params.usage_error(("warmup_ms must be a number of ms >= 0, got %s"):format(tostring(p.warmup_ms)))
   end
   return { iters = p.iters > 0 and p.iters or nil, timeout = p.timeout, sample_time = p.sample_ms / 1000,
     warmup_time = p.warmup_ms / 1000 }

@@ -23,9 +23,9 @@ function llama.flops(cfg, batch, seq)
   return qkv + o + ffn + attention
 end
 
-local function random_weights(cfg, dtype, device, seed)
+local function random_weights(cfg, dtype, device, seed, std)
   local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
-  local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = 0.02, device = device }) end
+  local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = std, device = device }) end
   return {
     wq = w({ cfg.heads * hd, d }, 1), wk = w({ cfg.kv_heads * hd, d }, 2), wv = w({ cfg.kv_heads * hd, d }, 3),
     wo = w({ d, cfg.heads * hd }, 4), w1 = w({ I, d }, 5), w3 = w({ I, d }, 6), w2 = w({ d, I }, 7),
@@ -56,6 +56,16 @@ local STAGES = {
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
 }
 
+-- The part of the layer each stage belongs to (L.run_part), with what a part reads and writes
+-- (L.tensors):
+--   attn_norm  x -> h;  qkv  h -> q, k (rotated), v;  attention  q, k, v -> attn;
+--   o  attn, x -> r = x + attn·Woᵀ;  ffn_norm  r -> h2;  ffn  h2, r -> out = r + FFN(h2)
+local PART = {
+  attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
+  o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
+  ["ffn+residual"] = "ffn",
+}
+
 function llama.stage_names(impl, qkv)
   local names = STAGES[impl == "baseline" and "baseline" or qkv or "packed"]
   return table.move(names, 1, #names, 1, {})
@@ -73,7 +83,9 @@ function llama.check_stages(impl, qkv, names)
   end
 end
 
--- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=, stages=})
+-- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, std=0.02, weights=, allow_long=, qkv=,
+--   stages=})
+-- std: of the random projection weights (the norms' weights are 1 ± 0.1).
 -- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
 -- stages: a list of stage names (llama.stage_names): forward and profile run only those, in the
 -- layer's order (the others' outputs keep whatever they last held: run L.forward_all() first).
@@ -101,7 +113,8 @@ function llama.layer(cfg, opts)
   end
   local dtype, device = opts.dtype or "f16", opts.device
   local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
-  local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
+  local w = opts.weights and copy_weights(opts.weights, dtype, device)
+    or random_weights(cfg, dtype, device, opts.seed or 1, opts.std or 0.02)
   local function buf(shape) return sf.tensor(shape, dtype, { device = device }) end
 
   local L = { cfg = cfg, impl = impl, batch = B, seq = N, dtype = dtype, weights = w,
@@ -111,6 +124,7 @@ function llama.layer(cfg, opts)
   local attn = buf({ T, H * hd })
   local attn4 = attn:view({ B, N, H, hd })
   local eps, theta = cfg.norm_eps, cfg.rope_theta
+  L.tensors = { x = x, h = h, attn = attn, r = r, h2 = h2, out = out }
 
   -- stage name -> function over the buffers above; the norms are the same in both orders
   local fns = {
@@ -120,6 +134,7 @@ function llama.layer(cfg, opts)
   if impl == "baseline" then
     local q, k, v, o, f = buf({ T, H * hd }), buf({ T, Hkv * hd }), buf({ T, Hkv * hd }), buf({ T, d }), buf({ T, d })
     local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
+    L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
     fns.qkv_proj = function()
       sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
       sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
@@ -170,9 +185,11 @@ function llama.layer(cfg, opts)
       v4 = qkv:slice(1, 3, 1):view({ B, N, H, hd })
       fns.qkv_proj = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end
       fns.rope = function() sf.ops.rope { x = qk4, theta = theta } end
+      L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
     else
       local qkv4 = buf({ B, N, H + 2 * Hkv, hd })
       q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+      L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
       fns["qkv_proj+rope"] = function()
         sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
       end
@@ -199,6 +216,13 @@ function llama.layer(cfg, opts)
   function L.forward_all()
     for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do fns[name]() end
     return out
+  end
+
+  -- the stages of one part (PART above), in order, whatever `stages` selected
+  function L.run_part(part)
+    for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do
+      if PART[name] == part then fns[name]() end
+    end
   end
 
   -- median ms of each stage over `iters` forwards, timed with events between the stages; each

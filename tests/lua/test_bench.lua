@@ -218,10 +218,12 @@ function TestBench:test_steady()
     { iters = 30, timeout = 1, sample_time = 0.0002, warmup_time = 0 })
   local ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 0, warmup_ms = 500 })
   lu.assertFalse(ok)
-  lu.assertEquals(err, "sample_ms must be a positive number of ms, got 0")
+  lu.assertEquals(tostring(err), "sample_ms must be a positive number of ms, got 0")
+  lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
   ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 25, warmup_ms = -1 })
   lu.assertFalse(ok)
-  lu.assertEquals(err, "warmup_ms must be a number of ms >= 0, got -1")
+  lu.assertEquals(tostring(err), "warmup_ms must be a number of ms >= 0, got -1")
+  lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
 end
 
 -- bench.run's second argument: options under the first (bench.steady's), checked the same way
