@@ -25,7 +25,7 @@ void sf_capture_check(lua_State *L, const char *op)
 
 static int l_graph(lua_State *L)
 {
-    return luaL_error(L, "graph: this sfbench was built without CUDA; CUDA graphs need it");
+    return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu: this sfbench was built without CUDA)");
 }
 #else
 #include "cuda_check.h"
