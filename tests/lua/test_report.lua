@@ -289,6 +289,8 @@ function TestSweep:test_measure_returns_several_rows()
   local doc = cjson.decode(read(r.path))
   lu.assertEquals(#doc.results, 4)
   lu.assertEquals(doc.results[4].point, { seq = 2 })
+  -- as many results as rows: each result names its row
+  for i, res in ipairs(doc.results) do lu.assertEquals(res.row, i) end
   local ok, err = pcall(sweep.run, { points = { { seq = 1 } }, measure = function() return { { seq = 1 }, 7 } end })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "measure returned a list holding a number")
@@ -333,6 +335,30 @@ function TestSweep:test_error_saves_partial_results()
   lu.assertEquals(doc.error, "kernel failed")
   lu.assertEquals(doc.rows, { { seq = 1 } })
   lu.assertEquals(self.stdout.text, "")
+end
+
+function TestSweep:test_columns_and_row_links_saved()
+  local r = sweep.run({
+    points = { { seq = 1 }, { seq = 2 } },
+    columns = { "seq", { key = "ms", fmt = "%.1f" } },
+    column_kinds = { batch = "measurement" },
+    measure = function(p)
+      if p.seq == 1 then return { seq = 1, ms = 1, batch = 3 }, { samples = { 1 } } end
+      -- two rows, one result: which row it belongs to is not said
+      return { { seq = 2, ms = 2 }, { seq = 2, ms = 3 } }, { samples = { 2 } }
+    end,
+  })
+  local doc = cjson.decode(read(r.path))
+  lu.assertEquals(doc.columns, { "seq", "ms" })
+  lu.assertEquals(doc.column_kinds, { batch = "measurement" })
+  lu.assertEquals(doc.results[1].row, 1)
+  lu.assertNil(doc.results[2].row)
+  local ok, err = pcall(sweep.run, { points = {}, measure = function() end, column_kinds = { a = "axis" } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "sweep.run: 'column_kinds' must map column names")
+  ok, err = pcall(sweep.run, { points = {}, measure = function() end, column_kinds = "a" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "sweep.run: 'column_kinds' must map column names")
 end
 
 function TestSweep:test_tty_bar_and_quiet()
