@@ -59,6 +59,17 @@ run "$SFBENCH" compare "$SCRATCH/dir_base" "$SCRATCH/dir_new"
 expect_rc 1 "folders"
 expect_stdout_has "base: $SCRATCH/dir_base/synthetic-1.json" "folders: the file taken"
 
+cp "$SCRATCH/same.json" "$SCRATCH/dir_base/synthetic-2.json"
+run "$SFBENCH" compare "$SCRATCH/dir_base" "$SCRATCH/dir_new"
+expect_stdout_has "base: $SCRATCH/dir_base/synthetic-2.json" "folders: the newest result (by time, then name)"
+run "$SFBENCH" compare --all "$SCRATCH/dir_base" "$SCRATCH/dir_new" --output "$SCRATCH/all.json"
+expect_rc 1 "--all"
+expect_stdout_has "base: $SCRATCH/dir_base/synthetic-1.json, $SCRATCH/dir_base/synthetic-2.json" "--all: both runs"
+check_json "$SCRATCH/all.json" "--all: a point's samples pooled over the runs" "
+local pt = doc.scenarios[1].points[1]
+check(pt.n_base == 400 and pt.n_new == 200, 'samples ' .. tostring(pt.n_base) .. ' and ' .. tostring(pt.n_new))
+"
+
 # ---- --output ----
 
 run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/slow.json" --output "$SCRATCH/cmp.json"
