@@ -50,6 +50,16 @@ expect_rc 0 "fewer points in new"
 expect_stdout_has "Only in base (2):" "fewer points in new"
 expect_stdout_has "| b    |    4 |" "fewer points in new: the missing point's parameters"
 
+# a column that changes every run, taken for a parameter: nothing matches, and the output says
+# how to name the parameters instead
+sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"other"/g' "$SCRATCH/same.json" >"$SCRATCH/host.json"
+run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json"
+expect_rc 0 "a run-dependent column"
+expect_stdout_has "No point matched on the parameter columns impl, size, host" "a run-dependent column"
+run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --params impl,size
+n=$(grep -c '| same ' "$OUT_FILE")
+if [ "$n" -eq 8 ]; then pass "--params impl,size: 8 points matched"; else fail "--params: $n points"; show_last; fi
+
 # ---- folders ----
 
 mkdir -p "$SCRATCH/dir_base" "$SCRATCH/dir_new"

@@ -50,6 +50,10 @@ local function text_of(cmp)
   for _, scn in ipairs(cmp.scenarios) do
     parts[#parts + 1] = ("## %s\n\nbase: %s\nnew:  %s\n\n%s"):format(scn.scenario, table.concat(scn.base, ", "),
       table.concat(scn.new, ", "), compare.table(scn))
+    if #scn.points == 0 then
+      parts[#parts + 1] = ("No point matched on the parameter columns %s; where one of them is a measurement, "
+        .. "name the parameters with --params."):format(table.concat(scn.parameters, ", "))
+    end
     parts[#parts + 1] = apart("Only in base", scn.only_base, scn.parameters)
     parts[#parts + 1] = apart("Only in new", scn.only_new, scn.parameters)
   end
