@@ -41,7 +41,6 @@ for i, op in ipairs(OPS) do names[i] = op.name end
 sweep.run {
   params = p,
   points = sweep.product({ dtype = p.dtype, op = names, mode = p.mode }, { "dtype", "op", "mode" }),
-  column_kinds = { batch = "measurement" }, -- the calls a sample that bench.run chose
   columns = { "dtype", "op", "mode", { key = "us", title = "median µs", fmt = "%.2f" },
     { key = "tbs", title = "TB/s", fmt = "%.2f" }, "batch" },
   measure = function(pt)

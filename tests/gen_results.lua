@@ -4,13 +4,13 @@
 -- slower, sample for sample).
 -- Usage: sfbench --device cpu tests/gen_results.lua out=FILE [points=100] [samples=1000]
 --        [scale=1] [noise=0.01] [seed=1] [scenario=synthetic] [device=synthetic device]
---        [git_revision=synthetic]
+--        [git_revision=synthetic] [time=2026-01-01T00:00:00Z]
 local params = require "sfbench.params"
 local report = require "sfbench.report"
 
 local p = params.get({
   out = "", points = 100, samples = 1000, scale = 1.0, noise = 0.01, seed = 1, scenario = "synthetic",
-  device = "synthetic device", git_revision = "synthetic",
+  device = "synthetic device", git_revision = "synthetic", time = "2026-01-01T00:00:00Z",
 })
 if p.out == "" then params.usage_error("out=FILE is required") end
 math.randomseed(math.tointeger(p.seed) or 1)
@@ -31,7 +31,7 @@ end
 local doc = {
   scenario = p.scenario,
   context = { device = { name = p.device, backend = "cpu" }, sfbench_version = "synthetic",
-    git_revision = p.git_revision, time = "2026-01-01T00:00:00Z" },
+    git_revision = p.git_revision, time = p.time },
   params = p,
   columns = { "impl", "size", "ms" },
   rows = rows,

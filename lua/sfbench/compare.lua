@@ -18,11 +18,12 @@
 --    the ranks found by merging the two sorted lists;
 --  * a verdict: "faster" or "slower" when p < alpha and the interval lies wholly below
 --    1 - threshold or wholly above 1 + threshold, else "same" (defaults 0.05 and 0.02).
--- compare.results matches the points of two sets of result files (sfbench.results) by scenario
--- and parameter columns; compare.table prints one scenario's comparison as report.table does.
+-- compare.results matches the points of two sets of result files (sfbench.result_files) by
+-- scenario and parameter columns; compare.table prints one scenario's comparison as
+-- report.table does; compare.document is the `compare --output` document that report reads.
 local params = require "sfbench.params"
 local report = require "sfbench.report"
-local results = require "sfbench.results"
+local result_files = require "sfbench.result_files"
 local stats = require "sfbench.stats"
 
 local compare = {}
@@ -172,7 +173,7 @@ local function pool(entries, columns)
   local by_key, order = {}, {}
   for _, e in ipairs(entries) do
     local first = {}
-    for _, pt in ipairs(results.points(e.doc, columns)) do
+    for _, pt in ipairs(result_files.points(e.doc, columns)) do
       if first[pt.key] then
         params.usage_error(("%s: rows %d and %d have the same parameters (%s); name the parameter columns with --params")
           :format(e.path, first[pt.key], pt.index, pt.label))
@@ -231,12 +232,26 @@ local function names(groups)
   return list
 end
 
+-- entries (result_files.load's) -> a list of {scenario =, entries =}, by scenario name
+local function by_scenario(entries)
+  local groups, list = {}, {}
+  for _, e in ipairs(entries) do
+    if not groups[e.scenario] then
+      groups[e.scenario] = { scenario = e.scenario, entries = {} }
+      list[#list + 1] = groups[e.scenario]
+    end
+    table.insert(groups[e.scenario].entries, e)
+  end
+  table.sort(list, function(a, b) return a.scenario < b.scenario end)
+  return list
+end
+
 local function compare_scenario(name, base, new, opts)
   local docs = {}
   for _, side in ipairs({ base, new }) do
     for _, e in ipairs(side) do docs[#docs + 1] = e.doc end
   end
-  local columns = results.columns(docs, opts.params)
+  local columns = result_files.columns(docs, opts.params)
   local base_keys, base_order = pool(base, columns)
   local new_keys, new_order = pool(new, columns)
   local scn = { scenario = name, parameters = columns, base = paths(base), new = paths(new), points = {},
@@ -262,7 +277,7 @@ local function compare_scenario(name, base, new, opts)
   return scn
 end
 
--- compare.results(base, new [, opts]) -> the comparison of two lists of results.load entries:
+-- compare.results(base, new [, opts]) -> the comparison of two lists of result_files.load entries:
 -- {scenarios = {{scenario, parameters, base, new, points, only_base, only_new}},
 -- only_base_scenarios, only_new_scenarios, mismatch, slower, faster, alpha, threshold,
 -- interval}. Each point is compare.samples' table with params (the parameter values) and label,
@@ -272,7 +287,7 @@ end
 function compare.results(base, new, opts)
   opts = opts or {}
   local alpha, threshold = levels(opts)
-  local bg, ng = results.by_scenario(base), results.by_scenario(new)
+  local bg, ng = by_scenario(base), by_scenario(new)
   local new_by = {}
   for _, g in ipairs(ng) do new_by[g.scenario] = g end
   local cmp = { alpha = alpha, threshold = threshold, interval = compare.INTERVAL, scenarios = {},
@@ -300,13 +315,59 @@ function compare.results(base, new, opts)
   if #cmp.scenarios == 0 then
     if #base == 1 and #new == 1 then
       params.usage_error(("%s is a result of %s but %s one of %s: two different scenarios"):format(base[1].path,
-        base[1].doc.scenario, new[1].path, new[1].doc.scenario))
+        base[1].scenario, new[1].path, new[1].scenario))
     end
     params.usage_error(("no scenario in common: base has %s, new has %s"):format(
       table.concat(names(bg), ", "), table.concat(names(ng), ", ")))
   end
   cmp.mismatch = mismatch(used_base, used_new)
+  cmp.base_entries, cmp.new_entries = used_base, used_new
   return cmp
+end
+
+local function side_of(cmp, side)
+  local entries = cmp[side .. "_entries"]
+  return { path = table.concat(paths(entries), ", "),
+    device = context_values(entries, CONTEXT[1][2]), sfbench_version = context_values(entries, CONTEXT[2][2]),
+    git_revision = context_values(entries, CONTEXT[3][2]) }
+end
+
+-- a point as the compare document holds it: the scenario, the point without impl, and impl
+local function placed(scenario, values)
+  local point, impl = {}, nil
+  for k, v in pairs(values) do
+    if k == "impl" then impl = v else point[k] = v end
+  end
+  return { scenario = scenario, point = point, impl = impl }
+end
+
+-- compare.document(cmp) -> the `sfbench compare --output` document (what `sfbench report`
+-- plots): base and new ({path, device, sfbench_version, git_revision}), alpha, threshold,
+-- interval, points ({scenario, point, impl, base_median, new_median, ratio, ci_low, ci_high, p,
+-- verdict, n_base, n_new}), only_base and only_new ({scenario, point, impl}), no_samples (the
+-- matched points a side kept no samples of), only_base_scenarios, only_new_scenarios, mismatch,
+-- slower, faster.
+function compare.document(cmp)
+  local doc = { base = side_of(cmp, "base"), new = side_of(cmp, "new"), alpha = cmp.alpha,
+    threshold = cmp.threshold, interval = cmp.interval, points = {}, only_base = {}, only_new = {}, no_samples = {},
+    only_base_scenarios = cmp.only_base_scenarios, only_new_scenarios = cmp.only_new_scenarios,
+    mismatch = cmp.mismatch, slower = cmp.slower, faster = cmp.faster }
+  for _, scn in ipairs(cmp.scenarios) do
+    for _, pt in ipairs(scn.points) do
+      local d = placed(scn.scenario, pt.params)
+      if pt.ratio and pt.ci_low == pt.ci_low then
+        for _, k in ipairs({ "ratio", "ci_low", "ci_high", "p", "verdict", "n_base", "n_new" }) do d[k] = pt[k] end
+        d.base_median, d.new_median = pt.base_ms, pt.new_ms
+        doc.points[#doc.points + 1] = d
+      else
+        doc.no_samples[#doc.no_samples + 1] = d
+      end
+    end
+    for _, side in ipairs({ "only_base", "only_new" }) do
+      for _, values in ipairs(scn[side]) do doc[side][#doc[side] + 1] = placed(scn.scenario, values) end
+    end
+  end
+  return doc
 end
 
 local BASE, NEW, RATIO, CI, P, VERDICT = {}, {}, {}, {}, {}, {} -- keys no parameter column can take

@@ -69,14 +69,14 @@ run "$SFBENCH" compare "$SCRATCH/dir_base" "$SCRATCH/dir_new"
 expect_rc 1 "folders"
 expect_stdout_has "base: $SCRATCH/dir_base/synthetic-1.json" "folders: the file taken"
 
-cp "$SCRATCH/same.json" "$SCRATCH/dir_base/synthetic-2.json"
+gen "$SCRATCH/dir_base/synthetic-0.json" time=2026-01-02T00:00:00Z
 run "$SFBENCH" compare "$SCRATCH/dir_base" "$SCRATCH/dir_new"
-expect_stdout_has "base: $SCRATCH/dir_base/synthetic-2.json" "folders: the newest result (by time, then name)"
+expect_stdout_has "base: $SCRATCH/dir_base/synthetic-0.json" "folders: the newest result"
 run "$SFBENCH" compare --all "$SCRATCH/dir_base" "$SCRATCH/dir_new" --output "$SCRATCH/all.json"
 expect_rc 1 "--all"
-expect_stdout_has "base: $SCRATCH/dir_base/synthetic-1.json, $SCRATCH/dir_base/synthetic-2.json" "--all: both runs"
+expect_stdout_has "base: $SCRATCH/dir_base/synthetic-1.json, $SCRATCH/dir_base/synthetic-0.json" "--all: both runs, oldest first"
 check_json "$SCRATCH/all.json" "--all: a point's samples pooled over the runs" "
-local pt = doc.scenarios[1].points[1]
+local pt = doc.points[1]
 check(pt.n_base == 400 and pt.n_new == 200, 'samples ' .. tostring(pt.n_base) .. ' and ' .. tostring(pt.n_new))
 "
 
@@ -87,14 +87,16 @@ expect_rc 1 "--output"
 check_json "$SCRATCH/cmp.json" "--output JSON" "
 check(doc.slower == 8 and doc.faster == 0, 'slower ' .. tostring(doc.slower))
 check(doc.alpha == 0.05 and doc.threshold == 0.02, 'levels')
-local scn = doc.scenarios[1]
-check(scn.scenario == 'synthetic' and #scn.points == 8, 'points')
-local pt = scn.points[1]
+check(doc.base.path == '$SCRATCH/base.json' and doc.new.device == 'synthetic device', 'sides')
+check(#doc.points == 8, 'points')
+local pt = doc.points[1]
+check(pt.scenario == 'synthetic' and pt.impl == 'a' and pt.point.size == 1, 'point')
 check(pt.verdict == 'slower' and math.abs(pt.ratio - 1.05) < 1e-9, 'ratio ' .. tostring(pt.ratio))
 check(pt.ci_low > 1.02 and pt.ci_high > pt.ci_low and pt.p < 0.05, 'interval and p')
-check(pt.n_base == 200 and pt.n_new == 200, 'sample counts')
-check(pt.params.impl == 'a' and pt.params.size == 1, 'params')
+check(pt.n_base == 200 and pt.n_new == 200 and pt.base_median > 0, 'sample counts, medians')
 "
+run "$SFBENCH" report "$SCRATCH/cmp.json" -o "$SCRATCH/cmp.html"
+expect_rc 0 "sfbench report reads the --output document"
 expect_no_tmp "$SCRATCH" "--output"
 
 # ---- context mismatch ----
@@ -124,11 +126,18 @@ bad_input() {    # bad_input WHAT TEXT BASE NEW
     expect_files "$SCRATCH" "out.json" 0 "$1: no output file"
 }
 echo '{"torch": "2.1", "rows": [{"ms": 1}]}' >"$SCRATCH/torch.json"
+echo '{"name": "not a result"}' >"$SCRATCH/unrelated.json"
 head -c 3000 "$SCRATCH/base.json" >"$SCRATCH/truncated.json"
 mkdir -p "$SCRATCH/empty_dir"
-bad_input "not an sfbench result" "$SCRATCH/torch.json: not an sfbench result" "$SCRATCH/torch.json" "$SCRATCH/base.json"
-bad_input "truncated JSON" "$SCRATCH/truncated.json: not valid JSON" "$SCRATCH/base.json" "$SCRATCH/truncated.json"
-bad_input "folder with no results" "$SCRATCH/empty_dir: no sfbench results" "$SCRATCH/empty_dir" "$SCRATCH/base.json"
+bad_input "not an sfbench result" "$SCRATCH/unrelated.json: not an sfbench result" "$SCRATCH/unrelated.json" "$SCRATCH/base.json"
+bad_input "PyTorch reference rows" "$SCRATCH/torch.json: a PyTorch reference document, not an sfbench result" \
+    "$SCRATCH/torch.json" "$SCRATCH/base.json"
+bad_input "truncated JSON" "$SCRATCH/truncated.json: truncated JSON" "$SCRATCH/base.json" "$SCRATCH/truncated.json"
+bad_input "folder with no results" "$SCRATCH/empty_dir: a folder with no results" "$SCRATCH/empty_dir" "$SCRATCH/base.json"
+mkdir -p "$SCRATCH/torch_dir"
+cp "$SCRATCH/torch.json" "$SCRATCH/torch_dir/torch_ffn-1.json"
+bad_input "folder of other documents" "$SCRATCH/torch_dir: a folder with no sfbench results" "$SCRATCH/base.json" \
+    "$SCRATCH/torch_dir"
 bad_input "two different scenarios" \
     "$SCRATCH/base.json is a result of synthetic but $SCRATCH/other.json one of other_scenario" \
     "$SCRATCH/base.json" "$SCRATCH/other.json"

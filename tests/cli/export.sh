@@ -62,10 +62,12 @@ bad() {    # bad WHAT TEXT ARGS...
     expect_no_tmp "$SCRATCH" "$what"
 }
 head -c 200 "$json" >"$SCRATCH/truncated.json"
-echo '{"torch": "2.1", "rows": []}' >"$SCRATCH/torch.json"
+echo '{"name": "not a result"}' >"$SCRATCH/unrelated.json"
+cp "$SF_SRCDIR/tests/cli/report-compare.json" "$SCRATCH/compare.json"
 echo '{"scenario": "s", "context": {}, "rows": [{"a": 1}]}' >"$SCRATCH/bare.json"
-bad "truncated JSON" "$SCRATCH/truncated.json: not valid JSON" "$SCRATCH/truncated.json"
-bad "not an sfbench result" "$SCRATCH/torch.json: not an sfbench result" "$SCRATCH/torch.json"
+bad "truncated JSON" "$SCRATCH/truncated.json: truncated JSON" "$SCRATCH/truncated.json"
+bad "not an sfbench result" "$SCRATCH/unrelated.json: not an sfbench result" "$SCRATCH/unrelated.json"
+bad "a compare document" "$SCRATCH/compare.json: a compare document, which has no rows" "$SCRATCH/compare.json"
 bad "long form without samples" "$SCRATCH/bare.json: no kept samples" "$SCRATCH/bare.json" --long
 bad "unknown format" "export: unknown format 'xml' (expected md, csv, json)" "$json" --format xml
 bad "no file" "export: expected one result FILE, got 0"

@@ -4,6 +4,11 @@
 local lu = require "luaunit"
 local testlib = require "testlib"
 local compare = require "sfbench.compare"
+local stats = require "sfbench.stats"
+
+local function stats_median(list)
+  return stats.summary(list).median
+end
 
 local function seq(n, start, step)
   local t = {}
@@ -148,8 +153,9 @@ local function doc(scenario, rows, samples, context)
     context = context or { device = { name = "dev" }, sfbench_version = "1", git_revision = "r1" } }
 end
 
+-- as result_files.load gives them
 local function entry(path, d)
-  return { path = path, doc = d }
+  return { path = path, name = path, kind = "result", scenario = d.scenario, time = "t", doc = d }
 end
 
 local ROWS = {
@@ -182,6 +188,21 @@ function TestMatch.test_points_matched_by_parameters()
   local text = compare.table(scn)
   testlib.contains(text, "| impl |  seq | base ms | new ms | new/base | 95% CI      |        p | verdict |",
     "| a    | 1024 |   3.074 |  3.227 |    1.050 | 1.045–1.055 | 4.76e-67 | slower  |")
+end
+
+function TestMatch.test_document_for_report()
+  local base = doc("s", ROWS, { spread(1), spread(2) })
+  local new = doc("s", { ROWS[1], ROWS[3] }, { spread(1.05), spread(3) })
+  local d = compare.document(compare.results({ entry("base.json", base) }, { entry("new.json", new) }))
+  lu.assertEquals(d.base, { path = "base.json", device = "dev", sfbench_version = "1", git_revision = "r1" })
+  lu.assertEquals(#d.points, 1)
+  local p = d.points[1]
+  lu.assertEquals({ p.scenario, p.point, p.impl, p.verdict, p.n_base }, { "s", { seq = 512 }, "a", "slower", 200 })
+  lu.assertEquals({ p.base_median, p.new_median }, { stats_median(spread(1)), stats_median(spread(1.05)) })
+  lu.assertTrue(p.ci_low < p.ratio and p.ratio < p.ci_high)
+  lu.assertEquals(d.only_base, { { scenario = "s", point = { seq = 512 }, impl = "b" } })
+  lu.assertEquals(d.no_samples, { { scenario = "s", point = { seq = 1024 }, impl = "a" } }) -- base kept none
+  lu.assertEquals(d.slower, 1)
 end
 
 function TestMatch.test_pooled_over_files_and_rows_without_samples()

@@ -5,7 +5,8 @@ local compare = require "sfbench.compare"
 local getopt = require "sfbench.getopt"
 local params = require "sfbench.params"
 local report = require "sfbench.report"
-local results = require "sfbench.results"
+local lfs = require "lfs"
+local result_files = require "sfbench.result_files"
 
 local HELP = [[
 Usage: sfbench compare BASE NEW [options]
@@ -68,21 +69,36 @@ local function text_of(cmp)
   return table.concat(parts, "\n\n")
 end
 
+-- The sweep results of a file or folder: a folder's other documents (PyTorch reference rows,
+-- compare output) are passed over, but a file given must be a result with samples to compare.
+local function sweep_results(path, all)
+  local out = {}
+  for _, e in ipairs(result_files.load({ path }, { all = all })) do
+    if e.kind == "result" then
+      out[#out + 1] = e
+    elseif lfs.attributes(path, "mode") ~= "directory" then
+      params.usage_error(("%s: a %s document, not an sfbench result"):format(path,
+        e.kind == "torch" and "PyTorch reference" or e.kind))
+    end
+  end
+  if #out == 0 then params.usage_error(("%s: a folder with no sfbench results (only other documents)"):format(path)) end
+  return out
+end
+
 return function(argv)
   local opts, args = getopt.parse("compare", argv, SPEC, HELP)
   if not opts then return 0 end
   if #args ~= 2 then
     params.usage_error(("compare: expected BASE and NEW, got %d argument(s) (see sfbench compare --help)"):format(#args))
   end
-  local base = results.load({ args[1] }, { all = opts.all })
-  local new = results.load({ args[2] }, { all = opts.all })
+  local base, new = sweep_results(args[1], opts.all), sweep_results(args[2], opts.all)
   local cmp = compare.results(base, new, { alpha = opts.alpha, threshold = opts.threshold,
     params = opts.params and list_of(opts.params) })
   if cmp.mismatch then
     if opts.strict then params.usage_error(cmp.mismatch .. " (--strict)") end
     io.stderr:write("sfbench: warning: ", cmp.mismatch, "\n")
   end
-  if opts.output then report.write_text(opts.output, report.encode(cmp) .. "\n") end
+  if opts.output then report.write_text(opts.output, report.encode(compare.document(cmp)) .. "\n") end
   io.stdout:write(text_of(cmp), "\n")
   return cmp.slower > 0 and 1 or 0
 end

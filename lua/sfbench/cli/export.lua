@@ -3,11 +3,12 @@
 local getopt = require "sfbench.getopt"
 local params = require "sfbench.params"
 local report = require "sfbench.report"
-local results = require "sfbench.results"
+local result_files = require "sfbench.result_files"
 
 local HELP = [[
 Usage: sfbench export FILE [--format csv|md|json] [--long] [--output OUT]
-Write the rows of an sfbench result file (JSON, as sweeps save them) in another format.
+Write the rows of an sfbench result file (JSON, as sweeps save them, or the PyTorch reference
+rows) in another format.
 
   --format F     csv (default), md (a markdown table) or json (a list of objects)
   --long         one line per kept sample instead of per row: the row's parameter columns,
@@ -36,11 +37,15 @@ return function(argv)
   if #args ~= 1 then
     params.usage_error(("export: expected one result FILE, got %d argument(s) (see sfbench export --help)"):format(#args))
   end
-  local doc = results.read(args[1])
+  local entry = result_files.read(args[1])
+  if entry.kind == "compare" then
+    params.usage_error(("%s: a compare document, which has no rows to export"):format(args[1]))
+  end
+  local doc = entry.doc
   local rows, order = doc.rows, doc.columns
   if opts.long then
-    local parameters = results.columns({ doc })
-    rows = results.sample_rows(doc, parameters)
+    local parameters = result_files.columns({ doc })
+    rows = result_files.sample_rows(doc, parameters)
     if #rows == 0 then params.usage_error(("%s: no kept samples, so no long form"):format(args[1])) end
     order = table.move(parameters, 1, #parameters, 1, {})
     order[#order + 1] = "sample"
