@@ -107,7 +107,7 @@ function sweep.run(opts)
   if type(points) ~= "table" then error("sweep.run: 'points' must be a list of points", 2) end
   if type(measure) ~= "function" then error("sweep.run: 'measure' must be a function", 2) end
   -- which columns are the point's parameters and which measurements, where the tools' guess
-  -- (sfbench.results.columns) would be wrong
+  -- (sfbench.result_files.columns) would be wrong
   local kinds = opts.column_kinds
   local kinds_ok = kinds == nil or type(kinds) == "table"
   for k, kind in pairs(kinds_ok and kinds or {}) do
