@@ -45,6 +45,7 @@ local naive_ms = {}
 sweep.run {
   params = p,
   points = points,
+  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
   context_extra = { model = cfg },
   columns = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
     { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.1f" } },

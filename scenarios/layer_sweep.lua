@@ -58,6 +58,7 @@ end
 sweep.run {
   params = p,
   points = sweep.product({ seq = p.seq }, { "seq" }),
+  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
   context_extra = { model = cfg },
   columns = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "speedup", title = "× baseline", fmt = "%.2f" },
     { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },

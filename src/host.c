@@ -114,6 +114,7 @@ static int luaopen_sfbench(lua_State *L)
     set_str(L, "datadir", o->datadir);
     set_str(L, "output_dir", o->output_dir);
     set_str(L, "command_line", o->command_line);
+    set_str(L, "format", o->format);
     set_str(L, "git_revision", git_revision(o->datadir));
 #ifdef SF_HAVE_CUDA
     set_str(L, "cublas_version", sf_cublas_version());

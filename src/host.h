@@ -8,6 +8,7 @@ typedef struct sf_host_opts {
     const char *datadir;          /* where lua/, scenarios/ and kernels/ are */
     const char *output_dir;
     int quiet;
+    const char *format;           /* --format: how scenarios print their tables (md, csv, json) */
     int traceback;                /* print a script error's stack traceback after its message */
     int profile;                  /* --profile: sf.profile, one profiled call of each measured case */
     int nargs;                    /* key=value overrides */

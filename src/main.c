@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  -e CODE            run CODE instead of a script\n"
             "  --device DEV       cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu)\n"
             "  --output DIR       directory for result JSON files (default: results)\n"
+            "  --format FMT       print tables as md (default), csv or json (every column, full precision)\n"
             "  -q, --quiet        print no tables or progress\n"
             "  --traceback        after a script error's one-line message, print the Lua stack\n"
             "  --profile          run each measured case once more after its warm-up, between\n"
@@ -44,6 +45,12 @@ static int fail_usage(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see sfbench --help)\n");
     return 2;
+}
+
+/* --format's values: the formats of report.format */
+static int known_format(const char *v)
+{
+    return !strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json");
 }
 
 /* a script argument that is not a file may name a scenario */
@@ -128,16 +135,18 @@ static int parse_args(int argc, char **argv, sf_host_opts *o, const char **devic
             else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
             else if (!strcmp(a, "--traceback")) o->traceback = 1;
             else if (!strcmp(a, "--profile")) o->profile = 1;
-            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output")) {
+            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output") || !strcmp(a, "--format")) {
                 if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
                 const char *v = argv[++i];
                 if (!strcmp(a, "-e")) {
                     if (*code) return fail_usage("-e given twice ('%s')", v);
                     *code = v;
                 } else if (!strcmp(a, "--device")) *device = v;
+                else if (!strcmp(a, "--format")) o->format = v;
                 else o->output_dir = v;
             } else if (!strncmp(a, "--device=", 9)) *device = a + 9;
             else if (!strncmp(a, "--output=", 9)) o->output_dir = a + 9;
+            else if (!strncmp(a, "--format=", 9)) o->format = a + 9;
             else return fail_usage("unknown option '%s'", a);
         } else if (!*script && !strchr(a, '=')) {
             *script = a;
@@ -147,6 +156,8 @@ static int parse_args(int argc, char **argv, sf_host_opts *o, const char **devic
             return fail_usage("expected key=value after the script, got '%s'", a);
         }
     }
+    if (o->format && !known_format(o->format))
+        return fail_usage("unknown format '%s' for --format (expected md, csv or json)", o->format);
     if (*script && *code) return fail_usage("a script ('%s') and -e CODE: give one of them", *script);
     if (!*script && !*code) {
         usage(stderr);

@@ -9,18 +9,12 @@ local svg = require "sfbench.svg"
 local stats = require "sfbench.stats"
 local roofline = require "sfbench.roofline"
 local report = require "sfbench.report"
+local result_files = require "sfbench.result_files"
 
 local figures = {}
 
 -- row columns that are measurements, not parameters of the point
-local MEASUREMENTS = {}
-for _, k in ipairs({ "ms", "us", "median_us", "us_per_launch", "min", "max", "ratio", "tflops", "gbs", "tbs",
-  "noise", "stop", "samples", "speedup", "feed", "stages", "stage_ms", "batch" }) do
-  MEASUREMENTS[k] = true
-end
-local function is_measurement(k)
-  return MEASUREMENTS[k] or k:match("_mib$") or k:match("_ms$") or k:match("_us$") or k:match("_pct$")
-end
+local is_measurement = result_files.is_measurement
 -- a row's time column and its factor to seconds, in order of preference
 local TIME_COLUMNS = { { "ms", 1e-3 }, { "us", 1e-6 }, { "median_us", 1e-6 }, { "us_per_launch", 1e-6 } }
 local AXIS_PREFERENCE = { "seq", "tokens", "m", "n", "k" }

@@ -23,6 +23,19 @@ function llama.flops(cfg, batch, seq)
   return qkv + o + ffn + attention
 end
 
+-- llama.ffn_weights(cfg, act, dtype) -> random FFN weights at a config's shape, for both ffn
+-- impls: w1 and w2, and for swiglu w3 and w13 (gate and up packed for the fused impl)
+function llama.ffn_weights(cfg, act, dtype)
+  local H, I = cfg.hidden, cfg.intermediate
+  local w = { w1 = sf.randn({ I, H }, dtype, { std = 0.02 }), w2 = sf.randn({ H, I }, dtype, { std = 0.02 }) }
+  if act == "swiglu" then
+    w.w3 = sf.randn({ I, H }, dtype, { std = 0.02 })
+    w.w13 = sf.tensor({ 2 * I, H }, dtype)
+    sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w.w13 }
+  end
+  return w
+end
+
 local function random_weights(cfg, dtype, device, seed, std)
   local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
   local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = std, device = device }) end

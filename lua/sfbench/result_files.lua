@@ -1,10 +1,13 @@
 -- The result files a tool is given: each file is read and checked to be a document sfbench
 -- wrote (a sweep's result, a `compare --output` document, or the rows of the PyTorch
 -- reference script); a folder gives the newest result of each scenario in it, or every one.
--- A problem is a usage error (exit 2) of one line naming the file.
+-- A problem is a usage error (exit 2) of one line naming the file. Then the views of a result
+-- that the tools share: which columns are a point's parameters and which its measurements,
+-- each row's kept samples, point keys, and one row per sample.
 local cjson = require "cjson"
 local lfs = require "lfs"
 local params = require "sfbench.params"
+local report = require "sfbench.report"
 
 local result_files = {}
 
@@ -124,6 +127,124 @@ function result_files.load(paths, opts)
       for _, e in ipairs(entries) do out[#out + 1] = e end
     else
       out[#out + 1] = result_files.read(path)
+    end
+  end
+  return out
+end
+
+-- ---- views of a result's rows ----
+
+-- Row columns that are measurements whatever their values (what bench.run and the sweeps report).
+local MEASUREMENTS = {}
+for _, k in ipairs({ "ms", "us", "median_us", "us_per_launch", "min", "max", "ratio", "tflops", "gbs", "tbs",
+  "noise", "stop", "samples", "speedup", "feed", "stages", "stage_ms", "batch" }) do
+  MEASUREMENTS[k] = true
+end
+
+-- result_files.is_measurement(name): a column of that name is a measurement, not a parameter.
+function result_files.is_measurement(k)
+  return MEASUREMENTS[k] or k:match("_mib$") or k:match("_ms$") or k:match("_us$") or k:match("_pct$") or false
+end
+
+-- result_files.columns(docs [, chosen]) -> parameters, measurements: the column names of the
+-- rows of all docs (one scenario's), each list in the order the first doc shows its columns (the
+-- `columns` sweep.run saves), then by name. chosen (a list of names) gives the parameters
+-- outright. Otherwise a column is what the docs' column_kinds declare it, else a measurement when
+-- is_measurement says so or some row holds a table or a number with a fraction there, else a
+-- parameter (strings, booleans, counts and sizes: the point's coordinates).
+function result_files.columns(docs, chosen)
+  local seen, measured, declared, rows = {}, {}, {}, {}
+  for _, doc in ipairs(docs) do
+    for k, kind in pairs(type(doc.column_kinds) == "table" and doc.column_kinds or {}) do
+      declared[k] = declared[k] or kind
+    end
+    for _, row in ipairs(doc.rows) do
+      rows[#rows + 1] = row
+      for k, v in pairs(row) do
+        seen[k] = true
+        if type(v) == "table" or (type(v) == "number" and v ~= math.floor(v)) then measured[k] = true end
+      end
+    end
+  end
+  local is_param = {}
+  if chosen then
+    for _, k in ipairs(chosen) do
+      if not seen[k] then params.usage_error(("no row has a column '%s'"):format(k)) end
+      is_param[k] = true
+    end
+  else
+    for k in pairs(seen) do
+      if declared[k] == "parameter" or declared[k] == "measurement" then
+        is_param[k] = declared[k] == "parameter"
+      else
+        is_param[k] = not (type(k) ~= "string" or result_files.is_measurement(k) or measured[k])
+      end
+    end
+  end
+  local ps, ms = {}, {}
+  for _, k in ipairs(report.order(docs[1] and docs[1].columns, rows)) do
+    if seen[k] then
+      local list = is_param[k] and ps or ms
+      list[#list + 1] = k
+    end
+  end
+  return ps, ms
+end
+
+-- result_files.samples(doc) -> row index -> that row's kept samples (ms a call; a sample saved as
+-- "nan" left out), for the rows that have them: through each result's `row` (sweep.run records
+-- it), or, in files from before it did, by position where there are as many results as rows.
+function result_files.samples(doc)
+  local list, by_row, linked = doc.results or {}, {}, false
+  for _, r in ipairs(list) do
+    linked = linked or r.row ~= nil
+  end
+  for i, r in ipairs(list) do
+    local row = math.tointeger(linked and r.row or (#list == #doc.rows and i) or nil)
+    local numbers = {}
+    for _, x in ipairs(type(r.samples) == "table" and r.samples or {}) do
+      if type(x) == "number" then numbers[#numbers + 1] = x end
+    end
+    if row and doc.rows[row] and #numbers > 0 then by_row[row] = numbers end
+  end
+  return by_row
+end
+
+local function show(v)
+  if type(v) == "table" then return json.encode(v) end
+  if math.type(v) == "float" then return ("%.14g"):format(v) end
+  return tostring(v)
+end
+
+-- result_files.points(doc, parameters) -> a list, one per row: {key =, label =, values =, row =,
+-- samples =, index =}. key is the same string for the same parameter values in any file (a
+-- count read back from JSON as 512.0 and one measured as 512 alike); label is "a=1 b=x";
+-- values holds the parameter columns alone; samples is nil where the row has none.
+function result_files.points(doc, parameters)
+  local samples, out = result_files.samples(doc), {}
+  for i, row in ipairs(doc.rows) do
+    local values, keys, labels = {}, {}, {}
+    for j, c in ipairs(parameters) do
+      local v = row[c]
+      values[c] = v
+      keys[j] = v == nil and "null" or json.encode(v)
+      labels[j] = c .. "=" .. (v == nil and "—" or show(v))
+    end
+    out[i] = { key = table.concat(keys, ","), label = table.concat(labels, " "), values = values, row = row,
+      samples = samples[i], index = i }
+  end
+  return out
+end
+
+-- result_files.sample_rows(doc, parameters) -> the long form: for each row with kept samples,
+-- one row per sample holding the parameter columns, `sample` (1, 2, ...) and `ms`.
+function result_files.sample_rows(doc, parameters)
+  local out = {}
+  for _, p in ipairs(result_files.points(doc, parameters)) do
+    for k, x in ipairs(p.samples or {}) do
+      local r = { sample = k, ms = x }
+      for c, v in pairs(p.values) do r[c] = v end
+      out[#out + 1] = r
     end
   end
   return out

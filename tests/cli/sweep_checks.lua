@@ -14,7 +14,7 @@ end
 local function close(a, b) return type(a) == "number" and type(b) == "number" and math.abs(a - b) <= REL * math.abs(b) end
 
 -- per scenario: the FLOPs (or bytes) of a row, the key of its rate, the rate of `amount` in `ms`,
--- and the row's median in ms
+-- and the row's median in ms (a scenario with no rate has its medians checked alone)
 local FORMULAS = {
   gemm_sweep = { rate = "tflops", amount = function(r) return 2 * r.m * r.n * r.k end },
   attention_sweep = { rate = "tflops",
@@ -35,6 +35,7 @@ local FORMULAS = {
       ["rope (q+k of packed qkv)"] = 2 * T * 2 * (H // 128) * 128 * es, add = 3 * T * H * es }
     return assert(per_op[r.op], "unknown op " .. tostring(r.op))
   end, scale = 1e12 },
+  ab = {},                                                   -- times only: no rate to check
   decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
     return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes
@@ -54,7 +55,7 @@ return function(doc, check)
     local ms = f.ms and f.ms(row) or row.ms
     local want = median(res.samples)
     check(close(ms, want), ("row %d: %s ms, the median of its samples is %s"):format(i, tostring(ms), want))
-    if not (doc.scenario == "layer_sweep" and #doc.params.stages > 0) then
+    if f.rate and not (doc.scenario == "layer_sweep" and #doc.params.stages > 0) then
       local rate = (f.amount(row, doc) / (want * 1e-3)) / (f.scale or 1e12)
       check(close(row[f.rate], rate), ("row %d: %s %s, the formula gives %s"):format(i, f.rate, tostring(row[f.rate]), rate))
     end

@@ -1,5 +1,6 @@
 -- sfbench report RESULTS... [-o FILE] [--all] [--svg ID | --list]: one self-contained HTML page
 -- of plots and tables from result files; or one of its plots alone, as an SVG file.
+local getopt = require "sfbench.getopt"
 local params = require "sfbench.params"
 local report = require "sfbench.report"
 local result_files = require "sfbench.result_files"
@@ -29,37 +30,13 @@ local function usage(msg)
   params.usage_error(msg .. " (sfbench report --help)")
 end
 
-local function parse(argv)
-  local o = { inputs = {} }
-  local i, only_inputs = 1, false
-  while i <= #argv do
-    local a = argv[i]
-    local function value()
-      i = i + 1
-      if argv[i] == nil then usage("option " .. a .. " needs a value") end
-      return argv[i]
-    end
-    if only_inputs or a:sub(1, 1) ~= "-" or a == "-" then o.inputs[#o.inputs + 1] = a
-    elseif a == "--" then only_inputs = true
-    elseif a == "-h" or a == "--help" then o.help = true
-    elseif a == "-o" or a == "--output" then o.output = value()
-    elseif a:match("^%-%-output=") then o.output = a:sub(10)
-    elseif a == "--svg" then o.svg = value()
-    elseif a:match("^%-%-svg=") then o.svg = a:sub(7)
-    elseif a == "--all" then o.all = true
-    elseif a == "--list" then o.list = true
-    else usage(("unknown option '%s'"):format(a)) end
-    i = i + 1
-  end
-  return o
-end
+local SPEC = { output = { kind = "string", short = "o" }, svg = { kind = "string" }, all = { kind = "flag" },
+  list = { kind = "flag" } }
 
 return function(argv)
-  local o = parse(argv)
-  if o.help then
-    io.stdout:write(HELP)
-    return 0
-  end
+  local o, inputs = getopt.parse("report", argv, SPEC, HELP)
+  if not o then return 0 end
+  o.inputs = inputs
   if #o.inputs == 0 then usage("report: no result files given") end
   if o.list and o.svg then usage("report: --list and --svg do not go together") end
   if o.output == "" then usage("report: the output file name is empty") end
