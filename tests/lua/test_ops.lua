@@ -95,9 +95,21 @@ end
 
 function TestRegistry.test_op_by_name()
   local c = poisoned({ 2, 2 })
-  local n = select("#", sf.op("gemm", { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c }))
-  lu.assertEquals(n, 0, "gemm returns nothing")
+  local ran, splits = sf.op("gemm", { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c })
+  lu.assertEquals({ ran, splits }, { "reference", 1 }, "gemm returns what ran and its k splits")
   lu.assertEquals(c:totable(), AB)
+  -- splits belong to impl gemv (the CPU runs the reference for every impl)
+  local function args(over)
+    local t = { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 2, 3 }), c = poisoned({ 2, 2 }), transb = true }
+    for k, v in pairs(over) do t[k] = v end
+    return t
+  end
+  contains(error_of(sf.ops.gemm, args { splits = 2 }), "gemm:", "'splits' is for impl 'gemv'")
+  contains(error_of(sf.ops.gemm, args { splits = -1, impl = "gemv" }), "'splits' is -1: 0 (automatic) to 64")
+  contains(error_of(sf.ops.gemm, args { splits = 65, impl = "gemv" }), "'splits' is 65")
+  local g = args { impl = "gemv", splits = 3 }
+  sf.ops.gemm(g)
+  lu.assertEquals(g.c:totable(), { 50, 68, 122, 167 }, "a·bᵀ")
   contains(error_of(sf.op, "nope", {}), "unknown op 'nope'", "gemm")
   contains(error_of(sf.op, "gemm", { a = 1 }), "gemm:", "'a'", "tensor")
 end
