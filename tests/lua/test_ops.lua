@@ -471,6 +471,32 @@ end
 
 -- ---------------------------------------------------------------------------------------------
 
+TestEmbedding = {}
+
+function TestEmbedding.test_lookup_and_errors()
+  local table_ = sf.from_table({ 1, 2, 3, 4, 5, 6, 7, 8 }, { 4, 2 }, "f32")
+  local out = poisoned({ 3, 2 })
+  sf.ops.embedding { table = table_, tokens = sf.from_table({ 3, 0, 3 }, { 3 }, "i32"), out = out }
+  lu.assertEquals(out:totable(), { 7, 8, 1, 2, 7, 8 })
+  -- rows of a wider buffer, any float dtype
+  local wide = sf.tensor({ 2, 5 }, "f64"):fill(-1)
+  sf.ops.embedding { table = table_:to("f64"), tokens = sf.from_table({ 1, 2 }, { 2 }, "i32"), out = wide:slice(2, 2, 2) }
+  lu.assertEquals(wide:totable(), { -1, 3, 4, -1, -1, -1, 5, 6, -1, -1 })
+  -- a bad token is refused before anything is written
+  local keep = poisoned({ 2, 2 })
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1, 4 }, { 2 }, "i32"), out = keep }),
+    "embedding:", "tokens[2] is 4, outside the table's 4 rows")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ -1, 0 }, { 2 }, "i32"), out = keep }),
+    "tokens[1] is -1")
+  for _, v in ipairs(keep:totable()) do lu.assertTrue(v ~= v, "out was written") end
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "f32"), out = keep }),
+    "'tokens' has dtype f32")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "i32"), out = keep }),
+    "'out' has shape [2, 2] (expected [1, 2])")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "i32"),
+    out = sf.tensor({ 1, 2 }, "f16") }), "'out' has dtype f16 (expected f32)")
+end
+
 TestCompare = {}
 
 function TestCompare.test_metrics()
