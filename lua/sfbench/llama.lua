@@ -480,18 +480,15 @@ function llama.model(cfg, opts)
   function M.prefill(P, tokens) return M.run(M.begin_prefill(P, tokens)) end
   function M.decode(tokens) return M.run(M.begin_decode { tokens = tokens }) end
 
-  -- bytes a decode step reads at least: every weight once (the packed QKV and gate/up, not
-  -- their sources) and the K and V of every layer at the cache's lengths
+  -- bytes a decode step reads at least, by part: one layer's weights (the packed QKV and
+  -- gate/up, not their sources), one layer's K and V at the cache's lengths, and the head (final
+  -- norm and lm_head); total = layers × (weights + kv) + head (the embedding's B rows aside)
   function M.decode_bytes()
-    local n = 0
-    local function add(t) n = n + t:nbytes() end
-    for l = 1, N do
-      local w = M.weights[l]
-      for _, t in ipairs({ M.packed[l].wqkv, w.wo, M.packed[l].w13, w.w2, w.attn_norm, w.ffn_norm }) do add(t) end
-    end
-    add(M.lm_head)
-    add(M.norm)
-    return n + N * M.cache:bytes_read()
+    local w, P = M.weights[1], M.packed[1]
+    local per = 0
+    for _, t in ipairs({ P.wqkv, w.wo, P.w13, w.w2, w.attn_norm, w.ffn_norm }) do per = per + t:nbytes() end
+    local kv, head = M.cache:bytes_read(), M.lm_head:nbytes() + M.norm:nbytes()
+    return { layer_weights = per, kv = kv, head = head, total = N * (per + kv) + head }
   end
   return M
 end

@@ -86,7 +86,9 @@ function TestModel.test_stages_and_profile()
   lu.assertEquals(pre[1], "embedding")
   lu.assertEquals(pre[#pre - 2], "kv_store")
   lu.assertEquals(M.cache.lengths, { 4, 4, 4 })
-  lu.assertTrue(M.decode_bytes() > 0)
+  local bytes = M.decode_bytes()
+  lu.assertEquals(bytes.kv, 2 * 3 * 4 * cfg.kv_heads * cfg.head_dim * 4) -- K and V, 3 sequences of 4, f32
+  lu.assertEquals(bytes.total, 2 * (bytes.layer_weights + bytes.kv) + bytes.head)
 end
 
 function TestModel.test_bad_arguments()
