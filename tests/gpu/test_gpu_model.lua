@@ -6,6 +6,7 @@ local lu = require "luaunit"
 local sf = require "sfbench"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
+local testlib = require "testlib"
 
 local BOUND = { f16 = 2e-3, bf16 = 1.6e-2 }
 
@@ -14,12 +15,7 @@ TestGpuModel = {}
 local cfg = models.custom { name = "mini-gqa", hidden = 256, layers = 2, heads = 2, kv_heads = 1, intermediate = 512,
   vocab = 1000, max_positions = 256 }
 
-local function ids(n, s)
-  local u = sf.rand({ n }, "f64", { seed = s, device = "cpu" }):totable()
-  local t = {}
-  for i = 1, n do t[i] = math.floor(u[i] * cfg.vocab) end
-  return t
-end
+local function ids(n, s) return testlib.token_ids(n, cfg.vocab, s) end
 
 local function check(got, want, dt, what)
   local r = sf.compare(got, want)

@@ -15,12 +15,7 @@ TestModel = {}
 local cfg = models.custom { name = "tiny-gqa", hidden = 64, layers = 3, heads = 4, kv_heads = 2, intermediate = 96,
   vocab = 50, max_positions = 64 }
 
-local function ids(n, s)
-  local u = sf.rand({ n }, "f64", { seed = s, device = "cpu" }):totable()
-  local t = {}
-  for i = 1, n do t[i] = math.floor(u[i] * cfg.vocab) end
-  return t
-end
+local function ids(n, s) return testlib.token_ids(n, cfg.vocab, s) end
 
 -- tokens of B sequences row by row: the first `len` of each of rows of `full` tokens
 local function prefix(tokens, B, full, len)
