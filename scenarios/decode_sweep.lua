@@ -48,12 +48,7 @@ for _, ps in ipairs(p.page) do
   if math.type(ps) ~= "integer" or ps < 0 then error(("page %s: 0 (contiguous) or a page size"):format(ps), 0) end
 end
 
-local peak, peak_from = nil, nil
-if p.peak_tbs > 0 then
-  peak, peak_from = p.peak_tbs * 1e12, "the peak_tbs parameter"
-elseif dev.mem_clock_max_mhz and dev.mem_bus_width and dev.mem_clock_max_mhz > 0 then
-  peak, peak_from = 2 * dev.mem_clock_max_mhz * 1e6 * dev.mem_bus_width / 8, "the device: 2 × memory clock × bus width"
-end
+local peak, peak_from = bench.peak_dram(p.peak_tbs)
 local l2 = dev.l2_bytes or 0
 
 local D = p.head_dim

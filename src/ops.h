@@ -67,4 +67,5 @@ extern const sf_op sf_op_add_rmsnorm;
 extern const sf_op sf_op_rope;
 extern const sf_op sf_op_linear_rope;
 extern const sf_op sf_op_add;
+extern const sf_op sf_op_embedding;
 #endif

@@ -142,6 +142,17 @@ function bench.steady(p)
     warmup_time = p.warmup_ms / 1000 }
 end
 
+-- The DRAM bandwidth a floor is taken against, bytes/s, and where it comes from: peak_tbs (TB/s)
+-- when positive, else the device's 2 × memory clock × bus width; nil where neither is known (the
+-- CPU backend).
+function bench.peak_dram(peak_tbs)
+  local dev = sf.device()
+  if peak_tbs and peak_tbs > 0 then return peak_tbs * 1e12, "the peak_tbs parameter" end
+  if dev.mem_clock_max_mhz and dev.mem_bus_width and dev.mem_clock_max_mhz > 0 then
+    return 2 * dev.mem_clock_max_mhz * 1e6 * dev.mem_bus_width / 8, "the device: 2 × memory clock × bus width"
+  end
+end
+
 -- Queues one sample: setup, the L2 flush of cold mode, then `steps` steps (calls of fn, or
 -- replays of a graph of them) between two events.
 local function queue_sample(o, step, steps, ev_start, ev_end)

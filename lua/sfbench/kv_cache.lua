@@ -10,6 +10,8 @@
 --   cache:step(T)                 -- a decode step: T more tokens in every sequence
 --   cache:append(layer, k, v)     -- the step's K and V [B, T, Hkv, D]: K turned by RoPE in place
 --                                 -- at each row's own position, both written into the cache
+--   cache:store(layer, k, v)      -- the same without the RoPE (K already turned, as a prefill's)
+--   cache:reset()                 -- every sequence empty again, its pages back in the pool
 --   cache:attend(layer, q, out [, opts]) -- decode_attention over the cache (opts: lse, scale, splits, causal)
 local sf = require "sfbench"
 
@@ -153,16 +155,42 @@ local function check_rows(self, name, t, T)
   end
 end
 
--- The current step's K and V of one layer: K is turned by RoPE in place (token t of sequence b
--- at position lengths_before[b] + t), then both are copied into the cache rows of the step.
-function Cache:append(layer, k, v)
+-- every sequence empty: lengths uploaded, every page back in the pool
+function Cache:reset()
+  local B = self.batch
+  if self.page_size then
+    for b = 1, B do
+      local row = self.table[b]
+      for j = #row, 1, -1 do self.free[#self.free + 1] = row[j] end
+      self.table[b] = {}
+    end
+  end
+  for b = 1, B do self.lengths[b] = 0 end
+  self:extend(0)
+end
+
+local function step_rows(self, layer, k, v, what)
   check_layer(self, layer)
   local T = self.step_tokens
-  if not T then error("kv_cache: append follows step(T), which says how many tokens it adds", 2) end
+  if not T then error(("kv_cache: %s follows step(T), which says how many tokens it adds"):format(what), 3) end
   check_rows(self, "k", k, T)
   check_rows(self, "v", v, T)
-  sf.ops.rope { x = k, positions = self.positions, theta = self.theta }
+  return T
+end
+
+-- The current step's K and V of one layer, K already turned by RoPE: both copied into the cache
+-- rows of the step (one copy each where every sequence's rows start at the same position of a
+-- contiguous cache).
+function Cache:store(layer, k, v)
+  local T = step_rows(self, layer, k, v, "store")
   local kc, vc = self.k[layer], self.v[layer]
+  local same = not self.page_size
+  for b = 2, self.batch do same = same and self.step_first[b] == self.step_first[1] end
+  if same then
+    kc:slice(2, self.step_first[1] + 1, T):copy(k)
+    vc:slice(2, self.step_first[1] + 1, T):copy(v)
+    return
+  end
   for b = 1, self.batch do
     local first = self.step_first[b] -- 0-based position of the step's first token
     local kb, vb = k:slice(1, b, 1), v:slice(1, b, 1)
@@ -181,6 +209,14 @@ function Cache:append(layer, k, v)
       vc:slice(1, b, 1):slice(2, first + 1, T):copy(vb)
     end
   end
+end
+
+-- The current step's K and V of one layer: K is turned by RoPE in place (token t of sequence b
+-- at position lengths_before[b] + t), then both are stored.
+function Cache:append(layer, k, v)
+  step_rows(self, layer, k, v, "append")
+  sf.ops.rope { x = k, positions = self.positions, theta = self.theta }
+  self:store(layer, k, v)
 end
 
 -- decode_attention of q [B, Nq, H, D] over one layer's cache into out; opts: lse, scale,

@@ -1,6 +1,6 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm|attention|ffn|layer [--out FILE] [--sample-ms MS] [--warmup-ms MS]
+    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model [--out FILE] [--sample-ms MS] [--warmup-ms MS]
                                          [--model 7b|13b|70b] [--seq N,...]   (layer only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
@@ -254,10 +254,125 @@ def layer_rows(model, seqs):
     return rows
 
 
+def graph_ms(fn):
+    """time_ms of fn captured once in a CUDA graph (after warm-up calls on a side stream, as
+    capture needs): the GPU time without the host's launches"""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return time_ms(graph.replay)
+
+
+def decode_rows():
+    """SDPA of one new token over a KV cache (the shapes of decode_sweep: B, N, H/Hkv, D 128),
+    FlashAttention-2 and cuDNN backends, timed inside CUDA graphs; a graph cycles over enough
+    caches to be four times the L2, so that every call reads its K and V from DRAM"""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20)
+    rows = []
+    d = 128
+    for h, hkv in ((32, 32), (64, 8)):
+        for b in (1, 8, 32, 64):
+            for n in (1024, 4096, 16384):
+                nbytes = 2 * b * n * hkv * d * 2
+                sets = min(16, max(1, math.ceil(4 * l2 / nbytes)))
+                q = torch.randn(b, h, 1, d, device="cuda", dtype=torch.float16)
+                ks = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
+                vs = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
+                gqa = {"enable_gqa": True} if hkv != h else {}
+                for impl, backend in (("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                                      ("torch_sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    def fn(backend=backend):
+                        with sdpa_kernel(backend):
+                            for k, v in zip(ks, vs):
+                                F.scaled_dot_product_attention(q, k, v, **gqa)
+                    row = {"impl": impl, "heads": f"{h}/{hkv}", "batch": b, "seq": n, "mb": nbytes / 1e6}
+                    try:
+                        ms, feed = graph_ms(fn)
+                    except RuntimeError as e:          # a backend without this shape (GQA, say)
+                        row["error"] = str(e).splitlines()[0][:200]
+                        rows.append(row)
+                        continue
+                    us = ms / sets * 1e3
+                    rows.append(dict(row, us=us, tbs=nbytes / us / 1e6, sets=sets, feed=feed))
+                del ks, vs
+                torch.cuda.empty_cache()
+    return rows
+
+
+def model_rows():
+    """transformers' LlamaForCausalLM at Llama-2-7B's shape, random weights, fp16: the prefill of
+    one prompt up to the last token's logits (time to first token), the decode step eager over a
+    DynamicCache, and over a StaticCache under torch.compile(mode="reduce-overhead") (CUDA
+    graphs). Caches are filled with random K and V up to the context; every timed step writes the
+    same position (the eager DynamicCache is cropped back after each step), so the context stays
+    put, as in model_sweep."""
+    import inspect
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, StaticCache
+    layers, kv_heads, head_dim, vocab = 32, 32, 128, 32000
+    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
+                      num_key_value_heads=kv_heads, vocab_size=vocab, max_position_embeddings=16384 + 64,
+                      rms_norm_eps=1e-5)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM._from_config(cfg, torch_dtype=torch.float16).eval()
+    forward_args = inspect.signature(model.forward).parameters
+    keep = next(({k: 1} for k in ("logits_to_keep", "num_logits_to_keep") if k in forward_args), {})
+
+    def random_kv(b, n):
+        return [(torch.randn(b, kv_heads, n, head_dim, device="cuda", dtype=torch.float16),
+                 torch.randn(b, kv_heads, n, head_dim, device="cuda", dtype=torch.float16)) for _ in range(layers)]
+
+    rows = []
+    with torch.inference_mode():
+        for p in (512, 1024, 2048, 4096):
+            ids = torch.randint(0, vocab, (1, p), device="cuda")
+            ms, feed = time_ms(lambda: model(input_ids=ids, use_cache=False, **keep), warmup=3, iters=10)
+            rows.append({"impl": "transformers_eager", "phase": "prefill", "batch": 1, "tokens": p, "ms": ms,
+                         "tok_s": p / ms * 1e3, "feed": feed})
+        for b, n in ((1, 1024), (1, 4096), (8, 4096), (32, 1024)):
+            cache = DynamicCache()
+            for layer, (k, v) in enumerate(random_kv(b, n)):
+                cache.update(k, v, layer)
+            tok = torch.randint(0, vocab, (b, 1), device="cuda")
+
+            def step():
+                model(input_ids=tok, past_key_values=cache, use_cache=True)
+                cache.crop(n)
+            ms, feed = time_ms(step, warmup=3, iters=10)
+            rows.append({"impl": "transformers_eager", "phase": "decode", "batch": b, "tokens": n, "ms": ms,
+                         "tok_s": b / ms * 1e3, "feed": feed})
+            del cache
+            torch.cuda.empty_cache()
+        for b, n in ((1, 4096),):
+            try:
+                cache = StaticCache(config=cfg, max_batch_size=b, max_cache_len=n + 8, device="cuda",
+                                    dtype=torch.float16)
+            except TypeError:                      # newer transformers: sized by the first update
+                cache = StaticCache(config=cfg, max_cache_len=n + 8)
+            filled = torch.arange(n, device="cuda")
+            for layer, (k, v) in enumerate(random_kv(b, n)):
+                cache.update(k, v, layer, {"cache_position": filled})
+            tok = torch.randint(0, vocab, (b, 1), device="cuda")
+            pos = torch.tensor([n], device="cuda")
+            compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+            ms, feed = time_ms(lambda: compiled(input_ids=tok, past_key_values=cache, cache_position=pos,
+                                                use_cache=True), warmup=5, iters=20)
+            rows.append({"impl": "transformers_static_compiled", "phase": "decode", "batch": b, "tokens": n, "ms": ms,
+                         "tok_s": b / ms * 1e3, "feed": feed})
+    return rows
+
+
 def main():
     global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer"])
+    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model"])
     ap.add_argument("--out")
     ap.add_argument("--sample-ms", type=float, default=SAMPLE_MS,
                     help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
@@ -277,7 +392,8 @@ def main():
             ap.error(f"--seq: lengths must be positive, got {args.seq!r}")
         rows = layer_rows(args.model, seqs)
     else:
-        rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows}[args.what]()
+        rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
+                "model": model_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
            "warmup_ms": WARMUP_MS, "rows": rows}
     for r in rows:

@@ -36,6 +36,48 @@ local FORMULAS = {
     return assert(per_op[r.op], "unknown op " .. tostring(r.op))
   end, scale = 1e12 },
   ab = {},                                                   -- times only: no rate to check
+  -- each row times several impls, each a result named "proj m=M impl": its µs is that result's
+  -- median, its TB/s the weight matrix (n·k, 2 bytes) over it
+  gemv_sweep = { check = function(doc, check)
+    local by_name = {}
+    for _, res in ipairs(doc.results) do by_name[res.name] = res end
+    for i, row in ipairs(doc.rows) do
+      for _, impl in ipairs({ "cublaslt", "gemv", "hopper" }) do
+        if row[impl .. "_us"] then
+          local res = by_name[("%s m=%d %s"):format(row.proj, row.m, impl)]
+          check(res ~= nil, ("row %d: no result for %s"):format(i, impl))
+          local want = median(res.samples)
+          check(close(row[impl .. "_us"], want * 1e3), ("row %d: %s µs %s, the median is %s"):format(i, impl,
+            tostring(row[impl .. "_us"]), want * 1e3))
+          local tbs = row.n * row.k * 2 / (want * 1e-3) / 1e12
+          check(close(row[impl .. "_tbs"], tbs), ("row %d: %s TB/s %s, the formula gives %s"):format(i, impl,
+            tostring(row[impl .. "_tbs"]), tbs))
+        end
+      end
+    end
+  end },
+  -- the measured layers' time is the median; tokens/s is the batch (decode) or the prompt
+  -- (prefill) over the whole model's time, and the floor the whole model's bytes over the peak
+  model_sweep = { check = function(doc, check)
+    local peak = doc.context.peak_bytes_per_s
+    local timed = 0
+    for i, row in ipairs(doc.rows) do
+      if row.ms then
+        timed = timed + 1
+        local want = median(doc.results[timed].samples)
+        check(close(row.ms, want), ("row %d: %s ms, the median of its samples is %s"):format(i, tostring(row.ms), want))
+        local tok = (row.phase == "decode" and row.batch or row.tokens) * 1e3 / row.model_ms
+        check(close(row.tok_s, tok), ("row %d: %s tokens/s, the formula gives %s"):format(i, tostring(row.tok_s), tok))
+        check(row.model_ms >= row.ms * (1 - 1e-12) or row.layers == row.model_layers,
+          ("row %d: the whole model (%s ms) is faster than the layers measured (%s ms)"):format(i, row.model_ms, row.ms))
+        if row.floor_ms then
+          check(close(row.floor_ms, row.bytes_model / peak * 1e3), ("row %d: floor %s ms, bytes over the peak give %s")
+            :format(i, tostring(row.floor_ms), row.bytes_model / peak * 1e3))
+        end
+      end
+    end
+    check(timed == #doc.results, ("%d timed rows, %d results"):format(timed, #doc.results))
+  end },
   decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
     return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes
@@ -44,6 +86,7 @@ local FORMULAS = {
 
 return function(doc, check)
   local f = FORMULAS[doc.scenario]
+  if f and f.check then return f.check(doc, check) end
   if not f then
     check(doc.results == nil, doc.scenario .. ": timed results but no formula to check them against")
     return

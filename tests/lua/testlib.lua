@@ -41,4 +41,12 @@ function testlib.f32(x)
   return (string.unpack("f", string.pack("f", x)))
 end
 
+-- n token ids in 0..vocab-1 from seed (a model's prompt)
+function testlib.token_ids(n, vocab, seed)
+  local u = require("sfbench").rand({ n }, "f64", { seed = seed, device = "cpu" }):totable()
+  local t = {}
+  for i = 1, n do t[i] = math.floor(u[i] * vocab) end
+  return t
+end
+
 return testlib
