@@ -1,14 +1,19 @@
--- Generates README.md's result tables from the committed reference runs under results/: each
--- section between <!-- tables results/MACHINE --> and <!-- /tables --> is rewritten from that folder.
---   sfbench doc/tables.lua            rewrite every such section
---   sfbench doc/tables.lua check=true exit non-zero when README.md is not what it would write
+-- Generates the result tables of the docs from the committed reference runs under results/:
+--   <!-- tables results/MACHINE --> ... <!-- /tables -->      every table of that folder
+--                                                              (doc/results-MACHINE.md)
+--   <!-- headline results/MACHINE --> ... <!-- /headline -->  one line a workload, ours against
+--                                                              PyTorch in the same call (README.md)
+--   sfbench doc/tables.lua            rewrite those sections of every page in pages=
+--   sfbench doc/tables.lua check=true exit non-zero when a page is not what it would write
+--   sfbench doc/tables.lua out=DIR    write the pages into DIR instead (tests/cli/tables.sh)
 local sf = require "sfbench"
 local cjson = require "cjson"
 local lfs = require "lfs"
 local params = require "sfbench.params"
 local report = require "sfbench.report"
 
-local p = params.get { check = false, readme = sf.datadir .. "/README.md", root = sf.datadir }
+local p = params.get { check = false, root = sf.datadir, out = "",
+  pages = { "README.md", "doc/results-h200.md", "doc/results-h100.md" } }
 
 local function load(path)
   local f = assert(io.open(path))
@@ -33,7 +38,8 @@ local function scan(dir, prefix, newest)
 end
 
 -- how each scenario is shown: columns, and a join with the PyTorch run of the same device call
--- (torch_<what>-<stamp>.json beside it, from scenarios/torch/reference.py)
+-- (torch_<what>-<stamp>.json beside it, from scenarios/torch/reference.py), whose columns are
+-- shown only where that file exists
 local function index(rows, key)
   local by = {}
   for _, r in ipairs(rows) do by[key(r)] = r end
@@ -49,6 +55,20 @@ local LAYER_COLUMNS = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "sp
   { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },
   { key = "stages", title = "stages (ms)" } }
 
+-- transformers' LlamaDecoderLayer (sdpa), eager and torch.compile'd, beside the optimized layer
+local function join_layer(rows, torch)
+  local by = index(torch, function(r) return ("%s %d"):format(r.impl, r.seq) end)
+  for _, r in ipairs(rows) do
+    local eager, compiled = by[("transformers_sdpa %d"):format(r.seq)], by[("transformers_compile %d"):format(r.seq)]
+    if r.impl == "optimized" then
+      if eager then r.hf_ms = eager.ms end
+      if compiled then r.compile_ms, r.vs_compile = compiled.ms, compiled.ms / r.ms end
+    end
+  end
+end
+local LAYER_TORCH_COLUMNS = { { key = "hf_ms", title = "transformers ms", fmt = "%.3f" },
+  { key = "compile_ms", title = "torch.compile ms", fmt = "%.3f" }, { key = "vs_compile", title = "× torch.compile", fmt = "%.3f" } }
+
 local VIEWS = {
   { scenario = "gemm_sweep", title = "cuBLASLt GEMM on Llama-2 projection shapes",
     torch = "torch_gemm",
@@ -59,8 +79,8 @@ local VIEWS = {
         if t then r.torch_ms, r.vs_torch = t.ms, t.ms / r.ms end
       end
     end,
-    columns = { "dtype", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
-      { key = "torch_ms", title = "PyTorch ms", fmt = "%.4f" }, { key = "vs_torch", title = "PyTorch/sfbench", fmt = "%.3f" } } },
+    columns = { "dtype", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" } },
+    torch_columns = { { key = "torch_ms", title = "PyTorch ms", fmt = "%.4f" }, { key = "vs_torch", title = "PyTorch/sfbench", fmt = "%.3f" } } },
   { scenario = "attention_sweep", title = "Attention, Llama-2-7B heads (H=32, D=128), B=1, fp16",
     torch = "torch_attention",
     join = function(rows, torch)
@@ -75,9 +95,8 @@ local VIEWS = {
         if eager and r.impl == "naive" then r.eager_ms, r.eager_mib = eager.ms, eager.extra_mib end
       end
     end,
-    columns = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
-      { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.0f" },
-      { key = "eager_ms", title = "PyTorch eager ms", fmt = "%.3f" }, { key = "eager_mib", title = "eager MiB", fmt = "%.0f" },
+    columns = ATTENTION_COLUMNS,
+    torch_columns = { { key = "eager_ms", title = "PyTorch eager ms", fmt = "%.3f" }, { key = "eager_mib", title = "eager MiB", fmt = "%.0f" },
       { key = "vs_eager", title = "× PyTorch eager", fmt = "%.1f" }, { key = "sdpa_tflops", title = "SDPA FA2 TFLOP/s", fmt = "%.1f" },
       { key = "cudnn_tflops", title = "SDPA cuDNN TFLOP/s", fmt = "%.1f" } } },
   { scenario = "ffn_sweep", title = "FFN, Llama-2-7B (hidden 4096, intermediate 11008), fp16",
@@ -89,20 +108,20 @@ local VIEWS = {
         if t and r.impl == "fused" then r.torch_ms, r.vs_torch = t.ms, t.ms / r.ms end
       end
     end,
-    columns = { "act", "tokens", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
-      { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.0f" },
-      { key = "saved_mib", title = "saved MiB", fmt = "%.0f" }, { key = "torch_ms", title = "PyTorch eager ms", fmt = "%.4f" },
-      { key = "vs_torch", title = "× PyTorch", fmt = "%.3f" } } },
+    columns = FFN_COLUMNS,
+    torch_columns = { { key = "torch_ms", title = "PyTorch eager ms", fmt = "%.4f" }, { key = "vs_torch", title = "× PyTorch", fmt = "%.3f" } } },
   { scenario = "gqa/attention_sweep", title = "Attention, Llama-2-70B heads (64 q / 8 kv heads, GQA), B=1, fp16",
     columns = ATTENTION_COLUMNS },
   { scenario = "bf16/ffn_sweep", title = "FFN, Llama-2-7B, bf16", columns = FFN_COLUMNS },
   { scenario = "repeat/ffn_sweep", title = "The same fp16 FFN sweep, run again right after (run-to-run spread)",
     columns = FFN_COLUMNS },
   { scenario = "70b/ffn_sweep", title = "FFN, Llama-2-70B (hidden 8192, intermediate 28672), fp16", columns = FFN_COLUMNS },
-  { scenario = "layer_sweep", title = "One Llama-2-7B decoder layer, B=1, fp16, causal", columns = LAYER_COLUMNS },
+  { scenario = "layer_sweep", title = "One Llama-2-7B decoder layer, B=1, fp16, causal", columns = LAYER_COLUMNS,
+    torch = "torch_layer", join = join_layer, torch_columns = LAYER_TORCH_COLUMNS },
   { scenario = "repeat/layer_sweep", title = "The same Llama-2-7B layer sweep, run again right after (run-to-run spread)",
     columns = LAYER_COLUMNS },
-  { scenario = "70b/layer_sweep", title = "One Llama-2-70B decoder layer (GQA), B=1, fp16, causal", columns = LAYER_COLUMNS },
+  { scenario = "70b/layer_sweep", title = "One Llama-2-70B decoder layer (GQA), B=1, fp16, causal", columns = LAYER_COLUMNS,
+    torch = "70b/torch_layer", join = join_layer, torch_columns = LAYER_TORCH_COLUMNS },
   { scenario = "gemms/layer_sweep",
     title = "The optimized Llama-2-7B layer's GEMM stages alone (qkv_proj+rope, o_proj+residual, ffn+residual)",
     columns = LAYER_COLUMNS },
@@ -115,48 +134,145 @@ local VIEWS = {
       "samples", "stop" } },
 }
 
--- the generated section for one results folder (relative to the source tree, e.g. results/h100)
-local function section(folder)
+-- README's headline: one line a workload, ours against what a PyTorch user would run instead,
+-- both timed in the same call; a line whose files are missing is left out
+local HEADLINES = {
+  { scenario = "gemm_sweep", torch = "torch_gemm", what = "GEMM, bf16, 8192³", ours = "cuBLASLt, autotuned",
+    theirs = "`torch.nn.functional.linear`",
+    pick = function(r) return r.dtype == "bf16" and r.shape == "square" end,
+    match = function(t, r) return t.dtype == r.dtype and t.m == r.m and t.n == r.n and t.k == r.k end },
+  { scenario = "attention_sweep", torch = "torch_attention", what = "attention, 7B heads, N = 4096", ours = "flash",
+    theirs = "SDPA, cuDNN backend",
+    pick = function(r) return r.impl == "flash" and r.seq == 4096 and r.causal == false end,
+    match = function(t) return t.impl == "torch_sdpa_cudnn" and t.seq == 4096 and t.causal == false end },
+  { scenario = "ffn_sweep", torch = "torch_ffn", what = "SwiGLU FFN, 7B, T = 4096", ours = "fused",
+    theirs = "eager",
+    pick = function(r) return r.act == "swiglu" and r.impl == "fused" and r.tokens == 4096 end,
+    match = function(t) return t.act == "swiglu" and t.tokens == 4096 end },
+  { scenario = "layer_sweep", torch = "torch_layer", what = "Llama-2-7B layer, N = 512", ours = "optimized",
+    theirs = "`LlamaDecoderLayer`, `torch.compile`",
+    pick = function(r) return r.impl == "optimized" and r.seq == 512 end,
+    match = function(t) return t.impl == "transformers_compile" and t.seq == 512 end },
+  { scenario = "layer_sweep", torch = "torch_layer", what = "Llama-2-7B layer, N = 4096", ours = "optimized",
+    theirs = "`LlamaDecoderLayer`, `torch.compile`",
+    pick = function(r) return r.impl == "optimized" and r.seq == 4096 end,
+    match = function(t) return t.impl == "transformers_compile" and t.seq == 4096 end },
+}
+
+local function find(rows, pred, arg)
+  for _, r in ipairs(rows) do
+    if pred(r, arg) then return r end
+  end
+end
+
+local function results_dir(page, folder)
   local dir = p.root .. "/" .. folder
-  if lfs.attributes(dir, "mode") ~= "directory" then error(("%s: no results folder %s"):format(p.readme, folder), 0) end
-  local newest = scan(dir, "", {})
+  if lfs.attributes(dir, "mode") ~= "directory" then error(("%s: no results folder %s"):format(page, folder), 0) end
+  return dir, scan(dir, "", {})
+end
+
+-- where a table's figures come from: machine, day, the command, the files
+local function provenance(doc, folder, file, torch_doc, torch_file)
+  local dev = doc.context and doc.context.device or {}
+  local line = ("%s, %s, `%s` (`%s/%s`"):format(dev.name or "?", (doc.context.time or "?"):sub(1, 10),
+    doc.context.command_line or "?", folder, file)
+  if torch_doc then
+    line = line .. ("; PyTorch %s: `%s/%s`"):format(torch_doc.torch or "?", folder, torch_file)
+  end
+  return line .. ")"
+end
+
+-- every table of one results folder (relative to the source tree, e.g. results/h100)
+local function tables(page, folder)
+  local dir, newest = results_dir(page, folder)
   local out = { "<!-- tables " .. folder .. " -->",
     "<!-- generated by `sfbench doc/tables.lua` from " .. folder .. "/; do not edit by hand -->" }
   for _, view in ipairs(VIEWS) do
     local file = newest[view.scenario]
     if file then
       local doc = load(dir .. "/" .. file)
-      local rows = doc.rows
-      if view.torch and newest[view.torch] then view.join(rows, load(dir .. "/" .. newest[view.torch]).rows) end
-      local dev = doc.context and doc.context.device or {}
+      local rows, columns = doc.rows, view.columns
+      local torch_file = view.torch and newest[view.torch]
+      local torch_doc = torch_file and load(dir .. "/" .. torch_file)
+      if torch_doc then
+        view.join(rows, torch_doc.rows)
+        columns = table.move(view.torch_columns, 1, #view.torch_columns, #columns + 1, table.move(columns, 1, #columns, 1, {}))
+      end
       out[#out + 1] = ""
       out[#out + 1] = "### " .. view.title
       out[#out + 1] = ""
-      out[#out + 1] = ("%s, %s, `%s` (`%s/%s`)"):format(dev.name or "?", (doc.context.time or "?"):sub(1, 10),
-        doc.context.command_line or "?", folder, file)
+      out[#out + 1] = provenance(doc, folder, file, torch_doc, torch_file)
       out[#out + 1] = ""
-      out[#out + 1] = report.table(rows, view.columns)
+      out[#out + 1] = report.table(rows, columns)
     end
   end
   out[#out + 1] = "<!-- /tables -->"
   return table.concat(out, "\n")
 end
 
-local f = assert(io.open(p.readme))
-local text = f:read("a")
-f:close()
-local sections = 0
-local updated = text:gsub("<!%-%- tables ([%w_./-]+) %-%->.-<!%-%- /tables %-%->", function(folder)
-  sections = sections + 1
-  return section(folder)
-end)
-if sections == 0 then error(p.readme .. ": no <!-- tables results/MACHINE --> ... <!-- /tables --> section", 0) end
-if p.check then
-  if not report.write_text(p.readme, updated, true) then
-    error(p.readme .. ": tables are stale; run sfbench doc/tables.lua", 0)
+-- the headline table of one results folder, and under it the files and commands of its lines
+local function headline(page, folder)
+  local dir, newest = results_dir(page, folder)
+  local rows, sources, seen = {}, {}, {}
+  for _, h in ipairs(HEADLINES) do
+    local file, torch_file = newest[h.scenario], newest[h.torch]
+    if file and torch_file then
+      local doc, torch_doc = load(dir .. "/" .. file), load(dir .. "/" .. torch_file)
+      local r = find(doc.rows, h.pick)
+      local t = r and find(torch_doc.rows, h.match, r)
+      if t then
+        rows[#rows + 1] = { what = h.what, ours = h.ours, ms = r.ms, theirs = h.theirs, torch_ms = t.ms,
+          ratio = t.ms / r.ms }
+        if not seen[file] then
+          seen[file] = true
+          sources[#sources + 1] = "- " .. provenance(doc, folder, file, torch_doc, torch_file)
+        end
+      end
+    end
   end
-  print("README tables match the committed results")
+  local out = { "<!-- headline " .. folder .. " -->",
+    "<!-- generated by `sfbench doc/tables.lua` from " .. folder .. "/; do not edit by hand -->", "" }
+  if #rows == 0 then
+    out[#out + 1] = ("No result in %s/ has a PyTorch run beside it yet."):format(folder)
+  else
+    out[#out + 1] = report.table(rows, { { key = "what", title = "workload" }, { key = "ours", title = "sfbench" },
+      { key = "ms", title = "ms", fmt = "%.3f" }, { key = "theirs", title = "PyTorch, same call" },
+      { key = "torch_ms", title = "ms", fmt = "%.3f" }, { key = "ratio", title = "PyTorch ÷ sfbench", fmt = "%.3f" } })
+    out[#out + 1] = ""
+    out[#out + 1] = table.concat(sources, "\n")
+  end
+  out[#out + 1] = "<!-- /headline -->"
+  return table.concat(out, "\n")
+end
+
+local KINDS = { tables = tables, headline = headline }
+
+local rewritten = 0
+for _, page in ipairs(p.pages) do
+  local path = p.root .. "/" .. page
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  local sections = 0
+  local updated = text:gsub("<!%-%- (%l+) ([%w_./-]+) %-%->.-<!%-%- /%1 %-%->", function(kind, folder)
+    if not KINDS[kind] then return nil end
+    sections = sections + 1
+    return KINDS[kind](page, folder)
+  end)
+  if sections == 0 then
+    error(page .. ": no <!-- tables results/MACHINE --> or <!-- headline results/MACHINE --> section", 0)
+  end
+  if p.check then
+    if not report.write_text(path, updated, true) then
+      error(page .. ": tables are stale; run sfbench doc/tables.lua", 0)
+    end
+  else
+    report.write_text(p.out ~= "" and p.out .. "/" .. page:match("[^/]+$") or path, updated)
+    rewritten = rewritten + sections
+  end
+end
+if p.check then
+  print("the tables match the committed results")
 else
-  report.write_text(p.readme, updated)
-  print(("rewrote %d table sections of %s"):format(sections, p.readme))
+  print(("rewrote %d sections of %s"):format(rewritten, table.concat(p.pages, ", ")))
 end

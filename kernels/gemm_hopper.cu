@@ -27,7 +27,7 @@
  *   - One schedule, cooperative: both consumer warpgroups on one tile, the epilogue in series
  *     with the main loop (its TMA stores overlap the next tile's). A ping-pong schedule (each
  *     warpgroup on its own 128×128 tiles, one's epilogue under the other's main loop) was
- *     removed in session 5: timed in steady state it was never ahead (kernels/NOTES-ffn.md).
+ *     removed in commit 594439b: timed in steady state it was never ahead (kernels/NOTES-ffn.md).
  * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
 #include "common.cuh"
 #include "gemm_hopper.h"
@@ -42,7 +42,7 @@ constexpr int kThreads = 128 * (1 + kConsumers);
 /* Default rasterisation group, in cluster rows (CM M-blocks each): 8 pairs = 16 M-blocks, an A
  * panel of 16 MB at K = 4096. On the H200 (ncu, 4096 × 22016 × 4096) 16 pairs read 922 MB from
  * DRAM and 8 pairs 740 MB, 1% faster alone; in steady state fused SwiGLU ran 0.4–1.3% faster,
- * fused GELU 0–1.3% slower, within its spread (kernels/NOTES-ffn.md, session 7). */
+ * fused GELU 0–1.3% slower, within its spread (kernels/NOTES-ffn.md, 2026-12-02). */
 constexpr int kGroupM = 8;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 65536 */
 

@@ -242,10 +242,11 @@ __global__ void __launch_bounds__(kRopeThreads, 4) rope_kernel(const __grid_cons
         if (base == 0) { /* block-uniform: the table is built while the first loads are in flight */
             for (int k = threadIdx.x; k < tokens_here * half; k += kRopeThreads) {
                 const int slot = k / half, i = k - slot * half;
-                const int n = (n0 + slot) % seq;
+                const int nn = n0 + slot, db = nn / seq, n = nn - db * seq;
+                const int64_t first = a.positions ? (int64_t)a.positions[b0 + db] : a.pos_offset;
                 /* one fp32 product, never fused into sincosf's range reduction: the CPU reference
                  * forms the same angle bit for bit */
-                const float angle = __fmul_rn((float)(a.pos_offset + n), a.inv_freq[i]);
+                const float angle = __fmul_rn((float)(first + n), a.inv_freq[i]);
                 float s, c;
                 sincosf(angle, &s, &c);
                 cos_sin[k] = make_float2(c, s);

@@ -48,7 +48,8 @@ void sf_rmsnorm_ref_cpu(const sf_rmsnorm_args *a);
 
 /* ---- Rotary position embedding (Llama-2 / HF convention) ----------------------------------
  * x [batch, seq, heads, head_dim], rotated in place. For the token at (b, n), the position is
- * p = pos_offset + n; for i in [0, head_dim/2) the pair (x[i], x[i + head_dim/2]) (HF's
+ * p = pos_offset + n, or positions[b] + n when positions is given (decoding a batch whose
+ * sequences have different lengths: each row turns at its own place); for i in [0, head_dim/2) the pair (x[i], x[i + head_dim/2]) (HF's
  * rotate_half) turns by the angle a_i = fp32(p) ·fp32 inv_freq[i]:
  *     x[i]          <- x[i]·cos a_i - x[i + D/2]·sin a_i
  *     x[i + D/2]    <- x[i + D/2]·cos a_i + x[i]·sin a_i
@@ -66,6 +67,8 @@ typedef struct sf_rope_args {
     void *x;
     int64_t stride[3];                    /* elements between consecutive b, n, h; d is contiguous */
     int64_t pos_offset;                   /* >= 0; pos_offset + seq <= 2^24 (exact in fp32) */
+    const int32_t *positions;             /* NULL, or [batch] first positions (pos_offset 0), each
+                                           * >= 0 and <= 2^24 - seq: the caller checks them */
     float inv_freq[SF_ROPE_MAX_HEAD_DIM / 2]; /* the first head_dim/2 entries, sf_rope_inv_freq */
 } sf_rope_args;
 

@@ -30,7 +30,7 @@ if not gpu then
 end
 for _, n in ipairs(p.seq) do
   if n > cfg.max_positions * 2 then
-    error(("seq %d is beyond twice %s's %d positions"):format(n, cfg.name, cfg.max_positions), 0)
+    params.usage_error(("seq %d is beyond twice %s's %d positions"):format(n, cfg.name, cfg.max_positions))
   end
 end
 
@@ -41,6 +41,7 @@ local naive_ms = {}
 sweep.run {
   params = p,
   points = points,
+  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
   context_extra = { model = cfg },
   columns = { "seq", "causal", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
     { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.1f" } },

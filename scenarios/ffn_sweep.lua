@@ -12,6 +12,7 @@ local params = require "sfbench.params"
 local models = require "sfbench.models"
 local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
+local llama = require "sfbench.llama"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get(bench.steady_defaults {
@@ -32,15 +33,7 @@ local H, I = cfg.hidden, cfg.intermediate
 -- weights once per activation, at the config's shapes (random; nothing is downloaded)
 local weights = {}
 local function weights_for(act)
-  if not weights[act] then
-    local w = { w1 = sf.randn({ I, H }, p.dtype, { std = 0.02 }), w2 = sf.randn({ H, I }, p.dtype, { std = 0.02 }) }
-    if act == "swiglu" then
-      w.w3 = sf.randn({ I, H }, p.dtype, { std = 0.02 })
-      w.w13 = sf.tensor({ 2 * I, H }, p.dtype)
-      sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w.w13 }
-    end
-    weights[act] = w
-  end
+  weights[act] = weights[act] or llama.ffn_weights(cfg, act, p.dtype)
   return weights[act]
 end
 

@@ -46,14 +46,15 @@ if not gpu then
 end
 for _, n in ipairs(p.seq) do                        -- a clear error before anything is allocated
   if n > cfg.max_positions and not p.allow_long then
-    error(("seq %d is longer than %s's %d positions (allow_long=true to go past them)"):format(n, cfg.name,
-      cfg.max_positions), 0)
+    params.usage_error(("seq %d is longer than %s's %d positions (allow_long=true to go past them)"):format(n,
+      cfg.name, cfg.max_positions))
   end
 end
 
 sweep.run {
   params = p,
   points = sweep.product({ seq = p.seq }, { "seq" }),
+  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
   context_extra = { model = cfg },
   columns = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "speedup", title = "× baseline", fmt = "%.2f" },
     { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },

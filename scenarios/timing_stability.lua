@@ -5,14 +5,17 @@ local sf = require "sfbench"
 local params = require "sfbench.params"
 local bench = require "sfbench.bench"
 local report = require "sfbench.report"
+local profile = require "sfbench.profile"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get { mib = gpu and 4 or 1, runs = 5, batch = "auto", timeout = gpu and 15 or 2 }
 local n = p.mib * 2 ^ 20 // 4
 local src, dst = sf.randn({ n }, "f32"), sf.tensor({ n }, "f32")
 
+local _ <close> = profile.range("timing_stability")
 local rows, medians = {}, {}
 for i = 1, p.runs do
+  local _ <close> = profile.range("run=" .. i)
   local r = bench.run { name = "copy", fn = function() dst:copy(src) end, bytes = 2 * n * 4, batch = p.batch == "auto" and "auto" or math.tointeger(tonumber(p.batch)),
     timeout = p.timeout }
   medians[i] = r.stats.median

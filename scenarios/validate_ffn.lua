@@ -1,20 +1,18 @@
 -- Every FFN impl against the double-accumulation CPU reference, on fresh random inputs (seed
 -- printed; seed=N replays), outputs poisoned with NaN, odd token counts. On the CPU backend the
 -- reference is checked against an FFN composed from GEMMs and activations written here in Lua.
--- Usage: sfbench validate_ffn [seed=N] [impl=unfused,fused]
+-- Usage: sfbench validate_ffn [seed=N] [impl=unfused,fused] [quick=false]
+-- (quick=true: the CPU backend's small shapes on the GPU too, e.g. under compute-sanitizer)
 local sf = require "sfbench"
-local params = require "sfbench.params"
-local report = require "sfbench.report"
 local validate = require "sfbench.validate"
 
 local gpu = sf.device().backend == "cuda"
-local p = params.get { seed = 0, impl = { "unfused", "fused" } }
-local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
-io.stderr:write(("validate_ffn: seed %d\n"):format(seed))
+local suite = validate.suite("validate_ffn", { impl = { "unfused", "fused" }, quick = false })
+local p, seed = suite.params, suite.seed
 
 -- {T, H, I}: odd token counts, and one Llama-2-7B shape on the GPU
-local shapes = gpu and { { 1, 512, 1408 }, { 17, 512, 1408 }, { 1000, 512, 1408 }, { 4097, 256, 704 }, { 64, 4096, 11008 } }
-  or { { 1, 64, 128 }, { 17, 64, 128 }, { 33, 128, 96 } }
+local shapes = gpu and not p.quick and { { 1, 512, 1408 }, { 17, 512, 1408 }, { 1000, 512, 1408 }, { 4097, 256, 704 }, { 64, 4096, 11008 } }
+  or { { 1, 64, 128 }, { 17, 64, 128 }, { 33, 128, 192 } }  -- sizes the fused path takes (multiples of 64)
 local variants = {
   { act = "swiglu" }, { act = "gelu", gelu = "tanh" }, { act = "gelu", gelu = "erf", bias = true },
 }
@@ -64,13 +62,7 @@ local function composed(x, w1, w2, w3, b1, b2, v)
   return out
 end
 
-local rows, failures, n = {}, 0, 0
-local function add(row, r)
-  row.rel_l2, row.max_abs, row.bound, row.ok = r.rel_l2, r.max_abs, r.bound, r.ok and "ok" or "FAIL"
-  if not r.ok then failures = failures + 1 end
-  rows[#rows + 1] = row
-end
-
+local n = 0
 for _, dtype in ipairs(gpu and { "f16", "bf16" } or { "f16", "bf16", "f32" }) do
   for _, s in ipairs(shapes) do
     for _, v in ipairs(variants) do
@@ -98,18 +90,14 @@ for _, dtype in ipairs(gpu and { "f16", "bf16" } or { "f16", "bf16", "f32" }) do
         local out = validate.poison(sf.tensor({ T, H }, dtype))
         sf.ops.ffn { x = x, w1 = w1, w2 = w2, w3 = w3, w13 = w13, b1 = b1, b2 = b2, out = out, act = v.act,
           gelu = v.gelu, impl = gpu and impl or nil }
-        add({ impl = impl, dtype = dtype, shape = shape, ffn = name, what = "out" }, validate.check(out, ref))
+        suite.check({ impl = impl, dtype = dtype, shape = shape, ffn = name, what = "out" }, out, ref)
       end
       if not gpu then
-        add({ impl = "reference", dtype = "f64", shape = shape, ffn = name, what = "vs composed" },
-          validate.check(ref, composed(x, w1, w2, w3, b1, b2, v)))
+        suite.check({ impl = "reference", dtype = "f64", shape = shape, ffn = name, what = "vs composed" }, ref,
+          composed(x, w1, w2, w3, b1, b2, v))
       end
     end
   end
 end
 
-report.print(rows, { "impl", "dtype", "shape", "ffn", "what", { key = "rel_l2", fmt = "%.2e" },
-  { key = "max_abs", fmt = "%.2e" }, { key = "bound", fmt = "%.1e" }, "ok" })
-local path = report.save("validate_ffn", { params = p, seed = seed, rows = rows, complete = true })
-if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
-if failures > 0 then error(("%d FFN check(s) out of bounds (seed %d)"):format(failures, seed), 0) end
+suite.finish({ "impl", "dtype", "shape", "ffn", "what" })

@@ -1,57 +1,100 @@
 -- The Llama-2 layer on scaled-down configs (hidden 256, 4 heads; 2 kv heads as 70B's GQA, and 4 as
 -- 7B's MHA, where the optimized layer can also write q, k and v split): the optimized layer (each
--- QKV layout) against the baseline and both against the reference (the baseline order run on the
--- CPU backend in f64 from the same weights and input). Fresh seed each run (seed=N replays).
+-- QKV layout) and the baseline against the reference (the baseline order run on the CPU backend
+-- in f64 from the same weights), part by part and whole. Each part runs on the same inputs for
+-- every layer (the reference's values at that point, rounded to the dtype), with the residual
+-- input zeroed, so that it is checked on its own: q and k after RoPE and v, the attention output,
+-- the attention block's output before the residual, the FFN's output. The weights' std is
+-- 1/sqrt(hidden), so that the scores are not all near zero and each branch carries a real share of
+-- the layer's output (the share column: the branch's norm over the output's). Fresh seed each run
+-- (seed=N replays).
 -- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
 local sf = require "sfbench"
-local params = require "sfbench.params"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
-local report = require "sfbench.report"
 local validate = require "sfbench.validate"
 
-local p = params.get { seed = 0, seq = { 17, 64 }, dtype = { "f16", "bf16" } }
-local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
-io.stderr:write(("validate_layer: seed %d\n"):format(seed))
+local suite = validate.suite("validate_layer", { seq = { 17, 64 }, dtype = { "f16", "bf16" } })
+local p, seed = suite.params, suite.seed
 local configs = {
   models.custom { name = "mini-gqa", hidden = 256, layers = 1, heads = 4, kv_heads = 2, intermediate = 704 },
   models.custom { name = "mini-mha", hidden = 256, layers = 1, heads = 4, kv_heads = 4, intermediate = 704 },
 }
 
-local rows, failures = {}, 0
+-- each part: the layer tensors it reads (copied from the reference's), the residual input it
+-- zeroes, and the tensors it writes that are checked
+local PARTS = {
+  { part = "qkv", inputs = { "h" }, outputs = { "q", "k", "v" } },
+  { part = "attention", inputs = { "q", "k", "v" }, outputs = { "attn" } },
+  { part = "o", inputs = { "attn" }, zero = "x", outputs = { "r" }, what = "attention block (before the residual)" },
+  { part = "ffn", inputs = { "h2" }, zero = "r", outputs = { "out" }, what = "FFN (before the residual)" },
+}
+
+-- every part's outputs for layer l, each part run on `inputs` (copies on the CPU, in l's dtype)
+local function run_parts(l, inputs)
+  local got = {}
+  for _, pt in ipairs(PARTS) do
+    for _, name in ipairs(pt.inputs) do l.tensors[name]:copy(inputs[name]) end
+    if pt.zero then l.tensors[pt.zero]:zero() end
+    l.run_part(pt.part)
+    for _, name in ipairs(pt.outputs) do got[pt.part .. "." .. name] = l.tensors[name]:to("cpu") end
+  end
+  return got
+end
+
+local function norm(t) return sf.compare(sf.zeros(t:shape(), "f64", { device = "cpu" }), t).ref_norm end
+
 for _, cfg in ipairs(configs) do
-for _, dtype in ipairs(p.dtype) do
-  for _, seq in ipairs(p.seq) do
-    local base = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = dtype, seed = seed })
-    local ref = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = "f64", device = "cpu", weights = base.weights })
-    local layouts = cfg.kv_heads == cfg.heads and { "packed", "split" } or { "packed" }
-    local opts = {}
-    for i, layout in ipairs(layouts) do
-      opts[i] = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights, qkv = layout })
-    end
-    local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
-    for _, l in ipairs({ base, ref, table.unpack(opts) }) do l.input:copy(x) end
-    validate.poison(base.output)
-    ref.forward()
-    base.forward()
-    local checks = { { what = "baseline vs reference", r = validate.check(base.output, ref.output) } }
-    for i, opt in ipairs(opts) do
-      validate.poison(opt.output)
-      opt.forward()
-      local name = "optimized (qkv " .. layouts[i] .. ")"
-      checks[#checks + 1] = { what = name .. " vs reference", r = validate.check(opt.output, ref.output) }
-      checks[#checks + 1] = { what = name .. " vs baseline", r = validate.check(opt.output, base.output) }
-    end
-    for _, c in ipairs(checks) do
-      if not c.r.ok then failures = failures + 1 end
-      rows[#rows + 1] = { config = cfg.name, dtype = dtype, seq = seq, what = c.what, rel_l2 = c.r.rel_l2,
-        max_abs = c.r.max_abs, bound = c.r.bound, ok = c.r.ok and "ok" or "FAIL" }
+  for _, dtype in ipairs(p.dtype) do
+    for _, seq in ipairs(p.seq) do
+      local std = 1 / math.sqrt(cfg.hidden)
+      local base = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = dtype, seed = seed, std = std })
+      local ref = llama.layer(cfg, { impl = "baseline", seq = seq, dtype = "f64", device = "cpu", weights = base.weights })
+      local layers = { { name = "baseline", l = base } }
+      for _, layout in ipairs(cfg.kv_heads == cfg.heads and { "packed", "split" } or { "packed" }) do
+        layers[#layers + 1] = { name = "optimized (qkv " .. layout .. ")",
+          l = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights, qkv = layout }) }
+      end
+      local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
+      local function row(name, what, extra)
+        local r = { config = cfg.name, dtype = dtype, seq = seq, layer = name, what = what }
+        for k, v in pairs(extra or {}) do r[k] = v end
+        return r
+      end
+
+      -- the whole layer
+      ref.input:copy(x)
+      ref.forward()
+      for _, t in ipairs(layers) do
+        t.l.input:copy(x)
+        validate.poison(t.l.output)
+        t.l.forward()
+        suite.check(row(t.name, "layer output"), t.l.output, ref.output)
+      end
+
+      -- part by part, from the reference's intermediate values rounded to the dtype
+      local inputs = {}
+      for _, pt in ipairs(PARTS) do
+        for _, name in ipairs(pt.inputs) do inputs[name] = ref.tensors[name]:to(dtype):to("f64") end
+      end
+      local want = run_parts(ref, inputs)
+      local out_norm = norm(ref.output)
+      for _, t in ipairs(layers) do
+        for _, pt in ipairs(PARTS) do
+          for _, name in ipairs(pt.outputs) do validate.poison(t.l.tensors[name]) end
+        end
+        local got = run_parts(t.l, inputs)
+        for _, pt in ipairs(PARTS) do
+          for _, name in ipairs(pt.outputs) do
+            local key = pt.part .. "." .. name
+            local what = pt.what or (name == "attn" and "attention output" or name .. (name ~= "v" and " (after RoPE)" or ""))
+            suite.check(row(t.name, what, pt.zero and { share = norm(want[key]) / out_norm } or nil), got[key], want[key])
+          end
+        end
+      end
     end
   end
 end
-end
-report.print(rows, { "config", "dtype", "seq", "what", { key = "rel_l2", fmt = "%.2e" }, { key = "max_abs", fmt = "%.2e" },
-  { key = "bound", fmt = "%.1e" }, "ok" })
-local path = report.save("validate_layer", { params = p, seed = seed, configs = configs, rows = rows, complete = true })
-if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
-if failures > 0 then error(("%d layer check(s) out of bounds (seed %d)"):format(failures, seed), 0) end
+
+suite.finish({ "config", "dtype", "seq", "layer", "what", { key = "share", fmt = "%.2f" } },
+  { configs = configs })

@@ -21,7 +21,8 @@ typedef struct sf_choice_key {
     int64_t what;    /* which choice (each caller its own constant, SF_CHOICE_*) */
     int64_t dtype, flags, dims[4];
 } sf_choice_key;
-enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM, SF_CHOICE_LINEAR_ROPE };
+enum { SF_CHOICE_FFN_DOWN = 1, SF_CHOICE_FFN_GELU_UP, SF_CHOICE_GEMM, SF_CHOICE_LINEAR_ROPE, SF_CHOICE_GEMV,
+       SF_CHOICE_FFN_UP_GEMV, SF_CHOICE_FFN_DOWN_GEMV };
 int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ctx), void (*second)(void *ctx),
                   void *ctx, void *stream, int trials);
 #endif

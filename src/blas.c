@@ -41,11 +41,11 @@ static void lt_check(lua_State *L, cublasStatus_t s, const char *call)
 }
 #define LT(L, call) lt_check((L), (call), #call)
 
+/* the workspace first: refused (during a CUDA graph capture), it leaves no handle without one */
 static void ensure_handles(lua_State *L)
 {
-    if (lt) return;
-    LT(L, cublasLtCreate(&lt));
-    workspace = sf_alloc(L, SF_DEV_CUDA, WORKSPACE_BYTES, "the cuBLASLt workspace");
+    if (!workspace) workspace = sf_alloc(L, SF_DEV_CUDA, WORKSPACE_BYTES, "the cuBLASLt workspace");
+    if (!lt) LT(L, cublasLtCreate(&lt));
 }
 
 void *sf_cublas_handle(lua_State *L)
@@ -116,6 +116,10 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     plan *p = &plans[next_slot];
     next_slot = (next_slot + 1) % PLAN_CACHE;
     destroy_plan(p);
+    /* no shape has m = 0: until the plan is complete the slot matches none. (Left with the evicted
+     * plan's key, a failure below, such as a trial refused during a CUDA graph capture, would let
+     * that shape find these descriptors.) */
+    memset(&p->key, 0, sizeof p->key);
     int f32 = k->a_dtype == SF_F32 && k->b_dtype == SF_F32;
     cublasComputeType_t compute = f32 ? (k->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
                                       : k->a_dtype == SF_F64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;

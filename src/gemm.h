@@ -47,6 +47,11 @@ void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream);   /* blas.
 void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias, const void *residual, void *out,
                     int64_t T, int64_t N, int64_t K, sf_dtype dt, sf_epilogue epi, void *stream); /* blas.c */
 void *sf_cublas_handle(lua_State *L);                                   /* a cublasHandle_t */
+/* The GEMV of kernels/gemv.h (gemv.c): prepare sets g->splits (0: chosen) to the count the
+ * launch runs with and returns the workspace bytes that launch then needs. */
+struct sf_gemv_args;
+size_t sf_gemv_prepare(lua_State *L, struct sf_gemv_args *g);
+void sf_gemv_launch(lua_State *L, const struct sf_gemv_args *g, void *workspace, void *stream);
 const char *sf_cublas_version(void);
 #endif
 #endif

@@ -103,6 +103,8 @@ static int luaopen_sfbench(lua_State *L)
     sf_register_ops(L);
     sf_register_compare(L);
     sf_register_launch(L);
+    sf_register_graph(L);
+    sf_register_profile(L);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
     lua_pushcfunction(L, l_interrupted);
@@ -111,12 +113,15 @@ static int luaopen_sfbench(lua_State *L)
     set_str(L, "datadir", o->datadir);
     set_str(L, "output_dir", o->output_dir);
     set_str(L, "command_line", o->command_line);
+    set_str(L, "format", o->format);
     set_str(L, "git_revision", git_revision(o->datadir));
 #ifdef SF_HAVE_CUDA
     set_str(L, "cublas_version", sf_cublas_version());
 #endif
     lua_pushboolean(L, o->quiet);
     lua_setfield(L, -2, "quiet");
+    lua_pushboolean(L, o->profile);
+    lua_setfield(L, -2, "profile");
     lua_newtable(L);
     for (int i = 0; i < o->nargs; i++) {
         const char *eq = strchr(o->args[i], '=');

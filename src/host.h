@@ -8,7 +8,9 @@ typedef struct sf_host_opts {
     const char *datadir;          /* where lua/ and scenarios/ are */
     const char *output_dir;
     int quiet;
+    const char *format;           /* --format: how scenarios print their tables (md, csv, json) */
     int traceback;                /* print a script error's stack traceback after its message */
+    int profile;                  /* --profile: sf.profile, one profiled call of each measured case */
     int nargs;                    /* key=value overrides */
     char **args;
     const char *command_line;
@@ -32,6 +34,8 @@ void sf_register_device(lua_State *L);   /* device.c: sf.device, sf.memory, sf.c
 void sf_register_stream(lua_State *L);   /* stream.c: sf.stream, sf.event, sf.elapsed, sf.now */
 void sf_register_timing(lua_State *L);   /* timing.c: sf.flush_l2, sf.hold, sf.release */
 void sf_register_ops(lua_State *L);      /* ops.c: sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
-void sf_register_compare(lua_State *L);  /* compare.c: sf.compare */
+void sf_register_compare(lua_State *L);  /* compare.c: sf.compare, sf.compare_rows */
 void sf_register_launch(lua_State *L);   /* launch.c: sf.compile */
+void sf_register_graph(lua_State *L);    /* graph.c: sf.graph */
+void sf_register_profile(lua_State *L);  /* profile.c: sf.nvtx_push/pop, sf.profiler_start/stop */
 #endif

@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "stream.h"
+#include "graph.h"
 #include "host.h"
 
 #define MODULE_MT "sfbench.module"
@@ -308,7 +309,7 @@ static void read_cfg(lua_State *L, sf_kernel *k, int grid_idx, int opts_idx, lau
     c->grid = check_dim3(L, grid_idx, "grid");
     c->block = check_dim3(L, grid_idx + 1, "block");
     c->shared = 0;
-    c->stream = NULL;
+    c->stream = sf_default_stream();
     if (lua_istable(L, opts_idx)) {
         lua_getfield(L, opts_idx, "shared");
         c->shared = (size_t)luaL_optinteger(L, -1, 0);

@@ -21,8 +21,12 @@ static void usage(FILE *f)
             "  -e CODE            run CODE instead of a script\n"
             "  --device DEV       cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu)\n"
             "  --output DIR       directory for result JSON files (default: results)\n"
+            "  --format FMT       print tables as md (default), csv or json (every column, full precision)\n"
             "  -q, --quiet        print no tables or progress\n"
             "  --traceback        after a script error's one-line message, print the Lua stack\n"
+            "  --profile          run each measured case once more after its warm-up, between\n"
+            "                     cudaProfilerStart and Stop, for a profiler whose capture starts\n"
+            "                     off (Nsight Compute's, see doc/API.md, Profiling)\n"
             "  --list             list the built-in ops and their arguments\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n\n"
@@ -41,6 +45,12 @@ static int fail_usage(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see sfbench --help)\n");
     return 2;
+}
+
+/* --format's values: the formats of report.format */
+static int known_format(const char *v)
+{
+    return !strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json");
 }
 
 /* a script argument that is not a file may name a scenario */
@@ -109,14 +119,11 @@ static int run_tool(int argc, char **argv, const char *datadir)
     return status;
 }
 
-int main(int argc, char **argv)
+/* the options and key=value arguments of `sfbench [options] SCRIPT|-e CODE [key=value ...]`:
+ * fills o (o->args points into argv), *device, *script and *code; -1 to go on, else the exit status */
+static int parse_args(int argc, char **argv, sf_host_opts *o, const char **device, const char **script,
+                      const char **code)
 {
-    if (argc > 1 && is_tool(argv[1], sf_find_datadir())) return run_tool(argc, argv, sf_find_datadir());
-    const char *device = "auto", *code = NULL, *script = NULL;
-    sf_host_opts o = {0};
-    o.output_dir = "results";
-    char **kv = calloc((size_t)argc, sizeof *kv);
-    if (!kv) return 1;
     int only_args = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -125,34 +132,51 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
             else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { printf("sfbench %s\n", PACKAGE_VERSION); return 0; }
             else if (!strcmp(a, "--list")) { sf_print_op_list(); return 0; }
-            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.quiet = 1;
-            else if (!strcmp(a, "--traceback")) o.traceback = 1;
-            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output")) {
+            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+            else if (!strcmp(a, "--traceback")) o->traceback = 1;
+            else if (!strcmp(a, "--profile")) o->profile = 1;
+            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output") || !strcmp(a, "--format")) {
                 if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
                 const char *v = argv[++i];
-                if (!strcmp(a, "-e")) code = v; else if (!strcmp(a, "--device")) device = v; else o.output_dir = v;
-            } else if (!strncmp(a, "--device=", 9)) device = a + 9;
-            else if (!strncmp(a, "--output=", 9)) o.output_dir = a + 9;
+                if (!strcmp(a, "-e")) {
+                    if (*code) return fail_usage("-e given twice ('%s')", v);
+                    *code = v;
+                } else if (!strcmp(a, "--device")) *device = v;
+                else if (!strcmp(a, "--format")) o->format = v;
+                else o->output_dir = v;
+            } else if (!strncmp(a, "--device=", 9)) *device = a + 9;
+            else if (!strncmp(a, "--output=", 9)) o->output_dir = a + 9;
+            else if (!strncmp(a, "--format=", 9)) o->format = a + 9;
             else return fail_usage("unknown option '%s'", a);
-        } else if (!script && !code && !strchr(a, '=')) {
-            script = a;
+        } else if (!*script && !strchr(a, '=')) {
+            *script = a;
         } else if (strchr(a, '=') && a[0] != '=') {
-            kv[o.nargs++] = argv[i];
+            o->args[o->nargs++] = argv[i];
         } else {
             return fail_usage("expected key=value after the script, got '%s'", a);
         }
     }
-    if (!script && !code) {
+    if (o->format && !known_format(o->format))
+        return fail_usage("unknown format '%s' for --format (expected md, csv or json)", o->format);
+    if (*script && *code) return fail_usage("a script ('%s') and -e CODE: give one of them", *script);
+    if (!*script && !*code) {
         usage(stderr);
         return 2;
     }
-    o.datadir = sf_find_datadir();
+    return -1;
+}
+
+/* after the arguments: the script found, the device opened, the Lua state run */
+static int run_script(int argc, char **argv, sf_host_opts *o, const char *device, const char *script,
+                      const char *code)
+{
+    o->datadir = sf_find_datadir();
     char path[4096], name[4096];
     if (script) {
-        const char *found = resolve_script(script, o.datadir, path, sizeof path);
+        const char *found = resolve_script(script, o->datadir, path, sizeof path);
         if (!found) {
             fprintf(stderr, "sfbench: cannot open script '%s' (no such file, and no scenario of that name in %s/scenarios)\n",
-                    script, o.datadir);
+                    script, o->datadir);
             return 2;
         }
         script = found;
@@ -162,17 +186,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "sfbench: %s\n", err);
         return 2;
     }
-    o.args = kv;
-    o.command_line = join_args(argc, argv);
-    lua_State *L = sf_host_new(&o);
+    o->command_line = join_args(argc, argv);
+    lua_State *L = sf_host_new(o);
     if (!L) {
         fprintf(stderr, "sfbench: cannot create a Lua state (out of memory)\n");
+        free((void *)o->command_line);
         return 1;
     }
     script_name(script ? script : "command-line", name, sizeof name);
     int status = sf_host_run(L, script ? script : code, script != NULL, name);
     sf_host_close(L);
-    free((void *)o.command_line);
-    free(kv);
+    free((void *)o->command_line);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && is_tool(argv[1], sf_find_datadir())) return run_tool(argc, argv, sf_find_datadir());
+    const char *device = "auto", *code = NULL, *script = NULL;
+    sf_host_opts o = {0};
+    o.output_dir = "results";
+    o.args = calloc((size_t)argc, sizeof *o.args);
+    if (!o.args) return 1;
+    int status = parse_args(argc, argv, &o, &device, &script, &code);
+    if (status < 0) status = run_script(argc, argv, &o, device, script, code);
+    free(o.args);
     return status;
 }

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
+#include "graph.h"
 
 sf_mem_stats sf_mem[2];
 
@@ -23,6 +24,8 @@ static const char *human(size_t b, char *buf, size_t n)
 void *sf_alloc(lua_State *L, sf_device_kind dev, size_t bytes, const char *what)
 {
     const sf_backend *be = sf_backend_of(dev);
+    if (dev == SF_DEV_CUDA && sf_capturing())
+        sf_error(L, "%s: cannot allocate %s during a CUDA graph capture (cudaMalloc is not captured)", sf_current_op, what);
     void *p = be->raw_alloc(bytes ? bytes : 1);
     if (!p) {
         size_t free_b = 0, total_b = 0;

@@ -26,14 +26,6 @@ static const sf_arg_spec attention_args[] = {
 
 enum { IMPL_FLASH, IMPL_FLASH2, IMPL_HOPPER, IMPL_NAIVE };
 
-/* [B, N, H, D] with a dense last dimension; strides go to the kernel as they are */
-static void check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
-{
-    if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);
-    if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
-    for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
-}
-
 static void run_attention(sf_op_args *a)
 {
     static const char *const tensors[] = {"q", "k", "v", "out", "lse", NULL};
@@ -49,10 +41,10 @@ static void run_attention(sf_op_args *a)
     sf_op_check_dtype(a, "out", out, SF_DT(q->dtype));
 
     sf_attention_args at = {0};
-    check_bnhd(a, "q", q, at.q_stride);
-    check_bnhd(a, "k", k, at.k_stride);
-    check_bnhd(a, "v", v, at.v_stride);
-    check_bnhd(a, "out", out, at.o_stride);
+    sf_op_check_bnhd(a, "q", q, at.q_stride);
+    sf_op_check_bnhd(a, "k", k, at.k_stride);
+    sf_op_check_bnhd(a, "v", v, at.v_stride);
+    sf_op_check_bnhd(a, "out", out, at.o_stride);
     at.batch = (int)q->shape[0];
     at.seq_q = (int)q->shape[1];
     at.n_heads = (int)q->shape[2];

@@ -8,6 +8,7 @@
 #include "cuda_check.h"
 #include "gemm.h"
 #include "autotune.h"
+#include "gemv.h"
 #endif
 
 static const sf_arg_spec ffn_args[] = {
@@ -22,12 +23,14 @@ static const sf_arg_spec ffn_args[] = {
     {"residual", SF_ARG_TENSOR, 0, NULL, "[T, H] added to the output in the down projection's epilogue"},
     {"act", SF_ARG_STRING, 1, NULL, "gelu (fc1 → GELU → fc2) or swiglu ((silu(x·W1ᵀ) ⊙ x·W3ᵀ)·W2ᵀ)"},
     {"gelu", SF_ARG_STRING, 0, "tanh", "GELU form: tanh or erf"},
-    {"impl", SF_ARG_STRING, 0, "fused", "unfused (separate GEMMs and activation kernels) or fused"},
+    {"impl", SF_ARG_STRING, 0, "fused", "unfused (separate GEMMs and activation kernels) or fused (SwiGLU at T <= 64: "
+     "each projection by our GEMV or the GEMMs, whichever ran faster on the first call of the shape) or gemv "
+     "(SwiGLU, T <= 64: our GEMV alone)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
 enum { ACT_GELU, ACT_SWIGLU };
-enum { IMPL_UNFUSED, IMPL_FUSED };
+enum { IMPL_UNFUSED, IMPL_FUSED, IMPL_GEMV };
 
 typedef struct ffn_call {
     sf_op_args *a;
@@ -137,6 +140,90 @@ static void down_projection(ffn_call *c, void *h)
 }
 #endif
 
+/* SwiGLU over a decode step's few tokens through our GEMV: SwiGLU in the up projection's
+ * epilogue, the residual in the down projection's. impl fused times each projection against the
+ * GEMMs on the first call of the shape and keeps the faster; impl gemv runs it alone. */
+typedef struct ffn_gemv { ffn_call *c; void *h, *ws; sf_gemv_args up, down; } ffn_gemv;
+
+static void up_gemv(void *ctx)
+{
+    ffn_gemv *g = (ffn_gemv *)ctx;
+    sf_gemv_launch(g->c->a->L, &g->up, g->ws, g->c->stream);
+}
+
+static void down_gemv(void *ctx)
+{
+    ffn_gemv *g = (ffn_gemv *)ctx;
+    sf_gemv_launch(g->c->a->L, &g->down, g->ws, g->c->stream);
+}
+
+/* Both projections' arguments, h and the workspace; why the GEMV cannot take them, or NULL. */
+static const char *gemv_setup(ffn_call *c, ffn_gemv *g)
+{
+    lua_State *L = c->a->L;
+    *g = (ffn_gemv){c, NULL, NULL,
+                    {.dtype = c->x->dtype, .m = c->T, .n = 2 * c->I, .k = c->H, .x = c->x->data, .w = c->w13->data,
+                     .ldx = c->H, .ldw = c->H, .ldo = c->I, .alpha = 1, .epilogue = SF_EPI_SWIGLU},
+                    {.dtype = c->x->dtype, .m = c->T, .n = c->H, .k = c->I, .w = c->w2->data, .out = c->out->data,
+                     .c = residual_of(c), .ldx = c->I, .ldw = c->I, .ldc = c->H, .ldo = c->H, .alpha = 1,
+                     .beta = c->residual ? 1 : 0}};
+    /* h [T, I] first, then the splits' partials: the split counts need h's address (its
+     * alignment), the scratch size needs them; growing the scratch keeps the alignment */
+    size_t h_bytes = ((size_t)(c->T * c->I) * sf_dtype_size(c->x->dtype) + 255) / 256 * 256;
+    char *scratch = sf_scratch(L, SF_DEV_CUDA, h_bytes, "the FFN hidden activations");
+    g->up.out = scratch;
+    g->down.x = scratch;
+    const char *why = sf_gemv_unfit(&g->up);
+    if (!why) why = sf_gemv_unfit(&g->down);
+    if (why) return why;
+    size_t ws_up = sf_gemv_prepare(L, &g->up), ws_down = sf_gemv_prepare(L, &g->down);
+    scratch = sf_scratch(L, SF_DEV_CUDA, h_bytes + (ws_up > ws_down ? ws_up : ws_down), "the FFN hidden activations");
+    g->h = g->up.out = scratch;
+    g->down.x = scratch;
+    g->ws = scratch + h_bytes;
+    return NULL;
+}
+
+static void gemv_only(ffn_call *c)
+{
+    ffn_gemv g;
+    if (c->act != ACT_SWIGLU) sf_op_error(c->a, "impl 'gemv' takes act 'swiglu'");
+    const char *why = gemv_setup(c, &g);
+    if (why) sf_op_error(c->a, "impl 'gemv' %s", why);
+    up_gemv(&g);
+    down_gemv(&g);
+}
+
+#ifdef SF_HAVE_HOPPER
+static void up_hopper(void *ctx)
+{
+    ffn_gemv *g = (ffn_gemv *)ctx;
+    ffn_call *c = g->c;
+    sf_gemm_epi_args e = sf_gemm_epi_linear(c->x->dtype, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, g->h, c->T,
+                                            2 * c->I, c->H);
+    SF_CUDA(c->a->L, sf_gemm_epilogue_cuda(&e, c->stream));
+}
+
+static void down_gemm(void *ctx)
+{
+    ffn_gemv *g = (ffn_gemv *)ctx;
+    down_projection(g->c, g->h);
+}
+
+/* 0 when the GEMV cannot take the shape (the caller runs the GEMMs alone) */
+static int swiglu_fastest(ffn_call *c)
+{
+    ffn_gemv g;
+    if (gemv_setup(c, &g)) return 0;
+    sf_choice_key up = {SF_CHOICE_FFN_UP_GEMV, c->x->dtype, 0, {c->T, c->H, c->I, 0}};
+    sf_run_faster(c->a->L, &up, up_hopper, up_gemv, &g, c->stream, 1);
+    int res = c->residual != NULL;
+    sf_choice_key down = {SF_CHOICE_FFN_DOWN_GEMV, c->x->dtype, res, {c->T, c->H, c->I, 0}};
+    sf_run_faster(c->a->L, &down, down_gemm, down_gemv, &g, c->stream, !res || c->residual->data != c->out->data);
+    return 1;
+}
+#endif
+
 static void fused(ffn_call *c)
 {
 #ifdef SF_HAVE_HOPPER
@@ -147,6 +234,7 @@ static void fused(ffn_call *c)
     if (c->H % 64 || c->I % 64)
         sf_op_error(c->a, "impl 'fused' needs hidden (%lld) and intermediate (%lld) sizes that are multiples of 64",
                     (long long)c->H, (long long)c->I);
+    if (c->act == ACT_SWIGLU && c->T <= SF_GEMV_MAX_M && swiglu_fastest(c)) return;
     /* the only intermediate: h [T, I], written once by the first GEMM's epilogue */
     void *h = sf_scratch(L, SF_DEV_CUDA, (size_t)(c->T * c->I) * sf_dtype_size(dt), "the FFN hidden activations");
     if (c->act == ACT_GELU && !c->gelu_erf) {
@@ -171,7 +259,7 @@ static void run_ffn(sf_op_args *a)
 {
     static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", "residual", NULL};
     static const char *const acts[] = {"gelu", "swiglu", NULL}, *const gelus[] = {"tanh", "erf", NULL};
-    static const char *const impls[] = {"unfused", "fused", NULL};
+    static const char *const impls[] = {"unfused", "fused", "gemv", NULL};
     ffn_call c = {a, sf_arg_tensor(a, "x"), sf_arg_tensor(a, "w1"), sf_arg_tensor(a, "w2"), sf_arg_tensor(a, "w3"),
                   sf_arg_tensor(a, "w13"), sf_arg_tensor(a, "b1"), sf_arg_tensor(a, "b2"), sf_arg_tensor(a, "out"),
                   sf_arg_tensor(a, "residual"),
@@ -193,8 +281,9 @@ static void run_ffn(sf_op_args *a)
         if (!c.w3) sf_op_error(a, "act 'swiglu' needs 'w3' (the up projection)");
         check_matrix(a, "w3", c.w3, c.I, c.H, c.x);
         if (c.b1 || c.b2) sf_op_error(a, "act 'swiglu' (Llama's) has no biases: 'b1' and 'b2' are for act 'gelu'");
-        if (c.impl == IMPL_FUSED && dev == SF_DEV_CUDA) {
-            if (!c.w13) sf_op_error(a, "impl 'fused' needs 'w13', the gate and up weights packed by sf.ops.pack_gate_up");
+        if (c.impl != IMPL_UNFUSED && dev == SF_DEV_CUDA) {
+            if (!c.w13) sf_op_error(a, "impl '%s' needs 'w13', the gate and up weights packed by sf.ops.pack_gate_up",
+                                    impls[c.impl]);
             check_matrix(a, "w13", c.w13, 2 * c.I, c.H, c.x);
         }
     } else if (c.w3 || c.w13) {
@@ -225,6 +314,7 @@ static void run_ffn(sf_op_args *a)
     }
 #ifdef SF_HAVE_CUDA
     if (c.impl == IMPL_UNFUSED) unfused(&c);
+    else if (c.impl == IMPL_GEMV) gemv_only(&c);
     else fused(&c);
 #endif
 }

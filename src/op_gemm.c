@@ -1,12 +1,16 @@
 /* The gemm op: row-major C = act(alpha·op(A)·op(B) + beta·C + bias), 2-D or batched 3-D,
- * through cuBLASLt or, for the Linear-layer subset, our Hopper GEMM. */
+ * through cuBLASLt or, for the Linear-layer subset, our Hopper GEMM or (m <= 64, a decode step's
+ * projections) our GEMV. Returns the implementation that ran and its k splits (1 but for gemv). */
 #include "config.h"
 #include <stdint.h>
 #include "ops.h"
 #include "gemm.h"
+#ifdef SF_HAVE_CUDA
+#include "autotune.h"
+#include "gemv.h"
+#endif
 #ifdef SF_HAVE_HOPPER
 #include "cuda_check.h"
-#include "autotune.h"
 #include "gemm_hopper.h"
 #endif
 
@@ -25,8 +29,10 @@ static const sf_arg_spec gemm_args[] = {
     {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
     {"impl", SF_ARG_STRING, 0, "cublaslt",
      "cublaslt; hopper (our wgmma GEMM, cc 9.0: 2-D f16/bf16, transb, alpha 1, beta 0 or 1, no epilogue, "
-     "n and k multiples of 64); fastest (hopper or cublaslt, whichever ran faster on the first call of "
-     "the shape; cublaslt where hopper does not apply)"},
+     "n and k multiples of 64); gemv (our split-K GEMV for decode: 2-D f16/bf16, transb, m <= 64); "
+     "fastest (whichever of those that apply ran faster on the first call of the shape: gemv against "
+     "the better of hopper and cublaslt where m <= 64)"},
+    {"splits", SF_ARG_INTEGER, 0, "0", "impl gemv: k splits over CTAs (0 chooses them to fill the GPU)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on (default stream)"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -63,14 +69,51 @@ static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const
     return NULL;
 }
 
-typedef struct gemm_call { lua_State *L; const sf_gemm_desc *d; void *stream; } gemm_call;
+#endif
+
+#ifdef SF_HAVE_CUDA
+/* one call's candidates; `ran` names the last one run (the chosen one, after any trials) */
+typedef struct gemm_call {
+    lua_State *L;
+    const sf_gemm_desc *d;
+    void *stream;
+    const char *ran;
+    const sf_gemv_args *gv;
+    void *gemv_ws;
+    int in_place;             /* beta != 0 and the result written over c: a trial would add c twice */
+    int hopper_fits;
+} gemm_call;
 
 static void gemm_cublaslt(void *ctx)
 {
     gemm_call *g = (gemm_call *)ctx;
     sf_gemm_cuda(g->L, g->d, g->stream);
+    g->ran = "cublaslt";
 }
 
+static void gemm_gemv(void *ctx)
+{
+    gemm_call *g = (gemm_call *)ctx;
+    sf_gemv_launch(g->L, g->gv, g->gemv_ws, g->stream);
+    g->ran = "gemv";
+}
+
+/* Why our GEMV cannot take this call, or NULL; fills *gv when it can. */
+static const char *gemv_unfit(const sf_gemm_desc *d, const sf_tensor *A, const sf_tensor *B, const sf_tensor *C,
+                              sf_gemv_args *gv)
+{
+    if (A->ndim != 2 || B->ndim != 2 || C->ndim != 2) return "takes 2-D a, b and c";
+    if (d->trans_a || !d->trans_b) return "takes a [m, k] and b [n, k] (transb = true)";
+    if (d->c_dtype != d->a_dtype) return "takes a, b and c of one dtype";
+    *gv = (sf_gemv_args){.dtype = d->a_dtype, .m = d->m, .n = d->n, .k = d->k, .x = d->a, .w = d->b, .c = d->c,
+                         .bias = d->bias, .out = d->d ? d->d : d->c, .ldx = d->lda, .ldw = d->ldb, .ldc = d->ldc,
+                         .ldo = d->d ? d->ldd : d->ldc, .alpha = (float)d->alpha, .beta = (float)d->beta,
+                         .epilogue = d->epilogue};
+    return sf_gemv_unfit(gv);
+}
+#endif
+
+#ifdef SF_HAVE_HOPPER
 /* out = a·bᵀ (+ bias) (+ c when beta is 1: the ADD epilogue, c read as the residual) */
 static void gemm_hopper(void *ctx)
 {
@@ -84,6 +127,36 @@ static void gemm_hopper(void *ctx)
     e.ldr = d->ldc;
     e.ldc = d->d ? d->ldd : d->ldc;
     SF_CUDA(g->L, sf_gemm_epilogue_cuda(&e, g->stream));
+    g->ran = "hopper";
+}
+
+/* hopper or cublaslt, whichever ran faster on the first call of the shape */
+static void gemm_lt_or_hopper(void *ctx)
+{
+    gemm_call *g = (gemm_call *)ctx;
+    const sf_gemm_desc *d = g->d;
+    sf_choice_key key = {SF_CHOICE_GEMM, d->a_dtype, (d->beta != 0.0) | (d->bias != NULL) << 1, {d->m, d->n, d->k, 0}};
+    sf_run_faster(g->L, &key, gemm_cublaslt, gemm_hopper, g, g->stream, !g->in_place);
+}
+#endif
+
+#ifdef SF_HAVE_CUDA
+/* impl fastest: gemv against the better of the rest where gemv applies */
+static void gemm_fastest(gemm_call *g, int gemv_fits)
+{
+    void (*rest)(void *) = gemm_cublaslt;
+#ifdef SF_HAVE_HOPPER
+    if (g->hopper_fits) rest = gemm_lt_or_hopper;
+#endif
+    if (!gemv_fits) {
+        rest(g);
+        return;
+    }
+    const sf_gemm_desc *d = g->d;
+    const int aligned = ((uintptr_t)d->a | (uintptr_t)d->b) % 16 == 0 && d->lda % 8 == 0 && d->ldb % 8 == 0 && d->k % 8 == 0;
+    sf_choice_key key = {SF_CHOICE_GEMV, d->a_dtype, (d->beta != 0.0) | (d->bias != NULL) << 1 | d->epilogue << 2,
+                         {d->m, d->n, d->k, aligned}};
+    sf_run_faster(g->L, &key, rest, gemm_gemv, g, g->stream, !g->in_place);
 }
 #endif
 
@@ -92,7 +165,8 @@ static void run_gemm(sf_op_args *a)
     static const char *const tensors[] = {"a", "b", "c", "out", "bias", NULL};
     static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
     static const sf_epilogue epilogue_kinds[] = {SF_EPI_NONE, SF_EPI_RELU, SF_EPI_GELU_TANH};
-    static const char *const impls[] = {"cublaslt", "hopper", "fastest", NULL};
+    enum { IMPL_CUBLASLT, IMPL_HOPPER, IMPL_FASTEST, IMPL_GEMV };
+    static const char *const impls[] = {"cublaslt", "hopper", "fastest", "gemv", NULL};
     sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
     sf_tensor *bias = sf_arg_tensor(a, "bias"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
@@ -145,34 +219,46 @@ static void run_gemm(sf_op_args *a)
     d.epilogue = epilogue_kinds[sf_arg_choice(a, "epilogue", epilogues, 0)];
     d.tf32 = sf_arg_bool(a, "tf32", 0);
     d.autotune = sf_arg_bool(a, "autotune", 1);
-    int impl = sf_arg_choice(a, "impl", impls, 0);
+    int impl = sf_arg_choice(a, "impl", impls, IMPL_CUBLASLT);
+    lua_Integer splits = sf_arg_integer(a, "splits", 0);
+    if (splits != 0 && impl != IMPL_GEMV) sf_op_error(a, "'splits' is for impl 'gemv'");
+    if (splits < 0 || splits > SF_GEMV_MAX_SPLITS)
+        sf_op_error(a, "'splits' is %lld: 0 (automatic) to %d", (long long)splits, SF_GEMV_MAX_SPLITS);
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {
         if (sf_gemm_ref_cpu(&d) != 0) sf_op_error(a, "out of host memory for the reference's operands");
+        lua_pushstring(a->L, "reference");
+        lua_pushinteger(a->L, 1);
         return;
     }
-#ifdef SF_HAVE_HOPPER
-    if (impl != 0) {
-        const char *why = hopper_unfit(&d, A, B, C);
-        if (why && impl == 1) sf_op_error(a, "impl 'hopper' %s", why);
-        if (!why) {
-            gemm_call g = {a->L, &d, stream};
-            if (impl == 1) {
-                gemm_hopper(&g);
-            } else {
-                /* beta 1 with the result written over c: a trial would add c twice */
-                int in_place = d.beta != 0.0 && (!d.d || d.d == d.c);
-                sf_choice_key key = {SF_CHOICE_GEMM, d.a_dtype, (d.beta != 0.0) | (d.bias != NULL) << 1,
-                                     {d.m, d.n, d.k, 0}};
-                sf_run_faster(a->L, &key, gemm_cublaslt, gemm_hopper, &g, stream, !in_place);
-            }
-            return;
-        }
-    }
-#endif
 #ifdef SF_HAVE_CUDA
-    if (impl == 1) sf_op_error(a, "impl 'hopper' needs sfbench built for sm_90a");
-    sf_gemm_cuda(a->L, &d, stream);
+    gemm_call g = {a->L, &d, stream, NULL, NULL, NULL, d.beta != 0.0 && (!d.d || d.d == d.c), 0};
+    sf_gemv_args gv;
+    const char *gemv_why = impl == IMPL_GEMV || impl == IMPL_FASTEST ? gemv_unfit(&d, A, B, C, &gv) : "";
+    if (impl == IMPL_GEMV && gemv_why) sf_op_error(a, "impl 'gemv' %s", gemv_why);
+    if (!gemv_why) {
+        gv.splits = (int)splits;
+        g.gv = &gv;
+        size_t ws = sf_gemv_prepare(a->L, &gv);
+        g.gemv_ws = ws ? sf_scratch(a->L, SF_DEV_CUDA, ws, "the GEMV's split partials") : NULL;
+    }
+#ifdef SF_HAVE_HOPPER
+    const char *hopper_why = impl == IMPL_HOPPER || impl == IMPL_FASTEST ? hopper_unfit(&d, A, B, C) : "";
+    if (impl == IMPL_HOPPER && hopper_why) sf_op_error(a, "impl 'hopper' %s", hopper_why);
+    g.hopper_fits = !hopper_why;
+#else
+    if (impl == IMPL_HOPPER) sf_op_error(a, "impl 'hopper' needs sfbench built for sm_90a");
+#endif
+    switch (impl) {
+    case IMPL_GEMV: gemm_gemv(&g); break;
+#ifdef SF_HAVE_HOPPER
+    case IMPL_HOPPER: gemm_hopper(&g); break;
+#endif
+    case IMPL_FASTEST: gemm_fastest(&g, !gemv_why); break;
+    default: gemm_cublaslt(&g); break;
+    }
+    lua_pushstring(a->L, g.ran);
+    lua_pushinteger(a->L, strcmp(g.ran, "gemv") == 0 ? gv.splits : 1);
 #else
     (void)stream;
     (void)impl;

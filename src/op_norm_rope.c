@@ -34,6 +34,8 @@ static const sf_arg_spec rope_args[] = {
     {"x", SF_ARG_TENSOR, 1, NULL, "[B, N, heads, D], rotated in place; may be a strided view (q and k heads of a packed QKV)"},
     {"pos_offset", SF_ARG_INTEGER, 0, "0", "position of token n is pos_offset + n (a KV cache's length when decoding)"},
     {"theta", SF_ARG_NUMBER, 0, "10000", "frequency base: pair i turns at theta^(-2i/D) radians per position"},
+    {"positions", SF_ARG_TENSOR, 0, NULL, "i32 [B] instead of pos_offset: token n of row b is at positions[b] + n "
+     "(each sequence's own length when decoding a batch)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -202,14 +204,31 @@ void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_ro
     sf_rope_inv_freq(r->inv_freq, D, theta);
 }
 
+/* rope's per-row first positions: i32 [B], instead of pos_offset; their values are read only
+ * on the CPU backend (the GPU would need a sync) */
+static void rope_positions(sf_op_args *a, const sf_tensor *pos, sf_device_kind dev, sf_rope_args *r)
+{
+    if (sf_arg_integer(a, "pos_offset", 0) != 0) sf_op_error(a, "give 'pos_offset' or 'positions', not both");
+    sf_op_check_dtype(a, "positions", pos, SF_DT(SF_I32));
+    sf_op_check_shape(a, "positions", pos, 1, &r->batch);
+    if (!sf_tensor_is_contiguous(pos)) sf_op_error(a, "'positions' must be contiguous");
+    r->positions = (const int32_t *)pos->data;
+    if (dev != SF_DEV_CPU) return;
+    for (int64_t b = 0; b < r->batch; b++)
+        if (r->positions[b] < 0 || r->positions[b] > ((int64_t)1 << 24) - r->seq)
+            sf_op_error(a, "positions[%lld] is %d: positions are >= 0 and reach at most 2^24 = 16777216 (N %lld)",
+                        (long long)b + 1, (int)r->positions[b], (long long)r->seq);
+}
+
 static void run_rope(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", NULL};
-    sf_tensor *x = sf_arg_tensor(a, "x");
+    static const char *const tensors[] = {"x", "positions", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "x"), *pos = sf_arg_tensor(a, "positions");
     sf_device_kind dev = sf_op_device(a, tensors);
     sf_op_check_dtype(a, "x", x, float_dtypes(dev));
     sf_rope_args r;
     sf_op_rope_setup(a, "x", x, &r);
+    if (pos) rope_positions(a, pos, dev, &r);
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {
         sf_rope_ref_cpu(&r);

@@ -8,10 +8,11 @@
 #include "ops.h"
 #include "stream.h"
 #include "host.h"
+#include "graph.h"
 
-static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_ffn, &sf_op_pack_gate_up,
+static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_decode_attention, &sf_op_ffn, &sf_op_pack_gate_up,
                                         &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
-                                        &sf_op_add, NULL};
+                                        &sf_op_add, &sf_op_embedding, NULL};
 
 const sf_op *const *sf_op_registry(void) { return registry; }
 
@@ -81,7 +82,7 @@ int sf_arg_choice(sf_op_args *a, const char *name, const char *const *choices, i
 void *sf_arg_stream(sf_op_args *a)
 {
     int i = arg_index(a, "stream");
-    return a->present[i] ? a->v[i].stream : NULL;
+    return a->present[i] ? a->v[i].stream : sf_default_stream();
 }
 
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names)
@@ -129,6 +130,13 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
     shape_str(want, sizeof want, ndim, shape);
     shape_str(got, sizeof got, t->ndim, t->shape);
     sf_op_error(a, "'%s' has shape %s (expected %s)", name, got, want);
+}
+
+void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
+{
+    if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);
+    if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
+    for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
 }
 
 static void parse_value(sf_op_args *a, int i, int idx)
@@ -196,6 +204,7 @@ static int call_op(lua_State *L)
     int top = lua_gettop(L);
     sf_current_op = a.op->name;
     a.op->run(&a);
+    sf_capture_check(L, a.op->name);   /* raising here, too, end_op puts the name back */
     return lua_gettop(L) - top;
 }
 

@@ -44,6 +44,8 @@ _Noreturn void sf_op_error(sf_op_args *a, const char *fmt, ...);
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names);
 void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsigned dtype_mask);
 void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int ndim, const int64_t *shape);
+/* attention's [B, N, H, D] tensors: 4 dimensions, a dense last one; stride gets dims 0..2 */
+void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride);
 #define SF_DT(x) (1u << (x))
 /* rope and linear_rope: checks x [B, N, heads, D] (D even, last dim dense) and the pos_offset
  * and theta arguments, then describes the rotation of all of x's heads (op_norm_rope.c; r is a
@@ -56,6 +58,7 @@ void sf_print_op_list(void);
 
 extern const sf_op sf_op_gemm;
 extern const sf_op sf_op_attention;
+extern const sf_op sf_op_decode_attention;
 extern const sf_op sf_op_ffn;
 extern const sf_op sf_op_pack_gate_up;
 extern const sf_op sf_op_rmsnorm;
@@ -63,4 +66,5 @@ extern const sf_op sf_op_add_rmsnorm;
 extern const sf_op sf_op_rope;
 extern const sf_op sf_op_linear_rope;
 extern const sf_op sf_op_add;
+extern const sf_op sf_op_embedding;
 #endif

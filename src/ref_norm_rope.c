@@ -52,19 +52,21 @@ void sf_rope_ref_cpu(const sf_rope_args *a)
 {
     const sf_dtype t = a->dtype;
     const int64_t half = a->head_dim / 2;
-    for (int64_t n = 0; n < a->seq; n++) {
-        const float pos = (float)(a->pos_offset + n);
-        for (int64_t i = 0; i < half; i++) {
-            /* the fp32 angle the GPU forms (one rounded product), then cos/sin in double */
-            const float angle = pos * a->inv_freq[i];
-            const double c = cos((double)angle), s = sin((double)angle);
-            for (int64_t b = 0; b < a->batch; b++)
+    for (int64_t b = 0; b < a->batch; b++) {
+        const int64_t first = a->positions ? a->positions[b] : a->pos_offset;
+        for (int64_t n = 0; n < a->seq; n++) {
+            const float pos = (float)(first + n);
+            for (int64_t i = 0; i < half; i++) {
+                /* the fp32 angle the GPU forms (one rounded product), then cos/sin in double */
+                const float angle = pos * a->inv_freq[i];
+                const double c = cos((double)angle), s = sin((double)angle);
                 for (int64_t h = 0; h < a->heads; h++) {
                     const int64_t o = b * a->stride[0] + n * a->stride[1] + h * a->stride[2] + i;
                     const double x1 = sf_load_as_double(a->x, t, o), x2 = sf_load_as_double(a->x, t, o + half);
                     sf_store_from_double(a->x, t, o, x1 * c - x2 * s);
                     sf_store_from_double(a->x, t, o + half, x2 * c + x1 * s);
                 }
+            }
         }
     }
 }

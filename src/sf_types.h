@@ -13,6 +13,7 @@ typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_DTYPE_COUNT } sf_
  *   our Hopper GEMM (kernels/gemm_hopper.h)     NONE, GELU_TANH, GELU_ERF, SWIGLU, ADD, ROPE
  *   sf_act_cuda (kernels/ffn.h)                 GELU_TANH, GELU_ERF, SILU
  *   sf_ffn_ref_cpu (kernels/ffn.h)              GELU_TANH, GELU_ERF, SWIGLU
+ *   our GEMV (kernels/gemv.h)                   NONE, RELU, GELU_TANH, SWIGLU
  * The bias, where one is given, is added first. The Hopper GEMM's kinds come first, in the range
  * its kernels are built for. */
 typedef enum {

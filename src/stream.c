@@ -8,6 +8,7 @@
 #include "sfbench.h"
 #include "backend.h"
 #include "stream.h"
+#include "graph.h"
 #include "host.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
@@ -29,7 +30,7 @@ typedef struct { sf_device_kind dev; int destroyed; void *stream; } sf_stream;
 
 void *sf_opt_stream(lua_State *L, int idx)
 {
-    if (lua_isnoneornil(L, idx)) return NULL;
+    if (lua_isnoneornil(L, idx)) return sf_default_stream();
     sf_stream *s = (sf_stream *)luaL_checkudata(L, idx, STREAM_MT);
     if (s->destroyed) luaL_argerror(L, idx, "stream has been destroyed");
     return s->stream;

@@ -3,5 +3,5 @@
 #define SF_STREAM_H
 #include <lua.h>
 double sf_now(void);                         /* seconds, monotonic */
-void *sf_opt_stream(lua_State *L, int idx);   /* NULL (the default stream) when nil */
+void *sf_opt_stream(lua_State *L, int idx);   /* when nil, sf_default_stream() (graph.h) */
 #endif

@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include "sfbench.h"
 #include "backend.h"
+#include "graph.h"
 #include "host.h"
 
 static uint64_t seed_base, seed_counter;
@@ -107,6 +108,17 @@ sf_dtype sf_check_dtype(lua_State *L, int idx, sf_dtype dflt)
     return dt;
 }
 
+/* the number of elements of a shape, or -1 when it overflows 64 bits */
+static int64_t shape_numel(int n, const int64_t *shape)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < n; d++) {
+        if (numel > INT64_MAX / shape[d]) return -1;
+        numel *= shape[d];
+    }
+    return numel;
+}
+
 static int check_shape(lua_State *L, int idx, int64_t *shape)
 {
     if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -187,7 +199,7 @@ static void random_fill(lua_State *L, sf_tensor *t, int opts, int normal)
     uint64_t seed = opt_seed(L, opts);
     double a = normal ? opt_number_field(L, opts, "mean", 0.0) : opt_number_field(L, opts, "low", 0.0);
     double b = normal ? opt_number_field(L, opts, "std", 1.0) : opt_number_field(L, opts, "high", 1.0);
-    sf_backend_of(t->device)->random(L, t, normal ? SF_RAND_NORMAL : SF_RAND_UNIFORM, seed, a, b, NULL);
+    sf_backend_of(t->device)->random(L, t, normal ? SF_RAND_NORMAL : SF_RAND_UNIFORM, seed, a, b, sf_default_stream());
 }
 
 /* sf.randn(shape [, dtype [, {seed=, mean=, std=, device=}]]) and sf.rand (uniform: low, high) */
@@ -270,8 +282,8 @@ static int l_from_table(lua_State *L)
     int n = check_shape(L, 2, shape);
     sf_dtype dt = sf_check_dtype(L, 3, SF_F32);
     sf_device_kind dev = opt_device_field(L, 4);
-    int64_t numel = 1;
-    for (int d = 0; d < n; d++) numel *= shape[d];
+    int64_t numel = shape_numel(n, shape);
+    if (numel < 0) luaL_argerror(L, 2, "the shape's element count overflows 64 bits");
     if ((int64_t)luaL_len(L, 1) != numel)
         luaL_argerror(L, 1, lua_pushfstring(L, "%I values for a shape of %I elements", (LUAI_UACINT)luaL_len(L, 1), (LUAI_UACINT)numel));
     void *buf = lua_newuserdatauv(L, (size_t)numel * sf_dtype_size(dt), 0);
@@ -330,7 +342,7 @@ static int t_set(lua_State *L)
 static int t_fill(lua_State *L)
 {
     sf_tensor *t = sf_check_tensor(L, 1);
-    sf_backend_of(t->device)->fill(L, t, luaL_checknumber(L, 2), NULL);
+    sf_backend_of(t->device)->fill(L, t, luaL_checknumber(L, 2), sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }
@@ -338,7 +350,7 @@ static int t_fill(lua_State *L)
 static int t_zero(lua_State *L)
 {
     sf_tensor *t = sf_check_tensor(L, 1);
-    sf_backend_of(t->device)->fill(L, t, 0.0, NULL);
+    sf_backend_of(t->device)->fill(L, t, 0.0, sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }
@@ -367,7 +379,7 @@ static int t_copy(lua_State *L)
         luaL_tolstring(L, 1, NULL);
         return luaL_error(L, "tensor:copy: shapes differ (%s into %s)", lua_tostring(L, -2), lua_tostring(L, -1));
     }
-    sf_copy_tensor(L, dst, src, NULL);
+    sf_copy_tensor(L, dst, src, sf_default_stream());
     lua_settop(L, 1);
     return 1;
 }
@@ -438,8 +450,8 @@ static int t_view(lua_State *L)
     sf_tensor *t = sf_check_tensor(L, 1);
     int64_t shape[SF_MAX_DIMS];
     int n = check_shape(L, 2, shape);
-    int64_t numel = 1;
-    for (int d = 0; d < n; d++) numel *= shape[d];
+    int64_t numel = shape_numel(n, shape);
+    if (numel < 0) return luaL_error(L, "tensor:view: the shape's element count overflows 64 bits");
     if (!sf_tensor_is_contiguous(t)) return luaL_error(L, "tensor:view: the tensor is not contiguous");
     if (numel != t->numel)
         return luaL_error(L, "tensor:view: %I elements cannot be viewed as %I", (LUAI_UACINT)t->numel, (LUAI_UACINT)numel);
@@ -457,10 +469,14 @@ static int t_slice(lua_State *L)
     lua_Integer dim = luaL_checkinteger(L, 2), start = luaL_checkinteger(L, 3);
     if (dim < 0) dim += t->ndim + 1;
     luaL_argcheck(L, dim >= 1 && dim <= t->ndim, 2, "dimension out of range");
-    lua_Integer len = luaL_optinteger(L, 4, t->shape[dim - 1] - start + 1);
-    if (start < 1 || len < 1 || start + len - 1 > t->shape[dim - 1])
-        return luaL_error(L, "tensor:slice: %I..%I is outside 1..%I of dimension %I", (LUAI_UACINT)start,
-                          (LUAI_UACINT)(start + len - 1), (LUAI_UACINT)t->shape[dim - 1], (LUAI_UACINT)dim);
+    const int64_t size = t->shape[dim - 1];
+    if (start < 1 || start > size)
+        return luaL_error(L, "tensor:slice: start %I is outside 1..%I of dimension %I", (LUAI_UACINT)start,
+                          (LUAI_UACINT)size, (LUAI_UACINT)dim);
+    lua_Integer len = luaL_optinteger(L, 4, size - start + 1);   /* no overflow: 1 <= start <= size */
+    if (len < 1 || len > size - start + 1)
+        return luaL_error(L, "tensor:slice: %I element(s) from %I is outside 1..%I of dimension %I", (LUAI_UACINT)len,
+                          (LUAI_UACINT)start, (LUAI_UACINT)size, (LUAI_UACINT)dim);
     sf_tensor *v = push_view(L, 1);
     v->data = (char *)t->data + (start - 1) * t->stride[dim - 1] * (int64_t)sf_dtype_size(t->dtype);
     v->shape[dim - 1] = len;

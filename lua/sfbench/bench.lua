@@ -1,6 +1,8 @@
--- The timing loop: warmup, event-timed samples, the stopping rule of GUIDE.md §4, clock check.
+-- The timing loop: warmup, event-timed samples, the stopping rule (doc/API.md, bench.run), clock check.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
+local profile = require "sfbench.profile"
+local params = require "sfbench.params"
 
 local bench = {}
 
@@ -21,15 +23,17 @@ local OPTIONS = {
   name = "string", fn = "function", setup = "function", flops = "positive", bytes = "positive",
   warmup = "count0", iters = "count1", min_samples = "count1", max_samples = "count1",
   batch = "batch", warmup_time = "nonneg", sample_time = "positive", min_time = "nonneg", max_noise = "nonneg", timeout = "positive",
-  cold = "boolean", hold = "boolean", stream = "any",
+  cold = "boolean", hold = "boolean", stream = "any", graph = "boolean",
 }
 
 local DEFAULTS = {
   warmup = 1, min_samples = 10, min_time = 0.5, max_noise = 0.005, timeout = 15,
   max_samples = 10000, cold = false, hold = true, batch = "auto", warmup_time = 0.05, sample_time = 2e-4,
+  graph = false,
 }
 
 local MAX_BATCH = 256
+local MAX_GRAPH_CALLS = 4096
 
 -- Checked options merged over `base` (e.g. bench.steady's), then over the defaults; errors blame
 -- the caller of bench.run.
@@ -59,6 +63,10 @@ local function options(opts, base)
   if o.cold and o.batch == "auto" then o.batch = 1 end
   if o.cold and o.batch > 1 then
     error("bench.run: 'cold' flushes L2 once a sample, so it needs batch = 1", 3)
+  end
+  if o.graph and sf.device().backend ~= "cuda" then
+    error(("bench.run: 'graph' times CUDA graph replays: it needs the CUDA backend, not the %s backend")
+      :format(sf.device().backend), 3)
   end
   return o
 end
@@ -119,9 +127,8 @@ local function warm_up(o)
   return ms
 end
 
--- The steady-state parameters of the sweeps that time whole implementations (attention_sweep,
--- ffn_sweep, gemm_sweep, layer_sweep), as defaults for params.get: `spec` with those it does not
--- set added. iters: 0 for the stopping rule; timeout: seconds a case may sample; sample_ms: each
+-- The steady-state parameters of the scenarios that time whole implementations (the sweeps and
+-- ab), as defaults for params.get: `spec` with those it does not set added. iters: 0 for the stopping rule; timeout: seconds a case may sample; sample_ms: each
 -- sample is back-to-back calls lasting at least this long; warmup_ms: back-to-back calls before
 -- the samples, so the clock settles where the load puts it. The CPU backend's are short: its
 -- timings only exercise a sweep.
@@ -137,28 +144,73 @@ function bench.steady_defaults(spec)
 end
 
 -- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
--- mean (bench.run's second argument). Bad sample_ms or warmup_ms is an error naming it, raised
--- when the scenario starts rather than at its first measurement.
+-- mean (bench.run's second argument). Bad sample_ms or warmup_ms is a usage error naming it
+-- (exit status 2), raised when the scenario starts rather than at its first measurement.
 function bench.steady(p)
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
-    error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)), 0)
+    params.usage_error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)))
   end
   if not (type(p.warmup_ms) == "number" and p.warmup_ms >= 0) then
-    error(("warmup_ms must be a number of ms >= 0, got %s"):format(tostring(p.warmup_ms)), 0)
+    params.usage_error(("warmup_ms must be a number of ms >= 0, got %s"):format(tostring(p.warmup_ms)))
   end
   return { iters = p.iters > 0 and p.iters or nil, timeout = p.timeout, sample_time = p.sample_ms / 1000,
     warmup_time = p.warmup_ms / 1000 }
 end
 
--- Queues one sample: setup, the L2 flush of cold mode, then `batch` calls between two events.
-local function queue_sample(o, batch, ev_start, ev_end)
+-- The DRAM bandwidth a floor is taken against, bytes/s, and where it comes from: peak_tbs (TB/s)
+-- when positive, else the device's 2 × memory clock × bus width; nil where neither is known (the
+-- CPU backend).
+function bench.peak_dram(peak_tbs)
+  local dev = sf.device()
+  if peak_tbs and peak_tbs > 0 then return peak_tbs * 1e12, "the peak_tbs parameter" end
+  if dev.mem_clock_max_mhz and dev.mem_bus_width and dev.mem_clock_max_mhz > 0 then
+    return 2 * dev.mem_clock_max_mhz * 1e6 * dev.mem_bus_width / 8, "the device: 2 × memory clock × bus width"
+  end
+end
+
+-- Queues one sample: setup, the L2 flush of cold mode, then `steps` steps (calls of fn, or
+-- replays of a graph of them) between two events.
+local function queue_sample(o, step, steps, ev_start, ev_end)
   if o.setup then o.setup() end
   if o.cold then sf.flush_l2(o.stream) end
   ev_start:record(o.stream)
-  for _ = 1, batch do
-    o.fn()
+  for _ = 1, steps do
+    step()
   end
   ev_end:record(o.stream)
+end
+
+-- ms of one replay of graph g on o.stream, the second of two (the first also uploads it)
+local function replay_ms(o, g)
+  local ev_start, ev_end = sf.event(), sf.event()
+  local ms
+  for _ = 1, 2 do
+    ev_start:record(o.stream)
+    g:launch(o.stream)
+    ev_end:record(o.stream)
+    ms = sf.elapsed(ev_start, ev_end)
+  end
+  return ms
+end
+
+-- Graph mode, as triton's do_bench_cudagraph: `calls` calls of fn captured into one CUDA graph
+-- (sf.graph), which each sample replays once; returns the graph and its number of calls. fn runs
+-- once first, outside the capture, so that what an op does on its first call only (autotuning,
+-- a plan, growing its scratch) is done, not captured. With batch "auto" the first graph takes
+-- the stream-launched batch; where a replay of it lasts under half of sample_time (the launch
+-- gaps a graph removes were most of a call's time), it is captured again, as many calls longer
+-- as a sample needs (at most MAX_GRAPH_CALLS).
+local function capture(o, calls)
+  o.fn()
+  sf.sync()
+  local g = sf.graph(o.fn, calls, o.stream)
+  local ms = replay_ms(o, g)
+  if o.batch ~= "auto" or ms >= o.sample_time * 1e3 / 2 then return g, calls end
+  local more = math.min(MAX_GRAPH_CALLS, math.ceil(calls * o.sample_time * 1e3 / math.max(ms, 1e-6)))
+  if more <= calls then return g, calls end
+  g = sf.graph(o.fn, more, o.stream)
+  replay_ms(o, g)
+  return g, more
 end
 
 -- How samples reach the GPU ("feed"). With hold (the default) a discarded probe of up to
@@ -180,39 +232,48 @@ local PROBE_CALLS = 4
 
 function bench.run(opts, base)
   local o = options(opts, base)
+  local _ <close> = o.name and profile.range(o.name)
   local batch = batch_size(o, warm_up(o))
+  profile.once(o)
+  -- a sample is `steps` steps: `batch` calls of fn, or one replay of a graph of `batch` calls
+  local step, steps = o.fn, batch
+  if o.graph then
+    local g
+    g, batch = capture(o, batch)
+    step, steps = function() g:launch(o.stream) end, 1
+  end
   local before = sf.clocks()
   local evs = { { sf.event(), sf.event() }, { sf.event(), sf.event() } }
   local samples, n, mean, m2, total_ms = {}, 0, 0, 0, 0
   local start = sf.now()
   local reason
   local held_out = 0
-  local function held_sample(ev, calls)
+  local function held_sample(ev, count)
     sf.hold(o.stream)
     local t0 = sf.now()
-    queue_sample(o, calls, ev[1], ev[2])
+    queue_sample(o, step, count, ev[1], ev[2])
     local queue_ms = (sf.now() - t0) * 1000
     if not sf.release() then held_out = held_out + 1 end
     return sf.elapsed(ev[1], ev[2]), queue_ms
   end
   local feed = "plain"
   if o.hold then
-    local probe = math.min(batch, PROBE_CALLS)
+    local probe = math.min(steps, PROBE_CALLS)
     local gpu_ms, queue_ms = held_sample(evs[1], probe)
-    local slack_ms = (gpu_ms - queue_ms) * batch / probe
+    local slack_ms = (gpu_ms - queue_ms) * steps / probe
     feed = (queue_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS) and "ahead" or "held"
   end
-  if feed == "ahead" then queue_sample(o, batch, evs[1][1], evs[1][2]) end
+  if feed == "ahead" then queue_sample(o, step, steps, evs[1][1], evs[1][2]) end
   repeat
     local ev, ms = evs[n % 2 + 1], nil
     if feed == "ahead" then
       local nxt = evs[(n + 1) % 2 + 1]
-      queue_sample(o, batch, nxt[1], nxt[2])
+      queue_sample(o, step, steps, nxt[1], nxt[2])
       ms = sf.elapsed(ev[1], ev[2])
     elseif feed == "held" then
-      ms = held_sample(ev, batch)
+      ms = held_sample(ev, steps)
     else
-      queue_sample(o, batch, ev[1], ev[2])
+      queue_sample(o, step, steps, ev[1], ev[2])
       ms = sf.elapsed(ev[1], ev[2])
     end
     total_ms = total_ms + ms
@@ -249,6 +310,7 @@ function bench.run(opts, base)
     batch = batch,
     cold = o.cold,
     feed = feed,
+    graph = o.graph,
   }
 end
 

@@ -8,8 +8,12 @@
 --               SwiGLU; the O projection runs on cuBLASLt or our Hopper GEMM, whichever was
 --               faster (gemm impl "fastest").
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
+-- llama.decode_layer is the optimized layer's decode step over a KV cache, and llama.model the
+-- whole model (embedding, layers, final norm, lm_head) as a prefill that fills the cache and
+-- decode steps that extend it.
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
+local kv_cache = require "sfbench.kv_cache"
 
 local llama = {}
 
@@ -23,9 +27,22 @@ function llama.flops(cfg, batch, seq)
   return qkv + o + ffn + attention
 end
 
-local function random_weights(cfg, dtype, device, seed)
+-- llama.ffn_weights(cfg, act, dtype) -> random FFN weights at a config's shape, for both ffn
+-- impls: w1 and w2, and for swiglu w3 and w13 (gate and up packed for the fused impl)
+function llama.ffn_weights(cfg, act, dtype)
+  local H, I = cfg.hidden, cfg.intermediate
+  local w = { w1 = sf.randn({ I, H }, dtype, { std = 0.02 }), w2 = sf.randn({ H, I }, dtype, { std = 0.02 }) }
+  if act == "swiglu" then
+    w.w3 = sf.randn({ I, H }, dtype, { std = 0.02 })
+    w.w13 = sf.tensor({ 2 * I, H }, dtype)
+    sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w.w13 }
+  end
+  return w
+end
+
+local function random_weights(cfg, dtype, device, seed, std)
   local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
-  local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = 0.02, device = device }) end
+  local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = std, device = device }) end
   return {
     wq = w({ cfg.heads * hd, d }, 1), wk = w({ cfg.kv_heads * hd, d }, 2), wv = w({ cfg.kv_heads * hd, d }, 3),
     wo = w({ d, cfg.heads * hd }, 4), w1 = w({ I, d }, 5), w3 = w({ I, d }, 6), w2 = w({ d, I }, 7),
@@ -34,10 +51,67 @@ local function random_weights(cfg, dtype, device, seed)
   }
 end
 
+-- another layer's weights in this dtype and on this device: shared where they already are
 local function copy_weights(from, dtype, device)
   local out = {}
-  for k, t in pairs(from) do out[k] = t:to(device, dtype) end
+  local dev = device or sf.device().backend
+  for k, t in pairs(from) do out[k] = (t:dtype() == dtype and t:device() == dev) and t or t:to(dev, dtype) end
   return out
+end
+
+-- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
+-- interleaved for the fused SwiGLU.
+function llama.pack_weights(cfg, w)
+  local H, Hkv, hd, d = cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden
+  local opts = { device = w.wq:device() }
+  local wqkv = sf.tensor({ (H + 2 * Hkv) * hd, d }, w.wq:dtype(), opts)
+  wqkv:slice(1, 1, H * hd):copy(w.wq)
+  wqkv:slice(1, H * hd + 1, Hkv * hd):copy(w.wk)
+  wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
+  local w13 = sf.tensor({ 2 * cfg.intermediate, d }, w.wq:dtype(), opts)
+  sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
+  return { wqkv = wqkv, w13 = w13 }
+end
+
+-- buf(name, shape): a tensor of the layer's dtype and device; with `shared` (a table several
+-- layers that run one after another pass), one tensor per name and shape for all of them
+local function buffers(dtype, device, shared)
+  return function(name, shape)
+    if not shared then return sf.tensor(shape, dtype, { device = device }) end
+    local key = name .. "[" .. table.concat(shape, ",") .. "]"
+    shared[key] = shared[key] or sf.tensor(shape, dtype, { device = device })
+    return shared[key]
+  end
+end
+
+-- median ms of each named stage over `iters` runs of `list` ({name=, fn=} in order; a name may
+-- recur, as a model's layers repeat theirs: its time is then the sum over the run), timed with
+-- events between the entries; each run is queued behind sf.hold, so the first entry's time is
+-- not the host's launch latency
+local function time_stages(list, iters)
+  local events = {}
+  for i = 1, #list + 1 do events[i] = sf.event() end
+  local order, sums = {}, {}
+  for _, s in ipairs(list) do
+    if not sums[s.name] then
+      order[#order + 1] = s.name
+      sums[s.name] = {}
+    end
+  end
+  for it = 1, iters do
+    sf.hold()
+    events[1]:record()
+    for i, s in ipairs(list) do
+      s.fn()
+      events[i + 1]:record()
+    end
+    sf.release()
+    for _, name in ipairs(order) do sums[name][it] = 0 end
+    for i, s in ipairs(list) do sums[s.name][it] = sums[s.name][it] + sf.elapsed(events[i], events[i + 1]) end
+  end
+  local result = {}
+  for i, name in ipairs(order) do result[i] = { stage = name, ms = stats.summary(sums[name]).median } end
+  return result
 end
 
 local function check_seq(cfg, seq, allow_long)
@@ -54,6 +128,16 @@ local STAGES = {
   baseline = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj", "residual", "ffn_norm", "ffn", "residual2" },
   packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
+}
+
+-- The part of the layer each stage belongs to (L.run_part), with what a part reads and writes
+-- (L.tensors):
+--   attn_norm  x -> h;  qkv  h -> q, k (rotated), v;  attention  q, k, v -> attn;
+--   o  attn, x -> r = x + attn·Woᵀ;  ffn_norm  r -> h2;  ffn  h2, r -> out = r + FFN(h2)
+local PART = {
+  attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
+  o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
+  ["ffn+residual"] = "ffn",
 }
 
 function llama.stage_names(impl, qkv)
@@ -73,12 +157,17 @@ function llama.check_stages(impl, qkv, names)
   end
 end
 
--- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, weights=, allow_long=, qkv=, stages=})
+-- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, std=0.02, weights=, allow_long=, qkv=,
+--   stages=})
+-- std: of the random projection weights (the norms' weights are 1 ± 0.1).
 -- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
 -- stages: a list of stage names (llama.stage_names): forward and profile run only those, in the
 -- layer's order (the others' outputs keep whatever they last held: run L.forward_all() first).
--- `weights` reuses another layer's (converted to this dtype and device): how a reference layer
--- in f64 on the CPU is built from a GPU layer's weights.
+-- `weights` reuses another layer's (converted to this dtype and device, shared where they are
+-- already): how a reference layer in f64 on the CPU is built from a GPU layer's weights.
+-- packed (optimized): llama.pack_weights of those weights, instead of packing them again.
+-- input, output: tensors [B·N, hidden] to read and write instead of the layer's own; shared: a
+-- table that layers run one after another pass to use one set of intermediate buffers.
 function llama.layer(cfg, opts)
   local impl = opts.impl or "optimized"
   if impl ~= "baseline" and impl ~= "optimized" then
@@ -101,16 +190,20 @@ function llama.layer(cfg, opts)
   end
   local dtype, device = opts.dtype or "f16", opts.device
   local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
-  local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
-  local function buf(shape) return sf.tensor(shape, dtype, { device = device }) end
+  local w = opts.weights and copy_weights(opts.weights, dtype, device)
+    or random_weights(cfg, dtype, device, opts.seed or 1, opts.std or 0.02)
+  local buffer = buffers(dtype, device, opts.shared)
+  local function buf(shape, name) return buffer(name or "?", shape) end
 
   local L = { cfg = cfg, impl = impl, batch = B, seq = N, dtype = dtype, weights = w,
-    input = buf({ T, d }), output = buf({ T, d }) }
+    input = opts.input or sf.tensor({ T, d }, dtype, { device = device }),
+    output = opts.output or sf.tensor({ T, d }, dtype, { device = device }) }
   local x, out = L.input, L.output
-  local h, r, h2 = buf({ T, d }), buf({ T, d }), buf({ T, d })
-  local attn = buf({ T, H * hd })
+  local h, r, h2 = buf({ T, d }, "h"), buf({ T, d }, "r"), buf({ T, d }, "h2")
+  local attn = buf({ T, H * hd }, "attn")
   local attn4 = attn:view({ B, N, H, hd })
   local eps, theta = cfg.norm_eps, cfg.rope_theta
+  L.tensors = { x = x, h = h, attn = attn, r = r, h2 = h2, out = out }
 
   -- stage name -> function over the buffers above; the norms are the same in both orders
   local fns = {
@@ -118,8 +211,10 @@ function llama.layer(cfg, opts)
     ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
   }
   if impl == "baseline" then
-    local q, k, v, o, f = buf({ T, H * hd }), buf({ T, Hkv * hd }), buf({ T, Hkv * hd }), buf({ T, d }), buf({ T, d })
+    local q, k, v = buf({ T, H * hd }, "q"), buf({ T, Hkv * hd }, "k"), buf({ T, Hkv * hd }, "v")
+    local o, f = buf({ T, d }, "o"), buf({ T, d }, "f")
     local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
+    L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
     fns.qkv_proj = function()
       sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
       sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
@@ -139,13 +234,8 @@ function llama.layer(cfg, opts)
     end
     fns.residual2 = function() sf.ops.add { a = r, b = f, out = out } end
   else
-    -- packed weights: [Wq; Wk; Wv] rows, and gate/up interleaved for the fused SwiGLU
-    local wqkv = buf({ (H + 2 * Hkv) * hd, d })
-    wqkv:slice(1, 1, H * hd):copy(w.wq)
-    wqkv:slice(1, H * hd + 1, Hkv * hd):copy(w.wk)
-    wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
-    local w13 = buf({ 2 * cfg.intermediate, d })
-    sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
+    local packed = opts.packed or llama.pack_weights(cfg, w)
+    local wqkv, w13 = packed.wqkv, packed.w13
     -- One GEMM for Q, K and V: "packed" writes [T, (H + 2·Hkv)·hd] with q and k rotated
     -- (attention reads q, k and v as strided views); "split" (as many kv heads as heads only) is
     -- a batch of three products (x broadcast) writing q, k and v each contiguous, then one RoPE
@@ -162,7 +252,7 @@ function llama.layer(cfg, opts)
         impl = "fused" }
     end
     if qkv_layout == "split" then
-      local qkv = buf({ 3, T, H * hd })
+      local qkv = buf({ 3, T, H * hd }, "qkv")
       local w3d = wqkv:view({ 3, H * hd, d })
       local qk4 = qkv:slice(1, 1, 2):view({ 2 * B, N, H, hd })    -- q and k, adjacent: one RoPE pass
       q4 = qkv:slice(1, 1, 1):view({ B, N, H, hd })
@@ -170,9 +260,11 @@ function llama.layer(cfg, opts)
       v4 = qkv:slice(1, 3, 1):view({ B, N, H, hd })
       fns.qkv_proj = function() sf.ops.gemm { a = h, b = w3d, c = qkv, transb = true } end
       fns.rope = function() sf.ops.rope { x = qk4, theta = theta } end
+      L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
     else
-      local qkv4 = buf({ B, N, H + 2 * Hkv, hd })
+      local qkv4 = buf({ B, N, H + 2 * Hkv, hd }, "qkv")
       q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+      L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
       fns["qkv_proj+rope"] = function()
         sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
       end
@@ -201,29 +293,239 @@ function llama.layer(cfg, opts)
     return out
   end
 
-  -- median ms of each stage over `iters` forwards, timed with events between the stages; each
-  -- forward is queued behind sf.hold, so the first stage's time is not the host's launch latency
-  function L.profile(iters)
-    local events = {}
-    for i = 1, #L.stages + 1 do events[i] = sf.event() end
-    local times = {}
-    for i = 1, #L.stages do times[i] = {} end
-    for _ = 1, iters do
-      sf.hold()
-      events[1]:record()
-      for i, s in ipairs(L.stages) do
-        s.fn()
-        events[i + 1]:record()
-      end
-      sf.release()
-      for i = 1, #L.stages do times[i][#times[i] + 1] = sf.elapsed(events[i], events[i + 1]) end
+  -- the stages of one part (PART above), in order, whatever `stages` selected
+  function L.run_part(part)
+    for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do
+      if PART[name] == part then fns[name]() end
     end
-    local result = {}
-    for i, s in ipairs(L.stages) do result[i] = { stage = s.name, ms = stats.summary(times[i]).median } end
-    return result
   end
 
+  -- median ms of each stage over `iters` forwards (time_stages)
+  function L.profile(iters) return time_stages(L.stages, iters) end
+
   return L
+end
+
+-- The optimized layer's decode step, in its order: the QKV GEMM writes q, k and v packed; q is
+-- turned by RoPE at each sequence's position, k too as the cache appends it with v; attention
+-- runs over the cache (decode_attention); the projections run on our GEMV or the GEMMs, whichever
+-- was faster for the shape (gemm impl fastest, ffn impl fused).
+local DECODE_STAGES = { "attn_norm", "qkv_proj", "rope", "kv_append", "attention", "o_proj+residual", "ffn_norm",
+  "ffn+residual" }
+
+function llama.decode_stage_names()
+  return table.move(DECODE_STAGES, 1, #DECODE_STAGES, 1, {})
+end
+
+-- llama.decode_layer(cfg, {cache=, layer=, tokens=1, weights=, packed=, dtype=, device=, seed=, input=,
+--                          output=, shared=, gemm="fastest", ffn="fused"})
+-- One decode step of layer `layer` of `cache` (a kv_cache of B sequences): input and output are
+-- [B·tokens, hidden], tokens new ones a sequence (the caller's cache:step(tokens) before each
+-- forward). weights, packed, input, output and shared as llama.layer's; gemm and ffn: the impl of
+-- the gemm and ffn ops the projections use.
+function llama.decode_layer(cfg, opts)
+  local cache, layer = opts.cache, opts.layer
+  if type(cache) ~= "table" or not cache.attend then error("llama.decode_layer: 'cache' must be a kv_cache", 2) end
+  if math.type(layer) ~= "integer" or layer < 1 or layer > cache.layers then
+    error(("llama.decode_layer: 'layer' must be one of the cache's layers 1..%d"):format(cache.layers), 2)
+  end
+  if cache.kv_heads ~= cfg.kv_heads or cache.head_dim ~= cfg.head_dim then
+    error(("llama.decode_layer: the cache holds %d kv heads of %d, %s has %d of %d"):format(cache.kv_heads,
+      cache.head_dim, cfg.name, cfg.kv_heads, cfg.head_dim), 2)
+  end
+  local Tq = opts.tokens or 1
+  if math.type(Tq) ~= "integer" or Tq < 1 then error("llama.decode_layer: 'tokens' must be an integer >= 1", 2) end
+  local dtype, device = opts.dtype or cache.dtype, opts.device
+  local B, d, hd, H, Hkv = cache.batch, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
+  local T = B * Tq
+  local gemm_impl, ffn_impl = opts.gemm or "fastest", opts.ffn or "fused"
+  local w = opts.weights and copy_weights(opts.weights, dtype, device) or random_weights(cfg, dtype, device, opts.seed or 1)
+  local packed = opts.packed or llama.pack_weights(cfg, w)
+  local buf = buffers(dtype, device, opts.shared)
+  local L = { cfg = cfg, batch = B, tokens = Tq, dtype = dtype, weights = w, cache = cache, layer = layer,
+    input = opts.input or sf.tensor({ T, d }, dtype, { device = device }),
+    output = opts.output or sf.tensor({ T, d }, dtype, { device = device }) }
+  local x, out = L.input, L.output
+  local h, r, h2 = buf("h", { T, d }), buf("r", { T, d }), buf("h2", { T, d })
+  local attn = buf("attn", { T, H * hd })
+  local attn4 = attn:view({ B, Tq, H, hd })
+  local qkv4 = buf("qkv", { B, Tq, H + 2 * Hkv, hd })
+  local qkv = qkv4:view({ T, (H + 2 * Hkv) * hd })
+  local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+  local eps, theta = cfg.norm_eps, cfg.rope_theta
+  local fns = {
+    attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
+    qkv_proj = function() sf.ops.gemm { a = h, b = packed.wqkv, c = qkv, transb = true, impl = gemm_impl } end,
+    rope = function() sf.ops.rope { x = q4, positions = cache.positions, theta = theta } end,
+    kv_append = function() cache:append(layer, k4, v4) end,
+    attention = function() cache:attend(layer, q4, attn4) end,
+    ["o_proj+residual"] = function()
+      sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = gemm_impl }
+    end,
+    ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end,
+    ["ffn+residual"] = function()
+      sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = packed.w13, out = out, residual = r, act = "swiglu",
+        impl = ffn_impl }
+    end,
+  }
+  L.stages = {}
+  for i, name in ipairs(DECODE_STAGES) do L.stages[i] = { name = name, fn = fns[name] } end
+  function L.forward()
+    for _, st in ipairs(L.stages) do st.fn() end
+    return out
+  end
+  function L.profile(iters) return time_stages(L.stages, iters) end
+  return L
+end
+
+local function token_tensor(tokens, n, vocab, seed, device)
+  if type(tokens) == "userdata" then return tokens end
+  local ids = {}
+  if tokens == nil then
+    local rng = sf.rand({ n }, "f64", { seed = seed, device = "cpu" }):totable()
+    for i = 1, n do ids[i] = math.floor(rng[i] * vocab) end
+  else
+    if type(tokens) ~= "table" or #tokens ~= n then error(("llama.model: expected %d token ids"):format(n), 3) end
+    for i = 1, n do
+      local t = tokens[i]
+      if math.type(t) ~= "integer" or t < 0 or t >= vocab then
+        error(("llama.model: token %d is %s, not an id in 0..%d"):format(i, tostring(t), vocab - 1), 3)
+      end
+      ids[i] = t
+    end
+  end
+  return sf.from_table(ids, { n }, "i32", { device = device })
+end
+
+-- llama.model(cfg, {batch=1, capacity=, layers=cfg.layers, dtype="f16", device=, seed=1, page_size=,
+--                   allow_long=false, gemm="fastest", ffn="fused", weights_from=})
+-- The whole model with random weights: embedding, `layers` decoder layers (fewer than the
+-- config's to run a subset), final RMSNorm, lm_head, and a KV cache of `capacity` tokens for each
+-- of `batch` sequences (paged with page_size); weights_from: another model whose weights this one
+-- takes (converted to its dtype and device: a reference in f64 on the CPU). M.prefill(P, tokens)
+-- runs B prompts of P tokens (tokens: B·P ids, row by row, or nil for random ones) through the
+-- optimized layer, filling the cache, and returns the last tokens' logits [B, vocab]; M.decode(tokens) runs one
+-- decode step of B new tokens, extending the cache. For timing, M.begin_prefill(P, tokens) and
+-- M.begin_decode{context=, tokens=} do the host's part (cache bookkeeping, token upload) and
+-- return the step's list of stages ({name=, fn=}, the GPU work), which M.run(list) runs and
+-- M.profile(list, iters) times stage by stage (a layer's stages summed over the layers).
+function llama.model(cfg, opts)
+  opts = opts or {}
+  local B, N = opts.batch or 1, opts.layers or cfg.layers
+  if math.type(B) ~= "integer" or B < 1 then error("llama.model: 'batch' must be an integer >= 1", 2) end
+  if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
+    error(("llama.model: 'layers' must be an integer in 1..%d (%s's layers)"):format(cfg.layers, cfg.name), 2)
+  end
+  if math.type(opts.capacity) ~= "integer" or opts.capacity < 1 then
+    error("llama.model: 'capacity' (KV cache tokens a sequence) must be an integer >= 1", 2)
+  end
+  local dtype, device, seed = opts.dtype or "f16", opts.device, opts.seed or 1
+  local d, V = cfg.hidden, cfg.vocab
+  local M = { cfg = cfg, batch = B, layers = N, dtype = dtype, capacity = opts.capacity, weights = {}, packed = {} }
+  local from = opts.weights_from
+  if from and (from.cfg ~= cfg or from.layers ~= N) then
+    error("llama.model: 'weights_from' must be a model of the same config and layers", 2)
+  end
+  for l = 1, N do
+    M.weights[l] = from and copy_weights(from.weights[l], dtype, device) or random_weights(cfg, dtype, device, seed + 16 * l)
+    M.packed[l] = from and copy_weights(from.packed[l], dtype, device) or llama.pack_weights(cfg, M.weights[l])
+  end
+  local own = from and copy_weights({ embed = from.embed, norm = from.norm, lm_head = from.lm_head }, dtype, device) or {
+    embed = sf.randn({ V, d }, dtype, { seed = seed + 1, std = 1, device = device }),
+    norm = sf.randn({ d }, dtype, { seed = seed + 2, mean = 1, std = 0.1, device = device }),
+    lm_head = sf.randn({ V, d }, dtype, { seed = seed + 3, std = 0.02, device = device }) }
+  M.embed, M.norm, M.lm_head = own.embed, own.norm, own.lm_head
+  M.cache = kv_cache.new { batch = B, capacity = opts.capacity, kv_heads = cfg.kv_heads, head_dim = cfg.head_dim,
+    layers = N, dtype = dtype, page_size = opts.page_size, theta = cfg.rope_theta, device = device }
+  M.logits = sf.tensor({ B, V }, dtype, { device = device })
+  local gemm_impl = opts.gemm or "fastest"
+  local hn = sf.tensor({ B, d }, dtype, { device = device })
+  local function head(x_last)
+    return {
+      { name = "final_norm", fn = function() sf.ops.rmsnorm { x = x_last, weight = M.norm, out = hn, eps = cfg.norm_eps } end },
+      { name = "lm_head", fn = function() sf.ops.gemm { a = hn, b = M.lm_head, c = M.logits, transb = true, impl = gemm_impl } end },
+    }
+  end
+
+  -- decode: one list, built once; x ping-pongs between two [B, d] buffers
+  local dec_tokens = sf.zeros({ B }, "i32", { device = device })
+  local dshared = {}
+  local xs = { sf.tensor({ B, d }, dtype, { device = device }), sf.tensor({ B, d }, dtype, { device = device }) }
+  local decode = { { name = "embedding", fn = function() sf.ops.embedding { table = M.embed, tokens = dec_tokens, out = xs[1] } end } }
+  for l = 1, N do
+    local layer = llama.decode_layer(cfg, { cache = M.cache, layer = l, weights = M.weights[l], packed = M.packed[l],
+      dtype = dtype, device = device, input = xs[(l - 1) % 2 + 1], output = xs[l % 2 + 1], shared = dshared,
+      gemm = gemm_impl, ffn = opts.ffn })
+    table.move(layer.stages, 1, #layer.stages, #decode + 1, decode)
+  end
+  table.move(head(xs[N % 2 + 1]), 1, 2, #decode + 1, decode)
+
+  -- prefill of P tokens a sequence: built on first use of P (the previous P's buffers dropped)
+  local pre
+  local function prefill_list(P)
+    if pre and pre.P == P then return pre end
+    pre = nil
+    collectgarbage()
+    local T = B * P
+    local shared = {}
+    local ys = { sf.tensor({ T, d }, dtype, { device = device }), sf.tensor({ T, d }, dtype, { device = device }) }
+    local toks = sf.zeros({ T }, "i32", { device = device })
+    local list = { { name = "embedding", fn = function() sf.ops.embedding { table = M.embed, tokens = toks, out = ys[1] } end } }
+    for l = 1, N do
+      local layer = llama.layer(cfg, { impl = "optimized", batch = B, seq = P, dtype = dtype, device = device,
+        weights = M.weights[l], packed = M.packed[l], input = ys[(l - 1) % 2 + 1], output = ys[l % 2 + 1],
+        shared = shared, allow_long = opts.allow_long })
+      table.move(layer.stages, 1, #layer.stages, #list + 1, list)
+      list[#list + 1] = { name = "kv_store", fn = function() M.cache:store(l, layer.tensors.k, layer.tensors.v) end }
+    end
+    -- the last token of each sequence: rows P, 2P, ... of the final [B·P, d], a strided [B, d]
+    local last = ys[N % 2 + 1]:view({ B, P * d }):slice(2, (P - 1) * d + 1, d)
+    table.move(head(last), 1, 2, #list + 1, list)
+    pre = { P = P, list = list, tokens = toks }
+    return pre
+  end
+
+  function M.begin_prefill(P, tokens)
+    if math.type(P) ~= "integer" or P < 1 then error("llama.model: a prompt has P >= 1 tokens", 2) end
+    local p = prefill_list(P)
+    M.cache:reset()
+    M.cache:step(P)
+    p.tokens:copy(token_tensor(tokens, B * P, V, seed + 4, "cpu"))
+    return p.list
+  end
+
+  -- o.context: empty the cache and take it as holding that many tokens a sequence already
+  -- (whatever the cache holds there), so a step can be timed at any length without a prefill
+  function M.begin_decode(o)
+    o = o or {}
+    if o.context then
+      M.cache:reset()
+      M.cache:extend(o.context)
+    end
+    M.cache:step(1)
+    dec_tokens:copy(token_tensor(o.tokens, B, V, seed + 5, "cpu"))
+    return decode
+  end
+
+  function M.run(list)
+    for _, st in ipairs(list) do st.fn() end
+    return M.logits
+  end
+  M.profile = time_stages
+  function M.prefill(P, tokens) return M.run(M.begin_prefill(P, tokens)) end
+  function M.decode(tokens) return M.run(M.begin_decode { tokens = tokens }) end
+
+  -- bytes a decode step reads at least, by part: one layer's weights (the packed QKV and
+  -- gate/up, not their sources), one layer's K and V at the cache's lengths, and the head (final
+  -- norm and lm_head); total = layers × (weights + kv) + head (the embedding's B rows aside)
+  function M.decode_bytes()
+    local w, P = M.weights[1], M.packed[1]
+    local per = 0
+    for _, t in ipairs({ P.wqkv, w.wo, P.w13, w.w2, w.attn_norm, w.ffn_norm }) do per = per + t:nbytes() end
+    local kv, head = M.cache:bytes_read(), M.lm_head:nbytes() + M.norm:nbytes()
+    return { layer_weights = per, kv = kv, head = head, total = N * (per + kv) + head }
+  end
+  return M
 end
 
 return llama

@@ -23,6 +23,9 @@ local function format_number(v)
   return ("%.3f"):format(v)
 end
 
+-- a number as the tables show it: integers whole, 3 decimals below 100, exponents at the extremes
+report.format_number = format_number
+
 local function cell(v, fmt)
   if v == nil then return "—" end
   local s
@@ -34,21 +37,33 @@ local function cell(v, fmt)
   return (s:gsub("|", "\\|"))
 end
 
--- Columns as {key=, title=, fmt=}; plain strings and a missing list (every key, sorted) allowed.
-local function normalize_columns(rows, columns)
-  if columns == nil then
-    local seen, keys = {}, {}
-    for _, row in ipairs(rows) do
-      for k in pairs(row) do
-        if not seen[k] then
-          seen[k] = true
-          keys[#keys + 1] = k
-        end
+-- report.order(columns, rows): every key of the rows, those of `columns` (keys or {key=}
+-- tables, as report.table takes) first in their order, then the rest sorted.
+function report.order(columns, rows)
+  local keys, seen = {}, {}
+  local function add(k)
+    if not seen[k] then
+      seen[k] = true
+      keys[#keys + 1] = k
+    end
+  end
+  for _, c in ipairs(columns or {}) do add(type(c) == "table" and c.key or c) end
+  local rest = {}
+  for _, row in ipairs(rows) do
+    for k in pairs(row) do
+      if not seen[k] then
+        seen[k] = true
+        rest[#rest + 1] = k
       end
     end
-    table.sort(keys)
-    columns = keys
   end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  return table.move(rest, 1, #rest, #keys + 1, keys)
+end
+
+-- Columns as {key=, title=, fmt=}; plain strings and a missing list (every key, sorted) allowed.
+local function normalize_columns(rows, columns)
+  if columns == nil then columns = report.order(nil, rows) end
   local out = {}
   for i, c in ipairs(columns) do
     if type(c) == "string" then c = { key = c } end
@@ -101,9 +116,54 @@ function report.table(rows, columns)
   return table.concat(lines, "\n")
 end
 
+-- A CSV field: numbers at the precision of the result files (cjson's 14 digits, so a value
+-- read back from a file prints as the file holds it), a table as its JSON text, a missing value
+-- empty; quoted when it holds a comma, a quote, a line break or edge spaces.
+local function csv_field(v)
+  local s
+  if v == nil then return "" end
+  if math.type(v) == "float" then
+    s = v ~= v and "nan" or v == math.huge and "inf" or v == -math.huge and "-inf" or ("%.14g"):format(v)
+  elseif type(v) == "table" then
+    s = report.encode(v)
+  else
+    s = tostring(v)
+  end
+  if s:find('[,"\r\n]') or s:find("^%s") or s:find("%s$") then
+    s = '"' .. s:gsub('"', '""') .. '"'
+  end
+  return s
+end
+
+-- report.csv(rows, keys): a header line of the keys, then a line per row.
+function report.csv(rows, keys)
+  local lines, header = {}, {}
+  for j, k in ipairs(keys) do header[j] = csv_field(tostring(k)) end
+  lines[1] = table.concat(header, ",")
+  for i, row in ipairs(rows) do
+    local fields = {}
+    for j, k in ipairs(keys) do fields[j] = csv_field(row[k]) end
+    lines[i + 1] = table.concat(fields, ",")
+  end
+  return table.concat(lines, "\n")
+end
+
+report.FORMATS = { "md", "csv", "json" }
+
+-- report.format(rows, columns, format): the rows as text. "md" is report.table with the given
+-- columns; "csv" and "json" hold every key of every row (in report.order), raw values, for a
+-- spreadsheet or a script.
+function report.format(rows, columns, format)
+  if format == "md" then return report.table(rows, columns) end
+  if format == "csv" then return report.csv(rows, report.order(columns, rows)) end
+  if format == "json" then return #rows == 0 and "[]" or report.encode(rows) end
+  error(("report.format: unknown format '%s' (expected md, csv or json)"):format(tostring(format)), 2)
+end
+
+-- The table of a scenario on stdout, in the format of `sfbench --format` (md by default).
 function report.print(rows, columns)
   if not sf.quiet then
-    io.stdout:write(report.table(rows, columns), "\n")
+    io.stdout:write(report.format(rows, columns, sf.format or "md"), "\n")
   end
 end
 
@@ -153,6 +213,15 @@ local function sanitize(v, active)
   end
   active[v] = nil
   return out
+end
+
+-- report.encode(doc): the JSON text of a document, made JSON-safe as report.save does.
+function report.encode(doc)
+  local encoded, text = pcall(json.encode, sanitize(doc, {}))
+  if not encoded then
+    error("report: cannot encode the document: " .. tostring(text), 0)
+  end
+  return text
 end
 
 local function make_dirs(dir)
@@ -207,13 +276,11 @@ function report.save(name, doc)
   if type(doc) ~= "table" then
     error("report.save: 'doc' must be a table", 2)
   end
-  local clean = sanitize(doc, {})
+  local clean = {}
+  for k, v in pairs(doc) do clean[k] = v end
   clean.scenario = clean.scenario or name
-  clean.context = clean.context or sanitize(report.context(), {})
-  local encoded, text = pcall(json.encode, clean)
-  if not encoded then
-    error("report.save: cannot encode the document: " .. tostring(text), 0)
-  end
+  clean.context = clean.context or report.context()
+  local text = report.encode(clean)
   local dir = sf.output_dir or "results"
   make_dirs(dir)
   local base = ("%s-%s"):format(name, os.date("%Y%m%d-%H%M%S"))

@@ -1,7 +1,8 @@
 -- Summary statistics of a list of samples (timings in ms, but any numbers work).
 local stats = {}
 
--- Value at fraction p (0..1) of an ascending list, interpolating linearly between ranks.
+-- stats.percentile(sorted, p): the value at fraction p (0..1) of an ascending list,
+-- interpolating linearly between ranks (the median is p = 0.5).
 local function percentile(sorted, p)
   local pos = 1 + p * (#sorted - 1)
   local lo = math.floor(pos)
@@ -11,6 +12,8 @@ local function percentile(sorted, p)
   end
   return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo])
 end
+
+stats.percentile = percentile
 
 function stats.summary(samples)
   if type(samples) ~= "table" or #samples == 0 then

@@ -1,6 +1,7 @@
 -- Parameter sweeps: the points to measure, a progress line, and results saved even on Ctrl-C.
 local sf = require "sfbench"
 local report = require "sfbench.report"
+local profile = require "sfbench.profile"
 
 local sweep = {}
 
@@ -105,22 +106,43 @@ function sweep.run(opts)
   if type(name) ~= "string" then error("sweep.run: 'name' must be a string", 2) end
   if type(points) ~= "table" then error("sweep.run: 'points' must be a list of points", 2) end
   if type(measure) ~= "function" then error("sweep.run: 'measure' must be a function", 2) end
+  -- which columns are the point's parameters and which measurements, where the tools' guess
+  -- (sfbench.result_files.columns) would be wrong
+  local kinds = opts.column_kinds
+  local kinds_ok = kinds == nil or type(kinds) == "table"
+  for k, kind in pairs(kinds_ok and kinds or {}) do
+    kinds_ok = kinds_ok and type(k) == "string" and (kind == "parameter" or kind == "measurement")
+  end
+  if not kinds_ok then
+    error("sweep.run: 'column_kinds' must map column names to \"parameter\" or \"measurement\"", 2)
+  end
   local context = report.context(opts.context_extra)
   local out = progress_writer()
   local rows, results = {}, {}
   -- measure(point) returns a row, a list of rows (the cases of one point, e.g. each impl) or nil
-  -- to skip the point, and optionally one bench result or a list.
-  local function keep_results(point, res)
-    for _, r in ipairs(res.samples and { res } or res) do
+  -- to skip the point, and optionally one bench result or a list. Where there are as many
+  -- results as rows, the i-th result is the i-th row's: its `row` is that row's index in the
+  -- document's rows, so a tool finds each row's kept samples.
+  local function keep_results(point, res, first_row, nrows)
+    local list = res.samples and { res } or res
+    for i, r in ipairs(list) do
       r.point = r.point or point
+      if #list == nrows then r.row = first_row + i - 1 end
       results[#results + 1] = r
       for _, w in ipairs(r.warnings or {}) do out.warning(r.name, w) end
     end
   end
   local ok, err = pcall(function()
+    -- NVTX ranges: the sweep's name, and inside it each point's label (ncu: "name/label/")
+    local _ <close> = profile.range(name)
     for i, point in ipairs(points) do
       out.point(i, #points, point)
-      local row, res = measure(point)
+      local row, res
+      do
+        local _ <close> = profile.range(label(point))
+        row, res = measure(point)
+      end
+      local first_row = #rows + 1
       if row ~= nil then
         if type(row) ~= "table" then
           error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)
@@ -132,14 +154,18 @@ function sweep.run(opts)
           rows[#rows + 1] = r
         end
       end
-      if res ~= nil then keep_results(point, res) end
+      if res ~= nil then keep_results(point, res, first_row, #rows - first_row + 1) end
     end
   end)
   out.finish()
+  local shown = {}
+  for i, c in ipairs(opts.columns or {}) do shown[i] = type(c) == "table" and c.key or c end
   local doc = {
     scenario = name,
     context = context,
     params = opts.params,
+    columns = #shown > 0 and shown or nil,
+    column_kinds = opts.column_kinds,
     rows = rows,
     results = #results > 0 and results or nil,
     complete = ok,

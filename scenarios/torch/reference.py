@@ -1,15 +1,21 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm|attention|ffn [--out FILE] [--sample-ms MS] [--warmup-ms MS]
+    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model [--out FILE] [--sample-ms MS] [--warmup-ms MS]
+                                         [--model 7b|13b|70b] [--seq N,...]   (layer only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
 samples fed to the GPU as sfbench's bench.run feeds them (see time_ms).
-Writes JSON rows like sfbench's results so the README generator can put them side by side.
+Writes JSON rows like sfbench's results, so that doc/tables.lua can put them beside ours: saved as
+torch_<what>-<stamp>.json in the folder of the sweep run in the same call (layer: torch_layer beside
+layer_sweep, e.g. `layer --sample-ms 25 --warmup-ms 500`, and `layer --model 70b --seq 4096` beside
+the 70B layer_sweep).
 """
 import argparse
+import inspect
 import json
 import math
 import statistics
+import sys
 import time
 
 import torch
@@ -178,18 +184,216 @@ def ffn_rows():
     return rows
 
 
+# Llama-2 shapes, as lua/sfbench/models.lua has them
+LLAMA2 = {
+    "7b": {"hidden": 4096, "heads": 32, "kv_heads": 32, "intermediate": 11008},
+    "13b": {"hidden": 5120, "heads": 40, "kv_heads": 40, "intermediate": 13824},
+    "70b": {"hidden": 8192, "heads": 64, "kv_heads": 8, "intermediate": 28672},
+}
+
+
+def layer_flops(shape, seq):
+    """sfbench.llama's llama.flops for B = 1: the projections, the FFN, causal attention (half)"""
+    d, h, hkv, inter = shape["hidden"], shape["heads"], shape["kv_heads"], shape["intermediate"]
+    hd = d // h
+    return 2 * seq * d * (h + 2 * hkv) * hd + 2 * seq * d * d + 3 * 2 * seq * d * inter + 4 * h * seq * seq * hd / 2
+
+
+def layer_rows(model, seqs):
+    """transformers' LlamaDecoderLayer with attn_implementation="sdpa", eager and torch.compile'd,
+    at layer_sweep's shapes: B = 1, fp16, random weights (std 0.02 as sfbench.llama's, the norm
+    weights about 1), causal (no mask: transformers' sdpa path then asks SDPA for is_causal). The
+    rotary cos/sin come from transformers' LlamaRotaryEmbedding, once per length and outside the
+    timed call, as LlamaModel computes them once for all of its layers; a transformers whose layer
+    takes no position_embeddings turns position_ids into cos/sin inside the layer instead."""
+    try:
+        import transformers
+        from transformers import LlamaConfig
+        from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
+    except ImportError as e:
+        sys.exit(f"reference.py layer: needs transformers' LlamaDecoderLayer ({e})")
+    shape = LLAMA2[model]
+    config = LlamaConfig(hidden_size=shape["hidden"], intermediate_size=shape["intermediate"],
+                         num_attention_heads=shape["heads"], num_key_value_heads=shape["kv_heads"],
+                         num_hidden_layers=1, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                         rope_theta=10000.0, attn_implementation="sdpa")
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        sys.exit(f"reference.py layer: transformers {transformers.__version__} did not take "
+                 f"attn_implementation=\"sdpa\" (its config says {getattr(config, '_attn_implementation', None)!r})")
+    with torch.device("cuda"):
+        layer = LlamaDecoderLayer(config, layer_idx=0)
+    layer = layer.to(torch.float16).eval()
+    with torch.no_grad():
+        for p in layer.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.02)
+            else:
+                p.normal_(1.0, 0.1)
+    takes_embeddings = "position_embeddings" in inspect.signature(layer.forward).parameters
+    rotary = None
+    if takes_embeddings:
+        try:
+            rotary = LlamaRotaryEmbedding(config=config).to("cuda")
+        except TypeError as e:
+            sys.exit(f"reference.py layer: transformers {transformers.__version__}'s LlamaRotaryEmbedding "
+                     f"does not take config= ({e})")
+    compiled = torch.compile(layer, dynamic=False)   # one graph a length, as a fixed-shape prefill
+    rows = []
+    with torch.no_grad():
+        for n in seqs:
+            x = torch.randn(1, n, shape["hidden"], device="cuda", dtype=torch.float16)
+            positions = torch.arange(n, device="cuda").unsqueeze(0)
+            kwargs = {"attention_mask": None, "position_ids": positions, "use_cache": False}
+            if rotary is not None:
+                kwargs["position_embeddings"] = rotary(x, positions)
+            for impl, module in (("transformers_sdpa", layer), ("transformers_compile", compiled)):
+                ms, feed = time_ms(lambda: module(x, **kwargs))
+                rows.append({"impl": impl, "model": model, "seq": n, "batch": 1, "dtype": "f16", "ms": ms,
+                             "tflops": layer_flops(shape, n) / ms / 1e9, "feed": feed,
+                             "transformers": transformers.__version__})
+    return rows
+
+
+def graph_ms(fn):
+    """time_ms of fn captured once in a CUDA graph (after warm-up calls on a side stream, as
+    capture needs): the GPU time without the host's launches"""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return time_ms(graph.replay)
+
+
+def decode_rows():
+    """SDPA of one new token over a KV cache (the shapes of decode_sweep: B, N, H/Hkv, D 128),
+    FlashAttention-2 and cuDNN backends, timed inside CUDA graphs; a graph cycles over enough
+    caches to be four times the L2, so that every call reads its K and V from DRAM"""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20)
+    rows = []
+    d = 128
+    for h, hkv in ((32, 32), (64, 8)):
+        for b in (1, 8, 32, 64):
+            for n in (1024, 4096, 16384):
+                nbytes = 2 * b * n * hkv * d * 2
+                sets = min(16, max(1, math.ceil(4 * l2 / nbytes)))
+                q = torch.randn(b, h, 1, d, device="cuda", dtype=torch.float16)
+                ks = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
+                vs = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
+                gqa = {"enable_gqa": True} if hkv != h else {}
+                for impl, backend in (("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                                      ("torch_sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    def fn(backend=backend):
+                        with sdpa_kernel(backend):
+                            for k, v in zip(ks, vs):
+                                F.scaled_dot_product_attention(q, k, v, **gqa)
+                    row = {"impl": impl, "heads": f"{h}/{hkv}", "batch": b, "seq": n, "mb": nbytes / 1e6}
+                    try:
+                        ms, feed = graph_ms(fn)
+                    except RuntimeError as e:          # a backend without this shape (GQA, say)
+                        row["error"] = str(e).splitlines()[0][:200]
+                        rows.append(row)
+                        continue
+                    us = ms / sets * 1e3
+                    rows.append(dict(row, us=us, tbs=nbytes / us / 1e6, sets=sets, feed=feed))
+                del ks, vs
+                torch.cuda.empty_cache()
+    return rows
+
+
+def model_rows():
+    """transformers' LlamaForCausalLM at Llama-2-7B's shape, random weights, fp16: the prefill of
+    one prompt up to the last token's logits (time to first token), the decode step eager over a
+    DynamicCache, and over a StaticCache under torch.compile(mode="reduce-overhead") (CUDA
+    graphs). Caches are filled with random K and V up to the context; every timed step writes the
+    same position (the eager DynamicCache is cropped back after each step), so the context stays
+    put, as in model_sweep."""
+    import inspect
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, StaticCache
+    layers, kv_heads, head_dim, vocab = 32, 32, 128, 32000
+    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
+                      num_key_value_heads=kv_heads, vocab_size=vocab, max_position_embeddings=16384 + 64,
+                      rms_norm_eps=1e-5)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM._from_config(cfg, torch_dtype=torch.float16).eval()
+    forward_args = inspect.signature(model.forward).parameters
+    keep = next(({k: 1} for k in ("logits_to_keep", "num_logits_to_keep") if k in forward_args), {})
+
+    def random_kv(b, n):
+        return [(torch.randn(b, kv_heads, n, head_dim, device="cuda", dtype=torch.float16),
+                 torch.randn(b, kv_heads, n, head_dim, device="cuda", dtype=torch.float16)) for _ in range(layers)]
+
+    rows = []
+    with torch.inference_mode():
+        for p in (512, 1024, 2048, 4096):
+            ids = torch.randint(0, vocab, (1, p), device="cuda")
+            ms, feed = time_ms(lambda: model(input_ids=ids, use_cache=False, **keep), warmup=3, iters=10)
+            rows.append({"impl": "transformers_eager", "phase": "prefill", "batch": 1, "tokens": p, "ms": ms,
+                         "tok_s": p / ms * 1e3, "feed": feed})
+        for b, n in ((1, 1024), (1, 4096), (8, 4096), (32, 1024)):
+            cache = DynamicCache()
+            for layer, (k, v) in enumerate(random_kv(b, n)):
+                cache.update(k, v, layer)
+            tok = torch.randint(0, vocab, (b, 1), device="cuda")
+
+            def step():
+                model(input_ids=tok, past_key_values=cache, use_cache=True)
+                cache.crop(n)
+            ms, feed = time_ms(step, warmup=3, iters=10)
+            rows.append({"impl": "transformers_eager", "phase": "decode", "batch": b, "tokens": n, "ms": ms,
+                         "tok_s": b / ms * 1e3, "feed": feed})
+            del cache
+            torch.cuda.empty_cache()
+        for b, n in ((1, 4096),):
+            try:
+                cache = StaticCache(config=cfg, max_batch_size=b, max_cache_len=n + 8, device="cuda",
+                                    dtype=torch.float16)
+            except TypeError:                      # newer transformers: sized by the first update
+                cache = StaticCache(config=cfg, max_cache_len=n + 8)
+            filled = torch.arange(n, device="cuda")
+            for layer, (k, v) in enumerate(random_kv(b, n)):
+                cache.update(k, v, layer, {"cache_position": filled})
+            tok = torch.randint(0, vocab, (b, 1), device="cuda")
+            pos = torch.tensor([n], device="cuda")
+            compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+            ms, feed = time_ms(lambda: compiled(input_ids=tok, past_key_values=cache, cache_position=pos,
+                                                use_cache=True), warmup=5, iters=20)
+            rows.append({"impl": "transformers_static_compiled", "phase": "decode", "batch": b, "tokens": n, "ms": ms,
+                         "tok_s": b / ms * 1e3, "feed": feed})
+    return rows
+
+
 def main():
     global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["gemm", "attention", "ffn"])
+    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model"])
     ap.add_argument("--out")
     ap.add_argument("--sample-ms", type=float, default=SAMPLE_MS,
                     help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
     ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
                     help="back-to-back calls before sampling (sfbench's warmup_ms)")
+    ap.add_argument("--model", choices=sorted(LLAMA2), default="7b", help="layer: the Llama-2 shape (layer_sweep's model)")
+    ap.add_argument("--seq", default="512,1024,2048,4096",
+                    help="layer: comma-separated sequence lengths (layer_sweep's seq)")
     args = ap.parse_args()
     SAMPLE_MS, WARMUP_MS = args.sample_ms, args.warmup_ms
-    rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows}[args.what]()
+    if args.what == "layer":
+        try:
+            seqs = [int(s) for s in args.seq.split(",")]
+        except ValueError:
+            ap.error(f"--seq: expected comma-separated integers, got {args.seq!r}")
+        if any(n < 1 for n in seqs):
+            ap.error(f"--seq: lengths must be positive, got {args.seq!r}")
+        rows = layer_rows(args.model, seqs)
+    else:
+        rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
+                "model": model_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
            "warmup_ms": WARMUP_MS, "rows": rows}
     for r in rows:

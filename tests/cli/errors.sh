@@ -112,6 +112,22 @@ run "$SFBENCH"
 expect_rc 2 "no script"
 expect_stderr_has "Usage: sfbench" "no script"
 
+# a script and -e: one of them runs, so both are a mistake (either order)
+run sfb "$SCRATCH/runtime.lua" -e 'print(1)'
+expect_rc 2 "a script and -e"
+expect_one_line_error "a script and -e"
+expect_stderr_has "runtime.lua" "a script and -e"
+expect_stderr_has "-e" "a script and -e"
+run sfb -e 'print(1)' "$SCRATCH/runtime.lua"
+expect_rc 2 "-e and a script"
+expect_one_line_error "-e and a script"
+expect_stderr_has "runtime.lua" "-e and a script"
+
+run sfb -e 'print(1)' -e 'print(2)'
+expect_rc 2 "-e twice"
+expect_one_line_error "-e twice"
+expect_stderr_has "print(2)" "-e twice"
+
 run sfb "$SCRATCH/runtime.lua" "$SCRATCH/syntax.lua"
 expect_rc 2 "two scripts"
 expect_one_line_error "two scripts"
@@ -126,31 +142,43 @@ expect_stderr_has "=5" "a parameter without a key"
 
 # a scenario that reads its parameters: an unknown key is named, in one line
 run sfb gemm_sweep bogus_key=1
-expect_rc_not 0 "unknown scenario key"
+expect_rc 2 "unknown scenario key"
 expect_stderr_has "bogus_key" "unknown scenario key"
 expect_one_line_error "unknown scenario key"
 
 # values of the wrong type
 run sfb gemm_sweep tokens=abc
-expect_rc_not 0 "bad list value"
+expect_rc 2 "bad list value"
 expect_stderr_has "abc" "bad list value"
 expect_stderr_has "tokens" "bad list value"
 expect_one_line_error "bad list value"
 
 run sfb gemm_sweep timeout=soon
-expect_rc_not 0 "bad number value"
+expect_rc 2 "bad number value"
 expect_stderr_has "timeout" "bad number value"
 expect_one_line_error "bad number value"
 
 run sfb gemm_sweep cold=maybe
-expect_rc_not 0 "bad boolean value"
+expect_rc 2 "bad boolean value"
 expect_stderr_has "cold" "bad boolean value"
 expect_one_line_error "bad boolean value"
 
 run sfb gemm_sweep model=8b
-expect_rc_not 0 "value not among the choices"
+expect_rc 2 "value not among the choices"
 expect_stderr_has "8b" "value not among the choices"
 expect_one_line_error "value not among the choices"
+
+# the steady-state and length parameters the sweeps check before they start (after the CPU
+# backend's one-line note, where a sweep prints one)
+for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms" \
+    "attention_sweep seq=100000:100000" "layer_sweep seq=100000:allow_long" "layer_sweep stages=bogus:bogus"; do
+    args=${case%%:*}
+    # shellcheck disable=SC2086  # two words: the scenario and its parameter
+    run sfb $args
+    expect_rc 2 "$args"
+    expect_empty "$OUT_FILE" "$args: stdout"
+    expect_stderr_has "${case##*:}" "$args"
+done
 
 # a script that reads no parameters
 run sfb -e 'local x = 1' foo=1

@@ -1,16 +1,19 @@
 #!/bin/sh
 # Every scenario in scenarios/ runs on the CPU backend with its defaults (the small CPU shapes),
-# exits 0 and writes one JSON result that parses and says it is complete. A scenario that
-# accepts `timeout` gets timeout=0.2 to keep the run short; the accepted parameters are read
-# from the scenario itself (its answer to an unknown key), so new scenarios need no edit here.
+# exits 0 and writes one JSON result that parses and says it is complete, and whose reported
+# times and rates follow from its samples (tests/cli/sweep_checks.lua); attention_sweep runs once
+# more with causal attention. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
+# short; the accepted parameters are read from the scenario itself (its answer to an unknown
+# key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
-found=0
-for script in "$SF_SRCDIR"/scenarios/*.lua; do
-    [ -f "$script" ] || continue
-    found=$((found + 1))
+# check_scenario SCRIPT [key=value ...]
+check_scenario() {
+    script=$1
+    shift
     name=$(basename "$script" .lua)
-    out=$SCRATCH/$name
+    label="$name${*:+ $*}"
+    out=$SCRATCH/$name$(echo "$*" | tr -c 'a-z0-9\n' '_')
 
     # which parameters does it accept? (params.get lists them when given an unknown one)
     "$SFBENCH" --device cpu --quiet --output "$SCRATCH/probe-$name" "$script" sfbench_probe_key=1 \
@@ -22,17 +25,17 @@ for script in "$SF_SRCDIR"/scenarios/*.lua; do
     esac
 
     # shellcheck disable=SC2086  # $overrides is empty or one word
-    run "$SFBENCH" --device cpu --output "$out" "$script" $overrides
-    expect_rc 0 "$name ${overrides:-(defaults)}"
-    expect_files "$out" "*.json" 1 "$name"
-    expect_no_tmp "$out" "$name"
+    run "$SFBENCH" --device cpu --output "$out" "$script" $overrides "$@"
+    expect_rc 0 "$label ${overrides:-(defaults)}"
+    expect_files "$out" "*.json" 1 "$label"
+    expect_no_tmp "$out" "$label"
     json=$(files_in "$out" "*.json" | head -n 1)
-    if [ -n "$json" ]; then
-        case $(basename "$json") in
-        "$name"-*.json) pass "$name: file named after the scenario" ;;
-        *) fail "$name: result file $(basename "$json")" ;;
-        esac
-        check_json "$json" "$name: JSON parses and is complete" "
+    [ -n "$json" ] || return 0
+    case $(basename "$json") in
+    "$name"-*.json) pass "$label: file named after the scenario" ;;
+    *) fail "$label: result file $(basename "$json")" ;;
+    esac
+    check_json "$json" "$label: JSON parses and is complete" "
 check(type(doc) == 'table', 'not an object')
 check(doc.scenario == '$name', 'scenario is ' .. tostring(doc.scenario))
 check(doc.complete == true, 'complete is ' .. tostring(doc.complete))
@@ -42,8 +45,24 @@ check(type(doc.context) == 'table' and type(doc.context.device) == 'table'
   and doc.context.device.backend == 'cpu', 'context.device.backend')
 check(type(doc.rows) == 'table' and #doc.rows >= 1, 'no rows')
 "
-    fi
+    check_json "$json" "$label: times are the samples' medians; rates follow the FLOP or byte formula" "
+dofile(os.getenv('SF_SRCDIR') .. '/tests/cli/sweep_checks.lua')(doc, check)
+"
+}
+
+wanted() {
+    [ -z "${SF_SCENARIOS:-}" ] && return 0
+    case " $SF_SCENARIOS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
+found=0
+for script in "$SF_SRCDIR"/scenarios/*.lua; do
+    [ -f "$script" ] || continue
+    found=$((found + 1))
+    wanted "$(basename "$script" .lua)" && check_scenario "$script"
 done
+if wanted attention_sweep; then check_scenario "$SF_SRCDIR/scenarios/attention_sweep.lua" causal=false,true; fi
 if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
 
 finish

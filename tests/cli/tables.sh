@@ -1,18 +1,49 @@
 #!/bin/sh
-# README.md's result tables are what doc/tables.lua makes of the committed results/ folders
-# (no hand edits, no stale figures): regenerate into a copy and compare.
+# The generated tables (README.md's headline, doc/results-*.md) are what doc/tables.lua makes of
+# the committed results/ folders (no hand edits, no stale figures): regenerate into a folder and
+# compare. Then, on a made-up results folder, that a PyTorch run beside a sweep joins its rows.
 : "${SFBENCH:?run through make check}"
 tmp="$SF_TEST_OUT/tables.$$"
 mkdir -p "$tmp"
-cp "$SF_SRCDIR/README.md" "$tmp/README.md"
-if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" readme="$tmp/README.md" root="$SF_SRCDIR" >/dev/null; then
+if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$SF_SRCDIR" out="$tmp" >/dev/null; then
     echo "FAIL: doc/tables.lua did not run"
     exit 1
 fi
-if ! cmp -s "$tmp/README.md" "$SF_SRCDIR/README.md"; then
-    echo "FAIL: README.md tables differ from the committed results (run: sfbench doc/tables.lua)"
-    diff "$SF_SRCDIR/README.md" "$tmp/README.md" | head -20
+for page in README.md doc/results-h200.md doc/results-h100.md; do
+    if ! cmp -s "$tmp/$(basename "$page")" "$SF_SRCDIR/$page"; then
+        echo "FAIL: $page tables differ from the committed results (run: sfbench doc/tables.lua)"
+        diff "$SF_SRCDIR/$page" "$tmp/$(basename "$page")" | head -20
+        exit 1
+    fi
+done
+
+# a layer_sweep and the torch_layer of the same call: the layer table gains transformers' and
+# torch.compile's columns, and the headline its layer lines
+fake="$tmp/root"
+mkdir -p "$fake/results/x"
+cat >"$fake/results/x/layer_sweep-20260101-000000.json" <<'JSON'
+{"scenario": "layer_sweep", "context": {"device": {"name": "Test GPU"}, "time": "2026-01-01T00:00:00Z",
+ "command_line": "sfbench layer_sweep seq=512,4096"},
+ "rows": [{"seq": 512, "impl": "baseline", "ms": 0.5}, {"seq": 512, "impl": "optimized", "ms": 0.4, "speedup": 1.25},
+          {"seq": 4096, "impl": "baseline", "ms": 7.0}, {"seq": 4096, "impl": "optimized", "ms": 3.0, "speedup": 2.33}]}
+JSON
+cat >"$fake/results/x/torch_layer-20260101-000000.json" <<'JSON'
+{"torch": "9.9", "rows": [{"impl": "transformers_sdpa", "seq": 512, "ms": 0.6}, {"impl": "transformers_compile", "seq": 512, "ms": 0.44},
+                          {"impl": "transformers_sdpa", "seq": 4096, "ms": 4.0}, {"impl": "transformers_compile", "seq": 4096, "ms": 3.3}]}
+JSON
+printf '# t\n<!-- headline results/x -->\n<!-- /headline -->\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
+if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
+    echo "FAIL: doc/tables.lua did not run on a made-up results folder"
     exit 1
 fi
+for want in '| 4096 | optimized | 3.000 |' '|           4.000 |            3.300 |           1.100 |' \
+    '| Llama-2-7B layer, N = 512  | optimized | 0.400 |' '| 0.440 |             1.100 |' \
+    'PyTorch 9.9: `results/x/torch_layer-20260101-000000.json`'; do
+    if ! grep -qF -- "$want" "$fake/page.md"; then
+        echo "FAIL: the generated page lacks: $want"
+        cat "$fake/page.md"
+        exit 1
+    fi
+done
 rm -rf "$tmp"
-echo "PASS: README tables match the committed results"
+echo "PASS: the tables match the committed results, and PyTorch runs join their sweeps"

@@ -1,6 +1,8 @@
 -- attention on the CUDA backend: what each impl accepts (impl-specific errors, raised before any
 -- launch) and the impls against the CPU reference on strided views of a packed QKV buffer (the
--- layout a fused QKV projection writes), which validate_attention does not cover. Fresh random
+-- layout a fused QKV projection writes), which validate_attention does not cover; the default
+-- scale (1/sqrt(D)) on every impl, and rows with no visible key (causal, more queries than keys:
+-- output exactly 0, lse -inf) on every impl. Fresh random
 -- inputs (the seed is printed; SF_TEST_SEED=N replays it), outputs poisoned with NaN.
 -- Run with --device cuda.
 -- luacheck: allow defined top
@@ -67,6 +69,62 @@ function TestAttentionImpls.test_packed_qkv()
   packed_case(2, 300, 8, 2, 128, "f16", false)
   packed_case(1, 257, 4, 4, 128, "bf16", true)
   packed_case(2, 129, 4, 2, 64, "bf16", true)
+end
+
+-- no scale given: each impl uses 1/sqrt(D), as the CPU reference given that scale explicitly
+function TestAttentionImpls.test_default_scale()
+  for _, D in ipairs({ 64, 128 }) do
+    local q = sf.randn({ 1, 200, 4, D }, "f16", { seed = seed + D })
+    local k = sf.randn({ 1, 200, 2, D }, "f16", { seed = seed + D + 1 })
+    local v = sf.randn({ 1, 200, 2, D }, "f16", { seed = seed + D + 2 })
+    local ref = sf.tensor({ 1, 200, 4, D }, "f64", { device = "cpu" })
+    local ref_lse = sf.tensor({ 1, 4, 200 }, "f32", { device = "cpu" })
+    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+      lse = ref_lse, scale = 1 / math.sqrt(D) }
+    for _, impl in ipairs(IMPLS) do
+      if impl ~= "hopper" or D == 128 then
+        local out = validate.poison(sf.tensor({ 1, 200, 4, D }, "f16"))
+        local lse = impl ~= "naive" and validate.poison(sf.tensor({ 1, 4, 200 }, "f32")) or nil
+        sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, impl = impl }
+        local r = validate.check(out, ref)
+        lu.assertTrue(r.ok, ("%s D%d default scale: %s"):format(impl, D, validate.describe(r)))
+        if lse then lu.assertTrue(validate.check_lse(lse, ref_lse, "f16").ok, impl .. " lse, default scale") end
+      end
+    end
+  end
+end
+
+-- causal, Nq > Nk (bottom-right aligned): the first Nq - Nk query rows see no key
+function TestAttentionImpls.test_rows_with_no_visible_key()
+  local Nq, Nk, H, D = 150, 70, 4, 128
+  for _, dtype in ipairs({ "f16", "bf16" }) do
+    local q = sf.randn({ 1, Nq, H, D }, dtype, { seed = seed + 5 })
+    local k = sf.randn({ 1, Nk, 2, D }, dtype, { seed = seed + 6 })
+    local v = sf.randn({ 1, Nk, 2, D }, dtype, { seed = seed + 7 })
+    local ref = sf.tensor({ 1, Nq, H, D }, "f64", { device = "cpu" })
+    local ref_lse = sf.tensor({ 1, H, Nq }, "f32", { device = "cpu" })
+    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+      lse = ref_lse, causal = true }
+    local zeros = sf.zeros({ 1, Nq - Nk, H, D }, "f64", { device = "cpu" })
+    for _, impl in ipairs(IMPLS) do
+      local out = validate.poison(sf.tensor({ 1, Nq, H, D }, dtype))
+      local lse = impl ~= "naive" and validate.poison(sf.tensor({ 1, H, Nq }, "f32")) or nil
+      sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = true, impl = impl }
+      local what = ("%s %s Nq%d Nk%d causal"):format(impl, dtype, Nq, Nk)
+      local r = validate.check(out, ref)
+      lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+      local empty = sf.compare(out:slice(2, 1, Nq - Nk), zeros)
+      lu.assertEquals(empty.nan + empty.inf, 0, what .. ": rows with no key")
+      lu.assertEquals(empty.max_abs, 0, what .. ": rows with no key are exactly 0")
+      if lse then
+        local l = validate.check_lse(lse, ref_lse, dtype)
+        lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched, l.max_abs))
+        for h = 1, H do
+          for i = 1, Nq - Nk do lu.assertEquals(lse:get(1, h, i), -math.huge, what .. " lse") end
+        end
+      end
+    end
+  end
 end
 
 os.exit(lu.LuaUnit.run())

@@ -1,7 +1,7 @@
 -- The gemm op on the CUDA backend (cuBLASLt, and our Hopper GEMM through impl) against the CPU
 -- reference in f64: dtypes, transposes, batches (with a broadcast operand), alpha/beta, bias and epilogues, leading
 -- dimensions wider than the matrix, outputs poisoned with NaN before each call. Bounds are
--- GUIDE.md §5's relative L2 errors (f32 with tf32 = false). Run with --device cuda.
+-- validate.bounds' relative L2 errors (f32 with tf32 = false). Run with --device cuda.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
@@ -111,6 +111,63 @@ function TestGemm.test_hopper_impl()
   contains(hopper_error({ a = x, b = y, c = z }), "impl 'hopper' takes f16 or bf16")
   -- fastest falls back to cuBLASLt where hopper does not apply
   check_gemm({ a = a4, b = b4, c = c4, transb = true, impl = "fastest" }, "fastest, n = 96")
+end
+
+-- impl gemv (our split-K GEMV for m <= 64): every row-count class (1, 2 and 4 mma column tiles
+-- and 8), a ragged last tile of w rows, k with a partial last step, odd k and strides (the
+-- element-by-element path), forced and automatic splits, alpha/beta/bias/epilogues, the residual
+-- added in place, a result that does not depend on the splits' timing, and fastest's pick
+function TestGemm.test_gemv_impl()
+  for _, dt in ipairs({ "f16", "bf16" }) do
+    for _, m in ipairs({ 1, 5, 8, 9, 16, 23, 32, 33, 64 }) do
+      for _, splits in ipairs({ 0, 1, 3 }) do
+        local a, b, c = operands(dt, m, 200, 1000, false, true)
+        check_gemm({ a = a, b = b, c = c, transb = true, impl = "gemv", splits = splits },
+          ("%s gemv m=%d n=200 k=1000 splits=%d"):format(dt, m, splits))
+      end
+      local a, b, c = operands(dt, m, 77, 333, false, true)
+      check_gemm({ a = a, b = b, c = c, transb = true, impl = "gemv", splits = 2 }, ("%s gemv m=%d odd k"):format(dt, m))
+    end
+    -- strided rows: a view of every other column block (lda 2k), and an lda that breaks 16-byte rows
+    local wide, w = randn({ 7, 2 * 512 }, dt), randn({ 96, 512 }, dt)
+    check_gemm({ a = wide:slice(2, 1, 512), b = w, c = sf.tensor({ 7, 96 }, dt), transb = true, impl = "gemv" },
+      dt .. " gemv strided a")
+    local odd = randn({ 7, 515 }, dt)
+    check_gemm({ a = odd:slice(2, 2, 512), b = w, c = sf.tensor({ 7, 96 }, dt), transb = true, impl = "gemv", splits = 2 },
+      dt .. " gemv unaligned a")
+    local a, b = operands(dt, 12, 130, 768, false, true)
+    for _, epi in ipairs({ "none", "relu", "gelu" }) do
+      check_gemm({ a = a, b = b, c = randn({ 12, 130 }, dt), transb = true, alpha = 0.5, beta = -1.5,
+        bias = randn({ 130 }, dt), epilogue = epi, impl = "gemv", splits = 4 }, dt .. " gemv alpha/beta/bias " .. epi)
+    end
+    -- the residual in place: c read and written by the same call
+    check_gemm({ a = a, b = b, c = randn({ 12, 130 }, dt), transb = true, beta = 1, impl = "gemv", splits = 3 },
+      dt .. " gemv beta 1 in place")
+    -- splits added in split order: two calls give the same bits
+    local x, y = operands(dt, 4, 64, 4096, false, true)
+    local c1, c2 = sf.tensor({ 4, 64 }, dt), sf.tensor({ 4, 64 }, dt):fill(0 / 0)
+    local ran, n = sf.ops.gemm { a = x, b = y, c = c1, transb = true, impl = "gemv", splits = 16 }
+    lu.assertEquals({ ran, n }, { "gemv", 16 })
+    sf.ops.gemm { a = x, b = y, c = c2, transb = true, impl = "gemv", splits = 16 }
+    lu.assertEquals(sf.compare(c2, c1).rel_l2, 0, dt .. " gemv deterministic")
+    -- fastest at m <= 64: gemv or the GEMMs, and right either way
+    local f1, f2 = operands(dt, 3, 1024, 2048, false, true)
+    local fc = sf.tensor({ 3, 1024 }, dt)
+    check_gemm({ a = f1, b = f2, c = fc, transb = true, impl = "fastest" }, dt .. " fastest m=3")
+    ran = sf.ops.gemm { a = f1, b = f2, c = fc, transb = true, impl = "fastest" }
+    lu.assertTrue(ran == "gemv" or ran == "cublaslt" or ran == "hopper", tostring(ran))
+  end
+  local a, b, c = operands("f16", 65, 64, 64, false, true)
+  local function gemv_error(over)
+    return error_of(sf.ops.gemm, override({ a = a, b = b, c = c, transb = true, impl = "gemv" }, over))
+  end
+  contains(gemv_error({}), "gemm:", "impl 'gemv' takes 1 to 64 rows of x")
+  local a1, b1, c1 = operands("f16", 8, 64, 64, false, false)
+  contains(gemv_error({ a = a1, b = b1, c = c1, transb = false }), "impl 'gemv' takes a [m, k] and b [n, k]")
+  local x, y, z = operands("f32", 8, 64, 64, false, true)
+  contains(gemv_error({ a = x, b = y, c = z }), "impl 'gemv' takes f16 or bf16")
+  local x3, y3, z3 = operands("f16", 8, 64, 64, false, true, 2)
+  contains(gemv_error({ a = x3, b = y3, c = z3 }), "impl 'gemv' takes 2-D a, b and c")
 end
 
 function TestGemm.test_dtypes_and_transposes()

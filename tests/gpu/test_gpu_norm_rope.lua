@@ -2,7 +2,7 @@
 -- random inputs (the seed is printed; SF_TEST_SEED=N replays it), outputs poisoned with NaN,
 -- odd token counts (1, 17, 1000, 4097), row lengths that take each kernel path (16-byte vectors
 -- at 1, 2 or 4 per thread, scalar), strided and misaligned views. Two references each:
---  - f64 on the CPU: the bound is GUIDE.md §5's relative L2 (f16 2e-3, bf16 1.6e-2);
+--  - f64 on the CPU: the bound is validate.bounds' relative L2 (f16 2e-3, bf16 1.6e-2);
 --  - the same dtype on the CPU (the op's exact definition, double math rounded once): the GPU's
 --    fp32 math may differ from it only by rare one-ulp roundings, so the bound is 16× tighter.
 --    It catches semantic slips (say, normalising the unrounded residual sum) that hide under
@@ -12,7 +12,7 @@
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
-local error_of, contains = testlib.error_of, testlib.contains
+local error_of, contains, assert_same = testlib.error_of, testlib.contains, testlib.assert_same
 local validate = require "sfbench.validate"
 
 local CPU = { device = "cpu" }
@@ -48,12 +48,6 @@ local function check(got, ref64, ref_same, what)
     lu.assertTrue(rs.rel_l2 <= bound, ("%s [seed %d]: against the %s CPU reference rel_l2 %.3g (bound %.3g), max_abs %.3g")
       :format(what, seed, dt, rs.rel_l2, bound, rs.max_abs))
   end
-end
-
-local function assert_same(a, b, what)
-  local r = sf.compare(a, b)
-  lu.assertEquals(r.nan + r.inf, 0, what)
-  lu.assertEquals(r.max_abs, 0, what)
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ fi
 out="$SF_TEST_OUT/gpu-validate"
 mkdir -p "$out"
 status=0
-for s in test_setup validate_attention validate_ffn validate_layer; do
+for s in test_setup validate_attention validate_decode validate_gemv validate_ffn validate_layer; do
     if "$SFBENCH" --device cuda --quiet --output "$out" "$SF_SRCDIR/scenarios/$s.lua"; then
         echo "PASS: $s"
     else

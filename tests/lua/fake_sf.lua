@@ -22,6 +22,10 @@ if not package.loaded.sfbench and not package.preload.sfbench then
       flush_l2 = function() end,
       isatty = function() return false end,
       interrupted = function() return false end,
+      nvtx_push = function() end,
+      nvtx_pop = function() end,
+      profiler_start = function() end,
+      profiler_stop = function() end,
     }
   end
 end

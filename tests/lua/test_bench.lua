@@ -218,10 +218,12 @@ function TestBench:test_steady()
     { iters = 30, timeout = 1, sample_time = 0.0002, warmup_time = 0 })
   local ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 0, warmup_ms = 500 })
   lu.assertFalse(ok)
-  lu.assertEquals(err, "sample_ms must be a positive number of ms, got 0")
+  lu.assertEquals(tostring(err), "sample_ms must be a positive number of ms, got 0")
+  lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
   ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 25, warmup_ms = -1 })
   lu.assertFalse(ok)
-  lu.assertEquals(err, "warmup_ms must be a number of ms >= 0, got -1")
+  lu.assertEquals(tostring(err), "warmup_ms must be a number of ms >= 0, got -1")
+  lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
 end
 
 -- bench.steady_defaults: the sweeps' one set of steady-state defaults, per backend, under the
@@ -249,6 +251,96 @@ function TestBench:test_base_options()
   lu.assertEquals(#r.samples, 2, "the first table wins")
   lu.assertErrorMsgContains("bench.run: unknown option 'sample_ms'", bench.run, { fn = k.fn }, { sample_ms = 25 })
   lu.assertErrorMsgContains("bench.run: expected a table", bench.run, { fn = k.fn }, 25)
+end
+
+-- Graph mode against a stand-in for sf.graph on the simulated clock: a capture calls fn `calls`
+-- times (counted apart, taking no time), a replay takes calls × graph_ms. The device claims to be
+-- a GPU.
+function TestBench:graphs(graph_ms)
+  local g = { captures = {}, calls_before = {}, replays = 0, capturing = false }
+  local k = { calls = 0, captured = 0 }
+  k.fn = function()
+    if g.capturing then
+      k.captured = k.captured + 1
+    else
+      k.calls = k.calls + 1
+      self.clock.advance(1 / 64)
+    end
+  end
+  local restore = support.patch({
+    device = function() return { backend = "cuda" } end,
+    graph = function(fn, calls)
+      g.calls_before[#g.calls_before + 1] = k.calls
+      g.capturing = true
+      for _ = 1, calls do fn() end
+      g.capturing = false
+      g.captures[#g.captures + 1] = calls
+      return { launch = function()
+        g.replays = g.replays + 1
+        self.clock.advance(calls * graph_ms)
+      end }
+    end,
+  })
+  local restore_self = self.restore
+  self.restore = function() restore(); restore_self() end
+  return g, k
+end
+
+function TestBench:test_graph_fixed_batch()
+  local g, k = self:graphs(1 / 512)
+  local r = bench.run({ fn = k.fn, graph = true, batch = 8, iters = 5, warmup = 1, warmup_time = 0 })
+  lu.assertEquals(g.captures, { 8 })
+  lu.assertEquals(k.captured, 8)
+  lu.assertEquals(g.calls_before, { 2 }, "the warm-up call and one more, both before the capture")
+  lu.assertEquals(k.calls, 2, "no eager call after the capture: samples are replays")
+  lu.assertEquals(g.replays, 2 + 1 + 5, "upload and timing replays, the probe, the samples")
+  lu.assertTrue(r.graph)
+  lu.assertEquals(r.batch, 8)
+  lu.assertEquals(r.samples, { 1 / 512, 1 / 512, 1 / 512, 1 / 512, 1 / 512 }, "a replay's time over its calls")
+end
+
+-- the stream-launched batch (0.2 ms / (1/64 ms) → 13 calls) replays in under half a sample: the
+-- graph is captured again, long enough for sample_time
+function TestBench:test_graph_auto_batch_recaptures()
+  local g, k = self:graphs(1 / 1024)
+  local r = bench.run({ fn = k.fn, graph = true, iters = 3, warmup = 1, warmup_time = 0 })
+  lu.assertEquals(#g.captures, 2)
+  lu.assertEquals(g.captures[1], 13)
+  lu.assertTrue(g.captures[2] >= 204 and g.captures[2] <= 205, "second capture of " .. g.captures[2] .. " calls")
+  lu.assertEquals(r.batch, g.captures[2])
+  for _, x in ipairs(r.samples) do lu.assertAlmostEquals(x, 1 / 1024, 1e-12) end
+end
+
+function TestBench:test_graph_calls_capped()
+  local g, k = self:graphs(2 ^ -30)
+  local r = bench.run({ fn = k.fn, graph = true, iters = 1, warmup = 1, warmup_time = 0 })
+  lu.assertEquals(g.captures, { 13, 4096 })
+  lu.assertEquals(r.batch, 4096)
+end
+
+function TestBench:test_graph_cold_captures_one_call()
+  local g, k = self:graphs(1 / 512)
+  local r = bench.run({ fn = k.fn, graph = true, cold = true, iters = 2, warmup = 1, warmup_time = 0 })
+  lu.assertEquals(g.captures, { 1 })
+  lu.assertEquals(self.clock.flushes, 2 + 1, "the probe and each sample flush L2 before their replay")
+  lu.assertEquals(r.batch, 1)
+end
+
+-- even with no warm-up, an op's first call runs before the capture (it may autotune)
+function TestBench:test_graph_first_call_outside_capture()
+  local g, k = self:graphs(1 / 512)
+  bench.run({ fn = k.fn, graph = true, warmup = 0, batch = 4, iters = 1 })
+  lu.assertEquals(g.calls_before, { 1 })
+end
+
+function TestBench:test_graph_needs_cuda()
+  local calls = 0
+  local fn = function() calls = calls + 1 end
+  local ok, err = pcall(bench.run, { fn = fn, graph = true, iters = 1 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "bench.run: 'graph' times CUDA graph replays: it needs the CUDA backend, not the cpu backend")
+  lu.assertEquals(calls, 0, "refused before the warm-up")
+  lu.assertErrorMsgContains("bench.run: 'graph' must be a boolean", bench.run, { fn = fn, graph = "yes" })
 end
 
 os.exit(lu.LuaUnit.run())

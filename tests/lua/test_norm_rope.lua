@@ -91,7 +91,7 @@ function TestRegistry.test_ops_listed()
   local want = {
     rmsnorm = { "x", "weight", "out", "eps", "stream" },
     add_rmsnorm = { "x", "residual", "weight", "out", "eps", "stream" },
-    rope = { "x", "pos_offset", "theta", "stream" },
+    rope = { "x", "pos_offset", "theta", "positions", "stream" },
     linear_rope = { "x", "w", "out", "rope_heads", "pos_offset", "theta", "impl", "stream" },
     add = { "a", "b", "out", "stream" },
   }

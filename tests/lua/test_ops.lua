@@ -95,9 +95,21 @@ end
 
 function TestRegistry.test_op_by_name()
   local c = poisoned({ 2, 2 })
-  local n = select("#", sf.op("gemm", { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c }))
-  lu.assertEquals(n, 0, "gemm returns nothing")
+  local ran, splits = sf.op("gemm", { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 3, 2 }), c = c })
+  lu.assertEquals({ ran, splits }, { "reference", 1 }, "gemm returns what ran and its k splits")
   lu.assertEquals(c:totable(), AB)
+  -- splits belong to impl gemv (the CPU runs the reference for every impl)
+  local function args(over)
+    local t = { a = sf.from_table(A, { 2, 3 }), b = sf.from_table(B, { 2, 3 }), c = poisoned({ 2, 2 }), transb = true }
+    for k, v in pairs(over) do t[k] = v end
+    return t
+  end
+  contains(error_of(sf.ops.gemm, args { splits = 2 }), "gemm:", "'splits' is for impl 'gemv'")
+  contains(error_of(sf.ops.gemm, args { splits = -1, impl = "gemv" }), "'splits' is -1: 0 (automatic) to 64")
+  contains(error_of(sf.ops.gemm, args { splits = 65, impl = "gemv" }), "'splits' is 65")
+  local g = args { impl = "gemv", splits = 3 }
+  sf.ops.gemm(g)
+  lu.assertEquals(g.c:totable(), { 50, 68, 122, 167 }, "a·bᵀ")
   contains(error_of(sf.op, "nope", {}), "unknown op 'nope'", "gemm")
   contains(error_of(sf.op, "gemm", { a = 1 }), "gemm:", "'a'", "tensor")
 end
@@ -459,6 +471,32 @@ end
 
 -- ---------------------------------------------------------------------------------------------
 
+TestEmbedding = {}
+
+function TestEmbedding.test_lookup_and_errors()
+  local table_ = sf.from_table({ 1, 2, 3, 4, 5, 6, 7, 8 }, { 4, 2 }, "f32")
+  local out = poisoned({ 3, 2 })
+  sf.ops.embedding { table = table_, tokens = sf.from_table({ 3, 0, 3 }, { 3 }, "i32"), out = out }
+  lu.assertEquals(out:totable(), { 7, 8, 1, 2, 7, 8 })
+  -- rows of a wider buffer, any float dtype
+  local wide = sf.tensor({ 2, 5 }, "f64"):fill(-1)
+  sf.ops.embedding { table = table_:to("f64"), tokens = sf.from_table({ 1, 2 }, { 2 }, "i32"), out = wide:slice(2, 2, 2) }
+  lu.assertEquals(wide:totable(), { -1, 3, 4, -1, -1, -1, 5, 6, -1, -1 })
+  -- a bad token is refused before anything is written
+  local keep = poisoned({ 2, 2 })
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1, 4 }, { 2 }, "i32"), out = keep }),
+    "embedding:", "tokens[2] is 4, outside the table's 4 rows")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ -1, 0 }, { 2 }, "i32"), out = keep }),
+    "tokens[1] is -1")
+  for _, v in ipairs(keep:totable()) do lu.assertTrue(v ~= v, "out was written") end
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "f32"), out = keep }),
+    "'tokens' has dtype f32")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "i32"), out = keep }),
+    "'out' has shape [2, 2] (expected [1, 2])")
+  contains(error_of(sf.ops.embedding, { table = table_, tokens = sf.from_table({ 1 }, { 1 }, "i32"),
+    out = sf.tensor({ 1, 2 }, "f16") }), "'out' has dtype f16 (expected f32)")
+end
+
 TestCompare = {}
 
 function TestCompare.test_metrics()
@@ -594,6 +632,24 @@ function TestCpuBackend.test_streams()
   lu.assertEquals(c:totable(), AB)
   lu.assertEquals(sf.compare(c, c, s).rel_l2, 0)
   contains(error_of(e0.record, e0, 5), "sfbench.stream expected")
+end
+
+-- the profiler hooks do nothing on the CPU backend
+function TestCpuBackend.test_profiler_hooks()
+  for _, call in ipairs({ function() return sf.nvtx_push("range") end, sf.nvtx_pop, sf.profiler_start, sf.profiler_stop }) do
+    lu.assertEquals(select("#", call()), 0)
+  end
+  contains(error_of(sf.nvtx_push), "string expected")
+  lu.assertEquals(sf.profile, false, "no --profile")
+end
+
+-- CUDA graphs are refused on the CPU backend, before fn is called
+function TestCpuBackend.test_graph_needs_cuda()
+  local calls = 0
+  local err = error_of(sf.graph, function() calls = calls + 1 end, 2)
+  contains(err, "graph: CUDA graphs need the CUDA backend (running on cpu)")
+  lu.assertEquals(calls, 0)
+  contains(error_of(sf.graph, "not a function", 2), "function expected")
 end
 
 function TestCpuBackend.test_flush_l2()

@@ -59,6 +59,112 @@ function TestTable.test_no_rows()
   lu.assertEquals(report.table({}, { "x" }), "| x   |\n| --- |")
 end
 
+-- A CSV reader for the round trip: RFC 4180 quoting; a field reads back as a number where it
+-- is one, as a boolean where it is true or false, as nothing where it is empty.
+local function read_csv(text)
+  local records, record, field, i, quoted = {}, {}, {}, 1, false
+  local function value(s)
+    if s == "" then return nil end
+    if s == "true" or s == "false" then return s == "true" end
+    return tonumber(s) or s
+  end
+  local function end_field()
+    record[#record + 1] = table.concat(field)
+    field = {}
+  end
+  while i <= #text do
+    local ch = text:sub(i, i)
+    if quoted then
+      if ch == '"' and text:sub(i + 1, i + 1) == '"' then
+        field[#field + 1] = '"'
+        i = i + 1
+      elseif ch == '"' then
+        quoted = false
+      else
+        field[#field + 1] = ch
+      end
+    elseif ch == '"' then
+      quoted = true
+    elseif ch == "," then
+      end_field()
+    elseif ch == "\n" then
+      end_field()
+      records[#records + 1] = record
+      record = {}
+    else
+      field[#field + 1] = ch
+    end
+    i = i + 1
+  end
+  if #field > 0 or #record > 0 then
+    end_field()
+    records[#records + 1] = record
+  end
+  local header, rows = records[1], {}
+  for r = 2, #records do
+    local row = {}
+    for j, k in ipairs(header) do row[k] = value(records[r][j]) end
+    rows[r - 1] = row
+  end
+  return rows, header
+end
+
+TestFormats = {}
+
+function TestFormats.test_order()
+  local rows = { { b = 1, a = 2, z = 3 }, { y = 1, a = 1 } }
+  lu.assertEquals(report.order({ "z", { key = "b" } }, rows), { "z", "b", "a", "y" })
+  lu.assertEquals(report.order(nil, rows), { "a", "b", "y", "z" })
+end
+
+function TestFormats.test_csv_fields()
+  local rows = { { s = "plain", n = 3, f = 0.1 + 0.2, w = 512.0, b = true },
+    { s = 'a, "quoted"\nline', f = 0 / 0, t = { 1, 2 } }, { s = " edge" } }
+  lu.assertEquals(report.csv(rows, { "s", "n", "f", "w", "b", "t" }), table.concat({
+    "s,n,f,w,b,t",
+    "plain,3,0.3,512,true,",
+    '"a, ""quoted""\nline",,nan,,,"[1,2]"',
+    '" edge",,,,,',
+  }, "\n"))
+end
+
+function TestFormats.test_csv_round_trips_the_rows()
+  local dir = support.tmpdir()
+  local restore = support.patch({ output_dir = dir })
+  -- rows as a sweep makes them, saved and read back as a tool reads them
+  local path = report.save("trip", { rows = {
+    { impl = "flash, v2", seq = 4096, causal = false, ms = 0.16338440325621234, tflops = 565.18122307671,
+      stop = "converged" },
+    { impl = 'say "fast"', seq = 512, causal = true, ms = 1e-7, speedup = 12.5, stop = "iters" },
+  } })
+  restore()
+  local doc = cjson.decode(read(path))
+  support.rmtree(dir)
+  local back, header = read_csv(report.format(doc.rows, nil, "csv"))
+  lu.assertEquals(header, { "causal", "impl", "ms", "seq", "speedup", "stop", "tflops" })
+  lu.assertEquals(back, doc.rows)
+end
+
+function TestFormats.test_json_and_md()
+  local rows = { { a = 1, b = "x" } }
+  lu.assertEquals(cjson.decode(report.format(rows, nil, "json")), rows)
+  lu.assertEquals(report.format({}, nil, "json"), "[]")
+  lu.assertEquals(report.format(rows, { "b" }, "md"), report.table(rows, { "b" }))
+  lu.assertErrorMsgContains("report.format: unknown format 'xml'", report.format, rows, nil, "xml")
+end
+
+function TestFormats.test_print_follows_the_format_flag()
+  local out = support.capture()
+  local restore_io = support.patch({ stdout = out }, io)
+  local restore = support.patch({ quiet = false, format = "csv" })
+  report.print({ { ms = 1.5, impl = "a" } }, { "impl" })
+  support.sf.format = "json"
+  report.print({ { ms = 1.5 } })
+  restore()
+  restore_io()
+  lu.assertEquals(out.text, 'impl,ms\na,1.5\n[{"ms":1.5}]\n')
+end
+
 TestSave = {}
 
 function TestSave:setUp()
@@ -183,6 +289,8 @@ function TestSweep:test_measure_returns_several_rows()
   local doc = cjson.decode(read(r.path))
   lu.assertEquals(#doc.results, 4)
   lu.assertEquals(doc.results[4].point, { seq = 2 })
+  -- as many results as rows: each result names its row
+  for i, res in ipairs(doc.results) do lu.assertEquals(res.row, i) end
   local ok, err = pcall(sweep.run, { points = { { seq = 1 } }, measure = function() return { { seq = 1 }, 7 } end })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "measure returned a list holding a number")
@@ -227,6 +335,30 @@ function TestSweep:test_error_saves_partial_results()
   lu.assertEquals(doc.error, "kernel failed")
   lu.assertEquals(doc.rows, { { seq = 1 } })
   lu.assertEquals(self.stdout.text, "")
+end
+
+function TestSweep:test_columns_and_row_links_saved()
+  local r = sweep.run({
+    points = { { seq = 1 }, { seq = 2 } },
+    columns = { "seq", { key = "ms", fmt = "%.1f" } },
+    column_kinds = { batch = "measurement" },
+    measure = function(p)
+      if p.seq == 1 then return { seq = 1, ms = 1, batch = 3 }, { samples = { 1 } } end
+      -- two rows, one result: which row it belongs to is not said
+      return { { seq = 2, ms = 2 }, { seq = 2, ms = 3 } }, { samples = { 2 } }
+    end,
+  })
+  local doc = cjson.decode(read(r.path))
+  lu.assertEquals(doc.columns, { "seq", "ms" })
+  lu.assertEquals(doc.column_kinds, { batch = "measurement" })
+  lu.assertEquals(doc.results[1].row, 1)
+  lu.assertNil(doc.results[2].row)
+  local ok, err = pcall(sweep.run, { points = {}, measure = function() end, column_kinds = { a = "axis" } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "sweep.run: 'column_kinds' must map column names")
+  ok, err = pcall(sweep.run, { points = {}, measure = function() end, column_kinds = "a" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "sweep.run: 'column_kinds' must map column names")
 end
 
 function TestSweep:test_tty_bar_and_quiet()

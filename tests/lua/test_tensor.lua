@@ -423,6 +423,14 @@ function TestViews.test_slice_errors()
   contains(error_of(t.slice, t, 2, 0, 1), "outside 1..4 of dimension 2")
   contains(error_of(t.slice, t, 2, 5), "outside 1..4")
   contains(error_of(t.slice, t, 1, 1, 0), "outside")
+  -- extreme starts and lengths: a range check, not an overflow
+  contains(error_of(t.slice, t, 1, 2, math.maxinteger), "outside 1..3 of dimension 1")
+  contains(error_of(t.slice, t, 1, math.maxinteger, 1), "outside 1..3 of dimension 1")
+  contains(error_of(t.slice, t, 1, math.mininteger), "outside 1..3 of dimension 1")
+  contains(error_of(t.slice, t, 2, math.mininteger, math.maxinteger), "outside 1..4 of dimension 2")
+  -- shapes whose element count overflows
+  contains(error_of(t.view, t, { 2 ^ 40, 2 ^ 40 }), "overflows 64 bits")
+  contains(error_of(sf.from_table, { 1 }, { 2 ^ 40, 2 ^ 40 }), "overflows 64 bits")
   contains(error_of(t.slice, t, 3, 1, 1), "dimension out of range")
   contains(error_of(t.slice, t, 0, 1, 1), "dimension out of range")
 end

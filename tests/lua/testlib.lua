@@ -29,9 +29,24 @@ function testlib.override(t, over)
   return t
 end
 
+-- Fails unless tensors a and b hold the same values, bit for bit (no NaN or Inf either)
+function testlib.assert_same(a, b, what)
+  local r = require("sfbench").compare(a, b)
+  lu.assertEquals(r.nan + r.inf, 0, what)
+  lu.assertEquals(r.max_abs, 0, what)
+end
+
 -- x rounded to the nearest f32
 function testlib.f32(x)
   return (string.unpack("f", string.pack("f", x)))
+end
+
+-- n token ids in 0..vocab-1 from seed (a model's prompt)
+function testlib.token_ids(n, vocab, seed)
+  local u = require("sfbench").rand({ n }, "f64", { seed = seed, device = "cpu" }):totable()
+  local t = {}
+  for i = 1, n do t[i] = math.floor(u[i] * vocab) end
+  return t
 end
 
 return testlib

@@ -1,0 +1,513 @@
+/* Decode attention (flash-decoding): Nq <= 8 query tokens per sequence against a KV cache with
+ * per-sequence lengths, contiguous or paged. Bound by reading K and V, so the design is about
+ * bytes in flight and reading every K/V row once:
+ *  - One CTA (4 warps) serves one (sequence, kv head, split) and up to 8 query rows of that kv
+ *    head (its G = H/Hkv query heads times Nq tokens), so GQA/MQA read K and V once per kv head;
+ *    more rows take more row blocks of the same (sequence, kv head, split), launched next to one
+ *    another so that the second read comes from L2.
+ *  - A key row is D/8 lanes, each with a 16-byte vector of K and of V; a warp streams 32/(D/8)
+ *    keys per load, and every thread has U such pairs in flight before it computes (U = 8, 8, 4,
+ *    2 for 1, 2, 4, 8 rows: what the registers allow). Paged caches look the page of each key
+ *    up in the block table one step ahead, so the table read never delays the K/V loads.
+ *  - Dot products are fp32 FMAs over the thread's 8 elements, summed over the key's lanes by
+ *    shuffles; each lane group keeps its own online softmax (m, l, o) over the keys it saw, and
+ *    the groups of the CTA are merged through shared memory at the end.
+ *  - The KV length of every sequence is cut into `splits` chunks of whole steps; with one split
+ *    the CTA writes out and lse itself, otherwise it writes its unnormalised o, m and l in fp32
+ *    and a combine kernel (one warp per output row) merges the splits by their maxima.
+ * The number of splits comes from B·Hkv·(row blocks) against what the GPU runs at once, so that
+ * B = 1 fills every SM too (sf_decode_attention_splits). */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "common.cuh"
+#include "decode_attention.h"
+
+namespace sf_decode {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kVec = 8;            /* 16-bit elements per 16-byte vector */
+constexpr int kMaxRows = 8;        /* query rows of one CTA */
+constexpr int kMinChunk = 64;      /* keys: the shortest split the automatic rule makes */
+constexpr int kCombineRows = 4;    /* output rows (warps) per combine CTA */
+
+struct Params {
+    const char *q, *k, *v;         /* bytes; element offsets below are in elements */
+    char *out;
+    float *lse;
+    const int32_t *seqlens, *block_table;
+    int64_t bt_stride;
+    float *ws_o;                   /* [B·H·Nq][splits][D] */
+    float2 *ws_ml;                 /* [B·H·Nq][splits]: (m, l) */
+    int64_t qs[3], ks[3], vs[3], os[3];
+    int n_q, n_heads, n_kv_heads, group, rows, row_blocks;
+    int capacity, page_shift, n_pages, paged;
+    int splits, step;              /* step: keys per CTA iteration of the split kernel in use */
+    float scale;
+    int causal;
+};
+
+/* keys per split of a sequence of len keys: whole steps, at least one step */
+__host__ __device__ __forceinline__ int chunk_keys(int len, int splits, int step)
+{
+    const int per = (len + splits - 1) / splits;
+    const int c = (per + step - 1) / step * step;
+    return c > step ? c : step;
+}
+
+__device__ __forceinline__ bool bad_length(int len, int capacity) { return len < 0 || len > capacity; }
+
+template <typename T> __device__ __forceinline__ void unpack8(const uint4 &r, float f[kVec])
+{
+    using tr = sf::dtype_traits<T>;
+    const float2 a = tr::unpack2(r.x), b = tr::unpack2(r.y), c = tr::unpack2(r.z), d = tr::unpack2(r.w);
+    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y, f[4] = c.x, f[5] = c.y, f[6] = d.x, f[7] = d.y;
+}
+
+/* rows per CTA -> K/V vector pairs in flight per thread */
+template <int RB> struct Unroll {
+    static constexpr int U = RB <= 2 ? 8 : RB == 4 ? 4 : 2;
+};
+
+template <typename T, int D, int RB> struct Cfg {
+    static constexpr int LPK = D / kVec;          /* lanes per key row */
+    static constexpr int KPW = 32 / LPK;          /* keys per warp and load */
+    static constexpr int NG = kWarps * KPW;       /* lane groups (independent softmax states) */
+    static constexpr int U = Unroll<RB>::U;
+    static constexpr int STEP = NG * U;           /* keys per CTA iteration */
+    static constexpr size_t SMEM = (size_t)NG * RB * (D + 2) * sizeof(float);
+    static_assert(D == 64 || D == 128, "head dim");
+    static_assert(RB >= 1 && RB <= kMaxRows, "rows");
+};
+
+template <typename T, int D, int RB>
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_constant__ Params p)
+{
+    using C = Cfg<T, D, RB>;
+    constexpr int LPK = C::LPK, KPW = C::KPW, NG = C::NG, U = C::U, STEP = C::STEP;
+    extern __shared__ float merge[]; /* o [NG][RB][D], then m [NG][RB], then l [NG][RB] */
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
+    using tr = sf::dtype_traits<T>;
+
+    /* block -> (row block fastest, split, kv head, sequence) */
+    int idx = blockIdx.x;
+    const int rb = idx % p.row_blocks;
+    idx /= p.row_blocks;
+    const int split = idx % p.splits;
+    idx /= p.splits;
+    const int hk = idx % p.n_kv_heads;
+    const int b = idx / p.n_kv_heads;
+
+    const bool direct = p.splits == 1;
+    const int len = p.seqlens[b];
+    bool bad = bad_length(len, p.capacity);
+    const int chunk = chunk_keys(bad ? 0 : len, p.splits, STEP);
+    const int k0 = split * chunk;
+    if (!direct && (bad || k0 >= len)) return; /* the combine reads neither this split nor a bad row */
+    const int k1 = bad ? k0 : min(len, k0 + chunk);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int c = lane % LPK;                   /* this lane's 8 elements: c*8 .. c*8+7 */
+    const int gi = warp * KPW + lane / LPK;     /* lane group: keys k0 + it*STEP + u*NG + gi */
+
+    /* the CTA's query rows: row rr = rb*RB + r is (token i = rr / G, head h = hk*G + rr % G) */
+    float qf[RB][kVec];
+    int lim[RB];                                /* keys n < lim[r] are visible to row r */
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        const int rr = rb * RB + r;
+        lim[r] = 0;
+#pragma unroll
+        for (int e = 0; e < kVec; e++) qf[r][e] = 0.f;
+        if (rr < p.rows) {
+            const int i = rr / p.group, h = hk * p.group + rr % p.group;
+            lim[r] = p.causal ? len - (p.n_q - 1 - i) : len;
+            const uint4 raw = __ldg(reinterpret_cast<const uint4 *>(
+                p.q + 2 * ((int64_t)b * p.qs[0] + (int64_t)i * p.qs[1] + (int64_t)h * p.qs[2] + c * kVec)));
+            unpack8<T>(raw, qf[r]);
+#pragma unroll
+            for (int e = 0; e < kVec; e++) qf[r][e] *= p.scale;
+        }
+    }
+
+    float m[RB], l[RB], o[RB][kVec];
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.f;
+#pragma unroll
+        for (int e = 0; e < kVec; e++) o[r][e] = 0.f;
+    }
+
+    const char *kbase = p.k + 2 * ((int64_t)hk * p.ks[2] + c * kVec);
+    const char *vbase = p.v + 2 * ((int64_t)hk * p.vs[2] + c * kVec);
+    const int32_t *bt = p.block_table + (p.paged ? (int64_t)b * p.bt_stride : 0);
+    const int page_mask = (1 << p.page_shift) - 1;
+    /* paged: the pages of this iteration's keys, read one iteration ahead */
+    int page[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int n = k0 + u * NG + gi;
+        page[u] = p.paged && n < k1 ? __ldg(bt + (n >> p.page_shift)) : b;
+    }
+
+    for (int base = k0; base < k1; base += STEP) {
+        uint4 kr[U], vr[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int n = base + u * NG + gi;
+            kr[u] = make_uint4(0, 0, 0, 0);
+            vr[u] = make_uint4(0, 0, 0, 0);
+            if (n < k1) {
+                const int pg = page[u];
+                if (pg < 0 || pg >= p.n_pages) {
+                    bad = true;
+                } else {
+                    const int off = p.paged ? (n & page_mask) : n;
+                    kr[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1])));
+                    vr[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1])));
+                }
+            }
+        }
+        if (p.paged) {
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int n = base + STEP + u * NG + gi;
+                page[u] = n < k1 ? __ldg(bt + (n >> p.page_shift)) : 0;
+            }
+        }
+
+        /* scores of the U keys for every row, summed over the key's LPK lanes */
+        float s[RB][U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float kf[kVec];
+            unpack8<T>(kr[u], kf);
+            const int n = base + u * NG + gi;
+#pragma unroll
+            for (int r = 0; r < RB; r++) {
+                float acc = 0.f;
+#pragma unroll
+                for (int e = 0; e < kVec; e++) acc = fmaf(qf[r][e], kf[e], acc);
+#pragma unroll
+                for (int x = LPK / 2; x > 0; x >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, x);
+                s[r][u] = n < k1 && n < lim[r] ? acc : -INFINITY;
+            }
+        }
+
+        /* online softmax of the group's keys; a row with no visible key yet keeps m = -inf */
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            float mx = m[r];
+#pragma unroll
+            for (int u = 0; u < U; u++) mx = fmaxf(mx, s[r][u]);
+            const float ref = mx == -INFINITY ? 0.f : mx;
+            const float alpha = __expf(m[r] - ref);
+            m[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                s[r][u] = __expf(s[r][u] - ref);
+                sum += s[r][u];
+            }
+            l[r] = fmaf(l[r], alpha, sum);
+#pragma unroll
+            for (int e = 0; e < kVec; e++) o[r][e] *= alpha;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float vf[kVec];
+            unpack8<T>(vr[u], vf);
+#pragma unroll
+            for (int r = 0; r < RB; r++)
+#pragma unroll
+                for (int e = 0; e < kVec; e++) o[r][e] = fmaf(s[r][u], vf[e], o[r][e]);
+        }
+    }
+
+    /* merge the NG groups' states: every lane of a group holds the same m and l */
+    bad = __syncthreads_or(bad);
+    float *so = merge, *sm = merge + NG * RB * D, *sl = sm + NG * RB;
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        float4 *dst = reinterpret_cast<float4 *>(so + (gi * RB + r) * D + c * kVec);
+        dst[0] = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
+        dst[1] = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
+        if (c == 0) {
+            sm[gi * RB + r] = m[r];
+            sl[gi * RB + r] = l[r];
+        }
+    }
+    __syncthreads();
+
+    constexpr int CH = D / kVec;
+    for (int item = tid; item < RB * CH; item += kThreads) {
+        const int r = item / CH, cc = item % CH, rr = rb * RB + r;
+        if (rr >= p.rows) continue;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int g = 0; g < NG; g++) mx = fmaxf(mx, sm[g * RB + r]);
+        const float ref = mx == -INFINITY ? 0.f : mx;
+        float L = 0.f, O[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; e++) O[e] = 0.f;
+#pragma unroll
+        for (int g = 0; g < NG; g++) {
+            const float w = __expf(sm[g * RB + r] - ref);
+            L = fmaf(w, sl[g * RB + r], L);
+            const float4 *src = reinterpret_cast<const float4 *>(so + (g * RB + r) * D + cc * kVec);
+            const float4 x = src[0], y = src[1];
+            O[0] = fmaf(w, x.x, O[0]), O[1] = fmaf(w, x.y, O[1]), O[2] = fmaf(w, x.z, O[2]), O[3] = fmaf(w, x.w, O[3]);
+            O[4] = fmaf(w, y.x, O[4]), O[5] = fmaf(w, y.y, O[5]), O[6] = fmaf(w, y.z, O[6]), O[7] = fmaf(w, y.w, O[7]);
+        }
+        const int i = rr / p.group, h = hk * p.group + rr % p.group;
+        if (direct) {
+            /* L >= 1 whenever some key was visible (the maximum's own term) */
+            const float inv = bad ? NAN : L > 0.f ? 1.f / L : 0.f;
+            uint4 packed;
+            packed.x = tr::pack2(O[0] * inv, O[1] * inv);
+            packed.y = tr::pack2(O[2] * inv, O[3] * inv);
+            packed.z = tr::pack2(O[4] * inv, O[5] * inv);
+            packed.w = tr::pack2(O[6] * inv, O[7] * inv);
+            *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] +
+                                                    (int64_t)h * p.os[2] + cc * kVec)) = packed;
+            if (p.lse && cc == 0)
+                p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = bad ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
+        } else {
+            const int64_t slot = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits + split;
+            float4 *dst = reinterpret_cast<float4 *>(p.ws_o + slot * D + cc * kVec);
+            dst[0] = make_float4(O[0], O[1], O[2], O[3]);
+            dst[1] = make_float4(O[4], O[5], O[6], O[7]);
+            if (cc == 0) p.ws_ml[slot] = bad ? make_float2(NAN, NAN) : make_float2(mx, L);
+        }
+    }
+}
+
+/* One warp per output row (b, h, i): the splits that had keys, merged by their maxima. */
+template <typename T, int D>
+__global__ void __launch_bounds__(kCombineRows * 32) decode_combine_kernel(const __grid_constant__ Params p,
+                                                                            int64_t n_rows)
+{
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
+    using tr = sf::dtype_traits<T>;
+    constexpr int DPL = D / 32; /* elements per lane: 4 or 2 */
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * kCombineRows + (threadIdx.x >> 5);
+    if (row >= n_rows) return;
+    const int i = (int)(row % p.n_q);
+    const int h = (int)(row / p.n_q % p.n_heads);
+    const int b = (int)(row / ((int64_t)p.n_q * p.n_heads));
+
+    const int len = p.seqlens[b];
+    const bool bad_len = bad_length(len, p.capacity);
+    const int chunk = chunk_keys(bad_len ? 0 : len, p.splits, p.step);
+    const int ns = bad_len ? 0 : (len + chunk - 1) / chunk; /* splits with keys */
+    const float2 *ml = p.ws_ml + row * p.splits;
+
+    float mx = -INFINITY;
+    bool nan = bad_len;
+    for (int s = lane; s < ns; s += 32) {
+        const float2 x = ml[s];
+        nan = nan || isnan(x.x);
+        mx = fmaxf(mx, x.x);
+    }
+#pragma unroll
+    for (int x = 16; x > 0; x >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, x));
+    nan = __any_sync(0xffffffffu, nan);
+    const float ref = mx == -INFINITY ? 0.f : mx;
+
+    float L = 0.f, O[DPL];
+#pragma unroll
+    for (int e = 0; e < DPL; e++) O[e] = 0.f;
+    const float *wo = p.ws_o + row * p.splits * D + lane * DPL;
+#pragma unroll 4
+    for (int s = 0; s < ns; s++) {
+        const float2 x = ml[s];
+        const float w = __expf(x.x - ref);
+        L = fmaf(w, x.y, L);
+#pragma unroll
+        for (int e = 0; e < DPL; e++) O[e] = fmaf(w, wo[(int64_t)s * D + e], O[e]);
+    }
+    const float inv = nan ? NAN : L > 0.f ? 1.f / L : 0.f;
+    uint32_t packed[DPL / 2];
+#pragma unroll
+    for (int e = 0; e < DPL / 2; e++) packed[e] = tr::pack2(O[2 * e] * inv, O[2 * e + 1] * inv);
+    char *dst = p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] + (int64_t)h * p.os[2] + lane * DPL);
+    if constexpr (DPL == 4)
+        *reinterpret_cast<uint2 *>(dst) = make_uint2(packed[0], packed[1]);
+    else
+        *reinterpret_cast<uint32_t *>(dst) = packed[0];
+    if (p.lse && lane == 0) p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
+}
+
+int sm_count(int *sms)
+{
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+    return (int)e;
+}
+
+int rows_per_cta(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : kMaxRows; }
+
+bool valid(const sf_decode_attention_args *a)
+{
+    if (!a || (a->dtype != SF_F16 && a->dtype != SF_BF16) || (a->head_dim != 64 && a->head_dim != 128)) return false;
+    if (a->batch <= 0 || a->n_q < 1 || a->n_q > SF_DECODE_MAX_QUERIES || a->n_kv_heads <= 0 ||
+        a->n_heads % a->n_kv_heads || a->capacity < 1 || a->capacity > (1 << 30) || a->page_size < 1 ||
+        (a->page_size & (a->page_size - 1) && a->block_table) || a->n_pages < 1 || !a->seqlens)
+        return false;
+    if ((int64_t)a->n_heads / a->n_kv_heads * a->n_q > (1 << 20)) return false;
+    if (!(a->scale >= 0.f) || isinf(a->scale)) return false;
+    const int64_t *st[4] = {a->q_stride, a->k_stride, a->v_stride, a->o_stride};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            if (st[i][j] % 8) return false;
+    const void *ptr[4] = {a->q, a->k, a->v, a->out};
+    for (int i = 0; i < 4; i++)
+        if (!ptr[i] || ((uintptr_t)ptr[i] & 15)) return false;
+    return true;
+}
+
+/* rows per CTA and head dim -> the split kernel's step, shared memory and occupancy */
+template <typename T, int D, int RB> struct Kernel {
+    using C = Cfg<T, D, RB>;
+    static int occupancy(int *ctas) /* asked once: it is the same for every call */
+    {
+        static int cached = 0;
+        if (cached == 0) {
+            const cudaError_t e =
+                cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, decode_split_kernel<T, D, RB>, kThreads, C::SMEM);
+            if (e != cudaSuccess) {
+                cached = 0;
+                return (int)e;
+            }
+        }
+        *ctas = cached;
+        return 0;
+    }
+    static int launch(const Params &p, unsigned blocks, cudaStream_t stream)
+    {
+        return (int)sf::launch(decode_split_kernel<T, D, RB>, blocks, kThreads, C::SMEM, stream, 1, p);
+    }
+    static int combine(const Params &p, int64_t n_rows, cudaStream_t stream)
+    {
+        const unsigned blocks = (unsigned)((n_rows + kCombineRows - 1) / kCombineRows);
+        return (int)sf::launch(decode_combine_kernel<T, D>, blocks, kCombineRows * 32, 0, stream, 1, p, n_rows);
+    }
+};
+
+/* f(Kernel<T, D, RB>) for the arguments' dtype, head dim and rows per CTA */
+template <typename F> int dispatch(const sf_decode_attention_args *a, F f)
+{
+    const int rb = rows_per_cta(a->n_heads / a->n_kv_heads * a->n_q);
+#define SF_DECODE_RB(T, D)                                                                                        \
+    switch (rb) {                                                                                                 \
+    case 1: return f(Kernel<T, D, 1>());                                                                          \
+    case 2: return f(Kernel<T, D, 2>());                                                                          \
+    case 4: return f(Kernel<T, D, 4>());                                                                          \
+    default: return f(Kernel<T, D, kMaxRows>());                                                                  \
+    }
+    if (a->dtype == SF_F16) {
+        if (a->head_dim == 128) { SF_DECODE_RB(__half, 128) } else { SF_DECODE_RB(__half, 64) }
+    } else {
+        if (a->head_dim == 128) { SF_DECODE_RB(__nv_bfloat16, 128) } else { SF_DECODE_RB(__nv_bfloat16, 64) }
+    }
+#undef SF_DECODE_RB
+}
+
+int row_blocks(const sf_decode_attention_args *a)
+{
+    const int rows = a->n_heads / a->n_kv_heads * a->n_q;
+    const int rb = rows_per_cta(rows);
+    return (rows + rb - 1) / rb;
+}
+
+} // namespace sf_decode
+
+using namespace sf_decode;
+
+extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_args *a, int splits)
+{
+    if (splits <= 1) return 0;
+    const size_t rows = (size_t)a->batch * a->n_heads * a->n_q * splits;
+    return rows * ((size_t)a->head_dim * sizeof(float) + sizeof(float2));
+}
+
+/* Enough CTAs for one full wave of what the GPU runs at once (occupancy x SMs), never splits
+ * shorter than kMinChunk keys of max_seqlen: B·Hkv·(row blocks) CTAs per split. One wave, not
+ * more: the split lengths are equal, so a second, partial wave would double the time. */
+extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
+{
+    *splits = 1;
+    if (a->splits > 0) {
+        *splits = a->splits < SF_DECODE_MAX_SPLITS ? a->splits : SF_DECODE_MAX_SPLITS;
+        return 0;
+    }
+    if (!valid(a)) return (int)cudaErrorInvalidValue;
+    int sms = 0, ctas = 0;
+    int e = sm_count(&sms);
+    if (e == 0) e = dispatch(a, [&](auto k) { return decltype(k)::occupancy(&ctas); });
+    if (e != 0) return e;
+    const int64_t base = (int64_t)a->batch * a->n_kv_heads * row_blocks(a);
+    int64_t n = (int64_t)sms * (ctas > 0 ? ctas : 1) / base;
+    const int64_t len = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
+    const int64_t by_length = (len + kMinChunk - 1) / kMinChunk;
+    if (n > by_length) n = by_length;
+    if (n > SF_DECODE_MAX_SPLITS) n = SF_DECODE_MAX_SPLITS;
+    *splits = n < 1 ? 1 : (int)n;
+    return 0;
+}
+
+extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int splits, void *workspace, void *stream)
+{
+    if (!valid(a) || splits < 1 || splits > SF_DECODE_MAX_SPLITS || (splits > 1 && !workspace))
+        return (int)cudaErrorInvalidValue;
+    Params p = {};
+    p.q = (const char *)a->q;
+    p.k = (const char *)a->k;
+    p.v = (const char *)a->v;
+    p.out = (char *)a->out;
+    p.lse = a->lse;
+    p.seqlens = a->seqlens;
+    p.block_table = a->block_table;
+    p.bt_stride = a->bt_stride;
+    for (int j = 0; j < 3; j++) {
+        p.qs[j] = a->q_stride[j];
+        p.ks[j] = a->k_stride[j];
+        p.vs[j] = a->v_stride[j];
+        p.os[j] = a->o_stride[j];
+    }
+    p.n_q = a->n_q;
+    p.n_heads = a->n_heads;
+    p.n_kv_heads = a->n_kv_heads;
+    p.group = a->n_heads / a->n_kv_heads;
+    p.rows = p.group * a->n_q;
+    p.row_blocks = row_blocks(a);
+    p.capacity = a->capacity;
+    p.paged = a->block_table != NULL;
+    p.page_shift = 0;
+    while (p.paged && (1 << p.page_shift) < a->page_size) p.page_shift++;
+    p.n_pages = a->n_pages;
+    p.splits = splits;
+    p.scale = a->scale;
+    p.causal = a->causal != 0;
+    const int64_t n_rows = (int64_t)a->batch * a->n_heads * a->n_q;
+    if (splits > 1) {
+        p.ws_o = (float *)workspace;
+        p.ws_ml = (float2 *)((char *)workspace + (size_t)n_rows * splits * a->head_dim * sizeof(float));
+    }
+    const int64_t blocks = (int64_t)a->batch * a->n_kv_heads * splits * p.row_blocks;
+    if (blocks > 0x7fffffff || n_rows > (int64_t)0x7fffffff * kCombineRows) return (int)cudaErrorInvalidValue;
+    cudaStream_t s = (cudaStream_t)stream;
+    return dispatch(a, [&](auto k) {
+        using K = decltype(k);
+        p.step = K::C::STEP;
+        int e = K::launch(p, (unsigned)blocks, s);
+        return e != 0 || splits == 1 ? e : K::combine(p, n_rows, s);
+    });
+}

@@ -1,0 +1,377 @@
+/* The decode projections' GEMV: out[m, n] = x[m, k]·w[n, k]ᵀ for m <= 64 rows (kernels/gemv.h).
+ * Its time is the time to read w once, so the design is about keeping enough of w in flight and
+ * doing little else per byte:
+ *  - A CTA (4 warps) owns a tile of 64 rows of w and a range of k (its split); each warp owns 16
+ *    rows. Lane (g, q) = (lane / 4, lane % 4) reads rows g and g + 8 in 16-byte vectors at
+ *    k + 32u + 8q, u < U: the four lanes of a row read 64 contiguous bytes per u, and a thread
+ *    has 2·U vectors in flight before it computes. w bypasses L1 (read once); x, small and read
+ *    by every warp, stays in L1.
+ *  - The products run on the tensor cores (mma m16n8k16, fp32 accumulation) with w as the
+ *    16-row operand and up to 8 rows of x as the 8-column one, NT = ceil(m / 8) of them. Lane
+ *    (g, q) holds w[g][k'] and w[g+8][k'] for k' in {2q, 2q+1, 2q+8, 2q+9} of each mma's 16 k:
+ *    the sum over k does not care which physical k a slot holds, so the fragment is taken
+ *    straight from the loaded vector (its words 0, 1 for one mma and 2, 3 for the next), and
+ *    x's fragment (lane (g, q): x row g, the same slots) from x's vector at the same k. No
+ *    shuffles, no shared memory.
+ *  - Splits: with the partial sums [tile][split][NT][thread] in an fp32 workspace, the CTA that
+ *    brings a tile's counter to `splits` adds every split's partial in split order and writes
+ *    the epilogue; it leaves the counter at zero for the next call. One split writes out
+ *    directly. Accumulator element (row g + 8h, x row 8j + 2q + e) is what a thread holds, so the
+ *    SwiGLU epilogue finds gate (row g) and up (row g + 8) of the same output in one thread. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "common.cuh"
+#include "gemv.h"
+
+namespace sf_gemv {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kTileRows = SF_GEMV_TILE_ROWS;
+constexpr int kChunk = 128;       /* k granularity of a split: a whole step of the U = 4 kernels */
+constexpr int kMinSplitK = 256;   /* k: the shortest split the automatic rule makes */
+static_assert(kTileRows == kWarps * 16, "a warp owns 16 rows");
+
+struct Params {
+    const char *x, *w, *c, *bias;
+    char *out;
+    int64_t ldx, ldw, ldc, ldo;
+    float alpha, beta;
+    int m, n, k, act, swiglu, splits, kps; /* kps: k of one split, a multiple of kChunk */
+    float4 *ws;
+    unsigned *counters;
+};
+
+/* x tiles of 8 rows -> 16-byte vectors of each w row in flight per thread (what 128 registers
+ * hold; the element-by-element path needs more of them per vector) */
+template <int NT, bool VEC> struct Unroll {
+    static constexpr int U = (NT <= 2 ? 4 : 2) / (VEC || NT <= 2 ? 1 : 2);
+};
+
+__device__ __forceinline__ uint4 load_stream(const void *p)
+{
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+    return r;
+}
+
+/* 8 elements of a row at k: one 16-byte vector (VEC: aligned, k % 8 == 0, whole vectors only),
+ * else element by element; zeros past kend */
+template <typename T, bool VEC, bool TAIL, bool STREAM>
+__device__ __forceinline__ uint4 load8(const T *row, int k, int kend)
+{
+    if constexpr (VEC) {
+        if (TAIL && k >= kend) return make_uint4(0, 0, 0, 0);
+        return STREAM ? load_stream(row + k) : __ldg(reinterpret_cast<const uint4 *>(row + k));
+    } else {
+        sf::vec16<T> v;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v.e[i] = !TAIL || k + i < kend ? row[k + i] : sf::dtype_traits<T>::from_f(0.f);
+        return v.raw;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1)
+{
+    if constexpr (std::is_same<T, __half>::value) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    } else {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+}
+
+/* One step of 32·U k: every w vector first (the bytes in flight), then x's and the products. */
+template <typename T, int NT, bool VEC, bool TAIL>
+__device__ __forceinline__ void step(const T *w0, const T *w1, const T *const (&xr)[NT], int k, int kend,
+                                     float (&acc)[NT][4])
+{
+    constexpr int U = Unroll<NT, VEC>::U;
+    uint4 a0[U], a1[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        a0[u] = load8<T, VEC, TAIL, true>(w0, k + 32 * u, kend);
+        a1[u] = load8<T, VEC, TAIL, true>(w1, k + 32 * u, kend);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const uint4 b = load8<T, VEC, TAIL, false>(xr[j], k + 32 * u, kend);
+            mma<T>(acc[j], a0[u].x, a1[u].x, a0[u].y, a1[u].y, b.x, b.y);
+            mma<T>(acc[j], a0[u].z, a1[u].z, a0[u].w, a1[u].w, b.z, b.w);
+        }
+    }
+}
+
+__device__ __forceinline__ float activate(float v, int act)
+{
+    if (act == SF_EPI_RELU) return v < 0.f ? 0.f : v; /* NaN stays NaN */
+    if (act == SF_EPI_GELU_TANH) return sf::gelu_tanh(v);
+    return v;
+}
+
+/* acc[j][2h + e]: w row base + g + 8h, x row 8j + 2q + e */
+template <typename T, int NT>
+__device__ __forceinline__ void epilogue(const Params &p, const float (&acc)[NT][4], int base, int g, int q)
+{
+    using tr = sf::dtype_traits<T>;
+    T *out = reinterpret_cast<T *>(p.out);
+    if (p.swiglu) {
+        if (base >= p.n) return; /* n % 16 == 0: a warp's 16 rows are all in or all out */
+        const int col = base / 2 + g;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int m = 8 * j + 2 * q + e;
+                if (m < p.m) out[(int64_t)m * p.ldo + col] = tr::from_f(sf::silu(acc[j][e]) * acc[j][2 + e]);
+            }
+        return;
+    }
+    const T *c = reinterpret_cast<const T *>(p.c), *bias = reinterpret_cast<const T *>(p.bias);
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int n = base + g + 8 * h;
+        if (n >= p.n) continue;
+        const float b = bias ? tr::to_f(bias[n]) : 0.f;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int m = 8 * j + 2 * q + e;
+                if (m >= p.m) continue;
+                float v = p.alpha * acc[j][2 * h + e];
+                if (p.beta != 0.f) v += p.beta * tr::to_f(c[(int64_t)m * p.ldc + n]);
+                out[(int64_t)m * p.ldo + n] = tr::from_f(activate(v + b, p.act));
+            }
+    }
+}
+
+template <typename T, int NT, bool VEC>
+__global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant__ Params p)
+{
+    constexpr int STEP = 32 * Unroll<NT, VEC>::U;
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
+    const int split = blockIdx.x, tile = blockIdx.y;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+    const int base = tile * kTileRows + warp * 16;
+    /* rows past n or m read the last row (results dropped): no predicate in the loop */
+    const T *w0 = reinterpret_cast<const T *>(p.w) + (int64_t)min(base + g, p.n - 1) * p.ldw + 8 * q;
+    const T *w1 = reinterpret_cast<const T *>(p.w) + (int64_t)min(base + g + 8, p.n - 1) * p.ldw + 8 * q;
+    const T *xr[NT];
+#pragma unroll
+    for (int j = 0; j < NT; j++) xr[j] = reinterpret_cast<const T *>(p.x) + (int64_t)min(8 * j + g, p.m - 1) * p.ldx + 8 * q;
+
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    const int kbeg = split * p.kps, kend = min(p.k, kbeg + p.kps);
+    /* kend is relative to the thread's first element: pointers above are offset by 8q */
+    int kb = kbeg;
+    for (; kb + STEP <= kend; kb += STEP) step<T, NT, VEC, false>(w0, w1, xr, kb, kend - 8 * q, acc);
+    if (kb < kend) step<T, NT, VEC, true>(w0, w1, xr, kb, kend - 8 * q, acc);
+
+    if (p.splits == 1) {
+        epilogue<T, NT>(p, acc, base, g, q);
+        return;
+    }
+    float4 *ws = p.ws + (int64_t)tile * p.splits * NT * kThreads;
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+        ws[((int64_t)split * NT + j) * kThreads + tid] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(&p.counters[tile], 1u) == (unsigned)p.splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    for (int s = 0; s < p.splits; s++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const float4 v = __ldcg(ws + ((int64_t)s * NT + j) * kThreads + tid);
+            acc[j][0] += v.x, acc[j][1] += v.y, acc[j][2] += v.z, acc[j][3] += v.w;
+        }
+    if (tid == 0) p.counters[tile] = 0;
+    epilogue<T, NT>(p, acc, base, g, q);
+}
+
+template <typename T, int NT, bool VEC> struct Kernel {
+    static int occupancy(int *ctas)
+    {
+        static int cached = 0;
+        if (cached == 0) {
+            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, VEC>, kThreads, 0);
+            if (e != cudaSuccess) {
+                cached = 0;
+                return (int)e;
+            }
+        }
+        *ctas = cached;
+        return 0;
+    }
+    static int launch(const Params &p, int tiles, cudaStream_t stream)
+    {
+        return (int)sf::launch(gemv_kernel<T, NT, VEC>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, 0, stream, 1, p);
+    }
+};
+
+bool vectorized(const sf_gemv_args *a)
+{
+    return a->k % 8 == 0 && a->ldx % 8 == 0 && a->ldw % 8 == 0 && (uintptr_t)a->x % 16 == 0 && (uintptr_t)a->w % 16 == 0;
+}
+
+/* f(Kernel<T, NT, VEC>) for the arguments' dtype, row count and alignment */
+template <typename F> int dispatch(const sf_gemv_args *a, F f)
+{
+    const bool vec = vectorized(a);
+#define SF_GEMV_NT(T, V)                                                                                          \
+    if (a->m <= 8) return f(Kernel<T, 1, V>());                                                                   \
+    if (a->m <= 16) return f(Kernel<T, 2, V>());                                                                  \
+    if (a->m <= 32) return f(Kernel<T, 4, V>());                                                                  \
+    return f(Kernel<T, 8, V>());
+    if (a->dtype == SF_F16) {
+        if (vec) { SF_GEMV_NT(__half, true) } else { SF_GEMV_NT(__half, false) }
+    } else {
+        if (vec) { SF_GEMV_NT(__nv_bfloat16, true) } else { SF_GEMV_NT(__nv_bfloat16, false) }
+    }
+#undef SF_GEMV_NT
+}
+
+int nt_of(int64_t m) { return m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8; }
+
+/* k of each of `splits` splits, in whole chunks, and the number of splits that makes */
+int split_k(int64_t k, int splits, int *kps)
+{
+    const int64_t per = (k + splits - 1) / splits;
+    *kps = (int)((per + kChunk - 1) / kChunk * kChunk);
+    return (int)((k + *kps - 1) / *kps);
+}
+
+int sm_count(int *sms)
+{
+    static int cached = 0;
+    if (cached == 0) {
+        int dev = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&cached, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) {
+            cached = 0;
+            return (int)e;
+        }
+    }
+    *sms = cached;
+    return 0;
+}
+
+} // namespace sf_gemv
+
+using namespace sf_gemv;
+
+extern "C" const char *sf_gemv_unfit(const sf_gemv_args *a)
+{
+    if (a->dtype != SF_F16 && a->dtype != SF_BF16) return "takes f16 or bf16 x, w and out of one dtype";
+    if (a->m < 1 || a->m > SF_GEMV_MAX_M) return "takes 1 to 64 rows of x (m)";
+    if (a->n < 1 || a->k < 1 || a->n > 0x7fffffff || a->k > 0x7fffffff) return "takes n and k from 1 to 2^31 - 1";
+    if ((a->n + kTileRows - 1) / kTileRows > 65535) return "takes n up to 65535·64";
+    if (!a->x || !a->w || !a->out || (a->beta != 0.f && !a->c)) return "needs x, w, out (and c when beta is not 0)";
+    const bool swiglu = a->epilogue == SF_EPI_SWIGLU;
+    const int64_t out_cols = swiglu ? a->n / 2 : a->n;
+    if (a->ldx < a->k || a->ldw < a->k || a->ldo < out_cols || (a->beta != 0.f && a->ldc < a->n))
+        return "needs row strides at least the rows' lengths";
+    if (swiglu && (a->n % 16 || a->alpha != 1.f || a->beta != 0.f || a->bias))
+        return "takes SwiGLU with gate and up interleaved (n a multiple of 16), alone";
+    if (!swiglu && a->epilogue != SF_EPI_NONE && a->epilogue != SF_EPI_RELU && a->epilogue != SF_EPI_GELU_TANH)
+        return "has no such activation";
+    return NULL;
+}
+
+extern "C" int64_t sf_gemv_tiles(const sf_gemv_args *a) { return (a->n + kTileRows - 1) / kTileRows; }
+
+/* The split count whose CTAs fill the last of their waves best (one wave: what the GPU runs at
+ * once, SMs times the kernel's occupancy), the smallest of equals; never splits shorter than
+ * kMinSplitK, so a tile's extra traffic (its partials, written and read once) stays small next
+ * to its share of w. */
+extern "C" int sf_gemv_splits(const sf_gemv_args *a, int *splits)
+{
+    int kps = 0;
+    *splits = 1;
+    if (sf_gemv_unfit(a)) return (int)cudaErrorInvalidValue;
+    if (a->splits > 0) {
+        *splits = split_k(a->k, a->splits < SF_GEMV_MAX_SPLITS ? a->splits : SF_GEMV_MAX_SPLITS, &kps);
+        return 0;
+    }
+    int sms = 0, ctas = 0;
+    int e = sm_count(&sms);
+    if (e == 0) e = dispatch(a, [&](auto kern) { return decltype(kern)::occupancy(&ctas); });
+    if (e != 0) return e;
+    const double slots = (double)sms * (ctas > 0 ? ctas : 1);
+    const int64_t tiles = sf_gemv_tiles(a);
+    int64_t most = a->k / kMinSplitK;
+    if (most > SF_GEMV_MAX_SPLITS) most = SF_GEMV_MAX_SPLITS;
+    double best = -1;
+    for (int s = 1; s <= most || s == 1; s++) {
+        const int actual = split_k(a->k, s, &kps);
+        if (actual != s) continue; /* rounding to whole chunks made it another count, seen already */
+        const double waves = (double)tiles * s / slots;
+        const double whole = waves <= 1 ? 1 : ceil(waves);
+        const double fill = waves / whole;
+        if (fill > best + 1e-3) {
+            best = fill;
+            *splits = s;
+        }
+    }
+    return 0;
+}
+
+extern "C" size_t sf_gemv_workspace_bytes(const sf_gemv_args *a, int splits)
+{
+    if (splits <= 1) return 0;
+    return (size_t)sf_gemv_tiles(a) * splits * nt_of(a->m) * kThreads * sizeof(float4);
+}
+
+extern "C" int sf_gemv_cuda(const sf_gemv_args *a, int splits, void *workspace, unsigned *counters, void *stream)
+{
+    if (sf_gemv_unfit(a) || splits < 1 || splits > SF_GEMV_MAX_SPLITS || (splits > 1 && (!workspace || !counters)))
+        return (int)cudaErrorInvalidValue;
+    Params p = {};
+    p.x = (const char *)a->x;
+    p.w = (const char *)a->w;
+    p.c = (const char *)a->c;
+    p.bias = (const char *)a->bias;
+    p.out = (char *)a->out;
+    p.ldx = a->ldx;
+    p.ldw = a->ldw;
+    p.ldc = a->ldc;
+    p.ldo = a->ldo;
+    p.alpha = a->alpha;
+    p.beta = a->beta;
+    p.m = (int)a->m;
+    p.n = (int)a->n;
+    p.k = (int)a->k;
+    p.act = a->epilogue;
+    p.swiglu = a->epilogue == SF_EPI_SWIGLU;
+    p.splits = split_k(a->k, splits, &p.kps);
+    if (p.splits != splits) return (int)cudaErrorInvalidValue; /* not a count sf_gemv_splits gives */
+    p.ws = (float4 *)workspace;
+    p.counters = counters;
+    const int tiles = (int)sf_gemv_tiles(a);
+    return dispatch(a, [&](auto kern) { return decltype(kern)::launch(p, tiles, (cudaStream_t)stream); });
+}

@@ -1,0 +1,97 @@
+-- decode_attention alone over batch, context length, heads (H/Hkv), page size and query tokens:
+-- median µs, TB/s of K and V read (every sequence at the full length N), and each row's floor,
+-- the bytes over the peak DRAM bandwidth. Calls cycle over enough caches to be four times the
+-- L2, so every call reads its cache from DRAM. The caches are kv_cache modules, pages handed
+-- out in a random order.
+-- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
+--        [page=0,16] (0: contiguous) [nq=1] [head_dim=128] [dtype=f16] [peak_tbs=0]
+--        [iters=N] [sample_ms=25] [warmup_ms=500]
+-- peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
+-- does not report them, as on the CPU backend, rows have no floor.
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local bench = require "sfbench.bench"
+local sweep = require "sfbench.sweep"
+local kv_cache = require "sfbench.kv_cache"
+
+local dev = sf.device()
+local gpu = dev.backend == "cuda"
+local p = params.get(bench.steady_defaults {
+  batch = gpu and { 1, 8, 32, 64 } or { 1, 3 },
+  seq = gpu and { 1024, 4096, 16384 } or { 64, 99 },
+  heads = gpu and { "32/32", "64/8" } or { "4/4", "8/2" },
+  page = gpu and { 0, 16 } or { 0, 16 },
+  nq = { 1 },
+  head_dim = gpu and 128 or 64,
+  dtype = "f16",
+  peak_tbs = 0,
+}, { dtype = { "f16", "bf16" } })
+local steady = bench.steady(p)
+if not gpu then
+  io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")
+end
+
+local heads = {}
+for _, spec in ipairs(p.heads) do
+  local H, Hkv = tostring(spec):match("^(%d+)/(%d+)$")
+  H, Hkv = tonumber(H), tonumber(Hkv)
+  if not H or Hkv < 1 or H % Hkv ~= 0 then
+    error(("heads '%s': expected H/Hkv with Hkv dividing H, e.g. 64/8"):format(tostring(spec)), 0)
+  end
+  heads[spec] = { H, Hkv }
+end
+for _, ps in ipairs(p.page) do
+  if math.type(ps) ~= "integer" or ps < 0 then error(("page %s: 0 (contiguous) or a page size"):format(ps), 0) end
+end
+
+local peak, peak_from = bench.peak_dram(p.peak_tbs)
+local l2 = dev.l2_bytes or 0
+
+local D = p.head_dim
+sweep.run {
+  params = p,
+  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
+    { "heads", "nq", "page", "batch", "seq" }),
+  context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
+  columns = { "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
+    { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
+    { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
+  measure = function(pt)
+    local H, Hkv = table.unpack(heads[pt.heads])
+    local B, N = pt.batch, pt.seq
+    local caches, n_sets = {}, 1
+    local function make(i)
+      local c = kv_cache.new { batch = B, capacity = N, kv_heads = Hkv, head_dim = D, dtype = p.dtype,
+        page_size = pt.page > 0 and pt.page or nil, shuffle = pt.page > 0 and i or nil }
+      c:extend(N)
+      c.k[1]:randn {}
+      c.v[1]:randn {}
+      return c
+    end
+    caches[1] = make(1)
+    local bytes = caches[1]:bytes_read()
+    n_sets = math.min(16, math.max(1, math.ceil(4 * l2 / bytes)))
+    for i = 2, n_sets do caches[i] = make(i) end
+    local q = sf.randn({ B, pt.nq, H, D }, p.dtype)
+    local out = sf.tensor({ B, pt.nq, H, D }, p.dtype)
+    local splits = caches[1]:attend(1, q, out)
+    local k = 0
+    local r = bench.run({
+      name = ("B=%d N=%d %s page %d nq %d"):format(B, N, pt.heads, pt.page, pt.nq),
+      fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out) end,
+      bytes = bytes,
+    }, steady)
+    caches = nil
+    q:free(); out:free()
+    collectgarbage()
+    local sec = r.stats.median / 1e3
+    local row = { heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
+      splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6, tbs = bytes / sec / 1e12,
+      noise = r.stats.noise, stop = r.stop_reason }
+    if peak then
+      row.floor_us = bytes / peak * 1e6
+      row.of_floor = row.us / row.floor_us
+    end
+    return row, r
+  end,
+}

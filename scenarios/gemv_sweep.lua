@@ -1,0 +1,86 @@
+-- The decode projections: each Linear layer of a Llama-2 model (QKV, O, gate+up, down, lm_head)
+-- at M = B rows from 1 to 64, where it is bound by reading its weights once, through cuBLASLt,
+-- our GEMV (gemm impl gemv) and, where it applies, our Hopper GEMM: median µs and TB/s of
+-- weights read for each, and what impl fastest keeps for the shape (the faster of them on its
+-- first call; the decode layer's projections make the same choice). Calls cycle over enough
+-- copies of the weights to be four times the L2, so every call reads them from DRAM.
+-- Usage: sfbench gemv_sweep [model=7b|13b|70b] [m=1,2,4,8,16,32,64] [proj=qkv,o,gate_up,down,lm_head]
+--        [dtype=f16] [iters=N] [sample_ms=5] [warmup_ms=100] [timeout=2]
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local models = require "sfbench.models"
+local bench = require "sfbench.bench"
+local sweep = require "sfbench.sweep"
+
+local dev = sf.device()
+local gpu = dev.backend == "cuda"
+local PROJS = { "qkv", "o", "gate_up", "down", "lm_head" }
+local p = params.get(bench.steady_defaults {
+  model = "7b",
+  m = gpu and { 1, 2, 4, 8, 16, 32, 64 } or { 1, 5 },
+  proj = PROJS,
+  dtype = "f16",
+  timeout = gpu and 2 or 1,        -- these three shorter than bench.steady_defaults' on the GPU
+  sample_ms = gpu and 5 or 0.2,
+  warmup_ms = gpu and 100 or 0,
+}, { model = models.names(), dtype = { "f16", "bf16" }, proj = PROJS })
+local steady = bench.steady(p)
+local cfg = models.get(p.model)
+if not gpu then
+  cfg = models.scaled(cfg, 32)
+  io.stderr:write("gemv_sweep: on the CPU backend gemm runs its reference; the timings only exercise the sweep\n")
+end
+
+-- {n, k} of each projection's weight [n, k]
+local d, hd = cfg.hidden, cfg.head_dim
+local shapes = {
+  qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
+  down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
+}
+local impls = { "cublaslt", "gemv" }
+if dev.hopper_kernels then impls[#impls + 1] = "hopper" end
+local l2 = dev.l2_bytes or 0
+
+sweep.run {
+  params = p,
+  points = sweep.product({ proj = p.proj, m = p.m }, { "proj", "m" }),
+  context_extra = { model = cfg },
+  columns = { "proj", "m", "n", "k", { key = "mb", title = "weights MB", fmt = "%.1f" },
+    { key = "cublaslt_us", title = "cuBLASLt µs", fmt = "%.2f" }, { key = "gemv_us", title = "GEMV µs", fmt = "%.2f" },
+    { key = "hopper_us", title = "Hopper µs", fmt = "%.2f" }, { key = "cublaslt_tbs", title = "cuBLASLt TB/s", fmt = "%.2f" },
+    { key = "gemv_tbs", title = "GEMV TB/s", fmt = "%.2f" }, "splits", { key = "fastest", title = "fastest keeps" } },
+  measure = function(pt)
+    local n, k = table.unpack(shapes[pt.proj])
+    local m = pt.m
+    local bytes = n * k * sf.tensor({ 1 }, p.dtype, { device = "cpu" }):nbytes()
+    local sets = math.min(16, math.max(1, math.ceil(4 * l2 / bytes)))
+    local ws = {}
+    for i = 1, sets do ws[i] = sf.randn({ n, k }, p.dtype, { seed = i, std = 0.02 }) end
+    local x = sf.randn({ m, k }, p.dtype, { seed = 99 })
+    local c = sf.tensor({ m, n }, p.dtype)
+    local row = { proj = pt.proj, m = m, n = n, k = k, mb = bytes / 1e6, dtype = p.dtype }
+    local rs = {}
+    for _, impl in ipairs(impls) do
+      local call = { a = x, b = ws[1], c = c, transb = true, impl = impl }
+      -- the Hopper GEMM takes n and k in multiples of 64 only: elsewhere it has no column
+      local ok, _, splits = true, nil, nil
+      if impl == "hopper" then ok = pcall(sf.ops.gemm, call) else _, splits = sf.ops.gemm(call) end
+      if ok then
+        if impl == "gemv" then row.splits = splits end
+        local i = 0
+        local r = bench.run({ name = ("%s m=%d %s"):format(pt.proj, m, impl), bytes = bytes, fn = function()
+          i = i % sets + 1
+          call.b = ws[i]
+          sf.ops.gemm(call)
+        end }, steady)
+        rs[#rs + 1] = r
+        row[impl .. "_us"] = r.stats.median * 1e3
+        row[impl .. "_tbs"] = bytes / (r.stats.median / 1e3) / 1e12
+      end
+    end
+    row.fastest = sf.ops.gemm { a = x, b = ws[1], c = c, transb = true, impl = "fastest" }
+    ws, x, c = nil, nil, nil -- luacheck: ignore (unreachable now: the collection below frees them)
+    collectgarbage()
+    return row, rs
+  end,
+}

@@ -1,0 +1,183 @@
+/* CUDA graph capture (graph.h). The capture is thread-local: a call that is unsafe while a stream
+ * captures (a synchronization, cudaMalloc, a copy to the host) fails at once. A failed capture is
+ * ended whatever state it is in, its partial graph dropped and its error (capture errors are not
+ * sticky) cleared, so that the stream and the device work as before. */
+#include "config.h"
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "sfbench.h"
+#include "graph.h"
+#include "host.h"
+#include "stream.h"
+
+static void *capture_stream;
+
+void *sf_default_stream(void) { return capture_stream; }
+
+int sf_capturing(void) { return capture_stream != NULL; }
+
+#ifndef SF_HAVE_CUDA
+void sf_capture_check(lua_State *L, const char *op)
+{
+    (void)L;
+    (void)op;
+}
+
+static int l_graph(lua_State *L)
+{
+    return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu: this sfbench was built without CUDA)");
+}
+#else
+#include "cuda_check.h"
+
+#define GRAPH_MT "sfbench.graph"
+
+/* the captured graph is kept until the executable one goes: :nodes() reads it */
+typedef struct { cudaGraph_t graph; cudaGraphExec_t exec; size_t nodes; } sf_graph;
+
+void sf_capture_check(lua_State *L, const char *op)
+{
+    enum cudaStreamCaptureStatus status;
+    if (!capture_stream) return;
+    SF_CUDA(L, cudaStreamIsCapturing((cudaStream_t)capture_stream, &status));
+    if (status == cudaStreamCaptureStatusInvalidated)
+        luaL_error(L, "%s: a call it made invalidated the CUDA graph capture", op);
+}
+
+/* Who raised an error during the capture, noted by the calls' message handler while the stack
+ * still holds it: the op running, else a C function reached through a table (sf.sync, sf.tensor,
+ * t:to, ...); empty when Lua code raised it. */
+static char culprit[64];
+
+static int note_culprit(lua_State *L)
+{
+    lua_Debug ar;
+    culprit[0] = 0;
+    if (strcmp(sf_current_op, "sfbench") != 0)
+        snprintf(culprit, sizeof culprit, "%s", sf_current_op);
+    else if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sn", &ar) && ar.what[0] == 'C' && ar.name &&
+             (strcmp(ar.namewhat, "field") == 0 || strcmp(ar.namewhat, "method") == 0))
+        snprintf(culprit, sizeof culprit, "%s", ar.name);
+    return 1;
+}
+
+/* the stream captured when sf.graph is given none (the default stream cannot be captured) */
+static cudaStream_t own_stream(lua_State *L)
+{
+    static cudaStream_t s;
+    if (!s) SF_CUDA(L, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return s;
+}
+
+/* Ends a capture that failed. Ending an invalidated capture returns the capture's error
+ * (cudaErrorStreamCaptureInvalidated): that is the failure being reported, so it is cleared,
+ * not raised. */
+static void abandon_capture(lua_State *L, cudaStream_t s)
+{
+    enum cudaStreamCaptureStatus status;
+    SF_CUDA(L, cudaStreamIsCapturing(s, &status));
+    if (status == cudaStreamCaptureStatusNone) return;
+    cudaGraph_t partial = NULL;
+    if (cudaStreamEndCapture(s, &partial) != cudaSuccess) cudaGetLastError();
+    if (partial) SF_CUDA(L, cudaGraphDestroy(partial));
+}
+
+/* sf.graph(fn, calls [, stream]) -> graph: fn called `calls` times while `stream` (by default a
+ * stream of sfbench's own) captures; nothing runs until the graph is launched */
+static int l_graph(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Integer calls = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, calls >= 1, 2, "the number of calls must be at least 1");
+    if (sf_dev.kind != SF_DEV_CUDA) return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu)");
+    if (capture_stream) return luaL_error(L, "graph: a capture is already in progress (sf.graph inside a captured function)");
+    cudaStream_t s = lua_isnoneornil(L, 3) ? own_stream(L) : (cudaStream_t)sf_opt_stream(L, 3);
+    lua_settop(L, 3);
+    sf_graph *g = (sf_graph *)lua_newuserdatauv(L, sizeof *g, 0);    /* 4: its __gc frees what a failure leaves */
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, GRAPH_MT);
+    lua_pushcfunction(L, note_culprit);                                /* 5 */
+    enum cudaStreamCaptureStatus status;
+    sf_current_op = "graph";
+    SF_CUDA(L, cudaStreamIsCapturing(s, &status));
+    if (status != cudaStreamCaptureStatusNone) return luaL_error(L, "graph: the stream is already being captured");
+    SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    capture_stream = s;
+    sf_current_op = "sfbench";
+    /* no collection while capturing: a finalizer's cudaFree or cudaEventDestroy would break the capture */
+    int collecting = lua_gc(L, LUA_GCISRUNNING);
+    lua_gc(L, LUA_GCSTOP);
+    int called = LUA_OK;
+    culprit[0] = 0;                      /* the handler does not run for an out-of-memory error */
+    for (lua_Integer i = 0; i < calls && called == LUA_OK; i++) {
+        lua_pushvalue(L, 1);
+        called = lua_pcall(L, 0, 0, 5);
+    }
+    if (collecting) lua_gc(L, LUA_GCRESTART);
+    capture_stream = NULL;
+    sf_current_op = "graph";
+    if (called != LUA_OK) {
+        abandon_capture(L, s);
+        const char *msg = luaL_tolstring(L, -1, NULL);
+        if (!culprit[0]) return luaL_error(L, "graph: the function failed during the capture: %s", msg);
+        return luaL_error(L, "graph: %s cannot be captured into a CUDA graph (a capture allows no synchronization, "
+                          "allocation or copy to the host; an op that autotunes on its first call must run once "
+                          "before): %s", culprit, msg);
+    }
+    cudaError_t e = cudaStreamEndCapture(s, &g->graph);
+    if (e != cudaSuccess) {
+        abandon_capture(L, s);
+        sf_raise_cuda(L, e, "cudaStreamEndCapture");
+    }
+    SF_CUDA(L, cudaGraphGetNodes(g->graph, NULL, &g->nodes));
+    if (g->nodes == 0)
+        return luaL_error(L, "graph: the function queued no work on the capturing stream (work on another stream is not captured)");
+    SF_CUDA(L, cudaGraphInstantiate(&g->exec, g->graph, 0));
+    sf_current_op = "sfbench";
+    lua_settop(L, 4);
+    return 1;
+}
+
+/* g:launch([stream]): one replay of the captured calls, queued on stream */
+static int graph_launch(lua_State *L)
+{
+    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    void *stream = sf_opt_stream(L, 2);
+    SF_CUDA(L, cudaGraphLaunch(g->exec, (cudaStream_t)stream));
+    return 0;
+}
+
+/* g:nodes(): how many nodes (kernels, copies, ...) the capture recorded */
+static int graph_nodes(lua_State *L)
+{
+    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    lua_pushinteger(L, (lua_Integer)g->nodes);
+    return 1;
+}
+
+static int graph_gc(lua_State *L)
+{
+    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    if (g->graph) cudaGraphDestroy(g->graph);
+    g->exec = NULL;
+    g->graph = NULL;
+    return 0;
+}
+#endif
+
+void sf_register_graph(lua_State *L)
+{
+#ifdef SF_HAVE_CUDA
+    static const luaL_Reg methods[] = {{"launch", graph_launch}, {"nodes", graph_nodes}, {NULL, NULL}};
+    luaL_newmetatable(L, GRAPH_MT);
+    lua_pushcfunction(L, graph_gc);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+#endif
+    lua_pushcfunction(L, l_graph);
+    lua_setfield(L, -2, "graph");
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# doc/sfbench.1 documents what `sfbench --help` offers: the same options, each tool that --help
+# names, the same environment variables. Everything is read from --help's output, so an option
+# added there and not to the man page (or left in the man page once gone) fails here.
+: "${SFBENCH:?run through make check}"
+tmp="$SF_TEST_OUT/manpage.$$"
+mkdir -p "$tmp"
+man="$SF_SRCDIR/doc/sfbench.1"
+"$SFBENCH" --help >"$tmp/help" 2>&1 || { echo "FAIL: sfbench --help failed"; exit 1; }
+# the man page's text without roff's escapes (\- is a dash, \fB... a font change)
+sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\(em/-/g' "$man" >"$tmp/man"
+
+# options: -x and --word where a word starts (not the hyphen inside "one-line")
+options() { grep -oE '(^|[[:space:],(])--?[A-Za-z][A-Za-z0-9-]*' "$1" | sed 's/^[[:space:],(]*//' | sort -u; }
+options "$tmp/help" >"$tmp/help.opts"
+options "$tmp/man" >"$tmp/man.opts"
+if [ ! -s "$tmp/help.opts" ]; then echo "FAIL: found no option in sfbench --help"; exit 1; fi
+if ! cmp -s "$tmp/help.opts" "$tmp/man.opts"; then
+    echo "FAIL: doc/sfbench.1 and sfbench --help list different options (< --help only, > man page only):"
+    diff "$tmp/help.opts" "$tmp/man.opts" | grep '^[<>]'
+    exit 1
+fi
+
+# environment variables
+grep -oE 'SFBENCH_[A-Z_]+' "$tmp/help" | sort -u >"$tmp/help.env"
+grep -oE 'SFBENCH_[A-Z_]+' "$tmp/man" | sort -u >"$tmp/man.env"
+if ! cmp -s "$tmp/help.env" "$tmp/man.env"; then
+    echo "FAIL: doc/sfbench.1 and sfbench --help name different environment variables:"
+    diff "$tmp/help.env" "$tmp/man.env" | grep '^[<>]'
+    exit 1
+fi
+
+# the tools of the TOOL line ("... result files: compare, report, export")
+tools=$(grep 'TOOL' "$tmp/help" | grep ':' | head -1 | sed 's/.*: *//; s/,/ /g')
+if [ -z "$tools" ]; then echo "FAIL: found no tool list on sfbench --help's TOOL line"; exit 1; fi
+for tool in $tools; do
+    if ! sed -n '/^\.SH TOOLS/,/^\.SH /p' "$tmp/man" | grep -qw -- "$tool"; then
+        echo "FAIL: doc/sfbench.1's TOOLS section does not name '$tool' (sfbench --help does)"
+        exit 1
+    fi
+done
+rm -rf "$tmp"
+echo "PASS: doc/sfbench.1 lists the options, tools and environment of sfbench --help"

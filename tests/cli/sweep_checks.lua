@@ -1,0 +1,106 @@
+-- The numbers a sweep's result file reports, recomputed from the file itself: each row's time is
+-- the median of its own samples (worked out here, not taken from the stats), and its TFLOP/s or
+-- TB/s is the scenario's FLOP or byte formula, written out again here, over that median.
+-- Called by tests/cli/scenarios.sh through check_json: returns function(doc, check).
+local REL = 1e-9
+
+local function median(xs)
+  local s = table.move(xs, 1, #xs, 1, {})
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function close(a, b) return type(a) == "number" and type(b) == "number" and math.abs(a - b) <= REL * math.abs(b) end
+
+-- per scenario: the FLOPs (or bytes) of a row, the key of its rate, the rate of `amount` in `ms`,
+-- and the row's median in ms (a scenario with no rate has its medians checked alone)
+local FORMULAS = {
+  gemm_sweep = { rate = "tflops", amount = function(r) return 2 * r.m * r.n * r.k end },
+  attention_sweep = { rate = "tflops",
+    amount = function(r) return 4 * r.batch * r.heads * r.seq * r.seq * r.head_dim * (r.causal and 0.5 or 1) end },
+  ffn_sweep = { rate = "tflops",
+    amount = function(r) return 2 * r.tokens * r.hidden * r.intermediate * (r.act == "swiglu" and 3 or 2) end },
+  layer_sweep = { rate = "tflops", amount = function(r, doc)
+    local m = doc.context.model
+    local T, d, hd = r.batch * r.seq, m.hidden, m.head_dim
+    return 2 * T * d * (m.heads + 2 * m.kv_heads) * hd      -- the q, k and v projections
+      + 2 * T * d * d                                        -- the output projection
+      + 3 * 2 * T * d * m.intermediate                       -- gate, up and down
+      + 4 * r.batch * m.heads * r.seq * r.seq * hd / 2       -- causal attention: half the scores
+  end },
+  memory_ops = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
+    local T, H, es = r.tokens, r.hidden, 2
+    local per_op = { rmsnorm = 2 * T * H * es + H * es, add_rmsnorm = 4 * T * H * es + H * es,
+      ["rope (q+k of packed qkv)"] = 2 * T * 2 * (H // 128) * 128 * es, add = 3 * T * H * es }
+    return assert(per_op[r.op], "unknown op " .. tostring(r.op))
+  end, scale = 1e12 },
+  ab = {},                                                   -- times only: no rate to check
+  -- each row times several impls, each a result named "proj m=M impl": its µs is that result's
+  -- median, its TB/s the weight matrix (n·k, 2 bytes) over it
+  gemv_sweep = { check = function(doc, check)
+    local by_name = {}
+    for _, res in ipairs(doc.results) do by_name[res.name] = res end
+    for i, row in ipairs(doc.rows) do
+      for _, impl in ipairs({ "cublaslt", "gemv", "hopper" }) do
+        if row[impl .. "_us"] then
+          local res = by_name[("%s m=%d %s"):format(row.proj, row.m, impl)]
+          check(res ~= nil, ("row %d: no result for %s"):format(i, impl))
+          local want = median(res.samples)
+          check(close(row[impl .. "_us"], want * 1e3), ("row %d: %s µs %s, the median is %s"):format(i, impl,
+            tostring(row[impl .. "_us"]), want * 1e3))
+          local tbs = row.n * row.k * 2 / (want * 1e-3) / 1e12
+          check(close(row[impl .. "_tbs"], tbs), ("row %d: %s TB/s %s, the formula gives %s"):format(i, impl,
+            tostring(row[impl .. "_tbs"]), tbs))
+        end
+      end
+    end
+  end },
+  -- the measured layers' time is the median; tokens/s is the batch (decode) or the prompt
+  -- (prefill) over the whole model's time, and the floor the whole model's bytes over the peak
+  model_sweep = { check = function(doc, check)
+    local peak = doc.context.peak_bytes_per_s
+    local timed = 0
+    for i, row in ipairs(doc.rows) do
+      if row.ms then
+        timed = timed + 1
+        local want = median(doc.results[timed].samples)
+        check(close(row.ms, want), ("row %d: %s ms, the median of its samples is %s"):format(i, tostring(row.ms), want))
+        local tok = (row.phase == "decode" and row.batch or row.tokens) * 1e3 / row.model_ms
+        check(close(row.tok_s, tok), ("row %d: %s tokens/s, the formula gives %s"):format(i, tostring(row.tok_s), tok))
+        check(row.model_ms >= row.ms * (1 - 1e-12) or row.layers == row.model_layers,
+          ("row %d: the whole model (%s ms) is faster than the layers measured (%s ms)"):format(i, row.model_ms, row.ms))
+        if row.floor_ms then
+          check(close(row.floor_ms, row.bytes_model / peak * 1e3), ("row %d: floor %s ms, bytes over the peak give %s")
+            :format(i, tostring(row.floor_ms), row.bytes_model / peak * 1e3))
+        end
+      end
+    end
+    check(timed == #doc.results, ("%d timed rows, %d results"):format(timed, #doc.results))
+  end },
+  decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
+    local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
+    return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes
+  end, scale = 1e12 },
+}
+
+return function(doc, check)
+  local f = FORMULAS[doc.scenario]
+  if f and f.check then return f.check(doc, check) end
+  if not f then
+    check(doc.results == nil, doc.scenario .. ": timed results but no formula to check them against")
+    return
+  end
+  check(type(doc.results) == "table" and #doc.results == #doc.rows,
+    ("%d rows, %d timed results"):format(#doc.rows, doc.results and #doc.results or 0))
+  for i, row in ipairs(doc.rows) do
+    local res = doc.results[i]
+    local ms = f.ms and f.ms(row) or row.ms
+    local want = median(res.samples)
+    check(close(ms, want), ("row %d: %s ms, the median of its samples is %s"):format(i, tostring(ms), want))
+    if f.rate and not (doc.scenario == "layer_sweep" and #doc.params.stages > 0) then
+      local rate = (f.amount(row, doc) / (want * 1e-3)) / (f.scale or 1e12)
+      check(close(row[f.rate], rate), ("row %d: %s %s, the formula gives %s"):format(i, f.rate, tostring(row[f.rate]), rate))
+    end
+  end
+end

@@ -1,0 +1,234 @@
+-- Decoding on the CPU backend: rope with per-row positions, the KV cache module (append with
+-- RoPE at each row's own position, contiguous and paged, lengths that differ), attend against
+-- attention over the same keys, and every bad input of decode_attention and the cache: a clear
+-- error before anything is written. Run inside sfbench (tests/run-lua.sh).
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local sf = require "sfbench"
+local testlib = require "testlib"
+local kv_cache = require "sfbench.kv_cache"
+local validate = require "sfbench.validate"
+local error_of, contains, override = testlib.error_of, testlib.contains, testlib.override
+
+local seed = validate.fresh_seed()
+io.stderr:write(("test_decode: seed %d\n"):format(seed))
+local draws = 0
+local function randn(shape, dtype)
+  draws = draws + 1
+  return sf.randn(shape, dtype or "f32", { seed = seed + 7919 * draws })
+end
+
+local function assert_same(got, want, what)
+  local r = sf.compare(got, want)
+  if not (r.nan == 0 and r.rel_l2 <= 1e-12) then
+    lu.fail(("%s: rel_l2 %g, %d NaN"):format(what, r.rel_l2, r.nan))
+  end
+end
+
+-- ---- rope with positions -------------------------------------------------------------------
+
+function test_rope_positions_turn_each_row_at_its_own_place()
+  local x = randn({ 3, 2, 4, 16 }, "f64")
+  local positions = { 5, 0, 1234 }
+  local got = x:to("f64")
+  sf.ops.rope { x = got, positions = sf.from_table(positions, { 3 }, "i32") }
+  for b = 1, 3 do
+    local want = x:slice(1, b, 1):to("f64")
+    sf.ops.rope { x = want, pos_offset = positions[b] }
+    assert_same(got:slice(1, b, 1):to("f64"), want, "row " .. b)
+  end
+end
+
+function test_rope_positions_errors()
+  local x = randn({ 2, 1, 1, 8 })
+  contains(error_of(sf.ops.rope, { x = x, positions = sf.zeros({ 2 }, "i32"), pos_offset = 3 }), "not both")
+  contains(error_of(sf.ops.rope, { x = x, positions = sf.zeros({ 3 }, "i32") }), "positions", "[3]", "[2]")
+  contains(error_of(sf.ops.rope, { x = x, positions = sf.zeros({ 2 }, "f32") }), "positions", "i32")
+  contains(error_of(sf.ops.rope, { x = x, positions = sf.from_table({ 0, -1 }, { 2 }, "i32") }), "positions[2] is -1")
+  contains(error_of(sf.ops.rope, { x = x, positions = sf.from_table({ 0, 1 << 24 }, { 2 }, "i32") }), "2^24")
+end
+
+-- ---- the KV cache --------------------------------------------------------------------------
+
+-- row t of sequence b of a cache layer, as [1, 1, Hkv, D]
+local function cached_row(c, layer, which, b, t)
+  local store = c[which][layer]
+  if c.page_size then
+    local page = c.table[b][t // c.page_size + 1]
+    return store:slice(1, page + 1, 1):slice(2, t % c.page_size + 1, 1)
+  end
+  return store:slice(1, b, 1):slice(2, t + 1, 1)
+end
+
+local function check_append(page_size)
+  local B, Hkv, D, T = 3, 2, 16, 2
+  local c = kv_cache.new { batch = B, capacity = 40, kv_heads = Hkv, head_dim = D, layers = 2, dtype = "f64",
+    page_size = page_size, shuffle = page_size and seed or nil }
+  c:extend({ 3, 17, 0 })
+  local before = c:step(T)
+  lu.assertEquals(before, { 3, 17, 0 })
+  lu.assertEquals(c.lengths, { 3 + T, 17 + T, T })
+  lu.assertEquals(c.seqlens:totable(), { 3 + T, 17 + T, T })
+  local k, v = randn({ B, T, Hkv, D }, "f64"), randn({ B, T, Hkv, D }, "f64")
+  local k0 = k:to("f64")
+  c:append(2, k, v)
+  for b = 1, B do
+    local want = k0:slice(1, b, 1):to("f64")
+    sf.ops.rope { x = want, pos_offset = before[b] }
+    for t = 0, T - 1 do
+      assert_same(cached_row(c, 2, "k", b, before[b] + t), want:slice(2, t + 1, 1), ("k b%d t%d"):format(b, t))
+      assert_same(cached_row(c, 2, "v", b, before[b] + t), v:slice(1, b, 1):slice(2, t + 1, 1), ("v b%d t%d"):format(b, t))
+    end
+  end
+  -- layer 1 was not written
+  lu.assertEquals(sf.compare(c.k[1], sf.zeros(c.k[1]:shape(), "f64")).max_abs, 0)
+  if page_size then
+    local bt = c.block_table:totable()
+    for b = 1, B do
+      for j = 1, c.pages_per_seq do
+        lu.assertEquals(bt[(b - 1) * c.pages_per_seq + j], c.table[b][j] or -1)
+      end
+    end
+  end
+  return c
+end
+
+function test_append_contiguous() check_append(nil) end
+function test_append_paged_16() check_append(16) end
+function test_append_paged_across_pages() check_append(4) end -- sequence 2's step crosses a page
+
+-- attend over the cache = attention over each sequence's keys gathered contiguously
+local function check_attend(page_size)
+  local B, H, Hkv, D, Nq = 2, 4, 2, 16, 3
+  local c = kv_cache.new { batch = B, capacity = 64, kv_heads = Hkv, head_dim = D, dtype = "f64",
+    page_size = page_size, shuffle = page_size and seed or nil }
+  c:extend({ 20, 5 })
+  c:step(Nq)
+  c:append(1, randn({ B, Nq, Hkv, D }, "f64"), randn({ B, Nq, Hkv, D }, "f64"))
+  local q = randn({ B, Nq, H, D }, "f64")
+  local out = validate.poison(sf.tensor({ B, Nq, H, D }, "f64"))
+  lu.assertEquals(c:attend(1, q, out), 1)
+  for b = 1, B do
+    local n = c.lengths[b]
+    local kb, vb = sf.tensor({ 1, n, Hkv, D }, "f64"), sf.tensor({ 1, n, Hkv, D }, "f64")
+    for t = 0, n - 1 do
+      kb:slice(2, t + 1, 1):copy(cached_row(c, 1, "k", b, t))
+      vb:slice(2, t + 1, 1):copy(cached_row(c, 1, "v", b, t))
+    end
+    local want = sf.tensor({ 1, Nq, H, D }, "f64")
+    sf.ops.attention { q = q:slice(1, b, 1), k = kb, v = vb, out = want, causal = true }
+    assert_same(out:slice(1, b, 1), want, "sequence " .. b)
+  end
+end
+
+function test_attend_contiguous() check_attend(nil) end
+function test_attend_paged() check_attend(8) end
+
+function test_cache_refuses_past_capacity_and_changes_nothing()
+  for _, ps in ipairs({ false, 16 }) do
+    local c = kv_cache.new { batch = 2, capacity = 32, kv_heads = 1, head_dim = 8, dtype = "f32", page_size = ps or nil }
+    c:extend({ 30, 2 })
+    local bt = ps and c.block_table:totable()
+    contains(error_of(c.step, c, 3), "sequence 1 of length 30", "capacity of 32")
+    lu.assertEquals(c.lengths, { 30, 2 })
+    lu.assertEquals(c.seqlens:totable(), { 30, 2 })
+    if ps then lu.assertEquals(c.block_table:totable(), bt) end
+    contains(error_of(c.append, c, 1, sf.tensor({ 2, 3, 1, 8 }), sf.tensor({ 2, 3, 1, 8 })), "follows step")
+  end
+end
+
+function test_cache_pool_exhausted()
+  local c = kv_cache.new { batch = 2, capacity = 64, kv_heads = 1, head_dim = 8, dtype = "f32", page_size = 16, pages = 3 }
+  c:extend({ 16, 16 })
+  contains(error_of(c.extend, c, { 17, 0 }), "2 more page(s)", "1 free of 3")
+  lu.assertEquals(c.lengths, { 16, 16 })
+end
+
+function test_cache_checks_shapes()
+  contains(error_of(kv_cache.new, { batch = 1, capacity = 8, kv_heads = 1, head_dim = 8, page_size = 48 }),
+    "page size 48", "power of two")
+  contains(error_of(kv_cache.new, { batch = 1, capacity = 8, kv_heads = 1, head_dim = 8, bogus = 1 }), "bogus")
+  local c = kv_cache.new { batch = 2, capacity = 8, kv_heads = 2, head_dim = 8, dtype = "f32" }
+  c:step(1)
+  contains(error_of(c.append, c, 1, sf.tensor({ 2, 1, 4, 8 }), sf.tensor({ 2, 1, 2, 8 })), "'k' is [2, 1, 4, 8]", "kv heads=2")
+  contains(error_of(c.append, c, 1, sf.tensor({ 2, 1, 2, 8 }), sf.tensor({ 2, 1, 2, 4 })), "'v'", "head dim=8")
+  contains(error_of(c.append, c, 1, sf.tensor({ 2, 1, 2, 8 }, "f16"), sf.tensor({ 2, 1, 2, 8 })), "f16", "f32")
+  contains(error_of(c.append, c, 2, sf.tensor({ 2, 1, 2, 8 }), sf.tensor({ 2, 1, 2, 8 })), "layer 2")
+  contains(error_of(c.attend, c, 1, sf.tensor({ 2, 1, 3, 8 }), sf.tensor({ 2, 1, 3, 8 })), "'q' is [2, 1, 3, 8]")
+  contains(error_of(c.attend, c, 1, sf.tensor({ 2, 1, 4, 16 }), sf.tensor({ 2, 1, 4, 16 })), "head dim=8")
+end
+
+-- ---- decode_attention's bad input ----------------------------------------------------------
+
+-- valid arguments: B 2, Nq 2, H 4, Hkv 2, D 8, paged (page 4, 6 pages) unless contiguous
+local function decode_args(over, contiguous)
+  local a = { q = randn({ 2, 2, 4, 8 }), seqlens = sf.from_table({ 7, 3 }, { 2 }, "i32"),
+    out = validate.poison(sf.tensor({ 2, 2, 4, 8 })) }
+  if contiguous then
+    a.k, a.v = randn({ 2, 10, 2, 8 }), randn({ 2, 10, 2, 8 })
+  else
+    a.k, a.v = randn({ 6, 4, 2, 8 }), randn({ 6, 4, 2, 8 })
+    a.block_table = sf.from_table({ 5, 0, 2, 4, 1, 3 }, { 2, 3 }, "i32")
+  end
+  return override(a, over)
+end
+
+local function expect_refused(over, contiguous, ...)
+  local a = decode_args(over, contiguous)
+  contains(error_of(sf.ops.decode_attention, a), "decode_attention", ...)
+  local r = sf.compare(a.out, sf.zeros(a.out:shape()))
+  lu.assertEquals(r.nan, a.out:numel(), "out was written before the error")
+end
+
+function test_decode_valid_arguments_run()
+  for _, contiguous in ipairs({ false, true }) do
+    local a = decode_args({}, contiguous)
+    lu.assertEquals(sf.ops.decode_attention(a), 1)
+    lu.assertEquals(sf.compare(a.out, sf.zeros(a.out:shape())).nan, 0)
+  end
+end
+
+function test_decode_seqlens_longer_than_the_cache()
+  expect_refused({ seqlens = sf.from_table({ 7, 13 }, { 2 }, "i32") }, false, "seqlens[2] is 13", "longer than the cache (12")
+  expect_refused({ seqlens = sf.from_table({ 11, 3 }, { 2 }, "i32") }, true, "seqlens[1] is 11", "(10 keys")
+  expect_refused({ seqlens = sf.from_table({ -1, 3 }, { 2 }, "i32") }, true, "seqlens[1] is -1")
+  expect_refused({ max_seqlen = 5 }, false, "seqlens[1] is 7, above max_seqlen 5")
+  expect_refused({ max_seqlen = 13 }, false, "'max_seqlen' is 13")
+end
+
+function test_decode_block_table_outside_the_pool()
+  expect_refused({ block_table = sf.from_table({ 5, 6, 2, 4, 1, 3 }, { 2, 3 }, "i32") }, false,
+    "block_table[1][2] is 6", "outside the page pool (pages 0..5)")
+  expect_refused({ block_table = sf.from_table({ 5, 0, 2, -3, 1, 3 }, { 2, 3 }, "i32") }, false, "block_table[2][1] is -3")
+  -- entries past a sequence's length are not read
+  local a = decode_args({ block_table = sf.from_table({ 5, 0, -1, 4, -1, 99 }, { 2, 3 }, "i32") })
+  sf.ops.decode_attention(a)
+  lu.assertEquals(sf.compare(a.out, sf.zeros(a.out:shape())).nan, 0)
+  expect_refused({ block_table = sf.zeros({ 3, 3 }, "i32") }, false, "'block_table' must be [B = 2")
+  expect_refused({ block_table = sf.zeros({ 2, 3 }, "f32") }, false, "'block_table'", "i32")
+end
+
+function test_decode_heads_and_head_dims_must_match_the_cache()
+  expect_refused({ q = randn({ 2, 2, 3, 8 }), out = sf.tensor({ 2, 2, 3, 8 }):fill(0 / 0) }, false,
+    "kv heads (2", "query heads (3)")
+  expect_refused({ q = randn({ 2, 2, 4, 16 }), out = sf.tensor({ 2, 2, 4, 16 }):fill(0 / 0) }, false,
+    "head dim of 'q' (16)", "cache's (8")
+  expect_refused({ v = randn({ 6, 4, 1, 8 }) }, false, "'v' has shape [6, 4, 1, 8]")
+  expect_refused({ k = randn({ 3, 10, 2, 8 }), v = randn({ 3, 10, 2, 8 }) }, true, "holds 3 sequences")
+end
+
+function test_decode_unsupported_page_size()
+  expect_refused({ k = randn({ 6, 6, 2, 8 }), v = randn({ 6, 6, 2, 8 }) }, false, "page size 6", "power of two")
+end
+
+function test_decode_other_arguments()
+  expect_refused({ q = randn({ 2, 9, 4, 8 }), out = sf.tensor({ 2, 9, 4, 8 }):fill(0 / 0) }, false, "1 to 8")
+  expect_refused({ seqlens = sf.from_table({ 7, 3 }, { 2 }, "f32") }, false, "'seqlens'", "i32")
+  expect_refused({ seqlens = sf.zeros({ 3 }, "i32") }, false, "'seqlens' has shape [3]")
+  expect_refused({ splits = -1 }, false, "'splits' is -1")
+  expect_refused({ scale = -1 }, false, "'scale'")
+  expect_refused({ lse = sf.tensor({ 2, 2, 4 }) }, false, "'lse' has shape")
+  expect_refused({ k = randn({ 6, 4, 2, 8 }, "f64") }, false, "'k' has dtype f64")
+end
+
+os.exit(lu.LuaUnit.run())

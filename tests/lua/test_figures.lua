@@ -1,0 +1,152 @@
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local figures = require "sfbench.figures"
+local roofline = require "sfbench.roofline"
+local html_report = require "sfbench.html_report"
+
+-- a sweep's result like ffn_sweep's: the point {tokens, act}, two impls a point
+local function ffn_entry()
+  local rows, results = {}, {}
+  for _, act in ipairs({ "gelu", "swiglu" }) do
+    for _, T in ipairs({ 512, 1024, 2048 }) do
+      for i, impl in ipairs({ "unfused", "fused" }) do
+        local ms = T / 512 * (i == 1 and 2 or 1)            -- fused twice as fast
+        rows[#rows + 1] = { act = act, tokens = T, impl = impl, dtype = "f16", hidden = 4096, intermediate = 11008,
+          ms = ms, tflops = 100 * i, noise = 0.01, stop = "iters", intermediate_mib = 3 }
+        results[#results + 1] = { name = act .. " " .. impl, point = { tokens = T, act = act }, tflops = 100 * i,
+          samples = { ms * 0.99, ms, ms * 1.01, ms * 1.5 }, stats = { median = ms } }
+      end
+    end
+  end
+  local doc = { scenario = "ffn_sweep", rows = rows, results = results, params = { impl = { "unfused", "fused" } },
+    context = { device = { name = "GPU X", mem_clock_max_mhz = 1000, mem_bus_width = 4096 } } }
+  return { name = "ffn_sweep-1", scenario = "ffn_sweep", kind = "result", path = "x.json", doc = doc }
+end
+
+local function kinds(list)
+  local out = {}
+  for _, f in ipairs(list) do out[#out + 1] = f.id end
+  return out
+end
+
+TestLayout = {}
+
+function TestLayout.test_samples_saved_as_nan_are_left_out()
+  local e = ffn_entry()
+  e.doc.results[1].samples = { 1, "nan", 3 }
+  e.doc.results[2].samples = { "nan" }
+  local points = figures.points(e)
+  lu.assertEquals(points[1].m.samples, { 1, 3 })
+  lu.assertNil(points[2].m.samples)
+end
+
+function TestLayout.test_axis_series_panels()
+  local points, names = figures.points(ffn_entry())
+  lu.assertEquals(#points, 12)
+  lu.assertEquals(names, { "act", "dtype", "tokens", "impl" })   -- the point, the row's strings; impl last
+  local lay = figures.layout(points, names)
+  lu.assertEquals(lay.axis, "tokens")
+  lu.assertEquals(lay.series, "impl")
+  lu.assertEquals(lay.panels, { "act" })
+  lu.assertEquals(points[1].m.time_s, 2e-3)
+  lu.assertEquals(points[1].m.flops_s, 100e12)
+  lu.assertEquals(#points[1].m.samples, 4)
+end
+
+function TestLayout.test_gemm_shapes_are_lines_and_m_the_axis()
+  local rows = {}
+  for _, dtype in ipairs({ "bf16", "f16" }) do
+    rows[#rows + 1] = { dtype = dtype, shape = "square", m = 64, n = 64, k = 64, ms = 1, tflops = 1 }
+    for _, T in ipairs({ 16, 32 }) do
+      rows[#rows + 1] = { dtype = dtype, shape = "qkv", m = T, n = 768, k = 256, ms = 1, tflops = 1 }
+      rows[#rows + 1] = { dtype = dtype, shape = "o", m = T, n = 256, k = 256, ms = 1, tflops = 1 }
+    end
+  end
+  local points, names = figures.points({ doc = { rows = rows } })
+  local lay = figures.layout(points, names)
+  lu.assertEquals(lay.axis, "m")
+  lu.assertEquals(lay.series, "shape")
+  lu.assertEquals(lay.panels, { "dtype" })
+end
+
+function TestLayout.test_no_axis_gives_categories()
+  local rows = {}
+  for _, op in ipairs({ "rmsnorm", "add" }) do
+    for _, mode in ipairs({ "rotate", "cold" }) do
+      rows[#rows + 1] = { op = op, mode = mode, tokens = 4096, us = 10, tbs = 2, batch = op == "add" and 7 or 3 }
+    end
+  end
+  local points, names = figures.points({ doc = { rows = rows } })
+  lu.assertEquals(names, { "mode", "op", "tokens" })      -- batch is a measurement
+  local lay = figures.layout(points, names)
+  lu.assertNil(lay.axis)
+  lu.assertEquals(lay.panels, {})
+  lu.assertEquals(points[1].m.bytes_s, 2e12)
+  lu.assertAlmostEquals(points[1].m.time_s, 1e-5, 1e-18)
+end
+
+TestFigures = {}
+
+function TestFigures.test_the_charts_of_a_sweep()
+  local e = ffn_entry()
+  local list = html_report.figures({ e })[1]
+  lu.assertEquals(kinds(list), {
+    "ffn_sweep-1.flops.act=gelu", "ffn_sweep-1.speedup.act=gelu", "ffn_sweep-1.spread.act=gelu",
+    "ffn_sweep-1.roofline.act=gelu",
+    "ffn_sweep-1.flops.act=swiglu", "ffn_sweep-1.speedup.act=swiglu", "ffn_sweep-1.spread.act=swiglu",
+    "ffn_sweep-1.roofline.act=swiglu" })
+  -- the speedup line of fused over unfused is 2 at every point: one horizontal line
+  local speedup = list[2].svg
+  lu.assertStrContains(speedup, ">fused</text>")
+  lu.assertNotStrContains(speedup, ">unfused</text>")     -- the baseline is the rule, not a line
+  local d = speedup:match('<path d="([^"]*)" class="series" stroke=')
+  local ys = {}
+  for y in d:gmatch("[ML][%d.]+ ([%d.]+)") do ys[#ys + 1] = y end
+  lu.assertEquals(#ys, 3)
+  lu.assertEquals(ys[1], ys[2])
+  lu.assertEquals(ys[2], ys[3])
+  -- the roofline's roof: the best measured FLOP/s of the device and its DRAM bandwidth
+  lu.assertStrContains(list[4].svg, "roof: 200 TFLOP/s, 1.02 TB/s (DRAM peak)")
+end
+
+function TestFigures.test_compare_chart()
+  local doc = { threshold = 0.02, points = {
+    { scenario = "s", point = { n = 1024 }, impl = "a", ratio = 0.9, ci_low = 0.88, ci_high = 0.93, verdict = "faster" },
+    { scenario = "s", point = { n = 2048 }, impl = "a", ratio = 1.0, ci_low = 0.99, ci_high = 1.01, verdict = "same" },
+    { scenario = "t", point = { m = 1 }, ratio = 1.1, ci_low = 1.05, ci_high = 1.15, verdict = "slower" } } }
+  local list = figures.of_compare({ name = "cmp", doc = doc })
+  lu.assertEquals(kinds(list), { "cmp.compare.s", "cmp.compare.t" })
+  lu.assertStrContains(list[1].svg, ">n=1024 · a</text>")
+  lu.assertStrContains(list[1].svg, ">1 ± 2%: same</text>")
+  lu.assertStrContains(list[2].svg, ">slower</text>")
+end
+
+TestRoofline = {}
+
+function TestRoofline.test_intensity_of_a_gemm()
+  local row = { dtype = "bf16", m = 4096, n = 4096, k = 4096 }
+  local flops = 2 * 4096 ^ 3
+  local t = 0.2e-3
+  local ai = roofline.intensity("gemm_sweep", row, { flops_s = flops / t, time_s = t })
+  lu.assertAlmostEquals(ai, flops / (2 * 3 * 4096 * 4096), 1e-9)
+  -- a point that declared both throughputs needs no traffic model
+  lu.assertEquals(roofline.intensity("anything", {}, { flops_s = 10, bytes_s = 4 }), 2.5)
+  lu.assertNil(roofline.intensity("layer_sweep", row, { flops_s = 1, time_s = 1 }))
+end
+
+function TestRoofline.test_peaks()
+  local h200 = { mem_clock_max_mhz = 3201, mem_bus_width = 6016 }
+  lu.assertAlmostEquals(roofline.dram_bandwidth(h200), 4.814304e12, 1)
+  lu.assertNil(roofline.dram_bandwidth({ name = "cpu" }))
+  local peaks = roofline.peaks({
+    { device = "A", flops_s = 5, where = "x" }, { device = "A", flops_s = 7, where = "y" },
+    { device = "A", bytes_s = 3, where = "z" }, { device = "B", flops_s = 1, where = "w" } }, { A = h200 })
+  lu.assertEquals(peaks.A.flops_s, 7)
+  lu.assertEquals(peaks.A.flops_where, "y")
+  lu.assertEquals(peaks.A.bytes_s, 3)
+  lu.assertAlmostEquals(peaks.A.dram, 4.814304e12, 1)
+  lu.assertEquals(peaks.B.flops_s, 1)
+  lu.assertNil(peaks.B.dram)
+end
+
+os.exit(lu.LuaUnit.run())

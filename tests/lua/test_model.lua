@@ -1,0 +1,102 @@
+-- luacheck: allow defined top
+-- The decode layer and the whole model (lua/sfbench/llama.lua) on the CPU backend, in f64: a
+-- decode step after a prefill of P tokens gives the logits of a prefill of P + 1 (the cache,
+-- each sequence's RoPE positions and decode attention against the prefill's causal attention),
+-- contiguous and paged, GQA; a subset of layers; bad arguments.
+local lu = require "luaunit"
+local sf = require "sfbench"
+local models = require "sfbench.models"
+local llama = require "sfbench.llama"
+local testlib = require "testlib"
+local error_of, contains = testlib.error_of, testlib.contains
+
+TestModel = {}
+
+local cfg = models.custom { name = "tiny-gqa", hidden = 64, layers = 3, heads = 4, kv_heads = 2, intermediate = 96,
+  vocab = 50, max_positions = 64 }
+
+local function ids(n, s) return testlib.token_ids(n, cfg.vocab, s) end
+
+-- tokens of B sequences row by row: the first `len` of each of rows of `full` tokens
+local function prefix(tokens, B, full, len)
+  local t = {}
+  for b = 0, B - 1 do
+    for i = 1, len do t[#t + 1] = tokens[b * full + i] end
+  end
+  return t
+end
+
+local function column(tokens, B, full, i)
+  local t = {}
+  for b = 0, B - 1 do t[b + 1] = tokens[b * full + i] end
+  return t
+end
+
+function TestModel.test_decode_matches_prefill()
+  for _, page_size in ipairs({ false, 2 }) do
+    local B, P = 2, 6
+    local M = llama.model(cfg, { batch = B, capacity = 9, layers = 2, dtype = "f64", device = "cpu", seed = 5,
+      page_size = page_size or nil })
+    local tokens = ids(B * (P + 2), 7)
+    local want = M.prefill(P + 2, tokens):to("cpu")
+    M.prefill(P, prefix(tokens, B, P + 2, P))
+    M.decode(column(tokens, B, P + 2, P + 1))
+    local got = M.decode(column(tokens, B, P + 2, P + 2))
+    local r = sf.compare(got, want)
+    local what = page_size and "paged" or "contiguous"
+    lu.assertTrue(r.rel_l2 < 1e-10 and r.nan == 0, ("%s: rel_l2 %.3g"):format(what, r.rel_l2))
+    lu.assertTrue(r.ref_norm > 0, what)
+    lu.assertEquals(M.cache.lengths, { P + 2, P + 2 }, what)
+    -- a different last token changes the logits (the test can fail)
+    M.prefill(P + 1, prefix(tokens, B, P + 2, P + 1))
+    local other = column(tokens, B, P + 2, P + 2)
+    other[1] = (other[1] + 1) % cfg.vocab
+    lu.assertTrue(sf.compare(M.decode(other), want).rel_l2 > 1e-6, what)
+  end
+end
+
+function TestModel.test_weights_from_and_subset()
+  local M = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f32", device = "cpu", seed = 2 })
+  local R = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f64", device = "cpu", weights_from = M })
+  local t = ids(3, 9)
+  local r = sf.compare(M.prefill(3, t), R.prefill(3, t))
+  lu.assertTrue(r.rel_l2 < 1e-5 and r.ref_norm > 0, ("f32 vs f64: %.3g"):format(r.rel_l2))
+  contains(error_of(llama.model, cfg, { capacity = 4, layers = 2, device = "cpu", weights_from = M }),
+    "'weights_from' must be a model of the same config and layers")
+end
+
+function TestModel.test_stages_and_profile()
+  local M = llama.model(cfg, { batch = 3, capacity = 8, layers = 2, dtype = "f32", device = "cpu" })
+  local list = M.begin_decode { context = 4 }
+  lu.assertEquals(#list, 1 + 2 * #llama.decode_stage_names() + 2)
+  local names = {}
+  for i, st in ipairs(M.profile(list, 1)) do names[i] = st.stage end
+  local want = { "embedding" }
+  table.move(llama.decode_stage_names(), 1, #llama.decode_stage_names(), 2, want)
+  want[#want + 1], want[#want + 2] = "final_norm", "lm_head"
+  lu.assertEquals(names, want)
+  lu.assertEquals(M.cache.lengths, { 5, 5, 5 })
+  local pre = {}
+  for i, st in ipairs(M.profile(M.begin_prefill(4), 1)) do pre[i] = st.stage end
+  lu.assertEquals(pre[1], "embedding")
+  lu.assertEquals(pre[#pre - 2], "kv_store")
+  lu.assertEquals(M.cache.lengths, { 4, 4, 4 })
+  local bytes = M.decode_bytes()
+  lu.assertEquals(bytes.kv, 2 * 3 * 4 * cfg.kv_heads * cfg.head_dim * 4) -- K and V, 3 sequences of 4, f32
+  lu.assertEquals(bytes.total, 2 * (bytes.layer_weights + bytes.kv) + bytes.head)
+end
+
+function TestModel.test_bad_arguments()
+  contains(error_of(llama.model, cfg, { capacity = 4, layers = 4, device = "cpu" }), "'layers' must be an integer in 1..3")
+  contains(error_of(llama.model, cfg, { layers = 1, device = "cpu" }), "'capacity'")
+  local M = llama.model(cfg, { batch = 1, capacity = 3, layers = 1, dtype = "f32", device = "cpu" })
+  contains(error_of(M.prefill, 2, { 1 }), "expected 2 token ids")
+  contains(error_of(M.prefill, 2, { 1, 50 }), "token 2 is 50, not an id in 0..49")
+  M.prefill(3)
+  contains(error_of(M.decode, { 1 }), "passes the cache's capacity of 3")
+  contains(error_of(llama.decode_layer, cfg, { cache = M.cache, layer = 2 }), "'layer' must be one of the cache's layers 1..1")
+  local other = models.custom { name = "other", hidden = 64, layers = 1, heads = 2, intermediate = 96 }
+  contains(error_of(llama.decode_layer, other, { cache = M.cache, layer = 1 }), "the cache holds 2 kv heads of 16")
+end
+
+os.exit(lu.LuaUnit.run())
