@@ -23,12 +23,12 @@ for v in $variants; do
     SFBENCH_DECODE_VARIANT=$v "$SFBENCH" --device cuda --quiet --output "$out/$v" \
         "$SF_SRCDIR/scenarios/validate_decode.lua" >"$out/$v/validate.log" 2>&1 || ok=no
     SFBENCH_DECODE_VARIANT=$v SF_TEST_OUT="$out/$v" \
-        "$SF_SRCDIR/tests/run-lua.sh" "$SF_SRCDIR/tests/gpu/test_gpu_decode.lua" >"$out/$v/test_gpu_decode.log" 2>&1 || ok=no
+        sh "$SF_SRCDIR/tests/run-lua.sh" "$SF_SRCDIR/tests/gpu/test_gpu_decode.lua" >"$out/$v/test_gpu_decode.log" 2>&1 || ok=no
     if [ $ok = yes ]; then
         echo "PASS: $v (validate_decode, test_gpu_decode)"
     else
         echo "FAIL: $v: see $out/$v/validate.log and test_gpu_decode.log"
-        tail -5 "$out/$v/validate.log" "$out/$v/test_gpu_decode.log"
+        tail -n 5 "$out/$v/validate.log" "$out/$v/test_gpu_decode.log"
         failed="$failed,$v"
     fi
 done
