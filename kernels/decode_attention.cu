@@ -16,10 +16,21 @@
  *    the CTA writes out and lse itself, otherwise it writes its unnormalised o, m and l in fp32
  *    and a combine kernel (one warp per output row) merges the splits by their maxima.
  * The number of splits comes from B·Hkv·(row blocks) against what the GPU runs at once, so that
- * B = 1 fills every SM too (sf_decode_attention_splits). */
+ * B = 1 fills every SM too (sf_decode_attention_splits).
+ *
+ * Variants of the main loop, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is
+ * the first):
+ *  - base:   each iteration loads its U key/value pairs into registers, then computes on them;
+ *            nothing is in flight while a warp computes, and the registers bound U.
+ *  - ring:   cp.async into a ring of S stages in shared memory, 64 KB a CTA, S - 1 stages in
+ *            flight while the thread computes on the oldest. Every thread reads back only the
+ *            vectors it copied itself, so the ring needs no barrier, only cp.async.wait_group.
+ *  - ring48: the same with 48 KB a CTA: fewer stages in flight, one more CTA an SM. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common.cuh"
 #include "decode_attention.h"
@@ -66,28 +77,110 @@ template <typename T> __device__ __forceinline__ void unpack8(const uint4 &r, fl
     f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y, f[4] = c.x, f[5] = c.y, f[6] = d.x, f[7] = d.y;
 }
 
-/* rows per CTA -> K/V vector pairs in flight per thread */
-template <int RB> struct Unroll {
-    static constexpr int U = RB <= 2 ? 8 : RB == 4 ? 4 : 2;
+/* the main loop's variants (see the top of the file), in the order of kVariantNames */
+enum Variant { kBase, kRing, kRing48, kVariants };
+const char *const kVariantNames[kVariants] = {"base", "ring", "ring48"};
+
+/* variant and rows per CTA -> K/V vector pairs per thread and iteration (base: all of them in
+ * registers at once, as many as they allow; ring: fewer, since the stages hold the bytes in
+ * flight) and the ring's stages (1: no ring) */
+template <int RB, int V> struct Unroll {
+    static constexpr int U = V == kBase ? (RB <= 2 ? 8 : RB == 4 ? 4 : 2) : RB <= 2 ? 4 : 2;
+    static constexpr int RING_VECS = V == kRing ? 16 : V == kRing48 ? 12 : 0; /* S·U: 4 KB each */
+    static constexpr int S = V == kBase ? 1 : RING_VECS / U;
 };
 
-template <typename T, int D, int RB> struct Cfg {
+template <typename T, int D, int RB, int V> struct Cfg {
     static constexpr int LPK = D / kVec;          /* lanes per key row */
     static constexpr int KPW = 32 / LPK;          /* keys per warp and load */
     static constexpr int NG = kWarps * KPW;       /* lane groups (independent softmax states) */
-    static constexpr int U = Unroll<RB>::U;
+    static constexpr int U = Unroll<RB, V>::U;
+    static constexpr int S = Unroll<RB, V>::S;
     static constexpr int STEP = NG * U;           /* keys per CTA iteration */
-    static constexpr size_t SMEM = (size_t)NG * RB * (D + 2) * sizeof(float);
+    /* ring [S][K, V][U][kThreads] 16-byte vectors; the end-of-loop merge reuses it */
+    static constexpr size_t RING = S > 1 ? (size_t)S * 2 * U * kThreads * sizeof(uint4) : 0;
+    static constexpr size_t MERGE = (size_t)NG * RB * (D + 2) * sizeof(float);
+    static constexpr size_t SMEM = RING > MERGE ? RING : MERGE;
     static_assert(D == 64 || D == 128, "head dim");
     static_assert(RB >= 1 && RB <= kMaxRows, "rows");
+    static_assert(V == kBase || (S >= 2 && S * U == Unroll<RB, V>::RING_VECS), "a ring: two stages or more, whole");
 };
 
-template <typename T, int D, int RB>
+/* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (and reads nothing) */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes)
+{
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+/* One iteration's compute: the thread's U keys first, first + NG, ... (kr, vr; zeros past k1)
+ * into its group's online softmax state (m, l, o) for every row. */
+template <typename T, int LPK, int NG, int RB, int U>
+__device__ __forceinline__ void consume(const uint4 (&kr)[U], const uint4 (&vr)[U], int first, int k1,
+                                        const float (&qf)[RB][kVec], const int (&lim)[RB], float (&m)[RB],
+                                        float (&l)[RB], float (&o)[RB][kVec])
+{
+    /* scores of the U keys for every row, summed over the key's LPK lanes */
+    float s[RB][U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        float kf[kVec];
+        unpack8<T>(kr[u], kf);
+        const int n = first + u * NG;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            float acc = 0.f;
+#pragma unroll
+            for (int e = 0; e < kVec; e++) acc = fmaf(qf[r][e], kf[e], acc);
+#pragma unroll
+            for (int x = LPK / 2; x > 0; x >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, x);
+            s[r][u] = n < k1 && n < lim[r] ? acc : -INFINITY;
+        }
+    }
+
+    /* online softmax of the group's keys; a row with no visible key yet keeps m = -inf */
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        float mx = m[r];
+#pragma unroll
+        for (int u = 0; u < U; u++) mx = fmaxf(mx, s[r][u]);
+        const float ref = mx == -INFINITY ? 0.f : mx;
+        const float alpha = __expf(m[r] - ref);
+        m[r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            s[r][u] = __expf(s[r][u] - ref);
+            sum += s[r][u];
+        }
+        l[r] = fmaf(l[r], alpha, sum);
+#pragma unroll
+        for (int e = 0; e < kVec; e++) o[r][e] *= alpha;
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        float vf[kVec];
+        unpack8<T>(vr[u], vf);
+#pragma unroll
+        for (int r = 0; r < RB; r++)
+#pragma unroll
+            for (int e = 0; e < kVec; e++) o[r][e] = fmaf(s[r][u], vf[e], o[r][e]);
+    }
+}
+
+template <typename T, int D, int RB, int V>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_constant__ Params p)
 {
-    using C = Cfg<T, D, RB>;
-    constexpr int LPK = C::LPK, KPW = C::KPW, NG = C::NG, U = C::U, STEP = C::STEP;
-    extern __shared__ float merge[]; /* o [NG][RB][D], then m [NG][RB], then l [NG][RB] */
+    using C = Cfg<T, D, RB, V>;
+    constexpr int LPK = C::LPK, KPW = C::KPW, NG = C::NG, U = C::U, S = C::S, STEP = C::STEP;
+    /* ring: the ring's stages; after the loop: o [NG][RB][D], then m [NG][RB], then l [NG][RB] */
+    extern __shared__ uint4 smem[];
+    float *merge = reinterpret_cast<float *>(smem);
     sf::grid_dep_wait();
     sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
@@ -146,29 +239,28 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
     const char *vbase = p.v + 2 * ((int64_t)hk * p.vs[2] + c * kVec);
     const int32_t *bt = p.block_table + (p.paged ? (int64_t)b * p.bt_stride : 0);
     const int page_mask = (1 << p.page_shift) - 1;
-    /* paged: the pages of this iteration's keys, read one iteration ahead */
+    /* paged: the pages of the next iteration's keys, read one iteration ahead of their loads */
     int page[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int n = k0 + u * NG + gi;
         page[u] = p.paged && n < k1 ? __ldg(bt + (n >> p.page_shift)) : b;
     }
-
-    for (int base = k0; base < k1; base += STEP) {
-        uint4 kr[U], vr[U];
+    /* the addresses of the keys base + u*NG + gi from page[] (null past k1 or outside the
+     * pool, which sets bad), then page[] for the iteration after */
+    auto addresses = [&](int base, const char *(&ka)[U], const char *(&va)[U]) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int n = base + u * NG + gi;
-            kr[u] = make_uint4(0, 0, 0, 0);
-            vr[u] = make_uint4(0, 0, 0, 0);
+            ka[u] = va[u] = nullptr;
             if (n < k1) {
                 const int pg = page[u];
                 if (pg < 0 || pg >= p.n_pages) {
                     bad = true;
                 } else {
                     const int off = p.paged ? (n & page_mask) : n;
-                    kr[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1])));
-                    vr[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1])));
+                    ka[u] = kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1]);
+                    va[u] = vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1]);
                 }
             }
         }
@@ -179,53 +271,53 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
                 page[u] = n < k1 ? __ldg(bt + (n >> p.page_shift)) : 0;
             }
         }
+    };
 
-        /* scores of the U keys for every row, summed over the key's LPK lanes */
-        float s[RB][U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            float kf[kVec];
-            unpack8<T>(kr[u], kf);
-            const int n = base + u * NG + gi;
-#pragma unroll
-            for (int r = 0; r < RB; r++) {
-                float acc = 0.f;
-#pragma unroll
-                for (int e = 0; e < kVec; e++) acc = fmaf(qf[r][e], kf[e], acc);
-#pragma unroll
-                for (int x = LPK / 2; x > 0; x >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, x);
-                s[r][u] = n < k1 && n < lim[r] ? acc : -INFINITY;
-            }
-        }
-
-        /* online softmax of the group's keys; a row with no visible key yet keeps m = -inf */
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            float mx = m[r];
-#pragma unroll
-            for (int u = 0; u < U; u++) mx = fmaxf(mx, s[r][u]);
-            const float ref = mx == -INFINITY ? 0.f : mx;
-            const float alpha = __expf(m[r] - ref);
-            m[r] = mx;
-            float sum = 0.f;
+    if constexpr (S == 1) {
+        for (int base = k0; base < k1; base += STEP) {
+            const char *ka[U], *va[U];
+            addresses(base, ka, va);
+            uint4 kr[U], vr[U];
 #pragma unroll
             for (int u = 0; u < U; u++) {
-                s[r][u] = __expf(s[r][u] - ref);
-                sum += s[r][u];
+                kr[u] = ka[u] ? __ldg(reinterpret_cast<const uint4 *>(ka[u])) : make_uint4(0, 0, 0, 0);
+                vr[u] = va[u] ? __ldg(reinterpret_cast<const uint4 *>(va[u])) : make_uint4(0, 0, 0, 0);
             }
-            l[r] = fmaf(l[r], alpha, sum);
-#pragma unroll
-            for (int e = 0; e < kVec; e++) o[r][e] *= alpha;
+            consume<T, LPK, NG, RB, U>(kr, vr, base + gi, k1, qf, lim, m, l, o);
         }
+    } else {
+        /* iteration j's vectors at ring[j % S][K or V][u][tid]; one commit group per iteration,
+         * empty past the last, so that wait_group<S - 1> always means "iteration j is in" */
+        const int iters = k1 > k0 ? (k1 - k0 + STEP - 1) / STEP : 0;
+        auto issue = [&](int j) {
+            if (j < iters) {
+                const char *ka[U], *va[U];
+                addresses(k0 + j * STEP, ka, va);
+                uint4 *slot = smem + (size_t)(j % S) * 2 * U * kThreads + tid;
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            float vf[kVec];
-            unpack8<T>(vr[u], vf);
+                for (int u = 0; u < U; u++) {
+                    cp_async16(slot + u * kThreads, ka[u] ? ka[u] : kbase, ka[u] ? 16 : 0);
+                    cp_async16(slot + (U + u) * kThreads, va[u] ? va[u] : vbase, va[u] ? 16 : 0);
+                }
+            }
+            cp_async_commit();
+        };
 #pragma unroll
-            for (int r = 0; r < RB; r++)
+        for (int j = 0; j < S - 1; j++) issue(j);
+        for (int j = 0; j < iters; j++) {
+            /* the slot it fills was read back by this thread in iteration j - 1 */
+            issue(j + S - 1);
+            cp_async_wait<S - 1>();
+            const uint4 *slot = smem + (size_t)(j % S) * 2 * U * kThreads + tid;
+            uint4 kr[U], vr[U];
 #pragma unroll
-                for (int e = 0; e < kVec; e++) o[r][e] = fmaf(s[r][u], vf[e], o[r][e]);
+            for (int u = 0; u < U; u++) {
+                kr[u] = slot[u * kThreads];
+                vr[u] = slot[(U + u) * kThreads];
+            }
+            consume<T, LPK, NG, RB, U>(kr, vr, k0 + j * STEP + gi, k1, qf, lim, m, l, o);
         }
+        cp_async_wait<0>();
     }
 
     /* merge the NG groups' states: every lane of a group holds the same m and l */
@@ -373,15 +465,45 @@ bool valid(const sf_decode_attention_args *a)
     return true;
 }
 
-/* rows per CTA and head dim -> the split kernel's step, shared memory and occupancy */
-template <typename T, int D, int RB> struct Kernel {
-    using C = Cfg<T, D, RB>;
+/* the variant SFBENCH_DECODE_VARIANT names (read once): kBase when unset, -1 when unknown */
+int variant()
+{
+    static const int v = [] {
+        const char *e = getenv("SFBENCH_DECODE_VARIANT");
+        if (!e || !*e) return (int)kBase;
+        for (int i = 0; i < kVariants; i++)
+            if (strcmp(e, kVariantNames[i]) == 0) return i;
+        return -1;
+    }();
+    return v;
+}
+
+/* variant, rows per CTA and head dim -> the split kernel's step, shared memory and occupancy */
+template <typename T, int D, int RB, int V> struct Kernel {
+    using C = Cfg<T, D, RB, V>;
+    /* once: a ring above the default 48 KB of dynamic shared memory asks for it, and for all of
+     * the unified L1/shared memory as shared (the kernel reads K and V past L1) */
+    static int prepare()
+    {
+        static const int err = [] {
+            if (C::RING == 0) return 0;
+            cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<T, D, RB, V>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM);
+            if (e == cudaSuccess)
+                e = cudaFuncSetAttribute(decode_split_kernel<T, D, RB, V>,
+                                         cudaFuncAttributePreferredSharedMemoryCarveout, (int)cudaSharedmemCarveoutMaxShared);
+            return (int)e;
+        }();
+        return err;
+    }
     static int occupancy(int *ctas) /* asked once: it is the same for every call */
     {
         static int cached = 0;
         if (cached == 0) {
-            const cudaError_t e =
-                cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, decode_split_kernel<T, D, RB>, kThreads, C::SMEM);
+            const int pe = prepare();
+            if (pe != 0) return pe;
+            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &cached, decode_split_kernel<T, D, RB, V>, kThreads, C::SMEM);
             if (e != cudaSuccess) {
                 cached = 0;
                 return (int)e;
@@ -392,7 +514,9 @@ template <typename T, int D, int RB> struct Kernel {
     }
     static int launch(const Params &p, unsigned blocks, cudaStream_t stream)
     {
-        return (int)sf::launch(decode_split_kernel<T, D, RB>, blocks, kThreads, C::SMEM, stream, 1, p);
+        const int pe = prepare();
+        if (pe != 0) return pe;
+        return (int)sf::launch(decode_split_kernel<T, D, RB, V>, blocks, kThreads, C::SMEM, stream, 1, p);
     }
     static int combine(const Params &p, int64_t n_rows, cudaStream_t stream)
     {
@@ -401,23 +525,32 @@ template <typename T, int D, int RB> struct Kernel {
     }
 };
 
-/* f(Kernel<T, D, RB>) for the arguments' dtype, head dim and rows per CTA */
+template <typename T, int D, int V, typename F> int by_rows(int rb, F &f)
+{
+    switch (rb) {
+    case 1: return f(Kernel<T, D, 1, V>());
+    case 2: return f(Kernel<T, D, 2, V>());
+    case 4: return f(Kernel<T, D, 4, V>());
+    default: return f(Kernel<T, D, kMaxRows, V>());
+    }
+}
+
+template <typename T, int D, typename F> int by_variant(int rb, F &f)
+{
+    switch (variant()) {
+    case kBase: return by_rows<T, D, kBase>(rb, f);
+    case kRing: return by_rows<T, D, kRing>(rb, f);
+    case kRing48: return by_rows<T, D, kRing48>(rb, f);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+/* f(Kernel<T, D, RB, V>) for the arguments' dtype, head dim, rows per CTA and the variant */
 template <typename F> int dispatch(const sf_decode_attention_args *a, F f)
 {
     const int rb = rows_per_cta(a->n_heads / a->n_kv_heads * a->n_q);
-#define SF_DECODE_RB(T, D)                                                                                        \
-    switch (rb) {                                                                                                 \
-    case 1: return f(Kernel<T, D, 1>());                                                                          \
-    case 2: return f(Kernel<T, D, 2>());                                                                          \
-    case 4: return f(Kernel<T, D, 4>());                                                                          \
-    default: return f(Kernel<T, D, kMaxRows>());                                                                  \
-    }
-    if (a->dtype == SF_F16) {
-        if (a->head_dim == 128) { SF_DECODE_RB(__half, 128) } else { SF_DECODE_RB(__half, 64) }
-    } else {
-        if (a->head_dim == 128) { SF_DECODE_RB(__nv_bfloat16, 128) } else { SF_DECODE_RB(__nv_bfloat16, 64) }
-    }
-#undef SF_DECODE_RB
+    if (a->dtype == SF_F16) return a->head_dim == 128 ? by_variant<__half, 128>(rb, f) : by_variant<__half, 64>(rb, f);
+    return a->head_dim == 128 ? by_variant<__nv_bfloat16, 128>(rb, f) : by_variant<__nv_bfloat16, 64>(rb, f);
 }
 
 int row_blocks(const sf_decode_attention_args *a)
@@ -430,6 +563,12 @@ int row_blocks(const sf_decode_attention_args *a)
 } // namespace sf_decode
 
 using namespace sf_decode;
+
+extern "C" const char *sf_decode_attention_variant(void)
+{
+    const int v = variant();
+    return v < 0 ? NULL : kVariantNames[v];
+}
 
 extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_args *a, int splits)
 {

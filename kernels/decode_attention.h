@@ -55,6 +55,10 @@ typedef struct sf_decode_attention_args {
     int max_seqlen;               /* sizes the split grid: an upper bound of seqlens (capacity if unknown) */
 } sf_decode_attention_args;
 
+/* The split kernel's main loop in use, SFBENCH_DECODE_VARIANT (read once; "base" when unset):
+ * "base", "ring" or "ring48", kernels/decode_attention.cu says what each does. NULL when the
+ * variable names none of them (the CUDA calls below then return cudaErrorInvalidValue). */
+const char *sf_decode_attention_variant(void);
 /* *splits = the number of KV splits the kernel runs with for these arguments (a->splits when
  * non-zero, at most SF_DECODE_MAX_SPLITS). Returns a cudaError_t (it asks the device its SM
  * count and the kernel's occupancy). */

@@ -6,7 +6,8 @@
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
 --        [page=0,16] (0: contiguous) [nq=1] [head_dim=128] [dtype=f16] [peak_tbs=0]
 --        [iters=N] [sample_ms=25] [warmup_ms=500]
--- peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
+-- SFBENCH_DECODE_VARIANT picks the kernel's main loop (kernels/decode_attention.cu); the rows
+-- say which ran. peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
 -- does not report them, as on the CPU backend, rows have no floor.
 local sf = require "sfbench"
 local params = require "sfbench.params"
@@ -48,12 +49,14 @@ local peak, peak_from = bench.peak_dram(p.peak_tbs)
 local l2 = dev.l2_bytes or 0
 
 local D = p.head_dim
+local variant = gpu and (os.getenv("SFBENCH_DECODE_VARIANT") or "") ~= "" and os.getenv("SFBENCH_DECODE_VARIANT")
+  or gpu and "base" or "reference"
 sweep.run {
   params = p,
   points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
     { "heads", "nq", "page", "batch", "seq" }),
-  context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
-  columns = { "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
+  context_extra = { peak_bytes_per_s = peak, peak_from = peak_from, variant = variant },
+  columns = { "variant", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
     { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
   measure = function(pt)
@@ -85,7 +88,7 @@ sweep.run {
     q:free(); out:free()
     collectgarbage()
     local sec = r.stats.median / 1e3
-    local row = { heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
+    local row = { variant = variant, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
       splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6, tbs = bytes / sec / 1e12,
       noise = r.stats.noise, stop = r.stop_reason }
     if peak then

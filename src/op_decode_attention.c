@@ -7,6 +7,7 @@
  * Returns the number of KV splits it ran with (1 on the CPU). */
 #include "config.h"
 #include <math.h>
+#include <stdlib.h>
 #include "ops.h"
 #include "decode_attention.h"
 #ifdef SF_HAVE_CUDA
@@ -157,6 +158,9 @@ static void run_decode_attention(sf_op_args *a)
                             names[i], j + 1, (long long)all[i]->stride[j]);
         if ((uintptr_t)all[i]->data % 16) sf_op_error(a, "the GPU kernel needs a 16-byte aligned '%s'", names[i]);
     }
+    if (!sf_decode_attention_variant())
+        sf_op_error(a, "SFBENCH_DECODE_VARIANT=%s names no variant of the kernel: base, ring or ring48",
+                    getenv("SFBENCH_DECODE_VARIANT"));
     int n_splits = 1;
     SF_CUDA(a->L, sf_decode_attention_splits(&d, &n_splits));
     size_t ws_bytes = sf_decode_attention_workspace_bytes(&d, n_splits);
