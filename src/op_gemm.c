@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include "ops.h"
 #include "gemm.h"
+#include "gemv.h"
 #ifdef SF_HAVE_CUDA
 #include "autotune.h"
-#include "gemv.h"
 #endif
 #ifdef SF_HAVE_HOPPER
 #include "cuda_check.h"
