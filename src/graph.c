@@ -17,6 +17,15 @@ void *sf_default_stream(void) { return capture_stream; }
 
 int sf_capturing(void) { return capture_stream != NULL; }
 
+/* sf.graph's fn and calls, checked the same on every build; returns calls */
+static lua_Integer graph_args(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Integer calls = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, calls >= 1, 2, "the number of calls must be at least 1");
+    return calls;
+}
+
 #ifndef SF_HAVE_CUDA
 void sf_capture_check(lua_State *L, const char *op)
 {
@@ -26,7 +35,8 @@ void sf_capture_check(lua_State *L, const char *op)
 
 static int l_graph(lua_State *L)
 {
-    return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu: this sfbench was built without CUDA)");
+    graph_args(L);
+    return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu): this sfbench was built without CUDA");
 }
 #else
 #include "cuda_check.h"
@@ -87,9 +97,7 @@ static void abandon_capture(lua_State *L, cudaStream_t s)
  * stream of sfbench's own) captures; nothing runs until the graph is launched */
 static int l_graph(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_Integer calls = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, calls >= 1, 2, "the number of calls must be at least 1");
+    lua_Integer calls = graph_args(L);
     if (sf_dev.kind != SF_DEV_CUDA) return luaL_error(L, "graph: CUDA graphs need the CUDA backend (running on cpu)");
     if (capture_stream) return luaL_error(L, "graph: a capture is already in progress (sf.graph inside a captured function)");
     cudaStream_t s = lua_isnoneornil(L, 3) ? own_stream(L) : (cudaStream_t)sf_opt_stream(L, 3);
