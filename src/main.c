@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "host.h"
 #include "ops.h"
@@ -53,12 +54,19 @@ static int known_format(const char *v)
     return !strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json");
 }
 
-/* a script argument that is not a file may name a scenario */
+static int readable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/* a script argument that is not a file may name a scenario (a folder of that name, such as an
+ * --output folder called `ab`, does not hide the scenario) */
 static const char *resolve_script(const char *arg, const char *datadir, char *buf, size_t n)
 {
-    if (access(arg, R_OK) == 0) return arg;
+    if (readable_file(arg)) return arg;
     snprintf(buf, n, "%s/scenarios/%s%s", datadir, arg, strstr(arg, ".lua") ? "" : ".lua");
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    return readable_file(buf) ? buf : NULL;
 }
 
 static void script_name(const char *path, char *buf, size_t n)

@@ -23,6 +23,17 @@ expect_rc 2 "missing scenario name"
 expect_one_line_error "missing scenario name"
 expect_stderr_has "nosuch_scenario_xyz" "missing scenario name"
 
+# a folder is not a script: one named like a scenario (an --output folder called test_setup)
+# leaves the scenario found, and one given as a path is an error naming it
+mkdir -p "$SCRATCH/cwd/test_setup" "$SCRATCH/folder.lua"
+run sh -c "cd '$SCRATCH/cwd' && '$SFBENCH' --device cpu --quiet --output '$out' test_setup"
+expect_rc 0 "a folder named like a scenario does not hide it"
+run sfb "$SCRATCH/folder.lua"
+expect_rc 2 "a folder as the script"
+expect_one_line_error "a folder as the script"
+expect_stderr_has "cannot open script" "a folder as the script"
+rm -f "$out"/*.json
+
 printf 'local x = 1\nx = = 2\n' >"$SCRATCH/syntax.lua"
 run sfb "$SCRATCH/syntax.lua"
 expect_rc 1 "syntax error"
