@@ -66,7 +66,7 @@ TestStream = {}
 function TestStream.test_tostring_and_close()
   local s = sf.stream()
   lu.assertEquals(tostring(s), "stream(cuda)")
-  local y = sf.zeros({ 1024 })
+  local y = sf.zeros({ 1024 }, "f16")          -- add takes 16-bit tensors on the GPU
   sf.ops.add { a = y, b = y, out = y, stream = s }
   do local c <close> = s end
   lu.assertEquals(tostring(s), "stream(cuda, destroyed)")
