@@ -102,13 +102,13 @@ check_bad "a folder holding a file that is not a result" "$bad/empty/x.json: not
 
 # ---- the README's plot is the committed H200 result's ----
 # (regenerate it with the command below, from the source tree)
-run "$SFBENCH" report "$SF_SRCDIR/results/h200/ffn_sweep-20261202-022751.json" \
-    --svg 'ffn_sweep-20261202-022751.flops.act=swiglu' -o "$SCRATCH/readme.svg"
+run "$SFBENCH" report "$SF_SRCDIR/results/h200/ffn_sweep-20261204-193648.json" \
+    --svg 'ffn_sweep-20261204-193648.flops.act=swiglu' -o "$SCRATCH/readme.svg"
 expect_rc 0 "the README's plot"
 if cmp -s "$SCRATCH/readme.svg" "$SF_SRCDIR/doc/img/ffn_sweep-h200.svg"; then pass "doc/img/ffn_sweep-h200.svg is up to date"
 else
     fail "doc/img/ffn_sweep-h200.svg differs from what the committed result gives (run: sfbench report \
-results/h200/ffn_sweep-20261202-022751.json --svg 'ffn_sweep-20261202-022751.flops.act=swiglu' \
+results/h200/ffn_sweep-20261204-193648.json --svg 'ffn_sweep-20261204-193648.flops.act=swiglu' \
 -o doc/img/ffn_sweep-h200.svg)"
 fi
 
