@@ -19,7 +19,8 @@
  * B = 1 fills every SM too (sf_decode_attention_splits).
  *
  * Variants of the main loop, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is
- * the first):
+ * ring48, the fastest of the three at B >= 8 on the H200 and within 4% of ring at B = 1 MHA:
+ * kernels/NOTES-decode.md, 2026-12-04):
  *  - base:   each iteration loads its U key/value pairs into registers, then computes on them;
  *            nothing is in flight while a warp computes, and the registers bound U.
  *  - ring:   cp.async into a ring of S stages in shared memory, 64 KB a CTA, S - 1 stages in
@@ -465,12 +466,12 @@ bool valid(const sf_decode_attention_args *a)
     return true;
 }
 
-/* the variant SFBENCH_DECODE_VARIANT names (read once): kBase when unset, -1 when unknown */
+/* the variant SFBENCH_DECODE_VARIANT names (read once): kRing48 when unset, -1 when unknown */
 int variant()
 {
     static const int v = [] {
         const char *e = getenv("SFBENCH_DECODE_VARIANT");
-        if (!e || !*e) return (int)kBase;
+        if (!e || !*e) return (int)kRing48;
         for (int i = 0; i < kVariants; i++)
             if (strcmp(e, kVariantNames[i]) == 0) return i;
         return -1;

@@ -50,7 +50,7 @@ local l2 = dev.l2_bytes or 0
 
 local D = p.head_dim
 local variant = gpu and (os.getenv("SFBENCH_DECODE_VARIANT") or "") ~= "" and os.getenv("SFBENCH_DECODE_VARIANT")
-  or gpu and "base" or "reference"
+  or gpu and "ring48" or "reference"
 sweep.run {
   params = p,
   points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
