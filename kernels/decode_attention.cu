@@ -19,7 +19,7 @@
  * B = 1 fills every SM too (sf_decode_attention_splits).
  *
  * Variants of the main loop, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is
- * ring48, the fastest of the three at B >= 8 on the H200 and within 4% of ring at B = 1 MHA:
+ * ring48, the fastest of the three at B = 32 on the H200 and within 4% of ring at B = 1 MHA:
  * kernels/NOTES-decode.md, 2026-12-04):
  *  - base:   each iteration loads its U key/value pairs into registers, then computes on them;
  *            nothing is in flight while a warp computes, and the registers bound U.
