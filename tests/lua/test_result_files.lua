@@ -73,4 +73,24 @@ function TestViews.test_points_and_long_form()
     { { impl = "a", seq = 512, sample = 1, ms = 1.25 }, { impl = "a", seq = 512, sample = 2, ms = 1.75 } })
 end
 
+TestRead = {}
+
+-- a file cut anywhere, also inside a number, a keyword or a string, reads as truncated JSON; a
+-- bad token with text after it does not
+function TestRead.test_truncated_anywhere()
+  local text = '{"scenario": "s", "context": {"ok": true, "none": null}, "rows": [{"ms": 1.5e-3, "impl": "a"}]}'
+  local path = os.tmpname()
+  for n = 1, #text - 1 do
+    local f = assert(io.open(path, "wb"))
+    f:write(text:sub(1, n))
+    f:close()
+    lu.assertStrContains(usage_of(result_files.read, path), "truncated JSON", false, "cut at " .. n)
+  end
+  local f = assert(io.open(path, "wb"))
+  f:write('{"scenario": "s", "rows": [tru]}')
+  f:close()
+  lu.assertStrContains(usage_of(result_files.read, path), "not valid JSON")
+  os.remove(path)
+end
+
 os.exit(lu.LuaUnit.run())
