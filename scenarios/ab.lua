@@ -152,7 +152,8 @@ for _, k in ipairs({ "ms", "noise", "samples", "ratio", "ci_low", "ci_high", "p"
   columns[#columns + 1] = k
 end
 local path = report.save("ab", { params = p, context = report.context({ model = cfg }), columns = columns,
-  column_kinds = { verdict = "measurement" }, rows = rows, results = res, complete = true, interrupted = false })
+  column_kinds = { verdict = "measurement", p = "measurement", ratio = "measurement", ci_low = "measurement",
+    ci_high = "measurement" }, rows = rows, results = res, complete = true, interrupted = false })
 
 local shown = { "op", "a", "b" }
 for _, k in ipairs(op.shape) do shown[#shown + 1] = k end

@@ -24,6 +24,10 @@ check(#doc.results == 2 and #doc.results[2].samples == 12 and doc.results[2].row
 check(a.verdict == nil and (b.verdict == 'same' or b.verdict == 'faster' or b.verdict == 'slower'), 'verdict')
 check(b.ci_low <= b.ratio and b.ratio <= b.ci_high and b.p >= 0 and b.p <= 1, 'interval and p')
 check(math.abs(b.ratio - b.ms / a.ms) < 1e-9, 'ratio of the medians')
+-- declared, so that a p of exactly 1 is not taken for a parameter by compare and export
+for _, k in ipairs({ 'ratio', 'ci_low', 'ci_high', 'p', 'verdict' }) do
+  check(doc.column_kinds[k] == 'measurement', k .. ' declared a measurement')
+end
 "
 done
 
