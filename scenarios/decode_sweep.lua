@@ -49,13 +49,11 @@ local peak, peak_from = bench.peak_dram(p.peak_tbs)
 local l2 = dev.l2_bytes or 0
 
 local D = p.head_dim
-local variant = gpu and (os.getenv("SFBENCH_DECODE_VARIANT") or "") ~= "" and os.getenv("SFBENCH_DECODE_VARIANT")
-  or gpu and "ring48" or "reference"
 sweep.run {
   params = p,
   points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
     { "heads", "nq", "page", "batch", "seq" }),
-  context_extra = { peak_bytes_per_s = peak, peak_from = peak_from, variant = variant },
+  context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
   columns = { "variant", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
     { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
@@ -77,7 +75,7 @@ sweep.run {
     for i = 2, n_sets do caches[i] = make(i) end
     local q = sf.randn({ B, pt.nq, H, D }, p.dtype)
     local out = sf.tensor({ B, pt.nq, H, D }, p.dtype)
-    local splits = caches[1]:attend(1, q, out)
+    local splits, variant = caches[1]:attend(1, q, out)
     local k = 0
     local r = bench.run({
       name = ("B=%d N=%d %s page %d nq %d"):format(B, N, pt.heads, pt.page, pt.nq),

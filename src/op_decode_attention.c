@@ -145,6 +145,7 @@ static void run_decode_attention(sf_op_args *a)
         check_contents(a, &d);
         sf_decode_attention_ref_cpu(&d);
         lua_pushinteger(a->L, 1);
+        lua_pushliteral(a->L, "reference");
         return;
     }
 #ifdef SF_HAVE_CUDA
@@ -167,6 +168,7 @@ static void run_decode_attention(sf_op_args *a)
     void *ws = ws_bytes ? sf_scratch(a->L, SF_DEV_CUDA, ws_bytes, "the decode attention splits") : NULL;
     SF_CUDA(a->L, sf_decode_attention_cuda(&d, n_splits, ws, stream));
     lua_pushinteger(a->L, n_splits);
+    lua_pushstring(a->L, sf_decode_attention_variant());
 #else
     (void)stream;
 #endif
