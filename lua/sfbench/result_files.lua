@@ -74,9 +74,11 @@ function result_files.read(path)
   local ok, doc = pcall(json.decode, text)
   if not ok then
     local msg = tostring(doc)
-    -- the end of the text, or a token (a number, true, false, null) cut short by it
+    -- the end of the text, or a token (a number, true, false, null) or a string's escape ("\/",
+    -- "\u00b5") cut short by it
     local at = tonumber(msg:match("at character (%d+)"))
-    local cut_token = at and msg:find("invalid", 1, true) and text:sub(at):match("^[%w%.%+%-]+$")
+    local rest = at and msg:find("invalid", 1, true) and text:sub(at)
+    local cut_token = rest and (rest:match("^[%w%.%+%-]+$") or rest:match("^\\u?%x*$"))
     if msg:find("T_END", 1, true) or msg:find("unexpected end of string", 1, true) or cut_token then
       problem(path, "truncated JSON (the text ends inside the document)")
     end

@@ -75,10 +75,10 @@ end
 
 TestRead = {}
 
--- a file cut anywhere, also inside a number, a keyword or a string, reads as truncated JSON; a
--- bad token with text after it does not
+-- a file cut anywhere, also inside a number, a keyword, a string or an escape in it (cjson writes
+-- '/' as '\/'), reads as truncated JSON; a bad token or escape with text after it does not
 function TestRead.test_truncated_anywhere()
-  local text = '{"scenario": "s", "context": {"ok": true, "none": null}, "rows": [{"ms": 1.5e-3, "impl": "a"}]}'
+  local text = '{"scenario": "s", "context": {"ok": true, "none": null, "cmd": "a\\/b \\u00b5s"}, "rows": [{"ms": 1.5e-3, "impl": "a"}]}'
   local path = os.tmpname()
   for n = 1, #text - 1 do
     local f = assert(io.open(path, "wb"))
@@ -88,6 +88,10 @@ function TestRead.test_truncated_anywhere()
   end
   local f = assert(io.open(path, "wb"))
   f:write('{"scenario": "s", "rows": [tru]}')
+  f:close()
+  lu.assertStrContains(usage_of(result_files.read, path), "not valid JSON")
+  f = assert(io.open(path, "wb"))
+  f:write('{"scenario": "s\\q", "rows": []}')
   f:close()
   lu.assertStrContains(usage_of(result_files.read, path), "not valid JSON")
   os.remove(path)
