@@ -22,6 +22,7 @@
 #include <type_traits>
 #include "attention.h"
 #include "common.cuh"
+#include "mma.cuh"
 
 namespace sf_flash {
 
@@ -37,56 +38,13 @@ struct Params {
 };
 
 /* -------------------------------------------------------------- PTX building blocks -------- */
+using sf::cp_async16;
+using sf::cp_async_commit;
+using sf::cp_async_wait;
+using sf::fast_exp2;
+using sf::ldsm_x4;
+using sf::ldsm_x4_t;
 using sf::smem_u32;
-
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-__device__ __forceinline__ float fast_exp2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-/* Element-type traits: the mma instruction (the fp32 -> 2 x 16-bit pack is sf::dtype_traits'). */
-template <typename T> struct Elt;
-template <> struct Elt<__half> {
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct Elt<__nv_bfloat16> {
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
 
 /* ------------------------------------------------------------------- configuration -------- */
 /* Rescale policy of the online softmax when a row max grows. */
@@ -207,8 +165,8 @@ __device__ __forceinline__ void qk_tile(float (&s)[C::MT][C::NT][4], uint32_t q_
             ldsm_x4(kb, (k_lane ^ (kk * 32)) + np * 16 * C::ROWB);
 #pragma unroll
             for (int mt = 0; mt < C::MT; mt++) {
-                Elt<T>::mma(s[mt][2 * np], qa[mt], kb[0], kb[1]);
-                Elt<T>::mma(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
+                sf::mma16816<T>(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+                sf::mma16816<T>(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
             }
         }
     }
@@ -323,8 +281,8 @@ __device__ __forceinline__ void pv_tile(float (&o)[C::MT][C::DT][4], const uint3
             ldsm_x4_t(vb, (v_lane ^ (dp * 32)) + kk * 16 * C::ROWB);
 #pragma unroll
             for (int mt = 0; mt < C::MT; mt++) {
-                Elt<T>::mma(o[mt][2 * dp], pa[mt][kk], vb[0], vb[1]);
-                Elt<T>::mma(o[mt][2 * dp + 1], pa[mt][kk], vb[2], vb[3]);
+                sf::mma16816<T>(o[mt][2 * dp], pa[mt][kk], vb[0], vb[1]);
+                sf::mma16816<T>(o[mt][2 * dp + 1], pa[mt][kk], vb[2], vb[3]);
             }
         }
 }
