@@ -5,14 +5,17 @@
  *    rows. Lane (g, q) = (lane / 4, lane % 4) reads rows g and g + 8 in 16-byte vectors at
  *    k + 32u + 8q, u < U: the four lanes of a row read 64 contiguous bytes per u, and a thread
  *    has 2·U vectors in flight before it computes. w bypasses L1 (read once); x, small and read
- *    by every warp, stays in L1.
+ *    by every warp, stays in L1. A variant, a tuning knob (SFBENCH_GEMV_VARIANT=ring; the
+ *    default "direct" is the above): aligned rows stream through a ring of kStages steps in
+ *    shared memory (cp.async), each thread's own vectors, kStages - 1 steps in flight while it
+ *    computes on one, so that the bytes in flight no longer drop to none while a warp computes.
  *  - The products run on the tensor cores (mma m16n8k16, fp32 accumulation) with w as the
  *    16-row operand and up to 8 rows of x as the 8-column one, NT = ceil(m / 8) of them. Lane
  *    (g, q) holds w[g][k'] and w[g+8][k'] for k' in {2q, 2q+1, 2q+8, 2q+9} of each mma's 16 k:
  *    the sum over k does not care which physical k a slot holds, so the fragment is taken
  *    straight from the loaded vector (its words 0, 1 for one mma and 2, 3 for the next), and
  *    x's fragment (lane (g, q): x row g, the same slots) from x's vector at the same k. No
- *    shuffles, no shared memory.
+ *    shuffles.
  *  - Splits: with the partial sums [tile][split][NT][thread] in an fp32 workspace, the CTA that
  *    brings a tile's counter to `splits` adds every split's partial in split order and writes
  *    the epilogue; it leaves the counter at zero for the next call. One split writes out
@@ -21,10 +24,12 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include <type_traits>
 
 #include "common.cuh"
+#include "mma.cuh"
 #include "gemv.h"
 
 namespace sf_gemv {
@@ -34,6 +39,11 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kTileRows = SF_GEMV_TILE_ROWS;
 constexpr int kChunk = 128;       /* k granularity of a split: a whole step of the U = 4 kernels */
 constexpr int kMinSplitK = 256;   /* k: the shortest split the automatic rule makes */
+constexpr int kStages = 3;        /* the ring's steps: kStages - 1 in flight while one is computed */
+
+/* how w reaches the registers: element by element (rows not 16-byte aligned), or in 16-byte
+ * vectors straight from global memory ("direct", the default) or through the ring ("ring") */
+enum Load { kElements, kVectors, kRing };
 static_assert(kTileRows == kWarps * 16, "a warp owns 16 rows");
 
 struct Params {
@@ -77,24 +87,26 @@ __device__ __forceinline__ uint4 load8(const T *row, int k, int kend)
     }
 }
 
-template <typename T>
-__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                    uint32_t b1)
+/* The products of one step of 32·U k from its w vectors (a0: row g, a1: row g + 8), with x's
+ * vectors at the same k. */
+template <typename T, int NT, bool VEC, bool TAIL, int U>
+__device__ __forceinline__ void products(const uint4 (&a0)[U], const uint4 (&a1)[U], const T *const (&xr)[NT], int k,
+                                         int kend, float (&acc)[NT][4])
 {
-    if constexpr (std::is_same<T, __half>::value) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-    } else {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const uint4 b = load8<T, VEC, TAIL, false>(xr[j], k + 32 * u, kend);
+            const uint32_t lo[4] = {a0[u].x, a1[u].x, a0[u].y, a1[u].y}, hi[4] = {a0[u].z, a1[u].z, a0[u].w, a1[u].w};
+            sf::mma16816<T>(acc[j], lo, b.x, b.y);
+            sf::mma16816<T>(acc[j], hi, b.z, b.w);
+        }
     }
 }
 
-/* One step of 32·U k: every w vector first (the bytes in flight), then x's and the products. */
+/* One step loaded straight into registers: every w vector first (the bytes in flight), then
+ * the products. */
 template <typename T, int NT, bool VEC, bool TAIL>
 __device__ __forceinline__ void step(const T *w0, const T *w1, const T *const (&xr)[NT], int k, int kend,
                                      float (&acc)[NT][4])
@@ -106,15 +118,47 @@ __device__ __forceinline__ void step(const T *w0, const T *w1, const T *const (&
         a0[u] = load8<T, VEC, TAIL, true>(w0, k + 32 * u, kend);
         a1[u] = load8<T, VEC, TAIL, true>(w1, k + 32 * u, kend);
     }
+    products<T, NT, VEC, TAIL, U>(a0, a1, xr, k, kend, acc);
+}
+
+/* The whole steps of [kbeg, kend) through a ring of kStages steps in shared memory: each
+ * thread copies its own w vectors with cp.async, kStages - 1 steps ahead of the one it computes
+ * on, and reads back only what it copied (no barrier). Returns the k where the whole steps end. */
+template <typename T, int NT>
+__device__ __forceinline__ int ring_steps(uint4 *ring, const T *w0, const T *w1, const T *const (&xr)[NT], int kbeg,
+                                          int kend, float (&acc)[NT][4])
+{
+    constexpr int U = Unroll<NT, true>::U, STEP = 32 * U;
+    const int tid = threadIdx.x, full = (kend - kbeg) / STEP;
+    auto slot = [&](int j) { return ring + (size_t)(j % kStages) * 2 * U * kThreads + tid; };
+    auto issue = [&](int j) {
+        if (j < full) {
+            const int k = kbeg + j * STEP;
+            uint4 *dst = slot(j);
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-#pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const uint4 b = load8<T, VEC, TAIL, false>(xr[j], k + 32 * u, kend);
-            mma<T>(acc[j], a0[u].x, a1[u].x, a0[u].y, a1[u].y, b.x, b.y);
-            mma<T>(acc[j], a0[u].z, a1[u].z, a0[u].w, a1[u].w, b.z, b.w);
+            for (int u = 0; u < U; u++) {
+                sf::cp_async16(sf::smem_u32(dst + u * kThreads), w0 + k + 32 * u, 16);
+                sf::cp_async16(sf::smem_u32(dst + (U + u) * kThreads), w1 + k + 32 * u, 16);
+            }
         }
+        sf::cp_async_commit(); /* one group a step, empty past the last: wait<kStages - 1> means "step j is in" */
+    };
+#pragma unroll
+    for (int j = 0; j < kStages - 1; j++) issue(j);
+    for (int j = 0; j < full; j++) {
+        issue(j + kStages - 1); /* into the slot this thread read back in step j - 1 */
+        sf::cp_async_wait<kStages - 1>();
+        const uint4 *src = slot(j);
+        uint4 a0[U], a1[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            a0[u] = src[u * kThreads];
+            a1[u] = src[(U + u) * kThreads];
+        }
+        products<T, NT, true, false, U>(a0, a1, xr, kbeg + j * STEP, kend, acc);
     }
+    sf::cp_async_wait<0>();
+    return kbeg + full * STEP;
 }
 
 __device__ __forceinline__ float activate(float v, int act)
@@ -161,9 +205,10 @@ __device__ __forceinline__ void epilogue(const Params &p, const float (&acc)[NT]
     }
 }
 
-template <typename T, int NT, bool VEC>
+template <typename T, int NT, int L>
 __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant__ Params p)
 {
+    constexpr bool VEC = L != kElements;
     constexpr int STEP = 32 * Unroll<NT, VEC>::U;
     sf::grid_dep_wait();
     sf::grid_dep_launch();
@@ -183,7 +228,12 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
     const int kbeg = split * p.kps, kend = min(p.k, kbeg + p.kps);
     /* kend is relative to the thread's first element: pointers above are offset by 8q */
     int kb = kbeg;
-    for (; kb + STEP <= kend; kb += STEP) step<T, NT, VEC, false>(w0, w1, xr, kb, kend - 8 * q, acc);
+    if constexpr (L == kRing) {
+        extern __shared__ uint4 ring[];
+        kb = ring_steps<T, NT>(ring, w0, w1, xr, kbeg, kend, acc);
+    } else {
+        for (; kb + STEP <= kend; kb += STEP) step<T, NT, VEC, false>(w0, w1, xr, kb, kend - 8 * q, acc);
+    }
     if (kb < kend) step<T, NT, VEC, true>(w0, w1, xr, kb, kend - 8 * q, acc);
 
     if (p.splits == 1) {
@@ -213,12 +263,15 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
     epilogue<T, NT>(p, acc, base, g, q);
 }
 
-template <typename T, int NT, bool VEC> struct Kernel {
+template <typename T, int NT, int L> struct Kernel {
+    /* the ring: kStages steps of 2·U vectors a thread (48 KB at U = 4, the most without opting in) */
+    static constexpr size_t SMEM = L == kRing ? (size_t)kStages * 2 * Unroll<NT, true>::U * kThreads * sizeof(uint4) : 0;
+    static_assert(SMEM <= 48 * 1024, "the ring fits the default dynamic shared memory");
     static int occupancy(int *ctas)
     {
         static int cached = 0;
         if (cached == 0) {
-            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, VEC>, kThreads, 0);
+            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, L>, kThreads, SMEM);
             if (e != cudaSuccess) {
                 cached = 0;
                 return (int)e;
@@ -229,7 +282,7 @@ template <typename T, int NT, bool VEC> struct Kernel {
     }
     static int launch(const Params &p, int tiles, cudaStream_t stream)
     {
-        return (int)sf::launch(gemv_kernel<T, NT, VEC>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, 0, stream, 1, p);
+        return (int)sf::launch(gemv_kernel<T, NT, L>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, SMEM, stream, 1, p);
     }
 };
 
@@ -238,20 +291,36 @@ bool vectorized(const sf_gemv_args *a)
     return a->k % 8 == 0 && a->ldx % 8 == 0 && a->ldw % 8 == 0 && (uintptr_t)a->x % 16 == 0 && (uintptr_t)a->w % 16 == 0;
 }
 
-/* f(Kernel<T, NT, VEC>) for the arguments' dtype, row count and alignment */
+/* the variant SFBENCH_GEMV_VARIANT names (read once): kVectors ("direct") when unset, -1 when
+ * unknown */
+int variant()
+{
+    static const int v = [] {
+        const char *e = getenv("SFBENCH_GEMV_VARIANT");
+        if (!e || !*e || strcmp(e, "direct") == 0) return (int)kVectors;
+        return strcmp(e, "ring") == 0 ? (int)kRing : -1;
+    }();
+    return v;
+}
+
+/* f(Kernel<T, NT, L>) for the arguments' dtype, row count, alignment and the variant */
 template <typename F> int dispatch(const sf_gemv_args *a, F f)
 {
-    const bool vec = vectorized(a);
-#define SF_GEMV_NT(T, V)                                                                                          \
-    if (a->m <= 8) return f(Kernel<T, 1, V>());                                                                   \
-    if (a->m <= 16) return f(Kernel<T, 2, V>());                                                                  \
-    if (a->m <= 32) return f(Kernel<T, 4, V>());                                                                  \
-    return f(Kernel<T, 8, V>());
-    if (a->dtype == SF_F16) {
-        if (vec) { SF_GEMV_NT(__half, true) } else { SF_GEMV_NT(__half, false) }
-    } else {
-        if (vec) { SF_GEMV_NT(__nv_bfloat16, true) } else { SF_GEMV_NT(__nv_bfloat16, false) }
-    }
+    const int v = variant();
+    if (v < 0) return (int)cudaErrorInvalidValue;
+    const int load = vectorized(a) ? v : kElements;
+#define SF_GEMV_NT(T, L)                                                                                          \
+    if (a->m <= 8) return f(Kernel<T, 1, L>());                                                                   \
+    if (a->m <= 16) return f(Kernel<T, 2, L>());                                                                  \
+    if (a->m <= 32) return f(Kernel<T, 4, L>());                                                                  \
+    return f(Kernel<T, 8, L>());
+#define SF_GEMV_LOAD(T)                                                                                           \
+    if (load == kRing) { SF_GEMV_NT(T, kRing) }                                                                   \
+    if (load == kVectors) { SF_GEMV_NT(T, kVectors) }                                                             \
+    SF_GEMV_NT(T, kElements)
+    if (a->dtype == SF_F16) { SF_GEMV_LOAD(__half) }
+    SF_GEMV_LOAD(__nv_bfloat16)
+#undef SF_GEMV_LOAD
 #undef SF_GEMV_NT
 }
 
@@ -301,6 +370,12 @@ extern "C" const char *sf_gemv_unfit(const sf_gemv_args *a)
     if (!swiglu && a->epilogue != SF_EPI_NONE && a->epilogue != SF_EPI_RELU && a->epilogue != SF_EPI_GELU_TANH)
         return "has no such activation";
     return NULL;
+}
+
+extern "C" const char *sf_gemv_variant(void)
+{
+    const int v = variant();
+    return v == kRing ? "ring" : v == kVectors ? "direct" : NULL;
 }
 
 extern "C" int64_t sf_gemv_tiles(const sf_gemv_args *a) { return (a->n + kTileRows - 1) / kTileRows; }

@@ -1,17 +1,16 @@
 /* Host side of the decode projections' GEMV (kernels/gemv.h) for the ops that run it (gemm,
- * ffn): the split count, the tile counters (allocated once, zeroed; every call leaves them
- * zeroed) and the launch. */
+ * ffn): the split count and the launch, with the tile counters of sf_counters. */
 #include "config.h"
+#include <stdlib.h>
 #include "gemm.h"
 #include "cuda_check.h"
 #include "gemv.h"
 
-#define GEMV_COUNTERS 65535 /* the most tiles a call has (sf_gemv_unfit) */
-
-static unsigned *counters;
-
 size_t sf_gemv_prepare(lua_State *L, sf_gemv_args *g)
 {
+    if (!sf_gemv_variant())
+        sf_error(L, "%s: SFBENCH_GEMV_VARIANT=%s names no variant of the GEMV: direct or ring", sf_current_op,
+                 getenv("SFBENCH_GEMV_VARIANT"));
     int splits = 1;
     SF_CUDA(L, sf_gemv_splits(g, &splits));
     g->splits = splits;
@@ -20,10 +19,6 @@ size_t sf_gemv_prepare(lua_State *L, sf_gemv_args *g)
 
 void sf_gemv_launch(lua_State *L, const sf_gemv_args *g, void *workspace, void *stream)
 {
-    if (g->splits > 1 && !counters) {
-        unsigned *c = sf_alloc(L, SF_DEV_CUDA, GEMV_COUNTERS * sizeof(unsigned), "the GEMV's tile counters");
-        SF_CUDA(L, cudaMemset(c, 0, GEMV_COUNTERS * sizeof(unsigned)));
-        counters = c;
-    }
+    unsigned *counters = g->splits > 1 ? sf_counters(L, SF_COUNTERS_GEMV) : NULL;
     SF_CUDA(L, sf_gemv_cuda(g, g->splits, workspace, counters, stream));
 }

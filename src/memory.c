@@ -12,6 +12,7 @@ sf_mem_stats sf_mem[2];
 /* One grow-only scratch buffer per device, like a caching allocator's largest block: ops ask for
  * their temporaries here, so a timed loop pays no cudaMalloc and the high-water mark is known. */
 static struct { void *ptr; size_t bytes; } scratch[2];
+static unsigned *counters[SF_COUNTER_SETS]; /* sf_counters */
 
 static const char *human(size_t b, char *buf, size_t n)
 {
@@ -67,4 +68,19 @@ void sf_scratch_release_all(void)
         scratch[d].ptr = NULL;
         scratch[d].bytes = sf_mem[d].scratch_capacity = 0;
     }
+    for (int i = 0; i < SF_COUNTER_SETS; i++) {
+        sf_free(SF_DEV_CUDA, counters[i], SF_COUNTERS * sizeof(unsigned));
+        counters[i] = NULL;
+    }
+}
+
+unsigned *sf_counters(lua_State *L, sf_counter_set set)
+{
+    static const unsigned zeros[SF_COUNTERS];
+    if (!counters[set]) {
+        unsigned *c = sf_alloc(L, SF_DEV_CUDA, sizeof zeros, "the kernels' counters");
+        sf_backend_of(SF_DEV_CUDA)->from_host(L, c, zeros, sizeof zeros);
+        counters[set] = c;
+    }
+    return counters[set];
 }

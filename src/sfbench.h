@@ -86,5 +86,12 @@ void *sf_alloc(lua_State *L, sf_device_kind dev, size_t bytes, const char *what)
 void sf_free(sf_device_kind dev, void *p, size_t bytes);
 void *sf_scratch(lua_State *L, sf_device_kind dev, size_t bytes, const char *what);
 void sf_scratch_release_all(void);
+/* Zeroed GPU counters for the kernels whose last CTA of a group merges the group's partial
+ * results (the split-K GEMV, split-KV decode attention): SF_COUNTERS of them a set, allocated on
+ * first use; every such kernel leaves them zeroed. One set a kernel family, so that two of them
+ * on different streams never share a counter. */
+typedef enum { SF_COUNTERS_GEMV, SF_COUNTERS_DECODE, SF_COUNTER_SETS } sf_counter_set;
+#define SF_COUNTERS 65536
+unsigned *sf_counters(lua_State *L, sf_counter_set set);
 
 #endif
