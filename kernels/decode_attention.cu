@@ -18,15 +18,18 @@
  * The number of splits comes from B·Hkv·(row blocks) against what the GPU runs at once, so that
  * B = 1 fills every SM too (sf_decode_attention_splits).
  *
- * Variants of the main loop, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is
- * ring48, the fastest of the three at B = 32 on the H200 and within 4% of ring at B = 1 MHA:
+ * Variants, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is ring48, the
+ * fastest of the first three at B = 32 on the H200 and within 4% of ring at B = 1 MHA:
  * kernels/NOTES-decode.md, 2026-12-04):
  *  - base:   each iteration loads its U key/value pairs into registers, then computes on them;
  *            nothing is in flight while a warp computes, and the registers bound U.
  *  - ring:   cp.async into a ring of S stages in shared memory, 64 KB a CTA, S - 1 stages in
  *            flight while the thread computes on the oldest. Every thread reads back only the
  *            vectors it copied itself, so the ring needs no barrier, only cp.async.wait_group.
- *  - ring48: the same with 48 KB a CTA: fewer stages in flight, one more CTA an SM. */
+ *  - ring48: the same with 48 KB a CTA: fewer stages in flight, one more CTA an SM.
+ *  - mma:    another kernel (decode_mma_kernel, below): the products on the tensor cores, 16
+ *            query rows a CTA whatever G·Nq is, so GQA's rows cost no registers, and the splits
+ *            merged by the last CTA of each group instead of a combine kernel. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -34,6 +37,7 @@
 #include <string.h>
 
 #include "common.cuh"
+#include "mma.cuh"
 #include "decode_attention.h"
 
 namespace sf_decode {
@@ -53,6 +57,7 @@ struct Params {
     int64_t bt_stride;
     float *ws_o;                   /* [B·H·Nq][splits][D] */
     float2 *ws_ml;                 /* [B·H·Nq][splits]: (m, l) */
+    unsigned *counters;            /* the mma kernel merges its splits itself: [B·Hkv·row_blocks], left zeroed */
     int64_t qs[3], ks[3], vs[3], os[3];
     int n_q, n_heads, n_kv_heads, group, rows, row_blocks;
     int capacity, page_shift, n_pages, paged;
@@ -79,8 +84,8 @@ template <typename T> __device__ __forceinline__ void unpack8(const uint4 &r, fl
 }
 
 /* the main loop's variants (see the top of the file), in the order of kVariantNames */
-enum Variant { kBase, kRing, kRing48, kVariants };
-const char *const kVariantNames[kVariants] = {"base", "ring", "ring48"};
+enum Variant { kBase, kRing, kRing48, kMma, kVariants };
+const char *const kVariantNames[kVariants] = {"base", "ring", "ring48", "mma"};
 
 /* variant and rows per CTA -> K/V vector pairs per thread and iteration (base: all of them in
  * registers at once, as many as they allow; ring: fewer, since the stages hold the bytes in
@@ -107,17 +112,10 @@ template <typename T, int D, int RB, int V> struct Cfg {
     static_assert(V == kBase || (S >= 2 && S * U == Unroll<RB, V>::RING_VECS), "a ring: two stages or more, whole");
 };
 
-/* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (and reads nothing) */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes)
-{
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
+using sf::cp_async16;
+using sf::cp_async_commit;
+using sf::cp_async_wait;
+using sf::smem_u32;
 
 /* One iteration's compute: the thread's U keys first, first + NG, ... (kr, vr; zeros past k1)
  * into its group's online softmax state (m, l, o) for every row. */
@@ -297,8 +295,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
                 uint4 *slot = smem + (size_t)(j % S) * 2 * U * kThreads + tid;
 #pragma unroll
                 for (int u = 0; u < U; u++) {
-                    cp_async16(slot + u * kThreads, ka[u] ? ka[u] : kbase, ka[u] ? 16 : 0);
-                    cp_async16(slot + (U + u) * kThreads, va[u] ? va[u] : vbase, va[u] ? 16 : 0);
+                    cp_async16(smem_u32(slot + u * kThreads), ka[u] ? ka[u] : kbase, ka[u] ? 16 : 0);
+                    cp_async16(smem_u32(slot + (U + u) * kThreads), va[u] ? va[u] : vbase, va[u] ? 16 : 0);
                 }
             }
             cp_async_commit();
@@ -437,6 +435,333 @@ __global__ void __launch_bounds__(kCombineRows * 32) decode_combine_kernel(const
     if (p.lse && lane == 0) p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
 }
 
+/* ---- the tensor-core variant ("mma") ----
+ * One CTA serves up to 16 query rows of one (sequence, kv head, split): one m16 tile of
+ * mma.sync m16n8k16, whatever G·Nq is (a single row wastes 15 of them; the tensor cores have
+ * room to spare, the bytes are what counts). Each warp streams its own 16 keys of every 64-key
+ * stage, K and V, with cp.async into its part of an S-stage ring (S - 1 stages in flight), so
+ * warps never wait for one another until the end; a warp computes S = Q·Kᵀ (16 × 16) and
+ * O += P·V (16 × D) on the tensor cores from ldmatrix'd, swizzled tiles, with its own online
+ * softmax (log2 units, fp32), and the four warps' states are merged through shared memory.
+ * Splits: with `counters`, the CTA that finishes a (sequence, kv head, row block) last merges
+ * every split's partial itself (no combine kernel) and leaves the counter at zero; without,
+ * the combine kernel does. */
+constexpr int kMmaRows = 16;   /* query rows of a CTA */
+constexpr int kMmaKeys = 16;   /* keys of a warp a stage: the k of P·V */
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
+template <int D, int S> struct MmaCfg {
+    static constexpr int CH = D / kVec;                    /* 16-byte chunks of a K or V row */
+    static constexpr int VPL = kMmaKeys * CH / 32;         /* vectors of K (and of V) a lane copies a stage */
+    static constexpr int BLOCK = kMmaKeys * CH;            /* vectors of a warp's K (or V) a stage */
+    static constexpr int STEP = kWarps * kMmaKeys;         /* keys of the CTA a stage */
+    static constexpr int OSTRIDE = D + 4;                  /* floats a merged row: 16-byte rows, fewer conflicts */
+    static constexpr size_t RING = (size_t)S * kWarps * 2 * BLOCK * sizeof(uint4);
+    static constexpr size_t MERGE = (size_t)kWarps * kMmaRows * (OSTRIDE + 2) * sizeof(float);
+    static constexpr size_t SMEM = RING > MERGE ? RING : MERGE;
+    static_assert(D == 64 || D == 128, "head dim");
+    static_assert(S >= 2, "a ring of two stages or more");
+};
+
+/* the index of 16-byte chunk c of key row kk in a warp's swizzled K or V block: chunk c of row
+ * kk sits at c ^ (kk & 7), so the 8 rows an ldmatrix reads hit 8 different bank groups */
+template <int CH> __device__ __forceinline__ int swz(int kk, int c) { return kk * CH + (c ^ (kk & 7)); }
+
+/* rows rb·16 .. rb·16 + 15 of the CTA, the splits s < ns of each, merged by their maxima
+ * (natural-log units, as the split CTAs wrote them) into out and lse */
+template <typename T, int D>
+__device__ void merge_splits(const Params &p, int b, int hk, int rb, int ns, int tid)
+{
+    using tr = sf::dtype_traits<T>;
+    constexpr int CH = D / kVec;
+    for (int item = tid; item < kMmaRows * CH; item += kThreads) {
+        const int r = item / CH, cc = item % CH, rr = rb * kMmaRows + r;
+        if (rr >= p.rows) continue;
+        const int i = rr / p.group, h = hk * p.group + rr % p.group;
+        const int64_t slot0 = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits;
+        float mx = -INFINITY;
+        bool nan = false;
+        for (int s = 0; s < ns; s++) {
+            const float m = __ldcg(&p.ws_ml[slot0 + s].x);
+            nan = nan || isnan(m);
+            mx = fmaxf(mx, m);
+        }
+        const float ref = mx == -INFINITY ? 0.f : mx;
+        float L = 0.f, O[kVec] = {};
+        for (int s = 0; s < ns; s++) {
+            const float2 ml = __ldcg(&p.ws_ml[slot0 + s]);
+            const float w = __expf(ml.x - ref);
+            L = fmaf(w, ml.y, L);
+            const float4 *src = reinterpret_cast<const float4 *>(p.ws_o + (slot0 + s) * D + cc * kVec);
+            const float4 x = __ldcg(src), y = __ldcg(src + 1);
+            O[0] = fmaf(w, x.x, O[0]), O[1] = fmaf(w, x.y, O[1]), O[2] = fmaf(w, x.z, O[2]), O[3] = fmaf(w, x.w, O[3]);
+            O[4] = fmaf(w, y.x, O[4]), O[5] = fmaf(w, y.y, O[5]), O[6] = fmaf(w, y.z, O[6]), O[7] = fmaf(w, y.w, O[7]);
+        }
+        const float inv = nan ? NAN : L > 0.f ? 1.f / L : 0.f;
+        uint4 packed;
+        packed.x = tr::pack2(O[0] * inv, O[1] * inv);
+        packed.y = tr::pack2(O[2] * inv, O[3] * inv);
+        packed.z = tr::pack2(O[4] * inv, O[5] * inv);
+        packed.w = tr::pack2(O[6] * inv, O[7] * inv);
+        *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] + (int64_t)h * p.os[2] +
+                                                cc * kVec)) = packed;
+        if (p.lse && cc == 0)
+            p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
+    }
+}
+
+template <typename T, int D, int S>
+__global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_constant__ Params p)
+{
+    using C = MmaCfg<D, S>;
+    constexpr int CH = C::CH, VPL = C::VPL, BLOCK = C::BLOCK, STEP = C::STEP;
+    extern __shared__ uint4 smem[];
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
+    using tr = sf::dtype_traits<T>;
+
+    /* block -> (row block fastest, split, kv head, sequence) */
+    int idx = blockIdx.x;
+    const int rb = idx % p.row_blocks;
+    idx /= p.row_blocks;
+    const int split = idx % p.splits;
+    idx /= p.splits;
+    const int hk = idx % p.n_kv_heads;
+    const int b = idx / p.n_kv_heads;
+
+    const int len = p.seqlens[b];
+    bool bad = bad_length(len, p.capacity);
+    const int chunk = chunk_keys(bad ? 0 : len, p.splits, STEP);
+    const int ns = bad ? 0 : (len + chunk - 1) / chunk; /* splits with keys */
+    const bool fused = p.counters != nullptr;
+    /* one split writes out itself; so does split 0 alone when no split has keys and this kernel
+     * merges (a bad or empty sequence: NaN or zero rows) */
+    const bool direct = p.splits == 1 || (fused && ns == 0);
+    if (direct ? split > 0 : split >= ns) return;
+    const int k0 = split * chunk, k1 = bad ? k0 : min(len, k0 + chunk);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+
+    /* this thread's query rows g and g + 8 of the tile: row rr = rb·16 + r is (token rr / G,
+     * head hk·G + rr % G); lim: keys n < lim are visible to it (0 for a row past G·Nq) */
+    uint32_t qa[D / 16][4];
+    int lim[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int rr = rb * kMmaRows + g + 8 * hr;
+        const char *qrow = nullptr;
+        lim[hr] = 0;
+        if (rr < p.rows) {
+            const int i = rr / p.group, h = hk * p.group + rr % p.group;
+            lim[hr] = p.causal ? len - (p.n_q - 1 - i) : len;
+            qrow = p.q + 2 * ((int64_t)b * p.qs[0] + (int64_t)i * p.qs[1] + (int64_t)h * p.qs[2]);
+        }
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++) {
+            qa[ks][hr] = qrow ? __ldg(reinterpret_cast<const uint32_t *>(qrow + 2 * (16 * ks + 2 * q))) : 0u;
+            qa[ks][2 + hr] = qrow ? __ldg(reinterpret_cast<const uint32_t *>(qrow + 2 * (16 * ks + 8 + 2 * q))) : 0u;
+        }
+    }
+    const float sl2 = p.scale * kLog2e;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, o[D / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+
+    /* the copies: lane copies vectors v = lane + 32u of its warp's block, key kk = v / CH of
+     * the warp's 16, chunk c = lane % CH; paged caches look each key's page up one stage ahead */
+    const int c = lane % CH;
+    const char *kbase = p.k + 2 * ((int64_t)hk * p.ks[2] + c * kVec);
+    const char *vbase = p.v + 2 * ((int64_t)hk * p.vs[2] + c * kVec);
+    const int32_t *bt = p.block_table + (p.paged ? (int64_t)b * p.bt_stride : 0);
+    const int page_mask = (1 << p.page_shift) - 1;
+    const int iters = k1 > k0 ? (k1 - k0 + STEP - 1) / STEP : 0;
+    auto key_of = [&](int j, int u) { return k0 + j * STEP + warp * kMmaKeys + (lane + 32 * u) / CH; };
+    int page[VPL];
+#pragma unroll
+    for (int u = 0; u < VPL; u++) {
+        const int n = key_of(0, u);
+        page[u] = p.paged && n < k1 ? __ldg(bt + (n >> p.page_shift)) : b;
+    }
+    const uint32_t ring = smem_u32(smem) + (uint32_t)(warp * 2 * BLOCK * sizeof(uint4));
+    constexpr uint32_t kStageBytes = kWarps * 2 * BLOCK * sizeof(uint4);
+    auto issue = [&](int j) {
+        if (j < iters) {
+            const uint32_t kdst = ring + (uint32_t)(j % S) * kStageBytes, vdst = kdst + BLOCK * sizeof(uint4);
+#pragma unroll
+            for (int u = 0; u < VPL; u++) {
+                const int n = key_of(j, u), kk = (lane + 32 * u) / CH;
+                const char *ka = nullptr, *va = nullptr;
+                if (n < k1) {
+                    const int pg = page[u];
+                    if (pg < 0 || pg >= p.n_pages) {
+                        bad = true;
+                    } else {
+                        const int off = p.paged ? (n & page_mask) : n;
+                        ka = kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1]);
+                        va = vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1]);
+                    }
+                }
+                const uint32_t at = (uint32_t)swz<CH>(kk, c) * sizeof(uint4);
+                cp_async16(kdst + at, ka ? ka : kbase, ka ? 16 : 0);
+                cp_async16(vdst + at, va ? va : vbase, va ? 16 : 0);
+            }
+            if (p.paged) {
+#pragma unroll
+                for (int u = 0; u < VPL; u++) {
+                    const int n = key_of(j + 1, u);
+                    page[u] = n < k1 ? __ldg(bt + (n >> p.page_shift)) : 0;
+                }
+            }
+        }
+        cp_async_commit(); /* one group a stage, empty past the last: wait<S - 1> means "stage j is in" */
+    };
+
+#pragma unroll
+    for (int j = 0; j < S - 1; j++) issue(j);
+    for (int j = 0; j < iters; j++) {
+        __syncwarp(); /* every lane is done with the slot that stage j + S - 1 refills */
+        issue(j + S - 1);
+        cp_async_wait<S - 1>();
+        __syncwarp(); /* and the lanes' copies of stage j are visible to the whole warp */
+        const uint32_t kb = ring + (uint32_t)(j % S) * kStageBytes, vb = kb + BLOCK * sizeof(uint4);
+        const int n0 = k0 + j * STEP + warp * kMmaKeys; /* the warp's first key of this stage */
+
+        /* S = Q·Kᵀ: keys n0 .. n0 + 7 (s[0]) and n0 + 8 .. n0 + 15 (s[1]) */
+        float s[2][4] = {};
+        {
+            const int mat = lane >> 3, kk = (mat >> 1) * 8 + (lane & 7);
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ks++) {
+                uint32_t r[4];
+                sf::ldsm_x4(r, kb + (uint32_t)swz<CH>(kk, 2 * ks + (mat & 1)) * sizeof(uint4));
+                sf::mma16816<T>(s[0], qa[ks], r[0], r[1]);
+                sf::mma16816<T>(s[1], qa[ks], r[2], r[3]);
+            }
+        }
+        /* online softmax of rows g (hr 0) and g + 8 (hr 1); element e of s[nt] is row e / 2,
+         * key n0 + 8·nt + 2q + e % 2; a row with no visible key yet keeps m = -inf */
+        float alpha[2];
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int n = n0 + 8 * nt + 2 * q + e;
+                    float &x = s[nt][2 * hr + e];
+                    x = n < k1 && n < lim[hr] ? x * sl2 : -INFINITY;
+                    mx = fmaxf(mx, x);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mnew = fmaxf(m[hr], mx), ref = mnew == -INFINITY ? 0.f : mnew;
+            alpha[hr] = sf::fast_exp2(m[hr] - ref);
+            m[hr] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float &x = s[nt][2 * hr + e];
+                    x = sf::fast_exp2(x - ref);
+                    sum += x;
+                }
+            l[hr] = fmaf(l[hr], alpha[hr], sum);
+        }
+        /* O = O·alpha + P·V, P (16 rows × 16 keys) straight from the score registers */
+        const uint32_t pa[4] = {tr::pack2(s[0][0], s[0][1]), tr::pack2(s[0][2], s[0][3]), tr::pack2(s[1][0], s[1][1]),
+                                tr::pack2(s[1][2], s[1][3])};
+        const int mat = lane >> 3, kk = (mat & 1) * 8 + (lane & 7);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                o[2 * dp + h][0] *= alpha[0], o[2 * dp + h][1] *= alpha[0];
+                o[2 * dp + h][2] *= alpha[1], o[2 * dp + h][3] *= alpha[1];
+            }
+            uint32_t r[4];
+            sf::ldsm_x4_t(r, vb + (uint32_t)swz<CH>(kk, 2 * dp + (mat >> 1)) * sizeof(uint4));
+            sf::mma16816<T>(o[2 * dp], pa, r[0], r[1]);
+            sf::mma16816<T>(o[2 * dp + 1], pa, r[2], r[3]);
+        }
+    }
+    cp_async_wait<0>();
+
+    /* merge the four warps: [warp][16 rows][OSTRIDE] o, then m [warp][16], then l [warp][16] */
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 1);
+        l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 2);
+    }
+    bad = __syncthreads_or(bad); /* also: every warp is done with the ring */
+    float *so = reinterpret_cast<float *>(smem), *sm = so + kWarps * kMmaRows * C::OSTRIDE, *sl = sm + kWarps * kMmaRows;
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int row = warp * kMmaRows + g + 8 * hr;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            *reinterpret_cast<float2 *>(so + row * C::OSTRIDE + 8 * dt + 2 * q) = make_float2(o[dt][2 * hr], o[dt][2 * hr + 1]);
+        if (q == 0) {
+            sm[row] = m[hr];
+            sl[row] = l[hr];
+        }
+    }
+    __syncthreads();
+
+    for (int item = tid; item < kMmaRows * CH; item += kThreads) {
+        const int r = item / CH, cc = item % CH, rr = rb * kMmaRows + r;
+        if (rr >= p.rows) continue;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) mx = fmaxf(mx, sm[w * kMmaRows + r]);
+        const float ref = mx == -INFINITY ? 0.f : mx;
+        float L = 0.f, O[kVec] = {};
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) {
+            const float wt = sf::fast_exp2(sm[w * kMmaRows + r] - ref);
+            L = fmaf(wt, sl[w * kMmaRows + r], L);
+            const float4 *src = reinterpret_cast<const float4 *>(so + (w * kMmaRows + r) * C::OSTRIDE + cc * kVec);
+            const float4 x = src[0], y = src[1];
+            O[0] = fmaf(wt, x.x, O[0]), O[1] = fmaf(wt, x.y, O[1]), O[2] = fmaf(wt, x.z, O[2]), O[3] = fmaf(wt, x.w, O[3]);
+            O[4] = fmaf(wt, y.x, O[4]), O[5] = fmaf(wt, y.y, O[5]), O[6] = fmaf(wt, y.z, O[6]), O[7] = fmaf(wt, y.w, O[7]);
+        }
+        const int i = rr / p.group, h = hk * p.group + rr % p.group;
+        const float mnat = mx * kLn2; /* the merge and the combine work in natural-log units */
+        if (direct) {
+            const float inv = bad ? NAN : L > 0.f ? 1.f / L : 0.f;
+            uint4 packed;
+            packed.x = tr::pack2(O[0] * inv, O[1] * inv);
+            packed.y = tr::pack2(O[2] * inv, O[3] * inv);
+            packed.z = tr::pack2(O[4] * inv, O[5] * inv);
+            packed.w = tr::pack2(O[6] * inv, O[7] * inv);
+            *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] +
+                                                    (int64_t)h * p.os[2] + cc * kVec)) = packed;
+            if (p.lse && cc == 0)
+                p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = bad ? NAN : L > 0.f ? mnat + logf(L) : -INFINITY;
+        } else {
+            const int64_t slot = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits + split;
+            float4 *dst = reinterpret_cast<float4 *>(p.ws_o + slot * D + cc * kVec);
+            dst[0] = make_float4(O[0], O[1], O[2], O[3]);
+            dst[1] = make_float4(O[4], O[5], O[6], O[7]);
+            if (cc == 0) p.ws_ml[slot] = bad ? make_float2(NAN, NAN) : make_float2(mnat, L);
+        }
+    }
+    if (direct || !fused) return;
+
+    /* the last split CTA of this (sequence, kv head, row block) to finish merges them all */
+    __shared__ bool last;
+    unsigned *counter = p.counters + ((int64_t)b * p.n_kv_heads + hk) * p.row_blocks + rb;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(counter, 1u) == (unsigned)ns - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    merge_splits<T, D>(p, b, hk, rb, ns, tid);
+    if (tid == 0) *counter = 0;
+}
+
 int sm_count(int *sms)
 {
     int dev = 0;
@@ -479,20 +804,38 @@ int variant()
     return v;
 }
 
-/* variant, rows per CTA and head dim -> the split kernel's step, shared memory and occupancy */
-template <typename T, int D, int RB, int V> struct Kernel {
+/* The split kernels, as the host sees them: query rows a CTA, keys a CTA iteration (the unit
+ * of a split), dynamic shared memory, and whether the kernel merges its splits itself. */
+template <typename T, int D, int RB, int V> struct ClassicSplit {
     using C = Cfg<T, D, RB, V>;
-    /* once: a ring above the default 48 KB of dynamic shared memory asks for it, and for all of
-     * the unified L1/shared memory as shared (the kernel reads K and V past L1) */
+    static constexpr int ROWS = RB, STEP = C::STEP;
+    static constexpr size_t SMEM = C::SMEM;
+    static constexpr bool MERGES = false;
+    static constexpr auto kernel = decode_split_kernel<T, D, RB, V>;
+};
+constexpr int kMmaStages = 3;
+template <typename T, int D> struct MmaSplit {
+    using C = MmaCfg<D, kMmaStages>;
+    static constexpr int ROWS = kMmaRows, STEP = C::STEP;
+    static constexpr size_t SMEM = C::SMEM;
+    static constexpr bool MERGES = true;
+    static constexpr auto kernel = decode_mma_kernel<T, D, kMmaStages>;
+};
+
+/* a split kernel's launch, occupancy and combine */
+template <typename T, int D, typename K> struct Kernel {
+    static constexpr int ROWS = K::ROWS, STEP = K::STEP;
+    static constexpr bool MERGES = K::MERGES;
+    /* once: more than the default 48 KB of dynamic shared memory asks for it, and for all of
+     * the unified L1/shared memory as shared (the kernels read K and V past L1) */
     static int prepare()
     {
         static const int err = [] {
-            if (C::RING == 0) return 0;
-            cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<T, D, RB, V>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM);
+            if (K::SMEM <= 48 * 1024) return 0;
+            cudaError_t e = cudaFuncSetAttribute(K::kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)K::SMEM);
             if (e == cudaSuccess)
-                e = cudaFuncSetAttribute(decode_split_kernel<T, D, RB, V>,
-                                         cudaFuncAttributePreferredSharedMemoryCarveout, (int)cudaSharedmemCarveoutMaxShared);
+                e = cudaFuncSetAttribute(K::kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                         (int)cudaSharedmemCarveoutMaxShared);
             return (int)e;
         }();
         return err;
@@ -503,8 +846,7 @@ template <typename T, int D, int RB, int V> struct Kernel {
         if (cached == 0) {
             const int pe = prepare();
             if (pe != 0) return pe;
-            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &cached, decode_split_kernel<T, D, RB, V>, kThreads, C::SMEM);
+            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, K::kernel, kThreads, K::SMEM);
             if (e != cudaSuccess) {
                 cached = 0;
                 return (int)e;
@@ -517,7 +859,7 @@ template <typename T, int D, int RB, int V> struct Kernel {
     {
         const int pe = prepare();
         if (pe != 0) return pe;
-        return (int)sf::launch(decode_split_kernel<T, D, RB, V>, blocks, kThreads, C::SMEM, stream, 1, p);
+        return (int)sf::launch(K::kernel, blocks, kThreads, K::SMEM, stream, 1, p);
     }
     static int combine(const Params &p, int64_t n_rows, cudaStream_t stream)
     {
@@ -526,39 +868,40 @@ template <typename T, int D, int RB, int V> struct Kernel {
     }
 };
 
-template <typename T, int D, int V, typename F> int by_rows(int rb, F &f)
+template <typename T, int D, int V, typename F> int by_rows(int rows, F &f)
 {
-    switch (rb) {
-    case 1: return f(Kernel<T, D, 1, V>());
-    case 2: return f(Kernel<T, D, 2, V>());
-    case 4: return f(Kernel<T, D, 4, V>());
-    default: return f(Kernel<T, D, kMaxRows, V>());
+    switch (rows_per_cta(rows)) {
+    case 1: return f(Kernel<T, D, ClassicSplit<T, D, 1, V>>());
+    case 2: return f(Kernel<T, D, ClassicSplit<T, D, 2, V>>());
+    case 4: return f(Kernel<T, D, ClassicSplit<T, D, 4, V>>());
+    default: return f(Kernel<T, D, ClassicSplit<T, D, kMaxRows, V>>());
     }
 }
 
-template <typename T, int D, typename F> int by_variant(int rb, F &f)
+template <typename T, int D, typename F> int by_variant(int rows, F &f)
 {
     switch (variant()) {
-    case kBase: return by_rows<T, D, kBase>(rb, f);
-    case kRing: return by_rows<T, D, kRing>(rb, f);
-    case kRing48: return by_rows<T, D, kRing48>(rb, f);
+    case kBase: return by_rows<T, D, kBase>(rows, f);
+    case kRing: return by_rows<T, D, kRing>(rows, f);
+    case kRing48: return by_rows<T, D, kRing48>(rows, f);
+    case kMma: return f(Kernel<T, D, MmaSplit<T, D>>());
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-/* f(Kernel<T, D, RB, V>) for the arguments' dtype, head dim, rows per CTA and the variant */
+/* f(Kernel<...>) for the arguments' dtype, head dim, rows (G·Nq) and the variant */
 template <typename F> int dispatch(const sf_decode_attention_args *a, F f)
 {
-    const int rb = rows_per_cta(a->n_heads / a->n_kv_heads * a->n_q);
-    if (a->dtype == SF_F16) return a->head_dim == 128 ? by_variant<__half, 128>(rb, f) : by_variant<__half, 64>(rb, f);
-    return a->head_dim == 128 ? by_variant<__nv_bfloat16, 128>(rb, f) : by_variant<__nv_bfloat16, 64>(rb, f);
+    const int rows = a->n_heads / a->n_kv_heads * a->n_q;
+    if (a->dtype == SF_F16) return a->head_dim == 128 ? by_variant<__half, 128>(rows, f) : by_variant<__half, 64>(rows, f);
+    return a->head_dim == 128 ? by_variant<__nv_bfloat16, 128>(rows, f) : by_variant<__nv_bfloat16, 64>(rows, f);
 }
 
-int row_blocks(const sf_decode_attention_args *a)
+/* row blocks of a (sequence, kv head): CTAs of ROWS query rows each */
+int row_blocks(const sf_decode_attention_args *a, int rows_per_block)
 {
     const int rows = a->n_heads / a->n_kv_heads * a->n_q;
-    const int rb = rows_per_cta(rows);
-    return (rows + rb - 1) / rb;
+    return (rows + rows_per_block - 1) / rows_per_block;
 }
 
 } // namespace sf_decode
@@ -589,11 +932,15 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
         return 0;
     }
     if (!valid(a)) return (int)cudaErrorInvalidValue;
-    int sms = 0, ctas = 0;
+    int sms = 0, ctas = 0, blocks = 1;
     int e = sm_count(&sms);
-    if (e == 0) e = dispatch(a, [&](auto k) { return decltype(k)::occupancy(&ctas); });
+    if (e == 0)
+        e = dispatch(a, [&](auto k) {
+            blocks = row_blocks(a, decltype(k)::ROWS);
+            return decltype(k)::occupancy(&ctas);
+        });
     if (e != 0) return e;
-    const int64_t base = (int64_t)a->batch * a->n_kv_heads * row_blocks(a);
+    const int64_t base = (int64_t)a->batch * a->n_kv_heads * blocks;
     int64_t n = (int64_t)sms * (ctas > 0 ? ctas : 1) / base;
     const int64_t len = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
     const int64_t by_length = (len + kMinChunk - 1) / kMinChunk;
@@ -603,7 +950,8 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
     return 0;
 }
 
-extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int splits, void *workspace, void *stream)
+extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int splits, void *workspace,
+                                        unsigned *counters, void *stream)
 {
     if (!valid(a) || splits < 1 || splits > SF_DECODE_MAX_SPLITS || (splits > 1 && !workspace))
         return (int)cudaErrorInvalidValue;
@@ -627,7 +975,6 @@ extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int s
     p.n_kv_heads = a->n_kv_heads;
     p.group = a->n_heads / a->n_kv_heads;
     p.rows = p.group * a->n_q;
-    p.row_blocks = row_blocks(a);
     p.capacity = a->capacity;
     p.paged = a->block_table != NULL;
     p.page_shift = 0;
@@ -641,13 +988,19 @@ extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int s
         p.ws_o = (float *)workspace;
         p.ws_ml = (float2 *)((char *)workspace + (size_t)n_rows * splits * a->head_dim * sizeof(float));
     }
-    const int64_t blocks = (int64_t)a->batch * a->n_kv_heads * splits * p.row_blocks;
-    if (blocks > 0x7fffffff || n_rows > (int64_t)0x7fffffff * kCombineRows) return (int)cudaErrorInvalidValue;
     cudaStream_t s = (cudaStream_t)stream;
     return dispatch(a, [&](auto k) {
         using K = decltype(k);
-        p.step = K::C::STEP;
+        p.step = K::STEP;
+        p.row_blocks = row_blocks(a, K::ROWS);
+        const int64_t blocks = (int64_t)a->batch * a->n_kv_heads * splits * p.row_blocks;
+        if (blocks > 0x7fffffff || n_rows > (int64_t)0x7fffffff * kCombineRows) return (int)cudaErrorInvalidValue;
+        /* the kernel merges its splits where there is a counter for each (sequence, kv head,
+         * row block); else the combine kernel does */
+        const bool merges = K::MERGES && splits > 1 && counters &&
+                            (int64_t)a->batch * a->n_kv_heads * p.row_blocks <= SF_DECODE_COUNTERS;
+        p.counters = merges ? counters : nullptr;
         int e = K::launch(p, (unsigned)blocks, s);
-        return e != 0 || splits == 1 ? e : K::combine(p, n_rows, s);
+        return e != 0 || splits == 1 || merges ? e : K::combine(p, n_rows, s);
     });
 }

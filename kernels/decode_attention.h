@@ -35,6 +35,7 @@ extern "C" {
 
 #define SF_DECODE_MAX_QUERIES 8   /* Nq: one token, or a few speculative ones */
 #define SF_DECODE_MAX_SPLITS 1024
+#define SF_DECODE_COUNTERS 65536 /* (sequence, kv head, row block) groups a call merges itself: SF_COUNTERS */
 
 typedef struct sf_decode_attention_args {
     sf_dtype dtype;               /* SF_F16 or SF_BF16 (any float dtype for the CPU ref) */
@@ -55,8 +56,8 @@ typedef struct sf_decode_attention_args {
     int max_seqlen;               /* sizes the split grid: an upper bound of seqlens (capacity if unknown) */
 } sf_decode_attention_args;
 
-/* The split kernel's main loop in use, SFBENCH_DECODE_VARIANT (read once; "base" when unset):
- * "base", "ring" or "ring48", kernels/decode_attention.cu says what each does. NULL when the
+/* The split kernel in use, SFBENCH_DECODE_VARIANT (read once; "ring48" when unset): "base",
+ * "ring", "ring48" or "mma", kernels/decode_attention.cu says what each does. NULL when the
  * variable names none of them (the CUDA calls below then return cudaErrorInvalidValue). */
 const char *sf_decode_attention_variant(void);
 /* *splits = the number of KV splits the kernel runs with for these arguments (a->splits when
@@ -68,8 +69,12 @@ int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits);
 size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_args *a, int splits);
 /* head_dim 64 or 128; f16/bf16; strides multiples of 8 elements and 16-byte aligned q, k, v,
  * out. `workspace`: sf_decode_attention_workspace_bytes(a, splits) bytes of device memory.
+ * `counters`: NULL, or SF_COUNTERS zeroed unsigned ints (left zeroed) with which a kernel that
+ * can (mma) merges its splits itself instead of a second, combine kernel; no two calls sharing
+ * counters or workspace may run concurrently.
  * Returns a cudaError_t (cudaErrorInvalidValue for unsupported arguments); asynchronous. */
-int sf_decode_attention_cuda(const sf_decode_attention_args *a, int splits, void *workspace, void *stream);
+int sf_decode_attention_cuda(const sf_decode_attention_args *a, int splits, void *workspace, unsigned *counters,
+                             void *stream);
 
 /* CPU reference: host pointers, any float dtype, double accumulation. */
 void sf_decode_attention_ref_cpu(const sf_decode_attention_args *a);

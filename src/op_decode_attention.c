@@ -160,13 +160,14 @@ static void run_decode_attention(sf_op_args *a)
         if ((uintptr_t)all[i]->data % 16) sf_op_error(a, "the GPU kernel needs a 16-byte aligned '%s'", names[i]);
     }
     if (!sf_decode_attention_variant())
-        sf_op_error(a, "SFBENCH_DECODE_VARIANT=%s names no variant of the kernel: base, ring or ring48",
+        sf_op_error(a, "SFBENCH_DECODE_VARIANT=%s names no variant of the kernel: base, ring, ring48 or mma",
                     getenv("SFBENCH_DECODE_VARIANT"));
     int n_splits = 1;
     SF_CUDA(a->L, sf_decode_attention_splits(&d, &n_splits));
     size_t ws_bytes = sf_decode_attention_workspace_bytes(&d, n_splits);
     void *ws = ws_bytes ? sf_scratch(a->L, SF_DEV_CUDA, ws_bytes, "the decode attention splits") : NULL;
-    SF_CUDA(a->L, sf_decode_attention_cuda(&d, n_splits, ws, stream));
+    unsigned *counters = n_splits > 1 ? sf_counters(a->L, SF_COUNTERS_DECODE) : NULL;
+    SF_CUDA(a->L, sf_decode_attention_cuda(&d, n_splits, ws, counters, stream));
     lua_pushinteger(a->L, n_splits);
     lua_pushstring(a->L, sf_decode_attention_variant());
 #else

@@ -34,21 +34,23 @@ end
 local points, order = {}, {}
 for _, v in ipairs(p.variants) do
   for _, r in ipairs(failed[v] and {} or rows_of(v)) do
-    local key = ("%s B=%d N=%d page=%d nq=%d"):format(r.heads, r.batch, r.seq, r.page, r.nq)
+    local launch = r.launch or "stream"
+    local key = ("%s B=%d N=%d page=%d nq=%d %s"):format(r.heads, r.batch, r.seq, r.page, r.nq, launch)
     if not points[key] then
-      points[key] = { heads = r.heads, batch = r.batch, seq = r.seq, page = r.page, nq = r.nq, floor_us = r.floor_us }
+      points[key] = { heads = r.heads, batch = r.batch, seq = r.seq, page = r.page, nq = r.nq, launch = launch,
+        floor_us = r.floor_us }
       order[#order + 1] = key
     end
     points[key][v] = r
   end
 end
 
-local rows, columns = {}, { "heads", "batch", "seq", "page", { key = "floor_us", title = "floor µs", fmt = "%.1f" } }
+local rows, columns = {}, { "heads", "batch", "seq", "page", "launch", { key = "floor_us", title = "floor µs", fmt = "%.1f" } }
 for _, v in ipairs(p.variants) do columns[#columns + 1] = { key = v, title = v .. (failed[v] and " (FAILED)" or "") } end
 columns[#columns + 1] = "best"
 for _, key in ipairs(order) do
   local pt = points[key]
-  local row = { heads = pt.heads, batch = pt.batch, seq = pt.seq, page = pt.page, floor_us = pt.floor_us }
+  local row = { heads = pt.heads, batch = pt.batch, seq = pt.seq, page = pt.page, launch = pt.launch, floor_us = pt.floor_us }
   local best, best_us = nil, math.huge
   for _, v in ipairs(p.variants) do
     local r = pt[v]

@@ -9,7 +9,7 @@
 # overrides the sweep's arguments.
 out="${1:?usage: decode_variants.sh OUTDIR [variant ...]}"
 shift
-variants="${*:-base ring ring48}"
+variants="${*:-base ring ring48 mma}"
 SFBENCH="${SFBENCH:-$PWD/src/sfbench}"
 SF_SRCDIR="${SF_SRCDIR:-.}"
 SWEEP="${SWEEP:-batch=1,8,32 seq=4096,16384 heads=32/32,64/8 page=0,16 iters=10 warmup_ms=200}"
