@@ -3,9 +3,12 @@
 -- the bytes over the peak DRAM bandwidth. Calls cycle over enough caches to be four times the
 -- L2, so every call reads its cache from DRAM. The caches are kv_cache modules, pages handed
 -- out in a random order.
+-- Each point is timed stream-launched and, on the GPU, as CUDA-graph replays too (launch=graph:
+-- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
+-- SDPA), a row each.
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
---        [page=0,16] (0: contiguous) [nq=1] [head_dim=128] [dtype=f16] [peak_tbs=0]
---        [iters=N] [sample_ms=25] [warmup_ms=500]
+--        [page=0,16] (0: contiguous) [nq=1] [launch=stream,graph] [head_dim=128] [dtype=f16]
+--        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- SFBENCH_DECODE_VARIANT picks the kernel's main loop (kernels/decode_attention.cu); the rows
 -- say which ran. peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
 -- does not report them, as on the CPU backend, rows have no floor.
@@ -23,10 +26,11 @@ local p = params.get(bench.steady_defaults {
   heads = gpu and { "32/32", "64/8" } or { "4/4", "8/2" },
   page = gpu and { 0, 16 } or { 0, 16 },
   nq = { 1 },
+  launch = gpu and { "stream", "graph" } or { "stream" },
   head_dim = gpu and 128 or 64,
   dtype = "f16",
   peak_tbs = 0,
-}, { dtype = { "f16", "bf16" } })
+}, { dtype = { "f16", "bf16" }, launch = { "stream", "graph" } })
 local steady = bench.steady(p)
 if not gpu then
   io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")
@@ -51,10 +55,10 @@ local l2 = dev.l2_bytes or 0
 local D = p.head_dim
 sweep.run {
   params = p,
-  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
-    { "heads", "nq", "page", "batch", "seq" }),
+  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq, launch = p.launch },
+    { "heads", "nq", "page", "batch", "seq", "launch" }),
   context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
-  columns = { "variant", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
+  columns = { "variant", "launch", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
     { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
   measure = function(pt)
@@ -78,15 +82,16 @@ sweep.run {
     local splits, variant = caches[1]:attend(1, q, out)
     local k = 0
     local r = bench.run({
-      name = ("B=%d N=%d %s page %d nq %d"):format(B, N, pt.heads, pt.page, pt.nq),
+      name = ("B=%d N=%d %s page %d nq %d %s"):format(B, N, pt.heads, pt.page, pt.nq, pt.launch),
       fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out) end,
       bytes = bytes,
+      graph = pt.launch == "graph",
     }, steady)
     caches = nil
     q:free(); out:free()
     collectgarbage()
     local sec = r.stats.median / 1e3
-    local row = { variant = variant, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
+    local row = { variant = variant, launch = pt.launch, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
       splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6, tbs = bytes / sec / 1e12,
       noise = r.stats.noise, stop = r.stop_reason }
     if peak then

@@ -4,9 +4,10 @@
 -- already holding `context` tokens each, over B and context: ms, tokens/s, the step's
 -- bytes/bandwidth floor (every weight and the cache read once) and the median time of each stage
 -- summed over the layers, as layer_sweep gives them for one layer. Each phase is timed in its
--- own steady state (bench.steady), stream-launched; the host's part of a step (cache
--- bookkeeping, token upload) runs before the timed calls, which are GPU work only, and each
--- call rewrites the same cache row, so the context stays put.
+-- own steady state (bench.steady), stream-launched ("launch" stream), and on the GPU the decode
+-- step also as CUDA-graph replays (bench.run{graph = true}; launch "graph"), as a server runs
+-- it; the host's part of a step (cache bookkeeping, token upload) runs before the timed calls,
+-- which are GPU work only, and each call rewrites the same cache row, so the context stays put.
 -- layers=N runs the first N layers only (70B at f16 does not fit one GPU): the measured ms is of
 -- N layers; "model ms" scales the layers' share of it (their stages' share of the profile) to
 -- the whole model, and the floor is the whole model's; the table says so. Decode points whose
@@ -107,7 +108,7 @@ sweep.run {
   params = p,
   points = points,
   context_extra = { model = cfg, layers_measured = N, peak_bytes_per_s = peak, peak_from = peak_from },
-  columns = { "phase", "batch", { key = "tokens", title = "prompt/context" }, { key = "ms", title = "ms", fmt = "%.3f" },
+  columns = { "phase", "launch", "batch", { key = "tokens", title = "prompt/context" }, { key = "ms", title = "ms", fmt = "%.3f" },
     { key = "model_ms", title = "model ms", fmt = "%.3f" }, { key = "tok_s", title = "tokens/s", fmt = "%.1f" },
     { key = "floor_ms", title = "floor ms", fmt = "%.3f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" },
     "note", { key = "stages", title = "stages (ms)" } },
@@ -128,21 +129,31 @@ sweep.run {
     M.run(list) -- first calls: cuBLASLt plans and the GEMV/GEMM choices, before any timing
     sf.sync()
     local bytes = pt.phase == "decode" and M.decode_bytes() or nil
-    local r = bench.run({ name = ("%s B=%d %d"):format(pt.phase, B, pt.tokens), fn = function() M.run(list) end,
-      bytes = bytes and bytes.total }, steady)
-    local stages, layer_share = stage_parts(M.profile(list, p.profile_iters))
-    local ms = r.stats.median
-    local model_ms = ms * (1 - layer_share + layer_share * scale)
-    local row = { phase = pt.phase, batch = B, tokens = pt.tokens, ms = ms, model_ms = model_ms,
-      tok_s = (pt.phase == "decode" and B or pt.tokens) * 1e3 / model_ms, stages = stages, note = subset,
-      layers = N, model_layers = cfg.layers, dtype = p.dtype, noise = r.stats.noise, stop = r.stop_reason }
-    if bytes then
-      row.bytes_model = cfg.layers * (bytes.layer_weights + bytes.kv) + bytes.head
-      if peak then
-        row.floor_ms = row.bytes_model / peak * 1e3
-        row.of_floor = model_ms / row.floor_ms
-      end
+    -- stream-launched, and a decode step also as CUDA-graph replays: a row each
+    local launches = { "stream" }
+    if gpu and pt.phase == "decode" then launches[2] = "graph" end
+    local res = {}
+    for i, launch in ipairs(launches) do
+      res[i] = bench.run({ name = ("%s B=%d %d %s"):format(pt.phase, B, pt.tokens, launch),
+        fn = function() M.run(list) end, bytes = bytes and bytes.total, graph = launch == "graph" }, steady)
     end
-    return row, r
+    local stages, layer_share = stage_parts(M.profile(list, p.profile_iters))
+    local rows = {}
+    for i, r in ipairs(res) do
+      local ms = r.stats.median
+      local model_ms = ms * (1 - layer_share + layer_share * scale)
+      local row = { phase = pt.phase, launch = launches[i], batch = B, tokens = pt.tokens, ms = ms, model_ms = model_ms,
+        tok_s = (pt.phase == "decode" and B or pt.tokens) * 1e3 / model_ms, stages = stages, note = subset,
+        layers = N, model_layers = cfg.layers, dtype = p.dtype, noise = r.stats.noise, stop = r.stop_reason }
+      if bytes then
+        row.bytes_model = cfg.layers * (bytes.layer_weights + bytes.kv) + bytes.head
+        if peak then
+          row.floor_ms = row.bytes_model / peak * 1e3
+          row.of_floor = model_ms / row.floor_ms
+        end
+      end
+      rows[i] = row
+    end
+    return rows, res
   end,
 }
