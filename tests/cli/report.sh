@@ -1,7 +1,8 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
-# fetches), one plot alone as SVG, a compare document's chart; every bad input is one line naming
-# the file, exit 2, and nothing written; the README's plot is what the committed result gives.
+# fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
+# impl; a compare document's chart; every bad input is one line naming the file, exit 2, and
+# nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
@@ -60,6 +61,23 @@ run "$SFBENCH" report "$results" --svg nosuch.plot -o "$SCRATCH/none.svg"
 expect_rc 2 "--svg of an unknown plot"
 expect_stderr_has "no plot 'nosuch.plot'" "--svg of an unknown plot"
 expect_files "$SCRATCH" "none.svg" 0 "--svg of an unknown plot"
+
+# ---- a row of every impl's columns (gemv_sweep): a line an impl, and their samples' spread ----
+wide=$SCRATCH/wide
+"$SFBENCH" --device cpu --quiet --output "$wide" gemv_sweep proj=qkv,o m=1,2 timeout=0.05 </dev/null \
+    >/dev/null 2>&1 || { fail "gemv_sweep did not run"; finish; }
+run "$SFBENCH" report "$wide" --list
+expect_rc 0 "--list of gemv_sweep"
+for kind in bytes speedup spread; do
+    if grep -q "^gemv_sweep-[0-9-]*\.$kind\.proj=qkv\$" "$OUT_FILE"; then pass "gemv_sweep has a $kind plot"
+    else fail "gemv_sweep has no $kind plot"; show_last; fi
+done
+id=$(grep -m1 '\.bytes\.proj=qkv$' "$OUT_FILE")
+run "$SFBENCH" report "$wide" --svg "$id" -o "$SCRATCH/gemv.svg"
+for impl in cublaslt gemv; do
+    if has "$SCRATCH/gemv.svg" ">$impl</text>"; then pass "gemv_sweep's bandwidth plot has a line for $impl"
+    else fail "gemv_sweep's bandwidth plot has no line for $impl"; fi
+done
 
 # ---- a compare document ----
 run "$SFBENCH" report "$SF_SRCDIR/tests/cli/report-compare.json" -o "$SCRATCH/compare.html"
