@@ -2,8 +2,9 @@
 -- samples of the paired bench result. The sweep's axis is the numeric parameter that varies
 -- (seq, tokens, m, n or k first); one line per impl (or per the parameter with the most values);
 -- the other varying parameters make panels. Per panel: throughput (or time) against the axis,
--- the speedup over the baseline impl, the samples' spread, and a roofline. A result with no axis
--- (memory_ops) gets the same as dot charts over its points. A compare document gets each
+-- the speedup over the baseline impl, the samples' spread, and a roofline; memory-bound points
+-- get one bandwidth roofline over all panels. A result with no axis (memory_ops) gets the same
+-- as dot charts over its points. A compare document gets each
 -- point's time ratio with its interval.
 local svg = require "sfbench.svg"
 local stats = require "sfbench.stats"
@@ -268,6 +269,10 @@ function figures.of_result(entry, peaks)
   local lay = figures.layout(points, names)
   local device = figures.device_name(entry)
   local pk = peaks and peaks[device]
+  -- the peak bandwidth the scenario measured against, where its context records one
+  -- (decode_sweep's: the device's, or its peak_tbs parameter)
+  local recorded = type(doc.context) == "table" and doc.context.peak_bytes_per_s
+  if type(recorded) == "number" and recorded > 0 then pk = setmetatable({ dram = recorded }, { __index = pk }) end
   local head = entry.scenario .. " on " .. device
   local out = {}
   local function add(kind, panel, title, chart)
@@ -458,6 +463,38 @@ function figures.of_result(entry, peaks)
         end
         add("roofline", panel, title, chart)
       end
+    end
+  end
+
+  -- memory-bound points (B/s, no FLOP/s), all panels in one chart: attained B/s against the bytes
+  -- a call moves (B/s × time: what the row declared), under the device's DRAM peak and its best
+  -- measured B/s. The lines are the layout's; without an axis, the parameter with the most values.
+  if pk and (pk.dram or pk.bytes_s) then
+    local key = lay.series
+    if not key then
+      local most = 1
+      for _, k in ipairs(lay.varying) do
+        local n = #distinct(points, k)
+        if n > most then key, most = k, n end
+      end
+    end
+    local order, by_key = {}, {}
+    for _, p in ipairs(points) do
+      if p.m.bytes_s and p.m.time_s and not p.m.flops_s then
+        local name = key and label(p.params, { key }, "impl") or ""
+        if not by_key[name] then by_key[name] = {}; order[#order + 1] = name end
+        table.insert(by_key[name], { p.m.bytes_s * p.m.time_s, p.m.bytes_s })
+      end
+    end
+    if #order > 0 then
+      local title = ("%s: bandwidth roofline"):format(head)
+      local chart = svg.chart { title = title, x = { label = "bytes moved per call", unit = "B", si = true, log = 2 },
+        y = { label = "attained bandwidth", unit = "B/s", si = true, zero = true } }
+      for i, name in ipairs(order) do
+        chart:markers(by_key[name], { label = name ~= "" and name or entry.scenario, index = i })
+      end
+      peak_rules(chart, "y", pk, "bytes")
+      add("roofline", "", title, chart)
     end
   end
   return out

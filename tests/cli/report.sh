@@ -1,7 +1,7 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
 # fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
-# impl; a compare document's chart; every bad input is one line naming the file, exit 2, and
+# impl, and its bandwidth roofline; a compare document's chart; every bad input is one line naming the file, exit 2, and
 # nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -72,6 +72,8 @@ for kind in bytes speedup spread; do
     if grep -q "^gemv_sweep-[0-9-]*\.$kind\.proj=qkv\$" "$OUT_FILE"; then pass "gemv_sweep has a $kind plot"
     else fail "gemv_sweep has no $kind plot"; show_last; fi
 done
+if grep -q '^gemv_sweep-[0-9-]*\.roofline$' "$OUT_FILE"; then pass "gemv_sweep has a bandwidth roofline"
+else fail "gemv_sweep has no bandwidth roofline"; show_last; fi
 id=$(grep -m1 '\.bytes\.proj=qkv$' "$OUT_FILE")
 run "$SFBENCH" report "$wide" --svg "$id" -o "$SCRATCH/gemv.svg"
 for impl in cublaslt gemv; do

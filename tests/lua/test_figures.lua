@@ -3,6 +3,7 @@ local lu = require "luaunit"
 local figures = require "sfbench.figures"
 local roofline = require "sfbench.roofline"
 local html_report = require "sfbench.html_report"
+local testlib = require "testlib"
 
 -- a sweep's result like ffn_sweep's: the point {tokens, act}, two impls a point
 local function ffn_entry()
@@ -125,7 +126,8 @@ function TestFigures.test_the_charts_of_a_row_of_every_impl()
   local list = html_report.figures({ gemv_entry() })[1]
   lu.assertEquals(kinds(list), {
     "gemv_sweep-1.bytes.proj=qkv", "gemv_sweep-1.speedup.proj=qkv", "gemv_sweep-1.spread.proj=qkv",
-    "gemv_sweep-1.bytes.proj=o", "gemv_sweep-1.speedup.proj=o", "gemv_sweep-1.spread.proj=o" })
+    "gemv_sweep-1.bytes.proj=o", "gemv_sweep-1.speedup.proj=o", "gemv_sweep-1.spread.proj=o",
+    "gemv_sweep-1.roofline" })
   lu.assertStrContains(list[1].svg, ">cublaslt</text>")
   lu.assertStrContains(list[1].svg, ">gemv</text>")
   local page = html_report.render({ gemv_entry() })
@@ -152,6 +154,38 @@ function TestFigures.test_the_charts_of_a_sweep()
   lu.assertEquals(ys[2], ys[3])
   -- the roofline's roof: the best measured FLOP/s of the device and its DRAM bandwidth
   lu.assertStrContains(list[4].svg, "roof: 200 TFLOP/s, 1.02 TB/s (DRAM peak)")
+end
+
+-- memory-bound points (bytes, no FLOPs): attained B/s against the bytes a call moves, all panels
+-- in one chart, under the peak bandwidth the result's context records, else the device's
+function TestFigures.test_bandwidth_roofline_of_memory_bound_points()
+  local e = gemv_entry()
+  e.doc.context.peak_bytes_per_s = 3e12
+  local list = html_report.figures({ e })[1]
+  local roof = list[#list]
+  lu.assertEquals(roof.id, "gemv_sweep-1.roofline")
+  lu.assertEquals(roof.title, "gemv_sweep on GPU X: bandwidth roofline")
+  testlib.contains(roof.svg, "bytes moved per call (kB), log2 scale", "attained bandwidth (TB/s)", ">DRAM peak 3 TB/s</text>",
+    ">best measured 52.4 GB/s</text>", ">cublaslt</text>", ">gemv</text>")
+  -- 12 points, at the 262 kB a call moves
+  local marks = 0
+  for d in roof.svg:gmatch('<path d="([^"]*)" class="series" fill=') do
+    for _ in d:gmatch("M") do marks = marks + 1 end
+  end
+  lu.assertEquals(marks, 12)
+  lu.assertStrContains(html_report.figures({ gemv_entry() })[1][7].svg, ">DRAM peak 1.02 TB/s</text>")
+  -- no axis (memory_ops): a marker series a value of the parameter with the most values
+  local rows = {}
+  for _, op in ipairs({ "rmsnorm", "add", "rope" }) do
+    for _, mode in ipairs({ "rotate", "cold" }) do rows[#rows + 1] = { op = op, mode = mode, us = 10, tbs = 2 } end
+  end
+  local ops = { name = "memory_ops-1", scenario = "memory_ops", kind = "result", path = "m.json",
+    doc = { scenario = "memory_ops", rows = rows, context = { device = { name = "GPU X" } } } }
+  roof = html_report.figures({ ops })[1][2]
+  lu.assertEquals(roof.id, "memory_ops-1.roofline")
+  testlib.contains(roof.svg, ">op=rmsnorm</text>", ">op=rope</text>", ">best measured 2 TB/s</text>")
+  -- a sweep of FLOPs has the FLOP roofline alone
+  for _, f in ipairs(html_report.figures({ ffn_entry() })[1]) do lu.assertNotEquals(f.id, "ffn_sweep-1.roofline") end
 end
 
 function TestFigures.test_compare_chart()
