@@ -497,7 +497,32 @@ function figures.of_result(entry, peaks)
       add("roofline", "", title, chart)
     end
   end
+
+  for _, key in ipairs(figures.tables(doc)) do
+    local more = figures.of_result(figures.table_entry(entry, key), peaks)
+    table.move(more, 1, #more, #out + 1, out)
+  end
   return out
+end
+
+-- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted.
+function figures.tables(doc)
+  local keys = {}
+  for k, v in pairs(doc) do
+    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and v[1] ~= nil and result_files.is_list_of_tables(v) then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys)
+  return keys
+end
+
+-- Another table of a result as an entry of its own: its rows, with the result's bench results
+-- (their samples, where they pair with these rows) and context.
+function figures.table_entry(entry, key)
+  local doc = entry.doc
+  return { name = entry.name .. "." .. key, scenario = entry.scenario .. " " .. key, kind = entry.kind, path = entry.path,
+    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params } }
 end
 
 -- the device a result was measured on, by name

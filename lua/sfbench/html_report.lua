@@ -162,6 +162,11 @@ local function result_section(out, entry, id, plots)
     local _, names = figures.points(entry)
     rows_table(out, doc.rows, names)
   end
+  for _, key in ipairs(figures.tables(doc)) do
+    out[#out + 1] = "<h3>" .. esc(key) .. "</h3>"
+    local _, names = figures.points(figures.table_entry(entry, key))
+    rows_table(out, doc[key], names)
+  end
   out[#out + 1] = "</section>"
 end
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
 # fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
-# impl, and its bandwidth roofline; a compare document's chart; every bad input is one line naming the file, exit 2, and
+# impl, and its bandwidth roofline; launch_overhead's graph_rows as a table and plots; a compare
+# document's chart; every bad input is one line naming the file, exit 2, and
 # nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -79,6 +80,15 @@ run "$SFBENCH" report "$wide" --svg "$id" -o "$SCRATCH/gemv.svg"
 for impl in cublaslt gemv; do
     if has "$SCRATCH/gemv.svg" ">$impl</text>"; then pass "gemv_sweep's bandwidth plot has a line for $impl"
     else fail "gemv_sweep's bandwidth plot has no line for $impl"; fi
+done
+
+# ---- another table of rows: launch_overhead's graph_rows, and the spread of their samples ----
+run "$SFBENCH" report "$SF_SRCDIR/results/h200/launch_overhead-20261204-194215.json" -o "$SCRATCH/launch.html"
+expect_rc 0 "report of launch_overhead"
+for text in '<h3>graph_rows</h3>' '<td>stream, hold=false</td>' 'id="launch_overhead-20261204-194215.graph_rows.time"' \
+    'id="launch_overhead-20261204-194215.graph_rows.spread"' '>kernel=empty kernel · launch=graph</text>'; do
+    if has "$SCRATCH/launch.html" "$text"; then pass "launch_overhead page has '$text'"
+    else fail "launch_overhead page lacks '$text'"; fi
 done
 
 # ---- a compare document ----

@@ -188,6 +188,28 @@ function TestFigures.test_bandwidth_roofline_of_memory_bound_points()
   for _, f in ipairs(html_report.figures({ ffn_entry() })[1]) do lu.assertNotEquals(f.id, "ffn_sweep-1.roofline") end
 end
 
+-- a result's other table of rows (launch_overhead's graph_rows, paired with the bench results):
+-- its plots, its samples' spread, and its table on the page
+function TestFigures.test_another_table_of_rows()
+  local graph_rows, results = {}, {}
+  for _, kernel in ipairs({ "empty kernel", "rmsnorm T=1" }) do
+    for i, launch in ipairs({ "stream", "graph" }) do
+      local us = i == 1 and 2 or 1
+      graph_rows[#graph_rows + 1] = { kernel = kernel, launch = launch, us_per_call = us, vs_graph = us, feed = "held" }
+      results[#results + 1] = { name = kernel .. ", " .. launch, point = { kernel = kernel, launch = launch },
+        samples = { us * 1e-3, us * 1.1e-3, us * 0.9e-3 }, stats = { median = us * 1e-3 } }
+    end
+  end
+  local doc = { scenario = "launch_overhead", rows = { { variant = "C loop", us_per_launch = 4 } },
+    graph_rows = graph_rows, results = results, context = { device = { name = "GPU X" } } }
+  local e = { name = "lo-1", scenario = "launch_overhead", kind = "result", path = "lo.json", doc = doc }
+  local list = html_report.figures({ e })[1]
+  lu.assertEquals(kinds(list), { "lo-1.time", "lo-1.graph_rows.time", "lo-1.graph_rows.spread" })
+  testlib.contains(list[2].svg, "launch_overhead graph_rows on GPU X: time", ">kernel=rmsnorm T=1 · launch=graph</text>")
+  local page = html_report.render({ e })
+  testlib.contains(page, "<h3>graph_rows</h3>", "<th>kernel</th>\n<th>launch</th>", "<td>rmsnorm T=1</td>")
+end
+
 function TestFigures.test_compare_chart()
   local doc = { threshold = 0.02, points = {
     { scenario = "s", point = { n = 1024 }, impl = "a", ratio = 0.9, ci_low = 0.88, ci_high = 0.93, verdict = "faster" },
