@@ -20,6 +20,7 @@ local models = require "sfbench.models"
 local bench = require "sfbench.bench"
 local compare = require "sfbench.compare"
 local llama = require "sfbench.llama"
+local profile = require "sfbench.profile"
 local report = require "sfbench.report"
 local stats = require "sfbench.stats"
 
@@ -112,6 +113,14 @@ end
 local op_name = user and "kernel" or p.op
 local op = OPS[op_name]
 local names = { a = p.a ~= "" and p.a or op.impls[1], b = p.b ~= "" and p.b or op.impls[2] }
+-- the point: the op, both sides and the op's shape
+local shape, shown = { op = op_name, a = names.a, b = names.b }, { "op", "a", "b" }
+for _, k in ipairs(op.shape) do
+  shape[k] = p[k]
+  shown[#shown + 1] = k
+end
+-- NVTX ranges as a sweep's: the scenario, inside it the point (ncu: "ab/op=gemm a=cublaslt .../")
+local _ <close> = profile.range("ab")
 local call_of = op.make()
 local cases = {}
 for i, side in ipairs({ "a", "b" }) do
@@ -119,20 +128,23 @@ for i, side in ipairs({ "a", "b" }) do
     warnings = {} }
 end
 
-for round = 1, p.rounds do
-  for _, case in ipairs(cases) do
-    if not sf.quiet then io.stderr:write(("[%d/%d] %s\n"):format(round, p.rounds, case.name)) end
-    local r = bench.run({ name = case.name, fn = case.fn }, steady)
-    table.move(r.samples, 1, #r.samples, #case.samples + 1, case.samples)
-    for _, w in ipairs(r.warnings) do
-      case.warnings[#case.warnings + 1] = ("round %d: %s"):format(round, w)
-      if not sf.quiet then io.stderr:write("sfbench: warning: ", case.name, ": round ", round, ": ", w, "\n") end
+do
+  local label = {}
+  for i, k in ipairs(shown) do label[i] = ("%s=%s"):format(k, tostring(shape[k])) end
+  local _ <close> = profile.range(table.concat(label, " "))
+  for round = 1, p.rounds do
+    for _, case in ipairs(cases) do
+      if not sf.quiet then io.stderr:write(("[%d/%d] %s\n"):format(round, p.rounds, case.name)) end
+      local r = bench.run({ name = case.name, fn = case.fn }, steady)
+      table.move(r.samples, 1, #r.samples, #case.samples + 1, case.samples)
+      for _, w in ipairs(r.warnings) do
+        case.warnings[#case.warnings + 1] = ("round %d: %s"):format(round, w)
+        if not sf.quiet then io.stderr:write("sfbench: warning: ", case.name, ": round ", round, ": ", w, "\n") end
+      end
     end
   end
 end
 
-local shape = { op = op_name, a = names.a, b = names.b }
-for _, k in ipairs(op.shape) do shape[k] = p[k] end
 local stat = compare.samples(cases[1].samples, cases[2].samples, { alpha = p.alpha, threshold = p.threshold })
 stat.params = shape
 
@@ -155,8 +167,6 @@ local path = report.save("ab", { params = p, context = report.context({ model = 
   column_kinds = { verdict = "measurement", p = "measurement", ratio = "measurement", ci_low = "measurement",
     ci_high = "measurement" }, rows = rows, results = res, complete = true, interrupted = false })
 
-local shown = { "op", "a", "b" }
-for _, k in ipairs(op.shape) do shown[#shown + 1] = k end
 if not sf.quiet then
   io.stdout:write(compare.table({ parameters = shown, points = { stat } }, { base = "a", new = "b" }), "\n")
   io.stderr:write(("sfbench: %d rounds, %d + %d samples; results saved to %s\n"):format(p.rounds, #cases[1].samples,

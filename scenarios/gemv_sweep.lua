@@ -73,6 +73,7 @@ sweep.run {
           call.b = ws[i]
           sf.ops.gemm(call)
         end }, steady)
+        r.point = { proj = pt.proj, m = m, impl = impl }   -- a row holds every impl: the result names its own
         rs[#rs + 1] = r
         row[impl .. "_us"] = r.stats.median * 1e3
         row[impl .. "_tbs"] = bytes / (r.stats.median / 1e3) / 1e12

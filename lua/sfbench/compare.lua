@@ -283,7 +283,7 @@ end
 -- interval}. Each point is compare.samples' table with params (the parameter values) and label,
 -- or {verdict = "no samples"} where a side kept none. opts: alpha, threshold, params (a list of
 -- the parameter columns, instead of the declared or guessed ones). Results with no scenario in
--- common are an error.
+-- common, or a scenario in common with no point in common, are an error.
 function compare.results(base, new, opts)
   opts = opts or {}
   local alpha, threshold = levels(opts)
@@ -300,6 +300,12 @@ function compare.results(base, new, opts)
       table.move(g.entries, 1, #g.entries, #used_base + 1, used_base)
       table.move(other.entries, 1, #other.entries, #used_new + 1, used_new)
       local scn = compare_scenario(g.scenario, g.entries, other.entries, opts)
+      -- nothing compared is no verdict: a CI gate must not pass on it
+      if #scn.points == 0 then
+        params.usage_error(("%s and %s: no point of %s in common on the parameter columns %s (where one of them "
+          .. "is a measurement, name the parameters with --params)"):format(table.concat(scn.base, ", "),
+          table.concat(scn.new, ", "), g.scenario, table.concat(scn.parameters, ", ")))
+      end
       for _, pt in ipairs(scn.points) do
         if pt.verdict == "slower" then cmp.slower = cmp.slower + 1 end
         if pt.verdict == "faster" then cmp.faster = cmp.faster + 1 end
@@ -317,8 +323,9 @@ function compare.results(base, new, opts)
       params.usage_error(("%s is a result of %s but %s one of %s: two different scenarios"):format(base[1].path,
         base[1].scenario, new[1].path, new[1].scenario))
     end
-    params.usage_error(("no scenario in common: base has %s, new has %s"):format(
-      table.concat(names(bg), ", "), table.concat(names(ng), ", ")))
+    params.usage_error(("no scenario in common: base (%s) has %s; new (%s) has %s"):format(
+      table.concat(paths(base), ", "), table.concat(names(bg), ", "), table.concat(paths(new), ", "),
+      table.concat(names(ng), ", ")))
   end
   cmp.mismatch = mismatch(used_base, used_new)
   cmp.base_entries, cmp.new_entries = used_base, used_new

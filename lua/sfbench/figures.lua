@@ -2,8 +2,9 @@
 -- samples of the paired bench result. The sweep's axis is the numeric parameter that varies
 -- (seq, tokens, m, n or k first); one line per impl (or per the parameter with the most values);
 -- the other varying parameters make panels. Per panel: throughput (or time) against the axis,
--- the speedup over the baseline impl, the samples' spread, and a roofline. A result with no axis
--- (memory_ops) gets the same as dot charts over its points. A compare document gets each
+-- the speedup over the baseline impl, the samples' spread, and a roofline; memory-bound points
+-- get one bandwidth roofline over all panels. A result with no axis (memory_ops) gets the same
+-- as dot charts over its points. A compare document gets each
 -- point's time ratio with its interval.
 local svg = require "sfbench.svg"
 local stats = require "sfbench.stats"
@@ -59,24 +60,31 @@ end
 
 -- The points of a result file: {params = {k = v}, row =, m = measurements}, and the parameter
 -- names (those of the bench result's point, the row's other strings; without bench results,
--- every column that is not a measurement).
+-- every column that is not a measurement). A row that holds several impls' columns (gemv_sweep's
+-- cublaslt_us, gemv_us, ...) has a bench result for each, whose point names its impl: each such
+-- result is a point, its parameters the result's point alone (the row's strings are every impl's).
 function figures.points(entry)
   local doc = entry.doc
   local rows, results = doc.rows, doc.results or {}
   local paired = #results == #rows
+  local per_impl = not paired and #results > 0
+  for _, r in ipairs(results) do
+    per_impl = per_impl and type(r.point) == "table" and is_param_value(r.point.impl)
+  end
   local points, names, seen = {}, {}, {}
   local function name(k)
     if not seen[k] then seen[k] = true; names[#names + 1] = k end
   end
-  for i, row in ipairs(rows) do
-    local result = paired and agrees(results[i], row) and results[i] or nil
+  local function add(row, result)
     local p = {}
     if result and type(result.point) == "table" then
       for k, v in pairs(result.point) do
         if is_param_value(v) then p[k] = v end
       end
       for k, v in pairs(row) do
-        if p[k] == nil and (type(v) == "string" or type(v) == "boolean") and not is_measurement(k) then p[k] = v end
+        if not per_impl and p[k] == nil and (type(v) == "string" or type(v) == "boolean") and not is_measurement(k) then
+          p[k] = v
+        end
       end
     else
       for k, v in pairs(row) do
@@ -85,6 +93,15 @@ function figures.points(entry)
     end
     for k in pairs(p) do name(k) end
     points[#points + 1] = { params = p, row = row, m = measurements(row, result) }
+  end
+  if per_impl then
+    for _, result in ipairs(results) do
+      for _, row in ipairs(rows) do
+        if agrees(result, row) then add(row, result); break end
+      end
+    end
+  else
+    for i, row in ipairs(rows) do add(row, paired and agrees(results[i], row) and results[i] or nil) end
   end
   table.sort(names, function(a, b)
     if (a == "impl") ~= (b == "impl") then return b == "impl" end   -- impl last in labels
@@ -252,6 +269,10 @@ function figures.of_result(entry, peaks)
   local lay = figures.layout(points, names)
   local device = figures.device_name(entry)
   local pk = peaks and peaks[device]
+  -- the peak bandwidth the scenario measured against, where its context records one
+  -- (decode_sweep's: the device's, or its peak_tbs parameter)
+  local recorded = type(doc.context) == "table" and doc.context.peak_bytes_per_s
+  if type(recorded) == "number" and recorded > 0 then pk = setmetatable({ dram = recorded }, { __index = pk }) end
   local head = entry.scenario .. " on " .. device
   local out = {}
   local function add(kind, panel, title, chart)
@@ -444,7 +465,64 @@ function figures.of_result(entry, peaks)
       end
     end
   end
+
+  -- memory-bound points (B/s, no FLOP/s), all panels in one chart: attained B/s against the bytes
+  -- a call moves (B/s × time: what the row declared), under the device's DRAM peak and its best
+  -- measured B/s. The lines are the layout's; without an axis, the parameter with the most values.
+  if pk and (pk.dram or pk.bytes_s) then
+    local key = lay.series
+    if not key then
+      local most = 1
+      for _, k in ipairs(lay.varying) do
+        local n = #distinct(points, k)
+        if n > most then key, most = k, n end
+      end
+    end
+    local order, by_key = {}, {}
+    for _, p in ipairs(points) do
+      if p.m.bytes_s and p.m.time_s and not p.m.flops_s then
+        local name = key and label(p.params, { key }, "impl") or ""
+        if not by_key[name] then by_key[name] = {}; order[#order + 1] = name end
+        table.insert(by_key[name], { p.m.bytes_s * p.m.time_s, p.m.bytes_s })
+      end
+    end
+    if #order > 0 then
+      local title = ("%s: bandwidth roofline"):format(head)
+      local chart = svg.chart { title = title, x = { label = "bytes moved per call", unit = "B", si = true, log = 2 },
+        y = { label = "attained bandwidth", unit = "B/s", si = true, zero = true } }
+      for i, name in ipairs(order) do
+        chart:markers(by_key[name], { label = name ~= "" and name or entry.scenario, index = i })
+      end
+      peak_rules(chart, "y", pk, "bytes")
+      add("roofline", "", title, chart)
+    end
+  end
+
+  for _, key in ipairs(figures.tables(doc)) do
+    local more = figures.of_result(figures.table_entry(entry, key), peaks)
+    table.move(more, 1, #more, #out + 1, out)
+  end
   return out
+end
+
+-- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted.
+function figures.tables(doc)
+  local keys = {}
+  for k, v in pairs(doc) do
+    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and v[1] ~= nil and result_files.is_list_of_tables(v) then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys)
+  return keys
+end
+
+-- Another table of a result as an entry of its own: its rows, with the result's bench results
+-- (their samples, where they pair with these rows) and context.
+function figures.table_entry(entry, key)
+  local doc = entry.doc
+  return { name = entry.name .. "." .. key, scenario = entry.scenario .. " " .. key, kind = entry.kind, path = entry.path,
+    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params } }
 end
 
 -- the device a result was measured on, by name

@@ -17,6 +17,7 @@ local function problem(path, msg)
   params.usage_error(("%s: %s"):format(path, msg))
 end
 
+-- result_files.is_list_of_tables(v): true, or false and the index of the first element that is not a table
 local function is_list_of_tables(v)
   if type(v) ~= "table" then return false end
   for i, x in ipairs(v) do
@@ -24,6 +25,7 @@ local function is_list_of_tables(v)
   end
   return next(v) == nil or v[1] ~= nil
 end
+result_files.is_list_of_tables = is_list_of_tables
 
 -- What a decoded document is ("result", "compare" or "torch"), or nil and why not.
 local function kind_of(doc)

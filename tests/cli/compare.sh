@@ -50,12 +50,17 @@ expect_rc 0 "fewer points in new"
 expect_stdout_has "Only in base (2):" "fewer points in new"
 expect_stdout_has "| b    |    4 |" "fewer points in new: the missing point's parameters"
 
-# a column that changes every run, taken for a parameter: nothing matches, and the output says
-# how to name the parameters instead
+# a column that changes every run, taken for a parameter: nothing matches, which is an input
+# error (a CI gate must not pass on nothing compared) that says how to name the parameters
 sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"other"/g' "$SCRATCH/same.json" >"$SCRATCH/host.json"
-run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json"
-expect_rc 0 "a run-dependent column"
-expect_stdout_has "No point matched on the parameter columns impl, size, host" "a run-dependent column"
+rm -f "$SCRATCH/host-cmp.json"
+run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --output "$SCRATCH/host-cmp.json"
+expect_rc 2 "a run-dependent column: no point in common"
+expect_one_line_error "a run-dependent column"
+expect_stderr_has "$SCRATCH/base.json and $SCRATCH/host.json: no point of synthetic in common on the parameter columns impl, size, host" \
+    "a run-dependent column: both files and the problem"
+expect_stderr_has "name the parameters with --params" "a run-dependent column: the way out"
+expect_files "$SCRATCH" "host-cmp.json" 0 "a run-dependent column: no output file"
 run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --params impl,size
 n=$(grep -c '| same ' "$OUT_FILE")
 if [ "$n" -eq 8 ]; then pass "--params impl,size: 8 points matched"; else fail "--params: $n points"; show_last; fi
@@ -141,6 +146,12 @@ bad_input "folder of other documents" "$SCRATCH/torch_dir: a folder with no sfbe
 bad_input "two different scenarios" \
     "$SCRATCH/base.json is a result of synthetic but $SCRATCH/other.json one of other_scenario" \
     "$SCRATCH/base.json" "$SCRATCH/other.json"
+mkdir -p "$SCRATCH/dir_other"
+cp "$SCRATCH/other.json" "$SCRATCH/dir_other/other_scenario-1.json"
+gen "$SCRATCH/dir_other/third-1.json" scenario=third
+bad_input "folders with no scenario in common" \
+    "no scenario in common: base ($SCRATCH/dir_base/synthetic-0.json) has synthetic; new ($SCRATCH/dir_other/other_scenario-1.json, $SCRATCH/dir_other/third-1.json) has other_scenario, third" \
+    "$SCRATCH/dir_base" "$SCRATCH/dir_other"
 bad_input "missing file" "$SCRATCH/nothing.json: no such file" "$SCRATCH/base.json" "$SCRATCH/nothing.json"
 
 # ---- usage errors ----

@@ -1,7 +1,9 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
-# fetches), one plot alone as SVG, a compare document's chart; every bad input is one line naming
-# the file, exit 2, and nothing written; the README's plot is what the committed result gives.
+# fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
+# impl, and its bandwidth roofline; launch_overhead's graph_rows as a table and plots; a compare
+# document's chart; every bad input is one line naming the file, exit 2, and
+# nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
@@ -63,6 +65,34 @@ run "$SFBENCH" report "$results" --svg nosuch.plot -o "$SCRATCH/none.svg"
 expect_rc 2 "--svg of an unknown plot"
 expect_stderr_has "no plot 'nosuch.plot'" "--svg of an unknown plot"
 expect_files "$SCRATCH" "none.svg" 0 "--svg of an unknown plot"
+
+# ---- a row of every impl's columns (gemv_sweep): a line an impl, and their samples' spread ----
+wide=$SCRATCH/wide
+"$SFBENCH" --device cpu --quiet --output "$wide" gemv_sweep proj=qkv,o m=1,2 timeout=0.05 </dev/null \
+    >/dev/null 2>&1 || { fail "gemv_sweep did not run"; finish; }
+run "$SFBENCH" report "$wide" --list
+expect_rc 0 "--list of gemv_sweep"
+for kind in bytes speedup spread; do
+    if grep -q "^gemv_sweep-[0-9-]*\.$kind\.proj=qkv\$" "$OUT_FILE"; then pass "gemv_sweep has a $kind plot"
+    else fail "gemv_sweep has no $kind plot"; show_last; fi
+done
+if grep -q '^gemv_sweep-[0-9-]*\.roofline$' "$OUT_FILE"; then pass "gemv_sweep has a bandwidth roofline"
+else fail "gemv_sweep has no bandwidth roofline"; show_last; fi
+id=$(grep -m1 '\.bytes\.proj=qkv$' "$OUT_FILE")
+run "$SFBENCH" report "$wide" --svg "$id" -o "$SCRATCH/gemv.svg"
+for impl in cublaslt gemv; do
+    if has "$SCRATCH/gemv.svg" ">$impl</text>"; then pass "gemv_sweep's bandwidth plot has a line for $impl"
+    else fail "gemv_sweep's bandwidth plot has no line for $impl"; fi
+done
+
+# ---- another table of rows: launch_overhead's graph_rows, and the spread of their samples ----
+run "$SFBENCH" report "$SF_SRCDIR/results/h200/launch_overhead-20261204-194215.json" -o "$SCRATCH/launch.html"
+expect_rc 0 "report of launch_overhead"
+for text in '<h3>graph_rows</h3>' '<td>stream, hold=false</td>' 'id="launch_overhead-20261204-194215.graph_rows.time"' \
+    'id="launch_overhead-20261204-194215.graph_rows.spread"' '>kernel=empty kernel · launch=graph</text>'; do
+    if has "$SCRATCH/launch.html" "$text"; then pass "launch_overhead page has '$text'"
+    else fail "launch_overhead page lacks '$text'"; fi
+done
 
 # ---- a compare document ----
 run "$SFBENCH" report "$SF_SRCDIR/tests/cli/report-compare.json" -o "$SCRATCH/compare.html"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # sfbench report in a real browser: a page made from small CPU-backend sweeps (a GEMM sweep, an
-# FFN sweep with two impls, the memory-bound ops) and a compare document loads in headless
+# FFN sweep with two impls, the memory-bound ops, gemv_sweep's rows of every impl), the committed
+# H200 launch_overhead (its graph_rows) and a compare document loads in headless
 # Chromium with no console error and no fetch, and every SVG draws its paths and keeps its labels
 # inside (tests/cli/browser.lua checks that, over the DevTools protocol). The screenshot is left in
 # tests/out/report-screenshot.png. First, the checker is shown to catch each problem on a page
@@ -44,14 +45,15 @@ done
 # ---- the report of CPU-backend sweeps ----
 results=$SCRATCH/results
 for sweep in "gemm_sweep tokens=16,32 square=32 iters=5" "ffn_sweep tokens=16,32 act=swiglu iters=3" \
-    "memory_ops timeout=0.05"; do
+    "memory_ops timeout=0.05" "gemv_sweep proj=qkv,o m=1,2 timeout=0.05"; do
     # shellcheck disable=SC2086  # the sweep and its parameters are words
     if ! "$SFBENCH" --device cpu --quiet --output "$results" $sweep </dev/null >"$SCRATCH/sweep.log" 2>&1; then
         fail "$sweep did not run"; sed 's/^/    /' "$SCRATCH/sweep.log"
     fi
 done
 page=$SCRATCH/report.html
-run "$SFBENCH" report "$results" "$SF_SRCDIR/tests/cli/report-compare.json" -o "$page"
+run "$SFBENCH" report "$results" "$SF_SRCDIR/tests/cli/report-compare.json" \
+    "$SF_SRCDIR/results/h200/launch_overhead-20261204-194215.json" -o "$page"
 expect_rc 0 "report"
 shot=$SF_TEST_OUT/report-screenshot.png
 rm -f "$shot"

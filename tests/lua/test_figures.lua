@@ -3,6 +3,7 @@ local lu = require "luaunit"
 local figures = require "sfbench.figures"
 local roofline = require "sfbench.roofline"
 local html_report = require "sfbench.html_report"
+local testlib = require "testlib"
 
 -- a sweep's result like ffn_sweep's: the point {tokens, act}, two impls a point
 local function ffn_entry()
@@ -21,6 +22,27 @@ local function ffn_entry()
   local doc = { scenario = "ffn_sweep", rows = rows, results = results, params = { impl = { "unfused", "fused" } },
     context = { device = { name = "GPU X", mem_clock_max_mhz = 1000, mem_bus_width = 4096 } } }
   return { name = "ffn_sweep-1", scenario = "ffn_sweep", kind = "result", path = "x.json", doc = doc }
+end
+
+-- a result like gemv_sweep's: one row a point {proj, m} holding each impl's columns, a bench result
+-- an impl whose point names it
+local function gemv_entry()
+  local rows, results = {}, {}
+  for _, proj in ipairs({ "qkv", "o" }) do
+    for _, m in ipairs({ 1, 2, 4 }) do
+      local row = { proj = proj, m = m, n = 512, k = 256, mb = 0.26, dtype = "f16", splits = 2, fastest = "gemv" }
+      for i, impl in ipairs({ "cublaslt", "gemv" }) do
+        local ms = 0.01 * m / i
+        row[impl .. "_us"], row[impl .. "_tbs"] = ms * 1e3, 262144 / (ms * 1e-3) / 1e12
+        results[#results + 1] = { name = proj .. " " .. impl, point = { proj = proj, m = m, impl = impl },
+          gbs = 262144 / (ms * 1e-3) / 1e9, samples = { ms, ms * 1.01, ms * 0.99 }, stats = { median = ms } }
+      end
+      rows[#rows + 1] = row
+    end
+  end
+  local doc = { scenario = "gemv_sweep", rows = rows, results = results, params = { m = { 1, 2, 4 } },
+    context = { device = { name = "GPU X", mem_clock_max_mhz = 1000, mem_bus_width = 4096 } } }
+  return { name = "gemv_sweep-1", scenario = "gemv_sweep", kind = "result", path = "g.json", doc = doc }
 end
 
 local function kinds(list)
@@ -85,7 +107,32 @@ function TestLayout.test_no_axis_gives_categories()
   lu.assertAlmostEquals(points[1].m.time_s, 1e-5, 1e-18)
 end
 
+-- a row of every impl's columns: each impl's bench result is a point of its own
+function TestLayout.test_a_row_of_every_impl_gives_a_point_an_impl()
+  local points, names = figures.points(gemv_entry())
+  lu.assertEquals(#points, 12)
+  lu.assertEquals(names, { "m", "proj", "impl" })       -- the results' points: not the row's fastest
+  lu.assertEquals(points[2].params, { proj = "qkv", m = 1, impl = "gemv" })
+  lu.assertEquals(points[2].m.time_s, 0.005e-3)
+  lu.assertAlmostEquals(points[2].m.bytes_s, 262144 / 0.005e-3, 1)
+  lu.assertEquals(#points[2].m.samples, 3)
+  local lay = figures.layout(points, names)
+  lu.assertEquals({ lay.axis, lay.series, lay.panels }, { "m", "impl", { "proj" } })
+end
+
 TestFigures = {}
+
+function TestFigures.test_the_charts_of_a_row_of_every_impl()
+  local list = html_report.figures({ gemv_entry() })[1]
+  lu.assertEquals(kinds(list), {
+    "gemv_sweep-1.bytes.proj=qkv", "gemv_sweep-1.speedup.proj=qkv", "gemv_sweep-1.spread.proj=qkv",
+    "gemv_sweep-1.bytes.proj=o", "gemv_sweep-1.speedup.proj=o", "gemv_sweep-1.spread.proj=o",
+    "gemv_sweep-1.roofline" })
+  lu.assertStrContains(list[1].svg, ">cublaslt</text>")
+  lu.assertStrContains(list[1].svg, ">gemv</text>")
+  local page = html_report.render({ gemv_entry() })
+  lu.assertNotStrContains(page, "<th>impl</th>")     -- the rows have no impl column
+end
 
 function TestFigures.test_the_charts_of_a_sweep()
   local e = ffn_entry()
@@ -107,6 +154,60 @@ function TestFigures.test_the_charts_of_a_sweep()
   lu.assertEquals(ys[2], ys[3])
   -- the roofline's roof: the best measured FLOP/s of the device and its DRAM bandwidth
   lu.assertStrContains(list[4].svg, "roof: 200 TFLOP/s, 1.02 TB/s (DRAM peak)")
+end
+
+-- memory-bound points (bytes, no FLOPs): attained B/s against the bytes a call moves, all panels
+-- in one chart, under the peak bandwidth the result's context records, else the device's
+function TestFigures.test_bandwidth_roofline_of_memory_bound_points()
+  local e = gemv_entry()
+  e.doc.context.peak_bytes_per_s = 3e12
+  local list = html_report.figures({ e })[1]
+  local roof = list[#list]
+  lu.assertEquals(roof.id, "gemv_sweep-1.roofline")
+  lu.assertEquals(roof.title, "gemv_sweep on GPU X: bandwidth roofline")
+  testlib.contains(roof.svg, "bytes moved per call (kB), log2 scale", "attained bandwidth (TB/s)", ">DRAM peak 3 TB/s</text>",
+    ">best measured 52.4 GB/s</text>", ">cublaslt</text>", ">gemv</text>")
+  -- 12 points, at the 262 kB a call moves
+  local marks = 0
+  for d in roof.svg:gmatch('<path d="([^"]*)" class="series" fill=') do
+    for _ in d:gmatch("M") do marks = marks + 1 end
+  end
+  lu.assertEquals(marks, 12)
+  lu.assertStrContains(html_report.figures({ gemv_entry() })[1][7].svg, ">DRAM peak 1.02 TB/s</text>")
+  -- no axis (memory_ops): a marker series a value of the parameter with the most values
+  local rows = {}
+  for _, op in ipairs({ "rmsnorm", "add", "rope" }) do
+    for _, mode in ipairs({ "rotate", "cold" }) do rows[#rows + 1] = { op = op, mode = mode, us = 10, tbs = 2 } end
+  end
+  local ops = { name = "memory_ops-1", scenario = "memory_ops", kind = "result", path = "m.json",
+    doc = { scenario = "memory_ops", rows = rows, context = { device = { name = "GPU X" } } } }
+  roof = html_report.figures({ ops })[1][2]
+  lu.assertEquals(roof.id, "memory_ops-1.roofline")
+  testlib.contains(roof.svg, ">op=rmsnorm</text>", ">op=rope</text>", ">best measured 2 TB/s</text>")
+  -- a sweep of FLOPs has the FLOP roofline alone
+  for _, f in ipairs(html_report.figures({ ffn_entry() })[1]) do lu.assertNotEquals(f.id, "ffn_sweep-1.roofline") end
+end
+
+-- a result's other table of rows (launch_overhead's graph_rows, paired with the bench results):
+-- its plots, its samples' spread, and its table on the page
+function TestFigures.test_another_table_of_rows()
+  local graph_rows, results = {}, {}
+  for _, kernel in ipairs({ "empty kernel", "rmsnorm T=1" }) do
+    for i, launch in ipairs({ "stream", "graph" }) do
+      local us = i == 1 and 2 or 1
+      graph_rows[#graph_rows + 1] = { kernel = kernel, launch = launch, us_per_call = us, vs_graph = us, feed = "held" }
+      results[#results + 1] = { name = kernel .. ", " .. launch, point = { kernel = kernel, launch = launch },
+        samples = { us * 1e-3, us * 1.1e-3, us * 0.9e-3 }, stats = { median = us * 1e-3 } }
+    end
+  end
+  local doc = { scenario = "launch_overhead", rows = { { variant = "C loop", us_per_launch = 4 } },
+    graph_rows = graph_rows, results = results, context = { device = { name = "GPU X" } } }
+  local e = { name = "lo-1", scenario = "launch_overhead", kind = "result", path = "lo.json", doc = doc }
+  local list = html_report.figures({ e })[1]
+  lu.assertEquals(kinds(list), { "lo-1.time", "lo-1.graph_rows.time", "lo-1.graph_rows.spread" })
+  testlib.contains(list[2].svg, "launch_overhead graph_rows on GPU X: time", ">kernel=rmsnorm T=1 · launch=graph</text>")
+  local page = html_report.render({ e })
+  testlib.contains(page, "<h3>graph_rows</h3>", "<th>kernel</th>\n<th>launch</th>", "<td>rmsnorm T=1</td>")
 end
 
 function TestFigures.test_compare_chart()

@@ -26,7 +26,8 @@ Compare two sets of sfbench results point by point: is NEW faster or slower than
 Points are matched by scenario and parameter columns. For each: the medians of the kept samples,
 NEW/BASE, its 95% interval (order statistics), the two-sided tie-corrected U-test p-value, and a
 verdict: faster or slower when p < alpha and the interval lies wholly outside 1 +- threshold,
-else same. Points found on one side only are listed apart.
+else same. Points found on one side only are listed apart; a scenario of both sides with no point
+in common is an input error.
 Exit status: 0 nothing slower, 1 some point slower, 2 a usage or input error.
 ]]
 
@@ -51,10 +52,6 @@ local function text_of(cmp)
   for _, scn in ipairs(cmp.scenarios) do
     parts[#parts + 1] = ("## %s\n\nbase: %s\nnew:  %s\n\n%s"):format(scn.scenario, table.concat(scn.base, ", "),
       table.concat(scn.new, ", "), compare.table(scn))
-    if #scn.points == 0 then
-      parts[#parts + 1] = ("No point matched on the parameter columns %s; where one of them is a measurement, "
-        .. "name the parameters with --params."):format(table.concat(scn.parameters, ", "))
-    end
     parts[#parts + 1] = apart("Only in base", scn.only_base, scn.parameters)
     parts[#parts + 1] = apart("Only in new", scn.only_new, scn.parameters)
   end
