@@ -106,13 +106,13 @@ static int l_graph(lua_State *L)
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, GRAPH_MT);
     lua_pushcfunction(L, note_culprit);                                /* 5 */
+    sf_begin_op(L, "graph");             /* 6: CUDA errors name the graph until it returns or raises */
     enum cudaStreamCaptureStatus status;
-    sf_current_op = "graph";
     SF_CUDA(L, cudaStreamIsCapturing(s, &status));
     if (status != cudaStreamCaptureStatusNone) return luaL_error(L, "graph: the stream is already being captured");
     SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     capture_stream = s;
-    sf_current_op = "sfbench";
+    sf_current_op = "sfbench";           /* while fn runs, an op it calls names itself (note_culprit reads it) */
     /* no collection while capturing: a finalizer's cudaFree or cudaEventDestroy would break the capture */
     int collecting = lua_gc(L, LUA_GCISRUNNING);
     lua_gc(L, LUA_GCSTOP);
@@ -142,8 +142,7 @@ static int l_graph(lua_State *L)
     if (g->nodes == 0)
         return luaL_error(L, "graph: the function queued no work on the capturing stream (work on another stream is not captured)");
     SF_CUDA(L, cudaGraphInstantiate(&g->exec, g->graph, 0));
-    sf_current_op = "sfbench";
-    lua_settop(L, 4);
+    lua_pushvalue(L, 4);                 /* the graph; 6 is closed as this returns */
     return 1;
 }
 

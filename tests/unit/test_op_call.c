@@ -1,5 +1,7 @@
-/* Unit tests of the op call path (src/ops.c): the op named in CUDA and cuBLAS errors
- * (sf_current_op) is the one running, and no op once it has returned or raised. */
+/* Unit tests of the op call path (src/ops.c) and of what it shares with sf.graph (sf_begin_op,
+ * src/error.c): the op named in CUDA and cuBLAS errors (sf_current_op) is the one running, and no
+ * op once it has returned or raised. That a failed capture names no op after is checked on the
+ * GPU (tests/gpu/test_gpu_graph.lua); here sf.graph fails before it names itself. */
 #include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,18 @@
 #include "sfbench.h"
 #include "host.h"
 
+/* named_op(raise): a C function naming an op as sf.graph does, which returns or raises; notes
+ * the op named while it runs */
+static const char *named_while_running;
+
+static int named_op(lua_State *L)
+{
+    sf_begin_op(L, "named");
+    named_while_running = sf_current_op;
+    if (lua_toboolean(L, 1)) return luaL_error(L, "named: failed");
+    return 0;
+}
+
 static int setup_lua(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -18,7 +32,10 @@ static int setup_lua(void **state)
     lua_newtable(L);
     sf_register_tensor(L);
     sf_register_ops(L);
+    sf_register_graph(L);
     lua_setglobal(L, "sf");
+    lua_pushcfunction(L, named_op);
+    lua_setglobal(L, "named_op");
     *state = L;
     return 0;
 }
@@ -74,6 +91,36 @@ static void test_op_with_bad_arguments(void **state)
     assert_string_equal(sf_current_op, "sfbench");
 }
 
+static void test_named_op_that_returns(void **state)
+{
+    lua_State *L = *state;
+    named_while_running = NULL;
+    assert_null(run(L, "named_op(false)"));
+    assert_string_equal(named_while_running, "named");
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+static void test_named_op_that_raises(void **state)
+{
+    lua_State *L = *state;
+    named_while_running = NULL;
+    const char *err = run(L, "named_op(true)");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "named: failed"));
+    assert_string_equal(named_while_running, "named");
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
+/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other) */
+static void test_graph_on_cpu(void **state)
+{
+    lua_State *L = *state;
+    const char *err = run(L, "sf.graph(function() end, 1)");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "graph: CUDA graphs need the CUDA backend (running on cpu)"));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -81,6 +128,9 @@ int main(void)
         cmocka_unit_test(test_op_that_raises),
         cmocka_unit_test(test_op_by_name_that_raises),
         cmocka_unit_test(test_op_with_bad_arguments),
+        cmocka_unit_test(test_named_op_that_returns),
+        cmocka_unit_test(test_named_op_that_raises),
+        cmocka_unit_test(test_graph_on_cpu),
     };
     return cmocka_run_group_tests(tests, setup_lua, teardown_lua);
 }
