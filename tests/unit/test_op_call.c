@@ -54,6 +54,15 @@ static const char *run(lua_State *L, const char *code)
     return lua_pcall(L, 0, 0, 0) == LUA_OK ? NULL : lua_tostring(L, -1);
 }
 
+/* runs code, which must raise an error that mentions msg; after it no op is named */
+static void raises(lua_State *L, const char *code, const char *msg)
+{
+    const char *err = run(L, code);
+    assert_non_null(err);
+    assert_non_null(strstr(err, msg));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
 static void test_op_that_returns(void **state)
 {
     lua_State *L = *state;
@@ -64,31 +73,21 @@ static void test_op_that_returns(void **state)
 /* the op raises from inside its run (the shapes are checked there, not by the registry) */
 static void test_op_that_raises(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})}");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})}",
+           "gemm: inner dimensions differ");
 }
 
 /* the same op called by name */
 static void test_op_by_name_that_raises(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.op('gemm', {a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})})");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.op('gemm', {a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})})",
+           "gemm: inner dimensions differ");
 }
 
 /* an error in the arguments, raised before the op runs */
 static void test_op_with_bad_arguments(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.ops.rmsnorm{x = 1}");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "rmsnorm: argument 'x' must be a tensor"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.ops.rmsnorm{x = 1}", "rmsnorm: argument 'x' must be a tensor");
 }
 
 static void test_named_op_that_returns(void **state)
@@ -102,23 +101,15 @@ static void test_named_op_that_returns(void **state)
 
 static void test_named_op_that_raises(void **state)
 {
-    lua_State *L = *state;
     named_while_running = NULL;
-    const char *err = run(L, "named_op(true)");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "named: failed"));
+    raises(*state, "named_op(true)", "named: failed");
     assert_string_equal(named_while_running, "named");
-    assert_string_equal(sf_current_op, "sfbench");
 }
 
 /* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other) */
 static void test_graph_on_cpu(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.graph(function() end, 1)");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "graph: CUDA graphs need the CUDA backend (running on cpu)"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.graph(function() end, 1)", "graph: CUDA graphs need the CUDA backend (running on cpu)");
 }
 
 int main(void)
