@@ -566,12 +566,13 @@ template <typename T> int launch_cfg(int bn, int cm, bool ts, int epi, const lau
 bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn == 224 || bn == 256; }
 
 /* Persistent grid: the time is about ceil(units / slots) rounds of one tile each (a unit is CM
- * M-blocks × one N-block, a slot one cluster), each round taking time ∝ BN. Measured (v4, call 1):
- * the widths 176–256 run at the same rate per column; 128 at about 0.92 of it (more A traffic
- * per flop). So a width wins when it fills the machine better: BN = 224 splits 2I = 22016 into
- * 99 tiles and 4·99 = 3·132, so every T that is a multiple of 512 gives whole waves; 176 does
- * the same for I = 11008 at T = 512–1024. Ties go to the wider tile. Widths other than 128 and
- * 256 need the staged epilogue (wide_ok). */
+ * M-blocks × one N-block, a slot one cluster), each round taking time ∝ BN. Measured on the
+ * H100 (kernels/NOTES-ffn.md, 2026-11-24, commit 67a6bab): the widths 176–256 run at the same
+ * rate per column; 128 at about 0.92 of it (more A traffic per flop). So a width wins when it
+ * fills the machine better: BN = 224 splits 2I = 22016 into 99 tiles and 4·99 = 3·132, so every
+ * T that is a multiple of 512 gives whole waves; 176 does the same for I = 11008 at
+ * T = 512–1024. Ties go to the wider tile. Widths other than 128 and 256 need the staged
+ * epilogue (wide_ok). */
 int choose_tile_n(int64_t M, int64_t N, bool wide_ok, int cm, int sms)
 {
     static const int widths[] = {256, 224, 208, 176, 128};

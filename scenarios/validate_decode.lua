@@ -8,15 +8,12 @@
 -- 7; on the CPU backend the op's own reference runs in each dtype and in f64.
 -- Usage: sfbench validate_decode [seed=N]
 local sf = require "sfbench"
-local params = require "sfbench.params"
-local report = require "sfbench.report"
 local validate = require "sfbench.validate"
 
 local dev = sf.device()
 local gpu = dev.backend == "cuda"
-local p = params.get { seed = 0 }
-local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
-io.stderr:write(("validate_decode: seed %d\n"):format(seed))
+local suite = validate.suite("validate_decode", {})
+local seed = suite.seed
 
 -- {B, Nq, H, Hkv, D, longest length, page size (nil: contiguous)}
 local cases = gpu and {
@@ -30,13 +27,12 @@ local cases = gpu and {
 local dtypes = gpu and { "f16", "bf16" } or { "f16", "bf16", "f32" }
 local split_counts = gpu and { 0, 1, 7 } or { 0 }
 
-local rows, failures, n = {}, 0, 0
--- one row: the case's fields, what was checked, the check's result
-local function add(case, what, r)
-  local row = { what = what, rel_l2 = r.rel_l2, max_abs = r.max_abs, bound = r.bound, ok = r.ok and "ok" or "FAIL" }
-  for key, value in pairs(case) do row[key] = value end
-  if not r.ok then failures = failures + 1 end
-  rows[#rows + 1] = row
+local n = 0
+-- one row of the table: the case's fields and what was checked
+local function row(case, what)
+  local r = { what = what }
+  for key, value in pairs(case) do r[key] = value end
+  return r
 end
 
 -- lengths in 1..longest, differing: the first is the longest (odd in every case), one is
@@ -130,20 +126,16 @@ for _, dtype in ipairs(dtypes) do
     for _, split_count in ipairs(split_counts) do
       local out, lse, used = run(split_count, dtype)
       local case = { dtype = dtype, shape = shape, layout = layout, splits = used }
-      add(case, "out", validate.check(out, ref))
-      add(case, "lse", check_lse(lse, ref_lse, 1e-4))
+      suite.check(row(case, "out"), out, ref)
+      suite.add(row(case, "lse"), check_lse(lse, ref_lse, 1e-4))
     end
     if not gpu then -- the reference itself, in f64, against attention's
       local out, lse, used = run(0, "f64")
       local case = { dtype = "f64", shape = shape, layout = layout, splits = used }
-      add(case, "out vs attention", validate.check(out, ref))
-      add(case, "lse vs attention", check_lse(lse, ref_lse, 1e-6))
+      suite.check(row(case, "out vs attention"), out, ref)
+      suite.add(row(case, "lse vs attention"), check_lse(lse, ref_lse, 1e-6))
     end
   end
 end
 
-report.print(rows, { "dtype", "shape", "layout", "splits", "what", { key = "rel_l2", fmt = "%.2e" },
-  { key = "max_abs", fmt = "%.2e" }, { key = "bound", fmt = "%.1e" }, "ok" })
-local path = report.save("validate_decode", { params = p, seed = seed, rows = rows, complete = true })
-if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
-if failures > 0 then error(("%d decode attention check(s) out of bounds (seed %d)"):format(failures, seed), 0) end
+suite.finish({ "dtype", "shape", "layout", "splits", "what" })

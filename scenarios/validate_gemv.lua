@@ -6,23 +6,15 @@
 -- to 64. On the CPU backend the reference GEMM is checked against products summed here in Lua.
 -- Usage: sfbench validate_gemv [seed=N] [dtype=f16,bf16]
 local sf = require "sfbench"
-local params = require "sfbench.params"
-local report = require "sfbench.report"
 local validate = require "sfbench.validate"
 
 local gpu = sf.device().backend == "cuda"
-local p = params.get { seed = 0, dtype = { "f16", "bf16" } }
-local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
-io.stderr:write(("validate_gemv: seed %d\n"):format(seed))
+local suite = validate.suite("validate_gemv", { dtype = { "f16", "bf16" } })
+local p, seed = suite.params, suite.seed
 math.randomseed(seed)
 local CPU = { device = "cpu" }
 
-local rows, failures, n = {}, 0, 0
-local function add(case, r)
-  if not r.ok then failures = failures + 1 end
-  case.rel_l2, case.max_abs, case.bound, case.ok = r.rel_l2, r.max_abs, r.bound, r.ok and "ok" or "FAIL"
-  rows[#rows + 1] = case
-end
+local n = 0
 local function next_seed()
   n = n + 1
   return seed + 11 * n
@@ -51,8 +43,8 @@ if not gpu then
         want[#want + 1] = acc
       end
     end
-    add({ what = "reference vs Lua sums", dtype = "f64", m = m, n = nn, k = k },
-      validate.check(out, sf.from_table(want, { m, nn }, "f64", CPU)))
+    suite.check({ what = "reference vs Lua sums", dtype = "f64", m = m, n = nn, k = k }, out,
+      sf.from_table(want, { m, nn }, "f64", CPU))
   end
 end
 
@@ -72,8 +64,8 @@ for _, dtype in ipairs(gpu and p.dtype or {}) do
       local c = residual and sf.tensor({ m, nn }, dtype):copy(residual) or validate.poison(sf.tensor({ m, nn }, dtype))
       local ran, used = sf.ops.gemm { a = x, b = w, c = c, transb = true, beta = residual and 1 or 0, bias = bias,
         impl = run.impl, splits = run.splits ~= 0 and run.splits or nil }
-      add({ what = "gemm " .. run.impl, dtype = dtype, m = m, n = nn, k = k, ran = ran, splits = used,
-        extra = (bias and "bias " or "") .. (residual and "residual" or "") }, validate.check(c, ref))
+      suite.check({ what = "gemm " .. run.impl, dtype = dtype, m = m, n = nn, k = k, ran = ran, splits = used,
+        extra = (bias and "bias " or "") .. (residual and "residual" or "") }, c, ref)
     end
   end
   -- a decode step's SwiGLU FFN: hidden and intermediate multiples of 64 (impl fused's GEMMs)
@@ -92,14 +84,9 @@ for _, dtype in ipairs(gpu and p.dtype or {}) do
     for _, impl in ipairs(sf.device().hopper_kernels and { "gemv", "fused" } or { "gemv" }) do
       local out = validate.poison(sf.tensor({ T, H }, dtype))
       sf.ops.ffn { x = x, w1 = w1, w3 = w3, w2 = w2, w13 = w13, out = out, residual = residual, act = "swiglu", impl = impl }
-      add({ what = "ffn " .. impl, dtype = dtype, m = T, n = H, k = I, extra = "swiglu + residual" },
-        validate.check(out, ref))
+      suite.check({ what = "ffn " .. impl, dtype = dtype, m = T, n = H, k = I, extra = "swiglu + residual" }, out, ref)
     end
   end
 end
 
-report.print(rows, { "what", "dtype", "m", "n", "k", "ran", "splits", "extra", { key = "rel_l2", fmt = "%.2e" },
-  { key = "max_abs", fmt = "%.2e" }, { key = "bound", fmt = "%.1e" }, "ok" })
-local path = report.save("validate_gemv", { params = p, seed = seed, rows = rows, complete = true })
-if not sf.quiet then print(("%d checks, %d failed, seed %d; results: %s"):format(#rows, failures, seed, path)) end
-if failures > 0 then error(("%d GEMV check(s) out of bounds (seed %d)"):format(failures, seed), 0) end
+suite.finish({ "what", "dtype", "m", "n", "k", "ran", "splits", "extra" })

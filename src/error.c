@@ -8,6 +8,34 @@
 
 const char *sf_current_op = "sfbench";
 
+/* The __close of the value sf_begin_op marks to be closed: however the op ends, by returning or
+ * by raising, sf_current_op no longer names it, so a CUDA or cuBLAS error raised outside any op
+ * later does not blame the last op that failed. */
+static int end_op(lua_State *L)
+{
+    (void)L;
+    sf_current_op = "sfbench";
+    return 0;
+}
+
+static const char end_op_key;   /* the registry holds that value under &end_op_key */
+
+void sf_begin_op(lua_State *L, const char *name)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &end_op_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newuserdatauv(L, 0, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, end_op);
+        lua_setfield(L, -2, "__close");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &end_op_key);
+    }
+    lua_toclose(L, -1);
+    sf_current_op = name;
+}
+
 void sf_error(lua_State *L, const char *fmt, ...)
 {
     char msg[1024];

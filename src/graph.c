@@ -106,13 +106,13 @@ static int l_graph(lua_State *L)
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, GRAPH_MT);
     lua_pushcfunction(L, note_culprit);                                /* 5 */
+    sf_begin_op(L, "graph");             /* 6: CUDA errors name the graph until it returns or raises */
     enum cudaStreamCaptureStatus status;
-    sf_current_op = "graph";
     SF_CUDA(L, cudaStreamIsCapturing(s, &status));
     if (status != cudaStreamCaptureStatusNone) return luaL_error(L, "graph: the stream is already being captured");
     SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     capture_stream = s;
-    sf_current_op = "sfbench";
+    sf_current_op = "sfbench";           /* while fn runs, an op it calls names itself (note_culprit reads it) */
     /* no collection while capturing: a finalizer's cudaFree or cudaEventDestroy would break the capture */
     int collecting = lua_gc(L, LUA_GCISRUNNING);
     lua_gc(L, LUA_GCSTOP);
@@ -142,15 +142,22 @@ static int l_graph(lua_State *L)
     if (g->nodes == 0)
         return luaL_error(L, "graph: the function queued no work on the capturing stream (work on another stream is not captured)");
     SF_CUDA(L, cudaGraphInstantiate(&g->exec, g->graph, 0));
-    sf_current_op = "sfbench";
-    lua_settop(L, 4);
+    lua_pushvalue(L, 4);                 /* the graph; 6 is closed as this returns */
     return 1;
+}
+
+/* a graph not yet destroyed (a graph returned to Lua has an executable one until then) */
+static sf_graph *check_graph(lua_State *L, int idx)
+{
+    sf_graph *g = (sf_graph *)luaL_checkudata(L, idx, GRAPH_MT);
+    if (!g->exec) luaL_argerror(L, idx, "graph has been destroyed");
+    return g;
 }
 
 /* g:launch([stream]): one replay of the captured calls, queued on stream */
 static int graph_launch(lua_State *L)
 {
-    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    sf_graph *g = check_graph(L, 1);
     void *stream = sf_opt_stream(L, 2);
     SF_CUDA(L, cudaGraphLaunch(g->exec, (cudaStream_t)stream));
     return 0;
@@ -159,11 +166,13 @@ static int graph_launch(lua_State *L)
 /* g:nodes(): how many nodes (kernels, copies, ...) the capture recorded */
 static int graph_nodes(lua_State *L)
 {
-    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    sf_graph *g = check_graph(L, 1);
     lua_pushinteger(L, (lua_Integer)g->nodes);
     return 1;
 }
 
+/* __gc and __close (again a no-op): replays already queued still run; the graph cannot be
+ * launched after. __gc also frees what a failed capture left. */
 static int graph_gc(lua_State *L)
 {
     sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
@@ -173,18 +182,24 @@ static int graph_gc(lua_State *L)
     g->graph = NULL;
     return 0;
 }
+
+/* "graph(6 nodes)", "graph(1 node, destroyed)" */
+static int graph_tostring(lua_State *L)
+{
+    sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+    lua_pushfstring(L, "graph(%I node%s%s)", (LUAI_UACINT)g->nodes, g->nodes == 1 ? "" : "s",
+                    g->exec ? "" : ", destroyed");
+    return 1;
+}
 #endif
 
 void sf_register_graph(lua_State *L)
 {
 #ifdef SF_HAVE_CUDA
     static const luaL_Reg methods[] = {{"launch", graph_launch}, {"nodes", graph_nodes}, {NULL, NULL}};
-    luaL_newmetatable(L, GRAPH_MT);
-    lua_pushcfunction(L, graph_gc);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", graph_gc}, {"__close", graph_gc}, {"__tostring", graph_tostring},
+                                    {NULL, NULL}};
+    sf_define_type(L, GRAPH_MT, meta, methods);
 #endif
     lua_pushcfunction(L, l_graph);
     lua_setfield(L, -2, "graph");

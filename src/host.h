@@ -3,6 +3,7 @@
 #ifndef SF_HOST_H
 #define SF_HOST_H
 #include <lua.h>
+#include <lauxlib.h>
 
 typedef struct sf_host_opts {
     const char *datadir;          /* where lua/ and scenarios/ are */
@@ -38,4 +39,7 @@ void sf_register_compare(lua_State *L);  /* compare.c: sf.compare, sf.compare_ro
 void sf_register_launch(lua_State *L);   /* launch.c: sf.compile */
 void sf_register_graph(lua_State *L);    /* graph.c: sf.graph */
 void sf_register_profile(lua_State *L);  /* profile.c: sf.nvtx_push/pop, sf.profiler_start/stop */
+/* The metatable of a userdata type (luaL_newmetatable: its __name is name): the metamethods in
+ * meta (__gc, __close, __tostring, ...) and the methods as __index; leaves the stack as it was. */
+void sf_define_type(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 #endif

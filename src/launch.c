@@ -402,17 +402,9 @@ void sf_register_launch(lua_State *L)
                                          {"attributes", k_attributes}, {NULL, NULL}};
     static const luaL_Reg mod_meta[] = {{"__gc", mod_gc}, {"__close", mod_gc}, {"__tostring", mod_tostring},
                                         {NULL, NULL}};
-    luaL_newmetatable(L, MODULE_MT);
-    luaL_setfuncs(L, mod_meta, 0);
-    luaL_newlib(L, mod_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, KERNEL_MT);
-    lua_pushcfunction(L, k_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, k_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg k_meta[] = {{"__tostring", k_tostring}, {NULL, NULL}};
+    sf_define_type(L, MODULE_MT, mod_meta, mod_methods);
+    sf_define_type(L, KERNEL_MT, k_meta, k_methods);
     lua_pushcfunction(L, l_compile);
     lua_setfield(L, -2, "compile");
 }

@@ -165,17 +165,7 @@ static void accepted_list(const sf_op *op, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "", op->args[i].name);
 }
 
-/* The __close of the value call_op marks to be closed: however the op ends, by returning or by
- * raising, sf_current_op no longer names it, so a CUDA or cuBLAS error raised outside any op
- * later does not blame the last op that failed. */
-static int end_op(lua_State *L)
-{
-    (void)L;
-    sf_current_op = "sfbench";
-    return 0;
-}
-
-/* op{...}: upvalue 1 is the op, upvalue 2 the value whose __close is end_op */
+/* op{...}: upvalue 1 is the op */
 static int call_op(lua_State *L)
 {
     sf_op_args a;
@@ -199,12 +189,10 @@ static int call_op(lua_State *L)
     }
     for (int i = 0; a.op->args[i].name; i++)
         if (a.op->args[i].required && !a.present[i]) sf_op_error(&a, "missing argument '%s'", a.op->args[i].name);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_toclose(L, -1);
+    sf_begin_op(L, a.op->name);
     int top = lua_gettop(L);
-    sf_current_op = a.op->name;
     a.op->run(&a);
-    sf_capture_check(L, a.op->name);   /* raising here, too, end_op puts the name back */
+    sf_capture_check(L, a.op->name);   /* raising here, too, the op is no longer named */
     return lua_gettop(L) - top;
 }
 
@@ -215,7 +203,7 @@ static const sf_op *find_op(const char *name)
     return NULL;
 }
 
-/* sf.op(name, {args}); upvalue 1 is call_op's upvalue 2 */
+/* sf.op(name, {args}) */
 static int l_op(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -232,8 +220,7 @@ static int l_op(lua_State *L)
     }
     lua_remove(L, 1);
     lua_pushlightuserdata(L, (void *)op);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushcclosure(L, call_op, 2);
+    lua_pushcclosure(L, call_op, 1);
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
@@ -283,23 +270,15 @@ void sf_print_op_list(void)
 
 void sf_register_ops(lua_State *L)
 {
-    int sf = lua_gettop(L);
-    lua_newuserdatauv(L, 0, 0);                           /* what call_op closes: its __close is end_op */
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, end_op);
-    lua_setfield(L, -2, "__close");
-    lua_setmetatable(L, -2);
-    int end = lua_gettop(L);
     lua_newtable(L);
     for (int i = 0; registry[i]; i++) {
         lua_pushlightuserdata(L, (void *)registry[i]);
-        lua_pushvalue(L, end);
-        lua_pushcclosure(L, call_op, 2);
+        lua_pushcclosure(L, call_op, 1);
         lua_setfield(L, -2, registry[i]->name);
     }
-    lua_setfield(L, sf, "ops");
-    lua_pushcclosure(L, l_op, 1);                         /* takes the value at `end` */
-    lua_setfield(L, sf, "op");
+    lua_setfield(L, -2, "ops");
+    lua_pushcfunction(L, l_op);
+    lua_setfield(L, -2, "op");
     lua_pushcfunction(L, l_op_list);
-    lua_setfield(L, sf, "op_list");
+    lua_setfield(L, -2, "op_list");
 }

@@ -34,8 +34,12 @@ static inline int sf_tensor_is_contiguous(const sf_tensor *t)
     return 1;
 }
 
-/* error.c: the op being run (set by ops.c), named in error messages ("sfbench" outside every op) */
+/* error.c: the op being run, named in error messages ("sfbench" outside every op) */
 extern const char *sf_current_op;
+/* error.c: names `name` as the op running until the C function that calls this returns or
+ * raises, when sf_current_op is "sfbench" again; pushes one value (marked to be closed), which
+ * the caller leaves on its stack */
+void sf_begin_op(lua_State *L, const char *name);
 
 /* error.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */
 _Noreturn void sf_error(lua_State *L, const char *fmt, ...);

@@ -180,15 +180,7 @@ void sf_register_stream(lua_State *L)
                                      {"now", l_now}, {NULL, NULL}};
     static const luaL_Reg ev_meta[] = {{"__gc", ev_gc}, {"__close", ev_gc}, {"__tostring", ev_tostring}, {NULL, NULL}};
     static const luaL_Reg st_meta[] = {{"__gc", st_gc}, {"__close", st_gc}, {"__tostring", st_tostring}, {NULL, NULL}};
-    luaL_newmetatable(L, EVENT_MT);
-    luaL_setfuncs(L, ev_meta, 0);
-    luaL_newlib(L, ev_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, STREAM_MT);
-    luaL_setfuncs(L, st_meta, 0);
-    luaL_newlib(L, st_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    sf_define_type(L, EVENT_MT, ev_meta, ev_methods);
+    sf_define_type(L, STREAM_MT, st_meta, st_methods);
     luaL_setfuncs(L, funcs, 0);
 }

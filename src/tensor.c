@@ -529,16 +529,11 @@ void sf_register_tensor(lua_State *L)
         {"numel", t_numel}, {"nbytes", t_nbytes}, {"ndim", t_ndim}, {"is_contiguous", t_is_contiguous},
         {"is_freed", t_is_freed}, {"view", t_view}, {"slice", t_slice}, {"free", t_free}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
-        {"__gc", t_gc}, {"__close", t_free}, {"__tostring", t_tostring}, {"__len", t_len},
-        {"__index", NULL}, {NULL, NULL}};
+        {"__gc", t_gc}, {"__close", t_free}, {"__tostring", t_tostring}, {"__len", t_len}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"tensor", l_tensor}, {"randn", l_randn}, {"rand", l_rand}, {"zeros", l_zeros},
         {"from_table", l_from_table}, {"seed", l_seed}, {NULL, NULL}};
-    luaL_newmetatable(L, SF_TENSOR_MT);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    sf_define_type(L, SF_TENSOR_MT, meta, methods);
     luaL_setfuncs(L, funcs, 0);
     seed_base = 0x5eed;
 }

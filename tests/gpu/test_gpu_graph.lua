@@ -250,4 +250,27 @@ function TestGraph.test_empty_and_nested_captures_refused()
   contains(error_of(sf.graph, function() add_one:launch(BLOCKS, 256, { y, N }) end, 0), "at least 1")
 end
 
+-- A failed capture names no op after it: a CUDA error raised outside any op later names sfbench,
+-- not graph. That error: waiting for an event last recorded during a capture (cudaErrorCapturedEvent).
+function TestGraph.test_failure_leaves_no_op_named()
+  local y, e = sf.zeros({ N }), sf.event()
+  sf.graph(function()
+    add_one:launch(BLOCKS, 256, { y, N })
+    e:record()                             -- on the capturing stream
+  end, 1)
+  local function blamed()
+    local err = error_of(e.synchronize, e)
+    contains(err, "CUDA error in cudaEventSynchronize")
+    return err:match("(%w+): CUDA error")
+  end
+  lu.assertEquals(blamed(), "sfbench", "after a capture")
+  contains(error_of(sf.graph, function() end, 1), "graph: the function queued no work")
+  lu.assertEquals(blamed(), "sfbench", "after a capture of no work")
+  contains(error_of(sf.graph, function()
+    add_one:launch(BLOCKS, 256, { y, N })
+    sf.sync()
+  end, 1), "graph: sync cannot be captured")
+  lu.assertEquals(blamed(), "sfbench", "after a capture that synchronized")
+end
+
 os.exit(lu.LuaUnit.run())

@@ -1,6 +1,7 @@
--- Modules, kernels, events and streams on the CUDA backend as values: what tostring says of
--- them, and __close, which unloads a module (its kernels cannot be launched after) and destroys
--- an event or a stream, after which every use is an error naming it. Run with --device cuda.
+-- Modules, kernels, events, streams and graphs on the CUDA backend as values: what tostring says
+-- of them, and __close, which unloads a module (its kernels cannot be launched after) and
+-- destroys an event, a stream or a graph, after which every use is an error naming it. Run with
+-- --device cuda.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
@@ -74,6 +75,33 @@ function TestStream.test_tostring_and_close()
   contains(error_of(sf.event().record, sf.event(), s), "stream has been destroyed")
   contains(error_of(sf.ops.add, { a = y, b = y, out = y, stream = s }), "stream has been destroyed")
   sf.sync()
+end
+
+TestGraph = {}
+
+function TestGraph.test_tostring_and_close()
+  local k = sf.compile(SOURCE):kernel("add_one")
+  local y = sf.zeros({ 8 })
+  sf.sync()                                -- zeroed on the default stream, before the replay there
+  local kept
+  do
+    local g <close> = sf.graph(function() k:launch(1, 32, { y, 8 }) end, 2)
+    lu.assertEquals(tostring(g), "graph(2 nodes)")
+    g:launch()
+    kept = g
+  end
+  sf.sync()
+  lu.assertEquals(y:totable(), { 2, 2, 2, 2, 2, 2, 2, 2 }, "the replay queued before the close ran")
+  lu.assertEquals(tostring(kept), "graph(2 nodes, destroyed)")
+  contains(error_of(kept.launch, kept), "graph has been destroyed")
+  contains(error_of(kept.nodes, kept), "graph has been destroyed")
+  -- closed on an error too
+  kept = testlib.closed_by_error(function() return sf.graph(function() k:launch(1, 32, { y, 8 }) end, 1) end)
+  lu.assertEquals(tostring(kept), "graph(1 node, destroyed)")
+  -- a destroyed graph closes again without complaint
+  do local g <close> = kept end
+  sf.sync()
+  lu.assertEquals(y:totable(), { 2, 2, 2, 2, 2, 2, 2, 2 }, "nothing ran after the close")
 end
 
 os.exit(lu.LuaUnit.run())

@@ -20,6 +20,19 @@ function testlib.contains(msg, ...)
   end
 end
 
+-- The value make() returns, after an error left the block of the to-be-closed variable holding
+-- it (its __close has run)
+function testlib.closed_by_error(make)
+  local kept
+  local ok = pcall(function()
+    local v <close> = make()
+    kept = v
+    error("stop")
+  end)
+  lu.assertFalse(ok)
+  return kept
+end
+
 -- The table t with the entries of over put in (an entry false removes the key): an op's valid
 -- arguments with one thing changed. t is modified and returned.
 function testlib.override(t, over)

@@ -1,5 +1,7 @@
-/* Unit tests of the op call path (src/ops.c): the op named in CUDA and cuBLAS errors
- * (sf_current_op) is the one running, and no op once it has returned or raised. */
+/* Unit tests of the op call path (src/ops.c) and of what it shares with sf.graph (sf_begin_op,
+ * src/error.c): the op named in CUDA and cuBLAS errors (sf_current_op) is the one running, and no
+ * op once it has returned or raised. That a failed capture names no op after is checked on the
+ * GPU (tests/gpu/test_gpu_graph.lua); here sf.graph fails before it names itself. */
 #include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,18 @@
 #include "sfbench.h"
 #include "host.h"
 
+/* named_op(raise): a C function naming an op as sf.graph does, which returns or raises; notes
+ * the op named while it runs */
+static const char *named_while_running;
+
+static int named_op(lua_State *L)
+{
+    sf_begin_op(L, "named");
+    named_while_running = sf_current_op;
+    if (lua_toboolean(L, 1)) return luaL_error(L, "named: failed");
+    return 0;
+}
+
 static int setup_lua(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -18,7 +32,10 @@ static int setup_lua(void **state)
     lua_newtable(L);
     sf_register_tensor(L);
     sf_register_ops(L);
+    sf_register_graph(L);
     lua_setglobal(L, "sf");
+    lua_pushcfunction(L, named_op);
+    lua_setglobal(L, "named_op");
     *state = L;
     return 0;
 }
@@ -37,6 +54,15 @@ static const char *run(lua_State *L, const char *code)
     return lua_pcall(L, 0, 0, 0) == LUA_OK ? NULL : lua_tostring(L, -1);
 }
 
+/* runs code, which must raise an error that mentions msg; after it no op is named */
+static void raises(lua_State *L, const char *code, const char *msg)
+{
+    const char *err = run(L, code);
+    assert_non_null(err);
+    assert_non_null(strstr(err, msg));
+    assert_string_equal(sf_current_op, "sfbench");
+}
+
 static void test_op_that_returns(void **state)
 {
     lua_State *L = *state;
@@ -47,31 +73,43 @@ static void test_op_that_returns(void **state)
 /* the op raises from inside its run (the shapes are checked there, not by the registry) */
 static void test_op_that_raises(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})}");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.ops.gemm{a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})}",
+           "gemm: inner dimensions differ");
 }
 
 /* the same op called by name */
 static void test_op_by_name_that_raises(void **state)
 {
-    lua_State *L = *state;
-    const char *err = run(L, "sf.op('gemm', {a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})})");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "gemm: inner dimensions differ"));
-    assert_string_equal(sf_current_op, "sfbench");
+    raises(*state, "sf.op('gemm', {a = sf.zeros({2, 3}), b = sf.zeros({4, 5}), c = sf.zeros({2, 5})})",
+           "gemm: inner dimensions differ");
 }
 
 /* an error in the arguments, raised before the op runs */
 static void test_op_with_bad_arguments(void **state)
 {
+    raises(*state, "sf.ops.rmsnorm{x = 1}", "rmsnorm: argument 'x' must be a tensor");
+}
+
+static void test_named_op_that_returns(void **state)
+{
     lua_State *L = *state;
-    const char *err = run(L, "sf.ops.rmsnorm{x = 1}");
-    assert_non_null(err);
-    assert_non_null(strstr(err, "rmsnorm: argument 'x' must be a tensor"));
+    named_while_running = NULL;
+    assert_null(run(L, "named_op(false)"));
+    assert_string_equal(named_while_running, "named");
     assert_string_equal(sf_current_op, "sfbench");
+}
+
+static void test_named_op_that_raises(void **state)
+{
+    named_while_running = NULL;
+    raises(*state, "named_op(true)", "named: failed");
+    assert_string_equal(named_while_running, "named");
+}
+
+/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other) */
+static void test_graph_on_cpu(void **state)
+{
+    raises(*state, "sf.graph(function() end, 1)", "graph: CUDA graphs need the CUDA backend (running on cpu)");
 }
 
 int main(void)
@@ -81,6 +119,9 @@ int main(void)
         cmocka_unit_test(test_op_that_raises),
         cmocka_unit_test(test_op_by_name_that_raises),
         cmocka_unit_test(test_op_with_bad_arguments),
+        cmocka_unit_test(test_named_op_that_returns),
+        cmocka_unit_test(test_named_op_that_raises),
+        cmocka_unit_test(test_graph_on_cpu),
     };
     return cmocka_run_group_tests(tests, setup_lua, teardown_lua);
 }
