@@ -60,48 +60,37 @@ end
 
 -- The points of a result file: {params = {k = v}, row =, m = measurements}, and the parameter
 -- names (those of the bench result's point, the row's other strings; without bench results,
--- every column that is not a measurement). A row that holds several impls' columns (gemv_sweep's
--- cublaslt_us, gemv_us, ...) has a bench result for each, whose point names its impl: each such
--- result is a point, its parameters the result's point alone (the row's strings are every impl's).
+-- every column that is not a measurement), a column the result declares (column_kinds) as it says.
 function figures.points(entry)
   local doc = entry.doc
   local rows, results = doc.rows, doc.results or {}
-  local paired = #results == #rows
-  local per_impl = not paired and #results > 0
-  for _, r in ipairs(results) do
-    per_impl = per_impl and type(r.point) == "table" and is_param_value(r.point.impl)
+  local declared = type(doc.column_kinds) == "table" and doc.column_kinds or {}
+  local function is_measured(k)
+    if declared[k] then return declared[k] == "measurement" end
+    return is_measurement(k)
   end
+  local paired = #results == #rows
   local points, names, seen = {}, {}, {}
   local function name(k)
     if not seen[k] then seen[k] = true; names[#names + 1] = k end
   end
-  local function add(row, result)
+  for i, row in ipairs(rows) do
+    local result = paired and agrees(results[i], row) and results[i] or nil
     local p = {}
     if result and type(result.point) == "table" then
       for k, v in pairs(result.point) do
         if is_param_value(v) then p[k] = v end
       end
       for k, v in pairs(row) do
-        if not per_impl and p[k] == nil and (type(v) == "string" or type(v) == "boolean") and not is_measurement(k) then
-          p[k] = v
-        end
+        if p[k] == nil and (type(v) == "string" or type(v) == "boolean") and not is_measured(k) then p[k] = v end
       end
     else
       for k, v in pairs(row) do
-        if is_param_value(v) and not is_measurement(k) then p[k] = v end
+        if is_param_value(v) and not is_measured(k) then p[k] = v end
       end
     end
     for k in pairs(p) do name(k) end
     points[#points + 1] = { params = p, row = row, m = measurements(row, result) }
-  end
-  if per_impl then
-    for _, result in ipairs(results) do
-      for _, row in ipairs(rows) do
-        if agrees(result, row) then add(row, result); break end
-      end
-    end
-  else
-    for i, row in ipairs(rows) do add(row, paired and agrees(results[i], row) and results[i] or nil) end
   end
   table.sort(names, function(a, b)
     if (a == "impl") ~= (b == "impl") then return b == "impl" end   -- impl last in labels

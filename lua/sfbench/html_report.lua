@@ -82,9 +82,7 @@ local function rows_table(out, rows, first)
   local seen, cols = {}, {}
   for _, k in ipairs(first) do
     seen[k] = true
-    for _, row in ipairs(rows) do   -- a parameter of the bench results alone (gemv_sweep's impl) has no column
-      if row[k] ~= nil then cols[#cols + 1] = k; break end
-    end
+    cols[#cols + 1] = k
   end
   local rest = {}
   for _, row in ipairs(rows) do

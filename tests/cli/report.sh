@@ -66,7 +66,7 @@ expect_rc 2 "--svg of an unknown plot"
 expect_stderr_has "no plot 'nosuch.plot'" "--svg of an unknown plot"
 expect_files "$SCRATCH" "none.svg" 0 "--svg of an unknown plot"
 
-# ---- a row of every impl's columns (gemv_sweep): a line an impl, and their samples' spread ----
+# ---- gemv_sweep, a memory-bound sweep: a line an impl, their samples' spread, a bandwidth roofline ----
 wide=$SCRATCH/wide
 "$SFBENCH" --device cpu --quiet --output "$wide" gemv_sweep proj=qkv,o m=1,2 timeout=0.05 </dev/null \
     >/dev/null 2>&1 || { fail "gemv_sweep did not run"; finish; }

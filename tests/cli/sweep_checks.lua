@@ -36,26 +36,9 @@ local FORMULAS = {
     return assert(per_op[r.op], "unknown op " .. tostring(r.op))
   end, scale = 1e12 },
   ab = {},                                                   -- times only: no rate to check
-  -- each row times several impls, each a result named "proj m=M impl": its µs is that result's
-  -- median, its TB/s the weight matrix (n·k, 2 bytes) over it
-  gemv_sweep = { check = function(doc, check)
-    local by_name = {}
-    for _, res in ipairs(doc.results) do by_name[res.name] = res end
-    for i, row in ipairs(doc.rows) do
-      for _, impl in ipairs({ "cublaslt", "gemv", "hopper" }) do
-        if row[impl .. "_us"] then
-          local res = by_name[("%s m=%d %s"):format(row.proj, row.m, impl)]
-          check(res ~= nil, ("row %d: no result for %s"):format(i, impl))
-          local want = median(res.samples)
-          check(close(row[impl .. "_us"], want * 1e3), ("row %d: %s µs %s, the median is %s"):format(i, impl,
-            tostring(row[impl .. "_us"]), want * 1e3))
-          local tbs = row.n * row.k * 2 / (want * 1e-3) / 1e12
-          check(close(row[impl .. "_tbs"], tbs), ("row %d: %s TB/s %s, the formula gives %s"):format(i, impl,
-            tostring(row[impl .. "_tbs"]), tbs))
-        end
-      end
-    end
-  end },
+  -- a row an impl: the weight matrix (n·k, 2 bytes) read once
+  gemv_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r) return r.n * r.k * 2 end,
+    scale = 1e12 },
   -- the measured layers' time is the median; tokens/s is the batch (decode) or the prompt
   -- (prefill) over the whole model's time, and the floor the whole model's bytes over the peak
   model_sweep = { check = function(doc, check)
