@@ -65,6 +65,16 @@ run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --params impl,s
 n=$(grep -c '| same ' "$OUT_FILE")
 if [ "$n" -eq 8 ]; then pass "--params impl,size: 8 points matched"; else fail "--params: $n points"; show_last; fi
 
+# results that kept no samples: every point matches, none can be compared, which is an input error
+gen "$SCRATCH/bare1.json" points=4 samples=0
+gen "$SCRATCH/bare2.json" points=4 samples=0
+run "$SFBENCH" compare "$SCRATCH/bare1.json" "$SCRATCH/bare2.json" --output "$SCRATCH/bare-cmp.json"
+expect_rc 2 "no kept samples"
+expect_one_line_error "no kept samples"
+expect_stderr_has "$SCRATCH/bare1.json and $SCRATCH/bare2.json: no matched point has kept samples on both sides" \
+    "no kept samples: both files and the problem"
+expect_files "$SCRATCH" "bare-cmp.json" 0 "no kept samples: no output file"
+
 # ---- folders ----
 
 mkdir -p "$SCRATCH/dir_base" "$SCRATCH/dir_new"

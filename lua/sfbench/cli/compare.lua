@@ -91,6 +91,17 @@ return function(argv)
   local base, new = sweep_results(args[1], opts.all), sweep_results(args[2], opts.all)
   local cmp = compare.results(base, new, { alpha = opts.alpha, threshold = opts.threshold,
     params = opts.params and list_of(opts.params) })
+  -- a gate that compared nothing must not pass: matched points, but none with samples on both sides
+  local compared = 0
+  for _, scn in ipairs(cmp.scenarios) do
+    for _, pt in ipairs(scn.points) do
+      if pt.ratio then compared = compared + 1 end
+    end
+  end
+  if compared == 0 then
+    params.usage_error(("%s and %s: no matched point has kept samples on both sides, nothing to compare"):format(args[1],
+      args[2]))
+  end
   if cmp.mismatch then
     if opts.strict then params.usage_error(cmp.mismatch .. " (--strict)") end
     io.stderr:write("sfbench: warning: ", cmp.mismatch, "\n")
