@@ -3,6 +3,7 @@
 // favour generality (any dtype, any strides) over speed, except on the contiguous fast path.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ __device__ __forceinline__ double load(const void *p, int dt, int64_t i)
     case SF_F16: return __half2float(((const __half *)p)[i]);
     case SF_BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
     case SF_I32: return ((const int32_t *)p)[i];
+    case SF_E4M3: return (float)((const __nv_fp8_e4m3 *)p)[i];
+    case SF_E5M2: return (float)((const __nv_fp8_e5m2 *)p)[i];
     default: return ((const double *)p)[i];
     }
 }
@@ -29,6 +32,9 @@ __device__ __forceinline__ void store(void *p, int dt, int64_t i, double v)
     case SF_F16: ((__half *)p)[i] = __float2half_rn((float)v); break;
     case SF_BF16: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v); break;
     case SF_I32: ((int32_t *)p)[i] = isnan(v) ? 0 : (int32_t)llrint(v); break;
+    /* from the double itself, rounded to nearest even and saturated, as the CPU backend stores */
+    case SF_E4M3: ((__nv_fp8_e4m3 *)p)[i] = __nv_fp8_e4m3(v); break;
+    case SF_E5M2: ((__nv_fp8_e5m2 *)p)[i] = __nv_fp8_e5m2(v); break;
     default: ((double *)p)[i] = v; break;
     }
 }

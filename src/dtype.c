@@ -1,4 +1,4 @@
-/* Element types: names, sizes, and the fp16/bf16 conversions the CPU backend uses. */
+/* Element types: names, sizes, and the fp16, bf16 and fp8 conversions the CPU backend uses. */
 #include "config.h"
 #include <math.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 
 static const struct { const char *name; size_t size; } dtypes[SF_DTYPE_COUNT] = {
     [SF_F32] = {"f32", 4}, [SF_F16] = {"f16", 2}, [SF_BF16] = {"bf16", 2},
-    [SF_I32] = {"i32", 4}, [SF_F64] = {"f64", 8},
+    [SF_I32] = {"i32", 4}, [SF_F64] = {"f64", 8}, [SF_E4M3] = {"e4m3", 1}, [SF_E5M2] = {"e5m2", 1},
 };
 
 size_t sf_dtype_size(sf_dtype t) { return dtypes[t].size; }
@@ -17,6 +17,7 @@ int sf_dtype_from_name(const char *name, sf_dtype *out)
     static const struct { const char *alias; sf_dtype t; } aliases[] = {
         {"float32", SF_F32}, {"float", SF_F32}, {"float16", SF_F16}, {"half", SF_F16},
         {"bfloat16", SF_BF16}, {"int32", SF_I32}, {"float64", SF_F64}, {"double", SF_F64},
+        {"float8_e4m3fn", SF_E4M3}, {"float8_e5m2", SF_E5M2},
     };
     for (int i = 0; i < SF_DTYPE_COUNT; i++)
         if (strcmp(name, dtypes[i].name) == 0) { *out = (sf_dtype)i; return 0; }
@@ -65,6 +66,59 @@ uint16_t sf_float_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* The two fp8 formats: mantissa bits, exponent bias, largest finite value. */
+typedef struct { int mbits, bias; double max; } fp8_format;
+static const fp8_format *fp8_of(sf_dtype t)
+{
+    static const fp8_format e4m3 = {3, 7, 448.0}, e5m2 = {2, 15, 57344.0};
+    return t == SF_E4M3 ? &e4m3 : &e5m2;
+}
+
+double sf_fp8_to_double(uint8_t b, sf_dtype t)
+{
+    const fp8_format *f = fp8_of(t);
+    const int exp = (b & 0x7f) >> f->mbits, man = b & ((1 << f->mbits) - 1);
+    const int top = (1 << (7 - f->mbits)) - 1;          /* the largest exponent field */
+    double v;
+    if (t == SF_E4M3 && exp == top && man == (1 << f->mbits) - 1) return NAN;
+    if (t == SF_E5M2 && exp == top) {
+        if (man) return NAN;
+        v = INFINITY;
+    } else if (exp == 0) {
+        v = ldexp(man, 1 - f->bias - f->mbits);         /* subnormal */
+    } else {
+        v = ldexp(man + (1 << f->mbits), exp - f->bias - f->mbits);
+    }
+    return b & 0x80 ? -v : v;
+}
+
+/* Round to nearest even, straight from the double (no float step: no double rounding), then
+ * saturate to the largest finite value; NaN gives the format's NaN. */
+uint8_t sf_double_to_fp8(double v, sf_dtype t)
+{
+    const fp8_format *f = fp8_of(t);
+    if (isnan(v)) return t == SF_E4M3 ? 0x7f : 0x7e;
+    const uint8_t sign = signbit(v) ? 0x80 : 0;
+    double a = fabs(v);
+    const int emin = 1 - f->bias;                        /* the exponent of the smallest normal */
+    int e = emin;
+    if (isinf(a)) {
+        a = f->max;
+    } else if (a > 0) {
+        frexp(a, &e);                                    /* a = m·2^e, m in [0.5, 1) */
+        e = e - 1 < emin ? emin : e - 1;
+        const double quantum = ldexp(1.0, e - f->mbits); /* the spacing of the values around a */
+        a = nearbyint(a / quantum) * quantum;            /* exact scaling, then ties to even */
+        if (a > f->max) a = f->max;
+    }
+    if (a == 0) return sign;
+    frexp(a, &e);
+    e -= 1;                                              /* rounding may have carried to the next binade */
+    if (e < emin) return (uint8_t)(sign | (int)ldexp(a, f->mbits - emin));
+    const int man = (int)ldexp(a, f->mbits - e) - (1 << f->mbits);
+    return (uint8_t)(sign | (e + f->bias) << f->mbits | man);
+}
+
 double sf_load_as_double(const void *base, sf_dtype t, int64_t i)
 {
     switch (t) {
@@ -73,6 +127,8 @@ double sf_load_as_double(const void *base, sf_dtype t, int64_t i)
     case SF_BF16: return sf_bf16_to_float(((const uint16_t *)base)[i]);
     case SF_I32: return ((const int32_t *)base)[i];
     case SF_F64: return ((const double *)base)[i];
+    case SF_E4M3:
+    case SF_E5M2: return sf_fp8_to_double(((const uint8_t *)base)[i], t);
     default: return NAN;
     }
 }
@@ -85,6 +141,8 @@ void sf_store_from_double(void *base, sf_dtype t, int64_t i, double v)
     case SF_BF16: ((uint16_t *)base)[i] = sf_float_to_bf16((float)v); break;
     case SF_I32: ((int32_t *)base)[i] = isnan(v) ? 0 : (int32_t)lrint(v); break;
     case SF_F64: ((double *)base)[i] = v; break;
+    case SF_E4M3:
+    case SF_E5M2: ((uint8_t *)base)[i] = sf_double_to_fp8(v, t); break;
     default: break;
     }
 }

@@ -12,7 +12,7 @@
 
 static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_decode_attention, &sf_op_ffn, &sf_op_pack_gate_up,
                                         &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
-                                        &sf_op_add, &sf_op_embedding, NULL};
+                                        &sf_op_add, &sf_op_embedding, &sf_op_quantize, &sf_op_dequantize, NULL};
 
 const sf_op *const *sf_op_registry(void) { return registry; }
 

@@ -67,4 +67,6 @@ extern const sf_op sf_op_rope;
 extern const sf_op sf_op_linear_rope;
 extern const sf_op sf_op_add;
 extern const sf_op sf_op_embedding;
+extern const sf_op sf_op_quantize;
+extern const sf_op sf_op_dequantize;
 #endif

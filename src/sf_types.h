@@ -5,7 +5,11 @@
 
 #define SF_MAX_DIMS 8   /* dimensions of a tensor */
 
-typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_DTYPE_COUNT } sf_dtype;
+/* e4m3 and e5m2 are the OCP 8-bit floats (torch's float8_e4m3fn and float8_e5m2): e4m3 has no
+ * infinity, its largest finite value is 448 and its NaN S.1111.111; e5m2 is IEEE-like, largest
+ * finite 57344. Stores into them round to nearest even and saturate to the largest finite value
+ * (NaN stays NaN), as the GPU's cvt.rn.satfinite does. */
+typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_E4M3, SF_E5M2, SF_DTYPE_COUNT } sf_dtype;
 
 /* What is applied to a product before it is stored: the epilogue of a GEMM, the function of the
  * activation kernel, the activation of the FFN reference. Each takes the kinds it names:

@@ -52,6 +52,8 @@ float sf_half_to_float(uint16_t h);
 uint16_t sf_float_to_half(float f);
 float sf_bf16_to_float(uint16_t h);
 uint16_t sf_float_to_bf16(float f);
+double sf_fp8_to_double(uint8_t b, sf_dtype t);   /* t: SF_E4M3 or SF_E5M2 */
+uint8_t sf_double_to_fp8(double v, sf_dtype t);   /* nearest even, saturating; NaN stays NaN */
 double sf_load_as_double(const void *base, sf_dtype t, int64_t index);
 void sf_store_from_double(void *base, sf_dtype t, int64_t index, double v);
 

@@ -104,7 +104,7 @@ sf_dtype sf_check_dtype(lua_State *L, int idx, sf_dtype dflt)
     const char *name = luaL_checkstring(L, idx);
     sf_dtype dt;
     if (sf_dtype_from_name(name, &dt) != 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected f32, f16, bf16, i32 or f64)", name));
+        luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected f32, f16, bf16, i32, f64, e4m3 or e5m2)", name));
     return dt;
 }
 

@@ -243,6 +243,127 @@ static void test_bf16_round_trip_all(void **state)
     }
 }
 
+/* ---- fp8: e4m3 and e5m2 ---- */
+
+/* a code's value from the formats' definitions, written out separately from dtype.c: e4m3 bias
+ * 7, 3 mantissa bits, S.1111.111 NaN and no infinity; e5m2 bias 15, 2 mantissa bits, IEEE-like */
+static double fp8_value(int code, sf_dtype t)
+{
+    const int e4 = t == SF_E4M3, mbits = e4 ? 3 : 2, bias = e4 ? 7 : 15;
+    const int e = (code >> mbits) & (e4 ? 15 : 31), m = code & (e4 ? 7 : 3);
+    const double sign = code & 0x80 ? -1.0 : 1.0;
+    if (e4 && e == 15 && m == 7) return NAN;
+    if (!e4 && e == 31) return m ? NAN : sign * INFINITY;
+    if (e == 0) return sign * m * pow(2.0, 1 - bias - mbits);
+    return sign * (1.0 + m / (double)(1 << mbits)) * pow(2.0, e - bias);
+}
+
+static void test_fp8_sizes_and_names(void **state)
+{
+    (void)state;
+    assert_int_equal(sf_dtype_size(SF_E4M3), 1);
+    assert_int_equal(sf_dtype_size(SF_E5M2), 1);
+    assert_string_equal(sf_dtype_name(SF_E4M3), "e4m3");
+    assert_string_equal(sf_dtype_name(SF_E5M2), "e5m2");
+    expect_name("e4m3", SF_E4M3);
+    expect_name("float8_e4m3fn", SF_E4M3);
+    expect_name("e5m2", SF_E5M2);
+    expect_name("float8_e5m2", SF_E5M2);
+}
+
+/* every code decodes to its value, and every finite value encodes back to its code (-0 to 0x80) */
+static void test_fp8_every_code(void **state)
+{
+    (void)state;
+    const sf_dtype types[2] = {SF_E4M3, SF_E5M2};
+    for (int t = 0; t < 2; t++) {
+        int nans = 0;
+        for (int code = 0; code < 256; code++) {
+            const double want = fp8_value(code, types[t]), got = sf_fp8_to_double((uint8_t)code, types[t]);
+            if (isnan(want)) {
+                assert_true(isnan(got));
+                nans++;
+                continue;
+            }
+            assert_true(got == want);
+            if (isinf(want)) continue;
+            assert_int_equal(sf_double_to_fp8(want, types[t]), code);
+        }
+        assert_int_equal(nans, t == 0 ? 2 : 6);
+    }
+    assert_true(sf_fp8_to_double(0x7e, SF_E4M3) == 448.0);          /* the largest finite values */
+    assert_true(sf_fp8_to_double(0x7b, SF_E5M2) == 57344.0);
+    assert_true(sf_fp8_to_double(0x01, SF_E4M3) == ldexp(1.0, -9));  /* the smallest subnormals */
+    assert_true(sf_fp8_to_double(0x01, SF_E5M2) == ldexp(1.0, -16));
+}
+
+/* The nearest value, ties to the even code, against a search over every finite code; beyond the
+ * largest finite value (infinity too) the largest finite value, NaN a NaN. */
+static uint8_t nearest_fp8(double v, sf_dtype t)
+{
+    int best = -1;
+    double best_d = INFINITY;
+    for (int code = 0; code < 256; code++) {
+        const double x = fp8_value(code, t);
+        if (!isfinite(x) || (x == 0 && (code & 0x80) != (signbit(v) ? 0x80 : 0))) continue;
+        const double d = fabs(x - v);
+        if (d < best_d || (d == best_d && !(code & 1) && (best & 1))) best = code, best_d = d;
+    }
+    return (uint8_t)best;
+}
+
+static void test_fp8_round_and_saturate(void **state)
+{
+    (void)state;
+    const sf_dtype types[2] = {SF_E4M3, SF_E5M2};
+    uint64_t s = 12345;
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < 20000; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            /* a sign, an exponent over the formats' range and past it, 20 random mantissa bits */
+            const double v = ((s >> 63) ? -1.0 : 1.0) * ldexp(1.0 + ((s >> 20) & 0xfffff) / 1048576.0,
+                                                               (int)((s >> 8) % 44) - 24);
+            assert_int_equal(sf_double_to_fp8(v, types[t]), nearest_fp8(v, types[t]));
+        }
+        /* the midpoints between neighbours: ties go to the even code */
+        for (int code = 0; code < 0x7e; code++) {
+            const double lo = fp8_value(code, types[t]), hi = fp8_value(code + 1, types[t]);
+            if (!isfinite(hi)) break;
+            assert_int_equal(sf_double_to_fp8((lo + hi) / 2, types[t]), code & 1 ? code + 1 : code);
+        }
+    }
+    assert_int_equal(sf_double_to_fp8(1e9, SF_E4M3), 0x7e);
+    assert_int_equal(sf_double_to_fp8(-INFINITY, SF_E4M3), 0xfe);
+    assert_int_equal(sf_double_to_fp8(INFINITY, SF_E5M2), 0x7b);
+    assert_true(isnan(sf_fp8_to_double(sf_double_to_fp8(NAN, SF_E4M3), SF_E4M3)));
+    assert_true(isnan(sf_fp8_to_double(sf_double_to_fp8(NAN, SF_E5M2), SF_E5M2)));
+    assert_int_equal(sf_double_to_fp8(-0.0, SF_E4M3), 0x80);
+    assert_int_equal(sf_double_to_fp8(ldexp(1.0, -10), SF_E4M3), 0x00);  /* half the smallest: to even, 0 */
+}
+
+/* What another implementation gives (ml_dtypes 0.7.0, numpy float64 -> float8_e4m3fn / float8_e5m2
+ * -> float64, inputs within range: it turns overflow into NaN or inf where we saturate):
+ *   python3 -c "import numpy as np, ml_dtypes as md; xs=[0.1,0.3,1.0625,1.1,3.14159,-2.71828,100.0,300.0,
+ *   447.9,0.0009765625,0.00146484375,1e-3,17.5,240.0,232.0]; [print([float(np.float64(x).astype(t)) for x in xs])
+ *   for t in (md.float8_e4m3fn, md.float8_e5m2)]" */
+static void test_fp8_known_values(void **state)
+{
+    (void)state;
+    const double xs[15] = {0.1, 0.3, 1.0625, 1.1, 3.14159, -2.71828, 100.0, 300.0, 447.9, 0.0009765625,
+                           0.00146484375, 1e-3, 17.5, 240.0, 232.0};
+    const double e4m3[15] = {0.1015625, 0.3125, 1.0, 1.125, 3.25, -2.75, 96.0, 288.0, 448.0, 0.0, 0.001953125,
+                             0.001953125, 18.0, 240.0, 224.0};
+    const double e5m2[15] = {0.09375, 0.3125, 1.0, 1.0, 3.0, -2.5, 96.0, 320.0, 448.0, 0.0009765625, 0.00146484375,
+                             0.0009765625, 16.0, 256.0, 224.0};
+    for (int i = 0; i < 15; i++) {
+        uint8_t q[2] = {0};
+        sf_store_from_double(q, SF_E4M3, 0, xs[i]);
+        sf_store_from_double(q, SF_E5M2, 1, xs[i]);
+        assert_true(sf_load_as_double(q, SF_E4M3, 0) == e4m3[i]);
+        assert_true(sf_load_as_double(q, SF_E5M2, 1) == e5m2[i]);
+    }
+}
+
 /* ---- load/store through double ---- */
 
 static void test_load_store(void **state)
@@ -424,6 +545,10 @@ int main(void)
         cmocka_unit_test(test_bf16_overflow_inf_nan),
         cmocka_unit_test(test_bf16_round_to_nearest_even),
         cmocka_unit_test(test_bf16_round_trip_all),
+        cmocka_unit_test(test_fp8_sizes_and_names),
+        cmocka_unit_test(test_fp8_every_code),
+        cmocka_unit_test(test_fp8_round_and_saturate),
+        cmocka_unit_test(test_fp8_known_values),
         cmocka_unit_test(test_load_store),
         cmocka_unit_test(test_rng_deterministic),
         cmocka_unit_test(test_rng_streams_differ),

@@ -1,0 +1,132 @@
+-- The fp8 dtypes and the quantize and dequantize ops on the CPU backend: tensors of e4m3 and e5m2
+-- (conversion, get and set), the scale from the amax per tensor and per row against values
+-- worked out here, NaN and zero inputs, the round trip's error, and every argument check.
+-- (src/dtype.c's conversions are tested code by code in tests/unit/test_dtype.c.)
+-- luacheck: allow defined top
+local lu = require "luaunit"
+local sf = require "sfbench"
+local testlib = require "testlib"
+local error_of, contains, f32 = testlib.error_of, testlib.contains, testlib.f32
+
+local FMAX = { e4m3 = 448, e5m2 = 57344 }
+local MBITS = { e4m3 = 3, e5m2 = 2 }
+
+local function t(values, shape, dtype) return sf.from_table(values, shape or { #values }, dtype or "f32") end
+
+TestFp8Tensors = {}
+
+function TestFp8Tensors.test_conversions_and_elements()
+  for _, dt in ipairs({ "e4m3", "e5m2" }) do
+    local x = t({ 1, -2.5, 0.1, 1e6, 0 / 0 }):to(dt)
+    lu.assertEquals(x:dtype(), dt)
+    lu.assertEquals(x:nbytes(), 5)
+    local v = x:totable()
+    lu.assertEquals({ v[1], v[2], v[4] }, { 1, -2.5, FMAX[dt] }) -- exact ones, and saturation
+    lu.assertEquals(v[3], dt == "e4m3" and 0.1015625 or 0.09375)
+    lu.assertTrue(v[5] ~= v[5])
+    x:set(3.3, 2)
+    lu.assertEquals(x:get(2), dt == "e4m3" and 3.25 or 3.5)
+  end
+  lu.assertEquals(sf.tensor({ 2 }, "float8_e4m3fn"):dtype(), "e4m3")
+  contains(error_of(sf.tensor, { 2 }, "e3m4"), "unknown dtype 'e3m4'", "e4m3 or e5m2")
+end
+
+TestQuantize = {}
+
+-- x / (amax / 448) for x = amax·{1/14, -1/7, 3/7, 1}: 32, -64, 192, 448, each exact in e4m3
+function TestQuantize.test_per_tensor_exact()
+  local x = t({ 0.5, -1, 3, 7 })
+  local q, scale = sf.tensor({ 4 }, "e4m3"), sf.tensor({ 1 }, "f32")
+  sf.ops.quantize { x = x, out = q, scale = scale }
+  lu.assertEquals(scale:totable(), { 7 / 448 })
+  lu.assertEquals(q:totable(), { 32, -64, 192, 448 })
+  local back = sf.tensor({ 4 }, "f32")
+  sf.ops.dequantize { x = q, scale = scale, out = back }
+  lu.assertEquals(back:totable(), { 0.5, -1, 3, 7 })
+end
+
+-- per row: each row its own amax; 0.1 / (1/448) = 44.8 lies between 44 and 48 of e4m3: 44
+function TestQuantize.test_per_row()
+  local x = t({ 1, 0.1, -2, 0, 0, 0 }, { 3, 2 })
+  local q, scale = sf.tensor({ 3, 2 }, "e4m3"), sf.tensor({ 3 }, "f32")
+  sf.ops.quantize { x = x, out = q, scale = scale }
+  lu.assertEquals(scale:totable(), { f32(1 / 448), f32(2 / 448), 1 }) -- an all-zero row: scale 1
+  lu.assertEquals(q:totable(), { 448, 44, -448, 0, 0, 0 })
+  -- 3-D: rows are the last dimension, the scale [2, 2]
+  local x3 = sf.randn({ 2, 2, 8 }, "f32", { seed = 3 })
+  local q3, s3 = sf.tensor({ 2, 2, 8 }, "e5m2"), sf.tensor({ 2, 2 }, "f32")
+  sf.ops.quantize { x = x3, out = q3, scale = s3 }
+  local xv, qv, sv = x3:totable(), q3:totable(), s3:totable()
+  for r = 0, 3 do
+    local amax = 0
+    for c = 1, 8 do amax = math.max(amax, math.abs(xv[r * 8 + c])) end
+    lu.assertEquals(sv[r + 1], f32(f32(amax) / FMAX.e5m2))
+    local top = 0
+    for c = 1, 8 do top = math.max(top, math.abs(qv[r * 8 + c])) end
+    lu.assertEquals(top, FMAX.e5m2)                           -- the row's largest fills the range
+  end
+end
+
+-- the round trip of random values: within half a unit of the format's last place (relative) for
+-- values of the normal range, exact in sign; bf16 and f16 inputs too
+function TestQuantize.test_round_trip_error()
+  for _, dt in ipairs({ "e4m3", "e5m2" }) do
+    for _, xdt in ipairs({ "f32", "f16", "bf16", "f64" }) do
+      local x = sf.randn({ 64, 32 }, xdt, { seed = 7 })
+      local q, s, back = sf.tensor({ 64, 32 }, dt), sf.tensor({ 64 }, "f32"), sf.tensor({ 64, 32 }, "f64")
+      sf.ops.quantize { x = x, out = q, scale = s }
+      sf.ops.dequantize { x = q, scale = s, out = back }
+      local xv, bv, sv = x:totable(), back:totable(), s:totable()
+      local half_ulp = 2 ^ -(MBITS[dt] + 1)
+      for i = 1, #xv do
+        local smallest_normal = sv[(i - 1) // 32 + 1] * 2 ^ (dt == "e4m3" and -6 or -14)
+        if math.abs(xv[i]) >= smallest_normal then
+          local rel = math.abs(bv[i] - xv[i]) / math.abs(xv[i])
+          if rel > half_ulp * (1 + 1e-6) then
+            lu.fail(("%s from %s: element %d %.9g came back %.9g (%.3g relative)"):format(dt, xdt, i, xv[i], bv[i], rel))
+          end
+        end
+      end
+    end
+  end
+end
+
+function TestQuantize.test_nan_and_zero()
+  local q, s = sf.tensor({ 3 }, "e4m3"), sf.tensor({ 1 }, "f32")
+  sf.ops.quantize { x = t({ 0 / 0, 2, -1 }), out = q, scale = s }
+  lu.assertEquals(s:totable(), { f32(2 / 448) })             -- NaN left out of the amax
+  local v = q:totable()
+  lu.assertTrue(v[1] ~= v[1])
+  lu.assertEquals({ v[2], v[3] }, { 448, -224 })
+  sf.ops.quantize { x = t({ 0, 0, 0 }), out = q, scale = s }
+  lu.assertEquals(s:totable(), { 1 })
+  lu.assertEquals(q:totable(), { 0, 0, 0 })
+end
+
+function TestQuantize.test_errors()
+  local x, q, s = sf.randn({ 4, 8 }), sf.tensor({ 4, 8 }, "e4m3"), sf.tensor({ 4 }, "f32")
+  contains(error_of(sf.ops.quantize, { x = x, out = sf.tensor({ 4, 8 }, "f16"), scale = s }),
+    "quantize", "'out' has dtype f16 (expected e4m3, e5m2)")
+  contains(error_of(sf.ops.quantize, { x = q, out = q, scale = s }), "'x' has dtype e4m3")
+  contains(error_of(sf.ops.quantize, { x = x, out = q, scale = sf.tensor({ 4 }, "f16") }),
+    "'scale' has dtype f16 (expected f32)")
+  contains(error_of(sf.ops.quantize, { x = x, out = q, scale = sf.tensor({ 8 }, "f32") }), "'scale'", "[4]")
+  contains(error_of(sf.ops.quantize, { x = x, out = sf.tensor({ 8, 4 }, "e4m3"), scale = s }), "'out'", "[4, 8]")
+  contains(error_of(sf.ops.quantize, { x = x, out = q }), "'scale'")
+  contains(error_of(sf.ops.quantize, { x = t({ 1, 2 }), out = sf.tensor({ 2 }, "e4m3"), scale = sf.tensor({ 2 }, "f32") }),
+    "a per-row scale needs 'x' of 2 or more dimensions")
+  -- rows of a slice: evenly spaced in [4, 8] (a wider row stride), not in a slice of [2, 4, 8]'s middle dimension
+  local wide = sf.randn({ 4, 16 }, "f32", { seed = 5 })
+  sf.ops.quantize { x = wide:slice(2, 1, 8), out = q, scale = s }
+  local q2, s2 = sf.tensor({ 4, 8 }, "e4m3"), sf.tensor({ 4 }, "f32")
+  sf.ops.quantize { x = wide:slice(2, 1, 8):to("f32"), out = q2, scale = s2 }   -- a dense copy
+  lu.assertEquals(q:totable(), q2:totable())
+  lu.assertEquals(s:totable(), s2:totable())
+  contains(error_of(sf.ops.quantize, { x = sf.randn({ 2, 4, 8 }):slice(2, 1, 2), out = sf.tensor({ 2, 2, 8 }, "e4m3"),
+    scale = sf.tensor({ 2, 2 }, "f32") }), "'x' must have evenly spaced rows")
+  contains(error_of(sf.ops.dequantize, { x = x, scale = s, out = x }), "dequantize", "'x' has dtype f32 (expected e4m3, e5m2)")
+  contains(error_of(sf.ops.dequantize, { x = q, scale = s, out = sf.tensor({ 4, 8 }, "e5m2") }), "'out' has dtype e5m2")
+  contains(error_of(sf.ops.dequantize, { x = q, out = x }), "'scale'")
+end
+
+os.exit(lu.LuaUnit.run())
