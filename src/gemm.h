@@ -17,6 +17,11 @@ typedef struct sf_gemm_desc {
     int64_t lda, ldb, ldc, ldd, stride_a, stride_b, stride_c, stride_d;
     double alpha, beta;
     sf_epilogue epilogue;         /* NONE, RELU or GELU_TANH (sf_types.h) */
+    /* e4m3/e5m2 operands' f32 dequantization scales: op(A)'s row i times a_scale[i] (per row,
+     * a_scale_rows) or a_scale[0], op(B)'s column j times b_scale[j] or b_scale[0]; NULL for
+     * 16- and 32-bit operands */
+    const float *a_scale, *b_scale;
+    int a_scale_rows, b_scale_rows;
     int tf32;                     /* allow TF32 tensor cores for f32 inputs */
     int autotune;                 /* time cuBLASLt's candidates once per shape, keep the fastest */
 } sf_gemm_desc;

@@ -24,6 +24,8 @@ static const sf_arg_spec gemm_args[] = {
     {"alpha", SF_ARG_NUMBER, 0, "1", "scale of the product"},
     {"beta", SF_ARG_NUMBER, 0, "0", "scale of c added to the product"},
     {"bias", SF_ARG_TENSOR, 0, NULL, "[n], dtype of c, added to every row"},
+    {"a_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [m]: the dequantization scale of an e4m3/e5m2 'a' (of op(a)'s rows)"},
+    {"b_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [n]: the dequantization scale of an e4m3/e5m2 'b' (of op(b)'s columns)"},
     {"epilogue", SF_ARG_STRING, 0, "none", "none, relu or gelu (tanh form), applied last"},
     {"tf32", SF_ARG_BOOL, 0, "false", "f32 inputs may use TF32 tensor cores"},
     {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
@@ -160,9 +162,32 @@ static void gemm_fastest(gemm_call *g, int gemv_fits)
 }
 #endif
 
+/* FP8 operands' scales (gemm.h): required with e4m3/e5m2 'a' and 'b', refused with others */
+static void fp8_scales(sf_op_args *a, sf_gemm_desc *d, int fp8)
+{
+    static const char *const names[2] = {"a_scale", "b_scale"};
+    const int64_t per_row[2] = {d->m, d->n};
+    for (int i = 0; i < 2; i++) {
+        const sf_tensor *s = sf_arg_tensor(a, names[i]);
+        if (!fp8) {
+            if (s) sf_op_error(a, "'%s' scales an e4m3/e5m2 '%c'; '%c' is %s", names[i], 'a' + i, 'a' + i,
+                               sf_dtype_name(i ? d->b_dtype : d->a_dtype));
+            continue;
+        }
+        if (!s) sf_op_error(a, "'%c' is %s: it needs its '%s' (f32 [1] or [%lld])", 'a' + i,
+                            sf_dtype_name(i ? d->b_dtype : d->a_dtype), names[i], (long long)per_row[i]);
+        sf_op_check_dtype(a, names[i], s, SF_DT(SF_F32));
+        if (s->ndim != 1 || (s->shape[0] != 1 && s->shape[0] != per_row[i]) || !sf_tensor_is_contiguous(s))
+            sf_op_error(a, "'%s' must be a contiguous f32 [1] (per tensor) or [%lld] (per %s of op(%c))", names[i],
+                        (long long)per_row[i], i ? "column" : "row", 'a' + i);
+        *(i ? &d->b_scale : &d->a_scale) = (const float *)s->data;
+        *(i ? &d->b_scale_rows : &d->a_scale_rows) = s->shape[0] != 1;
+    }
+}
+
 static void run_gemm(sf_op_args *a)
 {
-    static const char *const tensors[] = {"a", "b", "c", "out", "bias", NULL};
+    static const char *const tensors[] = {"a", "b", "c", "out", "bias", "a_scale", "b_scale", NULL};
     static const char *const epilogues[] = {"none", "relu", "gelu", NULL};
     static const sf_epilogue epilogue_kinds[] = {SF_EPI_NONE, SF_EPI_RELU, SF_EPI_GELU_TANH};
     enum { IMPL_CUBLASLT, IMPL_HOPPER, IMPL_FASTEST, IMPL_GEMV };
@@ -170,11 +195,14 @@ static void run_gemm(sf_op_args *a)
     sf_tensor *A = sf_arg_tensor(a, "a"), *B = sf_arg_tensor(a, "b"), *C = sf_arg_tensor(a, "c");
     sf_tensor *bias = sf_arg_tensor(a, "bias"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
-    const unsigned floats = SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16);
-    sf_op_check_dtype(a, "a", A, floats | SF_DT(SF_F64));
-    sf_op_check_dtype(a, "b", B, floats | SF_DT(SF_F64));
+    const unsigned floats = SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16), fp8 = SF_DT(SF_E4M3) | SF_DT(SF_E5M2);
+    sf_op_check_dtype(a, "a", A, floats | SF_DT(SF_F64) | fp8);
+    sf_op_check_dtype(a, "b", B, floats | SF_DT(SF_F64) | fp8);
     sf_op_check_dtype(a, "c", C, floats | SF_DT(SF_F64));
-    if (A->dtype != B->dtype) sf_op_error(a, "'a' is %s but 'b' is %s", sf_dtype_name(A->dtype), sf_dtype_name(B->dtype));
+    const int a_fp8 = (fp8 & SF_DT(A->dtype)) != 0, b_fp8 = (fp8 & SF_DT(B->dtype)) != 0;
+    if (A->dtype != B->dtype && !(a_fp8 && b_fp8))
+        sf_op_error(a, "'a' is %s but 'b' is %s", sf_dtype_name(A->dtype), sf_dtype_name(B->dtype));
+    if (a_fp8 && C->dtype == SF_F64) sf_op_error(a, "e4m3/e5m2 inputs take an f32, f16 or bf16 'c', got f64");
     if ((A->dtype == SF_F64) != (C->dtype == SF_F64)) sf_op_error(a, "f64 GEMMs need f64 for a, b and c");
     if (A->dtype == SF_F32 && C->dtype != SF_F32) sf_op_error(a, "f32 inputs need an f32 'c', got %s", sf_dtype_name(C->dtype));
 
@@ -214,6 +242,7 @@ static void run_gemm(sf_op_args *a)
     d.a = A->data; d.b = B->data; d.c = C->data;
     d.a_dtype = A->dtype; d.b_dtype = B->dtype; d.c_dtype = C->dtype;
     d.bias = bias ? bias->data : NULL;
+    fp8_scales(a, &d, a_fp8);
     d.alpha = sf_arg_number(a, "alpha", 1.0);
     d.beta = sf_arg_number(a, "beta", 0.0);
     d.epilogue = epilogue_kinds[sf_arg_choice(a, "epilogue", epilogues, 0)];
@@ -232,6 +261,12 @@ static void run_gemm(sf_op_args *a)
         return;
     }
 #ifdef SF_HAVE_CUDA
+    if (a_fp8) {
+        if (sf_cuda_cc() < 89)
+            sf_op_error(a, "e4m3/e5m2 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), "
+                           "this one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        sf_op_error(a, "e4m3/e5m2 inputs run on the CPU backend only so far: the GPU's FP8 GEMM is not built yet");
+    }
     gemm_call g = {a->L, &d, stream, NULL, NULL, NULL, d.beta != 0.0 && (!d.d || d.d == d.c), 0};
     sf_gemv_args gv;
     const char *gemv_why = impl == IMPL_GEMV || impl == IMPL_FASTEST ? gemv_unfit(&d, A, B, C, &gv) : "";

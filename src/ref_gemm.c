@@ -1,6 +1,6 @@
 /* The CPU reference GEMM: double accumulation, the same epilogue order as cuBLASLt (scale, add
- * beta·C, add bias, then the activation). Operands are widened to double once, op(B) stored
- * transposed, so the inner loop is two contiguous streams. */
+ * beta·C, add bias, then the activation). Operands are widened to double once (FP8 ones times
+ * their scales), op(B) stored transposed, so the inner loop is two contiguous streams. */
 #include "config.h"
 #include <math.h>
 #include <stdlib.h>
@@ -8,12 +8,17 @@
 
 static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
-/* rows × cols of op(X) as doubles, row-major; transposed selects X stored as cols × rows */
-static void widen(double *dst, const char *src, sf_dtype t, int64_t rows, int64_t cols, int64_t ld, int transposed)
+/* rows × cols of op(X) as doubles, row-major, each row times its scale (an FP8 operand's:
+ * scale[r] per row, else scale[0]; none for other dtypes); transposed selects X stored as
+ * cols × rows */
+static void widen(double *dst, const char *src, sf_dtype t, int64_t rows, int64_t cols, int64_t ld, int transposed,
+                  const float *scale, int scale_rows)
 {
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = 0; r < rows; r++) {
+        const double s = scale ? scale[scale_rows ? r : 0] : 1.0;
         for (int64_t c = 0; c < cols; c++)
-            dst[r * cols + c] = sf_load_as_double(src, t, transposed ? c * ld + r : r * ld + c);
+            dst[r * cols + c] = sf_load_as_double(src, t, transposed ? c * ld + r : r * ld + c) * s;
+    }
 }
 
 int sf_gemm_ref_cpu(const sf_gemm_desc *d)
@@ -30,8 +35,8 @@ int sf_gemm_ref_cpu(const sf_gemm_desc *d)
         char *c = (char *)d->c + batch * d->stride_c * (int64_t)sf_dtype_size(d->c_dtype);
         char *out = d->d ? (char *)d->d + batch * d->stride_d * (int64_t)sf_dtype_size(d->c_dtype) : c;
         int64_t ldo = d->d ? d->ldd : d->ldc;
-        widen(a, pa, d->a_dtype, d->m, d->k, d->lda, d->trans_a);
-        widen(bt, pb, d->b_dtype, d->n, d->k, d->ldb, !d->trans_b);   /* op(B)ᵀ: n × k */
+        widen(a, pa, d->a_dtype, d->m, d->k, d->lda, d->trans_a, d->a_scale, d->a_scale_rows);
+        widen(bt, pb, d->b_dtype, d->n, d->k, d->ldb, !d->trans_b, d->b_scale, d->b_scale_rows); /* op(B)ᵀ: n × k */
 #pragma omp parallel for schedule(static) if (d->m * d->n * d->k > (1 << 18))
         for (int64_t i = 0; i < d->m; i++)
             for (int64_t j = 0; j < d->n; j++) {

@@ -1,6 +1,7 @@
--- The fp8 dtypes and the quantize and dequantize ops on the CPU backend: tensors of e4m3 and e5m2
--- (conversion, get and set), the scale from the amax per tensor and per row against values
--- worked out here, NaN and zero inputs, the round trip's error, and every argument check.
+-- The fp8 dtypes, the quantize and dequantize ops and gemm with e4m3/e5m2 inputs on the CPU
+-- backend: tensors of e4m3 and e5m2 (conversion, get and set), the scale from the amax per tensor
+-- and per row against values worked out here, NaN and zero inputs, the round trip's error, the
+-- FP8 product against the product of the dequantized operands, and every argument check.
 -- (src/dtype.c's conversions are tested code by code in tests/unit/test_dtype.c.)
 -- luacheck: allow defined top
 local lu = require "luaunit"
@@ -127,6 +128,78 @@ function TestQuantize.test_errors()
   contains(error_of(sf.ops.dequantize, { x = x, scale = s, out = x }), "dequantize", "'x' has dtype f32 (expected e4m3, e5m2)")
   contains(error_of(sf.ops.dequantize, { x = q, scale = s, out = sf.tensor({ 4, 8 }, "e5m2") }), "'out' has dtype e5m2")
   contains(error_of(sf.ops.dequantize, { x = q, out = x }), "'scale'")
+end
+
+TestGemm = {}
+
+-- x [rows, k] quantized per row or per tensor: q, its scale, and the dequantized f64 values
+local function quantized(rows, k, dtype, per_row, seed)
+  local x = sf.randn({ rows, k }, "f32", { seed = seed })
+  local q, s = sf.tensor({ rows, k }, dtype), sf.tensor({ per_row and rows or 1 }, "f32")
+  sf.ops.quantize { x = x, out = q, scale = s }
+  local deq = sf.tensor({ rows, k }, "f64")
+  local qv, sv, dv = q:totable(), s:totable(), {}
+  for r = 0, rows - 1 do
+    for c = 1, k do dv[r * k + c] = qv[r * k + c] * sv[per_row and r + 1 or 1] end
+  end
+  deq:copy(sf.from_table(dv, { rows, k }, "f64"))
+  return q, s, deq
+end
+
+-- a Linear product out[m, n] = (qa·sa)(qb·sb)ᵀ against the f64 product of the dequantized
+-- operands, per tensor and per row, every pair of formats (the CPU reference takes them all)
+function TestGemm.test_against_the_dequantized_product()
+  local m, n, k = 5, 7, 64
+  for _, fa in ipairs({ "e4m3", "e5m2" }) do
+    for _, fb in ipairs({ "e4m3", "e5m2" }) do
+      for _, per_row in ipairs({ false, true }) do
+        local qa, sa, da = quantized(m, k, fa, per_row, 1)
+        local qb, sb, db = quantized(n, k, fb, per_row, 2)
+        local want = sf.tensor({ m, n }, "f64")
+        sf.ops.gemm { a = da, b = db, c = want, transb = true }
+        for _, cdt in ipairs({ "f32", "bf16" }) do
+          local c = sf.tensor({ m, n }, cdt):fill(0 / 0)
+          sf.ops.gemm { a = qa, b = qb, c = c, transb = true, a_scale = sa, b_scale = sb }
+          local r = sf.compare(c, want)
+          lu.assertEquals(r.nan, 0)
+          lu.assertTrue(r.rel_l2 <= (cdt == "f32" and 1e-6 or 4e-3), ("%s x %s per_row %s %s: %g"):format(fa, fb,
+            tostring(per_row), cdt, r.rel_l2))
+        end
+      end
+    end
+  end
+end
+
+-- the scales count: a product with every scale doubled is four times the product
+function TestGemm.test_scales_apply()
+  local qa, sa = quantized(3, 32, "e4m3", true, 3)
+  local qb, sb = quantized(4, 32, "e4m3", false, 4)
+  local base, c2 = sf.tensor({ 3, 4 }, "f32"), sf.tensor({ 3, 4 }, "f32")
+  sf.ops.gemm { a = qa, b = qb, c = base, transb = true, a_scale = sa, b_scale = sb }
+  local sa2, sb2 = sf.tensor({ 3 }, "f32"), sf.tensor({ 1 }, "f32")
+  sa2:copy(sf.from_table({ sa:get(1) * 2, sa:get(2) * 2, sa:get(3) * 2 }, { 3 }, "f32"))
+  sb2:copy(sf.from_table({ sb:get(1) * 2 }, { 1 }, "f32"))
+  sf.ops.gemm { a = qa, b = qb, c = c2, transb = true, a_scale = sa2, b_scale = sb2 }
+  local bv, v2 = base:totable(), c2:totable()
+  for i = 1, #bv do lu.assertAlmostEquals(v2[i], 4 * bv[i], 1e-5 * math.abs(bv[i]) + 1e-30) end
+end
+
+function TestGemm.test_errors()
+  local qa, sa = quantized(3, 16, "e4m3", false, 5)
+  local qb, sb = quantized(4, 16, "e5m2", false, 6)
+  local c = sf.tensor({ 3, 4 }, "f32")
+  local function call(over)
+    return error_of(sf.ops.gemm, testlib.override({ a = qa, b = qb, c = c, transb = true, a_scale = sa, b_scale = sb }, over))
+  end
+  contains(call { a_scale = false }, "gemm", "'a' is e4m3: it needs its 'a_scale' (f32 [1] or [3])")
+  contains(call { b_scale = false }, "'b' is e5m2: it needs its 'b_scale' (f32 [1] or [4])")
+  contains(call { a_scale = sf.tensor({ 1 }, "f16") }, "'a_scale' has dtype f16 (expected f32)")
+  contains(call { b_scale = sf.tensor({ 3 }, "f32") }, "'b_scale' must be a contiguous f32 [1] (per tensor) or [4]")
+  contains(call { b = sf.randn({ 4, 16 }, "f16") }, "'a' is e4m3 but 'b' is f16")
+  contains(call { c = sf.tensor({ 3, 4 }, "f64") }, "e4m3/e5m2 inputs take an f32, f16 or bf16 'c', got f64")
+  local x = sf.randn({ 3, 16 })
+  contains(error_of(sf.ops.gemm, { a = x, b = sf.randn({ 4, 16 }), c = c, transb = true, a_scale = sa }),
+    "'a_scale' scales an e4m3/e5m2 'a'; 'a' is f32")
 end
 
 os.exit(lu.LuaUnit.run())
