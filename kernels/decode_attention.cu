@@ -172,6 +172,43 @@ __device__ __forceinline__ void consume(const uint4 (&kr)[U], const uint4 (&vr)[
     }
 }
 
+/* O += w·(x, y): the 8 floats of a chunk */
+__device__ __forceinline__ void add_scaled8(float (&O)[kVec], float w, const float4 &x, const float4 &y)
+{
+    O[0] = fmaf(w, x.x, O[0]), O[1] = fmaf(w, x.y, O[1]), O[2] = fmaf(w, x.z, O[2]), O[3] = fmaf(w, x.w, O[3]);
+    O[4] = fmaf(w, y.x, O[4]), O[5] = fmaf(w, y.y, O[5]), O[6] = fmaf(w, y.z, O[6]), O[7] = fmaf(w, y.w, O[7]);
+}
+
+/* The result of query row (sequence b, token i, head h), elements cc·8 .. cc·8 + 7: O
+ * unnormalised against the maximum m (natural-log units), L its sum of weights. Where this is
+ * the row's only split (direct), out = O / L and lse = m + log L (NaN for a bad sequence; 0 and
+ * -inf for a row with no visible key: L >= 1 whenever some key was visible, the maximum's own
+ * term); otherwise the split's slot of the workspace, (m, L) beside it, NaN marking a bad one. */
+template <typename T, int D>
+__device__ __forceinline__ void store_row(const Params &p, bool direct, bool nan, int b, int i, int h, int split, int cc,
+                                          float m, float L, const float (&O)[kVec])
+{
+    using tr = sf::dtype_traits<T>;
+    if (direct) {
+        const float inv = nan ? NAN : L > 0.f ? 1.f / L : 0.f;
+        uint4 packed;
+        packed.x = tr::pack2(O[0] * inv, O[1] * inv);
+        packed.y = tr::pack2(O[2] * inv, O[3] * inv);
+        packed.z = tr::pack2(O[4] * inv, O[5] * inv);
+        packed.w = tr::pack2(O[6] * inv, O[7] * inv);
+        *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] + (int64_t)h * p.os[2] +
+                                                cc * kVec)) = packed;
+        if (p.lse && cc == 0)
+            p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? m + logf(L) : -INFINITY;
+    } else {
+        const int64_t slot = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits + split;
+        float4 *dst = reinterpret_cast<float4 *>(p.ws_o + slot * D + cc * kVec);
+        dst[0] = make_float4(O[0], O[1], O[2], O[3]);
+        dst[1] = make_float4(O[4], O[5], O[6], O[7]);
+        if (cc == 0) p.ws_ml[slot] = nan ? make_float2(NAN, NAN) : make_float2(m, L);
+    }
+}
+
 template <typename T, int D, int RB, int V>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_constant__ Params p)
 {
@@ -182,7 +219,6 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
     float *merge = reinterpret_cast<float *>(smem);
     sf::grid_dep_wait();
     sf::grid_dep_launch();
-    using tr = sf::dtype_traits<T>;
 
     /* block -> (row block fastest, split, kv head, sequence) */
     int idx = blockIdx.x;
@@ -350,30 +386,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
             const float w = __expf(sm[g * RB + r] - ref);
             L = fmaf(w, sl[g * RB + r], L);
             const float4 *src = reinterpret_cast<const float4 *>(so + (g * RB + r) * D + cc * kVec);
-            const float4 x = src[0], y = src[1];
-            O[0] = fmaf(w, x.x, O[0]), O[1] = fmaf(w, x.y, O[1]), O[2] = fmaf(w, x.z, O[2]), O[3] = fmaf(w, x.w, O[3]);
-            O[4] = fmaf(w, y.x, O[4]), O[5] = fmaf(w, y.y, O[5]), O[6] = fmaf(w, y.z, O[6]), O[7] = fmaf(w, y.w, O[7]);
+            add_scaled8(O, w, src[0], src[1]);
         }
-        const int i = rr / p.group, h = hk * p.group + rr % p.group;
-        if (direct) {
-            /* L >= 1 whenever some key was visible (the maximum's own term) */
-            const float inv = bad ? NAN : L > 0.f ? 1.f / L : 0.f;
-            uint4 packed;
-            packed.x = tr::pack2(O[0] * inv, O[1] * inv);
-            packed.y = tr::pack2(O[2] * inv, O[3] * inv);
-            packed.z = tr::pack2(O[4] * inv, O[5] * inv);
-            packed.w = tr::pack2(O[6] * inv, O[7] * inv);
-            *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] +
-                                                    (int64_t)h * p.os[2] + cc * kVec)) = packed;
-            if (p.lse && cc == 0)
-                p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = bad ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
-        } else {
-            const int64_t slot = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits + split;
-            float4 *dst = reinterpret_cast<float4 *>(p.ws_o + slot * D + cc * kVec);
-            dst[0] = make_float4(O[0], O[1], O[2], O[3]);
-            dst[1] = make_float4(O[4], O[5], O[6], O[7]);
-            if (cc == 0) p.ws_ml[slot] = bad ? make_float2(NAN, NAN) : make_float2(mx, L);
-        }
+        store_row<T, D>(p, direct, bad, b, rr / p.group, hk * p.group + rr % p.group, split, cc, mx, L, O);
     }
 }
 
@@ -472,7 +487,6 @@ template <int CH> __device__ __forceinline__ int swz(int kk, int c) { return kk 
 template <typename T, int D>
 __device__ void merge_splits(const Params &p, int b, int hk, int rb, int ns, int tid)
 {
-    using tr = sf::dtype_traits<T>;
     constexpr int CH = D / kVec;
     for (int item = tid; item < kMmaRows * CH; item += kThreads) {
         const int r = item / CH, cc = item % CH, rr = rb * kMmaRows + r;
@@ -493,20 +507,9 @@ __device__ void merge_splits(const Params &p, int b, int hk, int rb, int ns, int
             const float w = __expf(ml.x - ref);
             L = fmaf(w, ml.y, L);
             const float4 *src = reinterpret_cast<const float4 *>(p.ws_o + (slot0 + s) * D + cc * kVec);
-            const float4 x = __ldcg(src), y = __ldcg(src + 1);
-            O[0] = fmaf(w, x.x, O[0]), O[1] = fmaf(w, x.y, O[1]), O[2] = fmaf(w, x.z, O[2]), O[3] = fmaf(w, x.w, O[3]);
-            O[4] = fmaf(w, y.x, O[4]), O[5] = fmaf(w, y.y, O[5]), O[6] = fmaf(w, y.z, O[6]), O[7] = fmaf(w, y.w, O[7]);
+            add_scaled8(O, w, __ldcg(src), __ldcg(src + 1));
         }
-        const float inv = nan ? NAN : L > 0.f ? 1.f / L : 0.f;
-        uint4 packed;
-        packed.x = tr::pack2(O[0] * inv, O[1] * inv);
-        packed.y = tr::pack2(O[2] * inv, O[3] * inv);
-        packed.z = tr::pack2(O[4] * inv, O[5] * inv);
-        packed.w = tr::pack2(O[6] * inv, O[7] * inv);
-        *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] + (int64_t)h * p.os[2] +
-                                                cc * kVec)) = packed;
-        if (p.lse && cc == 0)
-            p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
+        store_row<T, D>(p, true, nan, b, i, h, 0, cc, mx, L, O);
     }
 }
 
@@ -722,41 +725,20 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
             const float wt = sf::fast_exp2(sm[w * kMmaRows + r] - ref);
             L = fmaf(wt, sl[w * kMmaRows + r], L);
             const float4 *src = reinterpret_cast<const float4 *>(so + (w * kMmaRows + r) * C::OSTRIDE + cc * kVec);
-            const float4 x = src[0], y = src[1];
-            O[0] = fmaf(wt, x.x, O[0]), O[1] = fmaf(wt, x.y, O[1]), O[2] = fmaf(wt, x.z, O[2]), O[3] = fmaf(wt, x.w, O[3]);
-            O[4] = fmaf(wt, y.x, O[4]), O[5] = fmaf(wt, y.y, O[5]), O[6] = fmaf(wt, y.z, O[6]), O[7] = fmaf(wt, y.w, O[7]);
+            add_scaled8(O, wt, src[0], src[1]);
         }
-        const int i = rr / p.group, h = hk * p.group + rr % p.group;
-        const float mnat = mx * kLn2; /* the merge and the combine work in natural-log units */
-        if (direct) {
-            const float inv = bad ? NAN : L > 0.f ? 1.f / L : 0.f;
-            uint4 packed;
-            packed.x = tr::pack2(O[0] * inv, O[1] * inv);
-            packed.y = tr::pack2(O[2] * inv, O[3] * inv);
-            packed.z = tr::pack2(O[4] * inv, O[5] * inv);
-            packed.w = tr::pack2(O[6] * inv, O[7] * inv);
-            *reinterpret_cast<uint4 *>(p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] +
-                                                    (int64_t)h * p.os[2] + cc * kVec)) = packed;
-            if (p.lse && cc == 0)
-                p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = bad ? NAN : L > 0.f ? mnat + logf(L) : -INFINITY;
-        } else {
-            const int64_t slot = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits + split;
-            float4 *dst = reinterpret_cast<float4 *>(p.ws_o + slot * D + cc * kVec);
-            dst[0] = make_float4(O[0], O[1], O[2], O[3]);
-            dst[1] = make_float4(O[4], O[5], O[6], O[7]);
-            if (cc == 0) p.ws_ml[slot] = bad ? make_float2(NAN, NAN) : make_float2(mnat, L);
-        }
+        /* the merge and the combine work in natural-log units */
+        store_row<T, D>(p, direct, bad, b, rr / p.group, hk * p.group + rr % p.group, split, cc, mx * kLn2, L, O);
     }
     if (direct || !fused) return;
 
-    /* the last split CTA of this (sequence, kv head, row block) to finish merges them all */
-    __shared__ bool last;
+    /* the last split CTA of this (sequence, kv head, row block) to finish merges them all (no
+     * static shared memory for the flag: with it, the 48 KB ring of D = 64 would not launch
+     * without opting in to more) */
     unsigned *counter = p.counters + ((int64_t)b * p.n_kv_heads + hk) * p.row_blocks + rb;
     __threadfence();
     __syncthreads();
-    if (tid == 0) last = atomicAdd(counter, 1u) == (unsigned)ns - 1;
-    __syncthreads();
-    if (!last) return;
+    if (!__syncthreads_or(tid == 0 && atomicAdd(counter, 1u) == (unsigned)ns - 1)) return;
     __threadfence();
     merge_splits<T, D>(p, b, hk, rb, ns, tid);
     if (tid == 0) *counter = 0;

@@ -35,7 +35,7 @@ extern "C" {
 
 #define SF_DECODE_MAX_QUERIES 8   /* Nq: one token, or a few speculative ones */
 #define SF_DECODE_MAX_SPLITS 1024
-#define SF_DECODE_COUNTERS 65536 /* (sequence, kv head, row block) groups a call merges itself: SF_COUNTERS */
+#define SF_DECODE_COUNTERS 65536 /* (sequence, kv head, row block) groups a call merges itself: src/sfbench.h's SF_COUNTERS */
 
 typedef struct sf_decode_attention_args {
     sf_dtype dtype;               /* SF_F16 or SF_BF16 (any float dtype for the CPU ref) */
@@ -69,7 +69,7 @@ int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits);
 size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_args *a, int splits);
 /* head_dim 64 or 128; f16/bf16; strides multiples of 8 elements and 16-byte aligned q, k, v,
  * out. `workspace`: sf_decode_attention_workspace_bytes(a, splits) bytes of device memory.
- * `counters`: NULL, or SF_COUNTERS zeroed unsigned ints (left zeroed) with which a kernel that
+ * `counters`: NULL, or SF_DECODE_COUNTERS zeroed unsigned ints (left zeroed) with which a kernel that
  * can (mma) merges its splits itself instead of a second, combine kernel; no two calls sharing
  * counters or workspace may run concurrently.
  * Returns a cudaError_t (cudaErrorInvalidValue for unsupported arguments); asynchronous. */

@@ -244,12 +244,11 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
 #pragma unroll
     for (int j = 0; j < NT; j++)
         ws[((int64_t)split * NT + j) * kThreads + tid] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
-    __shared__ bool last;
+    /* the last CTA of the tile (no static shared memory for the flag: with it, the 48 KB ring
+     * would not launch without opting in to more) */
     __threadfence();
     __syncthreads();
-    if (tid == 0) last = atomicAdd(&p.counters[tile], 1u) == (unsigned)p.splits - 1;
-    __syncthreads();
-    if (!last) return;
+    if (!__syncthreads_or(tid == 0 && atomicAdd(&p.counters[tile], 1u) == (unsigned)p.splits - 1)) return;
     __threadfence();
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
@@ -266,7 +265,7 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
 template <typename T, int NT, int L> struct Kernel {
     /* the ring: kStages steps of 2·U vectors a thread (48 KB at U = 4, the most without opting in) */
     static constexpr size_t SMEM = L == kRing ? (size_t)kStages * 2 * Unroll<NT, true>::U * kThreads * sizeof(uint4) : 0;
-    static_assert(SMEM <= 48 * 1024, "the ring fits the default dynamic shared memory");
+    static_assert(SMEM <= 48 * 1024, "the ring fits the default shared memory (the kernel has no static shared memory)");
     static int occupancy(int *ctas)
     {
         static int cached = 0;

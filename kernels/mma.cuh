@@ -14,10 +14,11 @@
 namespace sf {
 
 /* 16 bytes global -> shared (dst: a smem_u32 address), asynchronously, bypassing L1;
- * src_bytes 0 writes zeros and reads nothing */
+ * src_bytes 0 writes zeros and reads nothing. A memory clobber: the compiler must not move
+ * plain shared-memory reads of the slot it refills past it. */
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
 {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 /* wait until at most N of this thread's commit groups are still in flight */

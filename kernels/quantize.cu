@@ -145,7 +145,7 @@ using namespace sf_quantize;
 
 extern "C" int sf_quantize_cuda(const sf_quantize_args *a, void *workspace, void *stream)
 {
-    if (a->rows == 0 || a->cols == 0) return 0;
+    if (a->rows < 1 || a->cols < 1) return (int)cudaErrorInvalidValue;
     unsigned *amax = static_cast<unsigned *>(workspace);
     cudaStream_t s = (cudaStream_t)stream;
     if (a->out_dtype != SF_E4M3 && a->out_dtype != SF_E5M2) return (int)cudaErrorInvalidValue;
@@ -159,7 +159,7 @@ extern "C" int sf_quantize_cuda(const sf_quantize_args *a, void *workspace, void
 
 extern "C" int sf_dequantize_cuda(const sf_quantize_args *a, void *stream)
 {
-    if (a->rows == 0 || a->cols == 0) return 0;
+    if (a->rows < 1 || a->cols < 1) return (int)cudaErrorInvalidValue;
     cudaStream_t s = (cudaStream_t)stream;
     switch (a->x_dtype) {
     case SF_E4M3: return dequantize_from<__nv_fp8_e4m3>(a, s);

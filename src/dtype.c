@@ -97,8 +97,8 @@ double sf_fp8_to_double(uint8_t b, sf_dtype t)
 uint8_t sf_double_to_fp8(double v, sf_dtype t)
 {
     const fp8_format *f = fp8_of(t);
-    if (isnan(v)) return t == SF_E4M3 ? 0x7f : 0x7e;
     const uint8_t sign = signbit(v) ? 0x80 : 0;
+    if (isnan(v)) return sign | (t == SF_E4M3 ? 0x7f : 0x7e); /* the GPU's NaN codes, sign kept */
     double a = fabs(v);
     const int emin = 1 - f->bias;                        /* the exponent of the smallest normal */
     int e = emin;
