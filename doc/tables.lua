@@ -69,6 +69,30 @@ end
 local LAYER_TORCH_COLUMNS = { { key = "hf_ms", title = "transformers ms", fmt = "%.3f" },
   { key = "compile_ms", title = "torch.compile ms", fmt = "%.3f" }, { key = "vs_compile", title = "× torch.compile", fmt = "%.3f" } }
 
+-- SDPA decode (cuDNN and FlashAttention-2, in CUDA graphs) beside each one-token, contiguous point
+local function join_decode(rows, torch)
+  local by = index(torch, function(r) return ("%s %s %d %d"):format(r.impl, r.heads, r.batch, r.seq) end)
+  for _, r in ipairs(rows) do
+    if r.nq == 1 and r.page == 0 then
+      local cudnn = by[("torch_sdpa_cudnn %s %d %d"):format(r.heads, r.batch, r.seq)]
+      local fa2 = by[("torch_sdpa_flash %s %d %d"):format(r.heads, r.batch, r.seq)]
+      if cudnn and cudnn.us then r.cudnn_us, r.vs_cudnn = cudnn.us, cudnn.us / r.us end
+      if fa2 and fa2.us then r.fa2_us = fa2.us end
+    end
+  end
+end
+
+-- transformers' LlamaForCausalLM, eager and compiled (StaticCache, CUDA graphs), beside each point
+local function join_model(rows, torch)
+  local by = index(torch, function(r) return ("%s %s %d %d"):format(r.impl, r.phase, r.batch, r.tokens) end)
+  for _, r in ipairs(rows) do
+    local eager = by[("transformers_eager %s %d %d"):format(r.phase, r.batch, r.tokens)]
+    local compiled = by[("transformers_static_compiled %s %d %d"):format(r.phase, r.batch, r.tokens)]
+    if eager and r.model_ms then r.hf_ms = eager.ms end
+    if compiled and r.model_ms then r.compiled_ms, r.vs_compiled = compiled.ms, compiled.ms / r.model_ms end
+  end
+end
+
 local VIEWS = {
   { scenario = "gemm_sweep", title = "cuBLASLt GEMM on Llama-2 projection shapes",
     torch = "torch_gemm",
@@ -129,6 +153,23 @@ local VIEWS = {
     columns = { "dtype", "op", "mode", { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" } } },
   { scenario = "launch_overhead", title = "Launch overhead: an empty kernel 10,000 times",
     columns = { "variant", { key = "us_per_launch", title = "µs/launch", fmt = "%.3f" }, { key = "ratio", title = "× C loop", fmt = "%.2f" } } },
+  { scenario = "decode_sweep", title = "Decode attention over a KV cache, D = 128, fp16 (µs, TB/s of K and V read)",
+    torch = "torch_decode", join = join_decode,
+    columns = { "heads", "nq", "page", "batch", "seq", "launch", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
+      { key = "us", title = "µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
+      { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
+    torch_columns = { { key = "cudnn_us", title = "SDPA cuDNN µs", fmt = "%.2f" }, { key = "fa2_us", title = "SDPA FA2 µs", fmt = "%.2f" },
+      { key = "vs_cudnn", title = "cuDNN ÷ sfbench", fmt = "%.3f" } } },
+  { scenario = "gemv_sweep", title = "Decode projections of Llama-2-7B at M rows (µs, TB/s of weights read)",
+    columns = { "proj", "m", "impl", { key = "us", title = "µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
+      "splits", { key = "fastest", title = "fastest keeps" } } },
+  { scenario = "model_sweep", title = "The whole Llama-2-7B: time to first token and the decode step, fp16",
+    torch = "torch_model", join = join_model,
+    columns = { "phase", "launch", "batch", { key = "tokens", title = "prompt/context" }, { key = "ms", fmt = "%.3f" },
+      { key = "model_ms", title = "model ms", fmt = "%.3f" }, { key = "tok_s", title = "tokens/s", fmt = "%.1f" },
+      { key = "floor_ms", title = "floor ms", fmt = "%.3f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" }, "note" },
+    torch_columns = { { key = "hf_ms", title = "transformers eager ms", fmt = "%.3f" },
+      { key = "compiled_ms", title = "compiled ms", fmt = "%.3f" }, { key = "vs_compiled", title = "× compiled", fmt = "%.3f" } } },
   { scenario = "timing_stability", title = "Repeatability: a ~5 µs kernel measured 5 times in a row",
     columns = { "run", { key = "median_us", title = "median µs", fmt = "%.3f" }, { key = "gbs", title = "GB/s", fmt = "%.0f" },
       "samples", "stop" } },
@@ -157,6 +198,17 @@ local HEADLINES = {
     theirs = "`LlamaDecoderLayer`, `torch.compile`",
     pick = function(r) return r.impl == "optimized" and r.seq == 4096 end,
     match = function(t) return t.impl == "transformers_compile" and t.seq == 4096 end },
+  { scenario = "decode_sweep", torch = "torch_decode", what = "decode attention, 7B heads, B = 1, N = 4096",
+    ours = "split-KV, CUDA graph", theirs = "SDPA, cuDNN backend, CUDA graph",
+    pick = function(r) return r.heads == "32/32" and r.batch == 1 and r.seq == 4096 and r.page == 0 and r.nq == 1
+      and r.launch == "graph" end,
+    match = function(t) return t.impl == "torch_sdpa_cudnn" and t.heads == "32/32" and t.batch == 1 and t.seq == 4096 end,
+    ms = function(r) return r.us and r.us / 1e3 end },
+  { scenario = "model_sweep", torch = "torch_model", what = "Llama-2-7B decode step, B = 1, context 4096",
+    ours = "CUDA graph", theirs = "transformers, StaticCache, `torch.compile`",
+    pick = function(r) return r.phase == "decode" and r.launch == "graph" and r.batch == 1 and r.tokens == 4096 end,
+    match = function(t) return t.impl == "transformers_static_compiled" and t.batch == 1 and t.tokens == 4096 end,
+    ms = function(r) return r.model_ms or r.ms end },
 }
 
 local function find(rows, pred, arg)
@@ -220,9 +272,10 @@ local function headline(page, folder)
       local doc, torch_doc = load(dir .. "/" .. file), load(dir .. "/" .. torch_file)
       local r = find(doc.rows, h.pick)
       local t = r and find(torch_doc.rows, h.match, r)
-      if t then
-        rows[#rows + 1] = { what = h.what, ours = h.ours, ms = r.ms, theirs = h.theirs, torch_ms = t.ms,
-          ratio = t.ms / r.ms }
+      local ms = h.ms or function(row) return row.ms end
+      if t and ms(t) then
+        rows[#rows + 1] = { what = h.what, ours = h.ours, ms = ms(r), theirs = h.theirs, torch_ms = ms(t),
+          ratio = ms(t) / ms(r) }
         if not seen[file] then
           seen[file] = true
           sources[#sources + 1] = "- " .. provenance(doc, folder, file, torch_doc, torch_file)

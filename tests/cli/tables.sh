@@ -45,5 +45,45 @@ for want in '| 4096 | optimized | 3.000 |' '|           4.000 |            3.300
         exit 1
     fi
 done
+# decode: a decode_sweep and a model_sweep with the torch_decode and torch_model of their call: the
+# cuDNN and compiled-transformers columns, and the headline's decode lines (graph rows against graphs)
+cat >"$fake/results/x/decode_sweep-20260101-000000.json" <<'JSON'
+{"scenario": "decode_sweep", "context": {"device": {"name": "Test GPU"}, "time": "2026-01-01T00:00:00Z",
+ "command_line": "sfbench decode_sweep"},
+ "rows": [{"heads": "32/32", "nq": 1, "page": 0, "batch": 1, "seq": 4096, "launch": "stream", "splits": 8, "mb": 67.1, "us": 25.0, "tbs": 2.68},
+          {"heads": "32/32", "nq": 1, "page": 0, "batch": 1, "seq": 4096, "launch": "graph", "splits": 8, "mb": 67.1, "us": 20.0, "tbs": 3.36},
+          {"heads": "32/32", "nq": 1, "page": 16, "batch": 1, "seq": 4096, "launch": "graph", "splits": 8, "mb": 67.1, "us": 21.0, "tbs": 3.2}]}
+JSON
+cat >"$fake/results/x/torch_decode-20260101-000000.json" <<'JSON'
+{"torch": "9.9", "rows": [{"impl": "torch_sdpa_cudnn", "heads": "32/32", "batch": 1, "seq": 4096, "us": 22.0},
+                          {"impl": "torch_sdpa_flash", "heads": "32/32", "batch": 1, "seq": 4096, "us": 27.5}]}
+JSON
+cat >"$fake/results/x/model_sweep-20260101-000000.json" <<'JSON'
+{"scenario": "model_sweep", "context": {"device": {"name": "Test GPU"}, "time": "2026-01-01T00:00:00Z",
+ "command_line": "sfbench model_sweep"},
+ "rows": [{"phase": "decode", "launch": "stream", "batch": 1, "tokens": 4096, "ms": 5.2, "model_ms": 5.2, "tok_s": 192.3},
+          {"phase": "decode", "launch": "graph", "batch": 1, "tokens": 4096, "ms": 4.5, "model_ms": 4.5, "tok_s": 222.2}]}
+JSON
+cat >"$fake/results/x/torch_model-20260101-000000.json" <<'JSON'
+{"torch": "9.9", "rows": [{"impl": "transformers_eager", "phase": "decode", "batch": 1, "tokens": 4096, "ms": 63.0},
+                          {"impl": "transformers_static_compiled", "phase": "decode", "batch": 1, "tokens": 4096, "ms": 5.4}]}
+JSON
+printf '# t\n<!-- headline results/x -->\n<!-- /headline -->\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
+if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
+    echo "FAIL: doc/tables.lua did not run on the made-up decode results"
+    exit 1
+fi
+for want in '| 32/32 |   1 |    0 |     1 | 4096 | graph  |      8 |   67.1 | 20.00 | 3.36 |' \
+    '|         22.00 |       27.50 |           1.100 |' \
+    '| 32/32 |   1 |   16 |     1 | 4096 | graph  |      8 |   67.1 | 21.00 | 3.20 | —        | —       |             — |' \
+    '| decode | graph  |     1 |           4096 | 4.500 |    4.500 |    222.2 |' '|                63.000 |       5.400 |      1.200 |' \
+    '| decode attention, 7B heads, B = 1, N = 4096 | split-KV, CUDA graph | 0.020 |' '| 0.022 |' \
+    '| Llama-2-7B decode step, B = 1, context 4096 | CUDA graph           | 4.500 |' '| 5.400 |             1.200 |'; do
+    if ! grep -qF -- "$want" "$fake/page.md"; then
+        echo "FAIL: the generated decode page lacks: $want"
+        cat "$fake/page.md"
+        exit 1
+    fi
+done
 rm -rf "$tmp"
 echo "PASS: the tables match the committed results, and PyTorch runs join their sweeps"
