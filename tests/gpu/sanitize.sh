@@ -38,7 +38,7 @@ sanitize() {
     fi
 }
 
-for s in validate_attention validate_ffn; do
+for s in validate_attention validate_ffn validate_decode validate_gemv; do
     for tool in memcheck racecheck initcheck; do sanitize "$tool" "$s" "$SF_SRCDIR/scenarios/$s.lua" quick=true; done
 done
 for tool in memcheck racecheck initcheck; do
