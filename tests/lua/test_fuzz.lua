@@ -4,11 +4,11 @@
 -- tensors, extreme integers, NaN), and in turn with arguments made to fit (FIT), now and then with
 -- one of them dropped or swapped. Every call runs under pcall: a Lua error is a pass, a crash,
 -- abort or (in the sanitizer build) a leak or undefined behaviour fails the run, and so do a
--- registered op that never once succeeded (one without an entry in FIT), a "CUDA error" (a
--- launch or kernel fault that the checks let through) and a device that no longer adds 1 + 10
--- at the end. The seed is printed; `seed=N` replays a run, `calls=N` sets its length, `log=true`
--- prints each call, and `device=cuda` makes the tensors on the GPU (tests/gpu/fuzz.sh: a longer
--- run there; tests/gpu/sanitize.sh: under compute-sanitizer).
+-- registered op that never once succeeded (one without an entry in FIT) and a device that no
+-- longer adds 1 + 10 after a "CUDA error" or at the end (a kernel fault's sticky error). The
+-- seed is printed; `seed=N` replays a run, `calls=N` sets its length, `log=true` prints each
+-- call, and `device=cuda` makes the tensors on the GPU (tests/gpu/fuzz.sh: a longer run there;
+-- tests/gpu/sanitize.sh: under compute-sanitizer).
 -- Usage: sfbench --device cpu tests/lua/test_fuzz.lua [seed=N] [calls=3000] [log=false] [device=cpu]
 --        sfbench --device cuda tests/lua/test_fuzz.lua device=cuda [calls=N]
 local sf = require "sfbench"
@@ -300,7 +300,18 @@ local ACTIONS = {
   function() collectgarbage(); return "collectgarbage" end,
 }
 
-local raised, kinds = 0, {}
+-- the device still works: no sticky error left behind, and an op gives the right sum
+local function device_works()
+  sf.sync()
+  local o = { device = p.device }
+  local a, b = sf.from_table({ 1, 2, 3 }, { 3 }, "f16", o), sf.from_table({ 10, 20, 30 }, { 3 }, "f16", o)
+  local out = sf.tensor({ 3 }, "f16", o)
+  sf.ops.add { a = a, b = b, out = out }
+  local got = out:totable()
+  if got[1] ~= 11 or got[2] ~= 22 or got[3] ~= 33 then error("add gave " .. table.concat(got, " "), 0) end
+end
+
+local raised, kinds, cuda_errors, first_cuda_error = 0, {}, 0, nil
 for i = 1, p.calls do
   local action = rnd(#ACTIONS)
   local results = table.pack(pcall(ACTIONS[action]))
@@ -313,10 +324,17 @@ for i = 1, p.calls do
     if type(what) ~= "string" and type(what) ~= "table" then
       error(("call %d (action %d): an error object of type %s"):format(i, action, type(what)))
     end
-    -- on the GPU a failed launch or a kernel fault is a bug the argument checks let through, not
-    -- a Lua error to accept (kernels run asynchronously: log=true shows the calls before it)
+    -- a CUDA error is a Lua error too, but one a kernel fault leaves behind breaks the device for
+    -- every later call: it fails the run (kernels run asynchronously, so the fault may be an
+    -- earlier call's: log=true shows them)
     if type(what) == "string" and what:find("CUDA error", 1, true) then
-      error(("call %d (action %d, seed %d): %s"):format(i, action, seed, what), 0)
+      cuda_errors = cuda_errors + 1
+      first_cuda_error = first_cuda_error or ("call %d: %s"):format(i, what)
+      local fine, why = pcall(device_works)
+      if not fine then
+        error(("call %d (action %d, seed %d): %s; the device no longer works: %s"):format(i, action, seed, what,
+          tostring(why)), 0)
+      end
     end
   end
   if p.log then io.stderr:write(("%d action %d: %s\n"):format(i, action, ok and tostring(what) or tostring(what))) end
@@ -324,18 +342,8 @@ end
 pool = {}
 collectgarbage()
 collectgarbage()
--- the device still works after it all: no sticky error left behind, and an op gives the right sum
-sf.sync()
-do
-  local o = { device = p.device }
-  local a, b = sf.from_table({ 1, 2, 3 }, { 3 }, "f16", o), sf.from_table({ 10, 20, 30 }, { 3 }, "f16", o)
-  local out = sf.tensor({ 3 }, "f16", o)
-  sf.ops.add { a = a, b = b, out = out }
-  local got = out:totable()
-  if got[1] ~= 11 or got[2] ~= 22 or got[3] ~= 33 then
-    error(("after the run, add gave %s (seed %d)"):format(table.concat(got, " "), seed), 0)
-  end
-end
+local fine, why = pcall(device_works)
+if not fine then error(("after the run (seed %d) the device no longer works: %s"):format(seed, tostring(why)), 0) end
 local succeeded = {}
 for k in pairs(kinds) do succeeded[#succeeded + 1] = k end
 table.sort(succeeded)
@@ -348,6 +356,10 @@ for _, op in ipairs(OPS) do
 end
 print(("ok: fuzz seed %d: %d calls, %d raised a Lua error, no crash; calls that succeeded: %d, ops: %d of %d"):format(
   seed, p.calls, raised, #succeeded, #OPS - #missing, #OPS))
+if cuda_errors > 0 then
+  print(("   %d of the errors were CUDA errors, the device working after each; the first, %s"):format(cuda_errors,
+    first_cuda_error))
+end
 -- a run where nothing got through the argument checks would test only them
 if #succeeded < 15 then error(("only %d kinds of call succeeded (seed %d)"):format(#succeeded, seed), 0) end
 if #missing > 0 then
