@@ -1,7 +1,8 @@
 #!/bin/sh
 # The Lua API fuzz test (tests/lua/test_fuzz.lua) on the GPU, longer than make check's CPU run:
 # tensors on the device, every op's kernels on random fitting shapes, and random invalid calls.
-# A crash, an abort, a "CUDA error" or a device broken at the end fails it; the seed is printed
+# A crash, an abort, an op that never succeeds, or a device left broken (a kernel fault's sticky
+# error, checked after each CUDA error and at the end) fails it; the seed is printed
 # (SF_FUZZ_SEED=N replays a run, SF_FUZZ_CALLS=N sets its length, 20000 by default). The same
 # test runs under compute-sanitizer memcheck in tests/gpu/sanitize.sh. Skips (77) where there is
 # no CUDA device.

@@ -50,8 +50,8 @@ for t in "$SF_SRCDIR"/tests/gpu/test_gpu_*.lua; do
     for tool in memcheck racecheck; do sanitize "$tool" "$(basename "$t" .lua)" "$t"; done
 done
 # the fuzz test asks for impossible allocations on purpose, and each is a Lua error: the CUDA
-# API's error returns are its to check ("CUDA error" fails it), memcheck's are the kernels'
-# memory accesses and the leaks
+# API's error returns are its to check (a device left broken fails it), memcheck's are the
+# kernels' memory accesses and the leaks
 cs_options="--report-api-errors no"
 sanitize memcheck test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda "calls=${SF_FUZZ_CALLS:-3000}"
 cs_options=
