@@ -24,7 +24,7 @@ local rnd = math.random
 local function pick(list) return list[rnd(#list)] end
 local function chance(x) return rnd() < x end
 
-local DTYPES = { "f32", "f32", "f16", "bf16", "f64", "i32" }
+local DTYPES = { "f32", "f32", "f16", "bf16", "f64", "i32", "e4m3", "e5m2" }
 local WEIRD_INTS = { 0, -1, math.maxinteger, math.mininteger, math.maxinteger // 2, 2 ^ 31, -2 ^ 31 }
 local WEIRD = { 0 / 0, math.huge, -math.huge, "x", true, {}, 1.5, -3 }
 local STRINGS = { "flash", "flash2", "hopper", "naive", "unfused", "fused", "fastest", "swiglu", "gelu", "tanh",
@@ -88,12 +88,31 @@ local CUDA = p.device == "cuda"
 local FLOATS = CUDA and { "f16", "bf16" } or { "f32", "f16", "bf16", "f64" }
 local function head_dim() return CUDA and pick({ 64, 128 }) or pick({ 2, 4, 8 }) end
 local function i32(vals, shape, o) return sf.from_table(vals, shape, "i32", o) end
+local FP8 = { "e4m3", "e5m2" }
+-- a scale for an e4m3/e5m2 tensor of shape s: [1], or one a row (s without its last dimension)
+local function fp8_scale(s, o)
+  if #s < 2 or chance(0.5) then return sf.rand({ 1 }, "f32", o) end
+  return sf.rand(table.move(s, 1, #s - 1, 1, {}), "f32", o)
+end
+local function small_shape()
+  local s = {}
+  for d = 1, rnd(1, 3) do s[d] = rnd(1, 6) end
+  return s
+end
 local function heads()
   local Hkv = pick({ 1, 2 })
   return Hkv * pick({ 1, 2 }), Hkv
 end
 local FIT = {
   gemm = function(o)
+    if not CUDA and chance(0.25) then
+      -- e4m3/e5m2 operands with their scales (the CPU backend's; the GPU refuses them so far)
+      local m, n, k = rnd(1, 9), rnd(1, 9), rnd(1, 9)
+      local c = sf.tensor({ m, n }, pick({ "f32", "f16", "bf16" }), o)
+      return { a = sf.randn({ m, k }, pick(FP8), o), b = sf.randn({ n, k }, pick(FP8), o), transb = true, c = c,
+        a_scale = sf.rand(chance(0.5) and { 1 } or { m }, "f32", o), b_scale = sf.rand(chance(0.5) and { 1 } or { n }, "f32", o) },
+        c
+    end
     local dt = pick({ "f32", "f16", "bf16", "f64" })
     -- sizes that are multiples of 8 on the GPU half the time (cuBLASLt's aligned kernels)
     local function dim() return (CUDA and chance(0.5)) and 8 * rnd(1, 4) or rnd(1, 9) end
@@ -221,6 +240,17 @@ local FIT = {
     local out = pick({ a, b, sf.tensor(s, dt, o) })
     return { a = a, b = b, out = out }, out
   end,
+  quantize = function(o)
+    local s = small_shape()
+    local x = sf.randn(s, pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" }), o)
+    local out = sf.tensor(s, pick(FP8), o)
+    return { x = x, out = out, scale = fp8_scale(s, o) }, out
+  end,
+  dequantize = function(o)
+    local s = small_shape()
+    local out = sf.tensor(s, pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" }), o)
+    return { x = sf.randn(s, pick(FP8), o), scale = fp8_scale(s, o), out = out }, out
+  end,
   embedding = function(o)
     local dt = pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" })
     local V, dim, T = rnd(1, 12), rnd(1, 9), rnd(1, 6)
@@ -230,7 +260,7 @@ local FIT = {
     return { table = sf.randn({ V, dim }, dt, o), tokens = i32(toks, { T }, o), out = out }, out
   end,
 }
-local fit_turn = rnd(#OPS) - 1
+local fit_turn, fit_ran = rnd(#OPS) - 1, {}
 
 local ACTIONS = {
   function() return "sf.tensor", sf.tensor(shape(), pick(DTYPES), device_opts()) end,
@@ -252,7 +282,7 @@ local ACTIONS = {
     local t = tensor_arg()
     local args = {}
     for i = 1, rnd(0, 3) do
-      args[i] = chance(0.8) and pick({ "cpu", "cuda", "f32", "f16", "bf16", "f64", "i32", "x" }) or pick(WEIRD)
+      args[i] = chance(0.8) and pick({ "cpu", "cuda", "f32", "f16", "bf16", "f64", "i32", "e4m3", "e5m2", "x" }) or pick(WEIRD)
     end
     return "to", t:to(table.unpack(args))
   end,
@@ -283,19 +313,23 @@ local ACTIONS = {
     if chance(0.02) then return "sf.op " .. op.name, sf.op(op.name, chance(0.5) and args or pick(WEIRD)) end
     return "op " .. op.name, sf.ops[op.name](args)
   end,
-  -- an op on well-formed arguments (FIT below), so that the op itself runs and not only its checks;
-  -- the ops take turns, and now and then one argument is dropped or swapped for a random value
+  -- an op on well-formed arguments (FIT above), so that the op itself runs and not only its
+  -- checks; the ops take turns, and once an op has run, now and then one argument is dropped or
+  -- swapped for a random value
   function()
     fit_turn = fit_turn % #OPS + 1
     local op = OPS[fit_turn]
     local fit = FIT[op.name]
     if not fit then return "no fitting call for " .. op.name end
     local args, out = fit({ device = p.device })
-    if chance(0.15) then
+    local swapped = fit_ran[op.name] and chance(0.15)
+    if swapped then
       local spec = pick(op.args)
       args[spec.name] = chance(0.3) and nil or ARG[spec.type]()
     end
-    return op.name .. " (fitting)", sf.ops[op.name](args), out
+    local r = sf.ops[op.name](args)
+    fit_ran[op.name] = fit_ran[op.name] or not swapped
+    return op.name .. " (fitting)", r, out
   end,
   function() collectgarbage(); return "collectgarbage" end,
 }
