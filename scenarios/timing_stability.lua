@@ -1,5 +1,6 @@
 -- Is a short measurement repeatable? A ~5 µs kernel (a device copy of `mib` MiB) measured
--- `runs` times in a row with the default stopping rule; reports each median and the spread.
+-- `runs` times in a row with the default stopping rule; reports each median and the spread, and
+-- keeps each run's samples (the result file's `results`, one a row).
 -- Usage: sfbench timing_stability [mib=4] [runs=5] [batch=auto]
 local sf = require "sfbench"
 local params = require "sfbench.params"
@@ -13,12 +14,13 @@ local n = p.mib * 2 ^ 20 // 4
 local src, dst = sf.randn({ n }, "f32"), sf.tensor({ n }, "f32")
 
 local _ <close> = profile.range("timing_stability")
-local rows, medians = {}, {}
+local rows, medians, results = {}, {}, {}
 for i = 1, p.runs do
   local _ <close> = profile.range("run=" .. i)
   local r = bench.run { name = "copy", fn = function() dst:copy(src) end, bytes = 2 * n * 4, batch = p.batch == "auto" and "auto" or math.tointeger(tonumber(p.batch)),
     timeout = p.timeout }
   medians[i] = r.stats.median
+  r.row, results[i] = i, r
   rows[i] = { run = i, median_us = r.stats.median * 1e3, gbs = r.gbs, noise = r.stats.noise, samples = r.stats.n,
     stop = r.stop_reason }
 end
@@ -29,5 +31,5 @@ local spread = { max_dev_pct = 100 * math.max(hi - mean, mean - lo) / mean }
 report.print(rows, { "run", { key = "median_us", title = "median µs", fmt = "%.3f" }, { key = "gbs", title = "GB/s", fmt = "%.0f" },
   { key = "noise", fmt = "%.4f" }, "samples", "stop" })
 if not sf.quiet then print(("largest deviation of a median from their mean: %.2f%%"):format(spread.max_dev_pct)) end
-local path = report.save("timing_stability", { params = p, rows = rows, spread = spread, complete = true })
+local path = report.save("timing_stability", { params = p, rows = rows, spread = spread, results = results, complete = true })
 if not sf.quiet then print("results: " .. path) end

@@ -4,12 +4,13 @@
 -- with random n and k (odd ones too, which take the element-by-element path), a bias, a
 -- residual in place; then the SwiGLU FFN of a decode step, ffn impl gemv and fused, at T from 1
 -- to 64. On the CPU backend the reference GEMM is checked against products summed here in Lua.
--- Usage: sfbench validate_gemv [seed=N] [dtype=f16,bf16]
+-- Usage: sfbench validate_gemv [seed=N] [dtype=f16,bf16] [quick=false]
+-- (quick=true: a dozen of the m values and two of the FFN's T, e.g. under compute-sanitizer)
 local sf = require "sfbench"
 local validate = require "sfbench.validate"
 
 local gpu = sf.device().backend == "cuda"
-local suite = validate.suite("validate_gemv", { dtype = { "f16", "bf16" } })
+local suite = validate.suite("validate_gemv", { dtype = { "f16", "bf16" }, quick = false })
 local p, seed = suite.params, suite.seed
 math.randomseed(seed)
 local CPU = { device = "cpu" }
@@ -48,8 +49,14 @@ if not gpu then
   end
 end
 
+local ms, ffn_ts = {}, p.quick and { 1, 17 } or { 1, 3, 8, 16, 17, 64 }
+if p.quick then
+  ms = { 1, 2, 3, 4, 7, 8, 9, 16, 17, 31, 32, 33, 63, 64 }
+else
+  for m = 1, 64 do ms[m] = m end
+end
 for _, dtype in ipairs(gpu and p.dtype or {}) do
-  for m = 1, 64 do
+  for _, m in ipairs(ms) do
     local nn, k = size(1, 700), size(1, 3000)
     local x = sf.randn({ m, k }, dtype, { seed = next_seed() })
     local w = sf.randn({ nn, k }, dtype, { seed = next_seed(), std = 0.05 })
@@ -69,7 +76,7 @@ for _, dtype in ipairs(gpu and p.dtype or {}) do
     end
   end
   -- a decode step's SwiGLU FFN: hidden and intermediate multiples of 64 (impl fused's GEMMs)
-  for _, T in ipairs({ 1, 3, 8, 16, 17, 64 }) do
+  for _, T in ipairs(ffn_ts) do
     local H, I = 64 * math.random(2, 12), 64 * math.random(3, 30)
     local x = sf.randn({ T, H }, dtype, { seed = next_seed() })
     local w1 = sf.randn({ I, H }, dtype, { seed = next_seed(), std = 0.05 })

@@ -59,10 +59,11 @@ static const double *host_doubles(lua_State *L, sf_tensor *t)
     return h->data;
 }
 
-/* -> {worst=, row=, rows=}: the relative L2 error of each row (along the last dimension, the
- * leading ones flattened; the absolute error where the reference row is all zeros), the worst of
- * them and its 1-based index. A row holding NaN or Inf in either tensor is left out: sf.compare
- * counts those. */
+/* -> {worst=, row=, rows=, ref_max_abs=}: the relative L2 error of each row (along the last
+ * dimension, the leading ones flattened; the absolute error where the reference row is all
+ * zeros), the worst of them and its 1-based index; and the largest |ref| of the finite reference
+ * elements (the scale of validate's max-abs bound). A row holding NaN or Inf in either tensor is
+ * left out: sf.compare counts those. */
 static int l_compare_rows(lua_State *L)
 {
     sf_tensor *out = sf_check_tensor(L, 1), *ref = sf_check_tensor(L, 2);
@@ -86,10 +87,14 @@ static int l_compare_rows(lua_State *L)
             at = i + 1;
         }
     }
-    lua_createtable(L, 0, 3);
+    double ref_max = 0;
+    for (int64_t j = 0; j < out->numel; j++)
+        if (isfinite(r[j]) && fabs(r[j]) > ref_max) ref_max = fabs(r[j]);
+    lua_createtable(L, 0, 4);
     set_num(L, "worst", worst);
     set_int(L, "row", at);
     set_int(L, "rows", rows);
+    set_num(L, "ref_max_abs", ref_max);
     return 1;
 }
 

@@ -61,6 +61,29 @@ local FORMULAS = {
     end
     check(timed == #doc.results, ("%d timed rows, %d results"):format(timed, #doc.results))
   end },
+  -- each run's median is that of its samples, its GB/s the copy's bytes (read and written) over
+  -- it, and the spread the largest deviation of a median from their mean
+  timing_stability = { check = function(doc, check)
+    local n = doc.params.mib * 2 ^ 20 // 4
+    check(type(doc.results) == "table" and #doc.results == #doc.rows and #doc.rows == doc.params.runs,
+      ("%d rows, %d timed results, %s runs"):format(#doc.rows, doc.results and #doc.results or 0, tostring(doc.params.runs)))
+    local medians, sum = {}, 0
+    for i, row in ipairs(doc.rows) do
+      local res = doc.results[i]
+      check(res.row == i, ("result %d is for row %s"):format(i, tostring(res.row)))
+      local want = median(res.samples)
+      medians[i], sum = want, sum + want
+      check(row.samples == #res.samples, ("row %d: %s samples, %d kept"):format(i, tostring(row.samples), #res.samples))
+      check(close(row.median_us, want * 1e3), ("row %d: %s µs, the median of its samples is %s"):format(i,
+        tostring(row.median_us), want * 1e3))
+      local gbs = 2 * n * 4 / (want * 1e-3) / 1e9
+      check(close(row.gbs, gbs), ("row %d: %s GB/s, the formula gives %s"):format(i, tostring(row.gbs), gbs))
+    end
+    local mean, dev = sum / #medians, 0
+    for _, m in ipairs(medians) do dev = math.max(dev, math.abs(m - mean)) end
+    check(close(doc.spread.max_dev_pct, 100 * dev / mean), ("spread %s%%, the medians give %s%%"):format(
+      tostring(doc.spread.max_dev_pct), 100 * dev / mean))
+  end },
   decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
     return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes

@@ -1,6 +1,7 @@
 -- The validation policy (sfbench.validate) failing where it must: NaN, Inf, a poisoned output
 -- left partly unwritten, a whole-tensor bound exceeded, one wrong row or a few wrong rows that
--- the whole tensor's norm hides, the logsumexp's -inf rows and bound, and the suite's verdict.
+-- the whole tensor's norm hides, one wrong element that its row's norm hides (the max-abs
+-- bound), the logsumexp's -inf rows and bound, and the suite's verdict.
 -- Run inside sfbench on the CPU backend (tests/run-lua.sh).
 -- luacheck: allow defined top
 local lu = require "luaunit"
@@ -101,13 +102,61 @@ function TestValidate.test_wrong_rows_at_the_end_of_a_causal_sequence()
   lu.assertFalse(r.ok, validate.describe(r))
 end
 
+-- one element of a long row (a token of a 4096-wide hidden state) off by 2·8u·max|ref|: the
+-- row's norm and the whole tensor's hide it, the max-abs bound does not; off by 4u·max|ref| it
+-- passes. In f16, bf16 and f32 (whose bounds are all 1e-5).
+function TestValidate.test_one_wrong_element()
+  local ref = sf.randn({ 16, 4096 }, "f64", { seed = 10, device = "cpu" })
+  for _, dt in ipairs({ "f16", "bf16", "f32" }) do
+    local bound = validate.max_abs_bounds[dt]
+    lu.assertEquals(bound, dt == "f32" and 1e-5 or 8 * U[dt], dt .. ": 8u")
+    local ref_max = 0
+    for _, v in ipairs(ref:totable()) do ref_max = math.max(ref_max, math.abs(v)) end
+    local function off_by(delta)
+      local out = ref:to(dt)
+      out:set(ref:get(7, 1234) + delta * ref_max, 7, 1234)
+      return validate.check(out, ref)
+    end
+    local far = off_by(2 * bound)
+    lu.assertEquals(far.ref_max_abs, ref_max, dt)
+    lu.assertTrue(far.rel_l2 <= far.bound, dt .. ": the whole tensor's norm hides it: " .. validate.describe(far))
+    lu.assertTrue(far.row_rel_l2 <= far.row_bound, dt .. ": its row's norm hides it: " .. validate.describe(far))
+    lu.assertTrue(far.max_abs_ratio > bound, dt .. ": " .. validate.describe(far))
+    lu.assertFalse(far.ok, dt .. ": " .. validate.describe(far))
+    lu.assertStrContains(validate.describe(far), "max_abs/max|ref|")
+    local near = off_by(bound / 2)
+    lu.assertTrue(near.ok, dt .. ": within half the bound: " .. validate.describe(near))
+  end
+end
+
+-- the max-abs bound scales with the reference's largest element; an all-zero reference makes it
+-- a bound on max_abs itself
+function TestValidate.test_max_abs_scale()
+  local ref = sf.from_table({ 0, 0, 0, 0 }, { 2, 2 }, "f64", CPU)
+  local small = validate.check(sf.from_table({ 0, 0, 0, 1e-3 }, { 2, 2 }, "f16", CPU), ref)
+  lu.assertEquals(small.ref_max_abs, 0)
+  lu.assertAlmostEquals(small.max_abs_ratio, 1e-3, 1e-6)
+  lu.assertTrue(small.ok, validate.describe(small))
+  lu.assertStrContains(validate.describe(small), "all zeros")
+  local big = validate.check(sf.from_table({ 0, 0, 0, 1e-2 }, { 2, 2 }, "f16", CPU), ref)
+  lu.assertFalse(big.ok, validate.describe(big))
+  -- the same element error passes beside a reference a thousand times larger elsewhere
+  local wide = sf.from_table({ 1000, 0, 0, 0 }, { 2, 2 }, "f64", CPU)
+  local r = validate.check(sf.from_table({ 1000, 0, 0, 1e-2 }, { 2, 2 }, "f16", CPU), wide,
+    { bound = 1, row_bound = 1 })
+  lu.assertAlmostEquals(r.max_abs_ratio, 1e-5, 1e-8)
+  lu.assertTrue(r.ok, validate.describe(r))
+end
+
 function TestValidate.test_explicit_bounds()
   local ref = sf.from_table({ 1, 2, 3, 4 }, { 2, 2 }, "f64", CPU)
   local out = sf.from_table({ 1, 2, 3, 4.5 }, { 2, 2 }, "f64", CPU)
-  lu.assertTrue(validate.check(out, ref, { bound = 1, row_bound = 1 }).ok)
-  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 1, max_abs = 0.4 }).ok, "max_abs")
-  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 0.05 }).ok, "row_bound")
-  lu.assertFalse(validate.check(out, ref, { bound = 0.05, row_bound = 1 }).ok, "bound")
+  lu.assertTrue(validate.check(out, ref, { bound = 1, row_bound = 1, max_abs_bound = 1 }).ok)
+  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 1, max_abs_bound = 1, max_abs = 0.4 }).ok, "max_abs")
+  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 1, max_abs_bound = 0.1 }).ok, "max_abs_bound")
+  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 1 }).ok, "f64's max_abs_bound")
+  lu.assertFalse(validate.check(out, ref, { bound = 1, row_bound = 0.05, max_abs_bound = 1 }).ok, "row_bound")
+  lu.assertFalse(validate.check(out, ref, { bound = 0.05, row_bound = 1, max_abs_bound = 1 }).ok, "bound")
 end
 
 function TestValidate.test_lse()
