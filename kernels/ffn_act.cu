@@ -165,12 +165,16 @@ extern "C" int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *o
 extern "C" int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, void *out,
                                           int64_t I, int64_t H, void *stream)
 {
-    if ((dtype != SF_F32 && dtype != SF_F16 && dtype != SF_BF16) || !w1 || !w3 || !out || I <= 0 || H <= 0 ||
-        I % SF_SWIGLU_INTERLEAVE != 0)
-        return (int)cudaErrorInvalidValue;
-    const int64_t row_bytes = H * (dtype == SF_F32 ? 4 : 2);
+    /* rows are moved, not read: any dtype, by its element size */
+    const int elem = dtype == SF_F64 ? 8 : dtype == SF_F32 || dtype == SF_I32 ? 4 : dtype == SF_E4M3 || dtype == SF_E5M2 ? 1 : 2;
+    if (!w1 || !w3 || !out || I <= 0 || H <= 0 || I % SF_SWIGLU_INTERLEAVE != 0) return (int)cudaErrorInvalidValue;
+    const int64_t row_bytes = H * elem;
     if (row_bytes % 16 == 0 && aligned16(w1) && aligned16(w3) && aligned16(out))
         return launch_interleave<uint4>(w1, w3, out, I, row_bytes / 16, stream);
-    if (dtype == SF_F32) return launch_interleave<float>(w1, w3, out, I, H, stream);
-    return launch_interleave<uint16_t>(w1, w3, out, I, H, stream);
+    switch (elem) {
+    case 8: return launch_interleave<uint64_t>(w1, w3, out, I, H, stream);
+    case 4: return launch_interleave<uint32_t>(w1, w3, out, I, H, stream);
+    case 1: return launch_interleave<uint8_t>(w1, w3, out, I, H, stream);
+    default: return launch_interleave<uint16_t>(w1, w3, out, I, H, stream);
+    }
 }
