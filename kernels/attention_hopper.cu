@@ -30,6 +30,7 @@
 #include "attention.h"
 #include "common.cuh"
 #include "hopper.cuh"
+#include "mma.cuh"
 #include "wgmma.cuh"
 
 namespace {
@@ -56,12 +57,7 @@ struct Params {
     float scale_log2;                 /* scale · log2(e) */
 };
 
-__device__ __forceinline__ float fast_exp2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
+using sf::fast_exp2;
 
 template <typename T, bool CAUSAL>
 __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __grid_constant__ Params p)

@@ -47,7 +47,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kVec = 8;            /* 16-bit elements per 16-byte vector */
 constexpr int kMaxRows = 8;        /* query rows of one CTA */
 constexpr int kMinChunk = 64;      /* keys: the shortest split the automatic rule makes */
-constexpr int kCombineRows = 4;    /* output rows (warps) per combine CTA */
+constexpr int kCombineThreads = 128; /* a combine CTA's threads, each 8 elements of an output row */
 
 struct Params {
     const char *q, *k, *v;         /* bytes; element offsets below are in elements */
@@ -75,6 +75,39 @@ __host__ __device__ __forceinline__ int chunk_keys(int len, int splits, int step
 }
 
 __device__ __forceinline__ bool bad_length(int len, int capacity) { return len < 0 || len > capacity; }
+
+/* a split CTA's block -> (row block fastest, split, kv head, sequence) */
+struct Block {
+    int rb, split, hk, b;
+};
+__device__ __forceinline__ Block block_of(const Params &p)
+{
+    int idx = blockIdx.x;
+    Block k;
+    k.rb = idx % p.row_blocks;
+    idx /= p.row_blocks;
+    k.split = idx % p.splits;
+    idx /= p.splits;
+    k.hk = idx % p.n_kv_heads;
+    k.b = idx / p.n_kv_heads;
+    return k;
+}
+
+/* sequence b: its length, whether that is bad (negative or past the cache), its keys a split
+ * (whole steps of `step` keys) and the number of splits that have keys */
+struct Seq {
+    int len, chunk, ns;
+    bool bad;
+};
+__device__ __forceinline__ Seq seq_of(const Params &p, int b, int step)
+{
+    Seq q;
+    q.len = p.seqlens[b];
+    q.bad = bad_length(q.len, p.capacity);
+    q.chunk = chunk_keys(q.bad ? 0 : q.len, p.splits, step);
+    q.ns = q.bad ? 0 : (q.len + q.chunk - 1) / q.chunk;
+    return q;
+}
 
 template <typename T> __device__ __forceinline__ void unpack8(const uint4 &r, float f[kVec])
 {
@@ -220,22 +253,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
     sf::grid_dep_wait();
     sf::grid_dep_launch();
 
-    /* block -> (row block fastest, split, kv head, sequence) */
-    int idx = blockIdx.x;
-    const int rb = idx % p.row_blocks;
-    idx /= p.row_blocks;
-    const int split = idx % p.splits;
-    idx /= p.splits;
-    const int hk = idx % p.n_kv_heads;
-    const int b = idx / p.n_kv_heads;
-
+    const Block blk = block_of(p);
+    const Seq seq = seq_of(p, blk.b, STEP);
+    const int rb = blk.rb, split = blk.split, hk = blk.hk, b = blk.b, len = seq.len;
+    bool bad = seq.bad;
     const bool direct = p.splits == 1;
-    const int len = p.seqlens[b];
-    bool bad = bad_length(len, p.capacity);
-    const int chunk = chunk_keys(bad ? 0 : len, p.splits, STEP);
-    const int k0 = split * chunk;
-    if (!direct && (bad || k0 >= len)) return; /* the combine reads neither this split nor a bad row */
-    const int k1 = bad ? k0 : min(len, k0 + chunk);
+    if (!direct && split >= seq.ns) return; /* the combine reads neither this split nor a bad row */
+    const int k0 = split * seq.chunk, k1 = bad ? k0 : min(len, k0 + seq.chunk);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int c = lane % LPK;                   /* this lane's 8 elements: c*8 .. c*8+7 */
@@ -392,62 +416,46 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
     }
 }
 
-/* One warp per output row (b, h, i): the splits that had keys, merged by their maxima. */
+/* Row (sequence b, token i, head h)'s splits s < ns, merged by their maxima (natural-log units)
+ * from the workspace, elements cc·8 .. cc·8 + 7, into out and lse; NaN where the sequence is bad
+ * or a split marked it so. (__ldcg: the splits may have been written by other CTAs of the same
+ * kernel, the mma kernel's last CTA merging them.) */
 template <typename T, int D>
-__global__ void __launch_bounds__(kCombineRows * 32) decode_combine_kernel(const __grid_constant__ Params p,
-                                                                            int64_t n_rows)
+__device__ __forceinline__ void merge_chunk(const Params &p, int b, int i, int h, int ns, bool bad, int cc)
+{
+    const int64_t slot0 = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits;
+    float mx = -INFINITY;
+    bool nan = bad;
+    for (int s = 0; s < ns; s++) {
+        const float m = __ldcg(&p.ws_ml[slot0 + s].x);
+        nan = nan || isnan(m);
+        mx = fmaxf(mx, m);
+    }
+    const float ref = mx == -INFINITY ? 0.f : mx;
+    float L = 0.f, O[kVec] = {};
+    for (int s = 0; s < ns; s++) {
+        const float2 ml = __ldcg(&p.ws_ml[slot0 + s]);
+        const float w = __expf(ml.x - ref);
+        L = fmaf(w, ml.y, L);
+        const float4 *src = reinterpret_cast<const float4 *>(p.ws_o + (slot0 + s) * D + cc * kVec);
+        add_scaled8(O, w, __ldcg(src), __ldcg(src + 1));
+    }
+    store_row<T, D>(p, true, nan, b, i, h, 0, cc, mx, L, O);
+}
+
+/* A thread per 8 elements of an output row (b, h, i): the splits that had keys, merged. */
+template <typename T, int D>
+__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(const __grid_constant__ Params p, int64_t n_rows)
 {
     sf::grid_dep_wait();
     sf::grid_dep_launch();
-    using tr = sf::dtype_traits<T>;
-    constexpr int DPL = D / 32; /* elements per lane: 4 or 2 */
-    const int lane = threadIdx.x & 31;
-    const int64_t row = (int64_t)blockIdx.x * kCombineRows + (threadIdx.x >> 5);
-    if (row >= n_rows) return;
-    const int i = (int)(row % p.n_q);
-    const int h = (int)(row / p.n_q % p.n_heads);
-    const int b = (int)(row / ((int64_t)p.n_q * p.n_heads));
-
-    const int len = p.seqlens[b];
-    const bool bad_len = bad_length(len, p.capacity);
-    const int chunk = chunk_keys(bad_len ? 0 : len, p.splits, p.step);
-    const int ns = bad_len ? 0 : (len + chunk - 1) / chunk; /* splits with keys */
-    const float2 *ml = p.ws_ml + row * p.splits;
-
-    float mx = -INFINITY;
-    bool nan = bad_len;
-    for (int s = lane; s < ns; s += 32) {
-        const float2 x = ml[s];
-        nan = nan || isnan(x.x);
-        mx = fmaxf(mx, x.x);
-    }
-#pragma unroll
-    for (int x = 16; x > 0; x >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, x));
-    nan = __any_sync(0xffffffffu, nan);
-    const float ref = mx == -INFINITY ? 0.f : mx;
-
-    float L = 0.f, O[DPL];
-#pragma unroll
-    for (int e = 0; e < DPL; e++) O[e] = 0.f;
-    const float *wo = p.ws_o + row * p.splits * D + lane * DPL;
-#pragma unroll 4
-    for (int s = 0; s < ns; s++) {
-        const float2 x = ml[s];
-        const float w = __expf(x.x - ref);
-        L = fmaf(w, x.y, L);
-#pragma unroll
-        for (int e = 0; e < DPL; e++) O[e] = fmaf(w, wo[(int64_t)s * D + e], O[e]);
-    }
-    const float inv = nan ? NAN : L > 0.f ? 1.f / L : 0.f;
-    uint32_t packed[DPL / 2];
-#pragma unroll
-    for (int e = 0; e < DPL / 2; e++) packed[e] = tr::pack2(O[2 * e] * inv, O[2 * e + 1] * inv);
-    char *dst = p.out + 2 * ((int64_t)b * p.os[0] + (int64_t)i * p.os[1] + (int64_t)h * p.os[2] + lane * DPL);
-    if constexpr (DPL == 4)
-        *reinterpret_cast<uint2 *>(dst) = make_uint2(packed[0], packed[1]);
-    else
-        *reinterpret_cast<uint32_t *>(dst) = packed[0];
-    if (p.lse && lane == 0) p.lse[((int64_t)b * p.n_heads + h) * p.n_q + i] = nan ? NAN : L > 0.f ? mx + logf(L) : -INFINITY;
+    constexpr int CH = D / kVec;
+    const int64_t item = (int64_t)blockIdx.x * kCombineThreads + threadIdx.x;
+    if (item >= n_rows * CH) return;
+    const int64_t row = item / CH;
+    const int i = (int)(row % p.n_q), h = (int)(row / p.n_q % p.n_heads), b = (int)(row / ((int64_t)p.n_q * p.n_heads));
+    const Seq seq = seq_of(p, b, p.step);
+    merge_chunk<T, D>(p, b, i, h, seq.ns, seq.bad, (int)(item % CH));
 }
 
 /* ---- the tensor-core variant ("mma") ----
@@ -482,34 +490,14 @@ template <int D, int S> struct MmaCfg {
  * kk sits at c ^ (kk & 7), so the 8 rows an ldmatrix reads hit 8 different bank groups */
 template <int CH> __device__ __forceinline__ int swz(int kk, int c) { return kk * CH + (c ^ (kk & 7)); }
 
-/* rows rb·16 .. rb·16 + 15 of the CTA, the splits s < ns of each, merged by their maxima
- * (natural-log units, as the split CTAs wrote them) into out and lse */
+/* the CTA's rows rb·16 .. rb·16 + 15, each row's splits merged (merge_chunk) */
 template <typename T, int D>
 __device__ void merge_splits(const Params &p, int b, int hk, int rb, int ns, int tid)
 {
     constexpr int CH = D / kVec;
     for (int item = tid; item < kMmaRows * CH; item += kThreads) {
-        const int r = item / CH, cc = item % CH, rr = rb * kMmaRows + r;
-        if (rr >= p.rows) continue;
-        const int i = rr / p.group, h = hk * p.group + rr % p.group;
-        const int64_t slot0 = (((int64_t)b * p.n_heads + h) * p.n_q + i) * p.splits;
-        float mx = -INFINITY;
-        bool nan = false;
-        for (int s = 0; s < ns; s++) {
-            const float m = __ldcg(&p.ws_ml[slot0 + s].x);
-            nan = nan || isnan(m);
-            mx = fmaxf(mx, m);
-        }
-        const float ref = mx == -INFINITY ? 0.f : mx;
-        float L = 0.f, O[kVec] = {};
-        for (int s = 0; s < ns; s++) {
-            const float2 ml = __ldcg(&p.ws_ml[slot0 + s]);
-            const float w = __expf(ml.x - ref);
-            L = fmaf(w, ml.y, L);
-            const float4 *src = reinterpret_cast<const float4 *>(p.ws_o + (slot0 + s) * D + cc * kVec);
-            add_scaled8(O, w, __ldcg(src), __ldcg(src + 1));
-        }
-        store_row<T, D>(p, true, nan, b, i, h, 0, cc, mx, L, O);
+        const int rr = rb * kMmaRows + item / CH;
+        if (rr < p.rows) merge_chunk<T, D>(p, b, rr / p.group, hk * p.group + rr % p.group, ns, false, item % CH);
     }
 }
 
@@ -523,19 +511,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
     sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
 
-    /* block -> (row block fastest, split, kv head, sequence) */
-    int idx = blockIdx.x;
-    const int rb = idx % p.row_blocks;
-    idx /= p.row_blocks;
-    const int split = idx % p.splits;
-    idx /= p.splits;
-    const int hk = idx % p.n_kv_heads;
-    const int b = idx / p.n_kv_heads;
-
-    const int len = p.seqlens[b];
-    bool bad = bad_length(len, p.capacity);
-    const int chunk = chunk_keys(bad ? 0 : len, p.splits, STEP);
-    const int ns = bad ? 0 : (len + chunk - 1) / chunk; /* splits with keys */
+    const Block blk = block_of(p);
+    const Seq seq = seq_of(p, blk.b, STEP);
+    const int rb = blk.rb, split = blk.split, hk = blk.hk, b = blk.b, len = seq.len, chunk = seq.chunk, ns = seq.ns;
+    bool bad = seq.bad;
     const bool fused = p.counters != nullptr;
     /* one split writes out itself; so does split 0 alone when no split has keys and this kernel
      * merges (a bad or empty sequence: NaN or zero rows) */
@@ -845,8 +824,8 @@ template <typename T, int D, typename K> struct Kernel {
     }
     static int combine(const Params &p, int64_t n_rows, cudaStream_t stream)
     {
-        const unsigned blocks = (unsigned)((n_rows + kCombineRows - 1) / kCombineRows);
-        return (int)sf::launch(decode_combine_kernel<T, D>, blocks, kCombineRows * 32, 0, stream, 1, p, n_rows);
+        const unsigned blocks = (unsigned)((n_rows * (D / kVec) + kCombineThreads - 1) / kCombineThreads);
+        return (int)sf::launch(decode_combine_kernel<T, D>, blocks, kCombineThreads, 0, stream, 1, p, n_rows);
     }
 };
 
@@ -976,7 +955,8 @@ extern "C" int sf_decode_attention_cuda(const sf_decode_attention_args *a, int s
         p.step = K::STEP;
         p.row_blocks = row_blocks(a, K::ROWS);
         const int64_t blocks = (int64_t)a->batch * a->n_kv_heads * splits * p.row_blocks;
-        if (blocks > 0x7fffffff || n_rows > (int64_t)0x7fffffff * kCombineRows) return (int)cudaErrorInvalidValue;
+        if (blocks > 0x7fffffff || n_rows * (a->head_dim / kVec) > (int64_t)0x7fffffff * kCombineThreads)
+            return (int)cudaErrorInvalidValue;
         /* the kernel merges its splits where there is a counter for each (sequence, kv head,
          * row block); else the combine kernel does */
         const bool merges = K::MERGES && splits > 1 && counters &&

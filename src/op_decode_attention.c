@@ -14,6 +14,8 @@
 #include "cuda_check.h"
 #endif
 
+_Static_assert(SF_DECODE_COUNTERS == SF_COUNTERS, "the kernel's counter bound is the counter set's size");
+
 static const sf_arg_spec decode_args[] = {
     {"q", SF_ARG_TENSOR, 1, NULL, "queries [B, Nq, H, D], Nq 1..8 (the sequences' newest tokens)"},
     {"k", SF_ARG_TENSOR, 1, NULL, "key cache: [B, Nmax, Hkv, D], or with block_table the page pool [P, page_size, Hkv, D]"},
