@@ -31,10 +31,10 @@ int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *out, int64_t
 /* ---- gate/up interleave for SF_EPI_SWIGLU ----------------------------------------------- */
 
 /* out[2I, H] = interleave(w1[I, H], w3[I, H]), the layout of SF_SWIGLU_INTERLEAVE; I must be a
- * multiple of 8. Also interleaves biases: pass b1, b3 as [I, 1] (H = 1). Any dtype (rows are
- * moved, not read): the 16-bit weights of the fused SwiGLU, FP8 ones too. */
-int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, void *out,
-                               int64_t I, int64_t H, void *stream);
+ * multiple of 8. Also interleaves biases: pass b1, b3 as [I, 1] (H = 1). Rows are moved, not
+ * read: elements of any dtype of `elem` bytes (1, 2, 4 or 8), FP8 weights as 16-bit ones. */
+int sf_interleave_gate_up_cuda(size_t elem, const void *w1, const void *w3, void *out, int64_t I, int64_t H,
+                               void *stream);
 
 /* ---- CPU reference of the whole FFN (src/ref_ffn.c) ------------------------------------- */
 

@@ -162,13 +162,13 @@ extern "C" int sf_mul_cuda(sf_dtype dtype, const void *a, const void *b, void *o
     }
 }
 
-extern "C" int sf_interleave_gate_up_cuda(sf_dtype dtype, const void *w1, const void *w3, void *out,
-                                          int64_t I, int64_t H, void *stream)
+extern "C" int sf_interleave_gate_up_cuda(size_t elem, const void *w1, const void *w3, void *out, int64_t I,
+                                          int64_t H, void *stream)
 {
-    /* rows are moved, not read: any dtype, by its element size */
-    const int elem = dtype == SF_F64 ? 8 : dtype == SF_F32 || dtype == SF_I32 ? 4 : dtype == SF_E4M3 || dtype == SF_E5M2 ? 1 : 2;
-    if (!w1 || !w3 || !out || I <= 0 || H <= 0 || I % SF_SWIGLU_INTERLEAVE != 0) return (int)cudaErrorInvalidValue;
-    const int64_t row_bytes = H * elem;
+    if ((elem != 1 && elem != 2 && elem != 4 && elem != 8) || !w1 || !w3 || !out || I <= 0 || H <= 0 ||
+        I % SF_SWIGLU_INTERLEAVE != 0)
+        return (int)cudaErrorInvalidValue;
+    const int64_t row_bytes = H * (int64_t)elem;
     if (row_bytes % 16 == 0 && aligned16(w1) && aligned16(w3) && aligned16(out))
         return launch_interleave<uint4>(w1, w3, out, I, row_bytes / 16, stream);
     switch (elem) {

@@ -351,7 +351,8 @@ static void run_pack(sf_op_args *a)
         return;
     }
 #ifdef SF_HAVE_CUDA
-    SF_CUDA(a->L, sf_interleave_gate_up_cuda(w1->dtype, w1->data, w3->data, out->data, I, H, sf_arg_stream(a)));
+    SF_CUDA(a->L, sf_interleave_gate_up_cuda(sf_dtype_size(w1->dtype), w1->data, w3->data, out->data, I, H,
+                                             sf_arg_stream(a)));
 #endif
 }
 
