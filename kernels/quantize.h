@@ -29,9 +29,6 @@ typedef struct sf_quantize_args {
     int per_row;
 } sf_quantize_args;
 
-/* the largest finite value of an fp8 dtype */
-static inline double sf_fp8_max(sf_dtype t) { return t == SF_E4M3 ? 448.0 : 57344.0; }
-
 /* rows and cols at least 1 (tensors have no empty dimension); `workspace`: 4 bytes of device
  * memory (per tensor: the amax the second kernel reads). Asynchronous; a cudaError_t. */
 int sf_quantize_cuda(const sf_quantize_args *a, void *workspace, void *stream);

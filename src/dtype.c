@@ -66,11 +66,11 @@ uint16_t sf_float_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-/* The two fp8 formats: mantissa bits, exponent bias, largest finite value. */
-typedef struct { int mbits, bias; double max; } fp8_format;
+/* The two fp8 formats: mantissa bits, exponent bias (the largest finite value: sf_fp8_max). */
+typedef struct { int mbits, bias; } fp8_format;
 static const fp8_format *fp8_of(sf_dtype t)
 {
-    static const fp8_format e4m3 = {3, 7, 448.0}, e5m2 = {2, 15, 57344.0};
+    static const fp8_format e4m3 = {3, 7}, e5m2 = {2, 15};
     return t == SF_E4M3 ? &e4m3 : &e5m2;
 }
 
@@ -102,14 +102,15 @@ uint8_t sf_double_to_fp8(double v, sf_dtype t)
     double a = fabs(v);
     const int emin = 1 - f->bias;                        /* the exponent of the smallest normal */
     int e = emin;
+    const double max = sf_fp8_max(t);
     if (isinf(a)) {
-        a = f->max;
+        a = max;
     } else if (a > 0) {
         frexp(a, &e);                                    /* a = m·2^e, m in [0.5, 1) */
         e = e - 1 < emin ? emin : e - 1;
         const double quantum = ldexp(1.0, e - f->mbits); /* the spacing of the values around a */
         a = nearbyint(a / quantum) * quantum;            /* exact scaling, then ties to even */
-        if (a > f->max) a = f->max;
+        if (a > max) a = max;
     }
     if (a == 0) return sign;
     frexp(a, &e);

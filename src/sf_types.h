@@ -11,6 +11,9 @@
  * (NaN stays NaN), as the GPU's cvt.rn.satfinite does. */
 typedef enum { SF_F32 = 0, SF_F16, SF_BF16, SF_I32, SF_F64, SF_E4M3, SF_E5M2, SF_DTYPE_COUNT } sf_dtype;
 
+/* the largest finite value of an 8-bit float dtype */
+static inline double sf_fp8_max(sf_dtype t) { return t == SF_E4M3 ? 448.0 : 57344.0; }
+
 /* What is applied to a product before it is stored: the epilogue of a GEMM, the function of the
  * activation kernel, the activation of the FFN reference. Each takes the kinds it names:
  *   cuBLASLt and the CPU GEMM (src/gemm.h)      NONE, RELU, GELU_TANH
