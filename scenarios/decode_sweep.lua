@@ -5,7 +5,7 @@
 -- out in a random order.
 -- Each point is timed stream-launched and, on the GPU, as CUDA-graph replays too (launch=graph:
 -- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
--- SDPA), a row each.
+-- SDPA), a row each, over the same caches.
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
 --        [page=0,16] (0: contiguous) [nq=1] [launch=stream,graph] [head_dim=128] [dtype=f16]
 --        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
@@ -32,6 +32,7 @@ local p = params.get(bench.steady_defaults {
   peak_tbs = 0,
 }, { dtype = { "f16", "bf16" }, launch = { "stream", "graph" } })
 local steady = bench.steady(p)
+bench.launches(p.launch)
 if not gpu then
   io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")
 end
@@ -55,8 +56,8 @@ local l2 = dev.l2_bytes or 0
 local D = p.head_dim
 sweep.run {
   params = p,
-  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq, launch = p.launch },
-    { "heads", "nq", "page", "batch", "seq", "launch" }),
+  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
+    { "heads", "nq", "page", "batch", "seq" }),
   context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
   columns = { "variant", "launch", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
@@ -80,24 +81,29 @@ sweep.run {
     local q = sf.randn({ B, pt.nq, H, D }, p.dtype)
     local out = sf.tensor({ B, pt.nq, H, D }, p.dtype)
     local splits, variant = caches[1]:attend(1, q, out)
-    local k = 0
-    local r = bench.run({
-      name = ("B=%d N=%d %s page %d nq %d %s"):format(B, N, pt.heads, pt.page, pt.nq, pt.launch),
-      fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out) end,
-      bytes = bytes,
-      graph = pt.launch == "graph",
-    }, steady)
+    -- each launch mode (a row each) over the same caches
+    local rows, res = {}, {}
+    for _, launch in ipairs(p.launch) do
+      local k = 0
+      local r = bench.run({
+        name = ("B=%d N=%d %s page %d nq %d %s"):format(B, N, pt.heads, pt.page, pt.nq, launch),
+        fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out) end,
+        bytes = bytes,
+        graph = launch == "graph",
+      }, steady)
+      local sec = r.stats.median / 1e3
+      local row = { variant = variant, launch = launch, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N,
+        head_dim = D, dtype = p.dtype, splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6,
+        tbs = bytes / sec / 1e12, noise = r.stats.noise, stop = r.stop_reason }
+      if peak then
+        row.floor_us = bytes / peak * 1e6
+        row.of_floor = row.us / row.floor_us
+      end
+      rows[#rows + 1], res[#res + 1] = row, r
+    end
     caches = nil
     q:free(); out:free()
     collectgarbage()
-    local sec = r.stats.median / 1e3
-    local row = { variant = variant, launch = pt.launch, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N, head_dim = D, dtype = p.dtype,
-      splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6, tbs = bytes / sec / 1e12,
-      noise = r.stats.noise, stop = r.stop_reason }
-    if peak then
-      row.floor_us = bytes / peak * 1e6
-      row.of_floor = row.us / row.floor_us
-    end
-    return row, r
+    return rows, res
   end,
 }

@@ -13,8 +13,8 @@
 -- the whole model, and the floor is the whole model's; the table says so. Decode points whose
 -- cache does not fit the free memory are left out with a note.
 -- Usage: sfbench model_sweep [model=7b|13b|70b] [layers=0] (0: all) [prompt=512,1024,2048,4096]
---        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16] [page=0] [peak_tbs=0]
---        [iters=N] [sample_ms=25] [warmup_ms=500] [profile_iters=10]
+--        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16] [page=0] [launch=stream,graph]
+--        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500] [profile_iters=10]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -31,10 +31,12 @@ local p = params.get(bench.steady_defaults {
   context = gpu and { 1024, 4096, 16384 } or { 8, 16 },
   dtype = "f16",
   page = 0,                        -- 0: a contiguous cache; else its page size
+  launch = gpu and { "stream", "graph" } or { "stream" },
   peak_tbs = 0,
   profile_iters = gpu and 10 or 1,
-}, { model = models.names(), dtype = { "f16", "bf16" } })
+}, { model = models.names(), dtype = { "f16", "bf16" }, launch = { "stream", "graph" } })
 local steady = bench.steady(p)
+bench.launches(p.launch)
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 32)
@@ -129,9 +131,8 @@ sweep.run {
     M.run(list) -- first calls: cuBLASLt plans and the GEMV/GEMM choices, before any timing
     sf.sync()
     local bytes = pt.phase == "decode" and M.decode_bytes() or nil
-    -- stream-launched, and a decode step also as CUDA-graph replays: a row each
-    local launches = { "stream" }
-    if gpu and pt.phase == "decode" then launches[2] = "graph" end
+    -- each launch mode a row; the prefill stream-launched only (a graph of it would hold a whole prompt's launches)
+    local launches = pt.phase == "decode" and p.launch or { "stream" }
     local res = {}
     for i, launch in ipairs(launches) do
       res[i] = bench.run({ name = ("%s B=%d %d %s"):format(pt.phase, B, pt.tokens, launch),

@@ -157,6 +157,19 @@ function bench.steady(p)
     warmup_time = p.warmup_ms / 1000 }
 end
 
+-- A sweep's launch= list ("stream", "graph": bench.run{graph = true}) checked before anything
+-- runs: graph replays need the CUDA backend. Returns the list.
+function bench.launches(list)
+  local backend = sf.device().backend
+  for _, l in ipairs(list) do
+    if l == "graph" and backend ~= "cuda" then
+      params.usage_error(("launch=graph times CUDA graph replays: it needs the CUDA backend, not the %s backend")
+        :format(backend))
+    end
+  end
+  return list
+end
+
 -- The DRAM bandwidth a floor is taken against, bytes/s, and where it comes from: peak_tbs (TB/s)
 -- when positive, else the device's 2 × memory clock × bus width; nil where neither is known (the
 -- CPU backend).
