@@ -1,5 +1,6 @@
 #!/bin/sh
-# The validation scenarios on the GPU: every impl against the reference, fresh seeds.
+# The validation scenarios on the GPU: every impl against the reference, fresh seeds, and the
+# decode and GEMV kernels' variants.
 # Skips (77) where there is no CUDA device.
 : "${SFBENCH:?run through make check}"
 if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
@@ -9,11 +10,18 @@ fi
 out="$SF_TEST_OUT/gpu-validate"
 mkdir -p "$out"
 status=0
-for s in test_setup validate_attention validate_decode validate_gemv validate_ffn validate_layer; do
-    if "$SFBENCH" --device cuda --quiet --output "$out" "$SF_SRCDIR/scenarios/$s.lua"; then
-        echo "PASS: $s"
+# each with the default kernels, then the decode and GEMV kernels' other variants (tuning knobs:
+# a variant must be right before it is timed)
+for run in test_setup validate_attention validate_decode validate_gemv validate_ffn validate_layer \
+    SFBENCH_DECODE_VARIANT=mma:validate_decode SFBENCH_GEMV_VARIANT=ring:validate_gemv; do
+    s=${run#*:}
+    env=
+    [ "$s" != "$run" ] && env=${run%%:*}
+    # shellcheck disable=SC2086  # $env is empty or one VAR=value word
+    if env $env "$SFBENCH" --device cuda --quiet --output "$out" "$SF_SRCDIR/scenarios/$s.lua"; then
+        echo "PASS: ${env:+$env }$s"
     else
-        echo "FAIL: $s"
+        echo "FAIL: ${env:+$env }$s"
         status=1
     fi
 done
