@@ -494,11 +494,12 @@ function figures.of_result(entry, peaks)
   return out
 end
 
--- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted.
+-- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted:
+-- a key ending in _rows whose value is a non-empty list of tables (a count such as n_rows is not one).
 function figures.tables(doc)
   local keys = {}
   for k, v in pairs(doc) do
-    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and v[1] ~= nil and result_files.is_list_of_tables(v) then
+    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and result_files.is_list_of_tables(v) and v[1] ~= nil then
       keys[#keys + 1] = k
     end
   end

@@ -207,6 +207,18 @@ function TestFigures.test_another_table_of_rows()
   testlib.contains(page, "<h3>graph_rows</h3>", "<th>kernel</th>\n<th>launch</th>", "<td>rmsnorm T=1</td>")
 end
 
+-- a key ending in _rows that holds no list of rows (a count, a string, an empty list) is not a table
+function TestFigures.test_a_count_named_rows_is_not_a_table()
+  local rows = { { op = "add", us = 10, tbs = 2 }, { op = "rmsnorm", us = 12, tbs = 1.5 } }
+  local doc = { scenario = "memory_ops", n_rows = 3, name_rows = "x", empty_rows = {}, mixed_rows = { { a = 1 }, 2 },
+    extra_rows = { { op = "add", us = 1, tbs = 3 } }, rows = rows, context = { device = { name = "GPU X" } } }
+  lu.assertEquals(figures.tables(doc), { "extra_rows" })
+  local e = { name = "m-1", scenario = "memory_ops", kind = "result", path = "m.json", doc = doc }
+  lu.assertEquals(kinds(html_report.figures({ e })[1]),
+    { "m-1.bytes", "m-1.roofline", "m-1.extra_rows.bytes", "m-1.extra_rows.roofline" })
+  testlib.contains(html_report.render({ e }), "<h3>extra_rows</h3>")
+end
+
 function TestFigures.test_compare_chart()
   local doc = { threshold = 0.02, points = {
     { scenario = "s", point = { n = 1024 }, impl = "a", ratio = 0.9, ci_low = 0.88, ci_high = 0.93, verdict = "faster" },
