@@ -508,11 +508,13 @@ function figures.tables(doc)
 end
 
 -- Another table of a result as an entry of its own: its rows, with the result's bench results
--- (their samples, where they pair with these rows) and context.
+-- (their samples, where they pair with these rows), context and declared column kinds (the
+-- result's column_kinds name the columns of all its tables).
 function figures.table_entry(entry, key)
   local doc = entry.doc
   return { name = entry.name .. "." .. key, scenario = entry.scenario .. " " .. key, kind = entry.kind, path = entry.path,
-    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params } }
+    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params,
+      column_kinds = doc.column_kinds } }
 end
 
 -- the device a result was measured on, by name
