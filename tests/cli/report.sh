@@ -1,9 +1,9 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
-# fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
-# impl, and its bandwidth roofline; launch_overhead's graph_rows as a table and plots (and a count under n_rows is no table); a compare
-# document's chart; every bad input is one line naming the file, exit 2, and
-# nothing written; the README's plot is what the committed result gives.
+# fetches), one plot alone as SVG; gemv_sweep's rows, a row per impl, plotted a line an impl,
+# and its bandwidth roofline; launch_overhead's graph_rows as a table and plots (and a count
+# under n_rows is no table); a compare document's chart; every bad input is one line naming the
+# file, exit 2, and nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
@@ -15,6 +15,8 @@ results=$SCRATCH/results
 run "$SFBENCH" report --help
 expect_rc 0 "--help"
 expect_stdout_has "Usage: sfbench report RESULTS..." "--help"
+expect_stdout_has "bandwidth roofline" "--help: memory-bound results"
+expect_stdout_has "keys ending in _rows" "--help: other tables of rows"
 run "$SFBENCH" report
 expect_rc 2 "no results given"
 expect_one_line_error "no results given"
