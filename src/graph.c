@@ -106,13 +106,14 @@ static int l_graph(lua_State *L)
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, GRAPH_MT);
     lua_pushcfunction(L, note_culprit);                                /* 5 */
-    sf_begin_op(L, "graph");             /* 6: CUDA errors name the graph until it returns or raises */
+    sf_begin_op(L, "graph");             /* 6: CUDA errors name the graph while it begins the capture */
     enum cudaStreamCaptureStatus status;
     SF_CUDA(L, cudaStreamIsCapturing(s, &status));
     if (status != cudaStreamCaptureStatusNone) return luaL_error(L, "graph: the stream is already being captured");
     SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     capture_stream = s;
-    sf_current_op = "sfbench";           /* while fn runs, an op it calls names itself (note_culprit reads it) */
+    lua_settop(L, 5);                    /* closes 6: while fn runs, no op is named but those it calls, each
+                                          * naming itself (note_culprit reads sf_current_op) */
     /* no collection while capturing: a finalizer's cudaFree or cudaEventDestroy would break the capture */
     int collecting = lua_gc(L, LUA_GCISRUNNING);
     lua_gc(L, LUA_GCSTOP);
@@ -120,14 +121,14 @@ static int l_graph(lua_State *L)
     culprit[0] = 0;                      /* the handler does not run for an out-of-memory error */
     for (lua_Integer i = 0; i < calls && called == LUA_OK; i++) {
         lua_pushvalue(L, 1);
-        called = lua_pcall(L, 0, 0, 5);
+        called = lua_pcall(L, 0, 0, 5);  /* on failure, its message at 6 */
     }
     if (collecting) lua_gc(L, LUA_GCRESTART);
     capture_stream = NULL;
-    sf_current_op = "graph";
+    sf_begin_op(L, "graph");             /* CUDA errors name the graph again, until it returns or raises */
     if (called != LUA_OK) {
         abandon_capture(L, s);
-        const char *msg = luaL_tolstring(L, -1, NULL);
+        const char *msg = luaL_tolstring(L, 6, NULL);
         if (!culprit[0]) return luaL_error(L, "graph: the function failed during the capture: %s", msg);
         return luaL_error(L, "graph: %s cannot be captured into a CUDA graph (a capture allows no synchronization, "
                           "allocation or copy to the host; an op that autotunes on its first call must run once "
@@ -142,7 +143,7 @@ static int l_graph(lua_State *L)
     if (g->nodes == 0)
         return luaL_error(L, "graph: the function queued no work on the capturing stream (work on another stream is not captured)");
     SF_CUDA(L, cudaGraphInstantiate(&g->exec, g->graph, 0));
-    lua_pushvalue(L, 4);                 /* the graph; 6 is closed as this returns */
+    lua_pushvalue(L, 4);                 /* the graph; the op named is closed as this returns */
     return 1;
 }
 

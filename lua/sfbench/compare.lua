@@ -277,13 +277,19 @@ local function compare_scenario(name, base, new, opts)
   return scn
 end
 
+local PARAMS_HINT = "where one of them is a measurement, name the parameters with --params"
+
 -- compare.results(base, new [, opts]) -> the comparison of two lists of result_files.load entries:
 -- {scenarios = {{scenario, parameters, base, new, points, only_base, only_new}},
--- only_base_scenarios, only_new_scenarios, mismatch, slower, faster, alpha, threshold,
--- interval}. Each point is compare.samples' table with params (the parameter values) and label,
--- or {verdict = "no samples"} where a side kept none. opts: alpha, threshold, params (a list of
--- the parameter columns, instead of the declared or guessed ones). Results with no scenario in
--- common, or a scenario in common with no point in common, are an error.
+-- unmatched_scenarios, only_base_scenarios, only_new_scenarios, mismatch, slower, faster, alpha,
+-- threshold, interval}. Each point is compare.samples' table with params (the parameter values)
+-- and label, or {verdict = "no samples"} where a side kept none. A scenario of both sides with no
+-- point in common is listed apart, in unmatched_scenarios (the same fields, no points, and hint:
+-- why, and the way out); it stops no other scenario's comparison. opts: alpha, threshold, params
+-- (a list of the parameter columns, instead of the declared or guessed ones). An error (a usage
+-- error, naming both sides): results with no scenario in common, and nothing compared at all (no
+-- matched point with kept samples on both sides, over every scenario: a CI gate must not pass on
+-- nothing), saying where a scenario had no point in common.
 function compare.results(base, new, opts)
   opts = opts or {}
   local alpha, threshold = levels(opts)
@@ -291,26 +297,30 @@ function compare.results(base, new, opts)
   local new_by = {}
   for _, g in ipairs(ng) do new_by[g.scenario] = g end
   local cmp = { alpha = alpha, threshold = threshold, interval = compare.INTERVAL, scenarios = {},
-    only_base_scenarios = {}, only_new_scenarios = {}, slower = 0, faster = 0 }
-  local used_base, used_new, matched = {}, {}, {}
+    unmatched_scenarios = {}, only_base_scenarios = {}, only_new_scenarios = {}, slower = 0, faster = 0 }
+  local used_base, used_new, common_base, common_new, matched = {}, {}, {}, {}, {}
+  local compared = 0
   for _, g in ipairs(bg) do
     local other = new_by[g.scenario]
     if other then
       matched[g.scenario] = true
-      table.move(g.entries, 1, #g.entries, #used_base + 1, used_base)
-      table.move(other.entries, 1, #other.entries, #used_new + 1, used_new)
+      table.move(g.entries, 1, #g.entries, #common_base + 1, common_base)
+      table.move(other.entries, 1, #other.entries, #common_new + 1, common_new)
       local scn = compare_scenario(g.scenario, g.entries, other.entries, opts)
-      -- nothing compared is no verdict: a CI gate must not pass on it
       if #scn.points == 0 then
-        params.usage_error(("%s and %s: no point of %s in common on the parameter columns %s (where one of them "
-          .. "is a measurement, name the parameters with --params)"):format(table.concat(scn.base, ", "),
-          table.concat(scn.new, ", "), g.scenario, table.concat(scn.parameters, ", ")))
+        scn.hint = ("no point in common on the parameter columns %s (%s)"):format(table.concat(scn.parameters, ", "),
+          PARAMS_HINT)
+        cmp.unmatched_scenarios[#cmp.unmatched_scenarios + 1] = scn
+      else
+        table.move(g.entries, 1, #g.entries, #used_base + 1, used_base)
+        table.move(other.entries, 1, #other.entries, #used_new + 1, used_new)
+        for _, pt in ipairs(scn.points) do
+          if pt.ratio then compared = compared + 1 end
+          if pt.verdict == "slower" then cmp.slower = cmp.slower + 1 end
+          if pt.verdict == "faster" then cmp.faster = cmp.faster + 1 end
+        end
+        cmp.scenarios[#cmp.scenarios + 1] = scn
       end
-      for _, pt in ipairs(scn.points) do
-        if pt.verdict == "slower" then cmp.slower = cmp.slower + 1 end
-        if pt.verdict == "faster" then cmp.faster = cmp.faster + 1 end
-      end
-      cmp.scenarios[#cmp.scenarios + 1] = scn
     else
       cmp.only_base_scenarios[#cmp.only_base_scenarios + 1] = g.scenario
     end
@@ -318,7 +328,7 @@ function compare.results(base, new, opts)
   for _, g in ipairs(ng) do
     if not matched[g.scenario] then cmp.only_new_scenarios[#cmp.only_new_scenarios + 1] = g.scenario end
   end
-  if #cmp.scenarios == 0 then
+  if #common_base == 0 then
     if #base == 1 and #new == 1 then
       params.usage_error(("%s is a result of %s but %s one of %s: two different scenarios"):format(base[1].path,
         base[1].scenario, new[1].path, new[1].scenario))
@@ -326,6 +336,18 @@ function compare.results(base, new, opts)
     params.usage_error(("no scenario in common: base (%s) has %s; new (%s) has %s"):format(
       table.concat(paths(base), ", "), table.concat(names(bg), ", "), table.concat(paths(new), ", "),
       table.concat(names(ng), ", ")))
+  end
+  -- nothing compared is no verdict: a CI gate must not pass on it
+  if compared == 0 then
+    local why = {}
+    for _, scn in ipairs(cmp.unmatched_scenarios) do
+      why[#why + 1] = ("no point of %s in common on the parameter columns %s"):format(scn.scenario,
+        table.concat(scn.parameters, ", "))
+    end
+    if #why > 0 then why[#why] = ("%s (%s)"):format(why[#why], PARAMS_HINT) end
+    if #cmp.scenarios > 0 then why[#why + 1] = "no matched point has kept samples on both sides" end
+    params.usage_error(("%s and %s: %s, nothing to compare"):format(table.concat(paths(common_base), ", "),
+      table.concat(paths(common_new), ", "), table.concat(why, "; ")))
   end
   cmp.mismatch = mismatch(used_base, used_new)
   cmp.base_entries, cmp.new_entries = used_base, used_new
@@ -352,13 +374,17 @@ end
 -- plots): base and new ({path, device, sfbench_version, git_revision}), alpha, threshold,
 -- interval, points ({scenario, point, impl, base_median, new_median, ratio, ci_low, ci_high, p,
 -- verdict, n_base, n_new}), only_base and only_new ({scenario, point, impl}), no_samples (the
--- matched points a side kept no samples of), only_base_scenarios, only_new_scenarios, mismatch,
--- slower, faster.
+-- matched points a side kept no samples of), unmatched_scenarios ({scenario, parameters}: the
+-- scenarios of both sides with no point in common), only_base_scenarios, only_new_scenarios,
+-- mismatch, slower, faster.
 function compare.document(cmp)
   local doc = { base = side_of(cmp, "base"), new = side_of(cmp, "new"), alpha = cmp.alpha,
     threshold = cmp.threshold, interval = cmp.interval, points = {}, only_base = {}, only_new = {}, no_samples = {},
-    only_base_scenarios = cmp.only_base_scenarios, only_new_scenarios = cmp.only_new_scenarios,
-    mismatch = cmp.mismatch, slower = cmp.slower, faster = cmp.faster }
+    unmatched_scenarios = {}, only_base_scenarios = cmp.only_base_scenarios,
+    only_new_scenarios = cmp.only_new_scenarios, mismatch = cmp.mismatch, slower = cmp.slower, faster = cmp.faster }
+  for i, scn in ipairs(cmp.unmatched_scenarios) do
+    doc.unmatched_scenarios[i] = { scenario = scn.scenario, parameters = scn.parameters }
+  end
   for _, scn in ipairs(cmp.scenarios) do
     for _, pt in ipairs(scn.points) do
       local d = placed(scn.scenario, pt.params)

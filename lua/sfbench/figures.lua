@@ -494,11 +494,12 @@ function figures.of_result(entry, peaks)
   return out
 end
 
--- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted.
+-- The names of a result's other tables of rows, beside `rows` (launch_overhead's graph_rows), sorted:
+-- a key ending in _rows whose value is a non-empty list of tables (a count such as n_rows is not one).
 function figures.tables(doc)
   local keys = {}
   for k, v in pairs(doc) do
-    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and v[1] ~= nil and result_files.is_list_of_tables(v) then
+    if type(k) == "string" and k ~= "rows" and k:match("_rows$") and result_files.is_list_of_tables(v) and v[1] ~= nil then
       keys[#keys + 1] = k
     end
   end
@@ -507,11 +508,13 @@ function figures.tables(doc)
 end
 
 -- Another table of a result as an entry of its own: its rows, with the result's bench results
--- (their samples, where they pair with these rows) and context.
+-- (their samples, where they pair with these rows), context and declared column kinds (the
+-- result's column_kinds name the columns of all its tables).
 function figures.table_entry(entry, key)
   local doc = entry.doc
   return { name = entry.name .. "." .. key, scenario = entry.scenario .. " " .. key, kind = entry.kind, path = entry.path,
-    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params } }
+    doc = { scenario = doc.scenario, rows = doc[key], results = doc.results, context = doc.context, params = doc.params,
+      column_kinds = doc.column_kinds } }
 end
 
 -- the device a result was measured on, by name

@@ -1,7 +1,7 @@
 #!/bin/sh
 # sfbench compare over synthetic results (tests/gen_results.lua): identical inputs are "same"
 # everywhere (exit 0), a copy with every sample x1.05 is "slower" (exit 1), points of one side
-# only are listed apart, --output writes the comparison as JSON; a different device or git
+# only are listed apart, and so are scenarios with no point in common, --output writes the comparison as JSON; a different device or git
 # revision is one warning (an error with --strict); every bad input is one line naming the file
 # and the problem, exit 2, and no output file.
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -94,6 +94,40 @@ check_json "$SCRATCH/all.json" "--all: a point's samples pooled over the runs" "
 local pt = doc.points[1]
 check(pt.n_base == 400 and pt.n_new == 200, 'samples ' .. tostring(pt.n_base) .. ' and ' .. tostring(pt.n_new))
 "
+
+# a scenario with no point in common stops no other: folders of two scenarios, one of which has
+# a run-dependent column, compare the other, list the unmatched one apart with the way out, and
+# exit by the verdicts of what was compared
+mkdir -p "$SCRATCH/mixed_base" "$SCRATCH/mixed_new"
+cp "$SCRATCH/base.json" "$SCRATCH/mixed_base/synthetic-1.json"
+gen "$SCRATCH/mixed_base/third-1.json" scenario=third
+gen "$SCRATCH/third-new.json" scenario=third
+sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"other"/g' "$SCRATCH/third-new.json" >"$SCRATCH/mixed_new/third-1.json"
+for new in slow same; do
+    cp "$SCRATCH/$new.json" "$SCRATCH/mixed_new/synthetic-1.json"
+    rm -f "$SCRATCH/mixed-cmp.json"
+    run "$SFBENCH" compare "$SCRATCH/mixed_base" "$SCRATCH/mixed_new" --output "$SCRATCH/mixed-cmp.json"
+    if [ "$new" = slow ]; then expect_rc 1 "a scenario unmatched, one slower"; else expect_rc 0 "a scenario unmatched, one same"; fi
+    expect_empty "$ERR_FILE" "a scenario unmatched ($new): stderr"
+    expect_stdout_has "## synthetic" "a scenario unmatched ($new): the matched one compared"
+    expect_stdout_has "Scenarios with no point in common:" "a scenario unmatched ($new): apart"
+    expect_stdout_has "- third (base: $SCRATCH/mixed_base/third-1.json; new: $SCRATCH/mixed_new/third-1.json): no point in common on the parameter columns impl, size, host (where one of them is a measurement, name the parameters with --params)" \
+        "a scenario unmatched ($new): listed apart, with the way out"
+done
+expect_stdout_has "0 slower, 0 faster" "a scenario unmatched: the summary counts the matched one"
+check_json "$SCRATCH/mixed-cmp.json" "a scenario unmatched: --output" "
+check(#doc.points == 8, 'points ' .. #doc.points)
+check(#doc.unmatched_scenarios == 1 and doc.unmatched_scenarios[1].scenario == 'third', 'unmatched_scenarios')
+check(table.concat(doc.unmatched_scenarios[1].parameters, ',') == 'impl,size,host', 'its parameter columns')
+check(doc.base.path == '$SCRATCH/mixed_base/synthetic-1.json', 'the compared files ' .. doc.base.path)
+"
+# ... but where no scenario had a point in common, nothing was compared: an error naming them all
+cp "$SCRATCH/host.json" "$SCRATCH/mixed_new/synthetic-1.json"
+run "$SFBENCH" compare "$SCRATCH/mixed_base" "$SCRATCH/mixed_new"
+expect_rc 2 "every scenario unmatched"
+expect_one_line_error "every scenario unmatched"
+expect_stderr_has "no point of synthetic in common on the parameter columns impl, size, host; no point of third in common on the parameter columns impl, size, host (where one of them is a measurement, name the parameters with --params), nothing to compare" \
+    "every scenario unmatched: each scenario, the way out"
 
 # ---- --output ----
 

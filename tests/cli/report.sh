@@ -1,9 +1,9 @@
 #!/bin/sh
 # sfbench report: a page from a CPU-backend sweep (its plots, context and table, nothing that
-# fetches), one plot alone as SVG; gemv_sweep's rows of every impl's columns plotted a line an
-# impl, and its bandwidth roofline; launch_overhead's graph_rows as a table and plots; a compare
-# document's chart; every bad input is one line naming the file, exit 2, and
-# nothing written; the README's plot is what the committed result gives.
+# fetches), one plot alone as SVG; gemv_sweep's rows, a row per impl, plotted a line an impl,
+# and its bandwidth roofline; launch_overhead's graph_rows as a table and plots (and a count
+# under n_rows is no table); a compare document's chart; every bad input is one line naming the
+# file, exit 2, and nothing written; the README's plot is what the committed result gives.
 # (tests/cli/report_browser.sh renders the page in a browser.)
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
@@ -15,6 +15,8 @@ results=$SCRATCH/results
 run "$SFBENCH" report --help
 expect_rc 0 "--help"
 expect_stdout_has "Usage: sfbench report RESULTS..." "--help"
+expect_stdout_has "bandwidth roofline" "--help: memory-bound results"
+expect_stdout_has "keys ending in _rows" "--help: other tables of rows"
 run "$SFBENCH" report
 expect_rc 2 "no results given"
 expect_one_line_error "no results given"
@@ -93,6 +95,14 @@ for text in '<h3>graph_rows</h3>' '<td>stream, hold=false</td>' 'id="launch_over
     if has "$SCRATCH/launch.html" "$text"; then pass "launch_overhead page has '$text'"
     else fail "launch_overhead page lacks '$text'"; fi
 done
+
+# a number under a key ending in _rows (a count of rows) is no table: the page is made all the same
+echo '{"scenario": "memory_ops", "context": {}, "n_rows": 2, "rows": [{"op": "add", "us": 10, "tbs": 2},
+  {"op": "rmsnorm", "us": 12, "tbs": 1.5}]}' >"$SCRATCH/counted.json"
+run "$SFBENCH" report "$SCRATCH/counted.json" -o "$SCRATCH/counted.html"
+expect_rc 0 "report of a result with a count under n_rows"
+if has "$SCRATCH/counted.html" '<td>rmsnorm</td>'; then pass "a result with a count under n_rows has its table"
+else fail "a result with a count under n_rows has no table"; fi
 
 # ---- a compare document ----
 run "$SFBENCH" report "$SF_SRCDIR/tests/cli/report-compare.json" -o "$SCRATCH/compare.html"

@@ -212,14 +212,23 @@ function TestMatch.test_pooled_over_files_and_rows_without_samples()
   local cmp = compare.results({ entry("1", one), entry("2", two) }, { entry("3", one) })
   lu.assertEquals(cmp.scenarios[1].points[1].n_base, 5)
   lu.assertEquals(cmp.scenarios[1].points[1].base_ms, 3)
-  local none = compare.results({ entry("1", one) }, { entry("4", bare) })
-  lu.assertEquals(none.scenarios[1].points[1].verdict, "no samples")
-  lu.assertEquals(none.slower, 0)
+  -- a matched point a side kept no samples of has no verdict; with no other point, nothing is
+  -- compared, which is an error (the Lua API's rule is the CLI's)
+  local two_points = doc("s", { { impl = "a", ms = 1.5 }, { impl = "b", ms = 1 } }, { {}, { 1, 2, 3 } })
+  local some = compare.results({ entry("1", doc("s", { { impl = "a", ms = 1.5 }, { impl = "b", ms = 1 } },
+    { { 1, 2, 3 }, { 1, 2, 3 } })) }, { entry("4", two_points) })
+  lu.assertEquals(some.scenarios[1].points[1].verdict, "no samples")
+  lu.assertEquals(some.scenarios[1].points[2].verdict, "same")
+  lu.assertEquals(some.slower, 0)
+  local ok, err = pcall(compare.results, { entry("1", one) }, { entry("4", bare) })
+  lu.assertFalse(ok)
+  lu.assertEquals(err.usage, "1 and 4: no matched point has kept samples on both sides, nothing to compare")
 end
 
 function TestMatch.test_scenarios_on_one_side()
-  local cmp = compare.results({ entry("1", doc("s", ROWS)), entry("2", doc("t", ROWS)) },
-    { entry("3", doc("s", ROWS)), entry("4", doc("u", ROWS)) })
+  local sampled = { spread(1), spread(2), spread(3) }
+  local cmp = compare.results({ entry("1", doc("s", ROWS, sampled)), entry("2", doc("t", ROWS)) },
+    { entry("3", doc("s", ROWS, sampled)), entry("4", doc("u", ROWS)) })
   lu.assertEquals(#cmp.scenarios, 1)
   lu.assertEquals(cmp.only_base_scenarios, { "t" })
   lu.assertEquals(cmp.only_new_scenarios, { "u" })
@@ -256,9 +265,48 @@ function TestMatch.test_chosen_parameters()
   lu.assertEquals(cmp.scenarios[1].parameters, { "impl" })
 end
 
+-- a scenario of both sides with no point in common is listed apart, with the way out, and stops
+-- no other scenario's comparison; the files it was in are not those compared
+function TestMatch.test_a_scenario_with_no_point_in_common()
+  local s_base = doc("s", ROWS, { spread(1), spread(2), spread(3) })
+  local s_new = doc("s", ROWS, { spread(1.05), spread(2), spread(3) })
+  local other = { device = { name = "other dev" }, sfbench_version = "1", git_revision = "r1" }
+  local t_base = doc("t", { { impl = "a", host = "x", ms = 1.5 } }, { spread(1) })
+  local t_new = doc("t", { { impl = "a", host = "y", ms = 1.5 } }, { spread(1) }, other)
+  local cmp = compare.results({ entry("s1", s_base), entry("t1", t_base) }, { entry("s2", s_new), entry("t2", t_new) })
+  lu.assertEquals(#cmp.scenarios, 1)
+  lu.assertEquals(cmp.scenarios[1].scenario, "s")
+  lu.assertEquals(cmp.slower, 1)
+  lu.assertEquals(#cmp.unmatched_scenarios, 1)
+  local t = cmp.unmatched_scenarios[1]
+  lu.assertEquals({ t.scenario, t.parameters, t.base, t.new, #t.points }, { "t", { "host", "impl" }, { "t1" }, { "t2" }, 0 })
+  lu.assertEquals(t.only_base, { { impl = "a", host = "x" } })
+  lu.assertEquals(t.hint, "no point in common on the parameter columns host, impl (where one of them is a measurement, "
+    .. "name the parameters with --params)")
+  lu.assertNil(cmp.mismatch)                      -- t2's other device was not compared
+  local d = compare.document(cmp)
+  lu.assertEquals(d.unmatched_scenarios, { { scenario = "t", parameters = { "host", "impl" } } })
+  lu.assertEquals(d.base.path, "s1")
+  lu.assertEquals(#d.points, 3)
+end
+
+-- nothing compared over all the scenarios is an error naming both sides, each scenario with no
+-- point in common, the way out, and the matched points that kept no samples
+function TestMatch.test_nothing_compared_in_any_scenario()
+  local t_base = doc("t", { { impl = "a", host = "x", ms = 1.5 } }, { spread(1) })
+  local t_new = doc("t", { { impl = "a", host = "y", ms = 1.5 } }, { spread(1) })
+  local ok, err = pcall(compare.results, { entry("s1", doc("s", ROWS)), entry("t1", t_base) },
+    { entry("s2", doc("s", ROWS)), entry("t2", t_new) })
+  lu.assertFalse(ok)
+  lu.assertEquals(err.usage, "s1, t1 and s2, t2: no point of t in common on the parameter columns host, impl (where one "
+    .. "of them is a measurement, name the parameters with --params); no matched point has kept samples on both sides, "
+    .. "nothing to compare")
+end
+
 function TestMatch.test_context_mismatch_names_both()
   local other = { device = { name = "other dev" }, sfbench_version = "1", git_revision = "r2" }
-  local cmp = compare.results({ entry("1", doc("s", ROWS)) }, { entry("2", doc("s", ROWS, nil, other)) })
+  local sampled = { spread(1), spread(2), spread(3) }
+  local cmp = compare.results({ entry("1", doc("s", ROWS, sampled)) }, { entry("2", doc("s", ROWS, sampled, other)) })
   lu.assertEquals(cmp.mismatch, "base and new differ: device 'dev' vs 'other dev', git revision 'r1' vs 'r2'")
 end
 

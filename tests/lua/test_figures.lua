@@ -207,6 +207,40 @@ function TestFigures.test_another_table_of_rows()
   testlib.contains(page, "<h3>graph_rows</h3>", "<th>kernel</th>\n<th>launch</th>", "<td>rmsnorm T=1</td>")
 end
 
+-- a key ending in _rows that holds no list of rows (a count, a string, an empty list) is not a table
+function TestFigures.test_a_count_named_rows_is_not_a_table()
+  local rows = { { op = "add", us = 10, tbs = 2 }, { op = "rmsnorm", us = 12, tbs = 1.5 } }
+  local doc = { scenario = "memory_ops", n_rows = 3, name_rows = "x", empty_rows = {}, mixed_rows = { { a = 1 }, 2 },
+    extra_rows = { { op = "add", us = 1, tbs = 3 } }, rows = rows, context = { device = { name = "GPU X" } } }
+  lu.assertEquals(figures.tables(doc), { "extra_rows" })
+  local e = { name = "m-1", scenario = "memory_ops", kind = "result", path = "m.json", doc = doc }
+  lu.assertEquals(kinds(html_report.figures({ e })[1]),
+    { "m-1.bytes", "m-1.roofline", "m-1.extra_rows.bytes", "m-1.extra_rows.roofline" })
+  testlib.contains(html_report.render({ e }), "<h3>extra_rows</h3>")
+end
+
+-- the result's declared column kinds hold in its other tables too: a string declared a
+-- measurement labels no point there, as it labels none in rows
+function TestFigures.test_another_table_keeps_the_declared_kinds()
+  local graph_rows = {
+    { kernel = "empty", launch = "stream", us_per_call = 2, note = "warm" },
+    { kernel = "empty", launch = "graph", us_per_call = 1, note = "cold" } }
+  local results = {}
+  for i, r in ipairs(graph_rows) do
+    results[i] = { name = r.launch, point = { kernel = r.kernel, launch = r.launch }, samples = { 1e-3, 2e-3 } }
+  end
+  local doc = { scenario = "launch_overhead", rows = { { variant = "C loop", us_per_launch = 4, note = "warm" } },
+    graph_rows = graph_rows, results = results, column_kinds = { note = "measurement" },
+    context = { device = { name = "GPU X" } } }
+  local e = { name = "lo-1", scenario = "launch_overhead", kind = "result", path = "lo.json", doc = doc }
+  local sub = figures.table_entry(e, "graph_rows")
+  local points, names = figures.points(sub)
+  lu.assertEquals(names, { "kernel", "launch" })
+  lu.assertEquals(points[2].params, { kernel = "empty", launch = "graph" })
+  lu.assertEquals(sub.doc.column_kinds, { note = "measurement" })
+  lu.assertEquals(select(2, figures.points(e)), { "variant" })
+end
+
 function TestFigures.test_compare_chart()
   local doc = { threshold = 0.02, points = {
     { scenario = "s", point = { n = 1024 }, impl = "a", ratio = 0.9, ci_low = 0.88, ci_high = 0.93, verdict = "faster" },

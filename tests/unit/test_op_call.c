@@ -106,10 +106,13 @@ static void test_named_op_that_raises(void **state)
     assert_string_equal(named_while_running, "named");
 }
 
-/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other) */
+/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other);
+ * it raises before it names itself, so what op is named after says nothing of sf.graph */
 static void test_graph_on_cpu(void **state)
 {
-    raises(*state, "sf.graph(function() end, 1)", "graph: CUDA graphs need the CUDA backend (running on cpu)");
+    const char *err = run(*state, "sf.graph(function() end, 1)");
+    assert_non_null(err);
+    assert_non_null(strstr(err, "graph: CUDA graphs need the CUDA backend (running on cpu)"));
 }
 
 int main(void)

@@ -26,9 +26,13 @@ Compare two sets of sfbench results point by point: is NEW faster or slower than
 Points are matched by scenario and parameter columns. For each: the medians of the kept samples,
 NEW/BASE, its 95% interval (order statistics), the two-sided tie-corrected U-test p-value, and a
 verdict: faster or slower when p < alpha and the interval lies wholly outside 1 +- threshold,
-else same. Points found on one side only are listed apart; a scenario of both sides with no point
-in common is an input error.
-Exit status: 0 nothing slower, 1 some point slower, 2 a usage or input error.
+else same. Points found on one side only are listed apart, and so are scenarios of both sides
+with no point in common (where a parameter column is a measurement, name them with --params).
+Exit status: 0 nothing slower; 1 some point slower; 2 a usage or input error (one line, and no
+--output file): a bad option or value, a missing file, one that is not an sfbench result or not
+valid JSON, a folder with no results, two rows of a file with the same parameters, two results of
+different scenarios given as a pair, no scenario in common, nothing compared (no matched point
+with kept samples on both sides, in any scenario), a different context under --strict.
 ]]
 
 local SPEC = {
@@ -54,6 +58,14 @@ local function text_of(cmp)
       table.concat(scn.new, ", "), compare.table(scn))
     parts[#parts + 1] = apart("Only in base", scn.only_base, scn.parameters)
     parts[#parts + 1] = apart("Only in new", scn.only_new, scn.parameters)
+  end
+  if #cmp.unmatched_scenarios > 0 then
+    local lines = { "Scenarios with no point in common:" }
+    for _, scn in ipairs(cmp.unmatched_scenarios) do
+      lines[#lines + 1] = ("- %s (base: %s; new: %s): %s"):format(scn.scenario, table.concat(scn.base, ", "),
+        table.concat(scn.new, ", "), scn.hint)
+    end
+    parts[#parts + 1] = table.concat(lines, "\n")
   end
   if #cmp.only_base_scenarios > 0 then
     parts[#parts + 1] = "Scenarios only in base: " .. table.concat(cmp.only_base_scenarios, ", ")
@@ -91,17 +103,6 @@ return function(argv)
   local base, new = sweep_results(args[1], opts.all), sweep_results(args[2], opts.all)
   local cmp = compare.results(base, new, { alpha = opts.alpha, threshold = opts.threshold,
     params = opts.params and list_of(opts.params) })
-  -- a gate that compared nothing must not pass: matched points, but none with samples on both sides
-  local compared = 0
-  for _, scn in ipairs(cmp.scenarios) do
-    for _, pt in ipairs(scn.points) do
-      if pt.ratio then compared = compared + 1 end
-    end
-  end
-  if compared == 0 then
-    params.usage_error(("%s and %s: no matched point has kept samples on both sides, nothing to compare"):format(args[1],
-      args[2]))
-  end
   if cmp.mismatch then
     if opts.strict then params.usage_error(cmp.mismatch .. " (--strict)") end
     io.stderr:write("sfbench: warning: ", cmp.mismatch, "\n")

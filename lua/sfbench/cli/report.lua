@@ -13,8 +13,11 @@ Usage: sfbench report RESULTS... [-o FILE] [--all]
 Writes one self-contained HTML page (inline CSS and SVG; nothing is fetched when it is viewed):
 per result, its plots (throughput or time against the sweep's axis, one line per impl; the
 speedup over the baseline impl; the spread of each point's samples; a roofline against the
-device's best measured peaks), then its context and its table. `sfbench compare --output`
-documents give each point's time ratio with its interval.
+device's best measured peaks; for memory-bound results, which declared bytes and no FLOPs, a
+bandwidth roofline: attained B/s against the bytes a call moves, under the DRAM peak), then its
+context and its table. A result's other tables of rows (keys ending in _rows, as
+launch_overhead's graph_rows) get the same plots and a table of their own. `sfbench compare
+--output` documents give each point's time ratio with its interval.
 
   RESULTS          result files, or folders: the newest result of each scenario in a folder
   -o, --output F   the file to write (default report.html; with --svg, ID.svg)
