@@ -9,7 +9,7 @@
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
 --        [page=0,16] (0: contiguous) [nq=1] [launch=stream,graph] [head_dim=128] [dtype=f16]
 --        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
--- SFBENCH_DECODE_VARIANT picks the kernel's main loop (kernels/decode_attention.cu); the rows
+-- SFBENCH_DECODE_VARIANT picks the kernel variant (kernels/decode_attention.cu); the rows
 -- say which ran. peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
 -- does not report them, as on the CPU backend, rows have no floor.
 local sf = require "sfbench"

@@ -53,8 +53,17 @@ static void check_scale(sf_op_args *a, const sf_tensor *scale, const sf_tensor *
     }
 }
 
-static void describe(sf_op_args *a, sf_quantize_args *q, const sf_tensor *x, const sf_tensor *out, sf_tensor *scale)
+/* The arguments of either op, checked: quantizing takes a float x to an fp8 out, dequantizing
+ * the other way; returns the device */
+static sf_device_kind describe(sf_op_args *a, sf_quantize_args *q, int quantizing)
 {
+    static const char *const tensors[] = {"x", "out", "scale", NULL};
+    sf_tensor *x = sf_arg_tensor(a, "x"), *out = sf_arg_tensor(a, "out"), *scale = sf_arg_tensor(a, "scale");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    const unsigned floats = SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F64) : 0);
+    const unsigned fp8 = SF_DT(SF_E4M3) | SF_DT(SF_E5M2);
+    sf_op_check_dtype(a, "x", x, quantizing ? floats : fp8);
+    sf_op_check_dtype(a, "out", out, quantizing ? fp8 : floats);
     int64_t out_rows, out_cols;
     sf_op_check_shape(a, "out", out, x->ndim, x->shape);
     rows_of(a, "x", x, &q->rows, &q->cols, &q->ld_x);
@@ -65,18 +74,13 @@ static void describe(sf_op_args *a, sf_quantize_args *q, const sf_tensor *x, con
     q->x = x->data;
     q->out = out->data;
     q->scale = (float *)scale->data;
+    return dev;
 }
 
 static void run_quantize(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", "out", "scale", NULL};
-    sf_tensor *x = sf_arg_tensor(a, "x"), *out = sf_arg_tensor(a, "out"), *scale = sf_arg_tensor(a, "scale");
-    sf_device_kind dev = sf_op_device(a, tensors);
-    sf_op_check_dtype(a, "x", x, SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F64) : 0));
-    sf_op_check_dtype(a, "out", out, SF_DT(SF_E4M3) | SF_DT(SF_E5M2));
     sf_quantize_args q;
-    describe(a, &q, x, out, scale);
-    if (dev == SF_DEV_CPU) {
+    if (describe(a, &q, 1) == SF_DEV_CPU) {
         sf_quantize_ref_cpu(&q);
         return;
     }
@@ -88,14 +92,8 @@ static void run_quantize(sf_op_args *a)
 
 static void run_dequantize(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", "scale", "out", NULL};
-    sf_tensor *x = sf_arg_tensor(a, "x"), *out = sf_arg_tensor(a, "out"), *scale = sf_arg_tensor(a, "scale");
-    sf_device_kind dev = sf_op_device(a, tensors);
-    sf_op_check_dtype(a, "x", x, SF_DT(SF_E4M3) | SF_DT(SF_E5M2));
-    sf_op_check_dtype(a, "out", out, SF_DT(SF_F32) | SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F64) : 0));
     sf_quantize_args q;
-    describe(a, &q, x, out, scale);
-    if (dev == SF_DEV_CPU) {
+    if (describe(a, &q, 0) == SF_DEV_CPU) {
         sf_dequantize_ref_cpu(&q);
         return;
     }
