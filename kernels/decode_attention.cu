@@ -242,6 +242,30 @@ __device__ __forceinline__ void store_row(const Params &p, bool direct, bool nan
     }
 }
 
+/* The end-of-CTA merge of N independent softmax states of one row (lane groups, or warps): state
+ * g's maximum at sm[g·rows + r], its sum at sl[g·rows + r], its unnormalised output at
+ * so + (g·rows + r)·ostride; elements cc·8 .. cc·8 + 7 of O, and the merged maximum and sum.
+ * LOG2: the maxima are in log2 units (exp2 weights), else natural ones. */
+template <int N, bool LOG2>
+__device__ __forceinline__ void merge_states(const float *sm, const float *sl, const float *so, int rows, int ostride, int r,
+                                             int cc, float &mx, float &L, float (&O)[kVec])
+{
+    mx = -INFINITY;
+#pragma unroll
+    for (int g = 0; g < N; g++) mx = fmaxf(mx, sm[g * rows + r]);
+    const float ref = mx == -INFINITY ? 0.f : mx;
+    L = 0.f;
+#pragma unroll
+    for (int e = 0; e < kVec; e++) O[e] = 0.f;
+#pragma unroll
+    for (int g = 0; g < N; g++) {
+        const float w = LOG2 ? sf::fast_exp2(sm[g * rows + r] - ref) : __expf(sm[g * rows + r] - ref);
+        L = fmaf(w, sl[g * rows + r], L);
+        const float4 *src = reinterpret_cast<const float4 *>(so + (g * rows + r) * ostride + cc * kVec);
+        add_scaled8(O, w, src[0], src[1]);
+    }
+}
+
 template <typename T, int D, int RB, int V>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_constant__ Params p)
 {
@@ -398,20 +422,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
     for (int item = tid; item < RB * CH; item += kThreads) {
         const int r = item / CH, cc = item % CH, rr = rb * RB + r;
         if (rr >= p.rows) continue;
-        float mx = -INFINITY;
-#pragma unroll
-        for (int g = 0; g < NG; g++) mx = fmaxf(mx, sm[g * RB + r]);
-        const float ref = mx == -INFINITY ? 0.f : mx;
-        float L = 0.f, O[kVec];
-#pragma unroll
-        for (int e = 0; e < kVec; e++) O[e] = 0.f;
-#pragma unroll
-        for (int g = 0; g < NG; g++) {
-            const float w = __expf(sm[g * RB + r] - ref);
-            L = fmaf(w, sl[g * RB + r], L);
-            const float4 *src = reinterpret_cast<const float4 *>(so + (g * RB + r) * D + cc * kVec);
-            add_scaled8(O, w, src[0], src[1]);
-        }
+        float mx, L, O[kVec];
+        merge_states<NG, false>(sm, sl, so, RB, D, r, cc, mx, L, O);
         store_row<T, D>(p, direct, bad, b, rr / p.group, hk * p.group + rr % p.group, split, cc, mx, L, O);
     }
 }
@@ -694,18 +706,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
     for (int item = tid; item < kMmaRows * CH; item += kThreads) {
         const int r = item / CH, cc = item % CH, rr = rb * kMmaRows + r;
         if (rr >= p.rows) continue;
-        float mx = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) mx = fmaxf(mx, sm[w * kMmaRows + r]);
-        const float ref = mx == -INFINITY ? 0.f : mx;
-        float L = 0.f, O[kVec] = {};
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) {
-            const float wt = sf::fast_exp2(sm[w * kMmaRows + r] - ref);
-            L = fmaf(wt, sl[w * kMmaRows + r], L);
-            const float4 *src = reinterpret_cast<const float4 *>(so + (w * kMmaRows + r) * C::OSTRIDE + cc * kVec);
-            add_scaled8(O, wt, src[0], src[1]);
-        }
+        float mx, L, O[kVec];
+        merge_states<kWarps, true>(sm, sl, so, kMmaRows, C::OSTRIDE, r, cc, mx, L, O);
         /* the merge and the combine work in natural-log units */
         store_row<T, D>(p, direct, bad, b, rr / p.group, hk * p.group + rr % p.group, split, cc, mx * kLn2, L, O);
     }
