@@ -242,6 +242,22 @@ __device__ __forceinline__ void store_row(const Params &p, bool direct, bool nan
     }
 }
 
+/* Key n's K and V addresses for this lane (kbase, vbase: the kv head and the lane's 16 bytes),
+ * from its page pg (in a contiguous cache the sequence); a page outside the pool leaves them
+ * null and sets bad. */
+__device__ __forceinline__ void key_rows(const Params &p, const char *kbase, const char *vbase, int n, int pg,
+                                         int page_mask, const char *&ka, const char *&va, bool &bad)
+{
+    ka = va = nullptr;
+    if (pg < 0 || pg >= p.n_pages) {
+        bad = true;
+        return;
+    }
+    const int off = p.paged ? (n & page_mask) : n;
+    ka = kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1]);
+    va = vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1]);
+}
+
 /* The end-of-CTA merge of N independent softmax states of one row (lane groups, or warps): state
  * g's maximum at sm[g·rows + r], its sum at sl[g·rows + r], its unnormalised output at
  * so + (g·rows + r)·ostride; elements cc·8 .. cc·8 + 7 of O, and the merged maximum and sum.
@@ -336,16 +352,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
         for (int u = 0; u < U; u++) {
             const int n = base + u * NG + gi;
             ka[u] = va[u] = nullptr;
-            if (n < k1) {
-                const int pg = page[u];
-                if (pg < 0 || pg >= p.n_pages) {
-                    bad = true;
-                } else {
-                    const int off = p.paged ? (n & page_mask) : n;
-                    ka[u] = kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1]);
-                    va[u] = vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1]);
-                }
-            }
+            if (n < k1) key_rows(p, kbase, vbase, n, page[u], page_mask, ka[u], va[u], bad);
         }
         if (p.paged) {
 #pragma unroll
@@ -585,16 +592,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
             for (int u = 0; u < VPL; u++) {
                 const int n = key_of(j, u), kk = (lane + 32 * u) / CH;
                 const char *ka = nullptr, *va = nullptr;
-                if (n < k1) {
-                    const int pg = page[u];
-                    if (pg < 0 || pg >= p.n_pages) {
-                        bad = true;
-                    } else {
-                        const int off = p.paged ? (n & page_mask) : n;
-                        ka = kbase + 2 * ((int64_t)pg * p.ks[0] + (int64_t)off * p.ks[1]);
-                        va = vbase + 2 * ((int64_t)pg * p.vs[0] + (int64_t)off * p.vs[1]);
-                    }
-                }
+                if (n < k1) key_rows(p, kbase, vbase, n, page[u], page_mask, ka, va, bad);
                 const uint32_t at = (uint32_t)swz<CH>(kk, c) * sizeof(uint4);
                 cp_async16(kdst + at, ka ? ka : kbase, ka ? 16 : 0);
                 cp_async16(vdst + at, va ? va : vbase, va ? 16 : 0);
