@@ -4,10 +4,7 @@
 # verdict must be "slower", and the saved result holds both sides' samples.
 # Skips (77) where there is no CUDA device.
 . "$SF_SRCDIR/tests/cli/lib.sh"
-if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
-    echo "SKIP: no CUDA device"
-    exit 77
-fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 
 cat >"$SCRATCH/copy.cu" <<'EOF'
 extern "C" __global__ void kernel(float *out, const float *in, int n) {

@@ -6,11 +6,7 @@
 # (SF_FUZZ_SEED=N replays a run, SF_FUZZ_CALLS=N sets its length, 20000 by default). The same
 # test runs under compute-sanitizer memcheck in tests/gpu/sanitize.sh. Skips (77) where there is
 # no CUDA device.
-: "${SFBENCH:?run through make check}"
-if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
-    echo "SKIP: no CUDA device"
-    exit 77
-fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 out="$SF_TEST_OUT/gpu-fuzz"
 mkdir -p "$out"
 LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"

@@ -8,11 +8,7 @@
 #    summary.
 # ncu is what checks the ranges: the test skips (77) only without a GPU or without ncu (NCU=,
 # NSYS= name the tools). An ncu that may not read the GPU's counters is a failure, not a skip.
-: "${SFBENCH:?run through make check}"
-if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
-    echo "SKIP: no CUDA device"
-    exit 77
-fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 tool() {     # tool NAME: from PATH, else the toolkit's bin
     command -v "$1" 2>/dev/null || { [ -x "/usr/local/cuda/bin/$1" ] && echo "/usr/local/cuda/bin/$1"; }
 }

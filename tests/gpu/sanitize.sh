@@ -5,11 +5,7 @@
 # the log). Each run must report no error. Skips (77) without a CUDA device or without
 # compute-sanitizer (COMPUTE_SANITIZER names it, else PATH, else /usr/local/cuda/bin).
 # Not part of make check (it takes minutes): make check TESTS=tests/gpu/sanitize.sh
-: "${SFBENCH:?run through make check}"
-if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
-    echo "SKIP: no CUDA device"
-    exit 77
-fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 if [ ! -x "$cs" ]; then
     echo "SKIP: no compute-sanitizer ($cs)"

@@ -2,11 +2,7 @@
 # The validation scenarios on the GPU: every impl against the reference, fresh seeds, and the
 # decode and GEMV kernels' variants.
 # Skips (77) where there is no CUDA device.
-: "${SFBENCH:?run through make check}"
-if ! "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
-    echo "SKIP: no CUDA device"
-    exit 77
-fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 out="$SF_TEST_OUT/gpu-validate"
 mkdir -p "$out"
 status=0
