@@ -56,6 +56,20 @@ int sf_device_select(const char *spec, char *err, size_t errlen)
     return -1;
 }
 
+int sf_cuda_device_count(void)
+{
+#ifdef SF_HAVE_CUDA
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return count;
+#else
+    return 0;
+#endif
+}
+
 int sf_cuda_cc(void)
 {
 #ifdef SF_HAVE_CUDA

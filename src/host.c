@@ -15,6 +15,7 @@
 #include "host.h"
 #include "sfbench.h"
 #include "backend.h"
+#include "dist.h"
 #ifdef SF_HAVE_CUDA
 #include "gemm.h"
 #endif
@@ -115,6 +116,7 @@ static int luaopen_sfbench(lua_State *L)
     sf_register_launch(L);
     sf_register_graph(L);
     sf_register_profile(L);
+    sf_register_dist(L);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
     lua_pushcfunction(L, l_interrupted);
@@ -241,12 +243,12 @@ int sf_host_run(lua_State *L, const char *chunk, int is_file, const char *script
     if (status != LUA_OK) {
         const char *usage = usage_message(L, -1);
         if (usage) {
-            fprintf(stderr, "sfbench: %s\n", usage);
+            fprintf(stderr, "sfbench: %s%s\n", sf_dist_prefix(), usage);
             lua_settop(L, base - 1);
             return 2;
         }
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "sfbench: %s\n", msg ? msg : "(error object is not a string)");
+        fprintf(stderr, "sfbench: %s%s\n", sf_dist_prefix(), msg ? msg : "(error object is not a string)");
         lua_settop(L, base - 1);
         return interrupted ? 130 : 1;
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "dist.h"
 #include "host.h"
 #include "ops.h"
 #include "sfbench.h"
@@ -21,6 +22,9 @@ static void usage(FILE *f)
             "  key=value          override a scenario parameter; lists are comma-separated (seq=512,1024)\n"
             "  -e CODE            run CODE instead of a script\n"
             "  --device DEV       cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu)\n"
+            "  --gpus N           run N ranks on this host, one process a GPU (rank r on cuda:r), for\n"
+            "                     collectives (sf.dist); an ordinary sweep shares its points out.\n"
+            "                     With --device cpu: N CPU ranks over shared memory (for testing)\n"
             "  --output DIR       directory for result JSON files (default: results)\n"
             "  --format FMT       print tables as md (default), csv or json (every column, full precision)\n"
             "  -q, --quiet        print no tables or progress\n"
@@ -36,6 +40,7 @@ static void usage(FILE *f)
             "(by default, on cc 9.0+, programmatic dependent launch overlaps a kernel's start with\n"
             "the previous one's tail); SFBENCH_DECODE_VARIANT (base, ring, ring48, mma) and\n"
             "SFBENCH_GEMV_VARIANT (direct, ring) pick the decode attention and GEMV kernels' variants.\n\n"
+            "Under mpirun or srun each process is a rank (see doc/API.md, Several GPUs).\n\n"
             "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error, 2 usage error,\n"
             "130 interrupted (the points measured so far are saved).\n",
             sf_find_datadir());
@@ -128,10 +133,17 @@ static int run_tool(int argc, char **argv, const char *datadir)
     return status;
 }
 
+static int parse_gpus(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    return (*v && !*end && n >= 1 && n <= 1024) ? (int)n : -1;
+}
+
 /* the options and key=value arguments of `sfbench [options] SCRIPT|-e CODE [key=value ...]`:
  * fills o (o->args points into argv), *device, *script and *code; -1 to go on, else the exit status */
 static int parse_args(int argc, char **argv, sf_host_opts *o, const char **device, const char **script,
-                      const char **code)
+                      const char **code, int *gpus)
 {
     int only_args = 0;
     for (int i = 1; i < argc; i++) {
@@ -144,18 +156,25 @@ static int parse_args(int argc, char **argv, sf_host_opts *o, const char **devic
             else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
             else if (!strcmp(a, "--traceback")) o->traceback = 1;
             else if (!strcmp(a, "--profile")) o->profile = 1;
-            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output") || !strcmp(a, "--format")) {
+            else if (!strcmp(a, "-e") || !strcmp(a, "--device") || !strcmp(a, "--output") || !strcmp(a, "--format") ||
+                     !strcmp(a, "--gpus")) {
                 if (i + 1 >= argc) return fail_usage("option %s needs a value", a);
                 const char *v = argv[++i];
                 if (!strcmp(a, "-e")) {
                     if (*code) return fail_usage("-e given twice ('%s')", v);
                     *code = v;
                 } else if (!strcmp(a, "--device")) *device = v;
+                else if (!strcmp(a, "--gpus")) {
+                    if ((*gpus = parse_gpus(v)) < 0) return fail_usage("--gpus takes a number of ranks from 1 to 1024, got '%s'", v);
+                }
                 else if (!strcmp(a, "--format")) o->format = v;
                 else o->output_dir = v;
             } else if (!strncmp(a, "--device=", 9)) *device = a + 9;
             else if (!strncmp(a, "--output=", 9)) o->output_dir = a + 9;
             else if (!strncmp(a, "--format=", 9)) o->format = a + 9;
+            else if (!strncmp(a, "--gpus=", 7)) {
+                if ((*gpus = parse_gpus(a + 7)) < 0) return fail_usage("--gpus takes a number of ranks from 1 to 1024, got '%s'", a + 7);
+            }
             else return fail_usage("unknown option '%s'", a);
         } else if (!*script && !strchr(a, '=')) {
             *script = a;
@@ -190,11 +209,16 @@ static int run_script(int argc, char **argv, sf_host_opts *o, const char *device
         }
         script = found;
     }
-    char err[256];
-    if (sf_device_select(device, err, sizeof err) != 0) {
-        fprintf(stderr, "sfbench: %s\n", err);
+    char err[512], dev[32];
+    if (!(device = sf_dist_setup(device, dev, sizeof dev, err, sizeof err)) || sf_device_select(device, err, sizeof err) != 0) {
+        fprintf(stderr, "sfbench: %s%s\n", sf_dist_prefix(), err);
         return 2;
     }
+    if (sf_dist_connect(err, sizeof err) != 0) {
+        fprintf(stderr, "sfbench: %s%s\n", sf_dist_prefix(), err);
+        return 1;
+    }
+    if (sf_dist.info.rank != 0) o->quiet = 1;   /* rank 0 prints the tables and the progress */
     o->command_line = join_args(argc, argv);
     lua_State *L = sf_host_new(o);
     if (!L) {
@@ -205,7 +229,41 @@ static int run_script(int argc, char **argv, sf_host_opts *o, const char *device
     script_name(script ? script : "command-line", name, sizeof name);
     int status = sf_host_run(L, script ? script : code, script != NULL, name);
     sf_host_close(L);
+    sf_dist_close();
     free((void *)o->command_line);
+    return status;
+}
+
+/* --gpus N: the ranks, each this command line without the option */
+static int launch_ranks(int n, int argc, char **argv, const char *device)
+{
+    sf_dist_info d;
+    char err[256];
+    if (sf_dist_parse_env(getenv, &d, err, sizeof err) == 0 && d.world > 1) {
+        fprintf(stderr, "sfbench: --gpus %d inside a launcher's world of %d (%s): give one of them\n", n, d.world, d.source);
+        return 2;
+    }
+    if (strcmp(device, "cpu") != 0) {
+        int count = sf_cuda_device_count();
+        if (count < n) {
+            fprintf(stderr, "sfbench: --gpus %d: %d CUDA device%s here (--device cpu runs CPU ranks)\n", n, count,
+                    count == 1 ? "" : "s");
+            return 2;
+        }
+    }
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) return 1;
+    int m = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            while (i < argc) args[m++] = argv[i++];
+            break;
+        }
+        if (!strcmp(argv[i], "--gpus")) i++;
+        else if (strncmp(argv[i], "--gpus=", 7)) args[m++] = argv[i];
+    }
+    int status = sf_ranks_launch(n, args);
+    free(args);
     return status;
 }
 
@@ -217,7 +275,9 @@ int main(int argc, char **argv)
     o.output_dir = "results";
     o.args = calloc((size_t)argc, sizeof *o.args);
     if (!o.args) return 1;
-    int status = parse_args(argc, argv, &o, &device, &script, &code);
+    int gpus = 1;
+    int status = parse_args(argc, argv, &o, &device, &script, &code, &gpus);
+    if (status < 0 && gpus > 1) status = launch_ranks(gpus, argc, argv, device);
     if (status < 0) status = run_script(argc, argv, &o, device, script, code);
     free(o.args);
     return status;

@@ -58,45 +58,6 @@ static void check_last_dim_dense(sf_op_args *a, const char *name, const sf_tenso
         sf_op_error(a, "'%s' must be contiguous in its last dimension (stride %lld)", name, (long long)t->stride[last]);
 }
 
-/* The bytes a tensor's elements span, first to last (strides of views are never negative). */
-static void byte_span(const sf_tensor *t, uintptr_t *lo, uintptr_t *hi)
-{
-    int64_t last = 0;
-    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->stride[d];
-    *lo = (uintptr_t)t->data;
-    *hi = *lo + (uintptr_t)((last + 1) * (int64_t)sf_dtype_size(t->dtype));
-}
-
-static int same_view(const sf_tensor *x, const sf_tensor *y)
-{
-    if (x->data != y->data || x->ndim != y->ndim || x->dtype != y->dtype) return 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (x->shape[d] != y->shape[d] || (x->shape[d] > 1 && x->stride[d] != y->stride[d])) return 0;
-    return 1;
-}
-
-static int overlap(const sf_tensor *x, const sf_tensor *y)
-{
-    uintptr_t xl, xh, yl, yh;
-    byte_span(x, &xl, &xh);
-    byte_span(y, &yl, &yh);
-    return xl < yh && yl < xh;
-}
-
-/* A written tensor and another operand: the same view (in place) or separate memory. Kernels
- * read each element before they write it, but only at the same index. Interleaved views whose
- * spans cross are refused too: that is cheaper to state than to check exactly. */
-static void check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
-                        const sf_tensor *o, int same_allowed)
-{
-    if (!overlap(w, o)) return;
-    if (same_allowed && same_view(w, o)) return;
-    if (same_allowed)
-        sf_op_error(a, "'%s' overlaps '%s' without being the same view: pass the same tensor to work in place, "
-                    "or separate memory", written, other);
-    sf_op_error(a, "'%s' overlaps '%s': they must be separate memory", written, other);
-}
-
 static void check_eps(sf_op_args *a, double eps)
 {
     if (!(eps >= 0) || isinf(eps)) sf_op_error(a, "'eps' must be a finite number >= 0, got %g", eps);
@@ -132,12 +93,12 @@ static void run_norm(sf_op_args *a, int fused)
     if (!sf_tensor_is_contiguous(w)) sf_op_error(a, "'weight' must be contiguous");
     double eps = sf_arg_number(a, "eps", 1e-5);
     check_eps(a, eps);
-    check_alias(a, "out", out, "x", x, 1);
-    check_alias(a, "out", out, "weight", w, 0);
+    sf_op_check_alias(a, "out", out, "x", x, 1);
+    sf_op_check_alias(a, "out", out, "weight", w, 0);
     if (res) {
-        check_alias(a, "out", out, "residual", res, 0);
-        check_alias(a, "residual", res, "x", x, 1);
-        check_alias(a, "residual", res, "weight", w, 0);
+        sf_op_check_alias(a, "out", out, "residual", res, 0);
+        sf_op_check_alias(a, "residual", res, "x", x, 1);
+        sf_op_check_alias(a, "residual", res, "weight", w, 0);
     }
     sf_rmsnorm_args r = {0};
     r.dtype = x->dtype;
@@ -259,8 +220,8 @@ static void run_add(sf_op_args *a)
     check_last_dim_dense(a, "a", x);
     check_last_dim_dense(a, "b", y);
     check_last_dim_dense(a, "out", out);
-    check_alias(a, "out", out, "a", x, 1);
-    check_alias(a, "out", out, "b", y, 1);
+    sf_op_check_alias(a, "out", out, "a", x, 1);
+    sf_op_check_alias(a, "out", out, "b", y, 1);
     sf_add_args r;
     memset(&r, 0, sizeof r);
     r.dtype = x->dtype;

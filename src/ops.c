@@ -12,7 +12,8 @@
 
 static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_decode_attention, &sf_op_ffn, &sf_op_pack_gate_up,
                                         &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
-                                        &sf_op_add, &sf_op_embedding, &sf_op_quantize, &sf_op_dequantize, NULL};
+                                        &sf_op_add, &sf_op_embedding, &sf_op_quantize, &sf_op_dequantize,
+                                        &sf_op_all_reduce, &sf_op_all_gather, &sf_op_reduce_scatter, &sf_op_broadcast, NULL};
 
 const sf_op *const *sf_op_registry(void) { return registry; }
 
@@ -83,6 +84,45 @@ void *sf_arg_stream(sf_op_args *a)
 {
     int i = arg_index(a, "stream");
     return a->present[i] ? a->v[i].stream : sf_default_stream();
+}
+
+/* The bytes a tensor's elements span, first to last (strides of views are never negative). */
+static void byte_span(const sf_tensor *t, uintptr_t *lo, uintptr_t *hi)
+{
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->stride[d];
+    *lo = (uintptr_t)t->data;
+    *hi = *lo + (uintptr_t)((last + 1) * (int64_t)sf_dtype_size(t->dtype));
+}
+
+static int same_view(const sf_tensor *x, const sf_tensor *y)
+{
+    if (x->data != y->data || x->ndim != y->ndim || x->dtype != y->dtype) return 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] != y->shape[d] || (x->shape[d] > 1 && x->stride[d] != y->stride[d])) return 0;
+    return 1;
+}
+
+static int overlap(const sf_tensor *x, const sf_tensor *y)
+{
+    uintptr_t xl, xh, yl, yh;
+    byte_span(x, &xl, &xh);
+    byte_span(y, &yl, &yh);
+    return xl < yh && yl < xh;
+}
+
+/* A written tensor and another operand: the same view (in place) or separate memory. Kernels
+ * read each element before they write it, but only at the same index. Interleaved views whose
+ * spans cross are refused too: that is cheaper to state than to check exactly. */
+void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
+                        const sf_tensor *o, int same_allowed)
+{
+    if (!overlap(w, o)) return;
+    if (same_allowed && same_view(w, o)) return;
+    if (same_allowed)
+        sf_op_error(a, "'%s' overlaps '%s' without being the same view: pass the same tensor to work in place, "
+                    "or separate memory", written, other);
+    sf_op_error(a, "'%s' overlaps '%s': they must be separate memory", written, other);
 }
 
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names)

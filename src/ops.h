@@ -47,6 +47,10 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
 /* attention's [B, N, H, D] tensors: 4 dimensions, a dense last one; stride gets dims 0..2 */
 void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride);
 #define SF_DT(x) (1u << (x))
+/* a written tensor and another operand: separate memory, or (same_allowed) the same view, as
+ * an op working in place; anything else is an error naming both */
+void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
+                       const sf_tensor *o, int same_allowed);
 /* rope and linear_rope: checks x [B, N, heads, D] (D even, last dim dense) and the pos_offset
  * and theta arguments, then describes the rotation of all of x's heads (op_norm_rope.c; r is a
  * struct sf_rope_args of kernels/norm_rope.h) */
@@ -69,4 +73,8 @@ extern const sf_op sf_op_add;
 extern const sf_op sf_op_embedding;
 extern const sf_op sf_op_quantize;
 extern const sf_op sf_op_dequantize;
+extern const sf_op sf_op_all_reduce;
+extern const sf_op sf_op_all_gather;
+extern const sf_op sf_op_reduce_scatter;
+extern const sf_op sf_op_broadcast;
 #endif

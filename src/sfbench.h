@@ -80,6 +80,7 @@ typedef struct sf_device_state {
 extern sf_device_state sf_dev;
 int sf_device_select(const char *spec, char *err, size_t errlen); /* "cpu", "cuda", "cuda:N", "auto" */
 sf_device_kind sf_check_device_name(lua_State *L, int idx, sf_device_kind dflt);
+int sf_cuda_device_count(void); /* CUDA devices present; 0 without CUDA */
 int sf_cuda_cc(void);        /* compute capability of the selected CUDA device, major·10 + minor; 0 without one */
 int sf_hopper_kernels(void); /* the sm_90a kernels were built and the selected device runs them (cc 9.0) */
 

@@ -251,6 +251,27 @@ local FIT = {
     local out = sf.tensor(s, pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" }), o)
     return { x = sf.randn(s, pick(FP8), o), scale = fp8_scale(s, o), out = out }, out
   end,
+  -- the collectives at world 1 (each the identity, a copy where out is another tensor)
+  all_reduce = function(o)
+    local s, dt = small_shape(), pick(FLOATS)
+    local x = sf.randn(s, dt, o)
+    local out = chance(0.5) and sf.tensor(s, dt, o) or nil
+    return { x = x, out = out, op = pick({ "sum", "prod", "max", "min", "avg" }) }, out or x
+  end,
+  all_gather = function(o)
+    local s, dt = small_shape(), pick(FLOATS)
+    local out = sf.tensor(s, dt, o)
+    return { x = sf.randn(s, dt, o), out = out }, out
+  end,
+  reduce_scatter = function(o)
+    local s, dt = small_shape(), pick(FLOATS)
+    local out = sf.tensor(s, dt, o)
+    return { x = sf.randn(s, dt, o), out = out, op = pick({ "sum", "max" }) }, out
+  end,
+  broadcast = function(o)
+    local x = sf.randn(small_shape(), pick(FLOATS), o)
+    return { x = x, root = 0 }, x
+  end,
   embedding = function(o)
     local dt = pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" })
     local V, dim, T = rnd(1, 12), rnd(1, 9), rnd(1, 6)

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Ranks without GPUs: `sfbench --gpus N --device cpu` (CPU ranks over shared memory) runs every
+# collective right on every dtype; ranks a launcher started (Slurm's variables here) join the same
+# way; a failing rank ends the others and leaves no rendezvous file; bad --gpus values, a world
+# the environment gets wrong, and GPU ranks without GPUs are one-line errors.
+. "$SF_SRCDIR/tests/cli/lib.sh"
+COLL="$SF_SRCDIR/tests/cli/ranks_collectives.lua"
+export TMPDIR="$SCRATCH/tmp"
+mkdir -p "$TMPDIR"
+
+for n in 1 2 3; do
+    run "$SFBENCH" --gpus $n --device cpu "$COLL"
+    expect_rc 0 "collectives on $n CPU rank(s)"
+    got=$(grep -c "^ok rank" "$OUT_FILE")
+    if [ "$got" -eq $n ]; then pass "every one of $n ranks checked its collectives"; else fail "$got of $n ranks reported"; show_last; fi
+done
+run "$SFBENCH" --gpus=2 --device=cpu "$COLL"
+expect_rc 0 "--gpus=2 --device=cpu"
+
+# a launcher's ranks: two processes with Slurm's variables, one rendezvous directory and tag
+for r in 0 1; do
+    SLURM_PROCID=$r SLURM_NTASKS=2 SLURM_LOCALID=$r SLURM_JOB_ID=77 SFBENCH_DIST_DIR="$SCRATCH" \
+        "$SFBENCH" --device cpu "$COLL" >"$SCRATCH/slurm$r.out" 2>&1 &
+done
+wait
+if grep -q "^ok rank 0 of 2" "$SCRATCH/slurm0.out" && grep -q "^ok rank 1 of 2" "$SCRATCH/slurm1.out"; then
+    pass "two ranks started with Slurm's variables exchange through SFBENCH_DIST_DIR"
+else
+    fail "Slurm-started ranks"; cat "$SCRATCH/slurm0.out" "$SCRATCH/slurm1.out"
+fi
+if [ -z "$(find "$SCRATCH" -maxdepth 1 -name 'sfbench-*')" ]; then pass "the rendezvous file is gone after the run"
+else fail "rendezvous files left: $(find "$SCRATCH" -maxdepth 1 -name 'sfbench-*')"; fi
+
+# the first rank to fail ends the others (they wait in a barrier) with its status
+run "$SFBENCH" --gpus 3 --device cpu -e 'local sf = require "sfbench"
+if sf.dist.rank() == 1 then error("rank one fails") end
+sf.dist.barrier()'
+expect_rc 1 "a failing rank"
+expect_stderr_has "rank 1: (command line):2: rank one fails" "the error names its rank"
+expect_stderr_has "rank 1 failed (exit status 1): ending the other ranks" "the launcher says why the others end"
+if [ -z "$(ls -A "$TMPDIR")" ]; then pass "no rendezvous directory left after a failure"; else fail "left in TMPDIR: $(ls -A "$TMPDIR")"; fi
+
+# rank 0 alone prints tables and progress; every rank's print() is its own
+run "$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"; print("quiet=" .. tostring(sf.quiet) .. " rank=" .. sf.dist.rank())'
+expect_rc 0 "sf.quiet on the ranks"
+expect_stdout_has "quiet=false rank=0" "rank 0 is not quiet"
+expect_stdout_has "quiet=true rank=1" "rank 1 is quiet"
+
+# bad input
+for v in 0 -1 x 1025 2.5 ""; do
+    run "$SFBENCH" --gpus "$v" --device cpu -e 'print(1)'
+    expect_rc 2 "--gpus '$v'"
+    expect_one_line_error "--gpus '$v'"
+done
+run "$SFBENCH" --gpus 2 --device cpu
+expect_rc 2 "--gpus without a script"
+if "$SFBENCH" --device cuda -e '' >/dev/null 2>&1; then
+    echo "ok: (a GPU is present: the no-GPU error is not checked)"
+else
+    run "$SFBENCH" --gpus 2 -e 'print(1)'
+    expect_rc 2 "--gpus 2 without GPUs"
+    expect_stderr_has "--gpus 2: 0 CUDA devices here (--device cpu runs CPU ranks)" "GPU ranks without GPUs"
+fi
+run env OMPI_COMM_WORLD_RANK=5 OMPI_COMM_WORLD_SIZE=2 "$SFBENCH" --device cpu -e 'print(1)'
+expect_rc 2 "a rank outside the world"
+expect_stderr_has "Open MPI says rank 5 of a world of 2" "the error names the launcher and the numbers"
+run env PMI_RANK=x PMI_SIZE=2 "$SFBENCH" --device cpu -e 'print(1)'
+expect_rc 2 "malformed PMI variables"
+expect_stderr_has "PMI's rank variables are malformed: PMI_RANK=x PMI_SIZE=2" "the error shows the variables"
+run env SLURM_PROCID=0 SLURM_NTASKS=2 "$SFBENCH" --gpus 2 --device cpu -e 'print(1)'
+expect_rc 2 "--gpus inside a launcher's world"
+expect_stderr_has "--gpus 2 inside a launcher's world of 2 (Slurm)" "the error names the launcher"
+
+# a collective that does not fit the world: one line naming the argument
+run "$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"
+sf.ops.reduce_scatter{x = sf.zeros({3, 2}, "f32"), out = sf.zeros({1, 2}, "f32")}'
+expect_rc 1 "reduce_scatter of 3 rows over 2 ranks"
+expect_stderr_has "reduce_scatter: 'x' has 3 rows: a reduce_scatter over 2 ranks needs a multiple of 2" "the error names x"
+run "$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"
+sf.ops.all_gather{x = sf.zeros({3, 2}, "f32"), out = sf.zeros({3, 2}, "f32")}'
+expect_rc 1 "all_gather into too small an out"
+expect_stderr_has "all_gather: 'out'" "the error names out"
+run "$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"
+sf.ops.broadcast{x = sf.zeros({3}, "f32"), root = 2}'
+expect_rc 1 "broadcast from a rank outside the world"
+expect_stderr_has "broadcast: 'root' is 2: the ranks are 0 to 1" "the error names root"
+finish
