@@ -14,7 +14,7 @@ for n in 1 2; do
     expect_files "$SCRATCH/v$n" "*.json" 1 "validate_tp_layer on $n rank(s)"
 done
 
-for n in 1; do
+for n in 1 2; do
     run "$SFBENCH" --gpus $n --device cpu --output "$SCRATCH/s$n" tp_layer_sweep seq=16,24
     expect_rc 0 "tp_layer_sweep on $n CPU rank(s)"
     expect_files "$SCRATCH/s$n" "*.json" 1 "tp_layer_sweep on $n rank(s)"
