@@ -106,34 +106,44 @@ static unsigned char *exchange_buffer(sf_op_args *a, int64_t chunk, size_t elem,
     return lua_newuserdatauv(a->L, (size_t)chunk * elem * (size_t)per_rank * (world + 1), 0);
 }
 
-static void cpu_all_reduce(sf_op_args *a, const sf_tensor *x, sf_tensor *out, sf_reduce_op op)
+/* x's elements in chunks, each gathered from every rank (all: rank r's piece at r·n elements)
+ * and handed to use(off, n, all) */
+typedef void (*chunk_fn)(const sf_tensor *x, sf_tensor *out, int64_t off, int64_t n, const unsigned char *all,
+                         int arg);
+static void cpu_exchange(sf_op_args *a, const sf_tensor *x, sf_tensor *out, chunk_fn use, int arg)
 {
     size_t es = sf_dtype_size(x->dtype);
     int64_t chunk = chunk_elems(es, 1);
     unsigned char *all = exchange_buffer(a, chunk, es, 1);
     for (int64_t off = 0; off < x->numel; off += chunk) {
         int64_t n = x->numel - off < chunk ? x->numel - off : chunk;
-        sf_dist.transport->gather_bytes(a->L, (const char *)x->data + off * es, (size_t)n * es, all);
-        for (int64_t i = 0; i < n; i++)
-            sf_store_from_double((char *)out->data + off * es, out->dtype, i,
-                                 reduce_values(all, (size_t)n * es, x->dtype, i, op));
+        sf_dist.transport->gather_bytes(a->L, (const char *)x->data + off * (int64_t)es, (size_t)n * es, all);
+        use(x, out, off, n, all, arg);
     }
     lua_pop(a->L, 1);
 }
 
-static void cpu_all_gather(sf_op_args *a, const sf_tensor *x, sf_tensor *out)
+static void reduce_chunk(const sf_tensor *x, sf_tensor *out, int64_t off, int64_t n, const unsigned char *all, int op)
 {
     size_t es = sf_dtype_size(x->dtype);
-    int64_t chunk = chunk_elems(es, 1);
-    unsigned char *all = exchange_buffer(a, chunk, es, 1);
-    for (int64_t off = 0; off < x->numel; off += chunk) {
-        int64_t n = x->numel - off < chunk ? x->numel - off : chunk;
-        sf_dist.transport->gather_bytes(a->L, (const char *)x->data + off * es, (size_t)n * es, all);
-        for (int r = 0; r < sf_dist.info.world; r++)
-            memcpy((char *)out->data + ((int64_t)r * x->numel + off) * (int64_t)es, all + (size_t)r * (size_t)n * es,
-                   (size_t)n * es);
-    }
-    lua_pop(a->L, 1);
+    for (int64_t i = 0; i < n; i++)
+        sf_store_from_double((char *)out->data + off * (int64_t)es, out->dtype, i,
+                             reduce_values(all, (size_t)n * es, x->dtype, i, (sf_reduce_op)op));
+}
+
+static void gather_chunk(const sf_tensor *x, sf_tensor *out, int64_t off, int64_t n, const unsigned char *all, int unused)
+{
+    (void)unused;
+    size_t es = sf_dtype_size(x->dtype);
+    for (int r = 0; r < sf_dist.info.world; r++)
+        memcpy((char *)out->data + ((int64_t)r * x->numel + off) * (int64_t)es, all + (size_t)r * (size_t)n * es,
+               (size_t)n * es);
+}
+
+static void root_chunk(const sf_tensor *x, sf_tensor *out, int64_t off, int64_t n, const unsigned char *all, int root)
+{
+    size_t es = sf_dtype_size(x->dtype);
+    memcpy((char *)out->data + off * (int64_t)es, all + (size_t)root * (size_t)n * es, (size_t)n * es);
 }
 
 static void cpu_reduce_scatter(sf_op_args *a, const sf_tensor *x, sf_tensor *out, sf_reduce_op op)
@@ -158,19 +168,6 @@ static void cpu_reduce_scatter(sf_op_args *a, const sf_tensor *x, sf_tensor *out
     lua_pop(a->L, 1);
 }
 
-static void cpu_broadcast(sf_op_args *a, sf_tensor *x, int root)
-{
-    size_t es = sf_dtype_size(x->dtype);
-    int64_t chunk = chunk_elems(es, 1);
-    unsigned char *all = exchange_buffer(a, chunk, es, 1);
-    for (int64_t off = 0; off < x->numel; off += chunk) {
-        int64_t n = x->numel - off < chunk ? x->numel - off : chunk;
-        sf_dist.transport->gather_bytes(a->L, (const char *)x->data + off * es, (size_t)n * es, all);
-        memcpy((char *)x->data + off * es, all + (size_t)root * (size_t)n * es, (size_t)n * es);
-    }
-    lua_pop(a->L, 1);
-}
-
 /* ---- the ops ---------------------------------------------------------------------------- */
 
 /* world 1: what every collective leaves is x itself */
@@ -188,7 +185,7 @@ static void run_all_reduce(sf_op_args *a)
     const sf_transport *t = sf_dist.transport;
     if (!t) identity(a, x, out);
     else if (t->all_reduce) t->all_reduce(a->L, x, out, op, sf_arg_stream(a));
-    else cpu_all_reduce(a, x, out, op);
+    else cpu_exchange(a, x, out, reduce_chunk, op);
 }
 
 static void run_all_gather(sf_op_args *a)
@@ -198,7 +195,7 @@ static void run_all_gather(sf_op_args *a)
     const sf_transport *t = sf_dist.transport;
     if (!t) identity(a, x, out);
     else if (t->all_gather) t->all_gather(a->L, x, out, sf_arg_stream(a));
-    else cpu_all_gather(a, x, out);
+    else cpu_exchange(a, x, out, gather_chunk, 0);
 }
 
 static void run_reduce_scatter(sf_op_args *a)
@@ -221,7 +218,7 @@ static void run_broadcast(sf_op_args *a)
     const sf_transport *t = sf_dist.transport;
     if (!t) return;
     if (t->broadcast) t->broadcast(a->L, x, (int)root, sf_arg_stream(a));
-    else cpu_broadcast(a, x, (int)root);
+    else cpu_exchange(a, x, x, root_chunk, (int)root);
 }
 
 const sf_op sf_op_all_reduce = {"all_reduce", "reduce x over the ranks (sf.dist), into out or in place",
