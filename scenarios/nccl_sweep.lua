@@ -32,20 +32,21 @@ if gpu then
   for e = 10, 32, 2 do default_bytes[#default_bytes + 1] = ("%d%s"):format(1 << e % 10, ({ "K", "M", "G" })[e // 10]) end
 end
 
+local OP_NAMES = { "all_reduce", "all_gather", "reduce_scatter", "broadcast" }
 local p = params.get(bench.steady_defaults {
-  op = { "all_reduce", "all_gather", "reduce_scatter", "broadcast" },
+  op = OP_NAMES,
   bytes = default_bytes,
   dtype = { "bf16" },
-}, { op = { "all_reduce", "all_gather", "reduce_scatter", "broadcast" }, dtype = { "bf16", "f16", "f32", "f64" } })
+}, { op = OP_NAMES, dtype = { "bf16", "f16", "f32", "f64" } })
 local steady = bench.steady(p)
 
 local UNITS = { [""] = 1, K = 1 << 10, M = 1 << 20, G = 1 << 30, T = 1 << 40 }
 local sizes = {}
 for _, raw in ipairs(p.bytes) do
   local digits, unit = tostring(raw):upper():match("^(%d+)([KMGT]?)$")
-  local n = digits and math.tointeger(tonumber(digits))
-  if not n or n < 1 or n > (1 << 50) then
-    params.usage_error(("bad value '%s' for bytes: expected a positive size in bytes, K, M, G or T (powers of 1024), e.g. 64K"):format(raw))
+  local n = digits and #digits <= 16 and math.tointeger(tonumber(digits))
+  if not n or n < 1 or n > (1 << 50) // UNITS[unit] then
+    params.usage_error(("bad value '%s' for bytes: expected a positive size in bytes, K, M, G or T (powers of 1024) up to 1024T, e.g. 64K"):format(raw))
   end
   sizes[#sizes + 1] = n * UNITS[unit]
 end

@@ -40,7 +40,7 @@ check(rows(function(r) return r.bytes == 2 ^ 46 and r.us == nil and r.note:find(
 check(rows(function(r) return r.bytes == 2048 and r.us end) == 2, 'the 2K points are not timed')"
 
 # bad parameters: one line, exit 2, before anything runs
-for args in "op=all_to_all" "bytes=0" "bytes=1.5K" "bytes=-4K" "bytes=64KiB" "bytes=1K,x" "bytes=2048P" \
+for args in "op=all_to_all" "bytes=0" "bytes=1.5K" "bytes=-4K" "bytes=64KiB" "bytes=1K,x" "bytes=2048P" "bytes=1025T" \
     "dtype=i32" "dtype=f32 bytes=2" "sample_ms=0"; do
     # shellcheck disable=SC2086  # $args is several words
     run "$SFBENCH" --device cpu --output "$SCRATCH/bad" nccl_sweep $args
