@@ -230,3 +230,14 @@ static void run_plan(lua_State *L, plan *p, const cublasLtMatmulAlgo_t *algo, co
                          f64 ? (void *)&beta64 : (void *)&beta32, d->c, p->lc, d->d ? d->d : d->c, p->ld, algo, workspace,
                          WORKSPACE_BYTES, (cudaStream_t)stream));
 }
+
+void sf_blas_release(void)
+{
+    for (int i = 0; i < PLAN_CACHE; i++) destroy_plan(&plans[i]);
+    if (workspace) sf_free(SF_DEV_CUDA, workspace, WORKSPACE_BYTES);
+    workspace = NULL;
+    if (lt) cublasLtDestroy(lt);
+    lt = NULL;
+    if (blas) cublasDestroy(blas);
+    blas = NULL;
+}

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include "dist.h"
-#include "host.h"
 
 #define SHM_MAGIC 0x73666273686d3031ull   /* "sfbshm01" */
 #define HEADER_BYTES 4096
@@ -33,9 +32,11 @@ static struct {
     int rank, world;
 } shm;
 
-/* L NULL: no Lua state yet, and Ctrl-C does not end the wait (the launcher's signal does) */
+/* Ctrl-C does not end the wait: after one, the ranks still meet to merge what they measured (a
+ * second Ctrl-C, or the launcher's signal when a rank dies, ends the process) */
 static void barrier(lua_State *L)
 {
+    (void)L;
     unsigned gen = atomic_load(&shm.h->generation);
     if (atomic_fetch_add(&shm.h->arrived, 1) == (unsigned)shm.world - 1) {
         atomic_store(&shm.h->arrived, 0);
@@ -47,7 +48,6 @@ static void barrier(lua_State *L)
             sched_yield();
             continue;
         }
-        if (L && sf_host_interrupted()) luaL_error(L, "interrupted");
         nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
     }
 }

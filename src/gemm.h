@@ -58,5 +58,7 @@ struct sf_gemv_args;
 size_t sf_gemv_prepare(lua_State *L, struct sf_gemv_args *g);
 void sf_gemv_launch(lua_State *L, const struct sf_gemv_args *g, void *workspace, void *stream);
 const char *sf_cublas_version(void);
+/* at exit: the plans, the workspace and the handles (compute-sanitizer's leak check counts them) */
+void sf_blas_release(void);
 #endif
 #endif

@@ -96,6 +96,22 @@ static int ev_record(lua_State *L)
     return 1;
 }
 
+/* ev:wait([stream]): work queued on the stream (by default the default stream) after this call
+ * starts only once the event's last record has completed: how one stream's work is ordered
+ * after another's. On the CPU backend, where ops run as they are called, it does nothing. */
+static int ev_wait(lua_State *L)
+{
+    sf_event *e = check_event(L, 1);
+    void *stream = sf_opt_stream(L, 2);
+    if (!e->recorded) return luaL_error(L, "wait: the event must have been recorded");
+#ifdef SF_HAVE_CUDA
+    if (e->dev == SF_DEV_CUDA) SF_CUDA(L, cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)e->ev, 0));
+#else
+    (void)stream;
+#endif
+    return 0;
+}
+
 static int ev_synchronize(lua_State *L)
 {
     sf_event *e = check_event(L, 1);
@@ -174,7 +190,8 @@ static int l_now(lua_State *L)
 
 void sf_register_stream(lua_State *L)
 {
-    static const luaL_Reg ev_methods[] = {{"record", ev_record}, {"synchronize", ev_synchronize}, {NULL, NULL}};
+    static const luaL_Reg ev_methods[] = {{"record", ev_record}, {"synchronize", ev_synchronize},
+                                         {"wait", ev_wait}, {NULL, NULL}};
     static const luaL_Reg st_methods[] = {{"sync", st_sync}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"event", l_event}, {"elapsed", l_elapsed}, {"stream", l_stream},
                                      {"now", l_now}, {NULL, NULL}};

@@ -3,6 +3,7 @@ local sf = require "sfbench"
 local stats = require "sfbench.stats"
 local profile = require "sfbench.profile"
 local params = require "sfbench.params"
+local dist = require "sfbench.dist"
 
 local bench = {}
 
@@ -113,9 +114,10 @@ local function warm_up(o)
     ms = math.min(ms, sf.elapsed(ev_start, ev_end))
     calls = calls + 1
   until calls >= o.warmup
+  ms = dist.agree({ ms })[1]
   if o.warmup > 0 then
     local per = batch_size(o, ms)
-    while sf.now() - start < o.warmup_time do
+    while dist.agree({ sf.now() - start })[1] < o.warmup_time do
       for _ = 1, per do
         if setup then setup() end
         fn()
@@ -203,7 +205,7 @@ local function replay_ms(o, g)
     ev_end:record(o.stream)
     ms = sf.elapsed(ev_start, ev_end)
   end
-  return ms
+  return dist.agree({ ms })[1]
 end
 
 -- Graph mode, as triton's do_bench_cudagraph: `calls` calls of fn captured into one CUDA graph
@@ -245,6 +247,7 @@ local PROBE_CALLS = 4
 
 function bench.run(opts, base)
   local o = options(opts, base)
+  local together = dist.together()
   local _ <close> = o.name and profile.range(o.name)
   local batch = batch_size(o, warm_up(o))
   profile.once(o)
@@ -274,7 +277,10 @@ function bench.run(opts, base)
     local probe = math.min(steps, PROBE_CALLS)
     local gpu_ms, queue_ms = held_sample(evs[1], probe)
     local slack_ms = (gpu_ms - queue_ms) * steps / probe
-    feed = (queue_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS) and "ahead" or "held"
+    local ahead = queue_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS
+    -- several ranks: never ahead, since the exchange that agrees on each sample must not run
+    -- beside the next one's collectives
+    feed = (ahead and not together) and "ahead" or "held"
   end
   if feed == "ahead" then queue_sample(o, step, steps, evs[1][1], evs[1][2]) end
   repeat
@@ -289,6 +295,8 @@ function bench.run(opts, base)
       queue_sample(o, step, steps, ev[1], ev[2])
       ms = sf.elapsed(ev[1], ev[2])
     end
+    local wall_s = sf.now() - start
+    if together then ms, wall_s = table.unpack(dist.agree({ ms, wall_s })) end
     total_ms = total_ms + ms
     local x = ms / batch
     n = n + 1
@@ -298,7 +306,7 @@ function bench.run(opts, base)
     mean = mean + delta / n
     m2 = m2 + delta * (x - mean)
     local std = n > 1 and math.sqrt(m2 / (n - 1)) or 0
-    reason = stop_reason(o, n, total_ms, mean ~= 0 and std / mean or 0, sf.now() - start)
+    reason = stop_reason(o, n, total_ms, mean ~= 0 and std / mean or 0, wall_s)
   until reason
   if feed == "ahead" then sf.sync() end   -- the sample queued ahead of the last one
   local after = sf.clocks()
@@ -324,6 +332,7 @@ function bench.run(opts, base)
     cold = o.cold,
     feed = feed,
     graph = o.graph,
+    ranks = together and sf.dist.world() or nil,
   }
 end
 

@@ -8,6 +8,9 @@
 --               SwiGLU; the O projection runs on cuBLASLt or our Hopper GEMM, whichever was
 --               faster (gemm impl "fastest").
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
+-- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
+-- share of the heads and of the FFN, and the O and down projections' partial sums are
+-- all-reduced over the ranks.
 -- llama.decode_layer is the optimized layer's decode step over a KV cache, and llama.model the
 -- whole model (embedding, layers, final norm, lm_head) as a prefill that fills the cache and
 -- decode steps that extend it.
@@ -57,6 +60,37 @@ local function copy_weights(from, dtype, device)
   local dev = device or sf.device().backend
   for k, t in pairs(from) do out[k] = (t:dtype() == dtype and t:device() == dev) and t or t:to(dev, dtype) end
   return out
+end
+
+-- llama.tp_config(cfg, world) -> the shape one rank of `world` computes in a tensor-parallel
+-- layer: its heads, kv heads and intermediate size divided by the world (an error unless they
+-- divide), hidden and head_dim as they are
+function llama.tp_config(cfg, world)
+  for _, k in ipairs({ "heads", "kv_heads", "intermediate" }) do
+    if cfg[k] % world ~= 0 then
+      error(("llama: %s's %d %s do not split over %d ranks"):format(cfg.name, cfg[k], k:gsub("_", " "), world), 3)
+    end
+  end
+  local shard = {}
+  for k, v in pairs(cfg) do shard[k] = v end
+  shard.name = ("%s tp%d"):format(cfg.name, world)
+  shard.heads, shard.kv_heads, shard.intermediate = cfg.heads // world, cfg.kv_heads // world, cfg.intermediate // world
+  return shard
+end
+
+-- llama.shard_weights(cfg, w, rank, world) -> rank's share of a layer's full weights `w`, each a
+-- contiguous copy on w's device: column-parallel wq, wk, wv (the rank's heads: rows of the
+-- output), w1 and w3 (its rows of the intermediate); row-parallel wo and w2 (the matching
+-- columns of the input); the norms' weights whole (every rank applies them)
+function llama.shard_weights(cfg, w, rank, world)
+  local c = llama.tp_config(cfg, world)
+  local hd = cfg.head_dim
+  local function part(t, dim, n) return t:slice(dim, rank * n + 1, n):to(t:dtype()) end
+  return {
+    wq = part(w.wq, 1, c.heads * hd), wk = part(w.wk, 1, c.kv_heads * hd), wv = part(w.wv, 1, c.kv_heads * hd),
+    wo = part(w.wo, 2, c.heads * hd), w1 = part(w.w1, 1, c.intermediate), w3 = part(w.w3, 1, c.intermediate),
+    w2 = part(w.w2, 2, c.intermediate), attn_norm = w.attn_norm, ffn_norm = w.ffn_norm,
+  }
 end
 
 -- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
@@ -129,6 +163,9 @@ local STAGES = {
   packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
 }
+-- tensor-parallel: the all-reduce of each row-parallel projection's partial sums, a stage after it
+local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all_reduce", ffn = "ffn_all_reduce",
+  ["ffn+residual"] = "ffn_all_reduce" }
 
 -- The part of the layer each stage belongs to (L.run_part), with what a part reads and writes
 -- (L.tensors):
@@ -137,28 +174,81 @@ local STAGES = {
 local PART = {
   attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
   o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
-  ["ffn+residual"] = "ffn",
+  ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn",
 }
 
-function llama.stage_names(impl, qkv)
-  local names = STAGES[impl == "baseline" and "baseline" or qkv or "packed"]
-  return table.move(names, 1, #names, 1, {})
+-- tp: the tensor-parallel layer's stages (an all-reduce after the O and down projections)
+function llama.stage_names(impl, qkv, tp)
+  local names = {}
+  for _, n in ipairs(STAGES[impl == "baseline" and "baseline" or qkv or "packed"]) do
+    names[#names + 1] = n
+    if tp and ALL_REDUCE_AFTER[n] then names[#names + 1] = ALL_REDUCE_AFTER[n] end
+  end
+  return names
+end
+
+-- whether a stage is communication: the all-reduce of a tensor-parallel layer
+function llama.is_comm_stage(name)
+  return name == "o_all_reduce" or name == "ffn_all_reduce"
 end
 
 -- nil when every name in `names` is a stage of the impl, else a message naming the first that is not
-function llama.check_stages(impl, qkv, names)
+function llama.check_stages(impl, qkv, names, tp)
   local known = {}
-  for _, n in ipairs(llama.stage_names(impl, qkv)) do known[n] = true end
+  for _, n in ipairs(llama.stage_names(impl, qkv, tp)) do known[n] = true end
   for _, n in ipairs(names) do
     if not known[n] then
       return ("the %s layer has no stage '%s' (its stages: %s)"):format(impl, tostring(n),
-        table.concat(llama.stage_names(impl, qkv), ", "))
+        table.concat(llama.stage_names(impl, qkv, tp), ", "))
     end
   end
 end
 
+-- The optimized tensor-parallel layer's row-parallel projections (llama.layer's tp), in place of
+-- its o_proj+residual and ffn+residual: each in blocks of rows of t (the layer's tensors), the
+-- all-reduce of block i queued on the stream `comm` behind an event after block i's GEMM, so that
+-- it runs while block i+1's does; rank 0 alone adds the residual, so the sum holds it once.
+local function tp_projections(fns, t, w, w13, tp, rank0, shape)
+  local T = t.x:size(1)
+  local n = math.min(tp.chunks or 4, T)
+  local blocks, start = {}, 1
+  for i = 1, n do
+    local rows = T // n + (i <= T % n and 1 or 0)
+    local b = {}
+    for k, v in pairs(t) do b[k] = v:slice(1, start, rows) end
+    blocks[i], start = b, start + rows
+  end
+  local comm, ready = sf.stream(), sf.event()
+  local ffn_impl = shape.intermediate % 64 == 0 and "fused" or "unfused"
+  -- fns[name]: project each block, then all-reduce its rows of t[y]; fns[wait]: the wait for the last
+  local function overlapped(name, wait, y, project)
+    local reduced = sf.event()
+    fns[name] = function()
+      for _, b in ipairs(blocks) do
+        project(b)
+        ready:record()
+        ready:wait(comm)
+        sf.ops.all_reduce { x = b[y], stream = comm }
+      end
+      reduced:record(comm)
+    end
+    fns[wait] = function() reduced:wait() end
+  end
+  overlapped("o_proj+residual", "o_all_reduce", "r", function(b)
+    if rank0 then
+      sf.ops.gemm { a = b.attn, b = w.wo, c = b.x, out = b.r, beta = 1, transb = true, impl = "fastest" }
+    else
+      sf.ops.gemm { a = b.attn, b = w.wo, c = b.r, transb = true, impl = "fastest" }
+    end
+  end)
+  overlapped("ffn+residual", "ffn_all_reduce", "out", function(b)
+    sf.ops.ffn { x = b.h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w13, out = b.out, residual = rank0 and b.r or nil,
+      act = "swiglu", impl = ffn_impl }
+  end)
+end
+
 -- llama.layer(cfg, {impl=, batch=1, seq=, dtype="f16", device=, seed=, std=0.02, weights=, allow_long=, qkv=,
---   stages=})
+--   stages=, tp=})
 -- std: of the random projection weights (the norms' weights are 1 ± 0.1).
 -- qkv (optimized only): "packed" (the default) or "split" (MHA configs), the QKV projection's layout.
 -- stages: a list of stage names (llama.stage_names): forward and profile run only those, in the
@@ -168,6 +258,17 @@ end
 -- packed (optimized): llama.pack_weights of those weights, instead of packing them again.
 -- input, output: tensors [B·N, hidden] to read and write instead of the layer's own; shared: a
 -- table that layers run one after another pass to use one set of intermediate buffers.
+-- tp = {rank=, world=, chunks=4}: tensor-parallel, Megatron's split: the layer computes rank's
+-- share (llama.tp_config) with llama.shard_weights of the full weights (`weights`, or the random
+-- ones of `seed`, the same on every rank); the O projection and the FFN write partial sums
+-- [B·N, hidden], rank 0's with the residual, which the stages o_all_reduce and ffn_all_reduce
+-- sum over sf.dist's world. The baseline all-reduces after each projection, on its stream; the
+-- optimized layer runs each of the two projections in `chunks` blocks of rows and all-reduces
+-- block i on a second stream while block i+1's GEMM runs, its all-reduce stage being the wait for
+-- the last block. world must be sf.dist's world for the sums to be whole (a test may build
+-- several ranks' layers in one process at world 1, where each all-reduce is the identity). The
+-- optimized FFN is fused where the rank's intermediate size is a multiple of 64, else unfused
+-- (7B at TP 8); `packed` does not apply.
 function llama.layer(cfg, opts)
   local impl = opts.impl or "optimized"
   if impl ~= "baseline" and impl ~= "optimized" then
@@ -179,23 +280,33 @@ function llama.layer(cfg, opts)
   if qkv_layout ~= "packed" and qkv_layout ~= "split" then
     error(("llama.layer: unknown qkv layout '%s' (packed or split)"):format(tostring(qkv_layout)), 2)
   end
+  local tp = opts.tp
+  if tp ~= nil and not (type(tp) == "table" and math.type(tp.world) == "integer" and tp.world >= 1
+      and math.type(tp.rank) == "integer" and tp.rank >= 0 and tp.rank < tp.world
+      and (tp.chunks == nil or math.type(tp.chunks) == "integer" and tp.chunks >= 1)) then
+    error("llama.layer: 'tp' must be {rank=, world=, chunks=} with 0 <= rank < world and chunks >= 1", 2)
+  end
+  if tp and opts.packed then error("llama.layer: 'packed' does not apply to a tensor-parallel layer", 2) end
+  local shape = tp and llama.tp_config(cfg, tp.world) or cfg
   if qkv_layout == "split" and cfg.kv_heads ~= cfg.heads then
     error(("llama.layer: qkv layout 'split' needs as many kv heads as heads (%s has %d and %d)")
       :format(cfg.name, cfg.kv_heads, cfg.heads), 2)
   end
   if opts.stages ~= nil then
     local bad = type(opts.stages) ~= "table" and "stages must be a list of stage names"
-      or llama.check_stages(impl, qkv_layout, opts.stages)
+      or llama.check_stages(impl, qkv_layout, opts.stages, tp ~= nil)
     if bad then error("llama.layer: " .. bad, 2) end
   end
   local dtype, device = opts.dtype or "f16", opts.device
-  local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
+  local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, shape.heads, shape.kv_heads
   local w = opts.weights and copy_weights(opts.weights, dtype, device)
     or random_weights(cfg, dtype, device, opts.seed or 1, opts.std or 0.02)
+  if tp then w = llama.shard_weights(cfg, w, tp.rank, tp.world) end
+  local rank0 = not tp or tp.rank == 0     -- the rank whose partial sums carry the residual
   local buffer = buffers(dtype, device, opts.shared)
   local function buf(shape, name) return buffer(name or "?", shape) end
 
-  local L = { cfg = cfg, impl = impl, batch = B, seq = N, dtype = dtype, weights = w,
+  local L = { cfg = cfg, impl = impl, batch = B, seq = N, dtype = dtype, weights = w, tp = tp,
     input = opts.input or sf.tensor({ T, d }, dtype, { device = device }),
     output = opts.output or sf.tensor({ T, d }, dtype, { device = device }) }
   local x, out = L.input, L.output
@@ -214,7 +325,7 @@ function llama.layer(cfg, opts)
     local q, k, v = buf({ T, H * hd }, "q"), buf({ T, Hkv * hd }, "k"), buf({ T, Hkv * hd }, "v")
     local o, f = buf({ T, d }, "o"), buf({ T, d }, "f")
     local q4, k4, v4 = q:view({ B, N, H, hd }), k:view({ B, N, Hkv, hd }), v:view({ B, N, Hkv, hd })
-    L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
+    L.tensors.q, L.tensors.k, L.tensors.v, L.tensors.o, L.tensors.f = q4, k4, v4, o, f
     fns.qkv_proj = function()
       sf.ops.gemm { a = h, b = w.wq, c = q, transb = true }
       sf.ops.gemm { a = h, b = w.wk, c = k, transb = true }
@@ -233,8 +344,12 @@ function llama.layer(cfg, opts)
       sf.ops.ffn { x = h2, w1 = w.w1, w2 = w.w2, w3 = w.w3, out = f, act = "swiglu", impl = "unfused" }
     end
     fns.residual2 = function() sf.ops.add { a = r, b = f, out = out } end
+    if tp then
+      fns.o_all_reduce = function() sf.ops.all_reduce { x = o } end
+      fns.ffn_all_reduce = function() sf.ops.all_reduce { x = f } end
+    end
   else
-    local packed = opts.packed or llama.pack_weights(cfg, w)
+    local packed = opts.packed or llama.pack_weights(shape, w)
     local wqkv, w13 = packed.wqkv, packed.w13
     -- One GEMM for Q, K and V: "packed" writes [T, (H + 2·Hkv)·hd] with q and k rotated
     -- (attention reads q, k and v as strided views); "split" (as many kv heads as heads only) is
@@ -269,6 +384,7 @@ function llama.layer(cfg, opts)
         sf.ops.linear_rope { x = h, w = wqkv, out = qkv4, rope_heads = H + Hkv, theta = theta }
       end
     end
+    if tp then tp_projections(fns, { x = x, attn = attn, r = r, h2 = h2, out = out }, w, w13, tp, rank0, shape) end
   end
   local wanted
   if opts.stages then
@@ -276,7 +392,7 @@ function llama.layer(cfg, opts)
     for _, n in ipairs(opts.stages) do wanted[n] = true end
   end
   L.stages = {}
-  for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do
+  for _, name in ipairs(llama.stage_names(impl, qkv_layout, tp ~= nil)) do
     if not wanted or wanted[name] then L.stages[#L.stages + 1] = { name = name, fn = fns[name] } end
   end
 
@@ -289,13 +405,13 @@ function llama.layer(cfg, opts)
   -- buffers the skipped stages write hold a real forward's values (a GEMM over zeros draws less
   -- power, and on a power-limited GPU runs faster)
   function L.forward_all()
-    for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do fns[name]() end
+    for _, name in ipairs(llama.stage_names(impl, qkv_layout, tp ~= nil)) do fns[name]() end
     return out
   end
 
   -- the stages of one part (PART above), in order, whatever `stages` selected
   function L.run_part(part)
-    for _, name in ipairs(llama.stage_names(impl, qkv_layout)) do
+    for _, name in ipairs(llama.stage_names(impl, qkv_layout, tp ~= nil)) do
       if PART[name] == part then fns[name]() end
     end
   end

@@ -2,6 +2,7 @@
 local sf = require "sfbench"
 local report = require "sfbench.report"
 local profile = require "sfbench.profile"
+local dist = require "sfbench.dist"
 
 local sweep = {}
 
@@ -106,6 +107,9 @@ function sweep.run(opts)
   if type(name) ~= "string" then error("sweep.run: 'name' must be a string", 2) end
   if type(points) ~= "table" then error("sweep.run: 'points' must be a list of points", 2) end
   if type(measure) ~= "function" then error("sweep.run: 'measure' must be a function", 2) end
+  if opts.distributed ~= nil and type(opts.distributed) ~= "boolean" then
+    error("sweep.run: 'distributed' must be a boolean", 2)
+  end
   -- which columns are the point's parameters and which measurements, where the tools' guess
   -- (sfbench.result_files.columns) would be wrong
   local kinds = opts.column_kinds
@@ -118,45 +122,87 @@ function sweep.run(opts)
   end
   local context = report.context(opts.context_extra)
   local out = progress_writer()
-  local rows, results = {}, {}
+  local world, rank = sf.dist.world(), sf.dist.rank()
+  -- several ranks: a collective scenario (distributed) runs every point on every rank; any other
+  -- sweep shares its points out, point i to rank (i - 1) % world, and the ranks merge them after
+  local distributed, shard = world > 1 and opts.distributed, world > 1 and not opts.distributed
+  -- described before anything runs: a rank that fails inside a collective point must not leave
+  -- the others waiting in an exchange
+  local ranks = distributed and dist.gather(dist.describe()) or nil
   -- measure(point) returns a row, a list of rows (the cases of one point, e.g. each impl) or nil
-  -- to skip the point, and optionally one bench result or a list. Where there are as many
-  -- results as rows, the i-th result is the i-th row's: its `row` is that row's index in the
-  -- document's rows, so a tool finds each row's kept samples.
-  local function keep_results(point, res, first_row, nrows)
-    local list = res.samples and { res } or res
-    for i, r in ipairs(list) do
-      r.point = r.point or point
-      if #list == nrows then r.row = first_row + i - 1 end
-      results[#results + 1] = r
+  -- to skip the point, and optionally one bench result or a list
+  local records = {}
+  local function warn(res)
+    for _, r in ipairs(res == nil and {} or res.samples and { res } or res) do
       for _, w in ipairs(r.warnings or {}) do out.warning(r.name, w) end
     end
   end
+  dist.apart = shard
   local ok, err = pcall(function()
     -- NVTX ranges: the sweep's name, and inside it each point's label (ncu: "name/label/")
     local _ <close> = profile.range(name)
     for i, point in ipairs(points) do
-      out.point(i, #points, point)
-      local row, res
-      do
-        local _ <close> = profile.range(label(point))
-        row, res = measure(point)
-      end
-      local first_row = #rows + 1
-      if row ~= nil then
-        if type(row) ~= "table" then
-          error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)
+      if not shard or (i - 1) % world == rank then
+        out.point(i, #points, point)
+        local row, res
+        do
+          local _ <close> = profile.range(label(point))
+          row, res = measure(point)
         end
-        for _, r in ipairs(row[1] ~= nil and row or { row }) do
-          if type(r) ~= "table" then
-            error(("sweep.run: measure returned a list holding a %s, not a row table"):format(type(r)), 0)
+        local list = {}
+        if row ~= nil then
+          if type(row) ~= "table" then
+            error(("sweep.run: measure returned a %s, not a row table"):format(type(row)), 0)
           end
-          rows[#rows + 1] = r
+          for _, r in ipairs(row[1] ~= nil and row or { row }) do
+            if type(r) ~= "table" then
+              error(("sweep.run: measure returned a list holding a %s, not a row table"):format(type(r)), 0)
+            end
+            list[#list + 1] = r
+          end
         end
+        warn(res)
+        records[#records + 1] = { i = i, rank = rank, rows = list, res = res }
       end
-      if res ~= nil then keep_results(point, res, first_row, #rows - first_row + 1) end
     end
   end)
+  dist.apart = false
+  if shard then
+    local mine = { records = records, ok = ok, err = not ok and tostring(err) or nil, device = dist.describe() }
+    records, ranks = {}, {}
+    for r, got in ipairs(dist.gather(mine)) do
+      ranks[r] = got.device
+      table.move(got.records, 1, #got.records, #records + 1, records)
+      if not got.ok and ok then
+        ok, err = false, got.err
+        if r - 1 ~= rank then err = ("rank %d: %s"):format(r - 1, got.err) end
+      end
+    end
+    table.sort(records, function(a, b) return a.i < b.i end)
+    for _, rec in ipairs(records) do
+      if rec.rank ~= rank then warn(rec.res) end
+    end
+  end
+  -- the rows in point order; where a point has as many results as rows, the i-th result is the
+  -- i-th row's: its `row` is that row's index in the document's rows, so a tool finds each
+  -- row's kept samples
+  local rows, results, row_ranks = {}, {}, {}
+  for _, rec in ipairs(records) do
+    local first_row = #rows + 1
+    for _, r in ipairs(rec.rows) do
+      rows[#rows + 1] = r
+      row_ranks[#rows] = rec.rank
+    end
+    if rec.res ~= nil then
+      local list = rec.res.samples and { rec.res } or rec.res
+      for i, r in ipairs(list) do
+        r.point = r.point or points[rec.i]
+        if #list == #rec.rows then r.row = first_row + i - 1 end
+        r.rank = world > 1 and rec.rank or nil
+        results[#results + 1] = r
+      end
+    end
+  end
   out.finish()
   local shown = {}
   for i, c in ipairs(opts.columns or {}) do shown[i] = type(c) == "table" and c.key or c end
@@ -168,9 +214,15 @@ function sweep.run(opts)
     column_kinds = opts.column_kinds,
     rows = rows,
     results = #results > 0 and results or nil,
+    ranks = ranks,
+    row_ranks = shard and row_ranks or nil,
     complete = ok,
     interrupted = false,
   }
+  if rank ~= 0 then   -- rank 0 saves and prints
+    if ok then return { rows = rows } end
+    error(err, 0)
+  end
   if ok then
     local path = report.save(name, doc)
     report.print(rows, opts.columns)

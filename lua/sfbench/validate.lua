@@ -121,10 +121,13 @@ end
 --   S.add(row, r): records a result computed otherwise (validate.check_lse, say)
 --   S.finish(columns [, doc]): prints the table (the case's columns, then the metrics), saves
 --     the result (doc's fields added) and raises an error when any check failed
+-- Several ranks (sf.dist) share the seed, rank 0 alone saves, and each raises on its own failures.
 function validate.suite(name, spec, choices)
   spec.seed = spec.seed or 0
   local p = params.get(spec, choices)
   local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
+  -- several ranks check together: one seed for all (the largest they drew), one saved result
+  if sf.dist.world() > 1 then seed = math.tointeger(sf.dist.max({ seed })[1]) end
   io.stderr:write(("%s: seed %d\n"):format(name, seed))
   local S = { params = p, seed = seed, rows = {}, failures = 0 }
   function S.add(row, r)
@@ -149,7 +152,7 @@ function validate.suite(name, spec, choices)
     report.print(S.rows, cols)
     doc = doc or {}
     doc.params, doc.seed, doc.rows, doc.complete = p, seed, S.rows, true
-    local path = report.save(name, doc)
+    local path = sf.dist.rank() == 0 and report.save(name, doc)
     if not sf.quiet then
       print(("%d checks, %d failed, seed %d; results: %s"):format(#S.rows, S.failures, seed, path))
     end

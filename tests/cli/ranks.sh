@@ -46,6 +46,65 @@ expect_rc 0 "sf.quiet on the ranks"
 expect_stdout_has "quiet=false rank=0" "rank 0 is not quiet"
 expect_stdout_has "quiet=true rank=1" "rank 1 is quiet"
 
+# an ordinary sweep at world 2 shares its points out and rank 0 saves one result with every row,
+# in the order of the world-1 run, and which rank measured each
+run "$SFBENCH" --device cpu --quiet --output "$SCRATCH/w1" gemm_sweep iters=2
+expect_rc 0 "gemm_sweep at world 1"
+run "$SFBENCH" --gpus 2 --device cpu --quiet --output "$SCRATCH/w2" gemm_sweep iters=2
+expect_rc 0 "gemm_sweep shared over 2 CPU ranks"
+expect_files "$SCRATCH/w2" "gemm_sweep-*.json" 1 "one result file from two ranks"
+W1=$(files_in "$SCRATCH/w1" "gemm_sweep-*.json") W2=$(files_in "$SCRATCH/w2" "gemm_sweep-*.json")
+check_json "$W2" "the merged rows match the world-1 run's, each with its rank" "
+local f = assert(io.open('$W1')); local one = cjson.decode(f:read('a')); f:close()
+check(#doc.rows == #one.rows, #doc.rows .. ' rows, world 1 had ' .. #one.rows)
+for i, r in ipairs(doc.rows) do
+  for _, k in ipairs({ 'dtype', 'shape', 'm', 'n', 'k' }) do
+    check(r[k] == one.rows[i][k], 'row ' .. i .. ' ' .. k .. ': ' .. tostring(r[k]) .. ' vs ' .. tostring(one.rows[i][k]))
+  end
+  check(doc.row_ranks[i] == (i - 1) % 2, 'row ' .. i .. ' measured by rank ' .. tostring(doc.row_ranks[i]))
+end
+check(#doc.ranks == 2 and doc.ranks[1].rank == 0 and doc.ranks[2].rank == 1, 'the ranks described')
+check(doc.complete == true and one.row_ranks == nil and one.ranks == nil, 'complete; world 1 records no ranks')
+for _, res in ipairs(doc.results) do check(res.ranks == nil, 'a shared-out point is measured by one rank alone') end"
+
+# a rank that fails in a shared-out sweep: the others finish, rank 0 saves what was measured,
+# with the failing rank's error, and the exit status is the failure's
+cat >"$SCRATCH/fails.lua" <<'LUA'
+local sf = require "sfbench"
+local sweep = require "sfbench.sweep"
+sweep.run{ name = "fails", points = { { p = 1 }, { p = 2 }, { p = 3 }, { p = 4 } }, measure = function(point)
+  if point.p == 4 then error("point 4 fails") end
+  return { p = point.p, rank = sf.dist.rank() }
+end }
+LUA
+run "$SFBENCH" --gpus 2 --device cpu --output "$SCRATCH/fails" "$SCRATCH/fails.lua"
+expect_rc 1 "a failing point on rank 1"
+expect_stderr_has "point 4 fails" "the point's error is shown"
+F=$(files_in "$SCRATCH/fails" "fails-*.json")
+check_json "$F" "rank 0 saved the other points with the error" "
+check(doc.complete == false, 'marked incomplete')
+check(doc.error:find('rank 1: ', 1, true) and doc.error:find('point 4 fails', 1, true), 'error: ' .. tostring(doc.error))
+check(#doc.rows == 3 and doc.rows[1].p == 1 and doc.rows[2].p == 2 and doc.rows[3].p == 3, 'rows 1 to 3 kept')
+check(doc.rows[2].rank == 1 and doc.row_ranks[2] == 1, 'point 2 by rank 1')"
+
+# a collective sweep (distributed): every rank in every point, a sample the slowest rank's
+cat >"$SCRATCH/coll.lua" <<'LUA'
+local sf = require "sfbench"
+local bench = require "sfbench.bench"
+local sweep = require "sfbench.sweep"
+sweep.run{ name = "coll", distributed = true, points = { { n = 64 }, { n = 4096 } }, measure = function(point)
+  local x = sf.zeros({ point.n }, "f32")
+  local r = bench.run{ fn = function() sf.ops.all_reduce{ x = x } end, iters = 5, warmup_time = 0.01 }
+  return { n = point.n, samples = r.stats.n }, r
+end }
+LUA
+run "$SFBENCH" --gpus 2 --device cpu --output "$SCRATCH/coll" "$SCRATCH/coll.lua"
+expect_rc 0 "a distributed sweep of all_reduce"
+C=$(files_in "$SCRATCH/coll" "coll-*.json")
+check_json "$C" "one result, every point on both ranks" "
+check(#doc.rows == 2 and doc.row_ranks == nil and #doc.ranks == 2, 'two rows, two ranks described')
+for _, res in ipairs(doc.results) do check(res.ranks == 2 and #res.samples == 5 and res.feed ~= 'ahead', 'result of ' .. tostring(res.ranks) .. ' ranks, feed ' .. res.feed) end"
+
 # bad input
 for v in 0 -1 x 1025 2.5 ""; do
     run "$SFBENCH" --gpus "$v" --device cpu -e 'print(1)'

@@ -13,6 +13,16 @@ end
 
 local function close(a, b) return type(a) == "number" and type(b) == "number" and math.abs(a - b) <= REL * math.abs(b) end
 
+-- a Llama-2 layer's FLOPs over a row's batch and seq (the model in the result's context)
+local function layer_flops(r, doc)
+  local m = doc.context.model
+  local T, d, hd = r.batch * r.seq, m.hidden, m.head_dim
+  return 2 * T * d * (m.heads + 2 * m.kv_heads) * hd      -- the q, k and v projections
+    + 2 * T * d * d                                        -- the output projection
+    + 3 * 2 * T * d * m.intermediate                       -- gate, up and down
+    + 4 * r.batch * m.heads * r.seq * r.seq * hd / 2       -- causal attention: half the scores
+end
+
 -- per scenario: the FLOPs (or bytes) of a row, the key of its rate, the rate of `amount` in `ms`,
 -- and the row's median in ms (a scenario with no rate has its medians checked alone)
 local FORMULAS = {
@@ -21,14 +31,9 @@ local FORMULAS = {
     amount = function(r) return 4 * r.batch * r.heads * r.seq * r.seq * r.head_dim * (r.causal and 0.5 or 1) end },
   ffn_sweep = { rate = "tflops",
     amount = function(r) return 2 * r.tokens * r.hidden * r.intermediate * (r.act == "swiglu" and 3 or 2) end },
-  layer_sweep = { rate = "tflops", amount = function(r, doc)
-    local m = doc.context.model
-    local T, d, hd = r.batch * r.seq, m.hidden, m.head_dim
-    return 2 * T * d * (m.heads + 2 * m.kv_heads) * hd      -- the q, k and v projections
-      + 2 * T * d * d                                        -- the output projection
-      + 3 * 2 * T * d * m.intermediate                       -- gate, up and down
-      + 4 * r.batch * m.heads * r.seq * r.seq * hd / 2       -- causal attention: half the scores
-  end },
+  layer_sweep = { rate = "tflops", amount = layer_flops },
+  -- TFLOP/s per GPU: the layer's FLOPs shared over TP ranks
+  tp_layer_sweep = { rate = "tflops", amount = function(r, doc) return layer_flops(r, doc) / r.tp end },
   memory_ops = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local T, H, es = r.tokens, r.hidden, 2
     local per_op = { rmsnorm = 2 * T * H * es + H * es, add_rmsnorm = 4 * T * H * es + H * es,

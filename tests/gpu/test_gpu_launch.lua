@@ -297,4 +297,20 @@ function TestLaunch.test_streams_and_events()
   s:sync()
 end
 
+-- ev:wait orders the default stream's work after another stream's: the copy on the default
+-- stream reads what the long spin on s wrote, not y's value before it
+function TestLaunch.test_event_wait()
+  local m = mod()
+  local s, y, z = sf.stream(), sf.zeros({ 256 }), sf.zeros({ 256 })
+  local done = sf.event()
+  sf.sync()
+  m:kernel("spin"):launch_many(50, 1, 256, { y, 20000 }, { stream = s })
+  done:record(s)
+  done:wait()
+  z:copy(y)
+  sf.sync()
+  lu.assertTrue(z:get(1) > 0, "the copy ran before the spin ended")
+  lu.assertEquals(z:get(1), y:get(1))
+end
+
 os.exit(lu.LuaUnit.run())

@@ -1,5 +1,6 @@
 -- luacheck: allow defined top
--- The layer's stage list and the stages= subset (lua/sfbench/llama.lua), on the CPU backend.
+-- The layer's stage list and the stages= subset (lua/sfbench/llama.lua), and the tensor-parallel
+-- layer's shards, on the CPU backend.
 local lu = require "luaunit"
 local sf = require "sfbench"
 local models = require "sfbench.models"
@@ -71,6 +72,113 @@ function TestLlamaStages.test_bad_stages()
   ok, err = pcall(llama.layer, cfg, { impl = "baseline", seq = 4, device = "cpu", stages = "ffn" })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "llama.layer: stages must be a list of stage names")
+end
+
+TestLlamaTensorParallel = {}
+
+local gqa = models.custom { name = "tiny-gqa", hidden = 64, layers = 1, heads = 4, kv_heads = 2, intermediate = 96 }
+
+-- the shards put back together along the dimension each was cut from
+local function unshard(shards, key, dim)
+  local parts = {}
+  for r, w in ipairs(shards) do parts[r] = w[key] end
+  local shape = parts[1]:shape()
+  shape[dim] = shape[dim] * #parts
+  local whole = sf.tensor(shape, parts[1]:dtype(), { device = "cpu" })
+  for r, t in ipairs(parts) do whole:slice(dim, (r - 1) * t:size(dim) + 1, t:size(dim)):copy(t) end
+  return whole
+end
+
+local SPLIT = { wq = 1, wk = 1, wv = 1, w1 = 1, w3 = 1, wo = 2, w2 = 2 }
+
+function TestLlamaTensorParallel.test_shards_are_the_weights_cut()
+  local full = llama.layer(gqa, { impl = "baseline", seq = 3, dtype = "f64", device = "cpu", seed = 7 }).weights
+  local shards = {}
+  for r = 0, 1 do shards[r + 1] = llama.shard_weights(gqa, full, r, 2) end
+  lu.assertEquals(shards[1].wq:shape(), { 2 * gqa.head_dim, 64 })
+  lu.assertEquals(shards[1].wk:shape(), { gqa.head_dim, 64 })
+  lu.assertEquals(shards[1].wo:shape(), { 64, 2 * gqa.head_dim })
+  lu.assertEquals(shards[1].w2:shape(), { 64, 48 })
+  for key, dim in pairs(SPLIT) do
+    lu.assertTrue(shards[2][key]:is_contiguous(), key)
+    lu.assertEquals(sf.compare(unshard(shards, key, dim), full[key]).max_abs, 0, key)
+  end
+  lu.assertIs(shards[2].attn_norm, full.attn_norm)
+  local c = llama.tp_config(gqa, 2)
+  lu.assertEquals({ c.heads, c.kv_heads, c.intermediate, c.hidden, c.head_dim }, { 2, 1, 48, 64, gqa.head_dim })
+  local ok, err = pcall(llama.shard_weights, gqa, full, 0, 4)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "tiny-gqa's 2 kv heads do not split over 4 ranks")
+end
+
+-- the tensor each all-reduce stage sums: baseline's O and FFN outputs; the optimized layer's r and
+-- output, which rank 0's partial sums carry the residual into
+local REDUCED = { baseline = { o_all_reduce = "o", ffn_all_reduce = "f" },
+  optimized = { o_all_reduce = "r", ffn_all_reduce = "out" } }
+
+-- each emulated rank's layer at world 1, stage by stage, where each all-reduce is the identity:
+-- at each all-reduce stage the ranks' tensors are summed here, as the all-reduce would
+local function emulated_output(impl, ranks, world, weights, x)
+  local layers = {}
+  for i, rank in ipairs(ranks) do
+    layers[i] = llama.layer(gqa, { impl = impl, seq = 5, dtype = "f64", device = "cpu", weights = weights,
+      tp = { rank = rank, world = world, chunks = 2 } })
+    layers[i].input:copy(x)
+  end
+  for s, stage in ipairs(layers[1].stages) do
+    for _, L in ipairs(layers) do L.stages[s].fn() end
+    local name = REDUCED[impl][stage.name]
+    if name then
+      local sum = sf.zeros({ 5, 64 }, "f64", { device = "cpu" })
+      for _, L in ipairs(layers) do sf.ops.add { a = sum, b = L.tensors[name], out = sum } end
+      for _, L in ipairs(layers) do L.tensors[name]:copy(sum) end
+    end
+  end
+  return layers[1].output
+end
+
+function TestLlamaTensorParallel.test_partial_sums_make_the_layer()
+  local x = sf.randn({ 5, 64 }, "f64", { seed = 11, device = "cpu" })
+  for _, impl in ipairs({ "baseline", "optimized" }) do
+    local full = llama.layer(gqa, { impl = impl, seq = 5, dtype = "f64", device = "cpu", seed = 9, std = 0.125 })
+    full.input:copy(x)
+    full.forward()
+    local got = emulated_output(impl, { 0, 1 }, 2, full.weights, x)
+    lu.assertTrue(sf.compare(got, full.output).rel_l2 < 1e-12, impl)
+    -- a wrong shard (rank 0's twice) is caught
+    got = emulated_output(impl, { 0, 0 }, 2, full.weights, x)
+    lu.assertTrue(sf.compare(got, full.output).rel_l2 > 1e-2, impl .. ": a wrong shard passes")
+    -- TP 1 is the layer itself, bit for bit
+    local one = llama.layer(gqa, { impl = impl, seq = 5, dtype = "f64", device = "cpu", weights = full.weights,
+      tp = { rank = 0, world = 1 } })
+    one.input:copy(x)
+    lu.assertEquals(sf.compare(one.forward(), full.output).max_abs, 0, impl)
+  end
+end
+
+function TestLlamaTensorParallel.test_stages()
+  lu.assertEquals(llama.stage_names("baseline", nil, true), { "attn_norm", "qkv_proj", "rope", "attention", "o_proj",
+    "o_all_reduce", "residual", "ffn_norm", "ffn", "ffn_all_reduce", "residual2" })
+  lu.assertEquals(llama.stage_names("optimized", "packed", true), { "attn_norm", "qkv_proj+rope", "attention",
+    "o_proj+residual", "o_all_reduce", "ffn_norm", "ffn+residual", "ffn_all_reduce" })
+  lu.assertTrue(llama.is_comm_stage("ffn_all_reduce"))
+  lu.assertFalse(llama.is_comm_stage("ffn"))
+  lu.assertNil(llama.check_stages("baseline", nil, { "o_all_reduce" }, true))
+  lu.assertStrContains(llama.check_stages("baseline", nil, { "o_all_reduce" }), "no stage 'o_all_reduce'")
+  local L = llama.layer(gqa, { impl = "optimized", seq = 4, dtype = "f32", device = "cpu", tp = { rank = 1, world = 2 } })
+  lu.assertEquals(#L.stages, 8)
+  lu.assertEquals(L.weights.wq:shape(), { 2 * gqa.head_dim, 64 })
+end
+
+function TestLlamaTensorParallel.test_bad_tp()
+  for _, tp in ipairs({ 2, { rank = 2, world = 2 }, { rank = 0 }, { rank = 0, world = 2, chunks = 0 } }) do
+    local ok, err = pcall(llama.layer, gqa, { seq = 4, device = "cpu", tp = tp })
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, "llama.layer: 'tp' must be {rank=, world=, chunks=}")
+  end
+  local ok, err = pcall(llama.layer, gqa, { seq = 4, device = "cpu", tp = { rank = 0, world = 3 } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "tiny-gqa's 4 heads do not split over 3 ranks")
 end
 
 os.exit(lu.LuaUnit.run())

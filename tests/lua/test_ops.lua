@@ -610,6 +610,10 @@ function TestCpuBackend.test_events()
   e1:record()
   lu.assertTrue(sf.elapsed(e0, e1) >= ms)
   contains(error_of(sf.elapsed, e0, 5), "sfbench.event expected")
+  -- wait: an event not yet recorded is an error; on the CPU a recorded one has nothing to order
+  contains(error_of(sf.event().wait, sf.event()), "wait: the event must have been recorded")
+  lu.assertEquals(select("#", e1:wait()), 0)
+  lu.assertEquals(select("#", e1:wait(sf.stream())), 0)
 end
 
 function TestCpuBackend.test_now_monotonic()
