@@ -54,9 +54,9 @@ def time_ms(fn, warmup=10, iters=50, agree=None):
     last SAMPLE_MS (bench.run's sample_time); returns the median ms per call and the feed.
 
     agree: for a collective fn run by several processes, a function giving the elementwise max
-    over them of a list of numbers. Every process then takes the same decisions (batch, feed,
-    warm-up rounds), so all make the same calls, and each sample is the slowest process's, as
-    bench.run does at world > 1.
+    over them of a list of numbers. Every process then takes the same decisions (batch, warm-up
+    rounds), so all make the same calls, each sample is queued behind its own hold ("held", as
+    bench.run's at world > 1) and each sample is the slowest process's.
 
     How samples are fed follows bench.run's "feed": where the host queues a sample in under
     AHEAD_RATIO of its GPU time and at least AHEAD_SLACK_MS before the GPU is done with it, each
@@ -64,6 +64,7 @@ def time_ms(fn, warmup=10, iters=50, agree=None):
     gap lets a power-capped GPU clock up and flatters the next sample). Otherwise each sample is
     queued behind a spinning kernel (torch.cuda._sleep, sfbench's sf.hold) sized to outlast the
     host's queueing, so the host's pace is not in it."""
+    together = agree is not None
     agree = agree or (lambda values: values)
     for _ in range(warmup):
         fn()
@@ -104,8 +105,7 @@ def time_ms(fn, warmup=10, iters=50, agree=None):
 
     times = []
     slack_ms = (gpu_ms - host_ms) * batch / probe
-    held = agree([not (host_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS)])[0]
-    feed = "held" if held else "ahead"
+    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS and not together else "held"
     if feed == "ahead":
         queue_sample(events[0])
         for i in range(iters):
