@@ -15,7 +15,7 @@
 -- collectives are the identity: all_reduce, all_gather and reduce_scatter copy x into out (busbw
 -- is 0, its factor is 0 at n = 1) and broadcast does nothing, so its points are left out.
 -- Usage: sfbench --gpus N nccl_sweep [op=all_reduce,all_gather,reduce_scatter,broadcast]
---        [bytes=1K,4K,...,4G] (K, M, G, T: powers of 1024) [dtype=bf16] [iters=N] [sample_ms=25]
+--        [bytes=1K,4K,...,4G] (K, M, G, T: powers of 1024; at most 1024T) [dtype=bf16] [iters=N] [sample_ms=25]
 --        [warmup_ms=500]
 local sf = require "sfbench"
 local params = require "sfbench.params"
@@ -122,7 +122,10 @@ sweep.run {
     -- every rank skips the point where any one cannot hold its buffers
     local held = o.held(S)
     local ok, call = held < sf.memory().free, nil
-    if ok then ok, call = pcall(o.make, S // u, pt.dtype) end
+    if ok then
+      ok, call = pcall(o.make, S // u, pt.dtype)
+      if not ok and not tostring(call):find("^out of %a+ memory") then error(call, 0) end
+    end
     if sf.dist.max({ ok and 0 or 1 })[1] > 0 then
       call = nil
       collectgarbage()
