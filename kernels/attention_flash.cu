@@ -374,6 +374,9 @@ __global__ void __launch_bounds__(C::THREADS, C::MINB) flash_fwd_kernel(const __
     }
 
     /* ---- epilogue: O / l -> smem (this warp's own Q rows) -> coalesced 16-byte stores ---- */
+    /* the warp's last ldmatrix of those Q rows, before any lane overwrites them (compute-sanitizer's
+     * racecheck reported the read-then-write within the warp without it) */
+    __syncwarp();
     const int g = lane >> 2, t = lane & 3;
 #pragma unroll
     for (int mt = 0; mt < C::MT; mt++)

@@ -18,9 +18,9 @@
  * The number of splits comes from B·Hkv·(row blocks) against what the GPU runs at once, so that
  * B = 1 fills every SM too (sf_decode_attention_splits).
  *
- * Variants, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is ring48, the
- * fastest of the first three at B = 32 on the H200 and within 4% of ring at B = 1 MHA:
- * kernels/NOTES-decode.md, 2026-12-04):
+ * Variants, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is mma, faster than
+ * ring48 at B = 1 and for GQA 64/8 by 1.1-1.8x and within 1% of it at B = 8 and 32 MHA on the
+ * H100: kernels/NOTES-decode.md, 2026-12-05):
  *  - base:   each iteration loads its U key/value pairs into registers, then computes on them;
  *            nothing is in flight while a warp computes, and the registers bound U.
  *  - ring:   cp.async into a ring of S stages in shared memory, 64 KB a CTA, S - 1 stages in
@@ -752,12 +752,12 @@ bool valid(const sf_decode_attention_args *a)
     return true;
 }
 
-/* the variant SFBENCH_DECODE_VARIANT names (read once): kRing48 when unset, -1 when unknown */
+/* the variant SFBENCH_DECODE_VARIANT names (read once): kMma when unset, -1 when unknown */
 int variant()
 {
     static const int v = [] {
         const char *e = getenv("SFBENCH_DECODE_VARIANT");
-        if (!e || !*e) return (int)kRing48;
+        if (!e || !*e) return (int)kMma;
         for (int i = 0; i < kVariants; i++)
             if (strcmp(e, kVariantNames[i]) == 0) return i;
         return -1;

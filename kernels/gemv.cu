@@ -5,10 +5,9 @@
  *    rows. Lane (g, q) = (lane / 4, lane % 4) reads rows g and g + 8 in 16-byte vectors at
  *    k + 32u + 8q, u < U: the four lanes of a row read 64 contiguous bytes per u, and a thread
  *    has 2·U vectors in flight before it computes. w bypasses L1 (read once); x, small and read
- *    by every warp, stays in L1. A variant, a tuning knob (SFBENCH_GEMV_VARIANT=ring; the
- *    default "direct" is the above): aligned rows stream through a ring of kStages steps in
- *    shared memory (cp.async), each thread's own vectors, kStages - 1 steps in flight while it
- *    computes on one, so that the bytes in flight no longer drop to none while a warp computes.
+ *    by every warp, stays in L1. (A ring of cp.async steps in shared memory, keeping bytes in
+ *    flight while a warp computes, was 2-8% slower at m <= 16 on the H100:
+ *    kernels/NOTES-decode.md, 2026-12-05.)
  *  - The products run on the tensor cores (mma m16n8k16, fp32 accumulation) with w as the
  *    16-row operand and up to 8 rows of x as the 8-column one, NT = ceil(m / 8) of them. Lane
  *    (g, q) holds w[g][k'] and w[g+8][k'] for k' in {2q, 2q+1, 2q+8, 2q+9} of each mma's 16 k:
@@ -24,9 +23,6 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
 
 #include "common.cuh"
 #include "mma.cuh"
@@ -39,11 +35,10 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kTileRows = SF_GEMV_TILE_ROWS;
 constexpr int kChunk = 128;       /* k granularity of a split: a whole step of the U = 4 kernels */
 constexpr int kMinSplitK = 256;   /* k: the shortest split the automatic rule makes */
-constexpr int kStages = 3;        /* the ring's steps: kStages - 1 in flight while one is computed */
 
 /* how w reaches the registers: element by element (rows not 16-byte aligned), or in 16-byte
- * vectors straight from global memory ("direct", the default) or through the ring ("ring") */
-enum Load { kElements, kVectors, kRing };
+ * vectors */
+enum Load { kElements, kVectors };
 static_assert(kTileRows == kWarps * 16, "a warp owns 16 rows");
 
 struct Params {
@@ -121,46 +116,6 @@ __device__ __forceinline__ void step(const T *w0, const T *w1, const T *const (&
     products<T, NT, VEC, TAIL, U>(a0, a1, xr, k, kend, acc);
 }
 
-/* The whole steps of [kbeg, kend) through a ring of kStages steps in shared memory: each
- * thread copies its own w vectors with cp.async, kStages - 1 steps ahead of the one it computes
- * on, and reads back only what it copied (no barrier). Returns the k where the whole steps end. */
-template <typename T, int NT>
-__device__ __forceinline__ int ring_steps(uint4 *ring, const T *w0, const T *w1, const T *const (&xr)[NT], int kbeg,
-                                          int kend, float (&acc)[NT][4])
-{
-    constexpr int U = Unroll<NT, true>::U, STEP = 32 * U;
-    const int tid = threadIdx.x, full = (kend - kbeg) / STEP;
-    auto slot = [&](int j) { return ring + (size_t)(j % kStages) * 2 * U * kThreads + tid; };
-    auto issue = [&](int j) {
-        if (j < full) {
-            const int k = kbeg + j * STEP;
-            uint4 *dst = slot(j);
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                sf::cp_async16(sf::smem_u32(dst + u * kThreads), w0 + k + 32 * u, 16);
-                sf::cp_async16(sf::smem_u32(dst + (U + u) * kThreads), w1 + k + 32 * u, 16);
-            }
-        }
-        sf::cp_async_commit(); /* one group a step, empty past the last: wait<kStages - 1> means "step j is in" */
-    };
-#pragma unroll
-    for (int j = 0; j < kStages - 1; j++) issue(j);
-    for (int j = 0; j < full; j++) {
-        issue(j + kStages - 1); /* into the slot this thread read back in step j - 1 */
-        sf::cp_async_wait<kStages - 1>();
-        const uint4 *src = slot(j);
-        uint4 a0[U], a1[U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            a0[u] = src[u * kThreads];
-            a1[u] = src[(U + u) * kThreads];
-        }
-        products<T, NT, true, false, U>(a0, a1, xr, kbeg + j * STEP, kend, acc);
-    }
-    sf::cp_async_wait<0>();
-    return kbeg + full * STEP;
-}
-
 __device__ __forceinline__ float activate(float v, int act)
 {
     if (act == SF_EPI_RELU) return v < 0.f ? 0.f : v; /* NaN stays NaN */
@@ -228,12 +183,7 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
     const int kbeg = split * p.kps, kend = min(p.k, kbeg + p.kps);
     /* kend is relative to the thread's first element: pointers above are offset by 8q */
     int kb = kbeg;
-    if constexpr (L == kRing) {
-        extern __shared__ uint4 ring[];
-        kb = ring_steps<T, NT>(ring, w0, w1, xr, kbeg, kend, acc);
-    } else {
-        for (; kb + STEP <= kend; kb += STEP) step<T, NT, VEC, false>(w0, w1, xr, kb, kend - 8 * q, acc);
-    }
+    for (; kb + STEP <= kend; kb += STEP) step<T, NT, VEC, false>(w0, w1, xr, kb, kend - 8 * q, acc);
     if (kb < kend) step<T, NT, VEC, true>(w0, w1, xr, kb, kend - 8 * q, acc);
 
     if (p.splits == 1) {
@@ -244,8 +194,7 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
 #pragma unroll
     for (int j = 0; j < NT; j++)
         ws[((int64_t)split * NT + j) * kThreads + tid] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
-    /* the last CTA of the tile (no static shared memory for the flag: with it, the 48 KB ring
-     * would not launch without opting in to more) */
+    /* the last CTA of the tile */
     __threadfence();
     __syncthreads();
     if (!__syncthreads_or(tid == 0 && atomicAdd(&p.counters[tile], 1u) == (unsigned)p.splits - 1)) return;
@@ -263,14 +212,11 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
 }
 
 template <typename T, int NT, int L> struct Kernel {
-    /* the ring: kStages steps of 2·U vectors a thread (48 KB at U = 4, the most without opting in) */
-    static constexpr size_t SMEM = L == kRing ? (size_t)kStages * 2 * Unroll<NT, true>::U * kThreads * sizeof(uint4) : 0;
-    static_assert(SMEM <= 48 * 1024, "the ring fits the default shared memory (the kernel has no static shared memory)");
     static int occupancy(int *ctas)
     {
         static int cached = 0;
         if (cached == 0) {
-            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, L>, kThreads, SMEM);
+            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, L>, kThreads, 0);
             if (e != cudaSuccess) {
                 cached = 0;
                 return (int)e;
@@ -281,7 +227,7 @@ template <typename T, int NT, int L> struct Kernel {
     }
     static int launch(const Params &p, int tiles, cudaStream_t stream)
     {
-        return (int)sf::launch(gemv_kernel<T, NT, L>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, SMEM, stream, 1, p);
+        return (int)sf::launch(gemv_kernel<T, NT, L>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, 0, stream, 1, p);
     }
 };
 
@@ -290,32 +236,17 @@ bool vectorized(const sf_gemv_args *a)
     return a->k % 8 == 0 && a->ldx % 8 == 0 && a->ldw % 8 == 0 && (uintptr_t)a->x % 16 == 0 && (uintptr_t)a->w % 16 == 0;
 }
 
-/* the variant SFBENCH_GEMV_VARIANT names (read once): kVectors ("direct") when unset, -1 when
- * unknown */
-int variant()
-{
-    static const int v = [] {
-        const char *e = getenv("SFBENCH_GEMV_VARIANT");
-        if (!e || !*e || strcmp(e, "direct") == 0) return (int)kVectors;
-        return strcmp(e, "ring") == 0 ? (int)kRing : -1;
-    }();
-    return v;
-}
-
-/* f(Kernel<T, NT, L>) for the arguments' dtype, row count, alignment and the variant */
+/* f(Kernel<T, NT, L>) for the arguments' dtype, row count and alignment */
 template <typename F> int dispatch(const sf_gemv_args *a, F f)
 {
-    const int v = variant();
-    if (v < 0) return (int)cudaErrorInvalidValue;
-    const int load = vectorized(a) ? v : kElements;
+    const bool vectors = vectorized(a);
 #define SF_GEMV_NT(T, L)                                                                                          \
     if (a->m <= 8) return f(Kernel<T, 1, L>());                                                                   \
     if (a->m <= 16) return f(Kernel<T, 2, L>());                                                                  \
     if (a->m <= 32) return f(Kernel<T, 4, L>());                                                                  \
     return f(Kernel<T, 8, L>());
 #define SF_GEMV_LOAD(T)                                                                                           \
-    if (load == kRing) { SF_GEMV_NT(T, kRing) }                                                                   \
-    if (load == kVectors) { SF_GEMV_NT(T, kVectors) }                                                             \
+    if (vectors) { SF_GEMV_NT(T, kVectors) }                                                                      \
     SF_GEMV_NT(T, kElements)
     if (a->dtype == SF_F16) { SF_GEMV_LOAD(__half) }
     SF_GEMV_LOAD(__nv_bfloat16)
@@ -369,12 +300,6 @@ extern "C" const char *sf_gemv_unfit(const sf_gemv_args *a)
     if (!swiglu && a->epilogue != SF_EPI_NONE && a->epilogue != SF_EPI_RELU && a->epilogue != SF_EPI_GELU_TANH)
         return "has no such activation";
     return NULL;
-}
-
-extern "C" const char *sf_gemv_variant(void)
-{
-    const int v = variant();
-    return v == kRing ? "ring" : v == kVectors ? "direct" : NULL;
 }
 
 extern "C" int64_t sf_gemv_tiles(const sf_gemv_args *a) { return (a->n + kTileRows - 1) / kTileRows; }

@@ -40,10 +40,6 @@ typedef struct sf_gemv_args {
 /* Why the kernel cannot take these arguments, or NULL. Any k, n and m <= SF_GEMV_MAX_M; rows
  * whose pointers and strides allow it are read in 16-byte vectors, others element by element. */
 const char *sf_gemv_unfit(const sf_gemv_args *a);
-/* The kernel's way of loading w, SFBENCH_GEMV_VARIANT (read once): "direct" (the default) or
- * "ring", kernels/gemv.cu says what each does; NULL when the variable names neither (the CUDA
- * calls below then return cudaErrorInvalidValue). */
-const char *sf_gemv_variant(void);
 /* *splits: what sf_gemv_cuda runs with (a->splits when non-zero, clamped to what k allows).
  * Returns a cudaError_t (it asks the device its SM count once). */
 int sf_gemv_splits(const sf_gemv_args *a, int *splits);

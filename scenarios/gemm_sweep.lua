@@ -1,14 +1,18 @@
 -- cuBLAS(Lt) GEMM over the Llama-2 projection shapes (x·Wᵀ with Linear weights) and a square
 -- reference; TFLOP/s from 2·m·n·k.
--- Usage: sfbench gemm_sweep [model=7b|13b|70b] [tokens=512,4096] [dtype=bf16,f16] [square=8192]
+-- Usage: sfbench gemm_sweep [model=7b|13b|70b] [tokens=512,4096] [dtype=bf16,f16,e4m3] [square=8192]
 --        [cold=false] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- Each shape is timed in its steady state (as ffn_sweep's: back-to-back calls for warmup_ms, then
 -- samples of back-to-back calls lasting at least sample_ms; cold=true: one call a sample).
+-- dtype=e4m3: x and W are quantized once, per tensor (the scales torch._scaled_mm takes), and the
+-- product is written in bf16; each point's product is checked once, before it is timed, against
+-- the CPU reference of the same e4m3 tensors, and a point out of bounds stops the sweep.
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
 local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
+local validate = require "sfbench.validate"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get(bench.steady_defaults {
@@ -34,6 +38,37 @@ local function shapes(T)
   }
 end
 
+-- an e4m3 tensor of random values (std) and its per-tensor scale
+local function quantized(shape, std)
+  local x = sf.randn(shape, "f32", { std = std })
+  local q, scale = sf.tensor(shape, "e4m3"), sf.tensor({ 1 }, "f32")
+  sf.ops.quantize { x = x, out = q, scale = scale }
+  x:free()
+  return q, scale
+end
+
+-- an e4m3 point's product against the CPU reference (double accumulation of the same e4m3
+-- values) over its first rows and columns, which keeps the CPU's work small, by validate's bounds
+-- for the output's dtype; the output poisoned first
+local CHECK_ROWS, CHECK_COLS = 64, 256
+local function check_fp8(pt, args)
+  local rows, cols = math.min(pt.m, CHECK_ROWS), math.min(pt.n, CHECK_COLS)
+  validate.poison(args.c)
+  sf.ops.gemm(args)
+  local a <close> = args.a:slice(1, 1, rows)
+  local b <close> = args.b:slice(1, 1, cols)
+  local c_rows <close> = args.c:slice(1, 1, rows)
+  local c <close> = c_rows:slice(2, 1, cols)
+  local ref = sf.tensor({ rows, cols }, "f32", { device = "cpu" })
+  sf.ops.gemm { a = a:to("cpu"), b = b:to("cpu"), c = ref, transb = true, a_scale = args.a_scale:to("cpu"),
+    b_scale = args.b_scale:to("cpu") }
+  local r = validate.check(c:to("cpu"), ref)
+  if not r.ok then
+    error(("gemm_sweep: %s e4m3 m=%d n=%d k=%d against the CPU reference: %s"):format(pt.shape, pt.m, pt.n, pt.k,
+      validate.describe(r)), 0)
+  end
+end
+
 local points = {}
 for _, dtype in ipairs(p.dtype) do
   for _, s in ipairs(p.square) do
@@ -53,13 +88,21 @@ sweep.run {
   columns = { "dtype", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
     { key = "noise", fmt = "%.4f" }, "samples", "stop" },
   measure = function(pt)
-    local out_dtype = pt.dtype
-    local x = sf.randn({ pt.m, pt.k }, pt.dtype)
-    local w = sf.randn({ pt.n, pt.k }, pt.dtype, { std = 0.02 })
-    local y = sf.tensor({ pt.m, pt.n }, out_dtype)
+    local fp8 = pt.dtype == "e4m3"
+    local x, w, x_scale, w_scale
+    if fp8 then
+      x, x_scale = quantized({ pt.m, pt.k }, 1)
+      w, w_scale = quantized({ pt.n, pt.k }, 0.02)
+    else
+      x = sf.randn({ pt.m, pt.k }, pt.dtype)
+      w = sf.randn({ pt.n, pt.k }, pt.dtype, { std = 0.02 })
+    end
+    local y = sf.tensor({ pt.m, pt.n }, fp8 and "bf16" or pt.dtype)
+    local args = { a = x, b = w, c = y, transb = true, autotune = p.autotune, a_scale = x_scale, b_scale = w_scale }
+    if fp8 then check_fp8(pt, args) end
     local r = bench.run({
       name = ("%s %s"):format(pt.shape, pt.dtype),
-      fn = function() sf.ops.gemm { a = x, b = w, c = y, transb = true, autotune = p.autotune } end,
+      fn = function() sf.ops.gemm(args) end,
       flops = 2 * pt.m * pt.n * pt.k,
       cold = p.cold,
     }, steady)

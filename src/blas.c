@@ -18,6 +18,7 @@
 typedef struct plan_key {
     int64_t m, n, k, batch, lda, ldb, ldc, ldd, stride_a, stride_b, stride_c, stride_d;
     int a_dtype, b_dtype, c_dtype, trans_a, trans_b, epilogue, bias, tf32, align, autotune;
+    int a_scale_rows, b_scale_rows, fast_accum;   /* FP8: per-row scales (else per tensor), fast accumulation */
 } plan_key;
 
 typedef struct plan {
@@ -71,6 +72,8 @@ static cudaDataType_t cuda_type(sf_dtype t)
     case SF_F16: return CUDA_R_16F;
     case SF_BF16: return CUDA_R_16BF;
     case SF_F64: return CUDA_R_64F;
+    case SF_E4M3: return CUDA_R_8F_E4M3;
+    case SF_E5M2: return CUDA_R_8F_E5M2;
     default: return CUDA_R_32F;
     }
 }
@@ -105,6 +108,18 @@ static void destroy_plan(plan *p)
     p->used = 0;
 }
 
+/* The call's device pointers that the descriptor holds: the bias, and FP8 operands' scales
+ * (swapped, as the operands are: cuBLASLt's A is our b). The heuristic needs the scales set
+ * (it refuses outer-vector scaling without them), so make_plan sets them too. */
+static void set_pointers(lua_State *L, plan *p, const sf_gemm_desc *d)
+{
+    if (d->bias) LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d->bias, sizeof d->bias));
+    if (d->a_scale) {
+        LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &d->b_scale, sizeof d->b_scale));
+        LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &d->a_scale, sizeof d->a_scale));
+    }
+}
+
 /* Column-major view of the row-major problem: C^T (n×m) = op(B)^T · op(A)^T, so cuBLASLt's
  * first operand is our B and its second our A. */
 static void run_plan(lua_State *L, plan *p, const cublasLtMatmulAlgo_t *algo, const sf_gemm_desc *d, void *stream);
@@ -133,6 +148,16 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
     else if (k->epilogue == SF_EPI_GELU_TANH) epi = k->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
     else if (k->bias) epi = CUBLASLT_EPILOGUE_BIAS;
     LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    if (k->a_dtype == SF_E4M3 || k->a_dtype == SF_E5M2) {
+        /* cuBLASLt's A is our b, its B our a: a per-row scale of op(a) is one a column of its B */
+        int32_t mode_a = k->b_scale_rows ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        int32_t mode_b = k->a_scale_rows ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        int8_t fast = (int8_t)k->fast_accum;
+        LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_a, sizeof mode_a));
+        LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_b, sizeof mode_b));
+        LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
+    }
+    set_pointers(L, p, d);
     set_layout(L, &p->la, (sf_dtype)k->b_dtype, k->trans_b ? k->k : k->n, k->trans_b ? k->n : k->k, k->ldb, k->batch, k->stride_b);
     set_layout(L, &p->lb, (sf_dtype)k->a_dtype, k->trans_a ? k->m : k->k, k->trans_a ? k->k : k->m, k->lda, k->batch, k->stride_a);
     set_layout(L, &p->lc, (sf_dtype)k->c_dtype, k->n, k->m, k->ldc, k->batch, k->stride_c);
@@ -200,6 +225,7 @@ void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
     k.a_dtype = d->a_dtype; k.b_dtype = d->b_dtype; k.c_dtype = d->c_dtype;
     k.trans_a = d->trans_a; k.trans_b = d->trans_b; k.epilogue = d->epilogue;
     k.bias = d->bias != NULL; k.tf32 = d->tf32;
+    k.a_scale_rows = d->a_scale_rows; k.b_scale_rows = d->b_scale_rows; k.fast_accum = d->fast_accum;
     k.autotune = d->autotune && (d->beta == 0 || (d->d && d->d != d->c));
     k.align = alignment_of(d->a);
     if (alignment_of(d->b) < k.align) k.align = alignment_of(d->b);
@@ -222,7 +248,7 @@ void sf_linear_cuda(lua_State *L, const void *x, const void *w, const void *bias
 
 static void run_plan(lua_State *L, plan *p, const cublasLtMatmulAlgo_t *algo, const sf_gemm_desc *d, void *stream)
 {
-    if (d->bias) LT(L, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d->bias, sizeof d->bias));
+    set_pointers(L, p, d);
     double alpha64 = d->alpha, beta64 = d->beta;
     float alpha32 = (float)d->alpha, beta32 = (float)d->beta;
     int f64 = d->a_dtype == SF_F64;

@@ -22,6 +22,7 @@ typedef struct sf_gemm_desc {
      * 16- and 32-bit operands */
     const float *a_scale, *b_scale;
     int a_scale_rows, b_scale_rows;
+    int fast_accum;               /* FP8 on cuBLASLt: accumulate without promoting partial sums (faster, less exact) */
     int tf32;                     /* allow TF32 tensor cores for f32 inputs */
     int autotune;                 /* time cuBLASLt's candidates once per shape, keep the fastest */
 } sf_gemm_desc;

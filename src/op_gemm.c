@@ -24,8 +24,13 @@ static const sf_arg_spec gemm_args[] = {
     {"alpha", SF_ARG_NUMBER, 0, "1", "scale of the product"},
     {"beta", SF_ARG_NUMBER, 0, "0", "scale of c added to the product"},
     {"bias", SF_ARG_TENSOR, 0, NULL, "[n], dtype of c, added to every row"},
-    {"a_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [m]: the dequantization scale of an e4m3/e5m2 'a' (of op(a)'s rows)"},
-    {"b_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [n]: the dequantization scale of an e4m3/e5m2 'b' (of op(b)'s columns)"},
+    {"a_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [m]: the dequantization scale of an e4m3/e5m2 'a' (of op(a)'s rows; "
+                                        "on the GPU [m] needs b_scale [n] and a 2-D product)"},
+    {"b_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [n]: the dequantization scale of an e4m3/e5m2 'b' (of op(b)'s columns; "
+                                        "on the GPU [n] needs a_scale [m] and a 2-D product)"},
+    {"fast_accum", SF_ARG_BOOL, 0, "false",
+     "e4m3/e5m2 inputs on the GPU: cuBLASLt's fast FP8 accumulation (partial sums not promoted to full f32 "
+     "as they grow), faster and less exact; the CPU's reference is exact either way"},
     {"epilogue", SF_ARG_STRING, 0, "none", "none, relu or gelu (tanh form), applied last"},
     {"tf32", SF_ARG_BOOL, 0, "false", "f32 inputs may use TF32 tensor cores"},
     {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
@@ -74,6 +79,31 @@ static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const
 #endif
 
 #ifdef SF_HAVE_CUDA
+/* Why cuBLASLt's FP8 GEMM cannot take this call, or NULL: on Ada and Hopper its kernels take one
+ * pair of transposes (cuBLASLt's "TN", here a [m, k] and b [n, k]), per-row scales (its
+ * outer-vector scaling) for both operands or for neither and then only unbatched, a bias only
+ * beside an f16 or bf16 output, 16-byte aligned operands whose k and n are multiples of 16, and no
+ * e5m2·e5m2 product. */
+static const char *fp8_unfit(const sf_gemm_desc *d)
+{
+    const int64_t cs = (int64_t)sf_dtype_size(d->c_dtype);
+    if (d->a_dtype == SF_E5M2 && d->b_dtype == SF_E5M2)
+        return "takes e4m3·e4m3, e4m3·e5m2 or e5m2·e4m3 'a' and 'b', not e5m2·e5m2";
+    if (d->trans_a || !d->trans_b) return "takes a [m, k] and b [n, k] alone (transb = true, transa = false: the TN layout)";
+    if (d->a_scale_rows != d->b_scale_rows)
+        return "takes per-row scales for both 'a' and 'b' (a_scale [m], b_scale [n]: its outer-vector scaling) or for neither";
+    if (d->a_scale_rows && d->batch > 1) return "takes per-row scales only for a 2-D product: its outer-vector scaling has no batches";
+    if (d->bias && d->c_dtype == SF_F32)
+        return "takes a bias only with an f16 or bf16 'c' (beside an f32 output its bias is bf16, and 'bias' has c's dtype)";
+    if (d->k % 16 || d->n % 16) return "needs k and n that are multiples of 16";
+    if (d->lda % 16 || d->ldb % 16 || d->stride_a % 16 || d->stride_b % 16 || (uintptr_t)d->a % 16 || (uintptr_t)d->b % 16)
+        return "needs 16-byte aligned rows and batches of 'a' and 'b'";
+    if (d->ldc * cs % 16 || d->stride_c * cs % 16 || (uintptr_t)d->c % 16 ||
+        (d->d && (d->ldd * cs % 16 || d->stride_d * cs % 16 || (uintptr_t)d->d % 16)))
+        return "needs 16-byte aligned rows and batches of 'c' and 'out'";
+    return NULL;
+}
+
 /* one call's candidates; `ran` names the last one run (the chosen one, after any trials) */
 typedef struct gemm_call {
     lua_State *L;
@@ -243,6 +273,8 @@ static void run_gemm(sf_op_args *a)
     d.a_dtype = A->dtype; d.b_dtype = B->dtype; d.c_dtype = C->dtype;
     d.bias = bias ? bias->data : NULL;
     fp8_scales(a, &d, a_fp8);
+    d.fast_accum = sf_arg_bool(a, "fast_accum", 0);
+    if (d.fast_accum && !a_fp8) sf_op_error(a, "'fast_accum' is for e4m3/e5m2 inputs; 'a' is %s", sf_dtype_name(d.a_dtype));
     d.alpha = sf_arg_number(a, "alpha", 1.0);
     d.beta = sf_arg_number(a, "beta", 0.0);
     d.epilogue = epilogue_kinds[sf_arg_choice(a, "epilogue", epilogues, 0)];
@@ -265,7 +297,8 @@ static void run_gemm(sf_op_args *a)
         if (sf_cuda_cc() < 89)
             sf_op_error(a, "e4m3/e5m2 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), "
                            "this one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
-        sf_op_error(a, "e4m3/e5m2 inputs run on the CPU backend only so far: the GPU's FP8 GEMM is not built yet");
+        const char *why = fp8_unfit(&d);
+        if (why) sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s", why);
     }
     gemm_call g = {a->L, &d, stream, NULL, NULL, NULL, d.beta != 0.0 && (!d.d || d.d == d.c), 0};
     sf_gemv_args gv;

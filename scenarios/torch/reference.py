@@ -2,6 +2,7 @@
 
     python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl [--out FILE] [--sample-ms MS] [--warmup-ms MS]
                                          [--model 7b|13b|70b] [--seq N,...]   (layer only)
+                                         [--dtype bf16,f16,e4m3]              (gemm only)
                                          [--world N] [--dtype bf16,...] [--bytes 1K,...,4G]   (nccl only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
@@ -124,14 +125,35 @@ def time_ms(fn, warmup=10, iters=50, agree=None):
     return statistics.median(agree(times)), feed
 
 
-def gemm_rows():
+GEMM_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "e4m3": torch.float8_e4m3fn}
+
+
+def quantized(x):
+    """x in e4m3 with its per-tensor f32 dequantization scale (amax / 448), as sfbench's quantize"""
+    fmax = torch.finfo(torch.float8_e4m3fn).max
+    scale = x.abs().amax().float() / fmax
+    return (x / scale).clamp(-fmax, fmax).to(torch.float8_e4m3fn), scale
+
+
+def gemm_rows(dtypes):
+    """torch.nn.functional.linear at gemm_sweep's default shapes; e4m3: torch._scaled_mm of x and W
+    quantized once with per-tensor scales, written in bf16 (gemm_sweep dtype=e4m3's product)"""
     rows = []
-    for dtype_name, dtype in (("bf16", torch.bfloat16), ("f16", torch.float16)):
+    for dtype_name in dtypes:
+        dtype = GEMM_DTYPES[dtype_name]
         for m, n, k in ((8192, 8192, 8192), (4096, 12288, 4096), (4096, 22016, 4096), (4096, 4096, 11008)):
-            a = torch.randn(m, k, device="cuda", dtype=dtype)
-            w = torch.randn(n, k, device="cuda", dtype=dtype) * 0.02
-            ms, feed = time_ms(lambda: torch.nn.functional.linear(a, w))
-            rows.append({"impl": "torch", "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
+            if dtype == torch.float8_e4m3fn:
+                a, a_scale = quantized(torch.randn(m, k, device="cuda"))
+                w, w_scale = quantized(torch.randn(n, k, device="cuda") * 0.02)
+                fn = lambda: torch._scaled_mm(a, w.t(), scale_a=a_scale, scale_b=w_scale, out_dtype=torch.bfloat16)
+                impl = "torch_scaled_mm"
+            else:
+                a = torch.randn(m, k, device="cuda", dtype=dtype)
+                w = torch.randn(n, k, device="cuda", dtype=dtype) * 0.02
+                fn = lambda: torch.nn.functional.linear(a, w)
+                impl = "torch"
+            ms, feed = time_ms(fn)
+            rows.append({"impl": impl, "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
                          "tflops": 2 * m * n * k / ms / 1e9, "feed": feed})
     return rows
 
@@ -469,18 +491,20 @@ def main():
     ap.add_argument("--model", choices=sorted(LLAMA2), default="7b", help="layer: the Llama-2 shape (layer_sweep's model)")
     ap.add_argument("--seq", default="512,1024,2048,4096",
                     help="layer: comma-separated sequence lengths (layer_sweep's seq)")
+    ap.add_argument("--dtype", help="comma-separated dtypes (the sweep's dtype): gemm of " + ", ".join(GEMM_DTYPES)
+                    + " (default bf16,f16), nccl of " + ", ".join(NCCL_DTYPES) + " (default bf16)")
     ap.add_argument("--world", type=int, help="nccl: GPUs, one process each (default: every visible GPU)")
-    ap.add_argument("--dtype", default="bf16", help="nccl: comma-separated dtypes (nccl_sweep's dtype)")
     ap.add_argument("--bytes", default=NCCL_BYTES, help="nccl: comma-separated message sizes (nccl_sweep's bytes)")
     args = ap.parse_args()
+    allowed = NCCL_DTYPES if args.what == "nccl" else GEMM_DTYPES
+    dtypes = (args.dtype or ("bf16" if args.what == "nccl" else "bf16,f16")).split(",")
+    if any(d not in allowed for d in dtypes):
+        ap.error(f"--dtype: expected comma-separated dtypes of {', '.join(allowed)}, got {args.dtype!r}")
     SAMPLE_MS, WARMUP_MS = args.sample_ms, args.warmup_ms
     if args.what == "nccl":
         world = args.world or torch.cuda.device_count()
         if not 1 <= world <= torch.cuda.device_count():
             ap.error(f"--world: {world} GPUs asked, {torch.cuda.device_count()} visible")
-        dtypes = args.dtype.split(",")
-        if any(d not in NCCL_DTYPES for d in dtypes):
-            ap.error(f"--dtype: expected some of {', '.join(NCCL_DTYPES)}, got {args.dtype!r}")
         try:
             sizes = parse_bytes(args.bytes)
         except ValueError as e:
@@ -495,7 +519,7 @@ def main():
             ap.error(f"--seq: lengths must be positive, got {args.seq!r}")
         rows = layer_rows(args.model, seqs)
     else:
-        rows = {"gemm": gemm_rows, "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
+        rows = {"gemm": lambda: gemm_rows(dtypes), "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
                 "model": model_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
            "warmup_ms": WARMUP_MS, "rows": rows}

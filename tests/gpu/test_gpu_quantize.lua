@@ -2,10 +2,15 @@
 -- e4m3/e5m2 conversions, quantize and dequantize (per tensor and per row, every input dtype) and
 -- pack_gate_up of every element size, each against the same call on the CPU backend, bit for
 -- bit: both divide in f32 and round once, to nearest even, saturating (kernels/quantize.h).
+-- And gemm of e4m3/e5m2 operands through cuBLASLt against the CPU backend's gemm of the same
+-- tensors, within bounds worked out below, and the calls cuBLASLt's FP8 GEMM cannot take refused
+-- before anything runs.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
+local contains = testlib.contains
+local validate = require "sfbench.validate"
 
 local CPU = { device = "cpu" }
 
@@ -83,6 +88,145 @@ function test_pack_gate_up_of_every_element_size()
       testlib.assert_same(out, outc, ("%s, H = %d"):format(dt, H))
     end
   end
+end
+
+-- FP8 GEMM. The CPU reference adds the exact products of the fp8 values (times their scales) in
+-- double and rounds once, so the GPU's difference is its accumulation and the rounding of its
+-- output. The rounding moves each element by at most u of the output's dtype, relative (bf16 2^-8,
+-- f16 2^-11, f32 2^-24), so the whole by at most u in relative L2. The accumulation: Hopper's FP8
+-- tensor cores keep about 14 bits of a running sum (DeepSeek-V3's report measured it), and
+-- cuBLASLt moves the sums into f32 every few k blocks, or with fast_accum never. k products of
+-- random sign, each sum rounded to 2^-14 of its size, err as a random walk by 2^-14·sqrt(k/6) of
+-- the result (uniform rounding errors, partial sums growing as sqrt(j)); the bound takes 2^-13
+-- (a bit less kept than reported) over the whole k, fast_accum or not: 1.6e-3 at k = 1024. A
+-- scale off by a factor of 2 errs by 50%, per-row scales on the wrong rows (of rows 1 to 8 times
+-- as large) by more: 90 times the largest bound (bf16's, 5.5e-3). The worst row (64 sums: its norm and error stray from the
+-- whole's by tens of percent) is held to twice the bound. Hopper's accumulation errs unevenly
+-- over the elements, so the largest error of one element, against the largest |ref|, is held to
+-- four times the bound: on an H100 it reached 3.5 times the whole's relative L2 (f32, fast_accum).
+local U = { bf16 = 2 ^ -8, f16 = 2 ^ -11, f32 = 2 ^ -24 }
+local M, N, K = 40, 64, 1024           -- m need not be a multiple of 16; k and n must
+
+local function fp8_bound(cdt, k) return U[cdt] + 2 ^ -13 * math.sqrt(k / 6) end
+
+-- N(0, 1) draws of `shape` quantized on the GPU to dt, per row of the last two dims' rows or per tensor
+local function quantized(shape, dt, per_row, seed)
+  local x = sf.randn(shape, "f32", { seed = seed })
+  local q, s = sf.tensor(shape, dt), sf.tensor({ per_row and shape[#shape - 1] or 1 }, "f32")
+  sf.ops.quantize { x = x, out = q, scale = s }
+  return q, s
+end
+
+-- gemm{args} on the GPU (its output poisoned first, unless beta reads it) against the CPU
+-- backend's gemm of the same tensors into f32 (cpu_over: arguments of the CPU call replaced);
+-- returns validate.check's result under the bound of the output's dtype
+local function fp8_check(args, cpu_over)
+  local cpu = { transb = args.transb, transa = args.transa, alpha = args.alpha, beta = args.beta, epilogue = args.epilogue,
+    a = args.a:to("cpu"), b = args.b:to("cpu"), a_scale = args.a_scale:to("cpu"), b_scale = args.b_scale:to("cpu"),
+    c = args.c:to("cpu", "f32"), bias = args.bias and args.bias:to("cpu", "f32") }
+  local out = args.out or args.c
+  if args.out then cpu.out = sf.tensor(args.out:shape(), "f32", CPU) end
+  for key, v in pairs(cpu_over or {}) do cpu[key] = v end
+  sf.ops.gemm(cpu)
+  if args.out or (args.beta or 0) == 0 then validate.poison(out) end
+  sf.ops.gemm(args)
+  local bound = fp8_bound(out:dtype(), args.a:size(args.a:ndim()))
+  return validate.check(out, cpu.out or cpu.c, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+end
+
+local function assert_fp8(args, what)
+  local r = fp8_check(args)
+  lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+end
+
+-- every pair cuBLASLt takes, per tensor and per row, each output dtype, fast_accum off and on, on
+-- one shape: the plan cache must tell these calls apart (a plan of another scale mode or
+-- accumulation reused would scale wrongly or accumulate otherwise)
+function test_fp8_gemm_matches_the_cpu()
+  for _, pair in ipairs({ { "e4m3", "e4m3" }, { "e4m3", "e5m2" }, { "e5m2", "e4m3" } }) do
+    for _, per_row in ipairs({ false, true }) do
+      local qa, sa = quantized({ M, K }, pair[1], per_row, 21)
+      local qb, sb = quantized({ N, K }, pair[2], per_row, 22)
+      for _, cdt in ipairs({ "bf16", "f16", "f32" }) do
+        for _, fast in ipairs({ false, true }) do
+          assert_fp8({ a = qa, b = qb, c = sf.tensor({ M, N }, cdt), transb = true, a_scale = sa, b_scale = sb,
+            fast_accum = fast }, ("%s·%s %s → %s%s"):format(pair[1], pair[2], per_row and "per row" or "per tensor", cdt,
+            fast and ", fast_accum" or ""))
+        end
+      end
+    end
+  end
+end
+
+-- a bias and an epilogue, beta reading c into a separate out, and a batch of three a's against
+-- one broadcast b
+function test_fp8_gemm_bias_beta_and_batch()
+  local qa, sa = quantized({ M, K }, "e4m3", true, 23)
+  local qb, sb = quantized({ N, K }, "e4m3", true, 24)
+  for _, cdt in ipairs({ "bf16", "f16" }) do
+    assert_fp8({ a = qa, b = qb, c = sf.tensor({ M, N }, cdt), transb = true, a_scale = sa, b_scale = sb,
+      bias = sf.randn({ N }, cdt, { seed = 25 }), epilogue = "gelu" }, cdt .. " bias, gelu")
+  end
+  for _, cdt in ipairs({ "bf16", "f32" }) do
+    assert_fp8({ a = qa, b = qb, c = sf.randn({ M, N }, cdt, { seed = 26, std = 30 }), out = sf.tensor({ M, N }, cdt),
+      transb = true, a_scale = sa, b_scale = sb, beta = 0.5, alpha = 2 }, cdt .. " alpha 2, beta 0.5 into out")
+  end
+  local qa3, sa3 = quantized({ 3, M, K }, "e4m3", false, 27)
+  local qb1, sb1 = quantized({ N, K }, "e5m2", false, 28)
+  assert_fp8({ a = qa3, b = qb1, c = sf.tensor({ 3, M, N }, "bf16"), transb = true, a_scale = sa3, b_scale = sb1 },
+    "a batch of 3, b broadcast")
+end
+
+-- the check can fail: b's scales doubled, or in the wrong order, each far out of bounds
+function test_fp8_gemm_wrong_scales_fail()
+  local qa, sa = quantized({ M, K }, "e4m3", true, 29)
+  local qb, sb = quantized({ N, K }, "e4m3", true, 30)
+  local sbv, spread, doubled, reversed = sb:totable(), {}, {}, {}
+  for i = 1, N do spread[i] = sbv[i] * 2 ^ ((i - 1) % 4) end     -- rows of b 1, 2, 4 and 8 times as large
+  for i = 1, N do doubled[i], reversed[i] = 2 * spread[i], spread[N + 1 - i] end
+  local args = { a = qa, b = qb, c = sf.tensor({ M, N }, "bf16"), transb = true, a_scale = sa,
+    b_scale = sf.from_table(spread, { N }, "f32") }
+  lu.assertTrue(fp8_check(args).ok, "the right scales")
+  for what, wrong in pairs({ doubled = doubled, reversed = reversed }) do
+    local r = fp8_check(args, { b_scale = sf.from_table(wrong, { N }, "f32", CPU) })
+    lu.assertFalse(r.ok, "b_scale " .. what .. ": " .. validate.describe(r))
+    lu.assertTrue(r.rel_l2 > 0.4, "b_scale " .. what .. ": " .. validate.describe(r))
+  end
+end
+
+-- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN
+function test_fp8_gemm_errors()
+  local qa, sa = quantized({ M, K }, "e4m3", false, 31)
+  local qb, sb = quantized({ N, K }, "e4m3", false, 32)
+  local qa5, sa5 = quantized({ M, K }, "e5m2", false, 33)
+  local qb5, sb5 = quantized({ N, K }, "e5m2", false, 34)
+  local sa_rows, sb_rows = sf.tensor({ M }, "f32"):fill(0.01), sf.tensor({ N }, "f32"):fill(0.01)
+  local c = sf.tensor({ M, N }, "bf16")
+  local function call(over)
+    c:fill(0 / 0)
+    local msg = testlib.error_of(sf.ops.gemm, testlib.override({ a = qa, b = qb, c = c, transb = true, a_scale = sa,
+      b_scale = sb }, over))
+    lu.assertEquals(sf.compare(c, c).nan, M * N, "c was written: " .. tostring(msg))
+    return msg
+  end
+  local lt = "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM "
+  contains(call { a = qa5, b = qb5, a_scale = sa5, b_scale = sb5 }, "gemm", lt, "not e5m2·e5m2")
+  contains(call { transb = false, b = quantized({ K, N }, "e4m3", false, 35) }, lt, "transb = true, transa = false")
+  contains(call { transa = true, a = quantized({ K, M }, "e4m3", false, 36) }, lt, "the TN layout")
+  contains(call { a_scale = sa_rows }, lt, "per-row scales for both 'a' and 'b'")
+  contains(call { b_scale = sb_rows }, lt, "per-row scales for both 'a' and 'b'")
+  local qa3 = quantized({ 2, M, K }, "e4m3", false, 37)
+  contains(call { a = qa3, c = sf.tensor({ 2, M, N }, "bf16"), a_scale = sa_rows, b_scale = sb_rows },
+    lt, "per-row scales only for a 2-D product")
+  contains(call { a = quantized({ M, 40 }, "e4m3", false, 38), b = quantized({ N, 40 }, "e4m3", false, 39) }, lt,
+    "k and n that are multiples of 16")
+  contains(call { b = quantized({ 24, K }, "e4m3", false, 40), c = sf.tensor({ M, 24 }, "bf16") }, lt,
+    "k and n that are multiples of 16")
+  local wide = quantized({ M, K + 8 }, "e4m3", false, 41)
+  contains(call { a = wide:slice(2, 1, K) }, lt, "16-byte aligned rows and batches of 'a' and 'b'")
+  contains(call { c = sf.tensor({ M, N }, "f32"), bias = sf.tensor({ N }, "f32") }, lt, "a bias only with an f16 or bf16 'c'")
+  contains(call { impl = "hopper" }, "impl 'hopper' takes f16 or bf16")
+  contains(call { impl = "gemv" }, "impl 'gemv' takes a, b and c of one dtype")
 end
 
 os.exit(lu.LuaUnit.run())

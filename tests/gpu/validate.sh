@@ -1,15 +1,15 @@
 #!/bin/sh
 # The validation scenarios on the GPU: every impl against the reference, fresh seeds, and the
-# decode and GEMV kernels' variants.
+# decode kernel's variants.
 # Skips (77) where there is no CUDA device.
 . "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 out="$SF_TEST_OUT/gpu-validate"
 mkdir -p "$out"
 status=0
-# each with the default kernels, then the decode and GEMV kernels' other variants (tuning knobs:
-# a variant must be right before it is timed)
+# each with the default kernels, then the decode kernel's other variants (tuning knobs: a variant
+# must be right before it is timed)
 for run in test_setup validate_attention validate_decode validate_gemv validate_ffn validate_layer \
-    SFBENCH_DECODE_VARIANT=mma:validate_decode SFBENCH_GEMV_VARIANT=ring:validate_gemv; do
+    SFBENCH_DECODE_VARIANT=ring48:validate_decode SFBENCH_DECODE_VARIANT=base:validate_decode; do
     s=${run#*:}
     env=
     [ "$s" != "$run" ] && env=${run%%:*}

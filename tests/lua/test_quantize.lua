@@ -200,6 +200,19 @@ function TestGemm.test_errors()
   local x = sf.randn({ 3, 16 })
   contains(error_of(sf.ops.gemm, { a = x, b = sf.randn({ 4, 16 }), c = c, transb = true, a_scale = sa }),
     "'a_scale' scales an e4m3/e5m2 'a'; 'a' is f32")
+  contains(error_of(sf.ops.gemm, { a = x, b = sf.randn({ 4, 16 }), c = c, transb = true, fast_accum = true }),
+    "'fast_accum' is for e4m3/e5m2 inputs; 'a' is f32")
+  contains(call { fast_accum = 1 }, "'fast_accum'")
+end
+
+-- fast_accum is the GPU's: the CPU's reference adds exactly with it or without
+function TestGemm.test_fast_accum_on_the_cpu()
+  local qa, sa = quantized(3, 32, "e4m3", true, 7)
+  local qb, sb = quantized(4, 32, "e5m2", false, 8)
+  local exact, fast = sf.tensor({ 3, 4 }, "f32"), sf.tensor({ 3, 4 }, "f32")
+  sf.ops.gemm { a = qa, b = qb, c = exact, transb = true, a_scale = sa, b_scale = sb }
+  sf.ops.gemm { a = qa, b = qb, c = fast, transb = true, a_scale = sa, b_scale = sb, fast_accum = true }
+  lu.assertEquals(fast:totable(), exact:totable())
 end
 
 os.exit(lu.LuaUnit.run())
