@@ -170,6 +170,20 @@ local VIEWS = {
       { key = "floor_ms", title = "floor ms", fmt = "%.3f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" }, "note" },
     torch_columns = { { key = "hf_ms", title = "transformers eager ms", fmt = "%.3f" },
       { key = "compiled_ms", title = "compiled ms", fmt = "%.3f" }, { key = "vs_compiled", title = "× compiled", fmt = "%.3f" } } },
+  { scenario = "nccl_sweep", title = "Collectives over NCCL by message size (nccl-tests' algbw and busbw)",
+    torch = "torch_nccl",
+    join = function(rows, torch)
+      local key = function(r) return ("%s %s %d %d"):format(r.op, r.dtype, r.bytes, r.world) end
+      local by = index(torch, key)
+      for _, r in ipairs(rows) do
+        local t = by[key(r)]
+        if t and t.us and r.us then r.torch_busbw, r.vs_torch = t.busbw, t.us / r.us end
+      end
+    end,
+    columns = { "op", "dtype", { key = "bytes", fmt = "%.0f" }, "world", { key = "us", title = "µs", fmt = "%.2f" },
+      { key = "algbw", title = "algbw GB/s", fmt = "%.2f" }, { key = "busbw", title = "busbw GB/s", fmt = "%.2f" }, "note" },
+    torch_columns = { { key = "torch_busbw", title = "PyTorch busbw GB/s", fmt = "%.2f" },
+      { key = "vs_torch", title = "PyTorch ÷ sfbench", fmt = "%.3f" } } },
   { scenario = "timing_stability", title = "Repeatability: a ~5 µs kernel measured 5 times in a row",
     columns = { "run", { key = "median_us", title = "median µs", fmt = "%.3f" }, { key = "gbs", title = "GB/s", fmt = "%.0f" },
       "samples", "stop" } },

@@ -1,20 +1,23 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model [--out FILE] [--sample-ms MS] [--warmup-ms MS]
+    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl [--out FILE] [--sample-ms MS] [--warmup-ms MS]
                                          [--model 7b|13b|70b] [--seq N,...]   (layer only)
                                          [--dtype bf16,f16,e4m3]              (gemm only)
+                                         [--world N] [--dtype bf16,...] [--bytes 1K,...,4G]   (nccl only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
 samples fed to the GPU as sfbench's bench.run feeds them (see time_ms).
 Writes JSON rows like sfbench's results, so that doc/tables.lua can put them beside ours: saved as
 torch_<what>-<stamp>.json in the folder of the sweep run in the same call (layer: torch_layer beside
 layer_sweep, e.g. `layer --sample-ms 25 --warmup-ms 500`, and `layer --model 70b --seq 4096` beside
-the 70B layer_sweep).
+the 70B layer_sweep; nccl: torch_nccl beside nccl_sweep, the same --world as its --gpus).
 """
 import argparse
 import inspect
 import json
 import math
+import os
+import re
 import statistics
 import sys
 import time
@@ -46,10 +49,15 @@ def sleep_cycles(ms):
     return int(ms * _sleep_cycles_per_ms)
 
 
-def time_ms(fn, warmup=10, iters=50):
+def time_ms(fn, warmup=10, iters=50, agree=None):
     """GPU time of fn, as sfbench's bench.run measures it: `warmup` calls, then back-to-back
     calls for WARMUP_MS (the load's steady clock), then samples of enough back-to-back calls to
     last SAMPLE_MS (bench.run's sample_time); returns the median ms per call and the feed.
+
+    agree: for a collective fn run by several processes, a function giving the elementwise max
+    over them of a list of numbers. Every process then takes the same decisions (batch, warm-up
+    rounds), so all make the same calls, each sample is queued behind its own hold ("held", as
+    bench.run's at world > 1) and each sample is the slowest process's.
 
     How samples are fed follows bench.run's "feed": where the host queues a sample in under
     AHEAD_RATIO of its GPU time and at least AHEAD_SLACK_MS before the GPU is done with it, each
@@ -57,6 +65,8 @@ def time_ms(fn, warmup=10, iters=50):
     gap lets a power-capped GPU clock up and flatters the next sample). Otherwise each sample is
     queued behind a spinning kernel (torch.cuda._sleep, sfbench's sf.hold) sized to outlast the
     host's queueing, so the host's pace is not in it."""
+    together = agree is not None
+    agree = agree or (lambda values: values)
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -65,7 +75,7 @@ def time_ms(fn, warmup=10, iters=50):
     fn()
     stop.record()
     stop.synchronize()
-    call_ms = max(start.elapsed_time(stop), 1e-6)
+    call_ms = max(agree([start.elapsed_time(stop)])[0], 1e-6)
     batch = max(1, min(256, math.ceil(SAMPLE_MS / call_ms)))
     # the probe, as bench.run's: a few calls queued behind a sleeping kernel, so that their events
     # time the GPU alone while the host's time to queue them is measured (call_ms above includes
@@ -82,7 +92,7 @@ def time_ms(fn, warmup=10, iters=50):
     gpu_ms = start.elapsed_time(stop)
     queue_ms = host_ms / probe * batch
     until = time.perf_counter() + WARMUP_MS / 1000
-    while time.perf_counter() < until:
+    while agree([time.perf_counter() < until])[0]:
         for _ in range(batch):
             fn()
         torch.cuda.synchronize()
@@ -96,7 +106,7 @@ def time_ms(fn, warmup=10, iters=50):
 
     times = []
     slack_ms = (gpu_ms - host_ms) * batch / probe
-    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS else "held"
+    feed = "ahead" if host_ms < AHEAD_RATIO * gpu_ms and slack_ms >= AHEAD_SLACK_MS and not together else "held"
     if feed == "ahead":
         queue_sample(events[0])
         for i in range(iters):
@@ -106,13 +116,13 @@ def time_ms(fn, warmup=10, iters=50):
             times.append(ev[0].elapsed_time(ev[1]) / batch)
         torch.cuda.synchronize()
     else:
-        hold = sleep_cycles(1.5 * queue_ms + 0.1)
+        hold = sleep_cycles(1.5 * agree([queue_ms])[0] + 0.1)
         for _ in range(iters):
             torch.cuda._sleep(hold)
             queue_sample(events[0])
             events[0][1].synchronize()
             times.append(events[0][0].elapsed_time(events[0][1]) / batch)
-    return statistics.median(times), feed
+    return statistics.median(agree(times)), feed
 
 
 GEMM_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "e4m3": torch.float8_e4m3fn}
@@ -391,10 +401,88 @@ def model_rows():
     return rows
 
 
+NCCL_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32, "f64": torch.float64}
+NCCL_BYTES = ",".join(f"{1 << e % 10}{'KMG'[e // 10 - 1]}" for e in range(10, 33, 2))   # nccl_sweep's: 1K, 4K, ..., 4G
+
+
+def parse_bytes(text):
+    """nccl_sweep's bytes=: comma-separated sizes, K, M, G and T the powers of 1024"""
+    sizes = []
+    for item in text.split(","):
+        m = re.fullmatch(r"([1-9][0-9]*)([KMGT]?)", item.strip().upper())
+        if not m:
+            raise ValueError(f"bad size {item!r}")
+        sizes.append(int(m.group(1)) << 10 * " KMGT".index(m.group(2) or " "))
+    return sizes
+
+
+def nccl_worker(rank, world, init, out, settings):
+    """rank `rank` (cuda:rank) of nccl_sweep's points through torch.distributed: all_reduce (in
+    place, torch's only form), all_gather_into_tensor, reduce_scatter_tensor and broadcast from
+    rank 0, each message size S as nccl_sweep counts and rounds it; rank 0 writes the rows to out"""
+    global SAMPLE_MS, WARMUP_MS
+    import torch.distributed as dist
+    SAMPLE_MS, WARMUP_MS = settings["sample_ms"], settings["warmup_ms"]   # a spawned process starts afresh
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=init, rank=rank, world_size=world)
+
+    def agree(values):
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device="cuda")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
+    factor = {"all_reduce": 2 * (world - 1) / world, "all_gather": (world - 1) / world,
+              "reduce_scatter": (world - 1) / world, "broadcast": 1}
+    rows = []
+    for op in factor:
+        blocks = world if op in ("all_gather", "reduce_scatter") else 1
+        for name in settings["dtypes"]:
+            dtype = NCCL_DTYPES[name]
+            es = torch.empty(0, dtype=dtype).element_size()
+            for size in settings["bytes"]:
+                c = size // (es * blocks)                    # elements a block
+                if c == 0 or (op == "broadcast" and world == 1):
+                    continue                                 # as nccl_sweep: an error, a no-op
+                nbytes = c * es * blocks
+                row = {"impl": "torch_nccl", "op": op, "dtype": name, "bytes": nbytes, "world": world}
+                held = nbytes + (nbytes // world if blocks > 1 else 0)
+                if agree([held >= torch.cuda.mem_get_info()[0]])[0]:
+                    rows.append(dict(row, note=f"left out: its buffers take {held / 2 ** 30:.2f} GiB a rank"))
+                    continue
+                x = torch.randn(c * (world if op == "reduce_scatter" else 1), device="cuda", dtype=dtype)
+                y = torch.empty(c * (world if op == "all_gather" else 1), device="cuda", dtype=dtype)
+                fn = {"all_reduce": lambda: dist.all_reduce(x),
+                      "all_gather": lambda: dist.all_gather_into_tensor(y, x),
+                      "reduce_scatter": lambda: dist.reduce_scatter_tensor(y, x),
+                      "broadcast": lambda: dist.broadcast(x, src=0)}[op]
+                ms, feed = time_ms(fn, agree=agree)
+                algbw = nbytes / ms / 1e6
+                rows.append(dict(row, us=ms * 1e3, algbw=algbw, busbw=algbw * factor[op], feed=feed))
+                del x, y
+                torch.cuda.empty_cache()
+    if rank == 0:
+        with open(out, "w") as f:
+            json.dump(rows, f)
+    dist.destroy_process_group()
+
+
+def nccl_rows(world, settings):
+    """nccl_worker on `world` GPUs, one process each, meeting at a file:// rendezvous"""
+    import tempfile
+    import torch.multiprocessing as mp
+    # NVLink multicast (NVLS) off before any NCCL starts, as sfbench keeps it in every rank
+    os.environ.update(NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.json")
+        mp.spawn(nccl_worker, args=(world, "file://" + os.path.join(tmp, "rendezvous"), out, settings), nprocs=world)
+        with open(out) as f:
+            return json.load(f)
+
+
 def main():
     global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model"])
+    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model", "nccl"])
     ap.add_argument("--out")
     ap.add_argument("--sample-ms", type=float, default=SAMPLE_MS,
                     help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
@@ -403,14 +491,26 @@ def main():
     ap.add_argument("--model", choices=sorted(LLAMA2), default="7b", help="layer: the Llama-2 shape (layer_sweep's model)")
     ap.add_argument("--seq", default="512,1024,2048,4096",
                     help="layer: comma-separated sequence lengths (layer_sweep's seq)")
-    ap.add_argument("--dtype", default="bf16,f16",
-                    help="gemm: comma-separated dtypes of " + ", ".join(GEMM_DTYPES) + " (gemm_sweep's dtype)")
+    ap.add_argument("--dtype", help="comma-separated dtypes (the sweep's dtype): gemm of " + ", ".join(GEMM_DTYPES)
+                    + " (default bf16,f16), nccl of " + ", ".join(NCCL_DTYPES) + " (default bf16)")
+    ap.add_argument("--world", type=int, help="nccl: GPUs, one process each (default: every visible GPU)")
+    ap.add_argument("--bytes", default=NCCL_BYTES, help="nccl: comma-separated message sizes (nccl_sweep's bytes)")
     args = ap.parse_args()
-    dtypes = args.dtype.split(",")
-    if any(d not in GEMM_DTYPES for d in dtypes):
-        ap.error(f"--dtype: expected comma-separated dtypes of {', '.join(GEMM_DTYPES)}, got {args.dtype!r}")
+    allowed = NCCL_DTYPES if args.what == "nccl" else GEMM_DTYPES
+    dtypes = (args.dtype or ("bf16" if args.what == "nccl" else "bf16,f16")).split(",")
+    if any(d not in allowed for d in dtypes):
+        ap.error(f"--dtype: expected comma-separated dtypes of {', '.join(allowed)}, got {args.dtype!r}")
     SAMPLE_MS, WARMUP_MS = args.sample_ms, args.warmup_ms
-    if args.what == "layer":
+    if args.what == "nccl":
+        world = args.world or torch.cuda.device_count()
+        if not 1 <= world <= torch.cuda.device_count():
+            ap.error(f"--world: {world} GPUs asked, {torch.cuda.device_count()} visible")
+        try:
+            sizes = parse_bytes(args.bytes)
+        except ValueError as e:
+            ap.error(f"--bytes: {e}")
+        rows = nccl_rows(world, {"sample_ms": SAMPLE_MS, "warmup_ms": WARMUP_MS, "dtypes": dtypes, "bytes": sizes})
+    elif args.what == "layer":
         try:
             seqs = [int(s) for s in args.seq.split(",")]
         except ValueError:

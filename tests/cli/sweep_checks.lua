@@ -89,6 +89,32 @@ local FORMULAS = {
     check(close(doc.spread.max_dev_pct, 100 * dev / mean), ("spread %s%%, the medians give %s%%"):format(
       tostring(doc.spread.max_dev_pct), 100 * dev / mean))
   end },
+  -- each timed row's µs is the median of its samples, algbw its bytes over that (GB/s), busbw
+  -- algbw times nccl-tests' factor for the op at the world size n; a row left out has a note
+  nccl_sweep = { check = function(doc, check)
+    local factor = { all_reduce = function(n) return 2 * (n - 1) / n end, all_gather = function(n) return (n - 1) / n end,
+      reduce_scatter = function(n) return (n - 1) / n end, broadcast = function() return 1 end }
+    local timed = 0
+    for i, row in ipairs(doc.rows) do
+      check(row.world == doc.context.world, ("row %d: world %s, the run's is %s"):format(i, tostring(row.world),
+        tostring(doc.context.world)))
+      if row.us then
+        timed = timed + 1
+        local res = doc.results[timed]
+        check(res.row == i, ("result %d is for row %s, not row %d"):format(timed, tostring(res.row), i))
+        local us = median(res.samples) * 1e3
+        check(close(row.us, us), ("row %d: %s µs, the median of its samples is %s"):format(i, tostring(row.us), us))
+        local algbw = row.bytes / (us * 1e-6) / 1e9
+        check(close(row.algbw, algbw), ("row %d: algbw %s, the formula gives %s"):format(i, tostring(row.algbw), algbw))
+        local busbw = algbw * factor[row.op](row.world)
+        check(close(row.busbw, busbw), ("row %d: %s busbw %s at world %d, the formula gives %s"):format(i, row.op,
+          tostring(row.busbw), row.world, busbw))
+      else
+        check(type(row.note) == "string" and row.note:find("^left out"), ("row %d: no time and no note"):format(i))
+      end
+    end
+    check(timed == #(doc.results or {}), ("%d timed rows, %d results"):format(timed, #(doc.results or {})))
+  end },
   decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
     return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes

@@ -85,5 +85,33 @@ for want in '| 32/32 |   1 |    0 |     1 | 4096 | graph  |      8 |   67.1 | 20
         exit 1
     fi
 done
+# nccl_sweep and the torch_nccl of the same call: PyTorch's busbw beside each timed point of the same
+# op, dtype, size and world, none beside a point left out
+cat >"$fake/results/x/nccl_sweep-20260101-000000.json" <<'JSON'
+{"scenario": "nccl_sweep", "context": {"device": {"name": "Test GPU"}, "time": "2026-01-01T00:00:00Z",
+ "command_line": "sfbench --gpus 2 nccl_sweep"},
+ "rows": [{"op": "all_reduce", "dtype": "bf16", "bytes": 1048576, "world": 2, "us": 20.0, "algbw": 52.43, "busbw": 52.43},
+          {"op": "all_gather", "dtype": "bf16", "bytes": 1048576, "world": 2, "us": 10.0, "algbw": 104.86, "busbw": 52.43},
+          {"op": "all_gather", "dtype": "bf16", "bytes": 4294967296, "world": 2, "note": "left out"}]}
+JSON
+cat >"$fake/results/x/torch_nccl-20260101-000000.json" <<'JSON'
+{"torch": "9.9", "rows": [{"impl": "torch_nccl", "op": "all_reduce", "dtype": "bf16", "bytes": 1048576, "world": 2, "us": 25.0, "busbw": 41.94},
+                          {"impl": "torch_nccl", "op": "all_gather", "dtype": "bf16", "bytes": 1048576, "world": 4, "us": 30.0, "busbw": 26.2},
+                          {"impl": "torch_nccl", "op": "all_gather", "dtype": "bf16", "bytes": 4294967296, "world": 2, "us": 9e4, "busbw": 23.9}]}
+JSON
+printf '# t\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
+if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
+    echo "FAIL: doc/tables.lua did not run on the made-up nccl results"
+    exit 1
+fi
+for want in '| all_reduce | bf16  |    1048576 |     2 | 20.00 |      52.43 |      52.43 | —        |              41.94 |             1.250 |' \
+    '| all_gather | bf16  |    1048576 |     2 | 10.00 |     104.86 |      52.43 | —        |                  — |                 — |' \
+    '| all_gather | bf16  | 4294967296 |     2 |     — |          — |          — | left out |                  — |                 — |'; do
+    if ! grep -qF -- "$want" "$fake/page.md"; then
+        echo "FAIL: the generated nccl page lacks: $want"
+        cat "$fake/page.md"
+        exit 1
+    fi
+done
 rm -rf "$tmp"
 echo "PASS: the tables match the committed results, and PyTorch runs join their sweeps"
