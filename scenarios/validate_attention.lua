@@ -29,6 +29,17 @@ local cases = gpu and not p.quick and {
 }
 local dtypes = gpu and { "f16", "bf16" } or { "f16", "bf16", "f32" }
 
+-- The naive impl is PyTorch eager's sequence: it rounds the scores S = q·kᵀ to the input dtype
+-- before the softmax, an error of u·|s| in every exponent (|s| reaches tens at D = 128), which the
+-- flash kernels, keeping S in fp32, do not make. Its bounds are twice the dtype's: on the H100 its
+-- bf16 output reached 1.01 of the worst-row bound and 0.97 of the max-abs one (B1 Nq1024 Nk1024
+-- H64/8 D128, seed 1787698901, three seeds run; 2026-12-05), where the flash kernels stayed under
+-- 0.17 of every bound.
+local function naive_bounds(dtype)
+  return { bound = 2 * validate.bounds[dtype], row_bound = 2 * validate.row_bounds[dtype],
+    max_abs_bound = 2 * validate.max_abs_bounds[dtype] }
+end
+
 -- attention composed from GEMMs (per head) and a Lua softmax, with its logsumexp: an independent
 -- check of the reference
 local function composed(q, k, v, causal, scale)
@@ -93,7 +104,7 @@ for _, dtype in ipairs(dtypes) do
           local lse = impl ~= "naive" and validate.poison(sf.tensor({ B, H, Nq }, "f32")) or nil
           sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = causal, scale = scale,
             impl = gpu and impl or nil }
-          suite.check(row(impl, "out"), out, ref)
+          suite.check(row(impl, "out"), out, ref, impl == "naive" and naive_bounds(dtype) or nil)
           if lse then suite.add(row(impl, "lse"), validate.check_lse(lse, ref_lse, dtype)) end
         end
       end
