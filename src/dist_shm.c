@@ -23,6 +23,7 @@ typedef struct shm_header {
     uint64_t magic;
     int world;
     atomic_uint arrived, generation;
+    atomic_int departed;   /* 1 + the first rank to leave, or 0: a barrier it will never reach fails */
 } shm_header;
 
 static struct {
@@ -33,10 +34,10 @@ static struct {
 } shm;
 
 /* Ctrl-C does not end the wait: after one, the ranks still meet to merge what they measured (a
- * second Ctrl-C, or the launcher's signal when a rank dies, ends the process) */
+ * second Ctrl-C, or the launcher's signal when a rank dies, ends the process). A rank that has
+ * left (ended its script) will never arrive: the wait is then an error. */
 static void barrier(lua_State *L)
 {
-    (void)L;
     unsigned gen = atomic_load(&shm.h->generation);
     if (atomic_fetch_add(&shm.h->arrived, 1) == (unsigned)shm.world - 1) {
         atomic_store(&shm.h->arrived, 0);
@@ -48,6 +49,10 @@ static void barrier(lua_State *L)
             sched_yield();
             continue;
         }
+        const int gone = atomic_load(&shm.h->departed);
+        if (L && gone > 0)
+            luaL_error(L, "rank %d ended without reaching this exchange (every rank must make the same "
+                          "collective calls)", gone - 1);
         nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
     }
 }
@@ -106,6 +111,7 @@ int sf_shm_connect(const sf_dist_info *d, const char *dir, const sf_transport **
         shm.h->world = d->world;
         atomic_init(&shm.h->arrived, 0);
         atomic_init(&shm.h->generation, 0);
+        atomic_init(&shm.h->departed, 0);
         shm.h->magic = SHM_MAGIC;
         if (rename(tmp, path) != 0) {
             snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -128,6 +134,8 @@ int sf_shm_connect(const sf_dist_info *d, const char *dir, const sf_transport **
 
 void sf_shm_close(void)
 {
+    int none = 0;
+    if (shm.h) atomic_compare_exchange_strong(&shm.h->departed, &none, shm.rank + 1);
     if (shm.h) munmap(shm.h, shm.bytes);
     shm.h = NULL;
 }

@@ -243,6 +243,10 @@ static int launch_ranks(int n, int argc, char **argv, const char *device)
         fprintf(stderr, "sfbench: --gpus %d inside a launcher's world of %d (%s): give one of them\n", n, d.world, d.source);
         return 2;
     }
+    if (!strncmp(device, "cuda:", 5)) {
+        fprintf(stderr, "sfbench: --gpus %d puts rank r on cuda:r: drop --device %s\n", n, device);
+        return 2;
+    }
     if (strcmp(device, "cpu") != 0) {
         int count = sf_cuda_device_count();
         if (count < n) {

@@ -1,7 +1,9 @@
 /* `sfbench --gpus N ...`: N ranks on this host, each this program again (without the option)
  * with SFBENCH_RANK, SFBENCH_WORLD, SFBENCH_LOCAL_RANK, and a fresh rendezvous directory and tag.
- * The first rank to fail ends the others (SIGTERM, then SIGKILL), so that none waits forever
- * in a collective for a rank that is gone; Ctrl-C reaches every rank (one process group). */
+ * The first rank to fail ends the others, so that none waits forever in a collective for a rank
+ * that is gone: after GRACE_S (time for rank 0 to save what was measured) SIGTERM, after as long
+ * again SIGKILL. Ctrl-C reaches every rank (one process group); SIGTERM or SIGHUP to the launcher
+ * is passed on to them, and a rank whose launcher dies gets SIGTERM. */
 #include "config.h"
 #include <errno.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <sys/prctl.h>
 #include "dist.h"
 
 #define GRACE_S 5
@@ -38,20 +41,35 @@ static int exit_status(int status)
     return 128 + WTERMSIG(status);
 }
 
-/* waits for every rank; after the first failure, ends the rest */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+/* waits for every rank; after the first failure (or a SIGTERM/SIGHUP to the launcher), ends the
+ * rest: SIGTERM once they have had GRACE_S to end themselves, SIGKILL GRACE_S later */
 static int wait_ranks(pid_t *pids, int n)
 {
     int left = n, result = 0, failed = -1;
-    time_t killed_at = 0;
+    time_t failed_at = 0;
+    int termed = 0;
     while (left > 0) {
+        if (stop_signal && failed < 0) {
+            failed = n;
+            result = 128 + stop_signal;
+            failed_at = time(NULL) - GRACE_S;   /* no grace: the launcher itself was told to stop */
+        }
         int status;
         pid_t p = waitpid(-1, &status, failed >= 0 ? WNOHANG : 0);
         if (p < 0 && errno == EINTR) continue;
         if (p < 0) break;
-        if (p == 0) {   /* ranks ended but not all gone yet: SIGKILL after the grace period */
-            if (time(NULL) - killed_at >= GRACE_S)
+        if (p == 0) {   /* ranks left after a failure: SIGTERM after the grace, SIGKILL after another */
+            const time_t since = time(NULL) - failed_at;
+            const int sig = since >= 2 * GRACE_S ? SIGKILL : since >= GRACE_S && !termed ? SIGTERM : 0;
+            if (sig) {
                 for (int i = 0; i < n; i++)
-                    if (pids[i] > 0) kill(pids[i], SIGKILL);
+                    if (pids[i] > 0) kill(pids[i], sig);
+                termed = 1;
+            }
             nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
             continue;
         }
@@ -63,11 +81,9 @@ static int wait_ranks(pid_t *pids, int n)
             if (code != 0 && failed < 0) {
                 failed = i;
                 result = code;
+                failed_at = time(NULL);
                 if (left > 0)
                     fprintf(stderr, "sfbench: rank %d failed (exit status %d): ending the other ranks\n", i, code);
-                for (int j = 0; j < n; j++)
-                    if (pids[j] > 0) kill(pids[j], SIGTERM);
-                killed_at = time(NULL);
             }
         }
     }
@@ -92,6 +108,14 @@ int sf_ranks_launch(int n, char **argv)
     setenv("SFBENCH_WORLD", num, 1);
     pid_t *pids = calloc((size_t)n, sizeof *pids);
     if (!pids) return 1;
+    /* SIGTERM and SIGHUP interrupt the launcher's wait (no SA_RESTART), and it ends the ranks;
+     * set before the ranks start, so that none is missed (exec resets it in the ranks) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    const pid_t launcher = getpid();
     fflush(NULL);
     int started = 0;
     for (int r = 0; r < n; r++) {
@@ -101,6 +125,8 @@ int sf_ranks_launch(int n, char **argv)
             break;
         }
         if (p == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != launcher) _exit(1);   /* the launcher died before prctl */
             snprintf(num, sizeof num, "%d", r);
             setenv("SFBENCH_RANK", num, 1);
             setenv("SFBENCH_LOCAL_RANK", num, 1);

@@ -168,14 +168,17 @@ function sweep.run(opts)
   end)
   dist.apart = false
   if shard then
-    local mine = { records = records, ok = ok, err = not ok and tostring(err) or nil, device = dist.describe() }
+    -- an error passes as its message, and whether it was a usage error ({usage = ...}: exit 2)
+    local usage = not ok and type(err) == "table" and err.usage or nil
+    local mine = { records = records, ok = ok, err = not ok and (usage or tostring(err)) or nil, usage = usage ~= nil,
+      device = dist.describe() }
     records, ranks = {}, {}
     for r, got in ipairs(dist.gather(mine)) do
       ranks[r] = got.device
       table.move(got.records, 1, #got.records, #records + 1, records)
       if not got.ok and ok then
-        ok, err = false, got.err
-        if r - 1 ~= rank then err = ("rank %d: %s"):format(r - 1, got.err) end
+        ok, err = false, r - 1 ~= rank and ("rank %d: %s"):format(r - 1, got.err) or got.err
+        if got.usage then err = { usage = err } end
       end
     end
     table.sort(records, function(a, b) return a.i < b.i end)
@@ -221,6 +224,9 @@ function sweep.run(opts)
   }
   if rank ~= 0 then   -- rank 0 saves and prints
     if ok then return { rows = rows } end
+    -- a shared-out sweep's ranks leave only once rank 0 has saved (a failed rank's exit ends
+    -- the others)
+    if shard then sf.dist.barrier() end
     error(err, 0)
   end
   if ok then
@@ -229,11 +235,12 @@ function sweep.run(opts)
     out.note("results saved to " .. path)
     return { rows = rows, path = path }
   end
-  local message = tostring(err)
+  local message = type(err) == "table" and err.usage or tostring(err)
   doc.interrupted = message:find("interrupted", 1, true) ~= nil
   if not doc.interrupted then doc.error = message end
   -- A failed save must not hide the error that stopped the sweep.
   local saved, path = pcall(report.save, name, doc)
+  if shard then sf.dist.barrier() end
   if doc.interrupted then report.print(rows, opts.columns) end
   out.note((saved and "partial results saved to " or "partial results not saved: ") .. tostring(path))
   error(err, 0)

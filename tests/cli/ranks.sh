@@ -37,7 +37,8 @@ if sf.dist.rank() == 1 then error("rank one fails") end
 sf.dist.barrier()'
 expect_rc 1 "a failing rank"
 expect_stderr_has "rank 1: (command line):2: rank one fails" "the error names its rank"
-expect_stderr_has "rank 1 failed (exit status 1): ending the other ranks" "the launcher says why the others end"
+expect_stderr_has "failed (exit status 1): ending the other ranks" "the launcher says why the others end"
+expect_stderr_has "rank 0: (command line):3: rank 1 ended without reaching this exchange" "the others name the rank that left"
 if [ -z "$(ls -A "$TMPDIR")" ]; then pass "no rendezvous directory left after a failure"; else fail "left in TMPDIR: $(ls -A "$TMPDIR")"; fi
 
 # rank 0 alone prints tables and progress; every rank's print() is its own
@@ -105,7 +106,46 @@ check_json "$C" "one result, every point on both ranks" "
 check(#doc.rows == 2 and doc.row_ranks == nil and #doc.ranks == 2, 'two rows, two ranks described')
 for _, res in ipairs(doc.results) do check(res.ranks == 2 and #res.samples == 5 and res.feed ~= 'ahead', 'result of ' .. tostring(res.ranks) .. ' ranks, feed ' .. res.feed) end"
 
+# a rank that ends while the others wait for it in an exchange: an error, not a hang
+run timeout 60 "$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"
+if sf.dist.rank() == 1 then return end
+sf.dist.barrier()'
+expect_rc 1 "a rank that leaves before a barrier"
+expect_stderr_has "rank 0: (command line):3: rank 1 ended without reaching this exchange" "the waiting rank says why"
+
+# a usage error on one rank of a shared-out sweep is a usage error of the run (exit 2)
+cat >"$SCRATCH/usage.lua" <<'LUA'
+local sf = require "sfbench"
+local params = require "sfbench.params"
+local sweep = require "sfbench.sweep"
+sweep.run{ name = "usage", points = { { p = 1 }, { p = 2 } }, measure = function(point)
+  if point.p == 2 then params.usage_error("p=2 is not allowed") end
+  return { p = point.p }
+end }
+LUA
+run "$SFBENCH" --gpus 2 --device cpu --output "$SCRATCH/usage" "$SCRATCH/usage.lua"
+expect_rc 2 "a usage error on rank 1"
+expect_stderr_has "sfbench: rank 0: rank 1: p=2 is not allowed" "rank 0 names the rank it came from"
+
+# SIGTERM to the launcher ends the ranks and removes the rendezvous directory
+"$SFBENCH" --gpus 2 --device cpu -e 'local sf = require "sfbench"
+while true do sf.dist.barrier() end' >/dev/null 2>&1 &
+launcher=$!
+sleep 2
+kill -TERM $launcher
+wait $launcher
+rc=$?
+sleep 1
+if [ $rc -eq 143 ] && [ -z "$(ls -A "$TMPDIR")" ] && ! pgrep -P $launcher >/dev/null; then
+    pass "SIGTERM to the launcher: exit 143, the ranks gone, no rendezvous directory left"
+else
+    fail "SIGTERM to the launcher: exit $rc, left in TMPDIR: $(ls -A "$TMPDIR")"
+fi
+
 # bad input
+run "$SFBENCH" --gpus 2 --device cuda:1 -e 'print(1)'
+expect_rc 2 "--gpus with --device cuda:K"
+expect_stderr_has "--gpus 2 puts rank r on cuda:r: drop --device cuda:1" "the error says why"
 for v in 0 -1 x 1025 2.5 ""; do
     run "$SFBENCH" --gpus "$v" --device cpu -e 'print(1)'
     expect_rc 2 "--gpus '$v'"
