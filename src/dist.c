@@ -38,7 +38,7 @@ int sf_dist_parse_env(char *(*get)(const char *), sf_dist_info *d, char *err, si
         {"sfbench --gpus", "SFBENCH_RANK", "SFBENCH_WORLD", "SFBENCH_LOCAL_RANK"},
         {"Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
         {"PMI", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
-        {"Slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"},
+        {"Slurm", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID"},
     };
     memset(d, 0, sizeof *d);
     d->world = 1;
@@ -46,7 +46,9 @@ int sf_dist_parse_env(char *(*get)(const char *), sf_dist_info *d, char *err, si
     snprintf(d->tag, sizeof d->tag, "single");
     for (size_t i = 0; i < sizeof launchers / sizeof launchers[0]; i++) {
         const char *rs = get(launchers[i].rank), *ws = get(launchers[i].world), *ls = get(launchers[i].local);
-        if (!rs && !ws) continue;
+        /* a launcher's world size says this process is one of its ranks (a Slurm batch script
+         * has SLURM_PROCID but is no step's task: its SLURM_STEP_NUM_TASKS is unset) */
+        if (!ws) continue;
         long r = parse_count(rs), w = parse_count(ws), l = ls ? parse_count(ls) : r;
         if (r < 0 || w < 1 || l < 0) {
             snprintf(err, errlen, "%s's rank variables are malformed: %s=%s %s=%s %s=%s", launchers[i].source,

@@ -16,7 +16,8 @@ typedef struct sf_dist_info {
 
 /* Rank, world and local rank from an environment (get: getenv, or a fake in the tests): sfbench's
  * own SFBENCH_RANK/WORLD/LOCAL_RANK, else Open MPI's OMPI_COMM_WORLD_*, else PMI_RANK/PMI_SIZE,
- * else Slurm's SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; world 1 when none is set. 0, or -1 with a
+ * else Slurm's SLURM_PROCID/SLURM_STEP_NUM_TASKS/SLURM_LOCALID (a launcher counts where its
+ * world size is set); world 1 when none is. 0, or -1 with a
  * message in err when a set variable is malformed or rank is outside 0..world-1. */
 int sf_dist_parse_env(char *(*get)(const char *), sf_dist_info *out, char *err, size_t errlen);
 

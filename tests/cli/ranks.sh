@@ -19,7 +19,7 @@ expect_rc 0 "--gpus=2 --device=cpu"
 
 # a launcher's ranks: two processes with Slurm's variables, one rendezvous directory and tag
 for r in 0 1; do
-    SLURM_PROCID=$r SLURM_NTASKS=2 SLURM_LOCALID=$r SLURM_JOB_ID=77 SFBENCH_DIST_DIR="$SCRATCH" \
+    SLURM_PROCID=$r SLURM_STEP_NUM_TASKS=2 SLURM_LOCALID=$r SLURM_JOB_ID=77 SFBENCH_DIST_DIR="$SCRATCH" \
         "$SFBENCH" --device cpu "$COLL" >"$SCRATCH/slurm$r.out" 2>&1 &
 done
 wait
@@ -166,7 +166,7 @@ expect_stderr_has "Open MPI says rank 5 of a world of 2" "the error names the la
 run env PMI_RANK=x PMI_SIZE=2 "$SFBENCH" --device cpu -e 'print(1)'
 expect_rc 2 "malformed PMI variables"
 expect_stderr_has "PMI's rank variables are malformed: PMI_RANK=x PMI_SIZE=2" "the error shows the variables"
-run env SLURM_PROCID=0 SLURM_NTASKS=2 "$SFBENCH" --gpus 2 --device cpu -e 'print(1)'
+run env SLURM_PROCID=0 SLURM_STEP_NUM_TASKS=2 "$SFBENCH" --gpus 2 --device cpu -e 'print(1)'
 expect_rc 2 "--gpus inside a launcher's world"
 expect_stderr_has "--gpus 2 inside a launcher's world of 2 (Slurm)" "the error names the launcher"
 
