@@ -1,4 +1,5 @@
--- One Llama-2 decoder layer, baseline (PyTorch-eager order) against optimized, over sequence
+-- One Llama-2 decoder layer, baseline (PyTorch-eager order) against optimized (and, with
+-- impl=fp8, the FP8 layer: FP8 projections with separate quantize ops), over sequence
 -- lengths: ms, speedup, TFLOP/s, peak device memory of the layer (weights, activations and op
 -- scratch), and the median time of each stage so a user sees where the time goes. Each impl is
 -- timed in its own steady state, as a model runs its layers: warmed up with back-to-back forwards
@@ -7,7 +8,7 @@
 -- alternated with a lighter impl's, run 5-15% faster than sustained work (measured on the H100
 -- here), which would flatter the more compute-dense impl.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
---        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
+--        [impl=baseline,optimized,fp8] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
 --        [stages=NAME,...]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
 -- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.
@@ -33,7 +34,8 @@ local p = params.get(bench.steady_defaults {
   allow_long = false,
   qkv = "packed",
   stages = {},                     -- empty: the whole layer
-}, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" }, qkv = { "packed", "split" } })
+}, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized", "fp8" },
+  qkv = { "packed", "split" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 for _, impl in ipairs(p.impl) do
   local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)

@@ -8,6 +8,9 @@
 -- 1/sqrt(hidden), so that the scores are not all near zero and each branch carries a real share of
 -- the layer's output (the share column: the branch's norm over the output's). Fresh seed each run
 -- (seed=N replays).
+-- The fp8 layer (every projection an FP8 GEMM over e4m3 weights and activations) is held to
+-- validate.fp8_bounds of each part's FP8 roundings (the `fp8` field below; the whole layer's:
+-- every part's), the attention between them to the 16-bit bounds.
 -- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
 local sf = require "sfbench"
 local models = require "sfbench.models"
@@ -24,11 +27,18 @@ local configs = {
 -- each part: the layer tensors it reads (copied from the reference's), the residual input it
 -- zeroes, and the tensors it writes that are checked
 local PARTS = {
-  { part = "qkv", inputs = { "h" }, outputs = { "q", "k", "v" } },
-  { part = "attention", inputs = { "q", "k", "v" }, outputs = { "attn" } },
-  { part = "o", inputs = { "attn" }, zero = "x", outputs = { "r" }, what = "attention block (before the residual)" },
-  { part = "ffn", inputs = { "h2" }, zero = "r", outputs = { "out" }, what = "FFN (before the residual)" },
+  { part = "qkv", inputs = { "h" }, outputs = { "q", "k", "v" }, fp8 = 2 },
+  { part = "attention", inputs = { "q", "k", "v" }, outputs = { "attn" }, fp8 = 0 },
+  { part = "o", inputs = { "attn" }, zero = "x", outputs = { "r" }, what = "attention block (before the residual)", fp8 = 2 },
+  { part = "ffn", inputs = { "h2" }, zero = "r", outputs = { "out" }, what = "FFN (before the residual)", fp8 = 6 },
 }
+local LAYER_FP8 = 0
+for _, pt in ipairs(PARTS) do LAYER_FP8 = LAYER_FP8 + pt.fp8 end
+
+-- the bounds of a check of a layer: the dtype's, or for the fp8 layer those of n FP8 roundings
+local function bounds(t, n)
+  if t.fp8 and n > 0 then return validate.fp8_bounds(n) end
+end
 
 -- every part's outputs for layer l, each part run on `inputs` (copies on the CPU, in l's dtype)
 local function run_parts(l, inputs)
@@ -55,6 +65,8 @@ for _, cfg in ipairs(configs) do
         layers[#layers + 1] = { name = "optimized (qkv " .. layout .. ")",
           l = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights, qkv = layout }) }
       end
+      layers[#layers + 1] = { name = "fp8", fp8 = true,
+        l = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = dtype, weights = base.weights }) }
       local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
       local function row(name, what, extra)
         local r = { config = cfg.name, dtype = dtype, seq = seq, layer = name, what = what }
@@ -69,7 +81,7 @@ for _, cfg in ipairs(configs) do
         t.l.input:copy(x)
         validate.poison(t.l.output)
         t.l.forward()
-        suite.check(row(t.name, "layer output"), t.l.output, ref.output)
+        suite.check(row(t.name, "layer output"), t.l.output, ref.output, bounds(t, LAYER_FP8))
       end
 
       -- part by part, from the reference's intermediate values rounded to the dtype
@@ -88,7 +100,8 @@ for _, cfg in ipairs(configs) do
           for _, name in ipairs(pt.outputs) do
             local key = pt.part .. "." .. name
             local what = pt.what or (name == "attn" and "attention output" or name .. (name ~= "v" and " (after RoPE)" or ""))
-            suite.check(row(t.name, what, pt.zero and { share = norm(want[key]) / out_norm } or nil), got[key], want[key])
+            suite.check(row(t.name, what, pt.zero and { share = norm(want[key]) / out_norm } or nil), got[key], want[key],
+              bounds(t, pt.fp8))
           end
         end
       end

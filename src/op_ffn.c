@@ -1,6 +1,8 @@
-/* The ffn op (GELU MLP and Llama's SwiGLU, unfused like PyTorch eager or fused) and
- * pack_gate_up, which interleaves W1 and W3 for the fused SwiGLU GEMM. */
+/* The ffn op (GELU MLP and Llama's SwiGLU, unfused like PyTorch eager or fused), pack_gate_up,
+ * which interleaves W1 and W3 for the fused SwiGLU GEMM, and swiglu, the unfused FFN's
+ * activation alone (for projections the ffn op cannot run, such as FP8 ones). */
 #include "config.h"
+#include <math.h>
 #include <string.h>
 #include "ops.h"
 #include "ffn.h"
@@ -358,3 +360,45 @@ static void run_pack(sf_op_args *a)
 
 const sf_op sf_op_pack_gate_up = {"pack_gate_up", "interleave SwiGLU's gate (W1) and up (W3) weights for ffn impl fused",
                                   pack_args, run_pack};
+
+static const sf_arg_spec swiglu_args[] = {
+    {"gate", SF_ARG_TENSOR, 1, NULL, "x·W1ᵀ [T, I], contiguous"},
+    {"up", SF_ARG_TENSOR, 1, NULL, "x·W3ᵀ, gate's shape and dtype, contiguous"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "silu(gate) ⊙ up, gate's shape, written; may be gate itself, not up"},
+    {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
+    {NULL, 0, 0, NULL, NULL}};
+
+/* the unfused FFN's two elementwise steps, each rounded to the dtype as PyTorch eager's
+ * F.silu(gate) * up: silu into out, then out·up into out */
+static void run_swiglu(sf_op_args *a)
+{
+    static const char *const tensors[] = {"gate", "up", "out", NULL};
+    sf_tensor *gate = sf_arg_tensor(a, "gate"), *up = sf_arg_tensor(a, "up"), *out = sf_arg_tensor(a, "out");
+    sf_device_kind dev = sf_op_device(a, tensors);
+    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    sf_op_check_dtype(a, "gate", gate, dtypes);
+    if (gate->ndim != 2) sf_op_error(a, "'gate' must be [T, I], got %d dimensions", gate->ndim);
+    check_matrix(a, "gate", gate, gate->shape[0], gate->shape[1], gate);
+    check_matrix(a, "up", up, gate->shape[0], gate->shape[1], gate);
+    check_matrix(a, "out", out, gate->shape[0], gate->shape[1], gate);
+    sf_op_check_alias(a, "out", out, "gate", gate, 1);
+    sf_op_check_alias(a, "out", out, "up", up, 0);
+    sf_dtype dt = gate->dtype;
+    int64_t n = gate->shape[0] * gate->shape[1];
+    if (dev == SF_DEV_CPU) {
+        for (int64_t i = 0; i < n; i++) {
+            double g = sf_load_as_double(gate->data, dt, i);
+            sf_store_from_double(out->data, dt, i, g / (1.0 + exp(-g)));
+            sf_store_from_double(out->data, dt, i, sf_load_as_double(out->data, dt, i) * sf_load_as_double(up->data, dt, i));
+        }
+        return;
+    }
+#ifdef SF_HAVE_CUDA
+    void *stream = sf_arg_stream(a);
+    SF_CUDA(a->L, sf_act_cuda(SF_EPI_SILU, dt, gate->data, out->data, n, stream));
+    SF_CUDA(a->L, sf_mul_cuda(dt, out->data, up->data, out->data, n, stream));
+#endif
+}
+
+const sf_op sf_op_swiglu = {"swiglu", "SwiGLU's activation alone: silu(gate) ⊙ up, each step rounded to the dtype "
+                            "(the unfused ffn's)", swiglu_args, run_swiglu};

@@ -6,7 +6,13 @@
 --               cuBLASLt GEMM and one RoPE pass, whichever was faster for the shape), flash
 --               attention, the residual adds in the O and down projections' epilogues, the fused
 --               SwiGLU; the O projection runs on cuBLASLt or our Hopper GEMM, whichever was
---               faster (gemm impl "fastest").
+--               faster (gemm impl "fastest");
+--   fp8       — the baseline's order with every projection in FP8: the weights quantized once to
+--               e4m3 with a scale per output channel, each projection's input quantized to e4m3
+--               with a scale per token just before it (a separate quantize op: the fused
+--               epilogues that would write it need an FP8 Hopper GEMM), the GEMM writing 16 bits;
+--               RMSNorm, RoPE, flash attention, the SwiGLU activation and the residual adds stay
+--               16-bit.
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 -- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
 -- share of the heads and of the FFN, and the O and down projections' partial sums are
@@ -93,27 +99,49 @@ function llama.shard_weights(cfg, w, rank, world)
   }
 end
 
--- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
--- interleaved for the fused SwiGLU.
-function llama.pack_weights(cfg, w)
-  local H, Hkv, hd, d = cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden
-  local opts = { device = w.wq:device() }
-  local wqkv = sf.tensor({ (H + 2 * Hkv) * hd, d }, w.wq:dtype(), opts)
+-- [Wq; Wk; Wv]: the rows of one QKV GEMM's weight
+local function pack_qkv(cfg, w)
+  local H, Hkv, hd = cfg.heads, cfg.kv_heads, cfg.head_dim
+  local wqkv = sf.tensor({ (H + 2 * Hkv) * hd, cfg.hidden }, w.wq:dtype(), { device = w.wq:device() })
   wqkv:slice(1, 1, H * hd):copy(w.wq)
   wqkv:slice(1, H * hd + 1, Hkv * hd):copy(w.wk)
   wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
-  local w13 = sf.tensor({ 2 * cfg.intermediate, d }, w.wq:dtype(), opts)
+  return wqkv
+end
+
+-- The fp8 layer's weights from 16-bit ones `w`: each projection in e4m3 with an f32 scale per
+-- row (per output channel), as quantize writes them: wqkv (Wq, Wk and Wv packed), wo, w1, w3, w2,
+-- and <name>_scale of each; the norms' weights as they are.
+function llama.fp8_weights(cfg, w)
+  local device = w.wq:device()
+  local q = { attn_norm = w.attn_norm, ffn_norm = w.ffn_norm }
+  local wqkv = pack_qkv(cfg, w)
+  for name, t in pairs({ wqkv = wqkv, wo = w.wo, w1 = w.w1, w3 = w.w3, w2 = w.w2 }) do
+    q[name] = sf.tensor(t:shape(), "e4m3", { device = device })
+    q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32", { device = device })
+    sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
+  end
+  return q
+end
+
+-- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
+-- interleaved for the fused SwiGLU.
+function llama.pack_weights(cfg, w)
+  local wqkv = pack_qkv(cfg, w)
+  local w13 = sf.tensor({ 2 * cfg.intermediate, cfg.hidden }, w.wq:dtype(), { device = w.wq:device() })
   sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
   return { wqkv = wqkv, w13 = w13 }
 end
 
--- buf(name, shape): a tensor of the layer's dtype and device; with `shared` (a table several
--- layers that run one after another pass), one tensor per name and shape for all of them
+-- buf(name, shape [, dt]): a tensor of the layer's dtype (or dt) and device; with `shared` (a
+-- table several layers that run one after another pass), one tensor per name, shape and dtype
+-- for all of them
 local function buffers(dtype, device, shared)
-  return function(name, shape)
-    if not shared then return sf.tensor(shape, dtype, { device = device }) end
-    local key = name .. "[" .. table.concat(shape, ",") .. "]"
-    shared[key] = shared[key] or sf.tensor(shape, dtype, { device = device })
+  return function(name, shape, dt)
+    dt = dt or dtype
+    if not shared then return sf.tensor(shape, dt, { device = device }) end
+    local key = name .. "[" .. table.concat(shape, ",") .. "]" .. dt
+    shared[key] = shared[key] or sf.tensor(shape, dt, { device = device })
     return shared[key]
   end
 end
@@ -162,6 +190,8 @@ local STAGES = {
   baseline = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj", "residual", "ffn_norm", "ffn", "residual2" },
   packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
+  fp8 = { "attn_norm", "qkv_quant", "qkv_proj", "rope", "attention", "o_quant", "o_proj", "residual", "ffn_norm",
+    "ffn_quant", "gate_up_proj", "swiglu", "down_quant", "down_proj", "residual2" },
 }
 -- tensor-parallel: the all-reduce of each row-parallel projection's partial sums, a stage after it
 local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all_reduce", ffn = "ffn_all_reduce",
@@ -174,13 +204,14 @@ local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all
 local PART = {
   attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
   o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
-  ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn",
+  ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn", qkv_quant = "qkv", o_quant = "o",
+  ffn_quant = "ffn", gate_up_proj = "ffn", swiglu = "ffn", down_quant = "ffn", down_proj = "ffn",
 }
 
 -- tp: the tensor-parallel layer's stages (an all-reduce after the O and down projections)
 function llama.stage_names(impl, qkv, tp)
   local names = {}
-  for _, n in ipairs(STAGES[impl == "baseline" and "baseline" or qkv or "packed"]) do
+  for _, n in ipairs(STAGES[(impl == "baseline" or impl == "fp8") and impl or qkv or "packed"]) do
     names[#names + 1] = n
     if tp and ALL_REDUCE_AFTER[n] then names[#names + 1] = ALL_REDUCE_AFTER[n] end
   end
@@ -271,8 +302,8 @@ end
 -- (7B at TP 8); `packed` does not apply.
 function llama.layer(cfg, opts)
   local impl = opts.impl or "optimized"
-  if impl ~= "baseline" and impl ~= "optimized" then
-    error(("llama.layer: unknown impl '%s' (baseline or optimized)"):format(tostring(impl)), 2)
+  if impl ~= "baseline" and impl ~= "optimized" and impl ~= "fp8" then
+    error(("llama.layer: unknown impl '%s' (baseline, optimized or fp8)"):format(tostring(impl)), 2)
   end
   local B, N = opts.batch or 1, opts.seq
   check_seq(cfg, N, opts.allow_long)
@@ -287,6 +318,7 @@ function llama.layer(cfg, opts)
     error("llama.layer: 'tp' must be {rank=, world=, chunks=} with 0 <= rank < world and chunks >= 1", 2)
   end
   if tp and opts.packed then error("llama.layer: 'packed' does not apply to a tensor-parallel layer", 2) end
+  if tp and impl == "fp8" then error("llama.layer: the fp8 layer is not tensor-parallel (yet)", 2) end
   local shape = tp and llama.tp_config(cfg, tp.world) or cfg
   if qkv_layout == "split" and cfg.kv_heads ~= cfg.heads then
     error(("llama.layer: qkv layout 'split' needs as many kv heads as heads (%s has %d and %d)")
@@ -302,6 +334,13 @@ function llama.layer(cfg, opts)
   local w = opts.weights and copy_weights(opts.weights, dtype, device)
     or random_weights(cfg, dtype, device, opts.seed or 1, opts.std or 0.02)
   if tp then w = llama.shard_weights(cfg, w, tp.rank, tp.world) end
+  if impl == "fp8" then
+    local w16 = w
+    w = llama.fp8_weights(cfg, w16)
+    if not opts.weights then   -- the random 16-bit weights were only the source
+      for _, k in ipairs({ "wq", "wk", "wv", "wo", "w1", "w3", "w2" }) do w16[k]:free() end
+    end
+  end
   local rank0 = not tp or tp.rank == 0     -- the rank whose partial sums carry the residual
   local buffer = buffers(dtype, device, opts.shared)
   local function buf(shape, name) return buffer(name or "?", shape) end
@@ -348,6 +387,44 @@ function llama.layer(cfg, opts)
       fns.o_all_reduce = function() sf.ops.all_reduce { x = o } end
       fns.ffn_all_reduce = function() sf.ops.all_reduce { x = f } end
     end
+  elseif impl == "fp8" then
+    -- each projection: its input quantized to e4m3 with a scale per token (qkv_quant, ...), then
+    -- the FP8 GEMM writing 16 bits (per-token and per-channel scales: cuBLASLt's outer-vector
+    -- scaling); q, k and v packed in one buffer as the optimized layer's, RoPE over q and k at once
+    local I = cfg.intermediate
+    local qkv4 = buf({ B, N, H + 2 * Hkv, hd }, "qkv")
+    local qkv = qkv4:view({ T, (H + 2 * Hkv) * hd })
+    local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
+    local qk4 = qkv4:slice(3, 1, H + Hkv)
+    local o, f, g, u = buf({ T, d }, "o"), buf({ T, d }, "f"), buf({ T, I }, "gate"), buf({ T, I }, "up")
+    L.tensors.q, L.tensors.k, L.tensors.v, L.tensors.o, L.tensors.f = q4, k4, v4, o, f
+    -- x's e4m3 copy q with one scale a token: what the projection after it reads
+    local function e4m3_of(x, name)
+      return { x = x, q = buffer(name, x:shape(), "e4m3"), scale = buffer(name .. "_scale", { T }, "f32") }
+    end
+    local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
+    local function linear(a, wname, y)
+      sf.ops.gemm { a = a.q, b = w[wname], a_scale = a.scale, b_scale = w[wname .. "_scale"], c = y, transb = true }
+    end
+    local h8, attn8, h2_8, g8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8"), e4m3_of(g, "gate8")
+    fns.qkv_quant = function() quantize(h8) end
+    fns.qkv_proj = function() linear(h8, "wqkv", qkv) end
+    fns.rope = function() sf.ops.rope { x = qk4, theta = theta } end
+    fns.attention = function()
+      sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
+    end
+    fns.o_quant = function() quantize(attn8) end
+    fns.o_proj = function() linear(attn8, "wo", o) end
+    fns.residual = function() sf.ops.add { a = x, b = o, out = r } end
+    fns.ffn_quant = function() quantize(h2_8) end
+    fns.gate_up_proj = function()
+      linear(h2_8, "w1", g)
+      linear(h2_8, "w3", u)
+    end
+    fns.swiglu = function() sf.ops.swiglu { gate = g, up = u, out = g } end
+    fns.down_quant = function() quantize(g8) end
+    fns.down_proj = function() linear(g8, "w2", f) end
+    fns.residual2 = function() sf.ops.add { a = r, b = f, out = out } end
   else
     local packed = opts.packed or llama.pack_weights(shape, w)
     local wqkv, w13 = packed.wqkv, packed.w13

@@ -42,6 +42,25 @@ validate.max_abs_bounds = { f64 = 1e-12, f32 = 1e-5, tf32 = 4e-3, f16 = 8 * 2 ^ 
 -- largest |lse - lse_ref|, per dtype of attention's inputs
 validate.lse_bounds = { f64 = 1e-5, f32 = 1e-5, f16 = 2e-3, bf16 = 8e-3 }
 
+-- fp8_bounds(n) -> {bound=, row_bound=, max_abs_bound=} for an output whose path holds n e4m3
+-- roundings (each FP8 GEMM's two operands; SwiGLU's gate and up both feed the down projection's
+-- input: an FP8 FFN holds 6), against a reference from the same 16-bit weights. e4m3 keeps 3
+-- mantissa bits: u = 2^-4 per rounding, against which the 16-bit roundings (2^-11, 2^-8) are
+-- noise. With a scale per token and per output channel, every row is rounded relative to its own
+-- largest element, so each rounding perturbs a row by up to u of each element, about 0.42u in
+-- relative L2 (the rms of a rounding error uniform in half an ulp, over the mantissas of normal
+-- data); independent roundings add in quadrature through the products, so n of them give about
+-- 0.42u·sqrt(n) (measured on validate_layer: 0.037 at n = 2, 0.063 at n = 6). The bound is
+-- 0.6u·sqrt(n) on the whole tensor, about 1.4 times that: tight enough that one output channel
+-- gone wrong (a weight scale doubled adds 1/sqrt(columns) of the norm, 0.0625 at 256) fails it
+-- where n is small, and the worst row and max-abs at twice that, as the 16-bit bounds' ratio,
+-- where one wrong channel's largest element fails max-abs whatever n (about half the tensor's
+-- largest); a token's scale gone wrong fails the row bound.
+function validate.fp8_bounds(n)
+  local b = 0.6 * 2 ^ -4 * math.sqrt(n)
+  return { bound = b, row_bound = 2 * b, max_abs_bound = 2 * b }
+end
+
 -- A seed that differs between runs (printed by the caller so a failure can be replayed).
 function validate.fresh_seed()
   local frac = sf.now() % 1

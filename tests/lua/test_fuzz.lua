@@ -193,6 +193,12 @@ local FIT = {
     local out = sf.tensor({ 2 * I, Hd }, dt, o)
     return { w1 = sf.randn({ I, Hd }, dt, o), w3 = sf.randn({ I, Hd }, dt, o), out = out }, out
   end,
+  swiglu = function(o)
+    local dt, s = pick(FLOATS), { rnd(1, 5), rnd(1, 9) }
+    local gate = sf.randn(s, dt, o)
+    local out = chance(0.5) and gate or sf.tensor(s, dt, o)
+    return { gate = gate, up = sf.randn(s, dt, o), out = out }, out
+  end,
   rmsnorm = function(o)
     local dt, T, Hd = pick(FLOATS), rnd(1, 9), rnd(1, 16)
     -- rows may be strided: x a slice of wider rows

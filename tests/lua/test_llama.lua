@@ -1,10 +1,11 @@
 -- luacheck: allow defined top
 -- The layer's stage list and the stages= subset (lua/sfbench/llama.lua), and the tensor-parallel
--- layer's shards, on the CPU backend.
+-- layer's shards, and the fp8 layer's FP8 weights and bounds, on the CPU backend.
 local lu = require "luaunit"
 local sf = require "sfbench"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
+local validate = require "sfbench.validate"
 
 TestLlamaStages = {}
 
@@ -17,13 +18,16 @@ function TestLlamaStages.test_names()
     { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" })
   lu.assertEquals(llama.stage_names("optimized", "split"),
     { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" })
+  lu.assertEquals(llama.stage_names("fp8", "split"), { "attn_norm", "qkv_quant", "qkv_proj", "rope", "attention",
+    "o_quant", "o_proj", "residual", "ffn_norm", "ffn_quant", "gate_up_proj", "swiglu", "down_quant", "down_proj",
+    "residual2" })
   local n = llama.stage_names("baseline")
   n[1] = "changed"                                     -- a copy: the layer's own list is untouched
   lu.assertEquals(llama.stage_names("baseline")[1], "attn_norm")
 end
 
 function TestLlamaStages.test_layers_run_every_named_stage()
-  for _, c in ipairs({ { "baseline" }, { "optimized", "packed" }, { "optimized", "split" } }) do
+  for _, c in ipairs({ { "baseline" }, { "optimized", "packed" }, { "optimized", "split" }, { "fp8" } }) do
     local L = llama.layer(cfg, { impl = c[1], qkv = c[2], seq = 5, dtype = "f32", device = "cpu" })
     local names = {}
     for i, s in ipairs(L.stages) do
@@ -72,6 +76,63 @@ function TestLlamaStages.test_bad_stages()
   ok, err = pcall(llama.layer, cfg, { impl = "baseline", seq = 4, device = "cpu", stages = "ffn" })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "llama.layer: stages must be a list of stage names")
+end
+
+TestLlamaFp8 = {}
+
+local scaled = models.scaled(models.get("7b"), 16)
+
+-- each FP8 weight dequantized is its 16-bit weight to within e4m3's rounding (u = 2^-4 of the row's
+-- largest element at most), Wq, Wk and Wv packed in that order
+function TestLlamaFp8.test_weights()
+  local w = llama.layer(cfg, { impl = "baseline", seq = 3, dtype = "f16", device = "cpu", seed = 2 }).weights
+  local L = llama.layer(cfg, { impl = "fp8", seq = 3, dtype = "f16", device = "cpu", weights = w })
+  local q = L.weights
+  lu.assertEquals(q.wqkv:dtype(), "e4m3")
+  lu.assertEquals(q.wqkv_scale:shape(), { 3 * 2 * cfg.head_dim })
+  lu.assertIs(q.attn_norm, w.attn_norm)
+  local packed = llama.pack_weights(cfg, w)
+  for name, src in pairs({ wqkv = packed.wqkv, wo = w.wo, w1 = w.w1, w3 = w.w3, w2 = w.w2 }) do
+    local back = sf.tensor(src:shape(), "f32", { device = "cpu" })
+    sf.ops.dequantize { x = q[name], scale = q[name .. "_scale"], out = back }
+    local rows = sf.compare_rows(back, src)
+    lu.assertTrue(sf.compare(back, src).max_abs <= 2 ^ -4 * rows.ref_max_abs, name)
+    lu.assertTrue(rows.worst < 2 ^ -4, name)
+  end
+  local ok, err = pcall(llama.layer, cfg, { impl = "fp8", seq = 3, device = "cpu", tp = { rank = 0, world = 1 } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "the fp8 layer is not tensor-parallel")
+end
+
+-- validate.fp8_bounds holds the fp8 layer's attention block and FFN against the f64 reference of
+-- the same weights (as validate_layer does), and fails either once one output channel's weight
+-- scale is doubled: the bounds are not so loose that a wrong scale passes
+function TestLlamaFp8.test_bounds_catch_a_wrong_scale()
+  local seq, std = 16, 1 / math.sqrt(scaled.hidden)
+  local base = llama.layer(scaled, { impl = "baseline", seq = seq, dtype = "f16", device = "cpu", seed = 4, std = std })
+  local ref = llama.layer(scaled, { impl = "baseline", seq = seq, dtype = "f64", device = "cpu", weights = base.weights })
+  local L = llama.layer(scaled, { impl = "fp8", seq = seq, dtype = "f16", device = "cpu", weights = base.weights })
+  ref.input:randn { seed = 5 }
+  ref.forward()
+  -- part `part` of both from the reference's input `name`, the residual `zero` zeroed: L's output
+  -- against the reference's
+  local function check(part, name, zero, y, n)
+    local input = ref.tensors[name]:to("f16"):to("f64")
+    for _, l in ipairs({ ref, L }) do
+      l.tensors[name]:copy(input)
+      l.tensors[zero]:zero()
+      l.run_part(part)
+    end
+    return validate.check(L.tensors[y], ref.tensors[y], validate.fp8_bounds(n))
+  end
+  for _, c in ipairs({ { "o", "attn", "x", "r", 2, "wo" }, { "ffn", "h2", "r", "out", 6, "w2" } }) do
+    local r = check(c[1], c[2], c[3], c[4], c[5])
+    lu.assertTrue(r.ok, c[1] .. ": " .. validate.describe(r))
+    local scale = L.weights[c[6] .. "_scale"]
+    scale:set(2 * scale:get(7), 7)
+    r = check(c[1], c[2], c[3], c[4], c[5])
+    lu.assertFalse(r.ok, c[1] .. " with " .. c[6] .. "'s 7th scale doubled passes: " .. validate.describe(r))
+  end
 end
 
 TestLlamaTensorParallel = {}

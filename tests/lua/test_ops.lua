@@ -469,6 +469,37 @@ function TestFfnErrors.test_valid_call_runs()
   for _, v in ipairs(a.out:to("f32"):totable()) do lu.assertTrue(v == v, "NaN in the output") end
 end
 
+-- swiglu: silu(gate) rounded to the dtype, times up, rounded again (the unfused ffn's two steps)
+TestSwiglu = {}
+
+function TestSwiglu.test_values()
+  local g, u = { 1, -2, 0, 3, 0.7, -0.1 }, { 2, 1, 5, -1, 3.3, 7 }
+  for _, dt in ipairs({ "f64", "f16", "bf16" }) do
+    local function round(v) return sf.from_table({ v }, { 1 }, "f64"):to(dt):get(1) end
+    local gate, up = sf.from_table(g, { 2, 3 }, "f64"):to(dt), sf.from_table(u, { 2, 3 }, "f64"):to(dt)
+    local out = sf.tensor({ 2, 3 }, dt)
+    sf.ops.swiglu { gate = gate, up = up, out = out }
+    local got, gv, uv = out:totable(), gate:totable(), up:totable()
+    for i = 1, #g do
+      lu.assertEquals(got[i], round(round(gv[i] / (1 + math.exp(-gv[i]))) * uv[i]), dt .. " element " .. i)
+    end
+    sf.ops.swiglu { gate = gate, up = up, out = gate }  -- in place over the gate
+    lu.assertEquals(gate:totable(), got)
+  end
+end
+
+function TestSwiglu.test_errors()
+  local g, u = sf.tensor({ 3, 8 }, "f16"), sf.tensor({ 3, 8 }, "f16")
+  local function err(over)
+    return error_of(sf.ops.swiglu, override({ gate = g, up = u, out = sf.tensor({ 3, 8 }, "f16") }, over))
+  end
+  contains(err({ up = sf.tensor({ 3, 9 }, "f16") }), "swiglu:", "'up'")
+  contains(err({ out = sf.tensor({ 3, 8 }, "bf16") }), "swiglu:", "'out'", "bf16")
+  contains(err({ gate = sf.tensor({ 3, 8, 1 }, "f16") }), "swiglu:", "'gate' must be [T, I]")
+  contains(err({ out = u }), "swiglu:", "'out'", "'up'")
+  contains(err({ gate = sf.tensor({ 8, 3 }, "f16"):view({ 3, 8 }):slice(2, 1, 4) }), "swiglu:", "contiguous")
+end
+
 -- ---------------------------------------------------------------------------------------------
 
 TestEmbedding = {}
