@@ -200,6 +200,23 @@ local function compare_section(out, entry, id, plots)
       out[#out + 1] = "</ul>"
     end
   end
+  -- scenarios compared on neither side's points: none in common on the parameter columns, or the
+  -- scenario on one side only
+  local unmatched = type(doc.unmatched_scenarios) == "table" and doc.unmatched_scenarios or {}
+  if #unmatched > 0 then
+    out[#out + 1] = "<h3>Scenarios with no point in common</h3><ul>"
+    for _, scn in ipairs(unmatched) do
+      local cols = type(scn.parameters) == "table" and table.concat(scn.parameters, ", ") or ""
+      out[#out + 1] = ("<li>%s (parameter columns: %s)</li>"):format(esc(tostring(scn.scenario)), esc(cols))
+    end
+    out[#out + 1] = "</ul>"
+  end
+  for _, side in ipairs({ "base", "new" }) do
+    local list = doc[("only_%s_scenarios"):format(side)]
+    if type(list) == "table" and #list > 0 then
+      out[#out + 1] = ("<h3>Scenarios only in %s</h3><p>%s</p>"):format(side, esc(table.concat(list, ", ")))
+    end
+  end
   out[#out + 1] = "</section>"
 end
 
