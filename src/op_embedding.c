@@ -19,7 +19,7 @@ static const sf_arg_spec embedding_args[] = {
 static void check_rows(sf_op_args *a, const char *name, const sf_tensor *t)
 {
     if (t->ndim != 2) sf_op_error(a, "'%s' must be 2-D, got %d dimensions", name, t->ndim);
-    if (t->shape[1] > 1 && t->stride[1] != 1) sf_op_error(a, "'%s' must have a contiguous last dimension", name);
+    sf_op_check_last_dense(a, name, t);
 }
 
 static void run_embedding(sf_op_args *a)

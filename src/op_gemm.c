@@ -51,7 +51,7 @@ static void matrix_dims(sf_op_args *a, const char *name, const sf_tensor *t, int
     int r = t->ndim - 2;
     *rows = t->shape[r];
     *cols = t->shape[r + 1];
-    if (t->stride[r + 1] != 1 && *cols > 1) sf_op_error(a, "'%s' must have a contiguous last dimension", name);
+    sf_op_check_last_dense(a, name, t);
     *ld = *rows > 1 ? t->stride[r] : *cols;
     if (*ld < *cols) sf_op_error(a, "'%s' has a row stride %lld smaller than its %lld columns", name, (long long)*ld, (long long)*cols);
     *batch = t->ndim == 3 ? t->shape[0] : 1;

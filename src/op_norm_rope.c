@@ -51,13 +51,6 @@ static unsigned float_dtypes(sf_device_kind dev)
     return SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
 }
 
-static void check_last_dim_dense(sf_op_args *a, const char *name, const sf_tensor *t)
-{
-    int last = t->ndim - 1;
-    if (t->shape[last] > 1 && t->stride[last] != 1)
-        sf_op_error(a, "'%s' must be contiguous in its last dimension (stride %lld)", name, (long long)t->stride[last]);
-}
-
 static void check_eps(sf_op_args *a, double eps)
 {
     if (!(eps >= 0) || isinf(eps)) sf_op_error(a, "'eps' must be a finite number >= 0, got %g", eps);
@@ -73,7 +66,7 @@ static void check_rows(sf_op_args *a, const char *name, const sf_tensor *t, cons
     } else if (t->ndim != 2) {
         sf_op_error(a, "'%s' must be [T, H], got %d dimensions", name, t->ndim);
     }
-    check_last_dim_dense(a, name, t);
+    sf_op_check_last_dense(a, name, t);
 }
 
 static void run_norm(sf_op_args *a, int fused)
@@ -138,7 +131,7 @@ const sf_op sf_op_add_rmsnorm = {"add_rmsnorm", "residual add fused with RMSNorm
 void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_rope_args *r)
 {
     if (x->ndim != 4) sf_op_error(a, "'%s' must be [B, N, heads, D], got %d dimensions", name, x->ndim);
-    check_last_dim_dense(a, name, x);
+    sf_op_check_last_dense(a, name, x);
     int64_t D = x->shape[3];
     if (D % 2 || D > SF_ROPE_MAX_HEAD_DIM)
         sf_op_error(a, "the head dim (%lld, dimension 4 of '%s') must be even and at most %d", (long long)D, name,
@@ -217,9 +210,9 @@ static void run_add(sf_op_args *a)
     sf_op_check_dtype(a, "out", out, SF_DT(x->dtype));
     sf_op_check_shape(a, "b", y, x->ndim, x->shape);
     sf_op_check_shape(a, "out", out, x->ndim, x->shape);
-    check_last_dim_dense(a, "a", x);
-    check_last_dim_dense(a, "b", y);
-    check_last_dim_dense(a, "out", out);
+    sf_op_check_last_dense(a, "a", x);
+    sf_op_check_last_dense(a, "b", y);
+    sf_op_check_last_dense(a, "out", out);
     sf_op_check_alias(a, "out", out, "a", x, 1);
     sf_op_check_alias(a, "out", out, "b", y, 1);
     sf_add_args r;

@@ -29,7 +29,7 @@ static void rows_of(sf_op_args *a, const char *name, const sf_tensor *t, int64_t
     if (t->ndim < 1) sf_op_error(a, "'%s' must have at least one dimension", name);
     *cols = t->shape[t->ndim - 1];
     *rows = *cols ? t->numel / *cols : 0;
-    if (*cols > 1 && t->stride[t->ndim - 1] != 1) sf_op_error(a, "'%s' must have a contiguous last dimension", name);
+    sf_op_check_last_dense(a, name, t);
     *ld = t->ndim > 1 ? t->stride[t->ndim - 2] : *cols;
     int64_t span = *ld;
     for (int d = t->ndim - 2; d > 0; d--) {

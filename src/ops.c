@@ -86,6 +86,13 @@ void *sf_arg_stream(sf_op_args *a)
     return a->present[i] ? a->v[i].stream : sf_default_stream();
 }
 
+void sf_op_check_last_dense(sf_op_args *a, const char *name, const sf_tensor *t)
+{
+    const int last = t->ndim - 1;
+    if (last >= 0 && t->shape[last] > 1 && t->stride[last] != 1)
+        sf_op_error(a, "'%s' must be contiguous in its last dimension (stride %lld)", name, (long long)t->stride[last]);
+}
+
 /* The bytes a tensor's elements span, first to last (strides of views are never negative). */
 static void byte_span(const sf_tensor *t, uintptr_t *lo, uintptr_t *hi)
 {

@@ -47,6 +47,9 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
 /* attention's [B, N, H, D] tensors: 4 dimensions, a dense last one; stride gets dims 0..2 */
 void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride);
 #define SF_DT(x) (1u << (x))
+/* elements of the last dimension adjacent (a size-1 dimension takes any stride); an error naming
+ * the tensor and its stride otherwise */
+void sf_op_check_last_dense(sf_op_args *a, const char *name, const sf_tensor *t);
 /* a written tensor and another operand: separate memory, or (same_allowed) the same view, as
  * an op working in place; anything else is an error naming both */
 void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,

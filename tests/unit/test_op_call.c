@@ -90,6 +90,39 @@ static void test_op_with_bad_arguments(void **state)
     raises(*state, "sf.ops.rmsnorm{x = 1}", "rmsnorm: argument 'x' must be a tensor");
 }
 
+/* widen(name): the global tensor `name`, [R, 2C] contiguous, becomes a view [R, C] of every other
+ * element of its rows (last stride 2), which no Lua call makes */
+static int widen(lua_State *L)
+{
+    sf_tensor *t = sf_check_tensor(L, 1);
+    t->shape[t->ndim - 1] /= 2;
+    t->stride[t->ndim - 1] = 2;
+    t->numel /= 2;
+    return 0;
+}
+
+/* every op that needs its rows dense refuses a last dimension with a stride, naming the tensor,
+ * through the one check they share */
+static void test_strided_last_dimension(void **state)
+{
+    lua_State *L = *state;
+    lua_pushcfunction(L, widen);
+    lua_setglobal(L, "widen");
+    static const struct {
+        const char *code, *msg;
+    } cases[] = {
+        {"local x = sf.zeros({2, 8}); widen(x); sf.ops.gemm{a = x, b = sf.zeros({4, 3}), c = sf.zeros({2, 3})}",
+         "gemm: 'a' must be contiguous in its last dimension (stride 2)"},
+        {"local x = sf.zeros({2, 8}); widen(x); sf.ops.rmsnorm{x = x, weight = sf.zeros({4}), out = sf.zeros({2, 4})}",
+         "rmsnorm: 'x' must be contiguous in its last dimension (stride 2)"},
+        {"local x = sf.zeros({2, 8}); widen(x); sf.ops.quantize{x = x, out = sf.zeros({2, 4}, 'e4m3'), scale = sf.zeros({1})}",
+         "quantize: 'x' must be contiguous in its last dimension (stride 2)"},
+        {"local t = sf.zeros({5, 8}); widen(t); sf.ops.embedding{table = t, tokens = sf.zeros({2}, 'i32'), out = sf.zeros({2, 4})}",
+         "embedding: 'table' must be contiguous in its last dimension (stride 2)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) raises(L, cases[i].code, cases[i].msg);
+}
+
 static void test_named_op_that_returns(void **state)
 {
     lua_State *L = *state;
@@ -122,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_op_that_raises),
         cmocka_unit_test(test_op_by_name_that_raises),
         cmocka_unit_test(test_op_with_bad_arguments),
+        cmocka_unit_test(test_strided_last_dimension),
         cmocka_unit_test(test_named_op_that_returns),
         cmocka_unit_test(test_named_op_that_raises),
         cmocka_unit_test(test_graph_on_cpu),
