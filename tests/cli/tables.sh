@@ -21,6 +21,24 @@ done
 # torch.compile's columns, and the headline its layer lines
 fake="$tmp/root"
 mkdir -p "$fake/results/x"
+
+# expect_page WHAT WANT...: doc/tables.lua fills $fake/page.md from $fake's results, and the page
+# holds every WANT line
+expect_page() {
+    what=$1
+    shift
+    if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
+        echo "FAIL: doc/tables.lua did not run on the made-up $what results"
+        exit 1
+    fi
+    for want in "$@"; do
+        if ! grep -qF -- "$want" "$fake/page.md"; then
+            echo "FAIL: the generated $what page lacks: $want"
+            cat "$fake/page.md"
+            exit 1
+        fi
+    done
+}
 cat >"$fake/results/x/layer_sweep-20260101-000000.json" <<'JSON'
 {"scenario": "layer_sweep", "context": {"device": {"name": "Test GPU"}, "time": "2026-01-01T00:00:00Z",
  "command_line": "sfbench layer_sweep seq=512,4096"},
@@ -32,19 +50,9 @@ cat >"$fake/results/x/torch_layer-20260101-000000.json" <<'JSON'
                           {"impl": "transformers_sdpa", "seq": 4096, "ms": 4.0}, {"impl": "transformers_compile", "seq": 4096, "ms": 3.3}]}
 JSON
 printf '# t\n<!-- headline results/x -->\n<!-- /headline -->\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
-if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
-    echo "FAIL: doc/tables.lua did not run on a made-up results folder"
-    exit 1
-fi
-for want in '| 4096 | optimized | 3.000 |' '|           4.000 |            3.300 |           1.100 |' \
+expect_page layer '| 4096 | optimized | 3.000 |' '|           4.000 |            3.300 |           1.100 |' \
     '| Llama-2-7B layer, N = 512  | optimized | 0.400 |' '| 0.440 |             1.100 |' \
-    'PyTorch 9.9: `results/x/torch_layer-20260101-000000.json`'; do
-    if ! grep -qF -- "$want" "$fake/page.md"; then
-        echo "FAIL: the generated page lacks: $want"
-        cat "$fake/page.md"
-        exit 1
-    fi
-done
+    'PyTorch 9.9: `results/x/torch_layer-20260101-000000.json`'
 # decode: a decode_sweep and a model_sweep with the torch_decode and torch_model of their call: the
 # cuDNN and compiled-transformers columns, and the headline's decode lines (graph rows against graphs)
 cat >"$fake/results/x/decode_sweep-20260101-000000.json" <<'JSON'
@@ -69,22 +77,12 @@ cat >"$fake/results/x/torch_model-20260101-000000.json" <<'JSON'
                           {"impl": "transformers_static_compiled", "phase": "decode", "batch": 1, "tokens": 4096, "ms": 5.4}]}
 JSON
 printf '# t\n<!-- headline results/x -->\n<!-- /headline -->\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
-if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
-    echo "FAIL: doc/tables.lua did not run on the made-up decode results"
-    exit 1
-fi
-for want in '| 32/32 |   1 |    0 |     1 | 4096 | graph  |      8 |   67.1 | 20.00 | 3.36 |' \
+expect_page decode '| 32/32 |   1 |    0 |     1 | 4096 | graph  |      8 |   67.1 | 20.00 | 3.36 |' \
     '|         22.00 |       27.50 |           1.100 |' \
     '| 32/32 |   1 |   16 |     1 | 4096 | graph  |      8 |   67.1 | 21.00 | 3.20 | —        | —       |             — |' \
     '| decode | graph  |     1 |           4096 | 4.500 |    4.500 |    222.2 |' '|                63.000 |       5.400 |      1.200 |' \
     '| decode attention, 7B heads, B = 1, N = 4096 | split-KV, CUDA graph | 0.020 |' '| 0.022 |' \
-    '| Llama-2-7B decode step, B = 1, context 4096 | CUDA graph           | 4.500 |' '| 5.400 |             1.200 |'; do
-    if ! grep -qF -- "$want" "$fake/page.md"; then
-        echo "FAIL: the generated decode page lacks: $want"
-        cat "$fake/page.md"
-        exit 1
-    fi
-done
+    '| Llama-2-7B decode step, B = 1, context 4096 | CUDA graph           | 4.500 |' '| 5.400 |             1.200 |'
 # nccl_sweep and the torch_nccl of the same call: PyTorch's busbw beside each timed point of the same
 # op, dtype, size and world, none beside a point left out
 cat >"$fake/results/x/nccl_sweep-20260101-000000.json" <<'JSON'
@@ -100,18 +98,8 @@ cat >"$fake/results/x/torch_nccl-20260101-000000.json" <<'JSON'
                           {"impl": "torch_nccl", "op": "all_gather", "dtype": "bf16", "bytes": 4294967296, "world": 2, "us": 9e4, "busbw": 23.9}]}
 JSON
 printf '# t\n<!-- tables results/x -->\n<!-- /tables -->\n' >"$fake/page.md"
-if ! "$SFBENCH" --device cpu "$SF_SRCDIR/doc/tables.lua" root="$fake" pages=page.md >/dev/null; then
-    echo "FAIL: doc/tables.lua did not run on the made-up nccl results"
-    exit 1
-fi
-for want in '| all_reduce | bf16  |    1048576 |     2 | 20.00 |      52.43 |      52.43 | —        |              41.94 |             1.250 |' \
+expect_page nccl '| all_reduce | bf16  |    1048576 |     2 | 20.00 |      52.43 |      52.43 | —        |              41.94 |             1.250 |' \
     '| all_gather | bf16  |    1048576 |     2 | 10.00 |     104.86 |      52.43 | —        |                  — |                 — |' \
-    '| all_gather | bf16  | 4294967296 |     2 |     — |          — |          — | left out |                  — |                 — |'; do
-    if ! grep -qF -- "$want" "$fake/page.md"; then
-        echo "FAIL: the generated nccl page lacks: $want"
-        cat "$fake/page.md"
-        exit 1
-    fi
-done
+    '| all_gather | bf16  | 4294967296 |     2 |     — |          — |          — | left out |                  — |                 — |'
 rm -rf "$tmp"
 echo "PASS: the tables match the committed results, and PyTorch runs join their sweeps"
