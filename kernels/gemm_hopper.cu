@@ -261,12 +261,14 @@ __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], cons
             float v[4];
             epilogue_block<BN, EPI, T>(acc, bias, N, n0, quad, b * JB + jj, v);
             if constexpr (EPI == SF_EPI_ADD) {
+                /* a box may reach past N (176 does not divide 512): the store clips those
+                 * columns, and their residual, past the row's end, is not read */
                 const int64_t col = out0 + b * BW + jj * 8 + quad * 2, r0 = row0 + wrow;
-                if (r0 < M) {
+                if (col < n_out && r0 < M) {
                     const float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(R + r0 * ldr + col));
                     v[0] += r.x; v[1] += r.y;
                 }
-                if (r0 + 8 < M) {
+                if (col < n_out && r0 + 8 < M) {
                     const float2 r = tr::unpack2(*reinterpret_cast<const uint32_t *>(R + (r0 + 8) * ldr + col));
                     v[2] += r.x; v[3] += r.y;
                 }
