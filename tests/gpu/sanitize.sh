@@ -6,50 +6,52 @@
 # the log). Each run must report no error. Skips (77) without a CUDA device or without
 # compute-sanitizer (COMPUTE_SANITIZER names it, else PATH, else /usr/local/cuda/bin).
 # Not part of make check (it takes minutes): make check TESTS=tests/gpu/sanitize.sh
-. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+out="$SF_TEST_OUT/gpu-sanitize"
+# Each run saves its results in a folder of its own and its verdict in a summary file, printed
+# in order at the end. The runs are listed first (one a line: number, tool, options, what,
+# arguments), then run SF_SANITIZE_JOBS at a time (default 8: each is mostly the tool's own host
+# work), longest first, by xargs calling this script back with --one.
+if [ "${1:-}" = --one ]; then
+    n=$2 tool=$3 extra=$4 what=$5
+    shift 5
+    log="$out/$tool-$what.log"
+    extra=$(echo "$extra" | tr ':' ' ')
+    [ "$extra" = - ] && extra=
+    [ "$tool" = memcheck ] && extra="$extra --leak-check full"
+    # shellcheck disable=SC2086  # $extra is a few words or none
+    if "$cs" --tool "$tool" $extra --error-exitcode 86 "$SFBENCH" --device cuda --quiet --output "$out/$n" "$@" \
+        >"$log" 2>&1; then
+        echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')"
+    else
+        echo "FAIL: $tool $what (log: $log)"
+        grep -E 'ERROR SUMMARY|Invalid|Race|Uninitialized|error' "$log" | head -20 | sed 's/^/    /'
+    fi >"$out/$(printf '%03d' "$n").summary"
+    exit 0
+fi
+. "$SF_SRCDIR/tests/gpu/require-gpu.sh"
 if [ ! -x "$cs" ]; then
     echo "SKIP: no compute-sanitizer ($cs)"
     exit 77
 fi
-out="$SF_TEST_OUT/gpu-sanitize"
 mkdir -p "$out"
+rm -f "$out"/*.summary
 LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"
 export LUA_PATH
-cs_options=
-rm -f "$out"/*.summary
-# runs go SF_SANITIZE_JOBS at a time (default 4: each is mostly the tool's own host work), in
-# waves; each saves its results in a folder of its own and its verdict to a summary file,
-# printed in order at the end
-jobs=${SF_SANITIZE_JOBS:-4}
-running=0
+jobs=${SF_SANITIZE_JOBS:-8}
+list="$out/runs"
+: >"$list"
 n=0
-
-# sanitize TOOL WHAT ARGS...: runs sfbench ARGS under the tool; an error report or a failed run fails
+# sanitize TOOL OPTIONS WHAT ARGS...: lists a run of sfbench ARGS under the tool (OPTIONS: its
+# extra options, or -); an error report or a failed run fails the test
 sanitize() {
-    tool=$1 what=$2
-    shift 2
     n=$((n + 1))
-    log="$out/$tool-$(echo "$what" | tr -c 'a-z0-9_\n' '_').log"
-    summary="$out/$(printf '%03d' "$n").summary"
-    extra=$cs_options
-    [ "$tool" = memcheck ] && extra="$extra --leak-check full"
-    (
-        # shellcheck disable=SC2086  # $extra is a few words or none
-        if "$cs" --tool "$tool" $extra --error-exitcode 86 "$SFBENCH" --device cuda --quiet --output "$out/$n" "$@" \
-            >"$log" 2>&1; then
-            echo "ok: $tool $what: $(grep -m1 'ERROR SUMMARY' "$log" || echo 'no summary')"
-        else
-            echo "FAIL: $tool $what (log: $log)"
-            grep -E 'ERROR SUMMARY|Invalid|Race|Uninitialized|error' "$log" | head -20 | sed 's/^/    /'
-        fi >"$summary"
-    ) &
-    running=$((running + 1))
-    if [ "$running" -ge "$jobs" ]; then
-        wait
-        running=0
-    fi
+    echo "$n $*" >>"$list"
 }
+# racecheck looks at our kernels, not cuBLAS's: with CUDA 13.0 on an H100 it reported races
+# (2026-12-05: 24 and 352 of them, no other kind) inside cuBLASLt's nvjet GEMM kernels alone,
+# which are not ours to fix; memcheck still covers them
+race_options=--kernel-name-exclude:kns=nvjet
 
 # initcheck does not see every library's writes: with CUDA 13.0 on an H100 it reported every
 # read of a cuBLASLt GEMM's output as uninitialized (2026-12-05), so each kernel that reads one
@@ -66,32 +68,30 @@ initcheck_sees_cublas=no
 "$cs" --tool initcheck --error-exitcode 86 "$SFBENCH" --device cuda -e "$probe" >"$out/initcheck-probe.log" 2>&1 &&
     initcheck_sees_cublas=yes
 
-for s in validate_attention validate_ffn validate_decode validate_gemv; do
-    for tool in memcheck racecheck; do sanitize "$tool" "$s" "$SF_SRCDIR/scenarios/$s.lua" quick=true; done
-done
-for tool in memcheck racecheck; do
-    sanitize "$tool" validate_layer "$SF_SRCDIR/scenarios/validate_layer.lua" seq=17
-done
-if [ "$initcheck_sees_cublas" = yes ]; then
-    for s in validate_attention validate_ffn validate_decode validate_gemv; do
-        sanitize initcheck "$s" "$SF_SRCDIR/scenarios/$s.lua" quick=true
-    done
-    sanitize initcheck validate_layer "$SF_SRCDIR/scenarios/validate_layer.lua" seq=17
-else
-    echo "note: initcheck takes cuBLASLt's output for uninitialized memory here ($out/initcheck-probe.log):" \
-        "it checks the flash and decode kernels alone"
-    sanitize initcheck validate_attention_flash "$SF_SRCDIR/scenarios/validate_attention.lua" quick=true impl=flash,flash2
-    sanitize initcheck validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
-fi
-for t in "$SF_SRCDIR"/tests/gpu/test_gpu_*.lua; do
-    for tool in memcheck racecheck; do sanitize "$tool" "$(basename "$t" .lua)" "$t"; done
-done
 # the fuzz test asks for impossible allocations on purpose, and each is a Lua error: the CUDA
 # API's error returns are its to check (a device left broken fails it), memcheck's are the
-# kernels' memory accesses and the leaks
-cs_options="--report-api-errors no"
-sanitize memcheck test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda "calls=${SF_FUZZ_CALLS:-3000}"
-cs_options=
-wait
+# kernels' memory accesses and the leaks. It and the GEMM tests take longest: they go first.
+sanitize memcheck --report-api-errors:no test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda \
+    "calls=${SF_FUZZ_CALLS:-3000}"
+for t in "$SF_SRCDIR"/tests/gpu/test_gpu_*.lua; do
+    sanitize memcheck - "$(basename "$t" .lua)" "$t"
+    sanitize racecheck "$race_options" "$(basename "$t" .lua)" "$t"
+done
+for s in validate_layer validate_attention validate_ffn validate_decode validate_gemv; do
+    args=quick=true
+    [ $s = validate_layer ] && args=seq=17
+    sanitize memcheck - "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+    sanitize racecheck "$race_options" "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+    [ "$initcheck_sees_cublas" = yes ] && sanitize initcheck - "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+done
+if [ "$initcheck_sees_cublas" = no ]; then
+    echo "note: initcheck takes cuBLASLt's output for uninitialized memory here ($out/initcheck-probe.log):" \
+        "it checks the flash and decode kernels alone"
+    sanitize initcheck - validate_attention_flash "$SF_SRCDIR/scenarios/validate_attention.lua" quick=true \
+        impl=flash,flash2
+    sanitize initcheck - validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
+fi
+xargs -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one <"$list"
 cat "$out"/*.summary
+[ "$(ls "$out"/*.summary | wc -l)" -eq "$n" ] || { echo "FAIL: $n runs listed, $(ls "$out"/*.summary | wc -l) verdicts"; exit 1; }
 ! grep -q '^FAIL' "$out"/*.summary

@@ -313,4 +313,4 @@ function TestLaunch.test_event_wait()
   lu.assertEquals(z:get(1), y:get(1))
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

@@ -366,4 +366,4 @@ function TestMemory.test_freed_on_device()
   lu.assertTrue(kept:is_freed())
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

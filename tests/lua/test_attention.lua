@@ -142,4 +142,4 @@ function TestAttention.test_rows_with_no_visible_key()
   end
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

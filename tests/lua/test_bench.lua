@@ -343,4 +343,4 @@ function TestBench:test_graph_needs_cuda()
   lu.assertErrorMsgContains("bench.run: 'graph' must be a boolean", bench.run, { fn = fn, graph = "yes" })
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

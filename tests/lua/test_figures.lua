@@ -281,4 +281,4 @@ function TestRoofline.test_peaks()
   lu.assertNil(peaks.B.dram)
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

@@ -49,4 +49,4 @@ function TestGetopt.test_mistakes_are_usage_errors()
   end
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

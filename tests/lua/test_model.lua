@@ -99,4 +99,4 @@ function TestModel.test_bad_arguments()
   contains(error_of(llama.decode_layer, other, { cache = M.cache, layer = 1 }), "the cache holds 2 kv heads of 16")
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

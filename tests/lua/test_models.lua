@@ -67,4 +67,4 @@ function TestModels.test_custom_errors()
   lu.assertErrorMsgContains("models.custom: unknown field 'hiden'", models.custom, with("hiden", 1))
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

@@ -136,4 +136,4 @@ function TestProduct.test_bad_axes()
   lu.assertErrorMsgContains("axis 'a' appears twice", sweep.product, { a = { 1 } }, { "a", "a" })
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

@@ -373,4 +373,4 @@ function TestSweep:test_tty_bar_and_quiet()
   lu.assertEquals(self.stdout.text, "")
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()

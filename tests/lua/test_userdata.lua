@@ -87,4 +87,4 @@ function TestTypes.test_metatables()
   lu.assertEquals(found, want)
 end
 
-os.exit(lu.LuaUnit.run())
+return lu.LuaUnit.run()
