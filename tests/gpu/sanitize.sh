@@ -3,29 +3,45 @@
 # validate scenarios (their small shapes: quick=true) and the GPU tests, initcheck over the
 # validate scenarios (those whose kernels read no cuBLAS output where initcheck cannot see
 # cuBLAS's writes: below), memcheck over a run of the Lua API fuzz test on the GPU (its seed is in
-# the log). Each run must report no error. Skips (77) without a CUDA device or without
+# the log). Each run must report no error, racecheck's reports inside cuBLASLt's own kernels
+# aside (below). Skips (77) without a CUDA device or without
 # compute-sanitizer (COMPUTE_SANITIZER names it, else PATH, else /usr/local/cuda/bin).
 # Not part of make check (it takes minutes): make check TESTS=tests/gpu/sanitize.sh
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 out="$SF_TEST_OUT/gpu-sanitize"
 # Each run saves its results in a folder of its own and its verdict in a summary file, printed
-# in order at the end. The runs are listed first (one a line: number, tool, options, what,
+# in order at the end. The runs are listed first (one a line: number, tool, what,
 # arguments), then run SF_SANITIZE_JOBS at a time (default 8: each is mostly the tool's own host
 # work), longest first, by xargs calling this script back with --one.
 if [ "${1:-}" = --one ]; then
-    n=$2 tool=$3 extra=$4 what=$5
-    shift 5
+    n=$2 tool=$3 what=$4
+    shift 4
     log="$out/$tool-$what.log"
-    extra=$(echo "$extra" | tr ':' ' ')
-    [ "$extra" = - ] && extra=
-    [ "$tool" = memcheck ] && extra="$extra --leak-check full"
+    extra=
+    [ "$tool" = memcheck ] && extra="--leak-check full"
     # shellcheck disable=SC2086  # $extra is a few words or none
-    if "$cs" --tool "$tool" $extra --error-exitcode 86 "$SFBENCH" --device cuda --quiet --output "$out/$n" "$@" \
-        >"$log" 2>&1; then
-        echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')"
-    else
+    "$cs" --tool "$tool" $extra --report-api-errors no --error-exitcode 86 "$SFBENCH" --device cuda --quiet \
+        --output "$out/$n" "$@" >"$log" 2>&1
+    rc=$?
+    verdict=ok
+    # racecheck's reports inside cuBLASLt's own kernels (nvjet_*) are not ours to fix (with CUDA
+    # 13.0 on an H100, 2026-12-05: 24 and 352 of them over the GEMV and layer validations, none
+    # in any kernel of ours). Excluding those kernels from the tool (--kernel-name-exclude)
+    # made them fail to launch, so their reports are sorted out here instead: every other
+    # hazard, and any failure of the run itself, fails.
+    if [ $rc = 86 ] && [ "$tool" = racecheck ] && ! grep -q 'Target application returned an error' "$log"; then
+        foreign=$(grep -cE 'access at nvjet' "$log")
+        ours=$(grep -E 'Error:|Warning:|access at ' "$log" | grep -cvE '(Race reported between|and) (Read|Write) access at nvjet')
+        [ "$ours" = 0 ] && [ "$foreign" -gt 0 ] && verdict="ok, $foreign reports inside cuBLASLt's nvjet kernels, none in ours"
+        [ "$verdict" = ok ] && verdict=fail
+    elif [ $rc != 0 ]; then
+        verdict=fail
+    fi
+    if [ "$verdict" = fail ]; then
         echo "FAIL: $tool $what (log: $log)"
         grep -E 'ERROR SUMMARY|Invalid|Race|Uninitialized|error' "$log" | head -20 | sed 's/^/    /'
+    else
+        echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')${verdict#ok}"
     fi >"$out/$(printf '%03d' "$n").summary"
     exit 0
 fi
@@ -42,17 +58,15 @@ jobs=${SF_SANITIZE_JOBS:-8}
 list="$out/runs"
 : >"$list"
 n=0
-# sanitize TOOL OPTIONS WHAT ARGS...: lists a run of sfbench ARGS under the tool (OPTIONS: its
-# extra options, or -); an error report or a failed run fails the test
+# sanitize TOOL WHAT ARGS...: lists a run of sfbench ARGS under the tool; an error report or a
+# failed run fails the test. The tests provoke CUDA API errors on purpose (an allocation too
+# large, a kernel name a module lacks, a sync inside a capture) and check that each becomes a Lua
+# error, so the tools do not report API errors: theirs are the kernels' memory accesses, races
+# and reads of uninitialized memory, and leaks.
 sanitize() {
     n=$((n + 1))
     echo "$n $*" >>"$list"
 }
-# racecheck looks at our kernels, not cuBLAS's: with CUDA 13.0 on an H100 it reported races
-# (2026-12-05: 24 and 352 of them, no other kind) inside cuBLASLt's nvjet GEMM kernels alone,
-# which are not ours to fix; memcheck still covers them
-race_options=--kernel-name-exclude:kns=nvjet
-
 # initcheck does not see every library's writes: with CUDA 13.0 on an H100 it reported every
 # read of a cuBLASLt GEMM's output as uninitialized (2026-12-05), so each kernel that reads one
 # (the unfused FFN's activation, the naive attention's scaling) fails it, wrongly. A probe (a
@@ -68,28 +82,27 @@ initcheck_sees_cublas=no
 "$cs" --tool initcheck --error-exitcode 86 "$SFBENCH" --device cuda -e "$probe" >"$out/initcheck-probe.log" 2>&1 &&
     initcheck_sees_cublas=yes
 
-# the fuzz test asks for impossible allocations on purpose, and each is a Lua error: the CUDA
-# API's error returns are its to check (a device left broken fails it), memcheck's are the
-# kernels' memory accesses and the leaks. It and the GEMM tests take longest: they go first.
-sanitize memcheck --report-api-errors:no test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda \
+# the fuzz test (it asks for impossible allocations on purpose) and the GEMM tests take longest:
+# they go first
+sanitize memcheck test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda \
     "calls=${SF_FUZZ_CALLS:-3000}"
 for t in "$SF_SRCDIR"/tests/gpu/test_gpu_*.lua; do
-    sanitize memcheck - "$(basename "$t" .lua)" "$t"
-    sanitize racecheck "$race_options" "$(basename "$t" .lua)" "$t"
+    sanitize memcheck "$(basename "$t" .lua)" "$t"
+    sanitize racecheck "$(basename "$t" .lua)" "$t"
 done
 for s in validate_layer validate_attention validate_ffn validate_decode validate_gemv; do
     args=quick=true
     [ $s = validate_layer ] && args=seq=17
-    sanitize memcheck - "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
-    sanitize racecheck "$race_options" "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
-    [ "$initcheck_sees_cublas" = yes ] && sanitize initcheck - "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+    sanitize memcheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+    sanitize racecheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
+    [ "$initcheck_sees_cublas" = yes ] && sanitize initcheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
 done
 if [ "$initcheck_sees_cublas" = no ]; then
     echo "note: initcheck takes cuBLASLt's output for uninitialized memory here ($out/initcheck-probe.log):" \
         "it checks the flash and decode kernels alone"
-    sanitize initcheck - validate_attention_flash "$SF_SRCDIR/scenarios/validate_attention.lua" quick=true \
+    sanitize initcheck validate_attention_flash "$SF_SRCDIR/scenarios/validate_attention.lua" quick=true \
         impl=flash,flash2
-    sanitize initcheck - validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
+    sanitize initcheck validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
 fi
 xargs -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one <"$list"
 cat "$out"/*.summary
