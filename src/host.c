@@ -263,6 +263,7 @@ void sf_host_close(lua_State *L)
     signal_state = NULL;
     lua_close(L);                     /* collects every tensor before the device goes away */
     sf_scratch_release_all();
+    sf_timing_release();
 #ifdef SF_HAVE_CUDA
     sf_blas_release();
 #endif

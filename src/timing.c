@@ -13,13 +13,14 @@
 
 /* sf.flush_l2([stream]): write a buffer the size of the last-level cache, evicting what a
  * previous sample left there (cold-cache timing). */
+static void *flush_buf[2];
+static size_t flush_bytes[2];
+
 static int l_flush_l2(lua_State *L)
 {
-    static void *buf[2];
-    static size_t bytes[2];
     void *stream = sf_opt_stream(L, 1);
     sf_device_kind dev = sf_dev.kind;
-    if (!buf[dev]) {
+    if (!flush_buf[dev]) {
         size_t n = (size_t)64 << 20;                       /* CPU: larger than any L3 we meet */
 #ifdef SF_HAVE_CUDA
         int l2 = 0;
@@ -28,17 +29,17 @@ static int l_flush_l2(lua_State *L)
             n = (size_t)l2;
         }
 #endif
-        buf[dev] = sf_alloc(L, dev, n, "the L2 flush buffer");
-        bytes[dev] = n;
+        flush_buf[dev] = sf_alloc(L, dev, n, "the L2 flush buffer");
+        flush_bytes[dev] = n;
     }
 #ifdef SF_HAVE_CUDA
     if (dev == SF_DEV_CUDA) {
-        SF_CUDA(L, cudaMemsetAsync(buf[dev], 0, bytes[dev], (cudaStream_t)stream));
+        SF_CUDA(L, cudaMemsetAsync(flush_buf[dev], 0, flush_bytes[dev], (cudaStream_t)stream));
         return 0;
     }
 #endif
     (void)stream;
-    memset(buf[dev], (int)(sf_now() * 1e3) & 0xff, bytes[dev]);
+    memset(flush_buf[dev], (int)(sf_now() * 1e3) & 0xff, flush_bytes[dev]);
     return 0;
 }
 
@@ -84,6 +85,25 @@ static int l_release(lua_State *L)
     hold.held = 0;
     lua_pushboolean(L, !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST));
     return 1;
+}
+
+void sf_timing_release(void)
+{
+    for (int d = 0; d < 2; d++) {
+        sf_free((sf_device_kind)d, flush_buf[d], flush_bytes[d]);
+        flush_buf[d] = NULL;
+        flush_bytes[d] = 0;
+    }
+#ifdef SF_HAVE_CUDA
+    if (hold.flag) {
+        if (hold.held) {                  /* a script ended inside a hold: let the spin kernel go */
+            __atomic_store_n(hold.flag, 1, __ATOMIC_SEQ_CST);
+            cudaDeviceSynchronize();
+        }
+        cudaFreeHost((void *)hold.flag);
+        memset(&hold, 0, sizeof hold);
+    }
+#endif
 }
 
 void sf_register_timing(lua_State *L)
