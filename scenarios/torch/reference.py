@@ -346,7 +346,6 @@ def model_rows():
     graphs). Caches are filled with random K and V up to the context; every timed step writes the
     same position (the eager DynamicCache is cropped back after each step), so the context stays
     put, as in model_sweep."""
-    import inspect
     from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, StaticCache
     layers, kv_heads, head_dim, vocab = 32, 32, 128, 32000
     cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
@@ -393,11 +392,25 @@ def model_rows():
                 cache.update(k, v, layer, {"cache_position": filled})
             tok = torch.randint(0, vocab, (b, 1), device="cuda")
             pos = torch.tensor([n], device="cuda")
+            # newer transformers write a static layer at its own count of tokens seen (a tensor,
+            # cumulative_length), not at cache_position: each step takes the count back by its one
+            # token (one multi-tensor kernel), so every step writes position n and the cache
+            # never overflows its n + 8 rows
+            counts = [layer.cumulative_length for layer in getattr(cache, "layers", [])
+                      if isinstance(getattr(layer, "cumulative_length", None), torch.Tensor)]
             compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
-            ms, feed = time_ms(lambda: compiled(input_ids=tok, past_key_values=cache, cache_position=pos,
-                                                use_cache=True), warmup=5, iters=20)
-            rows.append({"impl": "transformers_static_compiled", "phase": "decode", "batch": b, "tokens": n, "ms": ms,
-                         "tok_s": b / ms * 1e3, "feed": feed})
+
+            def static_step():
+                compiled(input_ids=tok, past_key_values=cache, cache_position=pos, use_cache=True)
+                if counts:
+                    torch._foreach_sub_(counts, 1)
+            row = {"impl": "transformers_static_compiled", "phase": "decode", "batch": b, "tokens": n}
+            try:
+                ms, feed = time_ms(static_step, warmup=5, iters=20)
+            except RuntimeError as e:              # the rows above are kept
+                rows.append(dict(row, error=str(e).splitlines()[0][:200]))
+                break
+            rows.append(dict(row, ms=ms, tok_s=b / ms * 1e3, feed=feed))
     return rows
 
 
@@ -525,9 +538,10 @@ def main():
            "warmup_ms": WARMUP_MS, "rows": rows}
     for r in rows:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
-    if args.out:
-        with open(args.out, "w") as f:
+    if args.out:                                   # whole or not at all
+        with open(args.out + ".part", "w") as f:
             json.dump(doc, f, indent=1)
+        os.replace(args.out + ".part", args.out)
 
 
 if __name__ == "__main__":
