@@ -19,6 +19,8 @@ if [ "${1:-}" = --one ]; then
     log="$out/$tool-$what.log"
     extra=
     [ "$tool" = memcheck ] && extra="--leak-check full"
+    # every hazard printed, so that each one is sorted below (the tool prints 100 by default)
+    [ "$tool" = racecheck ] && extra="--print-limit 1000000"
     # shellcheck disable=SC2086  # $extra is a few words or none
     "$cs" --tool "$tool" $extra --report-api-errors no --error-exitcode 86 "$SFBENCH" --device cuda --quiet \
         --output "$out/$n" "$@" >"$log" 2>&1
