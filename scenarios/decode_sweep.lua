@@ -7,8 +7,11 @@
 -- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
 -- SDPA), a row each, over the same caches.
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
---        [page=0,16] (0: contiguous) [nq=1] [launch=stream,graph] [head_dim=128] [dtype=f16]
---        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
+--        [page=0,16] (0: contiguous) [nq=1] [splits=0] [launch=stream,graph] [head_dim=128]
+--        [dtype=f16] [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
+-- splits: KV splits a sequence is cut into; 0 lets the op choose (from B·Hkv against what the
+-- GPU runs at once), a list of counts times each one too (a row's "asked" column; "splits" is
+-- the count that ran, which the CPU backend's reference, one pass, leaves at 1).
 -- SFBENCH_DECODE_VARIANT picks the kernel variant (kernels/decode_attention.cu); the rows
 -- say which ran. peak_tbs 0 takes the peak from the device (2 × memory clock × bus width); where the device
 -- does not report them, as on the CPU backend, rows have no floor.
@@ -26,6 +29,7 @@ local p = params.get(bench.steady_defaults {
   heads = gpu and { "32/32", "64/8" } or { "4/4", "8/2" },
   page = gpu and { 0, 16 } or { 0, 16 },
   nq = { 1 },
+  splits = { 0 },
   launch = gpu and { "stream", "graph" } or { "stream" },
   head_dim = gpu and 128 or 64,
   dtype = "f16",
@@ -49,6 +53,11 @@ end
 for _, ps in ipairs(p.page) do
   if math.type(ps) ~= "integer" or ps < 0 then error(("page %s: 0 (contiguous) or a page size"):format(ps), 0) end
 end
+for _, n in ipairs(p.splits) do
+  if math.type(n) ~= "integer" or n < 0 then
+    params.usage_error(("bad value '%s' for splits: expected 0 (the op's choice) or a count of splits"):format(n))
+  end
+end
 
 local peak, peak_from = bench.peak_dram(p.peak_tbs)
 local l2 = dev.l2_bytes or 0
@@ -56,10 +65,10 @@ local l2 = dev.l2_bytes or 0
 local D = p.head_dim
 sweep.run {
   params = p,
-  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq },
-    { "heads", "nq", "page", "batch", "seq" }),
+  points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq, splits = p.splits },
+    { "heads", "nq", "page", "batch", "seq", "splits" }),
   context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
-  columns = { "variant", "launch", "heads", "nq", "page", "batch", "seq", "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
+  columns = { "variant", "launch", "heads", "nq", "page", "batch", "seq", { key = "splits_asked", title = "asked" }, "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
     { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },
   measure = function(pt)
@@ -80,20 +89,21 @@ sweep.run {
     for i = 2, n_sets do caches[i] = make(i) end
     local q = sf.randn({ B, pt.nq, H, D }, p.dtype)
     local out = sf.tensor({ B, pt.nq, H, D }, p.dtype)
-    local splits, variant = caches[1]:attend(1, q, out)
+    local opts = { splits = pt.splits > 0 and pt.splits or nil }
+    local splits, variant = caches[1]:attend(1, q, out, opts)
     -- each launch mode (a row each) over the same caches
     local rows, res = {}, {}
     for _, launch in ipairs(p.launch) do
       local k = 0
       local r = bench.run({
-        name = ("B=%d N=%d %s page %d nq %d %s"):format(B, N, pt.heads, pt.page, pt.nq, launch),
-        fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out) end,
+        name = ("B=%d N=%d %s page %d nq %d splits %d %s"):format(B, N, pt.heads, pt.page, pt.nq, splits, launch),
+        fn = function() k = k % n_sets + 1; caches[k]:attend(1, q, out, opts) end,
         bytes = bytes,
         graph = launch == "graph",
       }, steady)
       local sec = r.stats.median / 1e3
       local row = { variant = variant, launch = launch, heads = pt.heads, nq = pt.nq, page = pt.page, batch = B, seq = N,
-        head_dim = D, dtype = p.dtype, splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6,
+        head_dim = D, dtype = p.dtype, splits_asked = pt.splits, splits = splits, sets = n_sets, bytes = bytes, mb = bytes / 1e6, us = sec * 1e6,
         tbs = bytes / sec / 1e12, noise = r.stats.noise, stop = r.stop_reason }
       if peak then
         row.floor_us = bytes / peak * 1e6
