@@ -86,10 +86,8 @@ sweep.run {
     local rows, base = {}, nil
     for i, impl in ipairs(p.impl) do
       local r, stages = rs[i], layers[i].profile(p.profile_iters)
-      local parts = {}
-      for j, st in ipairs(stages) do parts[j] = ("%s %.3f"):format(st.stage, st.ms) end
       rows[i] = { seq = pt.seq, impl = impl, batch = p.batch, dtype = p.dtype, ms = r.stats.median, tflops = r.tflops,
-        peak_mib = peaks[i] / 2 ^ 20, stage_ms = stages, stages = table.concat(parts, ", "), noise = r.stats.noise,
+        peak_mib = peaks[i] / 2 ^ 20, stage_ms = stages, stages = llama.stages_text(stages), noise = r.stats.noise,
         stop = r.stop_reason }
       if impl == "baseline" then base = rows[i] end
     end

@@ -96,13 +96,12 @@ local function model_for(B)
 end
 
 local function stage_parts(stages)
-  local parts, layer_ms, total = {}, 0, 0
-  for i, st in ipairs(stages) do
-    parts[i] = ("%s %.3f"):format(st.stage, st.ms)
+  local layer_ms, total = 0, 0
+  for _, st in ipairs(stages) do
     total = total + st.ms
     if st.stage ~= "embedding" and st.stage ~= "final_norm" and st.stage ~= "lm_head" then layer_ms = layer_ms + st.ms end
   end
-  return table.concat(parts, ", "), total > 0 and layer_ms / total or 1
+  return llama.stages_text(stages), total > 0 and layer_ms / total or 1
 end
 
 base = llama.model(cfg, { batch = 1, capacity = longest_prompt, layers = N, dtype = p.dtype, allow_long = true })

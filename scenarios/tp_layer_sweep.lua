@@ -78,16 +78,15 @@ sweep.run {
       rs[i] = bench.run({ name = ("%s N=%d tp=%d"):format(impl, pt.seq, world), fn = layer.forward,
         flops = llama.flops(cfg, p.batch, pt.seq) / world }, steady)
       local stages = layer.profile(p.profile_iters)
-      local parts, total, comm = {}, 0, 0
-      for j, st in ipairs(stages) do
-        parts[j] = ("%s %.3f"):format(st.stage, st.ms)
+      local total, comm = 0, 0
+      for _, st in ipairs(stages) do
         total = total + st.ms
         if llama.is_comm_stage(st.stage) then comm = comm + st.ms end
       end
       rows[i] = { impl = impl, model = cfg.name, seq = pt.seq, tp = world, batch = p.batch, dtype = p.dtype,
         chunks = impl == "optimized" and p.chunks or nil, ms = rs[i].stats.median, comm_ms = comm,
         comm_pct = total > 0 and 100 * comm / total or 0, tflops = rs[i].tflops, stage_ms = stages,
-        stages = table.concat(parts, ", "), noise = rs[i].stats.noise, stop = rs[i].stop_reason }
+        stages = llama.stages_text(stages), noise = rs[i].stats.noise, stop = rs[i].stop_reason }
       for _, t in pairs(layer.weights) do t:free() end
       layer = nil -- luacheck: ignore (unreachable now, so the collection below frees its buffers)
       collectgarbage()

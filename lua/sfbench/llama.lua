@@ -218,6 +218,13 @@ function llama.stage_names(impl, qkv, tp)
   return names
 end
 
+-- a profile's stages (profile()'s {stage, ms} list) as one line: "name ms, name ms, ..."
+function llama.stages_text(stages)
+  local parts = {}
+  for i, st in ipairs(stages) do parts[i] = ("%s %.3f"):format(st.stage, st.ms) end
+  return table.concat(parts, ", ")
+end
+
 -- whether a stage is communication: the all-reduce of a tensor-parallel layer
 function llama.is_comm_stage(name)
   return name == "o_all_reduce" or name == "ffn_all_reduce"

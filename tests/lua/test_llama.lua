@@ -69,6 +69,13 @@ function TestLlamaStages.test_subset_runs_only_those_stages()
   lu.assertEquals(sf.compare(some.output, full.output).max_abs, 0)
 end
 
+-- a profile as one line, stages in the profile's order, three decimals of ms each
+function TestLlamaStages.test_stages_text()
+  lu.assertEquals(llama.stages_text({ { stage = "attn_norm", ms = 0.01234 }, { stage = "ffn", ms = 2 } }),
+    "attn_norm 0.012, ffn 2.000")
+  lu.assertEquals(llama.stages_text({}), "")
+end
+
 function TestLlamaStages.test_bad_stages()
   local ok, err = pcall(llama.layer, cfg, { impl = "optimized", seq = 4, device = "cpu", stages = { "rope" } })
   lu.assertFalse(ok)
