@@ -83,5 +83,7 @@ for case in "racecheck ours:a hazard in a kernel of ours beside cuBLASLt's" \
     expect_rc 1 "$what"
     expect_stdout_has "FAIL: ${tool_mode% *} test_gpu_gemm" "$what"
 done
+sanitize_with racecheck died
+expect_stdout_has "the process was ended from outside" "a killed run says it may have run out of memory"
 
 finish

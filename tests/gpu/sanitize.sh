@@ -10,9 +10,12 @@
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 out="$SF_TEST_OUT/gpu-sanitize"
 # Each run saves its results in a folder of its own and its verdict in a summary file, printed
-# in order at the end. The runs are listed first (one a line: number, tool, what,
-# arguments), then run SF_SANITIZE_JOBS at a time (default 8: each is mostly the tool's own host
-# work), longest first, by xargs calling this script back with --one.
+# in order at the end. The runs are listed first (one a line: number, tool, what, arguments),
+# then run by xargs calling this script back with --one, in two lanes side by side: memcheck and
+# initcheck SF_SANITIZE_JOBS at a time (default 6: each is mostly the tool's own host work), and
+# racecheck SF_SANITIZE_RACE_JOBS at a time (default 2), because a racecheck run can take tens of
+# GB of host memory (51 GB for test_gpu_model on an H100, 2026-12-05: six at once ran a 128 GB
+# machine out of memory and its runs were killed).
 if [ "${1:-}" = --one ]; then
     n=$2 tool=$3 what=$4
     shift 4
@@ -45,6 +48,8 @@ if [ "${1:-}" = --one ]; then
     if [ "$verdict" = fail ]; then
         echo "FAIL: $tool $what (log: $log)"
         grep -E 'ERROR SUMMARY|Invalid|Race|Uninitialized|error' "$log" | head -20 | sed 's/^/    /'
+        grep -q "process didn't terminate successfully" "$log" &&
+            echo "    (the process was ended from outside: out of memory, or a signal; see dmesg)"
     else
         echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')${verdict#ok}"
     fi >"$out/$(printf '%03d' "$n").summary"
@@ -59,7 +64,8 @@ mkdir -p "$out"
 rm -f "$out"/*.summary
 LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"
 export LUA_PATH
-jobs=${SF_SANITIZE_JOBS:-8}
+jobs=${SF_SANITIZE_JOBS:-6}
+race_jobs=${SF_SANITIZE_RACE_JOBS:-2}
 list="$out/runs"
 : >"$list"
 n=0
@@ -87,15 +93,17 @@ initcheck_sees_cublas=no
 "$cs" --tool initcheck --error-exitcode 86 "$SFBENCH" --device cuda -e "$probe" >"$out/initcheck-probe.log" 2>&1 &&
     initcheck_sees_cublas=yes
 
-# the fuzz test (it asks for impossible allocations on purpose) and the GEMM tests take longest:
-# they go first
+# the longest runs go first in each lane: the fuzz test (it asks for impossible allocations on
+# purpose), then the tests and validations that run the most cuBLASLt GEMMs (racecheck takes
+# minutes over those: test_gpu_gemm, test_gpu_model, validate_gemv and validate_layer)
 sanitize memcheck test_fuzz "$SF_SRCDIR/tests/lua/test_fuzz.lua" device=cuda \
     "calls=${SF_FUZZ_CALLS:-3000}"
-for t in "$SF_SRCDIR"/tests/gpu/test_gpu_*.lua; do
-    sanitize memcheck "$(basename "$t" .lua)" "$t"
-    sanitize racecheck "$(basename "$t" .lua)" "$t"
+tests=$(cd "$SF_SRCDIR/tests/gpu" && ls test_gpu_*.lua | sed 's/\.lua$//' | grep -vx -e test_gpu_gemm -e test_gpu_model)
+for t in test_gpu_gemm test_gpu_model $tests; do
+    sanitize memcheck "$t" "$SF_SRCDIR/tests/gpu/$t.lua"
+    sanitize racecheck "$t" "$SF_SRCDIR/tests/gpu/$t.lua"
 done
-for s in validate_layer validate_attention validate_ffn validate_decode validate_gemv; do
+for s in validate_gemv validate_layer validate_attention validate_ffn validate_decode; do
     args=quick=true
     [ $s = validate_layer ] && args=seq=17
     sanitize memcheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
@@ -109,7 +117,9 @@ if [ "$initcheck_sees_cublas" = no ]; then
         impl=flash,flash2
     sanitize initcheck validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
 fi
-xargs -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one <"$list"
+awk '$2 == "racecheck"' "$list" | xargs -P "$race_jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one &
+awk '$2 != "racecheck"' "$list" | xargs -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one
+wait
 cat "$out"/*.summary
 [ "$(ls "$out"/*.summary | wc -l)" -eq "$n" ] || { echo "FAIL: $n runs listed, $(ls "$out"/*.summary | wc -l) verdicts"; exit 1; }
 ! grep -q '^FAIL' "$out"/*.summary
