@@ -96,10 +96,12 @@ end
 local VIEWS = {
   { scenario = "gemm_sweep", title = "cuBLASLt GEMM on Llama-2 projection shapes",
     torch = "torch_gemm",
+    -- an e4m3 row beside torch._scaled_mm with the same accumulation (use_fast_accum or not)
     join = function(rows, torch)
-      local by = index(torch, function(r) return ("%s %d %d %d"):format(r.dtype, r.m, r.n, r.k) end)
+      local by = index(torch, function(r) return ("%s %s %d %d %d"):format(r.impl, r.dtype, r.m, r.n, r.k) end)
       for _, r in ipairs(rows) do
-        local t = by[("%s %d %d %d"):format(r.dtype, r.m, r.n, r.k)]
+        local impl = r.dtype ~= "e4m3" and "torch" or r.fast_accum and "torch_scaled_mm_fast" or "torch_scaled_mm"
+        local t = by[("%s %s %d %d %d"):format(impl, r.dtype, r.m, r.n, r.k)]
         if t then r.torch_ms, r.vs_torch = t.ms, t.ms / r.ms end
       end
     end,

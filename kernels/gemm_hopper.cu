@@ -1,15 +1,18 @@
 /* Hopper (sm_90a) GEMM with fused epilogues: C = epi(A·Bᵀ (+ bias)), A [M, K] and B [N, K]
- * row-major (B is a Linear weight), f16/bf16 in and out, fp32 accumulation.
+ * row-major (B is a Linear weight), f16/bf16 out, fp32 accumulation. A and B are f16/bf16 (C's
+ * type) or e4m3; e4m3 products are scaled by a_scale·b_scale (per tensor, or per row of A and of
+ * B) on the accumulators, before the rest of the epilogue.
  *
  * Design (a persistent, warp-specialised kernel, one CTA per SM):
- *   - CTA tile BM×BN×BK = 128×BN×64, BN ∈ {128, 176, 208, 224, 256} (widths that fill the
+ *   - CTA tile BM×BN×BK = 128×BN×(128 bytes: 64 f16/bf16, 128 e4m3), BN ∈ {128, 176, 208,
+ *     224, 256} (widths that fill the
  *     132 SMs with whole waves at the FFN shapes); 384 threads = 3 warpgroups.
  *   - Warpgroup 0 is the producer: after setmaxnreg.dec one thread issues TMA loads
  *     (cp.async.bulk.tensor, 128-byte swizzle) of the A and B tiles into a ring of
  *     kStages shared-memory stages; each stage has a "full" mbarrier (TMA transaction bytes)
  *     and an "empty" mbarrier (one arrival from each of the 8 consumer warps).
  *   - Warpgroups 1 and 2 are consumers (setmaxnreg.inc): each owns 64 rows of the tile and
- *     issues wgmma.m64nBNk16 from shared-memory descriptors, keeping one wgmma group in flight
+ *     issues wgmma.m64nBNk16 (k32 for e4m3) from shared-memory descriptors, keeping one wgmma group in flight
  *     (wait_group 1) so the tensor cores never wait for the issue of the next stage.
  *   - Tiles are walked persistently (tile = blockIdx.x, += gridDim.x) in groups of `group`
  *     cluster rows so that the CTAs running together share A and B panels in L2; the producer runs
@@ -28,7 +31,10 @@
  *     with the main loop (its TMA stores overlap the next tile's). A ping-pong schedule (each
  *     warpgroup on its own 128×128 tiles, one's epilogue under the other's main loop) was
  *     removed in commit 594439b: timed in steady state it was never ahead (kernels/NOTES-ffn.md).
- * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64. */
+ * Tails: M any (TMA zero-fills rows past M, stores are masked); N and K multiples of 64 (e4m3: the
+ * last K tile may be half past K, which TMA fills with zeros). */
+#include <cuda_fp8.h>
+
 #include "common.cuh"
 #include "gemm_hopper.h"
 #include "hopper.cuh"
@@ -36,7 +42,10 @@
 
 namespace {
 
-constexpr int BM = 128, BK = 64;     /* BK·2 bytes = 128: one swizzle row per tile row */
+constexpr int BM = 128;
+constexpr int kRowBytes = 128;       /* of a K tile's row: one 128-byte swizzle row */
+/* K elements of a tile: 64 f16/bf16 or 128 e4m3; one wgmma takes 32 bytes of each row */
+template <typename TI> constexpr int bk() { return kRowBytes / (int)sizeof(TI); }
 constexpr int kConsumers = 2;        /* consumer warpgroups, 64 rows of the tile each */
 constexpr int kThreads = 128 * (1 + kConsumers);
 /* Default rasterisation group, in cluster rows (CM M-blocks each): 8 pairs = 16 M-blocks, an A
@@ -58,8 +67,8 @@ constexpr int box_cols(int oc) { return oc % 64 == 0 ? 64 : 8 * odd_part(oc / 8)
 
 template <int BN, int EPI, bool TS> struct tile_cfg {
     static constexpr int kStages = BN == 128 ? 6 : 4; /* 172–196 KB of stages */
-    static constexpr int kABytes = BM * BK * 2;
-    static constexpr int kBBytes = BN * BK * 2;      /* a multiple of 1024 for BN % 8 == 0 */
+    static constexpr int kABytes = BM * kRowBytes;
+    static constexpr int kBBytes = BN * kRowBytes;   /* a multiple of 1024 for BN % 8 == 0 */
     static constexpr int kStageBytes = kABytes + kBBytes;
     static constexpr int kOutCols = out_cols(BN, EPI);
     static constexpr int kBoxCols = box_cols(kOutCols);
@@ -189,6 +198,32 @@ __device__ __forceinline__ void rope_acc(float (&acc)[BN / 2], const T *bias, co
     }
 }
 
+/* e4m3 products: the accumulators times a_scale·b_scale, before bias and activation. Per tensor,
+ * one f32 each; per row (rows), a_scale [M] and b_scale [N] (in B's row order). row: this
+ * thread's first row (the second is row + 8); columns past N are never stored, so not scaled. */
+template <int BN>
+__device__ __forceinline__ void scale_acc(float (&acc)[BN / 2], const float *a_scale, const float *b_scale,
+                                          bool rows, int row, int M, int n0, int N, int quad)
+{
+    if (!rows) {
+        const float sc = __ldg(a_scale) * __ldg(b_scale);
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) acc[i] *= sc;
+        return;
+    }
+    const float a0 = row < M ? __ldg(a_scale + row) : 0.f, a1 = row + 8 < M ? __ldg(a_scale + row + 8) : 0.f;
+#pragma unroll
+    for (int ob = 0; ob < BN / 8; ob++) {
+        if (n0 + ob * 8 >= N) break;
+        const int col = n0 + ob * 8 + quad * 2;
+        const float b0 = __ldg(b_scale + col), b1 = __ldg(b_scale + col + 1);
+        acc[4 * ob] *= a0 * b0;
+        acc[4 * ob + 1] *= a0 * b1;
+        acc[4 * ob + 2] *= a1 * b0;
+        acc[4 * ob + 3] *= a1 * b1;
+    }
+}
+
 /* Direct epilogue: each thread stores its two adjacent columns (4 bytes) per row straight from
  * registers. row0: this thread's first row (the second is row0 + 8); n0: the tile's first B row;
  * quad: lane % 4, which selects columns 2·quad, 2·quad + 1 of every 8-column block. */
@@ -289,7 +324,7 @@ __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], cons
 /* The producer warpgroup: one thread loads the A and B tiles of every k-block
  * of the CTA's tiles, in order, into the stage ring. With CM = 2 each CTA loads its own A tile
  * and half of the B tile, multicast into both CTAs of the cluster. */
-template <int BN, int CM, typename cfg>
+template <int BN, int CM, int BK, typename cfg>
 __device__ __forceinline__ void producer(const CUtensorMap *map_a, const CUtensorMap *map_b, uint32_t sA,
                                          uint32_t sB, uint32_t full0, uint32_t empty0, uint32_t rank, int first,
                                          int step, int tiles, int m_groups, int n_tiles, int k_tiles, int group)
@@ -335,15 +370,17 @@ template <int CM> __device__ __forceinline__ void release_stage(uint32_t empty0,
  * and one half of the shared B tile, multicast into both CTAs, so each CTA pulls 16 + BN·64
  * bytes from L2 per k-step instead of 16 KB + 2·BN·64 (a third less for BN = 256). A stage is
  * then free only when the consumers of both CTAs are done with it: every consumer warp arrives
- * on the empty barrier of both CTAs. */
-template <int BN, int EPI, typename T, int CM, bool TS>
+ * on the empty barrier of both CTAs. TI: A's and B's type (T, or e4m3 with a_scale and b_scale). */
+template <int BN, int EPI, typename T, typename TI, int CM, bool TS>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                 const __grid_constant__ CUtensorMap map_c, T *C, const T *R, const T *bias, int M, int N, int K,
-                int64_t ldc, int64_t ldr, int group, const __grid_constant__ rope_params rope)
+                int64_t ldc, int64_t ldr, int group, const __grid_constant__ rope_params rope,
+                const float *a_scale, const float *b_scale, int scale_rows)
 {
     using cfg = tile_cfg<BN, EPI, TS>;
-    constexpr int S = cfg::kStages;
+    constexpr int S = cfg::kStages, BK = bk<TI>();
+    constexpr bool kFp8 = sizeof(TI) == 1;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
     const uint32_t sA = base, sB = base + S * cfg::kABytes;
@@ -353,7 +390,7 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
     const uint32_t rank = CM > 1 ? cluster_ctarank() : 0;
     const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
     const int m_groups = (m_tiles + CM - 1) / CM; /* a cluster's unit of work: CM M-blocks × 1 N-block */
-    const int tiles = m_groups * n_tiles, k_tiles = K / BK;
+    const int tiles = m_groups * n_tiles, k_tiles = (K + BK - 1) / BK;
     const int first = blockIdx.x / CM, step = gridDim.x / CM;
     const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -372,7 +409,7 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
         if (tid == 0)
-            producer<BN, CM, cfg>(&map_a, &map_b, sA, sB, full0, empty0, rank, first, step, tiles, m_groups,
+            producer<BN, CM, BK, cfg>(&map_a, &map_b, sA, sB, full0, empty0, rank, first, step, tiles, m_groups,
                                   n_tiles, k_tiles, group);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
@@ -390,11 +427,11 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
             int prev = 0;
             for (int kb = 0; kb < k_tiles; kb++) {
                 mbar_wait(full0 + 8 * s, phase);
-                const uint64_t da = smem_desc(sA + s * cfg::kABytes + c * 64 * BK * 2);
+                const uint64_t da = smem_desc(sA + s * cfg::kABytes + c * 64 * kRowBytes);
                 const uint64_t db = smem_desc(sB + s * cfg::kBBytes);
                 wgmma_fence();
 #pragma unroll
-                for (int k = 0; k < BK / 16; k++) wgmma_ss<BN, T>(acc, da + 2 * k, db + 2 * k, 1);
+                for (int k = 0; k < kRowBytes / 32; k++) wgmma_ss<BN, TI>(acc, da + 2 * k, db + 2 * k, 1);
                 wgmma_commit();
                 if (kb > 0) { /* the previous stage's wgmma group is done: hand it back */
                     wgmma_wait<1>();
@@ -406,6 +443,9 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
             wgmma_wait<0>();
             fence_acc(acc);
             release_stage<CM>(empty0, prev, lane);
+            if constexpr (kFp8)
+                scale_acc<BN>(acc, a_scale, b_scale, scale_rows != 0, mb * BM + c * 64 + warp * 16 + lane / 4, M,
+                              nb * BN, N, lane % 4);
             const T *ebias = bias;
             if constexpr (EPI == SF_EPI_ROPE) { /* the bias goes in before the rotation */
                 rope_acc<BN, T>(acc, bias, rope, N, nb * BN, mb * BM + c * 64 + warp * 16 + lane / 4, lane % 4);
@@ -428,18 +468,21 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
 /* ---- host side ------------------------------------------------------------------------- */
 
 
-/* rows × cols (cols contiguous, row stride ld elements), boxes of box_rows × box_cols, with the
- * 128-byte swizzle (box_cols = 64) or none. */
+/* rows × cols (cols contiguous, row stride ld elements) of f16, bf16 or e4m3, boxes of
+ * box_rows × box_cols, with the 128-byte swizzle (box rows of 128 bytes) or none. */
 bool make_tensor_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int64_t rows, int64_t cols, int64_t ld,
-                     int box_rows, int box_cols = BK, bool swizzle = true)
+                     int box_rows, int box_cols, bool swizzle = true)
 {
     PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
     if (!encode) return false;
+    const CUtensorMapDataType type = dtype == SF_BF16   ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                     : dtype == SF_E4M3 ? CU_TENSOR_MAP_DATA_TYPE_UINT8
+                                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
     cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
-    cuuint64_t strides[1] = {(cuuint64_t)ld * 2};
+    cuuint64_t strides[1] = {(cuuint64_t)ld * (dtype == SF_E4M3 ? 1 : 2)};
     cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
     cuuint32_t elem_strides[2] = {1, 1};
-    CUresult r = encode(map, dtype == SF_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+    CUresult r = encode(map, type, 2,
                         const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                         swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -480,6 +523,8 @@ struct launch_params {
     int64_t ldc, ldr;
     int group; /* rasterisation group in cluster rows */
     rope_params rope;
+    const float *a_scale, *b_scale; /* e4m3 inputs only */
+    int scale_rows;
     int sms, dev;
     cudaStream_t stream;
 };
@@ -522,47 +567,56 @@ int launch_on(kernel_slot &slot, void (*kernel)(KArgs...), int smem, int cm, int
     return (int)sf::launch(kernel, dim3(clusters * cm), dim3(kThreads), smem, p.stream, (unsigned)cm, args...);
 }
 
-template <int BN, int EPI, typename T, int CM, bool TS> int launch(const launch_params &p)
+template <int BN, int EPI, typename T, typename TI, int CM, bool TS> int launch(const launch_params &p)
 {
     static kernel_slot slot;
-    return launch_on(slot, gemm_epi_kernel<BN, EPI, T, CM, TS>, tile_cfg<BN, EPI, TS>::kSmem, CM, BN, p, p.map_a,
+    return launch_on(slot, gemm_epi_kernel<BN, EPI, T, TI, CM, TS>, tile_cfg<BN, EPI, TS>::kSmem, CM, BN, p, p.map_a,
                      p.map_b, p.map_c, (T *)p.C, (const T *)p.R, (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr,
-                     p.group, p.rope);
+                     p.group, p.rope, p.a_scale, p.b_scale, p.scale_rows);
 }
 
 /* The widths other than 128 and 256 exist only with the staged epilogue (TS); ROPE needs tiles of
  * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). */
-template <int BN, typename T, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
+template <int BN, typename T, typename TI, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
     switch (epi) {
-    case SF_EPI_NONE: return launch<BN, SF_EPI_NONE, T, CM, TS>(p);
-    case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, CM, TS>(p);
-    case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, CM, TS>(p);
-    case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, CM, TS>(p);
-    case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, CM, TS>(p);
+    case SF_EPI_NONE: return launch<BN, SF_EPI_NONE, T, TI, CM, TS>(p);
+    case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, TI, CM, TS>(p);
+    case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, TI, CM, TS>(p);
+    case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, TI, CM, TS>(p);
+    case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, TI, CM, TS>(p);
     case SF_EPI_ROPE:
-        if constexpr ((BN == 128 || BN == 256) && TS) return launch<BN, SF_EPI_ROPE, T, CM, TS>(p);
+        if constexpr ((BN == 128 || BN == 256) && TS) return launch<BN, SF_EPI_ROPE, T, TI, CM, TS>(p);
         else return (int)cudaErrorInvalidValue;
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-template <typename T, int CM> int launch_cm(int bn, bool ts, int epi, const launch_params &p)
+/* e4m3 inputs exist with the staged epilogue only (the host asks for it) */
+template <typename T, typename TI, int CM> int launch_cm(int bn, bool ts, int epi, const launch_params &p)
 {
-    if (!ts) return bn == 256 ? launch_epi<256, T, CM, false>(epi, p) : launch_epi<128, T, CM, false>(epi, p);
+    if (!ts) {
+        if constexpr (sizeof(TI) == 1) return (int)cudaErrorInvalidValue;
+        else return bn == 256 ? launch_epi<256, T, TI, CM, false>(epi, p) : launch_epi<128, T, TI, CM, false>(epi, p);
+    }
     switch (bn) {
-    case 128: return launch_epi<128, T, CM, true>(epi, p);
-    case 176: return launch_epi<176, T, CM, true>(epi, p);
-    case 208: return launch_epi<208, T, CM, true>(epi, p);
-    case 224: return launch_epi<224, T, CM, true>(epi, p);
-    case 256: return launch_epi<256, T, CM, true>(epi, p);
+    case 128: return launch_epi<128, T, TI, CM, true>(epi, p);
+    case 176: return launch_epi<176, T, TI, CM, true>(epi, p);
+    case 208: return launch_epi<208, T, TI, CM, true>(epi, p);
+    case 224: return launch_epi<224, T, TI, CM, true>(epi, p);
+    case 256: return launch_epi<256, T, TI, CM, true>(epi, p);
     default: return (int)cudaErrorInvalidValue;
     }
 }
 
-template <typename T> int launch_cfg(int bn, int cm, bool ts, int epi, const launch_params &p)
+template <typename T, typename TI> int launch_cfg(int bn, int cm, bool ts, int epi, const launch_params &p)
 {
-    return cm == 2 ? launch_cm<T, 2>(bn, ts, epi, p) : launch_cm<T, 1>(bn, ts, epi, p);
+    return cm == 2 ? launch_cm<T, TI, 2>(bn, ts, epi, p) : launch_cm<T, TI, 1>(bn, ts, epi, p);
+}
+
+template <typename T> int launch_in(bool fp8, int bn, int cm, bool ts, int epi, const launch_params &p)
+{
+    return fp8 ? launch_cfg<T, __nv_fp8_e4m3>(bn, cm, ts, epi, p) : launch_cfg<T, T>(bn, cm, ts, epi, p);
 }
 
 bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn == 224 || bn == 256; }
@@ -607,6 +661,12 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
 {
     if (!a || (a->dtype != SF_F16 && a->dtype != SF_BF16) || a->epilogue < SF_EPI_NONE || a->epilogue > SF_EPI_ROPE)
         return (int)cudaErrorInvalidValue;
+    /* e4m3 A and B: both scales, 4-byte aligned; rows of whole 16-byte vectors */
+    const bool fp8 = a->in_dtype == SF_E4M3;
+    if ((a->in_dtype != a->dtype && !fp8) ||
+        (fp8 && (!a->a_scale || !a->b_scale || !aligned(a->a_scale, 4) || !aligned(a->b_scale, 4))) ||
+        (!fp8 && (a->a_scale || a->b_scale)))
+        return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;
     const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD, rope = a->epilogue == SF_EPI_ROPE;
     /* RoPE: whole heads per tile (widths 128, 256), exact fp32 positions */
@@ -619,7 +679,7 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     const int64_t ldc = a->ldc ? a->ldc : n_out, ldr = a->ldr ? a->ldr : a->N;
     const int64_t lim = (int64_t)1 << 31;
     if (a->M < 0 || a->M >= lim || a->N <= 0 || a->N >= lim || a->K <= 0 || a->K >= lim || a->N % 64 ||
-        a->K % 64 || lda < a->K || ldb < a->K || ldc < n_out || lda % 8 || ldb % 8 || ldc % 2 ||
+        a->K % 64 || lda < a->K || ldb < a->K || ldc < n_out || lda % (fp8 ? 16 : 8) || ldb % (fp8 ? 16 : 8) || ldc % 2 ||
         !a->A || !a->B || !a->C || !aligned(a->A, 16) || !aligned(a->B, 16) || !aligned(a->C, 4) ||
         (a->bias && !aligned(a->bias, 4)) ||
         (add && (!a->R || !aligned(a->R, 4) || ldr < a->N || ldr % 2)) ||
@@ -636,15 +696,16 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     /* the TMA store needs a 16-byte aligned C with 16-byte rows */
     const bool ts_ok = aligned(a->C, 16) && ldc % 8 == 0;
     const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
-    /* the widths other than 128 and 256 exist with the staged epilogue only */
-    if ((rope && !ts) ||
+    /* the widths other than 128 and 256, and e4m3 inputs, exist with the staged epilogue only */
+    if ((rope && !ts) || (fp8 && !ts) ||
         (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
         return (int)cudaErrorInvalidValue;
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
     const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, cm, info.sms);
     const int box = box_cols(out_cols(bn, a->epilogue));
-    if (!make_tensor_map(&p.map_a, a->dtype, a->A, a->M, a->K, lda, BM) ||
-        !make_tensor_map(&p.map_b, a->dtype, a->B, a->N, a->K, ldb, bn / cm) ||
+    const int bke = fp8 ? bk<__nv_fp8_e4m3>() : bk<__half>();
+    if (!make_tensor_map(&p.map_a, a->in_dtype, a->A, a->M, a->K, lda, BM, bke) ||
+        !make_tensor_map(&p.map_b, a->in_dtype, a->B, a->N, a->K, ldb, bn / cm, bke) ||
         (ts && !make_tensor_map(&p.map_c, a->dtype, a->C, a->M, n_out, ldc, 64, box, box == 64)))
         return (int)cudaErrorInvalidValue;
     if (!ts) p.map_c = p.map_a; /* unused; any valid map */
@@ -656,6 +717,9 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     p.K = (int)a->K;
     p.ldc = ldc;
     p.ldr = ldr;
+    p.a_scale = a->a_scale;
+    p.b_scale = a->b_scale;
+    p.scale_rows = a->scale_rows;
     p.rope = {};
     if (rope) {
         p.rope.cols = (int)a->rope_cols;
@@ -671,6 +735,6 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     }
     p.sms = info.sms;
     p.stream = (cudaStream_t)stream;
-    return a->dtype == SF_F16 ? launch_cfg<__half>(bn, cm, ts, a->epilogue, p)
-                         : launch_cfg<__nv_bfloat16>(bn, cm, ts, a->epilogue, p);
+    return a->dtype == SF_F16 ? launch_in<__half>(fp8, bn, cm, ts, a->epilogue, p)
+                              : launch_in<__nv_bfloat16>(fp8, bn, cm, ts, a->epilogue, p);
 }

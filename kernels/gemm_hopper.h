@@ -26,7 +26,8 @@ extern "C" {
 #define SF_GEMM_ROPE_HEAD_DIM 128
 
 typedef struct sf_gemm_epi_args {
-    sf_dtype dtype;      /* SF_F16 or SF_BF16: A, B, bias, R and C all of this type */
+    sf_dtype dtype;      /* SF_F16 or SF_BF16: bias, R and C of this type */
+    sf_dtype in_dtype;   /* A and B: dtype, or SF_E4M3 with a_scale and b_scale */
     sf_epilogue epilogue; /* NONE, GELU_TANH, GELU_ERF, SWIGLU, ADD or ROPE (sf_types.h) */
     int64_t M, N, K;     /* A [M, K], B [N, K] (a Linear weight), fp32 accumulation */
     const void *A;
@@ -47,13 +48,19 @@ typedef struct sf_gemm_epi_args {
     int64_t rope_seq;    /* SF_EPI_ROPE: tokens per sequence (rows of C), >= 1 */
     int64_t rope_pos_offset; /* SF_EPI_ROPE: >= 0, rope_pos_offset + rope_seq <= 2^24 */
     float rope_inv_freq[SF_GEMM_ROPE_HEAD_DIM / 2]; /* SF_EPI_ROPE: from sf_rope_inv_freq */
+    const float *a_scale, *b_scale; /* SF_E4M3 inputs: A·Bᵀ is scaled by a_scale·b_scale on the
+                                       fp32 accumulators, before bias and epilogue: f32 [1]
+                                       each, or with scale_rows a_scale [M] and b_scale [N]
+                                       (in B's row order) */
+    int scale_rows;
 } sf_gemm_epi_args;
 
 /* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
- * 64, A and B 16-byte aligned with lda, ldb multiples of 8, C and R 4-byte aligned with even
+ * 64, A and B 16-byte aligned with lda, ldb multiples of 8 (e4m3: 16), C and R 4-byte aligned with even
  * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs tile widths 128 or 256
  * only (a tile holds whole heads), and the staged epilogue only (C 16-byte aligned, ldc a
- * multiple of 8). tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
+ * multiple of 8); so do e4m3 inputs, whose scales are 4-byte aligned and whose in_dtype is
+ * the only one other than dtype. tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
  * staged epilogue is refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 
@@ -65,6 +72,7 @@ static inline sf_gemm_epi_args sf_gemm_epi_linear(sf_dtype dtype, sf_epilogue ep
     sf_gemm_epi_args g;
     memset(&g, 0, sizeof g);
     g.dtype = dtype;
+    g.in_dtype = dtype;
     g.epilogue = epilogue;
     g.M = M;
     g.N = N;

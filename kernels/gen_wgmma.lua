@@ -11,8 +11,11 @@ local p = params.get { check = false, out = sf.datadir .. "/kernels/wgmma.cuh" }
 
 -- forms: ss = A and B from shared memory, both K-major (GEMM, S = Q·Kᵀ);
 --        rs_t = A from registers, B from shared memory N-major (O += P·V, V stored [keys, d])
+-- types: the C type, PTX's name, and the forms that take it; e4m3 is k32 (an instruction's k
+-- is 32 bytes of A and B rows whatever the type) and takes no transpose flags (K-major only)
 local widths = { ss = { 128, 176, 208, 224, 256 }, rs_t = { 128 } }
-local types = { { "__half", "f16" }, { "__nv_bfloat16", "bf16" } }
+local types = { { "__half", "f16", ss = true, rs_t = true }, { "__nv_bfloat16", "bf16", ss = true, rs_t = true },
+  { "__nv_fp8_e4m3", "e4m3", ss = true } }
 
 local out = {}
 local function put(s) out[#out + 1] = s end
@@ -37,9 +40,10 @@ local function wrapper(form, n, ty, ptx)
     put(("template <> __device__ __forceinline__ void wgmma_ss<%d, %s>(float (&d)[%d], uint64_t da, uint64_t db, int accumulate)"):format(n, ty, r))
     put("{")
     put(('    asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"'):format(r + 2))
-    put(('                 "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s {"'):format(n, ptx, ptx))
+    local fp8 = ptx == "e4m3"
+    put(('                 "wgmma.mma_async.sync.aligned.m64n%dk%d.f32.%s.%s {"'):format(n, fp8 and 32 or 16, ptx, ptx))
     for i, l in ipairs(regs) do put('                 "' .. l .. (i < #regs and ", " or "") .. '"') end
-    put(('                 "}, %%%d, %%%d, p, 1, 1, 0, 0;\\n}\\n"'):format(r, r + 1))
+    put(('                 "}, %%%d, %%%d, p, 1, 1%s;\\n}\\n"'):format(r, r + 1, fp8 and "" or ", 0, 0"))
     put("                 : " .. outs[1]:gsub("^%s+", "") .. (#outs > 1 and "," or ""))
     for i = 2, #outs do put(outs[i] .. (i < #outs and "," or "")) end
     put('                 : "l"(da), "l"(db), "r"(accumulate));')
@@ -67,12 +71,13 @@ put("#define SF_WGMMA_CUH")
 put("")
 put("#include <cuda_bf16.h>")
 put("#include <cuda_fp16.h>")
+put("#include <cuda_fp8.h>")
 put("#include <stdint.h>")
 put("")
 put("namespace sf_hopper {")
 put("")
-put("/* D[64, N] = A[64, 16]·B[N, 16]ᵀ (+ D when accumulate != 0); A and B from shared-memory")
-put(" * descriptors, both K-major. */")
+put("/* D[64, N] = A[64, k]·B[N, k]ᵀ (+ D when accumulate != 0), k = 32 bytes of T (16 for f16 and")
+put(" * bf16, 32 for e4m3); A and B from shared-memory descriptors, both K-major. */")
 put("template <int N, typename T>")
 put("__device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int accumulate);")
 put("")
@@ -84,8 +89,10 @@ put("__device__ __forceinline__ void wgmma_rs_t(float (&d)[N / 2], const uint32_
 for _, form in ipairs { "ss", "rs_t" } do
   for _, n in ipairs(widths[form]) do
     for _, t in ipairs(types) do
-      put("")
-      wrapper(form, n, t[1], t[2])
+      if t[form] then
+        put("")
+        wrapper(form, n, t[1], t[2])
+      end
     end
   end
 end

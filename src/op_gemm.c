@@ -63,16 +63,28 @@ static void matrix_dims(sf_op_args *a, const char *name, const sf_tensor *t, int
 static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const sf_tensor *B, const sf_tensor *C)
 {
     if (!sf_hopper_kernels()) return "needs a Hopper GPU (cc 9.0)";
-    if ((d->a_dtype != SF_F16 && d->a_dtype != SF_BF16) || d->c_dtype != d->a_dtype)
-        return "takes f16 or bf16 a, b and c of one dtype";
+    const int fp8 = d->a_dtype == SF_E4M3;
+    if (fp8 ? d->b_dtype != SF_E4M3 || (d->c_dtype != SF_F16 && d->c_dtype != SF_BF16)
+            : (d->a_dtype != SF_F16 && d->a_dtype != SF_BF16) || d->c_dtype != d->a_dtype)
+        return "takes f16 or bf16 a, b and c of one dtype, or e4m3 a and b with an f16 or bf16 c";
     if (A->ndim != 2 || B->ndim != 2 || C->ndim != 2) return "takes 2-D a, b and c";
     if (d->trans_a || !d->trans_b) return "takes a [m, k] and b [n, k] (transb = true)";
     if (d->alpha != 1.0 || (d->beta != 0.0 && d->beta != 1.0)) return "takes alpha 1 and beta 0 or 1";
     if (d->epilogue != SF_EPI_NONE) return "has no relu or gelu epilogue";
     if (d->n % 64 || d->k % 64) return "needs n and k that are multiples of 64";
-    if (d->lda % 8 || d->ldb % 8 || (uintptr_t)d->a % 16 || (uintptr_t)d->b % 16)
+    if (d->lda % (fp8 ? 16 : 8) || d->ldb % (fp8 ? 16 : 8) || (uintptr_t)d->a % 16 || (uintptr_t)d->b % 16)
         return "needs 16-byte aligned rows of a and b";
     if (d->ldc % 2 || (d->d && d->ldd % 2) || (d->bias && (uintptr_t)d->bias % 4)) return "needs 4-byte aligned rows of c";
+    if (fp8) {
+        const void *o = d->d ? d->d : d->c;
+        if ((uintptr_t)o % 16 || (d->d ? d->ldd : d->ldc) % 8 || (d->beta != 0.0 && ((uintptr_t)d->c % 16 || d->ldc % 8)))
+            return "with e4m3 inputs needs 16-byte aligned rows of c and out (its TMA-stored epilogue)";
+        if (d->a_scale_rows != d->b_scale_rows)
+            return "takes per-row scales for both 'a' and 'b' (a_scale [m], b_scale [n]) or for neither";
+        if ((uintptr_t)d->a_scale % 4 || (uintptr_t)d->b_scale % 4) return "needs 4-byte aligned scales";
+        /* wgmma's accumulators hold the partial sums over all of k, never promoted */
+        if (!d->fast_accum) return "with e4m3 inputs accumulates as cuBLASLt's fast accumulation does: pass fast_accum = true";
+    }
     return NULL;
 }
 
@@ -114,6 +126,7 @@ typedef struct gemm_call {
     void *gemv_ws;
     int in_place;             /* beta != 0 and the result written over c: a trial would add c twice */
     int hopper_fits;
+    int lt_fits;              /* cuBLASLt takes the call (all but some FP8 ones) */
 } gemm_call;
 
 static void gemm_cublaslt(void *ctx)
@@ -151,8 +164,12 @@ static void gemm_hopper(void *ctx)
 {
     gemm_call *g = (gemm_call *)ctx;
     const sf_gemm_desc *d = g->d;
-    sf_gemm_epi_args e = sf_gemm_epi_linear(d->a_dtype, d->beta == 1.0 ? SF_EPI_ADD : SF_EPI_NONE, d->a, d->b, d->bias,
+    sf_gemm_epi_args e = sf_gemm_epi_linear(d->c_dtype, d->beta == 1.0 ? SF_EPI_ADD : SF_EPI_NONE, d->a, d->b, d->bias,
                                             d->d ? d->d : d->c, d->m, d->n, d->k);
+    e.in_dtype = d->a_dtype;
+    e.a_scale = d->a_scale;
+    e.b_scale = d->b_scale;
+    e.scale_rows = d->a_scale_rows;
     e.R = d->beta == 1.0 ? d->c : NULL;
     e.lda = d->lda;
     e.ldb = d->ldb;
@@ -178,7 +195,7 @@ static void gemm_fastest(gemm_call *g, int gemv_fits)
 {
     void (*rest)(void *) = gemm_cublaslt;
 #ifdef SF_HAVE_HOPPER
-    if (g->hopper_fits) rest = gemm_lt_or_hopper;
+    if (g->hopper_fits) rest = g->lt_fits ? gemm_lt_or_hopper : gemm_hopper;
 #endif
     if (!gemv_fits) {
         rest(g);
@@ -293,14 +310,15 @@ static void run_gemm(sf_op_args *a)
         return;
     }
 #ifdef SF_HAVE_CUDA
+    const char *lt_why = NULL;
     if (a_fp8) {
         if (sf_cuda_cc() < 89)
             sf_op_error(a, "e4m3/e5m2 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), "
                            "this one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
-        const char *why = fp8_unfit(&d);
-        if (why) sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s", why);
+        lt_why = fp8_unfit(&d);
+        if (lt_why && impl == IMPL_CUBLASLT) sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s", lt_why);
     }
-    gemm_call g = {a->L, &d, stream, NULL, NULL, NULL, d.beta != 0.0 && (!d.d || d.d == d.c), 0};
+    gemm_call g = {a->L, &d, stream, NULL, NULL, NULL, d.beta != 0.0 && (!d.d || d.d == d.c), 0, !lt_why};
     sf_gemv_args gv;
     const char *gemv_why = impl == IMPL_GEMV || impl == IMPL_FASTEST ? gemv_unfit(&d, A, B, C, &gv) : "";
     if (impl == IMPL_GEMV && gemv_why) sf_op_error(a, "impl 'gemv' %s", gemv_why);
@@ -314,7 +332,10 @@ static void run_gemm(sf_op_args *a)
     const char *hopper_why = impl == IMPL_HOPPER || impl == IMPL_FASTEST ? hopper_unfit(&d, A, B, C) : "";
     if (impl == IMPL_HOPPER && hopper_why) sf_op_error(a, "impl 'hopper' %s", hopper_why);
     g.hopper_fits = !hopper_why;
+    if (impl == IMPL_FASTEST && lt_why && hopper_why)
+        sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s, and our Hopper GEMM %s", lt_why, hopper_why);
 #else
+    if (impl == IMPL_FASTEST && lt_why) sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s", lt_why);
     if (impl == IMPL_HOPPER) sf_op_error(a, "impl 'hopper' needs sfbench built for sm_90a");
 #endif
     switch (impl) {

@@ -137,7 +137,8 @@ def quantized(x):
 
 def gemm_rows(dtypes):
     """torch.nn.functional.linear at gemm_sweep's default shapes; e4m3: torch._scaled_mm of x and W
-    quantized once with per-tensor scales, written in bf16 (gemm_sweep dtype=e4m3's product)"""
+    quantized once with per-tensor scales, written in bf16 (gemm_sweep dtype=e4m3's product), with
+    its default accumulation and with use_fast_accum (gemm_sweep fast_accum=true's)"""
     rows = []
     for dtype_name in dtypes:
         dtype = GEMM_DTYPES[dtype_name]
@@ -145,16 +146,17 @@ def gemm_rows(dtypes):
             if dtype == torch.float8_e4m3fn:
                 a, a_scale = quantized(torch.randn(m, k, device="cuda"))
                 w, w_scale = quantized(torch.randn(n, k, device="cuda") * 0.02)
-                fn = lambda: torch._scaled_mm(a, w.t(), scale_a=a_scale, scale_b=w_scale, out_dtype=torch.bfloat16)
-                impl = "torch_scaled_mm"
+                fns = [(impl, lambda fast=fast: torch._scaled_mm(a, w.t(), scale_a=a_scale, scale_b=w_scale,
+                                                                 out_dtype=torch.bfloat16, use_fast_accum=fast))
+                       for impl, fast in (("torch_scaled_mm", False), ("torch_scaled_mm_fast", True))]
             else:
                 a = torch.randn(m, k, device="cuda", dtype=dtype)
                 w = torch.randn(n, k, device="cuda", dtype=dtype) * 0.02
-                fn = lambda: torch.nn.functional.linear(a, w)
-                impl = "torch"
-            ms, feed = time_ms(fn)
-            rows.append({"impl": impl, "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
-                         "tflops": 2 * m * n * k / ms / 1e9, "feed": feed})
+                fns = [("torch", lambda: torch.nn.functional.linear(a, w))]
+            for impl, fn in fns:
+                ms, feed = time_ms(fn)
+                rows.append({"impl": impl, "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
+                             "tflops": 2 * m * n * k / ms / 1e9, "feed": feed})
     return rows
 
 

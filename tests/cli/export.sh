@@ -9,7 +9,7 @@ run "$SFBENCH" --device cpu --output "$out" --format csv "$SF_SRCDIR/scenarios/g
 expect_rc 0 "gemm_sweep --format csv"
 cp "$OUT_FILE" "$SCRATCH/sweep.csv"
 json=$(files_in "$out" "*.json" | head -n 1)
-if head -n 1 "$SCRATCH/sweep.csv" | grep -q '^dtype,shape,m,n,k,ms,tflops,noise,samples,stop$'; then
+if head -n 1 "$SCRATCH/sweep.csv" | grep -q '^dtype,impl,ran,shape,m,n,k,ms,tflops,noise,samples,stop$'; then
     pass "--format csv: header in the scenario's column order"
 else fail "--format csv header: $(head -n 1 "$SCRATCH/sweep.csv")"; fi
 
@@ -33,11 +33,11 @@ expect_empty "$OUT_FILE" "--quiet prints nothing in any format"
 
 run "$SFBENCH" export "$json" --format md
 expect_rc 0 "export --format md"
-expect_stdout_has "| dtype | shape   |" "export --format md"
+expect_stdout_has "| dtype | impl     | ran       | shape   |" "export --format md"
 
 run "$SFBENCH" export "$json" --long
 expect_rc 0 "export --long"
-if head -n 1 "$OUT_FILE" | grep -q '^dtype,shape,m,n,k,sample,ms$'; then pass "--long: parameters, sample, ms"
+if head -n 1 "$OUT_FILE" | grep -q '^dtype,impl,ran,shape,m,n,k,sample,ms$'; then pass "--long: parameters, sample, ms"
 else fail "--long header: $(head -n 1 "$OUT_FILE")"; fi
 cp "$OUT_FILE" "$SCRATCH/long.csv"
 check_json "$json" "--long: a line per kept sample" "

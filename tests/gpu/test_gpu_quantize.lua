@@ -194,6 +194,33 @@ function test_fp8_gemm_wrong_scales_fail()
   end
 end
 
+-- our Hopper GEMM on e4m3 (impl hopper, and fastest's pick between it and cuBLASLt): per tensor
+-- and per row, f16 and bf16 out, m not a multiple of the 128-row tile, k = 192 (its second
+-- 128-wide k tile half past k, zero-filled), n past a tile width, a bias, the residual added
+-- (beta 1) in place and into a separate out. Its accumulation is cuBLASLt's fast_accum's (wgmma
+-- keeps the sums over all of k), under the same bound.
+function test_fp8_gemm_hopper()
+  if not sf.device().hopper_kernels then return end
+  for _, per_row in ipairs({ false, true }) do
+    for _, shape in ipairs({ { M, N, K }, { 300, 384, 192 }, { 129, 1408, 512 } }) do
+      local m, n, k = shape[1], shape[2], shape[3]
+      local qa, sa = quantized({ m, k }, "e4m3", per_row, 42)
+      local qb, sb = quantized({ n, k }, "e4m3", per_row, 43)
+      for _, cdt in ipairs({ "bf16", "f16" }) do
+        local what = ("e4m3 %dx%dx%d %s → %s"):format(m, n, k, per_row and "per row" or "per tensor", cdt)
+        local base = { a = qa, b = qb, transb = true, a_scale = sa, b_scale = sb, fast_accum = true }
+        for _, impl in ipairs({ "hopper", "fastest" }) do
+          assert_fp8(testlib.override(base, { c = sf.tensor({ m, n }, cdt), impl = impl }), what .. " " .. impl)
+        end
+        assert_fp8(testlib.override(base, { c = sf.randn({ m, n }, cdt, { seed = 44, std = 30 }), beta = 1,
+          bias = sf.randn({ n }, cdt, { seed = 45 }), impl = "hopper" }), what .. ", bias, c added in place")
+        assert_fp8(testlib.override(base, { c = sf.randn({ m, n }, cdt, { seed = 46, std = 30 }), beta = 1,
+          out = sf.tensor({ m, n }, cdt), impl = "hopper" }), what .. ", c added into out")
+      end
+    end
+  end
+end
+
 -- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN
 function test_fp8_gemm_errors()
   local qa, sa = quantized({ M, K }, "e4m3", false, 31)
@@ -225,8 +252,23 @@ function test_fp8_gemm_errors()
   local wide = quantized({ M, K + 8 }, "e4m3", false, 41)
   contains(call { a = wide:slice(2, 1, K) }, lt, "16-byte aligned rows and batches of 'a' and 'b'")
   contains(call { c = sf.tensor({ M, N }, "f32"), bias = sf.tensor({ N }, "f32") }, lt, "a bias only with an f16 or bf16 'c'")
-  contains(call { impl = "hopper" }, "impl 'hopper' takes f16 or bf16")
   contains(call { impl = "gemv" }, "impl 'gemv' takes a, b and c of one dtype")
+  if not sf.device().hopper_kernels then
+    contains(call { impl = "hopper" }, "impl 'hopper' needs a Hopper GPU")
+    return
+  end
+  -- and what our Hopper GEMM cannot take
+  local hopper = "impl 'hopper' "
+  contains(call { impl = "hopper" }, hopper, "accumulates as cuBLASLt's fast accumulation does: pass fast_accum = true")
+  contains(call { impl = "hopper", fast_accum = true, a = qa5, b = qb5, a_scale = sa5, b_scale = sb5 }, hopper,
+    "or e4m3 a and b with an f16 or bf16 c")
+  contains(call { impl = "hopper", fast_accum = true, c = sf.tensor({ M, N }, "f32") }, hopper,
+    "or e4m3 a and b with an f16 or bf16 c")
+  contains(call { impl = "hopper", fast_accum = true, a_scale = sa_rows }, hopper, "per-row scales for both 'a' and 'b'")
+  contains(call { impl = "hopper", fast_accum = true, c = sf.tensor({ M, N + 4 }, "bf16"):slice(2, 1, N) }, hopper,
+    "16-byte aligned rows of c and out")
+  contains(call { impl = "fastest", fast_accum = true, a_scale = sa_rows }, lt, "and our Hopper GEMM",
+    "per-row scales for both 'a' and 'b'")
 end
 
 return lu.LuaUnit.run()
