@@ -30,13 +30,14 @@ static const sf_arg_spec gemm_args[] = {
                                         "on the GPU [n] needs a_scale [m] and a 2-D product)"},
     {"fast_accum", SF_ARG_BOOL, 0, "false",
      "e4m3/e5m2 inputs on the GPU: cuBLASLt's fast FP8 accumulation (partial sums not promoted to full f32 "
-     "as they grow), faster and less exact; the CPU's reference is exact either way"},
+     "as they grow), faster and less exact; impl hopper accumulates so and needs it; the CPU's reference is "
+     "exact either way"},
     {"epilogue", SF_ARG_STRING, 0, "none", "none, relu or gelu (tanh form), applied last"},
     {"tf32", SF_ARG_BOOL, 0, "false", "f32 inputs may use TF32 tensor cores"},
     {"autotune", SF_ARG_BOOL, 0, "true", "time cuBLASLt's top candidates once per shape (beta 0) and keep the fastest"},
     {"impl", SF_ARG_STRING, 0, "cublaslt",
-     "cublaslt; hopper (our wgmma GEMM, cc 9.0: 2-D f16/bf16, transb, alpha 1, beta 0 or 1, no epilogue, "
-     "n and k multiples of 64); gemv (our split-K GEMV for decode: 2-D f16/bf16, transb, m <= 64); "
+     "cublaslt; hopper (our wgmma GEMM, cc 9.0: 2-D f16/bf16, or e4m3 into f16/bf16 with fast_accum, transb, "
+     "alpha 1, beta 0 or 1, no epilogue, n and k multiples of 64); gemv (our split-K GEMV for decode: 2-D f16/bf16, transb, m <= 64); "
      "fastest (whichever of those that apply ran faster on the first call of the shape: gemv against "
      "the better of hopper and cublaslt where m <= 64)"},
     {"splits", SF_ARG_INTEGER, 0, "0", "impl gemv: k splits over CTAs (0 chooses them to fill the GPU)"},
@@ -77,9 +78,9 @@ static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const
     if (d->ldc % 2 || (d->d && d->ldd % 2) || (d->bias && (uintptr_t)d->bias % 4)) return "needs 4-byte aligned rows of c";
     if (fp8) {
         const void *o = d->d ? d->d : d->c;
-        if ((uintptr_t)o % 16 || (d->d ? d->ldd : d->ldc) % 8 || (d->beta != 0.0 && ((uintptr_t)d->c % 16 || d->ldc % 8)))
-            return "with e4m3 inputs needs 16-byte aligned rows of c and out (its TMA-stored epilogue)";
-        if (d->a_scale_rows != d->b_scale_rows)
+        if ((uintptr_t)o % 16 || (d->d ? d->ldd : d->ldc) % 8)
+            return "with e4m3 inputs needs 16-byte aligned rows of its output, c or out (its TMA-stored epilogue)";
+        if (d->a_scale_rows != d->b_scale_rows && !(d->m == 1 && d->b_scale_rows))
             return "takes per-row scales for both 'a' and 'b' (a_scale [m], b_scale [n]) or for neither";
         if ((uintptr_t)d->a_scale % 4 || (uintptr_t)d->b_scale % 4) return "needs 4-byte aligned scales";
         /* wgmma's accumulators hold the partial sums over all of k, never promoted */
@@ -169,7 +170,7 @@ static void gemm_hopper(void *ctx)
     e.in_dtype = d->a_dtype;
     e.a_scale = d->a_scale;
     e.b_scale = d->b_scale;
-    e.scale_rows = d->a_scale_rows;
+    e.scale_rows = d->a_scale_rows || d->b_scale_rows; /* a [1] scale of a one-row a is its row's */
     e.R = d->beta == 1.0 ? d->c : NULL;
     e.lda = d->lda;
     e.ldb = d->ldb;
@@ -184,7 +185,10 @@ static void gemm_lt_or_hopper(void *ctx)
 {
     gemm_call *g = (gemm_call *)ctx;
     const sf_gemm_desc *d = g->d;
-    sf_choice_key key = {SF_CHOICE_GEMM, d->a_dtype, (d->beta != 0.0) | (d->bias != NULL) << 1, {d->m, d->n, d->k, 0}};
+    sf_choice_key key = {SF_CHOICE_GEMM, d->a_dtype,
+                         (d->beta != 0.0) | (d->bias != NULL) << 1 | (d->a_scale_rows || d->b_scale_rows) << 2 |
+                             (int)d->c_dtype << 3,
+                         {d->m, d->n, d->k, 0}};
     sf_run_faster(g->L, &key, gemm_cublaslt, gemm_hopper, g, g->stream, !g->in_place);
 }
 #endif

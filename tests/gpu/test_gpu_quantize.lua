@@ -219,6 +219,37 @@ function test_fp8_gemm_hopper()
       end
     end
   end
+  -- a strided a (its rows 32 elements apart past k: the tensor map's width is k, not the stride),
+  -- k = 64 (one tile, half past k), and one row of a with a [1] scale beside b's per-row scales (a
+  -- decode step's product), which cuBLASLt's outer-vector scaling refuses
+  local wide, swide = quantized({ 129, 1024 + 32 }, "e4m3", true, 47)
+  local qb, sb = quantized({ 256, 1024 }, "e4m3", true, 48)
+  assert_fp8({ a = wide:slice(2, 1, 1024), b = qb, c = sf.tensor({ 129, 256 }, "bf16"), transb = true, a_scale = swide,
+    b_scale = sb, fast_accum = true, impl = "hopper" }, "e4m3 a with rows 1056 apart")
+  local qa64, sa64 = quantized({ 200, 64 }, "e4m3", false, 49)
+  local qb64, sb64 = quantized({ 128, 64 }, "e4m3", false, 50)
+  assert_fp8({ a = qa64, b = qb64, c = sf.tensor({ 200, 128 }, "f16"), transb = true, a_scale = sa64, b_scale = sb64,
+    fast_accum = true, impl = "hopper" }, "e4m3 k = 64")
+  local q1, s1 = quantized({ 1, 1024 }, "e4m3", false, 51)
+  assert_fp8({ a = q1, b = qb, c = sf.tensor({ 1, 256 }, "bf16"), transb = true, a_scale = s1, b_scale = sb,
+    fast_accum = true, impl = "hopper" }, "e4m3 m = 1, a_scale [1], b_scale [n]")
+end
+
+-- the check fails our Hopper GEMM too: per-row scales of b spread over 1 to 8 times, right and
+-- then in the wrong order on the CPU's side, each far out of bounds
+function test_fp8_gemm_hopper_wrong_scales_fail()
+  if not sf.device().hopper_kernels then return end
+  local qa, sa = quantized({ 300, 512 }, "e4m3", true, 52)
+  local qb, sb = quantized({ 384, 512 }, "e4m3", true, 53)
+  local sbv, spread, reversed = sb:totable(), {}, {}
+  for i = 1, 384 do spread[i] = sbv[i] * 2 ^ ((i - 1) % 4) end
+  for i = 1, 384 do reversed[i] = spread[385 - i] end
+  local args = { a = qa, b = qb, c = sf.tensor({ 300, 384 }, "bf16"), transb = true, a_scale = sa,
+    b_scale = sf.from_table(spread, { 384 }, "f32"), fast_accum = true, impl = "hopper" }
+  lu.assertTrue(fp8_check(args).ok, "the right scales")
+  local r = fp8_check(args, { b_scale = sf.from_table(reversed, { 384 }, "f32", CPU) })
+  lu.assertFalse(r.ok, "b_scale reversed: " .. validate.describe(r))
+  lu.assertTrue(r.rel_l2 > 0.4, "b_scale reversed: " .. validate.describe(r))
 end
 
 -- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN
@@ -253,8 +284,8 @@ function test_fp8_gemm_errors()
   contains(call { a = wide:slice(2, 1, K) }, lt, "16-byte aligned rows and batches of 'a' and 'b'")
   contains(call { c = sf.tensor({ M, N }, "f32"), bias = sf.tensor({ N }, "f32") }, lt, "a bias only with an f16 or bf16 'c'")
   contains(call { impl = "gemv" }, "impl 'gemv' takes a, b and c of one dtype")
-  if not sf.device().hopper_kernels then
-    contains(call { impl = "hopper" }, "impl 'hopper' needs a Hopper GPU")
+  if not sf.device().hopper_kernels then             -- not a Hopper GPU, or not built for one
+    contains(call { impl = "hopper" }, "impl 'hopper' needs")
     return
   end
   -- and what our Hopper GEMM cannot take
@@ -266,7 +297,7 @@ function test_fp8_gemm_errors()
     "or e4m3 a and b with an f16 or bf16 c")
   contains(call { impl = "hopper", fast_accum = true, a_scale = sa_rows }, hopper, "per-row scales for both 'a' and 'b'")
   contains(call { impl = "hopper", fast_accum = true, c = sf.tensor({ M, N + 4 }, "bf16"):slice(2, 1, N) }, hopper,
-    "16-byte aligned rows of c and out")
+    "16-byte aligned rows of its output")
   contains(call { impl = "fastest", fast_accum = true, a_scale = sa_rows }, lt, "and our Hopper GEMM",
     "per-row scales for both 'a' and 'b'")
 end
