@@ -86,4 +86,22 @@ done
 sanitize_with racecheck died
 expect_stdout_has "the process was ended from outside" "a killed run says it may have run out of memory"
 
+# SF_SANITIZE_TOOLS: the runs of the tools named alone (a whole run split in two)
+run env SF_SANITIZE_TOOLS=racecheck COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
+    SF_TEST_OUT="$SCRATCH/out-racecheck-only" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+expect_rc 0 "racecheck's runs alone"
+if [ "$(grep -c '^ok: racecheck ' "$OUT_FILE")" -ge 10 ] && ! grep -qE '^ok: (memcheck|initcheck) ' "$OUT_FILE"; then
+    pass "racecheck's runs alone: $(grep -c '^ok: racecheck ' "$OUT_FILE") runs, all racecheck"
+else fail "racecheck's runs alone"; show_last; fi
+run env SF_SANITIZE_TOOLS="memcheck initcheck" COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
+    SF_TEST_OUT="$SCRATCH/out-memcheck-only" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+expect_rc 0 "memcheck's and initcheck's runs alone"
+if ! grep -q '^ok: racecheck ' "$OUT_FILE" && grep -q '^ok: memcheck test_fuzz' "$OUT_FILE"; then
+    pass "memcheck's and initcheck's runs alone: no racecheck run"
+else fail "memcheck's and initcheck's runs alone"; show_last; fi
+run env SF_SANITIZE_TOOLS=synccheck COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
+    SF_TEST_OUT="$SCRATCH/out-bogus" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+expect_rc 1 "a tool it does not run"
+expect_stdout_has "SF_SANITIZE_TOOLS names 'synccheck'" "a tool it does not run"
+
 finish

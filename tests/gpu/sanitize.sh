@@ -7,6 +7,10 @@
 # aside (below). Skips (77) without a CUDA device or without
 # compute-sanitizer (COMPUTE_SANITIZER names it, else PATH, else /usr/local/cuda/bin).
 # Not part of make check (it takes minutes): make check TESTS=tests/gpu/sanitize.sh
+# SF_SANITIZE_TOOLS (default "memcheck racecheck initcheck") runs the runs of those tools alone:
+# the whole takes more than 10 minutes on an H100 (racecheck's runs over cuBLASLt's kernels are
+# the longest), so a run limited to 10 minutes splits it in two, e.g. "memcheck initcheck" and
+# "racecheck".
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 out="$SF_TEST_OUT/gpu-sanitize"
 # Each run saves its results in a folder of its own and its verdict in a summary file, printed
@@ -66,6 +70,14 @@ LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"
 export LUA_PATH
 jobs=${SF_SANITIZE_JOBS:-6}
 race_jobs=${SF_SANITIZE_RACE_JOBS:-2}
+tools=${SF_SANITIZE_TOOLS:-memcheck racecheck initcheck}
+for t in $tools; do
+    case $t in
+    memcheck | racecheck | initcheck) ;;
+    *) echo "FAIL: SF_SANITIZE_TOOLS names '$t' (memcheck, racecheck or initcheck)"; exit 1 ;;
+    esac
+done
+wants() { case " $tools " in *" $1 "*) return 0 ;; esac; return 1; }
 list="$out/runs"
 : >"$list"
 n=0
@@ -75,6 +87,7 @@ n=0
 # error, so the tools do not report API errors: theirs are the kernels' memory accesses, races
 # and reads of uninitialized memory, and leaks.
 sanitize() {
+    wants "$1" || return 0
     n=$((n + 1))
     echo "$n $*" >>"$list"
 }
@@ -90,8 +103,8 @@ sf.ops.gemm{a = a, b = b, c = c, transb = true}
 sf.ops.add{a = c, b = c, out = sf.tensor({256, 256}, "f16")}
 sf.sync()'
 initcheck_sees_cublas=no
-"$cs" --tool initcheck --error-exitcode 86 "$SFBENCH" --device cuda -e "$probe" >"$out/initcheck-probe.log" 2>&1 &&
-    initcheck_sees_cublas=yes
+wants initcheck && "$cs" --tool initcheck --error-exitcode 86 "$SFBENCH" --device cuda -e "$probe" \
+    >"$out/initcheck-probe.log" 2>&1 && initcheck_sees_cublas=yes
 
 # the longest runs go first in each lane: the fuzz test (it asks for impossible allocations on
 # purpose), then the tests and validations that run the most cuBLASLt GEMMs (racecheck takes
@@ -110,15 +123,15 @@ for s in validate_gemv validate_layer validate_attention validate_ffn validate_d
     sanitize racecheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
     [ "$initcheck_sees_cublas" = yes ] && sanitize initcheck "$s" "$SF_SRCDIR/scenarios/$s.lua" $args
 done
-if [ "$initcheck_sees_cublas" = no ]; then
+if [ "$initcheck_sees_cublas" = no ] && wants initcheck; then
     echo "note: initcheck takes cuBLASLt's output for uninitialized memory here ($out/initcheck-probe.log):" \
         "it checks the flash and decode kernels alone"
     sanitize initcheck validate_attention_flash "$SF_SRCDIR/scenarios/validate_attention.lua" quick=true \
         impl=flash,flash2
     sanitize initcheck validate_decode "$SF_SRCDIR/scenarios/validate_decode.lua" quick=true
 fi
-awk '$2 == "racecheck"' "$list" | xargs -P "$race_jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one &
-awk '$2 != "racecheck"' "$list" | xargs -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one
+awk '$2 == "racecheck"' "$list" | xargs -r -P "$race_jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one &
+awk '$2 != "racecheck"' "$list" | xargs -r -P "$jobs" -L 1 sh "$SF_SRCDIR/tests/gpu/sanitize.sh" --one
 wait
 cat "$out"/*.summary
 [ "$(ls "$out"/*.summary | wc -l)" -eq "$n" ] || { echo "FAIL: $n runs listed, $(ls "$out"/*.summary | wc -l) verdicts"; exit 1; }
