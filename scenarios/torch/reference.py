@@ -9,7 +9,7 @@ Times with CUDA events: median of `iters` after `warmup` runs, random inputs (ne
 samples fed to the GPU as sfbench's bench.run feeds them (see time_ms).
 Writes JSON rows like sfbench's results, so that doc/tables.lua can put them beside ours: saved as
 torch_<what>-<stamp>.json in the folder of the sweep run in the same call (layer: torch_layer beside
-layer_sweep, e.g. `layer --sample-ms 25 --warmup-ms 500`, and `layer --model 70b --seq 4096` beside
+layer_sweep, e.g. `layer`, and `layer --model 70b --seq 4096` beside
 the 70B layer_sweep; nccl: torch_nccl beside nccl_sweep, the same --world as its --gpus).
 """
 import argparse
@@ -29,8 +29,10 @@ AHEAD_RATIO = 0.8        # bench.run's: queue samples one ahead when the host ne
 AHEAD_SLACK_MS = 0.2     # bench.run's: ... and finishes queueing a sample this long before the GPU
 PROBE_CALLS = 4          # bench.run's: calls timed to measure the host's pace
 PROBE_HOLD_MS = 50       # the probe's calls wait behind a kernel sleeping this long
-SAMPLE_MS = 0.2          # --sample-ms: back-to-back calls per sample last at least this long
-WARMUP_MS = 0.0          # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
+# the sweeps' own defaults on the GPU (bench.steady_defaults), so that a plain run beside a sweep
+# measures the same steady state
+SAMPLE_MS = 25.0         # --sample-ms: back-to-back calls per sample last at least this long
+WARMUP_MS = 500.0        # --warmup-ms: back-to-back calls after the warm-up calls, before sampling
 
 
 _sleep_cycles_per_ms = None
