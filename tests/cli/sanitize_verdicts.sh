@@ -99,6 +99,12 @@ expect_rc 0 "memcheck's and initcheck's runs alone"
 if ! grep -q '^ok: racecheck ' "$OUT_FILE" && grep -q '^ok: memcheck test_fuzz' "$OUT_FILE"; then
     pass "memcheck's and initcheck's runs alone: no racecheck run"
 else fail "memcheck's and initcheck's runs alone"; show_last; fi
+run env SF_SANITIZE_TOOLS="racecheck:test_gpu_gemm memcheck:test_fuzz" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
+    SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-two" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+expect_rc 0 "two runs named"
+if [ "$(grep -c '^ok: ' "$OUT_FILE")" -eq 2 ] && grep -q '^ok: racecheck test_gpu_gemm:' "$OUT_FILE" &&
+    grep -q '^ok: memcheck test_fuzz:' "$OUT_FILE"; then pass "two runs named: those two alone"
+else fail "two runs named"; show_last; fi
 run env SF_SANITIZE_TOOLS=synccheck COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
     SF_TEST_OUT="$SCRATCH/out-bogus" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
 expect_rc 1 "a tool it does not run"

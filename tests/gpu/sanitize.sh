@@ -7,10 +7,10 @@
 # aside (below). Skips (77) without a CUDA device or without
 # compute-sanitizer (COMPUTE_SANITIZER names it, else PATH, else /usr/local/cuda/bin).
 # Not part of make check (it takes minutes): make check TESTS=tests/gpu/sanitize.sh
-# SF_SANITIZE_TOOLS (default "memcheck racecheck initcheck") runs the runs of those tools alone:
-# the whole takes more than 10 minutes on an H100 (racecheck's runs over cuBLASLt's kernels are
-# the longest), so a run limited to 10 minutes splits it in two, e.g. "memcheck initcheck" and
-# "racecheck".
+# SF_SANITIZE_TOOLS (default "memcheck racecheck initcheck") runs the runs of those tools alone,
+# and an entry TOOL:WHAT that one run alone (e.g. racecheck:test_gpu_gemm): the whole takes more
+# than 10 minutes on an H100 (racecheck's runs over cuBLASLt's kernels are the longest), so a
+# run limited to 10 minutes splits it, e.g. "memcheck initcheck" and "racecheck".
 cs=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 out="$SF_TEST_OUT/gpu-sanitize"
 # Each run saves its results in a folder of its own and its verdict in a summary file, printed
@@ -72,12 +72,18 @@ jobs=${SF_SANITIZE_JOBS:-6}
 race_jobs=${SF_SANITIZE_RACE_JOBS:-2}
 tools=${SF_SANITIZE_TOOLS:-memcheck racecheck initcheck}
 for t in $tools; do
-    case $t in
+    case ${t%%:*} in
     memcheck | racecheck | initcheck) ;;
-    *) echo "FAIL: SF_SANITIZE_TOOLS names '$t' (memcheck, racecheck or initcheck)"; exit 1 ;;
+    *) echo "FAIL: SF_SANITIZE_TOOLS names '$t' (memcheck, racecheck or initcheck, or TOOL:WHAT)"; exit 1 ;;
     esac
 done
-wants() { case " $tools " in *" $1 "*) return 0 ;; esac; return 1; }
+# wants TOOL [WHAT]: whether SF_SANITIZE_TOOLS asks for the tool's run of WHAT (without WHAT: for
+# any run of the tool)
+wants() {
+    case " $tools " in *" $1 "*) return 0 ;; esac
+    case " $tools " in *" $1:${2:+$2 }"*) return 0 ;; esac
+    return 1
+}
 list="$out/runs"
 : >"$list"
 n=0
@@ -87,7 +93,7 @@ n=0
 # error, so the tools do not report API errors: theirs are the kernels' memory accesses, races
 # and reads of uninitialized memory, and leaks.
 sanitize() {
-    wants "$1" || return 0
+    wants "$1" "$2" || return 0
     n=$((n + 1))
     echo "$n $*" >>"$list"
 }
