@@ -17,9 +17,10 @@ out="$SF_TEST_OUT/gpu-sanitize"
 # in order at the end. The runs are listed first (one a line: number, tool, what, arguments),
 # then run by xargs calling this script back with --one, in two lanes side by side: memcheck and
 # initcheck SF_SANITIZE_JOBS at a time (default 6: each is mostly the tool's own host work), and
-# racecheck SF_SANITIZE_RACE_JOBS at a time (default 2), because a racecheck run can take tens of
-# GB of host memory (51 GB for test_gpu_model on an H100, 2026-12-05: six at once ran a 128 GB
-# machine out of memory and its runs were killed).
+# racecheck SF_SANITIZE_RACE_JOBS at a time (default 1), because a racecheck run can take tens of
+# GB of host memory (on an H100 with 128 GB, 2026-12-05: six runs at once ran it out of memory,
+# test_gpu_model's racecheck holding 51 GB when killed; then racecheck over test_gpu_norm_rope and
+# test_gpu_quantize, two at once, did again).
 if [ "${1:-}" = --one ]; then
     n=$2 tool=$3 what=$4
     shift 4
@@ -69,7 +70,7 @@ rm -f "$out"/*.summary
 LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}"
 export LUA_PATH
 jobs=${SF_SANITIZE_JOBS:-6}
-race_jobs=${SF_SANITIZE_RACE_JOBS:-2}
+race_jobs=${SF_SANITIZE_RACE_JOBS:-1}
 tools=${SF_SANITIZE_TOOLS:-memcheck racecheck initcheck}
 for t in $tools; do
     case ${t%%:*} in
