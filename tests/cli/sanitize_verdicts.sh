@@ -53,10 +53,12 @@ exit 0
 EOF
 chmod +x "$fake/sfbench" "$fake/compute-sanitizer"
 
-# sanitize_with TOOL MODE: sanitize.sh with the fakes, MODE applied to TOOL's run of test_gpu_gemm
+# sanitize_with TOOL MODE [TOOLS]: sanitize.sh with the fakes, MODE applied to TOOL's run of
+# test_gpu_gemm, SF_SANITIZE_TOOLS set to TOOLS when given
 sanitize_with() {
-    run env FAKE_TOOL="$1" FAKE_MODE="$2" COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
-        SF_TEST_OUT="$SCRATCH/out-$1-$2" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+    run env FAKE_TOOL="$1" FAKE_MODE="$2" SF_SANITIZE_TOOLS="${3:-}" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
+        SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-$1-$2$(echo "${3:+-$3}" | tr ' :' '__')" \
+        sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
 }
 
 sanitize_with racecheck clean
@@ -87,26 +89,22 @@ sanitize_with racecheck died
 expect_stdout_has "the process was ended from outside" "a killed run says it may have run out of memory"
 
 # SF_SANITIZE_TOOLS: the runs of the tools named alone (a whole run split in two)
-run env SF_SANITIZE_TOOLS=racecheck COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
-    SF_TEST_OUT="$SCRATCH/out-racecheck-only" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+sanitize_with racecheck clean racecheck
 expect_rc 0 "racecheck's runs alone"
 if [ "$(grep -c '^ok: racecheck ' "$OUT_FILE")" -ge 10 ] && ! grep -qE '^ok: (memcheck|initcheck) ' "$OUT_FILE"; then
     pass "racecheck's runs alone: $(grep -c '^ok: racecheck ' "$OUT_FILE") runs, all racecheck"
 else fail "racecheck's runs alone"; show_last; fi
-run env SF_SANITIZE_TOOLS="memcheck initcheck" COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
-    SF_TEST_OUT="$SCRATCH/out-memcheck-only" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+sanitize_with racecheck clean "memcheck initcheck"
 expect_rc 0 "memcheck's and initcheck's runs alone"
 if ! grep -q '^ok: racecheck ' "$OUT_FILE" && grep -q '^ok: memcheck test_fuzz' "$OUT_FILE"; then
     pass "memcheck's and initcheck's runs alone: no racecheck run"
 else fail "memcheck's and initcheck's runs alone"; show_last; fi
-run env SF_SANITIZE_TOOLS="racecheck:test_gpu_gemm memcheck:test_fuzz" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
-    SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-two" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+sanitize_with racecheck clean "racecheck:test_gpu_gemm memcheck:test_fuzz"
 expect_rc 0 "two runs named"
 if [ "$(grep -c '^ok: ' "$OUT_FILE")" -eq 2 ] && grep -q '^ok: racecheck test_gpu_gemm:' "$OUT_FILE" &&
     grep -q '^ok: memcheck test_fuzz:' "$OUT_FILE"; then pass "two runs named: those two alone"
 else fail "two runs named"; show_last; fi
-run env SF_SANITIZE_TOOLS=synccheck COMPUTE_SANITIZER="$fake/compute-sanitizer" SFBENCH="$fake/sfbench" \
-    SF_TEST_OUT="$SCRATCH/out-bogus" sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
+sanitize_with racecheck clean synccheck
 expect_rc 1 "a tool it does not run"
 expect_stdout_has "SF_SANITIZE_TOOLS names 'synccheck'" "a tool it does not run"
 
