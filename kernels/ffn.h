@@ -51,10 +51,16 @@ typedef struct sf_ffn_ref_args {
     const void *b2;      /* [H] or NULL */
     const void *b3;      /* [I] or NULL (SF_EPI_SWIGLU) */
     void *out;           /* [T, H] */
+    /* FP8 (x_scale set; SF_EPI_SWIGLU, no biases): x and the weights are e4m3 (dtype), each row
+     * times its f32 dequantization scale, x_scale [T], w1_scale and w3_scale [I], w2_scale [H];
+     * h is rounded to out_dtype, then quantized to e4m3 with a scale per token (as the quantize
+     * op does) before the down projection; out is out_dtype. */
+    const float *x_scale, *w1_scale, *w3_scale, *w2_scale;
+    sf_dtype out_dtype;
 } sf_ffn_ref_args;
 
-/* Host pointers; double accumulation; the intermediate h is rounded to dtype. On allocation
- * failure out is filled with NaN so that no comparison passes. */
+/* Host pointers; double accumulation; the intermediate h is rounded to dtype (FP8: to out_dtype,
+ * then to e4m3). On allocation failure out is filled with NaN so that no comparison passes. */
 void sf_ffn_ref_cpu(const sf_ffn_ref_args *a);
 
 #ifdef __cplusplus

@@ -1,11 +1,13 @@
-/* The ffn op (GELU MLP and Llama's SwiGLU, unfused like PyTorch eager or fused), pack_gate_up,
- * which interleaves W1 and W3 for the fused SwiGLU GEMM, and swiglu, the unfused FFN's
- * activation alone (for projections the ffn op cannot run, such as FP8 ones). */
+/* The ffn op (GELU MLP and Llama's SwiGLU, unfused like PyTorch eager or fused; SwiGLU also in
+ * FP8: e4m3 x and weights with a scale per token and per channel), pack_gate_up, which
+ * interleaves W1 and W3 for the fused SwiGLU GEMM, and swiglu, the unfused FFN's activation
+ * alone. */
 #include "config.h"
 #include <math.h>
 #include <string.h>
 #include "ops.h"
 #include "ffn.h"
+#include "quantize.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "gemm.h"
@@ -14,14 +16,20 @@
 #endif
 
 static const sf_arg_spec ffn_args[] = {
-    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]"},
+    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]; e4m3 (swiglu, impl fused) with x_scale and e4m3 weights"},
     {"w1", SF_ARG_TENSOR, 1, NULL, "fc1 / gate weight [I, H]"},
     {"w2", SF_ARG_TENSOR, 1, NULL, "fc2 / down weight [H, I]"},
     {"w3", SF_ARG_TENSOR, 0, NULL, "up weight [I, H] (swiglu)"},
     {"w13", SF_ARG_TENSOR, 0, NULL, "gate and up interleaved [2I, H] from pack_gate_up (swiglu, impl fused)"},
+    {"x_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 x: its f32 dequantization scale per token, [T]"},
+    {"w1_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w1: f32 [I], one an output channel (and w2_scale [H], w3_scale [I], "
+     "w13_scale [2I] interleaved as w13, by pack_gate_up of the [I, 1] views)"},
+    {"w2_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w2: f32 [H]"},
+    {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I]"},
+    {"w13_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w13: f32 [2I] (the GPU's fused FP8 FFN)"},
     {"b1", SF_ARG_TENSOR, 0, NULL, "fc1 bias [I] (gelu)"},
     {"b2", SF_ARG_TENSOR, 0, NULL, "fc2 bias [H] (gelu)"},
-    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; x's dtype, or f16/bf16 for e4m3 x (f32, f64 too on the CPU)"},
     {"residual", SF_ARG_TENSOR, 0, NULL, "[T, H] added to the output in the down projection's epilogue"},
     {"act", SF_ARG_STRING, 1, NULL, "gelu (fc1 → GELU → fc2) or swiglu ((silu(x·W1ᵀ) ⊙ x·W3ᵀ)·W2ᵀ)"},
     {"gelu", SF_ARG_STRING, 0, "tanh", "GELU form: tanh or erf"},
@@ -40,6 +48,8 @@ typedef struct ffn_call {
     int act, gelu_erf, impl;
     int64_t T, H, I;
     void *stream;
+    /* e4m3 x and weights: their per-row f32 scales (x_scale [T], w*_scale [out channels]) */
+    const float *x_scale, *w1_scale, *w2_scale, *w3_scale, *w13_scale;
 } ffn_call;
 
 static void check_matrix(sf_op_args *a, const char *name, const sf_tensor *t, int64_t rows, int64_t cols,
@@ -226,6 +236,39 @@ static int swiglu_fastest(ffn_call *c)
 }
 #endif
 
+#ifdef SF_HAVE_HOPPER
+/* The FP8 SwiGLU FFN on our Hopper GEMM: h = silu(g)·u in the first GEMM's epilogue (e4m3 x and
+ * w13, their scales on the fp32 accumulators), written in out's dtype; h quantized to e4m3 with a
+ * scale per token; then the down projection of e4m3 h and w2, the residual in its epilogue. */
+static void fused_fp8(ffn_call *c)
+{
+    lua_State *L = c->a->L;
+    const sf_dtype ot = c->out->dtype;
+    const size_t th = (size_t)(c->T * c->I);
+    const size_t h_bytes = (th * sf_dtype_size(ot) + 255) / 256 * 256, h8_bytes = (th + 255) / 256 * 256;
+    char *scratch = sf_scratch(L, SF_DEV_CUDA, h_bytes + h8_bytes + (size_t)c->T * sizeof(float),
+                               "the FFN hidden activations");
+    void *h = scratch, *h8 = scratch + h_bytes;
+    float *h_scale = (float *)(scratch + h_bytes + h8_bytes);
+    sf_gemm_epi_args up = sf_gemm_epi_linear(ot, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, h, c->T, 2 * c->I, c->H);
+    up.in_dtype = SF_E4M3;
+    up.a_scale = c->x_scale;
+    up.b_scale = c->w13_scale;
+    up.scale_rows = 1;
+    SF_CUDA(L, sf_gemm_epilogue_cuda(&up, c->stream));
+    const sf_quantize_args q = {ot, SF_E4M3, h, h8, h_scale, c->T, c->I, c->I, c->I, 1};
+    SF_CUDA(L, sf_quantize_cuda(&q, NULL, c->stream));
+    sf_gemm_epi_args down = sf_gemm_epi_linear(ot, c->residual ? SF_EPI_ADD : SF_EPI_NONE, h8, c->w2->data, NULL,
+                                               c->out->data, c->T, c->H, c->I);
+    down.in_dtype = SF_E4M3;
+    down.a_scale = h_scale;
+    down.b_scale = c->w2_scale;
+    down.scale_rows = 1;
+    down.R = residual_of(c);
+    SF_CUDA(L, sf_gemm_epilogue_cuda(&down, c->stream));
+}
+#endif
+
 static void fused(ffn_call *c)
 {
 #ifdef SF_HAVE_HOPPER
@@ -236,6 +279,14 @@ static void fused(ffn_call *c)
     if (c->H % 64 || c->I % 64)
         sf_op_error(c->a, "impl 'fused' needs hidden (%lld) and intermediate (%lld) sizes that are multiples of 64",
                     (long long)c->H, (long long)c->I);
+    if (dt == SF_E4M3) {
+        const sf_tensor *const aligned[] = {c->x, c->w13, c->w2, c->out, c->residual};
+        for (size_t i = 0; i < sizeof aligned / sizeof *aligned; i++)
+            if (aligned[i] && (uintptr_t)aligned[i]->data % 16)
+                sf_op_error(c->a, "impl 'fused' with e4m3 inputs needs x, w13, w2, out and residual 16-byte aligned");
+        fused_fp8(c);
+        return;
+    }
     if (c->act == ACT_SWIGLU && c->T <= SF_GEMV_MAX_M && swiglu_fastest(c)) return;
     /* the only intermediate: h [T, I], written once by the first GEMM's epilogue */
     void *h = sf_scratch(L, SF_DEV_CUDA, (size_t)(c->T * c->I) * sf_dtype_size(dt), "the FFN hidden activations");
@@ -257,19 +308,57 @@ static void fused(ffn_call *c)
 }
 #endif
 
+/* e4m3 inputs (fp8): act swiglu, impl fused, and the f32 scales, one a row: x_scale [T] and
+ * w2_scale [H] always, w1_scale and w3_scale [I] for the CPU's reference, w13_scale [2I] for the
+ * GPU's fused FFN; refused with 16-bit inputs */
+static void fp8_setup(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
+{
+    const struct { const char *name; const float **dst; int64_t n; int needed; } scales[] = {
+        {"x_scale", &c->x_scale, c->T, 1},
+        {"w1_scale", &c->w1_scale, c->I, dev == SF_DEV_CPU},
+        {"w3_scale", &c->w3_scale, c->I, dev == SF_DEV_CPU},
+        {"w2_scale", &c->w2_scale, c->H, 1},
+        {"w13_scale", &c->w13_scale, 2 * c->I, dev == SF_DEV_CUDA},
+    };
+    if (fp8 && c->act != ACT_SWIGLU) sf_op_error(a, "e4m3 inputs take act 'swiglu'");
+    if (fp8 && c->impl != IMPL_FUSED) sf_op_error(a, "e4m3 inputs run impl 'fused' alone");
+    for (size_t i = 0; i < sizeof scales / sizeof *scales; i++) {
+        const sf_tensor *t = sf_arg_tensor(a, scales[i].name);
+        if (!fp8) {
+            if (t) sf_op_error(a, "'%s' is for e4m3 inputs; 'x' is %s", scales[i].name, sf_dtype_name(c->x->dtype));
+            continue;
+        }
+        if (!t) {
+            if (scales[i].needed)
+                sf_op_error(a, "e4m3 inputs need '%s', an f32 [%lld] (one a %s)", scales[i].name, (long long)scales[i].n,
+                            i ? "weight row" : "token");
+            continue;
+        }
+        sf_op_check_dtype(a, scales[i].name, t, SF_DT(SF_F32));
+        if (t->ndim != 1 || t->shape[0] != scales[i].n || !sf_tensor_is_contiguous(t))
+            sf_op_error(a, "'%s' must be a contiguous f32 [%lld] (one a %s)", scales[i].name, (long long)scales[i].n,
+                        i ? "weight row" : "token");
+        *scales[i].dst = (const float *)t->data;
+    }
+}
+
 static void run_ffn(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", "residual", NULL};
+    static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", "residual", "x_scale",
+                                          "w1_scale", "w2_scale", "w3_scale", "w13_scale", NULL};
     static const char *const acts[] = {"gelu", "swiglu", NULL}, *const gelus[] = {"tanh", "erf", NULL};
     static const char *const impls[] = {"unfused", "fused", "gemv", NULL};
     ffn_call c = {a, sf_arg_tensor(a, "x"), sf_arg_tensor(a, "w1"), sf_arg_tensor(a, "w2"), sf_arg_tensor(a, "w3"),
                   sf_arg_tensor(a, "w13"), sf_arg_tensor(a, "b1"), sf_arg_tensor(a, "b2"), sf_arg_tensor(a, "out"),
                   sf_arg_tensor(a, "residual"),
                   sf_arg_choice(a, "act", acts, ACT_GELU), sf_arg_choice(a, "gelu", gelus, 0),
-                  sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a)};
+                  sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a), NULL, NULL, NULL, NULL, NULL};
     sf_device_kind dev = sf_op_device(a, tensors);
     unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
-    sf_op_check_dtype(a, "x", c.x, dtypes);
+    sf_op_check_dtype(a, "x", c.x, dtypes | SF_DT(SF_E4M3));
+    const int fp8 = c.x->dtype == SF_E4M3;
+    if (fp8) sf_op_check_dtype(a, "out", c.out, dtypes);
+    const sf_tensor *out_like = fp8 ? c.out : c.x; /* out's and the residual's dtype */
     if (c.x->ndim != 2) sf_op_error(a, "'x' must be [T, H], got %d dimensions", c.x->ndim);
     if (!sf_tensor_is_contiguous(c.x)) sf_op_error(a, "'x' must be contiguous");
     c.T = c.x->shape[0];
@@ -278,7 +367,7 @@ static void run_ffn(sf_op_args *a)
     c.I = c.w1->shape[0];
     check_matrix(a, "w1", c.w1, c.I, c.H, c.x);
     check_matrix(a, "w2", c.w2, c.H, c.I, c.x);
-    check_matrix(a, "out", c.out, c.T, c.H, c.x);
+    check_matrix(a, "out", c.out, c.T, c.H, out_like);
     if (c.act == ACT_SWIGLU) {
         if (!c.w3) sf_op_error(a, "act 'swiglu' needs 'w3' (the up projection)");
         check_matrix(a, "w3", c.w3, c.I, c.H, c.x);
@@ -293,11 +382,14 @@ static void run_ffn(sf_op_args *a)
     }
     check_vector(a, "b1", c.b1, c.I, c.x);
     check_vector(a, "b2", c.b2, c.H, c.x);
-    if (c.residual) check_matrix(a, "residual", c.residual, c.T, c.H, c.x);
+    if (c.residual) check_matrix(a, "residual", c.residual, c.T, c.H, out_like);
+    fp8_setup(a, &c, fp8, dev);
     if (dev == SF_DEV_CPU) {
+        const sf_dtype ot = c.out->dtype;
         sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_EPI_SWIGLU : c.gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH,
                              c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
-                             c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data};
+                             c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data,
+                             c.x_scale, c.w1_scale, c.w3_scale, c.w2_scale, ot};
         /* the reference has no residual: add it after, in double, from a copy when it is `out` */
         const void *res = c.residual ? c.residual->data : NULL;
         void *copy = NULL;
@@ -310,8 +402,7 @@ static void run_ffn(sf_op_args *a)
         sf_ffn_ref_cpu(&r);
         if (res)
             for (int64_t i = 0; i < c.T * c.H; i++)
-                sf_store_from_double(c.out->data, c.x->dtype, i,
-                                     sf_load_as_double(c.out->data, c.x->dtype, i) + sf_load_as_double(res, c.x->dtype, i));
+                sf_store_from_double(c.out->data, ot, i, sf_load_as_double(c.out->data, ot, i) + sf_load_as_double(res, ot, i));
         return;
     }
 #ifdef SF_HAVE_CUDA

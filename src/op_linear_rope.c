@@ -2,7 +2,10 @@
  * turned by the rotary position embedding: Llama's packed QKV projection with RoPE on q and k.
  * unfused is cuBLASLt's GEMM and then the rope kernel over the q and k heads; fused rotates the
  * fp32 accumulators in our Hopper GEMM's epilogue (SF_EPI_ROPE), which saves the rope pass's
- * read and write of q and k. The CPU backend runs the two references in turn. */
+ * read and write of q and k. x and w may be e4m3 with their scales (an FP8 layer's QKV
+ * projection): the product is scaled on the fp32 accumulators before the rotation, with fast
+ * accumulation on the GPU (cuBLASLt's fast_accum, which our GEMM's wgmma always does). The CPU
+ * backend runs the two references in turn. */
 #include "config.h"
 #include <stdint.h>
 #include <string.h>
@@ -18,15 +21,20 @@
 #endif
 
 static const sf_arg_spec linear_rope_args[] = {
-    {"x", SF_ARG_TENSOR, 1, NULL, "input [B·N, K], contiguous (row b·N + n is token n of sequence b)"},
-    {"w", SF_ARG_TENSOR, 1, NULL, "weight [heads·D, K], contiguous (a Linear weight, e.g. [Wq; Wk; Wv])"},
+    {"x", SF_ARG_TENSOR, 1, NULL, "input [B·N, K], contiguous (row b·N + n is token n of sequence b); out's dtype, "
+     "or e4m3 with x_scale"},
+    {"w", SF_ARG_TENSOR, 1, NULL, "weight [heads·D, K], contiguous (a Linear weight, e.g. [Wq; Wk; Wv]); x's dtype, "
+     "with w_scale when e4m3"},
+    {"x_scale", SF_ARG_TENSOR, 0, NULL, "f32 [B·N] (one a token) or [1]: the dequantization scale of an e4m3 'x'"},
+    {"w_scale", SF_ARG_TENSOR, 0, NULL, "f32 [heads·D] (one an output channel) or [1]: the dequantization scale of an "
+     "e4m3 'w'; per row or per tensor as x_scale is"},
     {"out", SF_ARG_TENSOR, 1, NULL, "[B, N, heads, D], contiguous, written: x·wᵀ with its first rope_heads heads rotated"},
     {"rope_heads", SF_ARG_INTEGER, 1, NULL, "how many heads, from the first, get RoPE (q and k: H + Hkv; v is not rotated)"},
     {"pos_offset", SF_ARG_INTEGER, 0, "0", "position of token n is pos_offset + n"},
     {"theta", SF_ARG_NUMBER, 0, "10000", "frequency base, as rope's"},
     {"impl", SF_ARG_STRING, 0, "fastest",
      "unfused (cuBLASLt GEMM, then the rope kernel); fused (RoPE in our Hopper GEMM's epilogue: cc 9.0, "
-     "f16/bf16, D = 128, K a multiple of 64, x, w and out 16-byte aligned); fastest (whichever ran faster on "
+     "f16/bf16 or e4m3 x and w, D = 128, K a multiple of 64, x, w and out 16-byte aligned); fastest (whichever ran faster on "
      "the first call of the shape; unfused where fused does not apply)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
@@ -34,17 +42,33 @@ static const sf_arg_spec linear_rope_args[] = {
 typedef struct linear_rope_call {
     sf_op_args *a;
     const sf_tensor *x, *w, *out;
+    const float *x_scale, *w_scale; /* e4m3 x and w */
+    int scale_rows;                 /* x_scale [T] and w_scale [N], else [1] each */
     sf_rope_args rope;          /* the first rope_heads heads of out */
     int64_t T, N, K;
     void *stream;
 } linear_rope_call;
 
+/* the product out = x·wᵀ as one GEMM description, scaled when x and w are e4m3 */
+static void product_desc(const linear_rope_call *c, sf_gemm_desc *d)
+{
+    sf_linear_desc(d, c->x->data, c->w->data, NULL, NULL, c->out->data, c->T, c->N, c->K, c->x->dtype, SF_EPI_NONE);
+    if (c->x->dtype == SF_E4M3) {
+        d->c_dtype = c->out->dtype;
+        d->a_scale = c->x_scale;
+        d->b_scale = c->w_scale;
+        d->a_scale_rows = d->b_scale_rows = c->scale_rows;
+        d->fast_accum = 1;
+    }
+}
+
 #ifdef SF_HAVE_CUDA
 static void run_unfused(void *ctx)
 {
     linear_rope_call *c = (linear_rope_call *)ctx;
-    sf_linear_cuda(c->a->L, c->x->data, c->w->data, NULL, NULL, c->out->data, c->T, c->N, c->K, c->x->dtype,
-                   SF_EPI_NONE, c->stream);
+    sf_gemm_desc d;
+    product_desc(c, &d);
+    sf_gemm_cuda(c->a->L, &d, c->stream);
     if (c->rope.heads > 0) SF_CUDA(c->a->L, sf_rope_cuda(&c->rope, c->stream));
 }
 #endif
@@ -65,7 +89,11 @@ static void run_fused(void *ctx)
 {
     linear_rope_call *c = (linear_rope_call *)ctx;
     sf_gemm_epi_args g =
-        sf_gemm_epi_linear(c->x->dtype, SF_EPI_ROPE, c->x->data, c->w->data, NULL, c->out->data, c->T, c->N, c->K);
+        sf_gemm_epi_linear(c->out->dtype, SF_EPI_ROPE, c->x->data, c->w->data, NULL, c->out->data, c->T, c->N, c->K);
+    g.in_dtype = c->x->dtype;
+    g.a_scale = c->x_scale;
+    g.b_scale = c->w_scale;
+    g.scale_rows = c->scale_rows;
     g.rope_cols = c->rope.heads * c->rope.head_dim;
     g.rope_seq = c->rope.seq;
     g.rope_pos_offset = c->rope.pos_offset;
@@ -74,9 +102,37 @@ static void run_fused(void *ctx)
 }
 #endif
 
+/* e4m3 x and w: their scales, f32 [T] and [N] (per token, per output channel) or [1] each */
+static void fp8_scales(sf_op_args *a, linear_rope_call *c)
+{
+    const sf_tensor *xs = sf_arg_tensor(a, "x_scale"), *ws = sf_arg_tensor(a, "w_scale");
+    if (c->x->dtype != SF_E4M3) {
+        if (xs || ws) sf_op_error(a, "'%s' scales an e4m3 '%c'; x is %s", xs ? "x_scale" : "w_scale", xs ? 'x' : 'w',
+                                  sf_dtype_name(c->x->dtype));
+        return;
+    }
+    if (!xs || !ws)
+        sf_op_error(a, "e4m3 'x' and 'w' need their scales: '%s' (f32 [1] or [%lld]) is missing", xs ? "w_scale" : "x_scale",
+                    (long long)(xs ? c->N : c->T));
+    sf_op_check_dtype(a, "x_scale", xs, SF_DT(SF_F32));
+    sf_op_check_dtype(a, "w_scale", ws, SF_DT(SF_F32));
+    const int x_rows = xs->ndim == 1 && xs->shape[0] == c->T && c->T != 1;
+    const int w_rows = ws->ndim == 1 && ws->shape[0] == c->N && c->N != 1;
+    if ((!x_rows && (xs->ndim != 1 || xs->shape[0] != 1)) || !sf_tensor_is_contiguous(xs))
+        sf_op_error(a, "'x_scale' must be a contiguous f32 [%lld] (one a token) or [1]", (long long)c->T);
+    if ((!w_rows && (ws->ndim != 1 || ws->shape[0] != 1)) || !sf_tensor_is_contiguous(ws))
+        sf_op_error(a, "'w_scale' must be a contiguous f32 [%lld] (one an output channel) or [1]", (long long)c->N);
+    if (x_rows != w_rows && c->T != 1 && c->N != 1)
+        sf_op_error(a, "'x_scale' and 'w_scale' must both be per row ([%lld] and [%lld]) or both per tensor ([1])",
+                    (long long)c->T, (long long)c->N);
+    c->x_scale = (const float *)xs->data;
+    c->w_scale = (const float *)ws->data;
+    c->scale_rows = x_rows || w_rows;
+}
+
 static void run_linear_rope(sf_op_args *a)
 {
-    static const char *const tensors[] = {"x", "w", "out", NULL};
+    static const char *const tensors[] = {"x", "w", "x_scale", "w_scale", "out", NULL};
     static const char *const impls[] = {"unfused", "fused", "fastest", NULL};
     enum { UNFUSED, FUSED, FASTEST };
     linear_rope_call c;
@@ -88,9 +144,9 @@ static void run_linear_rope(sf_op_args *a)
     sf_device_kind dev = sf_op_device(a, tensors);
     const sf_tensor *x = c.x, *w = c.w, *out = c.out;
     unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
-    sf_op_check_dtype(a, "x", x, dtypes);
+    sf_op_check_dtype(a, "x", x, dtypes | SF_DT(SF_E4M3));
     sf_op_check_dtype(a, "w", w, SF_DT(x->dtype));
-    sf_op_check_dtype(a, "out", out, SF_DT(x->dtype));
+    sf_op_check_dtype(a, "out", out, x->dtype == SF_E4M3 ? dtypes : SF_DT(x->dtype));
     if (x->ndim != 2) sf_op_error(a, "'x' must be [B·N, K], got %d dimensions", x->ndim);
     if (w->ndim != 2) sf_op_error(a, "'w' must be [heads·D, K], got %d dimensions", w->ndim);
     sf_op_rope_setup(a, "out", out, &c.rope);
@@ -103,6 +159,7 @@ static void run_linear_rope(sf_op_args *a)
     int64_t want_x[2] = {c.T, c.K}, want_w[2] = {c.N, c.K};
     sf_op_check_shape(a, "x", x, 2, want_x);
     sf_op_check_shape(a, "w", w, 2, want_w);
+    fp8_scales(a, &c);
     lua_Integer rope_heads = sf_arg_integer(a, "rope_heads", 0);
     if (rope_heads < 0 || rope_heads > out->shape[2])
         sf_op_error(a, "'rope_heads' must be between 0 and the %lld heads of 'out', got %lld", (long long)out->shape[2],
@@ -113,11 +170,22 @@ static void run_linear_rope(sf_op_args *a)
 
     if (dev == SF_DEV_CPU) {
         sf_gemm_desc d;
-        sf_linear_desc(&d, x->data, w->data, NULL, NULL, out->data, c.T, c.N, c.K, x->dtype, SF_EPI_NONE);
+        product_desc(&c, &d);
         if (sf_gemm_ref_cpu(&d) != 0) sf_op_error(a, "out of host memory for the reference's operands");
         if (c.rope.heads > 0) sf_rope_ref_cpu(&c.rope);
         return;
     }
+#ifdef SF_HAVE_CUDA
+    if (x->dtype == SF_E4M3) {
+        if (sf_cuda_cc() < 89)
+            sf_op_error(a, "e4m3 'x' and 'w' need a GPU with FP8 tensor cores (compute capability 8.9 or later), this "
+                        "one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        /* cuBLASLt's FP8 GEMM (unfused): 16-byte rows of x, w and out */
+        if (c.K % 16 || c.N % 8)
+            sf_op_error(a, "e4m3 'x' and 'w' on the GPU need K (%lld) a multiple of 16 and heads·D (%lld) a multiple of 8",
+                        (long long)c.K, (long long)c.N);
+    }
+#endif
 #ifdef SF_HAVE_HOPPER
     if (impl != UNFUSED) {
         const char *why = fused_unfit(&c);
@@ -126,7 +194,8 @@ static void run_linear_rope(sf_op_args *a)
             if (impl == FUSED) {
                 run_fused(&c);
             } else {
-                sf_choice_key key = {SF_CHOICE_LINEAR_ROPE, x->dtype, 0, {c.T, c.N, c.K, c.rope.heads}};
+                sf_choice_key key = {SF_CHOICE_LINEAR_ROPE, x->dtype, c.scale_rows | (int)out->dtype << 1,
+                                     {c.T, c.N, c.K, c.rope.heads}};
                 sf_run_faster(a->L, &key, run_unfused, run_fused, &c, c.stream, 1);
             }
             return;

@@ -1,17 +1,20 @@
 /* CPU reference of the FFN op: y = act(x·W1ᵀ + b1 [, x·W3ᵀ + b3])·W2ᵀ + b2, double accumulation.
- * Inputs are widened once to double, so the inner loops are plain contiguous dot products. */
+ * Inputs are widened once to double (FP8 ones times their row's scale), so the inner loops are
+ * plain contiguous dot products. */
 #include "config.h"
 #include <math.h>
 #include <stdlib.h>
 
 #include "sfbench.h"
 #include "ffn.h"
+#include "quantize.h"
 
-static double *widen(const void *src, sf_dtype t, int64_t n)
+/* rows × cols of type t, each row times scale[row] when scale is given */
+static double *widen(const void *src, sf_dtype t, int64_t rows, int64_t cols, const float *scale)
 {
-    double *dst = malloc((size_t)n * sizeof *dst);
+    double *dst = malloc((size_t)(rows * cols) * sizeof *dst);
     if (!dst) return NULL;
-    for (int64_t i = 0; i < n; i++) dst[i] = sf_load_as_double(src, t, i);
+    for (int64_t i = 0; i < rows * cols; i++) dst[i] = sf_load_as_double(src, t, i) * (scale ? scale[i / cols] : 1.0);
     return dst;
 }
 
@@ -49,30 +52,42 @@ static double activation(const sf_ffn_ref_args *a, double g, double u)
 void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
 {
     const sf_dtype t = a->dtype;
+    const int fp8 = a->x_scale != NULL;
+    const sf_dtype ot = fp8 ? a->out_dtype : t; /* of h and out */
     const int64_t T = a->T, H = a->H, I = a->I;
     const int swiglu = a->act == SF_EPI_SWIGLU;
-    double *x = widen(a->x, t, T * H), *w1 = widen(a->w1, t, I * H), *w2 = widen(a->w2, t, H * I);
-    double *w3 = swiglu ? widen(a->w3, t, I * H) : NULL;
+    double *x = widen(a->x, t, T, H, a->x_scale), *w1 = widen(a->w1, t, I, H, a->w1_scale),
+           *w2 = widen(a->w2, t, H, I, a->w2_scale);
+    double *w3 = swiglu ? widen(a->w3, t, I, H, a->w3_scale) : NULL;
     double *h = malloc((size_t)(T * I) * sizeof *h);
-    if (!x || !w1 || !w2 || (swiglu && !w3) || !h) {
-        for (int64_t i = 0; i < T * H; i++) sf_store_from_double(a->out, t, i, NAN);
+    /* FP8: h's e4m3 copy and its scale per token */
+    uint8_t *h8 = fp8 ? malloc((size_t)(T * I)) : NULL;
+    float *h_scale = fp8 ? malloc((size_t)T * sizeof *h_scale) : NULL;
+    if (!x || !w1 || !w2 || (swiglu && !w3) || !h || (fp8 && (!h8 || !h_scale))) {
+        for (int64_t i = 0; i < T * H; i++) sf_store_from_double(a->out, ot, i, NAN);
         goto done;
     }
 
-    /* h is rounded to the input dtype, as the GPU writes it (fused: once, from the fp32
-     * activation of the fp32 accumulators), so the second GEMM sees the same kind of input. */
+    /* h is rounded to the input dtype (FP8: the output's), as the GPU writes it (fused: once, from
+     * the fp32 activation of the fp32 accumulators), so the second GEMM sees the same kind of
+     * input. */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < T; r++)
         for (int64_t i = 0; i < I; i++) {
             double g = dot(x + r * H, w1 + i * H, H) + bias_at(a->b1, t, i);
             double u = swiglu ? dot(x + r * H, w3 + i * H, H) + bias_at(a->b3, t, i) : 0.0;
-            h[r * I + i] = round_to(t, activation(a, g, u));
+            h[r * I + i] = round_to(ot, activation(a, g, u));
         }
+    if (fp8) { /* h to e4m3 with a scale per token, and back */
+        const sf_quantize_args q = {SF_F64, SF_E4M3, h, h8, h_scale, T, I, I, I, 1};
+        sf_quantize_ref_cpu(&q);
+        for (int64_t i = 0; i < T * I; i++) h[i] = sf_load_as_double(h8, SF_E4M3, i) * h_scale[i / I];
+    }
 
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < T; r++)
         for (int64_t j = 0; j < H; j++)
-            sf_store_from_double(a->out, t, r * H + j, dot(h + r * I, w2 + j * I, I) + bias_at(a->b2, t, j));
+            sf_store_from_double(a->out, ot, r * H + j, dot(h + r * I, w2 + j * I, I) + bias_at(a->b2, t, j));
 
 done:
     free(x);
@@ -80,4 +95,6 @@ done:
     free(w2);
     free(w3);
     free(h);
+    free(h8);
+    free(h_scale);
 }

@@ -7,12 +7,13 @@
 --               attention, the residual adds in the O and down projections' epilogues, the fused
 --               SwiGLU; the O projection runs on cuBLASLt or our Hopper GEMM, whichever was
 --               faster (gemm impl "fastest");
---   fp8       — the baseline's order with every projection in FP8: the weights quantized once to
---               e4m3 with a scale per output channel, each projection's input quantized to e4m3
---               with a scale per token just before it (a separate quantize op: the fused
---               epilogues that would write it need an FP8 Hopper GEMM), the GEMM writing 16 bits;
---               RMSNorm, RoPE, flash attention, the SwiGLU activation and the residual adds stay
---               16-bit.
+--   fp8       — the optimized layer's order with every projection in FP8: the weights quantized
+--               once to e4m3 with a scale per output channel, each projection's input quantized
+--               to e4m3 with a scale per token just before it (a separate quantize op), RoPE in the
+--               QKV GEMM's epilogue (linear_rope), the residual adds in the O and down
+--               projections' epilogues, the fused FP8 SwiGLU FFN (its h quantized per token
+--               between its GEMMs), each GEMM writing 16 bits; RMSNorm and flash attention stay
+--               16-bit. The FFN needs a Hopper GPU (our GEMM alone runs it).
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 -- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
 -- share of the heads and of the FFN, and the O and down projections' partial sums are
@@ -111,7 +112,8 @@ end
 
 -- The fp8 layer's weights from 16-bit ones `w`: each projection in e4m3 with an f32 scale per
 -- row (per output channel), as quantize writes them: wqkv (Wq, Wk and Wv packed), wo, w1, w3, w2,
--- and <name>_scale of each; the norms' weights as they are.
+-- and <name>_scale of each; w13 and w13_scale, w1's and w3's interleaved for the fused FFN; the
+-- norms' weights as they are.
 function llama.fp8_weights(cfg, w)
   local device = w.wq:device()
   local q = { attn_norm = w.attn_norm, ffn_norm = w.ffn_norm }
@@ -121,6 +123,11 @@ function llama.fp8_weights(cfg, w)
     q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32", { device = device })
     sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
   end
+  local I = cfg.intermediate
+  q.w13 = sf.tensor({ 2 * I, cfg.hidden }, "e4m3", { device = device })
+  q.w13_scale = sf.tensor({ 2 * I }, "f32", { device = device })
+  sf.ops.pack_gate_up { w1 = q.w1, w3 = q.w3, out = q.w13 }
+  sf.ops.pack_gate_up { w1 = q.w1_scale:view({ I, 1 }), w3 = q.w3_scale:view({ I, 1 }), out = q.w13_scale:view({ 2 * I, 1 }) }
   return q
 end
 
@@ -190,8 +197,8 @@ local STAGES = {
   baseline = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj", "residual", "ffn_norm", "ffn", "residual2" },
   packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
-  fp8 = { "attn_norm", "qkv_quant", "qkv_proj", "rope", "attention", "o_quant", "o_proj", "residual", "ffn_norm",
-    "ffn_quant", "gate_up_proj", "swiglu", "down_quant", "down_proj", "residual2" },
+  fp8 = { "attn_norm", "qkv_quant", "qkv_proj+rope", "attention", "o_quant", "o_proj+residual", "ffn_norm", "ffn_quant",
+    "ffn+residual" },
 }
 -- tensor-parallel: the all-reduce of each row-parallel projection's partial sums, a stage after it
 local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all_reduce", ffn = "ffn_all_reduce",
@@ -205,7 +212,7 @@ local PART = {
   attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
   o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
   ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn", qkv_quant = "qkv", o_quant = "o",
-  ffn_quant = "ffn", gate_up_proj = "ffn", swiglu = "ffn", down_quant = "ffn", down_proj = "ffn",
+  ffn_quant = "ffn",
 }
 
 -- tp: the tensor-parallel layer's stages (an all-reduce after the O and down projections)
@@ -395,43 +402,38 @@ function llama.layer(cfg, opts)
       fns.ffn_all_reduce = function() sf.ops.all_reduce { x = f } end
     end
   elseif impl == "fp8" then
-    -- each projection: its input quantized to e4m3 with a scale per token (qkv_quant, ...), then
-    -- the FP8 GEMM writing 16 bits (per-token and per-channel scales: cuBLASLt's outer-vector
-    -- scaling); q, k and v packed in one buffer as the optimized layer's, RoPE over q and k at once
-    local I = cfg.intermediate
+    -- each projection's input quantized to e4m3 with a scale per token (qkv_quant, ...), then an
+    -- FP8 GEMM over the per-channel-scaled weights writing 16 bits: the QKV projection with RoPE
+    -- on q and k (linear_rope, packed as the optimized layer's), O with the residual added in
+    -- (gemm, our Hopper GEMM or cuBLASLt, whichever was faster), the fused FP8 SwiGLU FFN with
+    -- the residual added in
     local qkv4 = buf({ B, N, H + 2 * Hkv, hd }, "qkv")
-    local qkv = qkv4:view({ T, (H + 2 * Hkv) * hd })
     local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
-    local qk4 = qkv4:slice(3, 1, H + Hkv)
-    local o, f, g, u = buf({ T, d }, "o"), buf({ T, d }, "f"), buf({ T, I }, "gate"), buf({ T, I }, "up")
-    L.tensors.q, L.tensors.k, L.tensors.v, L.tensors.o, L.tensors.f = q4, k4, v4, o, f
+    L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
     -- x's e4m3 copy q with one scale a token: what the projection after it reads
     local function e4m3_of(x, name)
       return { x = x, q = buffer(name, x:shape(), "e4m3"), scale = buffer(name .. "_scale", { T }, "f32") }
     end
     local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
-    local function linear(a, wname, y)
-      sf.ops.gemm { a = a.q, b = w[wname], a_scale = a.scale, b_scale = w[wname .. "_scale"], c = y, transb = true }
-    end
-    local h8, attn8, h2_8, g8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8"), e4m3_of(g, "gate8")
+    local h8, attn8, h2_8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8")
     fns.qkv_quant = function() quantize(h8) end
-    fns.qkv_proj = function() linear(h8, "wqkv", qkv) end
-    fns.rope = function() sf.ops.rope { x = qk4, theta = theta } end
+    fns["qkv_proj+rope"] = function()
+      sf.ops.linear_rope { x = h8.q, x_scale = h8.scale, w = w.wqkv, w_scale = w.wqkv_scale, out = qkv4,
+        rope_heads = H + Hkv, theta = theta }
+    end
     fns.attention = function()
       sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "flash" }
     end
     fns.o_quant = function() quantize(attn8) end
-    fns.o_proj = function() linear(attn8, "wo", o) end
-    fns.residual = function() sf.ops.add { a = x, b = o, out = r } end
-    fns.ffn_quant = function() quantize(h2_8) end
-    fns.gate_up_proj = function()
-      linear(h2_8, "w1", g)
-      linear(h2_8, "w3", u)
+    fns["o_proj+residual"] = function()
+      sf.ops.gemm { a = attn8.q, b = w.wo, a_scale = attn8.scale, b_scale = w.wo_scale, c = x, out = r, beta = 1,
+        transb = true, fast_accum = true, impl = "fastest" }
     end
-    fns.swiglu = function() sf.ops.swiglu { gate = g, up = u, out = g } end
-    fns.down_quant = function() quantize(g8) end
-    fns.down_proj = function() linear(g8, "w2", f) end
-    fns.residual2 = function() sf.ops.add { a = r, b = f, out = out } end
+    fns.ffn_quant = function() quantize(h2_8) end
+    fns["ffn+residual"] = function()
+      sf.ops.ffn { x = h2_8.q, x_scale = h2_8.scale, w1 = w.w1, w3 = w.w3, w2 = w.w2, w13 = w.w13, w1_scale = w.w1_scale,
+        w3_scale = w.w3_scale, w2_scale = w.w2_scale, w13_scale = w.w13_scale, out = out, residual = r, act = "swiglu" }
+    end
   else
     local packed = opts.packed or llama.pack_weights(shape, w)
     local wqkv, w13 = packed.wqkv, packed.w13

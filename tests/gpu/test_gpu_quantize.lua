@@ -4,7 +4,8 @@
 -- bit: both divide in f32 and round once, to nearest even, saturating (kernels/quantize.h).
 -- And gemm of e4m3/e5m2 operands through cuBLASLt against the CPU backend's gemm of the same
 -- tensors, within bounds worked out below, and the calls cuBLASLt's FP8 GEMM cannot take refused
--- before anything runs.
+-- before anything runs; the same on our Hopper GEMM, linear_rope's e4m3 projection and the fused
+-- FP8 SwiGLU FFN.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
@@ -252,6 +253,124 @@ function test_fp8_gemm_hopper_wrong_scales_fail()
   local r = fp8_check(args, { b_scale = sf.from_table(reversed, { 384 }, "f32", CPU) })
   lu.assertFalse(r.ok, "b_scale reversed: " .. validate.describe(r))
   lu.assertTrue(r.rel_l2 > 0.4, "b_scale reversed: " .. validate.describe(r))
+end
+
+-- linear_rope with e4m3 x and w (an FP8 layer's QKV projection with RoPE on q and k): cuBLASLt's
+-- FP8 GEMM then the rope kernel (unfused), RoPE on our Hopper GEMM's scaled accumulators (fused),
+-- and fastest's pick, against the CPU's reference of the same e4m3 tensors, under the FP8
+-- product's bound (the rotation's fp32 error is far below it); then the check fails the fused
+-- form against w_scale reversed on the CPU's side
+function test_fp8_linear_rope()
+  local B, Nt, Ht, D, K, rope_heads = 2, 37, 3, 128, 512, 2
+  local impls = sf.device().hopper_kernels and { "unfused", "fused", "fastest" } or { "unfused" }
+  for _, per_row in ipairs({ false, true }) do
+    local qx, sx = quantized({ B * Nt, K }, "e4m3", per_row, 61)
+    local qw, sw = quantized({ Ht * D, K }, "e4m3", per_row, 62)
+    for _, odt in ipairs({ "bf16", "f16" }) do
+      local args = { x = qx:to("cpu"), w = qw:to("cpu"), x_scale = sx:to("cpu"), w_scale = sw:to("cpu"),
+        out = sf.tensor({ B, Nt, Ht, D }, "f32", CPU), rope_heads = rope_heads, pos_offset = 3 }
+      sf.ops.linear_rope(args)
+      local bound = fp8_bound(odt, K)
+      for _, impl in ipairs(impls) do
+        local out = sf.tensor({ B, Nt, Ht, D }, odt)
+        validate.poison(out)
+        sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = out, rope_heads = rope_heads,
+          pos_offset = 3, impl = impl }
+        local r = validate.check(out, args.out, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+        lu.assertTrue(r.ok, ("e4m3 linear_rope %s %s %s: %s"):format(per_row and "per row" or "per tensor", odt, impl,
+          validate.describe(r)))
+      end
+    end
+  end
+  if not sf.device().hopper_kernels then
+    local qx, sx = quantized({ 64, K }, "e4m3", false, 63)
+    local qw, sw = quantized({ 256, K }, "e4m3", false, 64)
+    contains(testlib.error_of(sf.ops.linear_rope, { x = qx, w = qw, x_scale = sx, w_scale = sw,
+      out = sf.tensor({ 1, 64, 2, 128 }, "bf16"), rope_heads = 2, impl = "fused" }), "impl 'fused' needs")
+    return
+  end
+  local qx, sx = quantized({ 64, K }, "e4m3", true, 65)
+  local qw, sw = quantized({ 256, K }, "e4m3", true, 66)
+  local swv, spread, reversed = sw:totable(), {}, {}
+  for i = 1, 256 do spread[i] = swv[i] * 2 ^ ((i - 1) % 4) end
+  for i = 1, 256 do reversed[i] = spread[257 - i] end
+  local out = sf.tensor({ 1, 64, 2, 128 }, "bf16")
+  local call = { x = qx, w = qw, x_scale = sx, w_scale = sf.from_table(spread, { 256 }, "f32"), out = out, rope_heads = 2,
+    impl = "fused" }
+  local function check(w_scale)
+    local ref = sf.tensor({ 1, 64, 2, 128 }, "f32", CPU)
+    sf.ops.linear_rope { x = qx:to("cpu"), w = qw:to("cpu"), x_scale = sx:to("cpu"), w_scale = w_scale, out = ref,
+      rope_heads = 2 }
+    validate.poison(out)
+    sf.ops.linear_rope(call)
+    local bound = fp8_bound("bf16", K)
+    return validate.check(out, ref, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+  end
+  lu.assertTrue(check(sf.from_table(spread, { 256 }, "f32", CPU)).ok, "the right scales")
+  local r = check(sf.from_table(reversed, { 256 }, "f32", CPU))
+  lu.assertFalse(r.ok, "w_scale reversed: " .. validate.describe(r))
+  lu.assertTrue(r.rel_l2 > 0.4, "w_scale reversed: " .. validate.describe(r))
+end
+
+-- the FP8 SwiGLU FFN fused on our Hopper GEMM (SwiGLU in the first GEMM's epilogue, h quantized
+-- per token, the residual in the down projection's epilogue) against the CPU's reference of the
+-- same e4m3 tensors, which quantizes h the same way. The GPU's h (fp32 accumulation, rounded to
+-- its dtype) and the CPU's (double) can fall on either side of an e4m3 rounding boundary, so
+-- the outputs may differ by up to one more e4m3 rounding of h: validate.fp8_bounds(1), 0.0375 in
+-- relative L2. A wrong scale errs by far more: w2_scale 1 to 8 times too large on the CPU's side
+-- fails it.
+function test_fp8_ffn_fused()
+  local H, I = 256, 704
+  local function weights(seed)
+    local q1, s1 = quantized({ I, H }, "e4m3", true, seed)
+    local q3, s3 = quantized({ I, H }, "e4m3", true, seed + 1)
+    local q2, s2 = quantized({ H, I }, "e4m3", true, seed + 2)
+    local q13, s13 = sf.tensor({ 2 * I, H }, "e4m3"), sf.tensor({ 2 * I }, "f32")
+    sf.ops.pack_gate_up { w1 = q1, w3 = q3, out = q13 }
+    sf.ops.pack_gate_up { w1 = s1:view({ I, 1 }), w3 = s3:view({ I, 1 }), out = s13:view({ 2 * I, 1 }) }
+    return { w1 = q1, w3 = q3, w2 = q2, w13 = q13, w1_scale = s1, w3_scale = s3, w2_scale = s2, w13_scale = s13 }
+  end
+  local w = weights(71)
+  local function gpu_args(qx, sx, out, residual)
+    return { x = qx, x_scale = sx, w1 = w.w1, w3 = w.w3, w2 = w.w2, w13 = w.w13, w2_scale = w.w2_scale,
+      w13_scale = w.w13_scale, act = "swiglu", out = out, residual = residual }
+  end
+  if not sf.device().hopper_kernels then
+    local qx, sx = quantized({ 8, H }, "e4m3", true, 74)
+    contains(testlib.error_of(sf.ops.ffn, gpu_args(qx, sx, sf.tensor({ 8, H }, "bf16"))), "impl 'fused' needs")
+    return
+  end
+  -- the CPU's reference of the same call, w2_scale replaced when given
+  local function reference(qx, sx, odt, residual, w2_scale)
+    local out = sf.tensor({ qx:size(1), H }, odt, CPU)
+    sf.ops.ffn { x = qx:to("cpu"), x_scale = sx:to("cpu"), w1 = w.w1:to("cpu"), w3 = w.w3:to("cpu"),
+      w2 = w.w2:to("cpu"), w1_scale = w.w1_scale:to("cpu"), w3_scale = w.w3_scale:to("cpu"),
+      w2_scale = w2_scale or w.w2_scale:to("cpu"), act = "swiglu", out = out, residual = residual and residual:to("cpu") }
+    return out
+  end
+  local bounds = validate.fp8_bounds(1)
+  for _, T in ipairs({ 1, 37, 300 }) do
+    local qx, sx = quantized({ T, H }, "e4m3", true, 75 + T)
+    for _, odt in ipairs({ "bf16", "f16" }) do
+      for _, with_residual in ipairs({ false, true }) do
+        local residual = with_residual and sf.randn({ T, H }, odt, { seed = 76 }) or nil
+        local out = sf.tensor({ T, H }, odt)
+        validate.poison(out)
+        sf.ops.ffn(gpu_args(qx, sx, out, residual))
+        local r = validate.check(out, reference(qx, sx, odt, residual), bounds)
+        lu.assertTrue(r.ok, ("e4m3 ffn T=%d %s%s: %s"):format(T, odt, with_residual and " + residual" or "",
+          validate.describe(r)))
+      end
+    end
+  end
+  local qx, sx = quantized({ 64, H }, "e4m3", true, 77)
+  local out = sf.tensor({ 64, H }, "bf16")
+  validate.poison(out)
+  sf.ops.ffn(gpu_args(qx, sx, out))
+  local s2, wrong = w.w2_scale:totable(), {}
+  for i = 1, H do wrong[i] = s2[i] * 2 ^ ((i - 1) % 4) end
+  local r = validate.check(out, reference(qx, sx, "bf16", nil, sf.from_table(wrong, { H }, "f32", CPU)), bounds)
+  lu.assertFalse(r.ok, "w2_scale 1 to 8 times too large on the CPU's side: " .. validate.describe(r))
 end
 
 -- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN

@@ -92,7 +92,7 @@ function TestRegistry.test_ops_listed()
     rmsnorm = { "x", "weight", "out", "eps", "stream" },
     add_rmsnorm = { "x", "residual", "weight", "out", "eps", "stream" },
     rope = { "x", "pos_offset", "theta", "positions", "stream" },
-    linear_rope = { "x", "w", "out", "rope_heads", "pos_offset", "theta", "impl", "stream" },
+    linear_rope = { "x", "w", "x_scale", "w_scale", "out", "rope_heads", "pos_offset", "theta", "impl", "stream" },
     add = { "a", "b", "out", "stream" },
   }
   for name, args in pairs(want) do

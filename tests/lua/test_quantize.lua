@@ -1,7 +1,8 @@
 -- The fp8 dtypes, the quantize and dequantize ops and gemm with e4m3/e5m2 inputs on the CPU
 -- backend: tensors of e4m3 and e5m2 (conversion, get and set), the scale from the amax per tensor
 -- and per row against values worked out here, NaN and zero inputs, the round trip's error, the
--- FP8 product against the product of the dequantized operands, and every argument check.
+-- FP8 product against the product of the dequantized operands (gemm, and linear_rope's projection),
+-- the FP8 SwiGLU FFN against its composition from other ops, and every argument check.
 -- (src/dtype.c's conversions are tested code by code in tests/unit/test_dtype.c.)
 -- luacheck: allow defined top
 local lu = require "luaunit"
@@ -213,6 +214,130 @@ function TestGemm.test_fast_accum_on_the_cpu()
   sf.ops.gemm { a = qa, b = qb, c = exact, transb = true, a_scale = sa, b_scale = sb }
   sf.ops.gemm { a = qa, b = qb, c = fast, transb = true, a_scale = sa, b_scale = sb, fast_accum = true }
   lu.assertEquals(fast:totable(), exact:totable())
+end
+
+TestLinearRope = {}
+
+-- linear_rope with e4m3 x and w (an FP8 layer's QKV projection): the product of the dequantized
+-- operands, then RoPE over the first heads, per token and channel or per tensor, into each output
+-- dtype; every impl on the CPU is the reference
+function TestLinearRope.test_against_the_dequantized_projection()
+  local B, N, K, Ht, D = 2, 3, 64, 3, 8
+  for _, per_row in ipairs({ false, true }) do
+    local qx, sx, dx = quantized(B * N, K, "e4m3", per_row, 11)
+    local qw, sw, dw = quantized(Ht * D, K, "e4m3", per_row, 12)
+    local want = sf.tensor({ B, N, Ht, D }, "f64")
+    sf.ops.linear_rope { x = dx, w = dw, out = want, rope_heads = 2, pos_offset = 5 }
+    for _, odt in ipairs({ "f64", "f32", "bf16" }) do
+      for _, impl in ipairs({ "unfused", "fused" }) do
+        local out = sf.tensor({ B, N, Ht, D }, odt):fill(0 / 0)
+        sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = out, rope_heads = 2, pos_offset = 5,
+          impl = impl }
+        local r = sf.compare(out, want)
+        local what = ("per_row %s %s %s: rel_l2 %g"):format(tostring(per_row), odt, impl, r.rel_l2)
+        lu.assertEquals(r.nan, 0, what)
+        lu.assertTrue(r.rel_l2 <= (odt == "bf16" and 4e-3 or 1e-6), what)
+      end
+    end
+  end
+  -- the scales count: every token's scale doubled doubles the output (RoPE is linear)
+  local qx, sx = quantized(B * N, K, "e4m3", true, 13)
+  local qw, sw = quantized(Ht * D, K, "e4m3", true, 14)
+  local once, twice = sf.tensor({ B, N, Ht, D }, "f64"), sf.tensor({ B, N, Ht, D }, "f64")
+  sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = once, rope_heads = 3 }
+  local sv = sx:totable()
+  for i = 1, #sv do sv[i] = 2 * sv[i] end
+  local s2 = t(sv)
+  sf.ops.linear_rope { x = qx, w = qw, x_scale = s2, w_scale = sw, out = twice, rope_heads = 3 }
+  local o, t2 = once:totable(), twice:totable()
+  for i = 1, #o do lu.assertEquals(t2[i], 2 * o[i]) end
+end
+
+function TestLinearRope.test_errors()
+  local qx, sx = quantized(6, 64, "e4m3", true, 15)
+  local qw, sw = quantized(24, 64, "e4m3", true, 16)
+  local function err(over)
+    return error_of(sf.ops.linear_rope, testlib.override({ x = qx, w = qw, x_scale = sx, w_scale = sw,
+      out = sf.tensor({ 2, 3, 3, 8 }, "f16"), rope_heads = 2 }, over))
+  end
+  sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = sf.tensor({ 2, 3, 3, 8 }, "f16"), rope_heads = 2 }
+  contains(err { x_scale = false }, "linear_rope:", "'x_scale' (f32 [1] or [6]) is missing")
+  contains(err { w_scale = false }, "'w_scale' (f32 [1] or [24]) is missing")
+  contains(err { x_scale = sf.tensor({ 6 }, "f16") }, "'x_scale' has dtype f16 (expected f32)")
+  contains(err { x_scale = sf.tensor({ 5 }) }, "'x_scale' must be a contiguous f32 [6] (one a token) or [1]")
+  contains(err { w_scale = sf.tensor({ 6 }) }, "'w_scale' must be a contiguous f32 [24] (one an output channel) or [1]")
+  contains(err { w_scale = sf.tensor({ 1 }):fill(1) }, "'x_scale' and 'w_scale' must both be per row ([6] and [24]) or "
+    .. "both per tensor ([1])")
+  contains(err { w = sf.tensor({ 24, 64 }, "e5m2") }, "'w' has dtype e5m2 (expected e4m3)")
+  contains(err { out = sf.tensor({ 2, 3, 3, 8 }, "e4m3") }, "'out' has dtype e4m3")
+  local x16, w16 = sf.tensor({ 6, 64 }, "f16"), sf.tensor({ 24, 64 }, "f16")
+  contains(err { x = x16, w = w16, w_scale = false }, "'x_scale' scales an e4m3 'x'; x is f16")
+end
+
+TestFfn = {}
+
+-- the FP8 SwiGLU FFN (e4m3 x and weights, a scale per token and per weight row) against its
+-- composition from other ops: gate and up from the dequantized operands in f64, h = silu(g)·u
+-- rounded once to the output's dtype, h quantized per token (the quantize op) and dequantized,
+-- then the down projection in f64; with and without the residual
+function TestFfn.test_fp8_against_the_composition()
+  local T, H, I = 5, 64, 48
+  local qx, sx, dx = quantized(T, H, "e4m3", true, 21)
+  local q1, s1, d1 = quantized(I, H, "e4m3", true, 22)
+  local q3, s3, d3 = quantized(I, H, "e4m3", true, 23)
+  local q2, s2, d2 = quantized(H, I, "e4m3", true, 24)
+  local g, u = sf.tensor({ T, I }, "f64"), sf.tensor({ T, I }, "f64")
+  sf.ops.gemm { a = dx, b = d1, c = g, transb = true }
+  sf.ops.gemm { a = dx, b = d3, c = u, transb = true }
+  local gv, uv, hv = g:totable(), u:totable(), {}
+  for i = 1, #gv do hv[i] = gv[i] / (1 + math.exp(-gv[i])) * uv[i] end
+  for _, odt in ipairs({ "f32", "bf16" }) do
+    local h = sf.from_table(hv, { T, I }, "f64"):to(odt)
+    local h8, hs, hd = sf.tensor({ T, I }, "e4m3"), sf.tensor({ T }, "f32"), sf.tensor({ T, I }, "f64")
+    sf.ops.quantize { x = h, out = h8, scale = hs }
+    sf.ops.dequantize { x = h8, scale = hs, out = hd }
+    local want = sf.tensor({ T, H }, "f64")
+    sf.ops.gemm { a = hd, b = d2, c = want, transb = true }
+    local args = { x = qx, w1 = q1, w3 = q3, w2 = q2, x_scale = sx, w1_scale = s1, w3_scale = s3, w2_scale = s2,
+      act = "swiglu", out = sf.tensor({ T, H }, odt):fill(0 / 0) }
+    sf.ops.ffn(args)
+    local bound = odt == "bf16" and 4e-3 or 1e-6
+    local r = sf.compare(args.out, want)
+    lu.assertEquals(r.nan, 0, odt)
+    lu.assertTrue(r.rel_l2 <= bound, ("%s: rel_l2 %g"):format(odt, r.rel_l2))
+    local res = sf.randn({ T, H }, odt, { seed = 25 })
+    local want_res = sf.tensor({ T, H }, "f64")
+    sf.ops.add { a = want, b = res:to("f64"), out = want_res }
+    args.residual, args.out = res, sf.tensor({ T, H }, odt):fill(0 / 0)
+    sf.ops.ffn(args)
+    r = sf.compare(args.out, want_res)
+    lu.assertTrue(r.rel_l2 <= bound, ("%s with the residual: rel_l2 %g"):format(odt, r.rel_l2))
+  end
+end
+
+function TestFfn.test_fp8_errors()
+  local qx, sx = quantized(4, 64, "e4m3", true, 26)
+  local q1, s1 = quantized(16, 64, "e4m3", true, 27)
+  local q3, s3 = quantized(16, 64, "e4m3", true, 28)
+  local q2, s2 = quantized(64, 16, "e4m3", true, 29)
+  local function base()
+    return { x = qx, w1 = q1, w3 = q3, w2 = q2, x_scale = sx, w1_scale = s1, w3_scale = s3, w2_scale = s2,
+      act = "swiglu", out = sf.tensor({ 4, 64 }, "bf16") }
+  end
+  sf.ops.ffn(base())
+  local function err(over) return error_of(sf.ops.ffn, testlib.override(base(), over)) end
+  contains(err { x_scale = false }, "ffn:", "e4m3 inputs need 'x_scale', an f32 [4] (one a token)")
+  contains(err { w2_scale = false }, "e4m3 inputs need 'w2_scale', an f32 [64] (one a weight row)")
+  contains(err { w1_scale = sf.tensor({ 64 }) }, "'w1_scale' must be a contiguous f32 [16] (one a weight row)")
+  contains(err { x_scale = sf.tensor({ 4 }, "f16") }, "'x_scale' has dtype f16 (expected f32)")
+  contains(err { act = "gelu", w3 = false }, "e4m3 inputs take act 'swiglu'")
+  contains(err { impl = "unfused" }, "e4m3 inputs run impl 'fused' alone")
+  contains(err { out = sf.tensor({ 4, 64 }, "e4m3") }, "'out' has dtype e4m3")
+  contains(err { w2 = sf.tensor({ 64, 16 }, "f16") }, "'w2' has dtype f16 (expected e4m3)")
+  contains(err { residual = sf.tensor({ 4, 64 }, "f16") }, "'residual' has dtype f16 (expected bf16)")
+  local x16 = sf.tensor({ 4, 64 }, "bf16")
+  contains(err { x = x16, w1 = sf.tensor({ 16, 64 }, "bf16"), w3 = sf.tensor({ 16, 64 }, "bf16"),
+    w2 = sf.tensor({ 64, 16 }, "bf16") }, "'x_scale' is for e4m3 inputs; 'x' is bf16")
 end
 
 return lu.LuaUnit.run()
