@@ -5,7 +5,11 @@
 -- own steady state, as in a model: warmed up with back-to-back calls for warmup_ms, then sampled
 -- with back-to-back calls lasting at least sample_ms (on a power-limited GPU a single call after
 -- an idle gap runs at a higher clock than sustained work; see layer_sweep).
--- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16] [act=gelu,swiglu]
+-- dtype=e4m3: the FP8 SwiGLU FFN (ffn with e4m3 inputs; act=swiglu and impl=fused, the only
+-- ones it has and the defaults there): x quantized to e4m3 with a scale per token before the
+-- timing (the layer's ffn_quant stage, not timed here), the weights with a scale per output
+-- channel, the output in bf16; its FLOPs counted as the 16-bit FFN's.
+-- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16|bf16|e4m3] [act=gelu,swiglu]
 --        [impl=unfused,fused] [iters=N] [sample_ms=25] [warmup_ms=500]
 local sf = require "sfbench"
 local params = require "sfbench.params"
@@ -21,7 +25,19 @@ local p = params.get(bench.steady_defaults {
   dtype = "f16",
   act = { "gelu", "swiglu" },
   impl = { "unfused", "fused" },
-}, { model = models.names(), dtype = { "f16", "bf16" } })
+}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" } })
+local fp8 = p.dtype == "e4m3"
+if fp8 then
+  -- what the FP8 FFN has, unless asked otherwise (and then refused)
+  if sf.args.act == nil then p.act = { "swiglu" } end
+  if sf.args.impl == nil then p.impl = { "fused" } end
+  for _, act in ipairs(p.act) do
+    if act ~= "swiglu" then params.usage_error("dtype=e4m3 runs act=swiglu alone (the FP8 FFN is Llama's SwiGLU)") end
+  end
+  for _, impl in ipairs(p.impl) do
+    if impl ~= "fused" then params.usage_error("dtype=e4m3 runs impl=fused alone (the FP8 FFN has no unfused form)") end
+  end
+end
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then
@@ -33,24 +49,36 @@ local H, I = cfg.hidden, cfg.intermediate
 -- weights once per activation, at the config's shapes (random; nothing is downloaded)
 local weights = {}
 local function weights_for(act)
-  weights[act] = weights[act] or llama.ffn_weights(cfg, act, p.dtype)
+  weights[act] = weights[act] or (fp8 and llama.fp8_ffn_weights(cfg) or llama.ffn_weights(cfg, act, p.dtype))
   return weights[act]
+end
+
+-- the input [T, H] and the output: e4m3 x with its scale per token beside a bf16 output, or both
+-- in dtype
+local function input_output(T)
+  if not fp8 then return { x = sf.randn({ T, H }, p.dtype) }, sf.tensor({ T, H }, p.dtype) end
+  local x = sf.randn({ T, H }, "bf16")
+  local q = { x = sf.tensor({ T, H }, "e4m3"), x_scale = sf.tensor({ T }, "f32") }
+  sf.ops.quantize { x = x, out = q.x, scale = q.x_scale }
+  x:free()
+  return q, sf.tensor({ T, H }, "bf16")
 end
 
 sweep.run {
   params = p,
   points = sweep.product({ tokens = p.tokens, act = p.act }, { "act", "tokens" }),
   context_extra = { model = cfg },
-  columns = { "act", "tokens", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
+  columns = { "act", "tokens", "dtype", "impl", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" },
     { key = "speedup", title = "× unfused", fmt = "%.3f" }, { key = "intermediate_mib", title = "intermediates MiB", fmt = "%.1f" },
     { key = "saved_mib", title = "saved MiB", fmt = "%.1f" } },
   measure = function(pt)
     local T, w = pt.tokens, weights_for(pt.act)
-    local x = sf.randn({ T, H }, p.dtype)
-    local out = sf.tensor({ T, H }, p.dtype)
+    local input, out = input_output(T)
     local cases, inter = {}, {}
     for i, impl in ipairs(p.impl) do
-      local args = { x = x, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w.w13, out = out, act = pt.act, impl = impl }
+      local args = { x = input.x, x_scale = input.x_scale, w1 = w.w1, w2 = w.w2, w3 = w.w3, w13 = w.w13,
+        w1_scale = w.w1_scale, w2_scale = w.w2_scale, w3_scale = w.w3_scale, w13_scale = w.w13_scale, out = out,
+        act = pt.act, impl = impl }
       -- the intermediates one call asks for (op scratch), measured alone before the timing
       sf.sync()
       sf.reset_peak()
@@ -64,7 +92,8 @@ sweep.run {
     for i, case in ipairs(cases) do
       rs[i] = bench.run({ name = case.name, fn = case.fn, flops = case.flops }, steady)
     end
-    x:free(); out:free()
+    for _, t in pairs(input) do t:free() end
+    out:free()
     local rows, base = {}, nil
     for i, impl in ipairs(p.impl) do
       local r = rs[i]

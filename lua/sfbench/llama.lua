@@ -50,6 +50,34 @@ function llama.ffn_weights(cfg, act, dtype)
   return w
 end
 
+-- q[name] and q[name .. "_scale"]: t in e4m3 with an f32 scale per row (per output channel)
+local function quantize_rows(q, name, t)
+  local device = t:device()
+  q[name] = sf.tensor(t:shape(), "e4m3", { device = device })
+  q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32", { device = device })
+  sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
+end
+
+-- q.w13 and q.w13_scale: q's e4m3 w1 and w3, and their scales, interleaved for the fused FFN
+local function pack_fp8_gate_up(q)
+  local I, H = q.w1:size(1), q.w1:size(2)
+  local device = q.w1:device()
+  q.w13 = sf.tensor({ 2 * I, H }, "e4m3", { device = device })
+  q.w13_scale = sf.tensor({ 2 * I }, "f32", { device = device })
+  sf.ops.pack_gate_up { w1 = q.w1, w3 = q.w3, out = q.w13 }
+  sf.ops.pack_gate_up { w1 = q.w1_scale:view({ I, 1 }), w3 = q.w3_scale:view({ I, 1 }), out = q.w13_scale:view({ 2 * I, 1 }) }
+end
+
+-- The FP8 SwiGLU FFN's weights (ffn with e4m3 inputs): random bf16 draws as ffn_weights', each
+-- quantized to e4m3 with a scale per row: w1, w3, w2, w13 and each one's _scale.
+function llama.fp8_ffn_weights(cfg)
+  local w16, q = llama.ffn_weights(cfg, "swiglu", "bf16"), {}
+  for _, name in ipairs({ "w1", "w3", "w2" }) do quantize_rows(q, name, w16[name]) end
+  for _, t in pairs(w16) do t:free() end
+  pack_fp8_gate_up(q)
+  return q
+end
+
 local function random_weights(cfg, dtype, device, seed, std)
   local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
   local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = std, device = device }) end
@@ -115,19 +143,11 @@ end
 -- and <name>_scale of each; w13 and w13_scale, w1's and w3's interleaved for the fused FFN; the
 -- norms' weights as they are.
 function llama.fp8_weights(cfg, w)
-  local device = w.wq:device()
   local q = { attn_norm = w.attn_norm, ffn_norm = w.ffn_norm }
-  local wqkv = pack_qkv(cfg, w)
-  for name, t in pairs({ wqkv = wqkv, wo = w.wo, w1 = w.w1, w3 = w.w3, w2 = w.w2 }) do
-    q[name] = sf.tensor(t:shape(), "e4m3", { device = device })
-    q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32", { device = device })
-    sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
+  for name, t in pairs({ wqkv = pack_qkv(cfg, w), wo = w.wo, w1 = w.w1, w3 = w.w3, w2 = w.w2 }) do
+    quantize_rows(q, name, t)
   end
-  local I = cfg.intermediate
-  q.w13 = sf.tensor({ 2 * I, cfg.hidden }, "e4m3", { device = device })
-  q.w13_scale = sf.tensor({ 2 * I }, "f32", { device = device })
-  sf.ops.pack_gate_up { w1 = q.w1, w3 = q.w3, out = q.w13 }
-  sf.ops.pack_gate_up { w1 = q.w1_scale:view({ I, 1 }), w3 = q.w3_scale:view({ I, 1 }), out = q.w13_scale:view({ 2 * I, 1 }) }
+  pack_fp8_gate_up(q)
   return q
 end
 
