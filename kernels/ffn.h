@@ -41,7 +41,7 @@ int sf_interleave_gate_up_cuda(size_t elem, const void *w1, const void *w3, void
 typedef struct sf_ffn_ref_args {
     sf_epilogue act;     /* SF_EPI_GELU_TANH, SF_EPI_GELU_ERF: y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2
                             SF_EPI_SWIGLU: y = (silu(x·W1ᵀ + b1) ⊙ (x·W3ᵀ + b3))·W2ᵀ + b2 */
-    sf_dtype dtype;      /* of every tensor below */
+    sf_dtype dtype;      /* of every tensor below (FP8: of x and the weights; out is out_dtype) */
     int64_t T, H, I;
     const void *x;       /* [T, H] */
     const void *w1;      /* [I, H] */

@@ -579,10 +579,15 @@ template <int BN, int EPI, typename T, typename TI, int CM, bool TS> int launch(
  * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). */
 template <int BN, typename T, typename TI, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
+    constexpr bool kFp8 = sizeof(TI) == 1; /* e4m3: the epilogues an FP8 op asks for (no GELU) */
     switch (epi) {
     case SF_EPI_NONE: return launch<BN, SF_EPI_NONE, T, TI, CM, TS>(p);
-    case SF_EPI_GELU_TANH: return launch<BN, SF_EPI_GELU_TANH, T, TI, CM, TS>(p);
-    case SF_EPI_GELU_ERF: return launch<BN, SF_EPI_GELU_ERF, T, TI, CM, TS>(p);
+    case SF_EPI_GELU_TANH:
+        if constexpr (!kFp8) return launch<BN, SF_EPI_GELU_TANH, T, TI, CM, TS>(p);
+        else return (int)cudaErrorInvalidValue;
+    case SF_EPI_GELU_ERF:
+        if constexpr (!kFp8) return launch<BN, SF_EPI_GELU_ERF, T, TI, CM, TS>(p);
+        else return (int)cudaErrorInvalidValue;
     case SF_EPI_SWIGLU: return launch<BN, SF_EPI_SWIGLU, T, TI, CM, TS>(p);
     case SF_EPI_ADD: return launch<BN, SF_EPI_ADD, T, TI, CM, TS>(p);
     case SF_EPI_ROPE:
@@ -664,7 +669,8 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     /* e4m3 A and B: both scales, 4-byte aligned; rows of whole 16-byte vectors */
     const bool fp8 = a->in_dtype == SF_E4M3;
     if ((a->in_dtype != a->dtype && !fp8) ||
-        (fp8 && (!a->a_scale || !a->b_scale || !aligned(a->a_scale, 4) || !aligned(a->b_scale, 4))) ||
+        (fp8 && (!a->a_scale || !a->b_scale || !aligned(a->a_scale, 4) || !aligned(a->b_scale, 4) ||
+                 a->epilogue == SF_EPI_GELU_TANH || a->epilogue == SF_EPI_GELU_ERF)) ||
         (!fp8 && (a->a_scale || a->b_scale)))
         return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;

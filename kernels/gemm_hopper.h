@@ -59,8 +59,8 @@ typedef struct sf_gemm_epi_args {
  * 64, A and B 16-byte aligned with lda, ldb multiples of 8 (e4m3: 16), C and R 4-byte aligned with even
  * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs tile widths 128 or 256
  * only (a tile holds whole heads), and the staged epilogue only (C 16-byte aligned, ldc a
- * multiple of 8); so do e4m3 inputs, whose scales are 4-byte aligned and whose in_dtype is
- * the only one other than dtype. tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
+ * multiple of 8); so do e4m3 inputs, whose scales are 4-byte aligned, whose in_dtype is
+ * the only one other than dtype, and whose epilogue is not a GELU. tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
  * staged epilogue is refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 

@@ -16,17 +16,17 @@
 #endif
 
 static const sf_arg_spec ffn_args[] = {
-    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]; e4m3 (swiglu, impl fused) with x_scale and e4m3 weights"},
+    {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]; e4m3 (swiglu) with x_scale and e4m3 weights"},
     {"w1", SF_ARG_TENSOR, 1, NULL, "fc1 / gate weight [I, H]"},
     {"w2", SF_ARG_TENSOR, 1, NULL, "fc2 / down weight [H, I]"},
     {"w3", SF_ARG_TENSOR, 0, NULL, "up weight [I, H] (swiglu)"},
     {"w13", SF_ARG_TENSOR, 0, NULL, "gate and up interleaved [2I, H] from pack_gate_up (swiglu, impl fused)"},
     {"x_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 x: its f32 dequantization scale per token, [T]"},
-    {"w1_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w1: f32 [I], one an output channel (and w2_scale [H], w3_scale [I], "
-     "w13_scale [2I] interleaved as w13, by pack_gate_up of the [I, 1] views)"},
+    {"w1_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w1: f32 [I], one an output channel (impl unfused, and the CPU)"},
     {"w2_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w2: f32 [H]"},
-    {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I]"},
-    {"w13_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w13: f32 [2I] (the GPU's fused FP8 FFN)"},
+    {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I] (impl unfused, and the CPU)"},
+    {"w13_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w13: f32 [2I], w1_scale and w3_scale interleaved as w13 (pack_gate_up of "
+     "their [I, 1] views; the GPU's impl fused)"},
     {"b1", SF_ARG_TENSOR, 0, NULL, "fc1 bias [I] (gelu)"},
     {"b2", SF_ARG_TENSOR, 0, NULL, "fc2 bias [H] (gelu)"},
     {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; x's dtype, or f16/bf16 for e4m3 x (f32, f64 too on the CPU)"},
@@ -94,6 +94,42 @@ static void unfused(ffn_call *c)
     SF_CUDA(L, sf_act_cuda(SF_EPI_SILU, dt, gate, act, c->T * c->I, c->stream));
     SF_CUDA(L, sf_mul_cuda(dt, act, up, prod, c->T * c->I, c->stream));
     sf_linear_cuda(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_EPI_NONE, c->stream);
+}
+
+/* out [T, N] = (x·xs)(w·ws)ᵀ (+ residual: beta 1) through cuBLASLt's FP8 GEMM: e4m3 x and w with
+ * their scales per row, fast accumulation (as our Hopper GEMM's), out in `ot` */
+static void fp8_linear(ffn_call *c, const void *x, const float *xs, const void *w, const float *ws, void *out,
+                       const void *residual, int64_t N, int64_t K)
+{
+    sf_gemm_desc d;
+    sf_linear_desc(&d, x, w, NULL, residual, out, c->T, N, K, SF_E4M3, SF_EPI_NONE);
+    d.c_dtype = c->out->dtype;
+    d.a_scale = xs;
+    d.b_scale = ws;
+    d.a_scale_rows = d.b_scale_rows = 1;
+    d.fast_accum = 1;
+    sf_gemm_cuda(c->a->L, &d, c->stream);
+}
+
+/* The FP8 SwiGLU FFN on cuBLASLt (any GPU with FP8 tensor cores), as the unfused 16-bit FFN: gate
+ * and up by FP8 GEMMs into out's dtype, silu then the product (each rounded, as the swiglu op),
+ * h quantized to e4m3 with a scale per token, then the FP8 down projection with the residual
+ * added (beta 1). */
+static void unfused_fp8(ffn_call *c)
+{
+    lua_State *L = c->a->L;
+    const sf_dtype ot = c->out->dtype;
+    const size_t ti = (size_t)(c->T * c->I), tb = (ti * sf_dtype_size(ot) + 255) / 256 * 256, t8 = (ti + 255) / 256 * 256;
+    char *scratch = sf_scratch(L, SF_DEV_CUDA, 2 * tb + t8 + (size_t)c->T * sizeof(float), "the FFN intermediates");
+    char *gate = scratch, *up = scratch + tb, *h8 = scratch + 2 * tb;
+    float *h_scale = (float *)(scratch + 2 * tb + t8);
+    fp8_linear(c, c->x->data, c->x_scale, c->w1->data, c->w1_scale, gate, NULL, c->I, c->H);
+    fp8_linear(c, c->x->data, c->x_scale, c->w3->data, c->w3_scale, up, NULL, c->I, c->H);
+    SF_CUDA(L, sf_act_cuda(SF_EPI_SILU, ot, gate, gate, (int64_t)ti, c->stream));
+    SF_CUDA(L, sf_mul_cuda(ot, gate, up, gate, (int64_t)ti, c->stream));
+    const sf_quantize_args q = {ot, SF_E4M3, gate, h8, h_scale, c->T, c->I, c->I, c->I, 1}; /* per row: no workspace */
+    SF_CUDA(L, sf_quantize_cuda(&q, NULL, c->stream));
+    fp8_linear(c, h8, h_scale, c->w2->data, c->w2_scale, c->out->data, residual_of(c), c->H, c->I);
 }
 
 #ifdef SF_HAVE_HOPPER
@@ -256,7 +292,7 @@ static void fused_fp8(ffn_call *c)
     up.b_scale = c->w13_scale;
     up.scale_rows = 1;
     SF_CUDA(L, sf_gemm_epilogue_cuda(&up, c->stream));
-    const sf_quantize_args q = {ot, SF_E4M3, h, h8, h_scale, c->T, c->I, c->I, c->I, 1};
+    const sf_quantize_args q = {ot, SF_E4M3, h, h8, h_scale, c->T, c->I, c->I, c->I, 1}; /* per row: no workspace */
     SF_CUDA(L, sf_quantize_cuda(&q, NULL, c->stream));
     sf_gemm_epi_args down = sf_gemm_epi_linear(ot, c->residual ? SF_EPI_ADD : SF_EPI_NONE, h8, c->w2->data, NULL,
                                                c->out->data, c->T, c->H, c->I);
@@ -308,20 +344,19 @@ static void fused(ffn_call *c)
 }
 #endif
 
-/* e4m3 inputs (fp8): act swiglu, impl fused, and the f32 scales, one a row: x_scale [T] and
- * w2_scale [H] always, w1_scale and w3_scale [I] for the CPU's reference, w13_scale [2I] for the
- * GPU's fused FFN; refused with 16-bit inputs */
-static void fp8_setup(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
+/* e4m3 inputs (fp8): act swiglu, impl unfused or fused, and the f32 scales, one a row: x_scale
+ * [T] and w2_scale [H] always, w1_scale and w3_scale [I] for the unfused FFN and the CPU's
+ * reference, w13_scale [2I] for the GPU's fused FFN; refused with 16-bit inputs */
+static void fp8_scales(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
 {
+    const int fused_gpu = dev == SF_DEV_CUDA && c->impl == IMPL_FUSED;
     const struct { const char *name; const float **dst; int64_t n; int needed; } scales[] = {
         {"x_scale", &c->x_scale, c->T, 1},
-        {"w1_scale", &c->w1_scale, c->I, dev == SF_DEV_CPU},
-        {"w3_scale", &c->w3_scale, c->I, dev == SF_DEV_CPU},
+        {"w1_scale", &c->w1_scale, c->I, !fused_gpu},
+        {"w3_scale", &c->w3_scale, c->I, !fused_gpu},
         {"w2_scale", &c->w2_scale, c->H, 1},
-        {"w13_scale", &c->w13_scale, 2 * c->I, dev == SF_DEV_CUDA},
+        {"w13_scale", &c->w13_scale, 2 * c->I, fused_gpu},
     };
-    if (fp8 && c->act != ACT_SWIGLU) sf_op_error(a, "e4m3 inputs take act 'swiglu'");
-    if (fp8 && c->impl != IMPL_FUSED) sf_op_error(a, "e4m3 inputs run impl 'fused' alone");
     for (size_t i = 0; i < sizeof scales / sizeof *scales; i++) {
         const sf_tensor *t = sf_arg_tensor(a, scales[i].name);
         if (!fp8) {
@@ -357,7 +392,11 @@ static void run_ffn(sf_op_args *a)
     unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
     sf_op_check_dtype(a, "x", c.x, dtypes | SF_DT(SF_E4M3));
     const int fp8 = c.x->dtype == SF_E4M3;
-    if (fp8) sf_op_check_dtype(a, "out", c.out, dtypes);
+    if (fp8) {
+        if (c.act != ACT_SWIGLU) sf_op_error(a, "e4m3 inputs take act 'swiglu'");
+        if (c.impl == IMPL_GEMV) sf_op_error(a, "e4m3 inputs run impl 'unfused' or 'fused', not 'gemv'");
+        sf_op_check_dtype(a, "out", c.out, dtypes);
+    }
     const sf_tensor *out_like = fp8 ? c.out : c.x; /* out's and the residual's dtype */
     if (c.x->ndim != 2) sf_op_error(a, "'x' must be [T, H], got %d dimensions", c.x->ndim);
     if (!sf_tensor_is_contiguous(c.x)) sf_op_error(a, "'x' must be contiguous");
@@ -383,7 +422,7 @@ static void run_ffn(sf_op_args *a)
     check_vector(a, "b1", c.b1, c.I, c.x);
     check_vector(a, "b2", c.b2, c.H, c.x);
     if (c.residual) check_matrix(a, "residual", c.residual, c.T, c.H, out_like);
-    fp8_setup(a, &c, fp8, dev);
+    fp8_scales(a, &c, fp8, dev);
     if (dev == SF_DEV_CPU) {
         const sf_dtype ot = c.out->dtype;
         sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_EPI_SWIGLU : c.gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH,
@@ -406,6 +445,23 @@ static void run_ffn(sf_op_args *a)
         return;
     }
 #ifdef SF_HAVE_CUDA
+    if (fp8) {
+        if (sf_cuda_cc() < 89)
+            sf_op_error(a, "e4m3 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), this one is "
+                        "%d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        if (c.impl == IMPL_UNFUSED) {
+            /* cuBLASLt's FP8 GEMM: k and n multiples of 16, 16-byte aligned operands */
+            if (c.H % 16 || c.I % 16)
+                sf_op_error(a, "impl 'unfused' with e4m3 inputs needs hidden (%lld) and intermediate (%lld) sizes that "
+                            "are multiples of 16", (long long)c.H, (long long)c.I);
+            const sf_tensor *const aligned[] = {c.x, c.w1, c.w3, c.w2, c.out, c.residual};
+            for (size_t i = 0; i < sizeof aligned / sizeof *aligned; i++)
+                if (aligned[i] && (uintptr_t)aligned[i]->data % 16)
+                    sf_op_error(a, "impl 'unfused' with e4m3 inputs needs x, w1, w3, w2, out and residual 16-byte aligned");
+            unfused_fp8(&c);
+            return;
+        }
+    }
     if (c.impl == IMPL_UNFUSED) unfused(&c);
     else if (c.impl == IMPL_GEMV) gemv_only(&c);
     else fused(&c);

@@ -27,7 +27,7 @@ static const sf_arg_spec linear_rope_args[] = {
      "with w_scale when e4m3"},
     {"x_scale", SF_ARG_TENSOR, 0, NULL, "f32 [B·N] (one a token) or [1]: the dequantization scale of an e4m3 'x'"},
     {"w_scale", SF_ARG_TENSOR, 0, NULL, "f32 [heads·D] (one an output channel) or [1]: the dequantization scale of an "
-     "e4m3 'w'; per row or per tensor as x_scale is"},
+     "e4m3 'w'; per row or per tensor as x_scale is (with one token, x_scale [1] goes with either)"},
     {"out", SF_ARG_TENSOR, 1, NULL, "[B, N, heads, D], contiguous, written: x·wᵀ with its first rope_heads heads rotated"},
     {"rope_heads", SF_ARG_INTEGER, 1, NULL, "how many heads, from the first, get RoPE (q and k: H + Hkv; v is not rotated)"},
     {"pos_offset", SF_ARG_INTEGER, 0, "0", "position of token n is pos_offset + n"},
@@ -119,9 +119,11 @@ static void fp8_scales(sf_op_args *a, linear_rope_call *c)
     const int x_rows = xs->ndim == 1 && xs->shape[0] == c->T && c->T != 1;
     const int w_rows = ws->ndim == 1 && ws->shape[0] == c->N && c->N != 1;
     if ((!x_rows && (xs->ndim != 1 || xs->shape[0] != 1)) || !sf_tensor_is_contiguous(xs))
-        sf_op_error(a, "'x_scale' must be a contiguous f32 [%lld] (one a token) or [1]", (long long)c->T);
+        sf_op_error(a, c->T == 1 ? "'x_scale' must be a contiguous f32 [1]"
+                                 : "'x_scale' must be a contiguous f32 [%lld] (one a token) or [1]", (long long)c->T);
     if ((!w_rows && (ws->ndim != 1 || ws->shape[0] != 1)) || !sf_tensor_is_contiguous(ws))
-        sf_op_error(a, "'w_scale' must be a contiguous f32 [%lld] (one an output channel) or [1]", (long long)c->N);
+        sf_op_error(a, c->N == 1 ? "'w_scale' must be a contiguous f32 [1]"
+                                 : "'w_scale' must be a contiguous f32 [%lld] (one an output channel) or [1]", (long long)c->N);
     if (x_rows != w_rows && c->T != 1 && c->N != 1)
         sf_op_error(a, "'x_scale' and 'w_scale' must both be per row ([%lld] and [%lld]) or both per tensor ([1])",
                     (long long)c->T, (long long)c->N);
@@ -180,10 +182,12 @@ static void run_linear_rope(sf_op_args *a)
         if (sf_cuda_cc() < 89)
             sf_op_error(a, "e4m3 'x' and 'w' need a GPU with FP8 tensor cores (compute capability 8.9 or later), this "
                         "one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
-        /* cuBLASLt's FP8 GEMM (unfused): 16-byte rows of x, w and out */
-        if (c.K % 16 || c.N % 8)
-            sf_op_error(a, "e4m3 'x' and 'w' on the GPU need K (%lld) a multiple of 16 and heads·D (%lld) a multiple of 8",
-                        (long long)c.K, (long long)c.N);
+        /* cuBLASLt's FP8 GEMM (unfused): k and n multiples of 16, 16-byte aligned operands */
+        if (c.K % 16 || c.N % 16)
+            sf_op_error(a, "e4m3 'x' and 'w' on the GPU need K (%lld) and heads·D (%lld) multiples of 16", (long long)c.K,
+                        (long long)c.N);
+        if ((uintptr_t)x->data % 16 || (uintptr_t)w->data % 16 || (uintptr_t)out->data % 16)
+            sf_op_error(a, "e4m3 'x' and 'w' on the GPU need x, w and out 16-byte aligned");
     }
 #endif
 #ifdef SF_HAVE_HOPPER

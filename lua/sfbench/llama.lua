@@ -12,8 +12,8 @@
 --               to e4m3 with a scale per token just before it (a separate quantize op), RoPE in the
 --               QKV GEMM's epilogue (linear_rope), the residual adds in the O and down
 --               projections' epilogues, the fused FP8 SwiGLU FFN (its h quantized per token
---               between its GEMMs), each GEMM writing 16 bits; RMSNorm and flash attention stay
---               16-bit. The FFN needs a Hopper GPU (our GEMM alone runs it).
+--               between its GEMMs; on a GPU without our Hopper kernels, the unfused FP8 FFN on
+--               cuBLASLt), each GEMM writing 16 bits; RMSNorm and flash attention stay 16-bit.
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 -- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
 -- share of the heads and of the FFN, and the O and down projections' partial sums are
@@ -425,8 +425,8 @@ function llama.layer(cfg, opts)
     -- each projection's input quantized to e4m3 with a scale per token (qkv_quant, ...), then an
     -- FP8 GEMM over the per-channel-scaled weights writing 16 bits: the QKV projection with RoPE
     -- on q and k (linear_rope, packed as the optimized layer's), O with the residual added in
-    -- (gemm, our Hopper GEMM or cuBLASLt, whichever was faster), the fused FP8 SwiGLU FFN with
-    -- the residual added in
+    -- (gemm, our Hopper GEMM or cuBLASLt, whichever was faster), the FP8 SwiGLU FFN with the
+    -- residual added in (fused where our Hopper kernels run, else on cuBLASLt)
     local qkv4 = buf({ B, N, H + 2 * Hkv, hd }, "qkv")
     local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
     L.tensors.q, L.tensors.k, L.tensors.v = q4, k4, v4
@@ -436,6 +436,7 @@ function llama.layer(cfg, opts)
     end
     local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
     local h8, attn8, h2_8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8")
+    local fp8_ffn_impl = sf.device().hopper_kernels and "fused" or "unfused"
     fns.qkv_quant = function() quantize(h8) end
     fns["qkv_proj+rope"] = function()
       sf.ops.linear_rope { x = h8.q, x_scale = h8.scale, w = w.wqkv, w_scale = w.wqkv_scale, out = qkv4,
@@ -452,7 +453,8 @@ function llama.layer(cfg, opts)
     fns.ffn_quant = function() quantize(h2_8) end
     fns["ffn+residual"] = function()
       sf.ops.ffn { x = h2_8.q, x_scale = h2_8.scale, w1 = w.w1, w3 = w.w3, w2 = w.w2, w13 = w.w13, w1_scale = w.w1_scale,
-        w3_scale = w.w3_scale, w2_scale = w.w2_scale, w13_scale = w.w13_scale, out = out, residual = r, act = "swiglu" }
+        w3_scale = w.w3_scale, w2_scale = w.w2_scale, w13_scale = w.w13_scale, out = out, residual = r, act = "swiglu",
+        impl = fp8_ffn_impl }
     end
   else
     local packed = opts.packed or llama.pack_weights(shape, w)

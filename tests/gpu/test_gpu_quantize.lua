@@ -4,8 +4,8 @@
 -- bit: both divide in f32 and round once, to nearest even, saturating (kernels/quantize.h).
 -- And gemm of e4m3/e5m2 operands through cuBLASLt against the CPU backend's gemm of the same
 -- tensors, within bounds worked out below, and the calls cuBLASLt's FP8 GEMM cannot take refused
--- before anything runs; the same on our Hopper GEMM, linear_rope's e4m3 projection and the fused
--- FP8 SwiGLU FFN.
+-- before anything runs; the same on our Hopper GEMM, linear_rope's e4m3 projection and the FP8
+-- SwiGLU FFN.
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
@@ -282,6 +282,21 @@ function test_fp8_linear_rope()
       end
     end
   end
+  -- one token (a decode step's projection): x_scale [1] beside w_scale [heads·D]
+  local qx1, sx1 = quantized({ 1, K }, "e4m3", false, 67)
+  local qw1, sw1 = quantized({ Ht * D, K }, "e4m3", true, 68)
+  local ref1 = sf.tensor({ 1, 1, Ht, D }, "f32", CPU)
+  sf.ops.linear_rope { x = qx1:to("cpu"), w = qw1:to("cpu"), x_scale = sx1:to("cpu"), w_scale = sw1:to("cpu"), out = ref1,
+    rope_heads = rope_heads, pos_offset = 4095 }
+  for _, impl in ipairs(impls) do
+    local out = sf.tensor({ 1, 1, Ht, D }, "bf16")
+    validate.poison(out)
+    sf.ops.linear_rope { x = qx1, w = qw1, x_scale = sx1, w_scale = sw1, out = out, rope_heads = rope_heads,
+      pos_offset = 4095, impl = impl }
+    local bound = fp8_bound("bf16", K)
+    local r = validate.check(out, ref1, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+    lu.assertTrue(r.ok, ("e4m3 linear_rope one token %s: %s"):format(impl, validate.describe(r)))
+  end
   if not sf.device().hopper_kernels then
     local qx, sx = quantized({ 64, K }, "e4m3", false, 63)
     local qw, sw = quantized({ 256, K }, "e4m3", false, 64)
@@ -312,65 +327,93 @@ function test_fp8_linear_rope()
   lu.assertTrue(r.rel_l2 > 0.4, "w_scale reversed: " .. validate.describe(r))
 end
 
--- the FP8 SwiGLU FFN fused on our Hopper GEMM (SwiGLU in the first GEMM's epilogue, h quantized
--- per token, the residual in the down projection's epilogue) against the CPU's reference of the
--- same e4m3 tensors, which quantizes h the same way. The GPU's h (fp32 accumulation, rounded to
--- its dtype) and the CPU's (double) can fall on either side of an e4m3 rounding boundary, so
--- the outputs may differ by up to one more e4m3 rounding of h: validate.fp8_bounds(1), 0.0375 in
--- relative L2. A wrong scale errs by far more: w2_scale 1 to 8 times too large on the CPU's side
--- fails it.
-function test_fp8_ffn_fused()
+-- the FP8 SwiGLU FFN, fused on our Hopper GEMM (SwiGLU in the first GEMM's epilogue, h quantized
+-- per token, the residual in the down projection's epilogue) and unfused on cuBLASLt, against the
+-- CPU's reference of the same e4m3 tensors, which quantizes h the same way. The GPU's h (fp32
+-- accumulation, rounded to its dtype) and the CPU's (double) can fall on either side of an e4m3
+-- rounding boundary, so the outputs may differ by up to one more e4m3 rounding of h:
+-- validate.fp8_bounds(1), 0.0375 in relative L2. The gate and up weights' scales are spread over
+-- 1 to 8 times by blocks of 8 rows (row i times 2^(i // 8 % 4): the interleave's blocks), so
+-- that a scale read from the wrong block errs by far more;
+-- the residual is half the output's rms, so that losing it errs by far more. Each is shown: the
+-- residual left out of the CPU's reference, w13_scale not interleaved, and w2_scale 1 to 8 times
+-- too large on the CPU's side all fail the check.
+function test_fp8_ffn()
   local H, I = 256, 704
-  local function weights(seed)
-    local q1, s1 = quantized({ I, H }, "e4m3", true, seed)
-    local q3, s3 = quantized({ I, H }, "e4m3", true, seed + 1)
-    local q2, s2 = quantized({ H, I }, "e4m3", true, seed + 2)
-    local q13, s13 = sf.tensor({ 2 * I, H }, "e4m3"), sf.tensor({ 2 * I }, "f32")
-    sf.ops.pack_gate_up { w1 = q1, w3 = q3, out = q13 }
-    sf.ops.pack_gate_up { w1 = s1:view({ I, 1 }), w3 = s3:view({ I, 1 }), out = s13:view({ 2 * I, 1 }) }
-    return { w1 = q1, w3 = q3, w2 = q2, w13 = q13, w1_scale = s1, w3_scale = s3, w2_scale = s2, w13_scale = s13 }
+  local function spread(s)
+    local v = s:totable()
+    for i = 1, #v do v[i] = v[i] * 2 ^ ((i - 1) // 8 % 4) end
+    return sf.from_table(v, { #v }, "f32")
   end
-  local w = weights(71)
-  local function gpu_args(qx, sx, out, residual)
-    return { x = qx, x_scale = sx, w1 = w.w1, w3 = w.w3, w2 = w.w2, w13 = w.w13, w2_scale = w.w2_scale,
-      w13_scale = w.w13_scale, act = "swiglu", out = out, residual = residual }
+  local q1, s1 = quantized({ I, H }, "e4m3", true, 71)
+  local q3, s3 = quantized({ I, H }, "e4m3", true, 72)
+  local q2, s2 = quantized({ H, I }, "e4m3", true, 73)
+  s1, s3 = spread(s1), spread(s3)
+  local q13, s13 = sf.tensor({ 2 * I, H }, "e4m3"), sf.tensor({ 2 * I }, "f32")
+  sf.ops.pack_gate_up { w1 = q1, w3 = q3, out = q13 }
+  sf.ops.pack_gate_up { w1 = s1:view({ I, 1 }), w3 = s3:view({ I, 1 }), out = s13:view({ 2 * I, 1 }) }
+  local function gpu_args(qx, sx, out, impl, residual)
+    return { x = qx, x_scale = sx, w1 = q1, w3 = q3, w2 = q2, w13 = q13, w1_scale = s1, w3_scale = s3, w2_scale = s2,
+      w13_scale = s13, act = "swiglu", out = out, residual = residual, impl = impl }
   end
-  if not sf.device().hopper_kernels then
+  -- the CPU's reference of the same call; over: arguments replaced
+  local function reference(qx, sx, odt, residual, over)
+    local args = { x = qx:to("cpu"), x_scale = sx:to("cpu"), w1 = q1:to("cpu"), w3 = q3:to("cpu"), w2 = q2:to("cpu"),
+      w1_scale = s1:to("cpu"), w3_scale = s3:to("cpu"), w2_scale = s2:to("cpu"), act = "swiglu",
+      out = sf.tensor({ qx:size(1), H }, odt, CPU), residual = residual and residual:to("cpu") }
+    sf.ops.ffn(testlib.override(args, over))
+    return args.out
+  end
+  local impls = { "unfused" }
+  if sf.device().hopper_kernels then
+    impls[2] = "fused"
+  else
     local qx, sx = quantized({ 8, H }, "e4m3", true, 74)
-    contains(testlib.error_of(sf.ops.ffn, gpu_args(qx, sx, sf.tensor({ 8, H }, "bf16"))), "impl 'fused' needs")
-    return
-  end
-  -- the CPU's reference of the same call, w2_scale replaced when given
-  local function reference(qx, sx, odt, residual, w2_scale)
-    local out = sf.tensor({ qx:size(1), H }, odt, CPU)
-    sf.ops.ffn { x = qx:to("cpu"), x_scale = sx:to("cpu"), w1 = w.w1:to("cpu"), w3 = w.w3:to("cpu"),
-      w2 = w.w2:to("cpu"), w1_scale = w.w1_scale:to("cpu"), w3_scale = w.w3_scale:to("cpu"),
-      w2_scale = w2_scale or w.w2_scale:to("cpu"), act = "swiglu", out = out, residual = residual and residual:to("cpu") }
-    return out
+    contains(testlib.error_of(sf.ops.ffn, gpu_args(qx, sx, sf.tensor({ 8, H }, "bf16"), "fused")), "impl 'fused' needs")
   end
   local bounds = validate.fp8_bounds(1)
+  local function run(qx, sx, odt, impl, residual)
+    local out = sf.tensor({ qx:size(1), H }, odt)
+    validate.poison(out)
+    sf.ops.ffn(gpu_args(qx, sx, out, impl, residual))
+    return out
+  end
   for _, T in ipairs({ 1, 37, 300 }) do
     local qx, sx = quantized({ T, H }, "e4m3", true, 75 + T)
     for _, odt in ipairs({ "bf16", "f16" }) do
-      for _, with_residual in ipairs({ false, true }) do
-        local residual = with_residual and sf.randn({ T, H }, odt, { seed = 76 }) or nil
-        local out = sf.tensor({ T, H }, odt)
-        validate.poison(out)
-        sf.ops.ffn(gpu_args(qx, sx, out, residual))
-        local r = validate.check(out, reference(qx, sx, odt, residual), bounds)
-        lu.assertTrue(r.ok, ("e4m3 ffn T=%d %s%s: %s"):format(T, odt, with_residual and " + residual" or "",
-          validate.describe(r)))
+      local ref = reference(qx, sx, odt)
+      local rms = sf.compare(sf.zeros({ T, H }, "f32", CPU), ref).ref_norm / math.sqrt(T * H)
+      local residual = sf.randn({ T, H }, odt, { seed = 76, std = rms / 2 })
+      local ref_res = reference(qx, sx, odt, residual)
+      for _, impl in ipairs(impls) do
+        local what = ("e4m3 ffn %s T=%d %s"):format(impl, T, odt)
+        local r = validate.check(run(qx, sx, odt, impl), ref, bounds)
+        lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+        local out = run(qx, sx, odt, impl, residual)
+        r = validate.check(out, ref_res, bounds)
+        lu.assertTrue(r.ok, what .. " + residual: " .. validate.describe(r))
+        r = validate.check(out, ref, bounds)
+        lu.assertFalse(r.ok, what .. " + residual against the reference without it: " .. validate.describe(r))
       end
     end
   end
   local qx, sx = quantized({ 64, H }, "e4m3", true, 77)
-  local out = sf.tensor({ 64, H }, "bf16")
-  validate.poison(out)
-  sf.ops.ffn(gpu_args(qx, sx, out))
-  local s2, wrong = w.w2_scale:totable(), {}
-  for i = 1, H do wrong[i] = s2[i] * 2 ^ ((i - 1) % 4) end
-  local r = validate.check(out, reference(qx, sx, "bf16", nil, sf.from_table(wrong, { H }, "f32", CPU)), bounds)
+  local ref = reference(qx, sx, "bf16")
+  local r = validate.check(run(qx, sx, "bf16", impls[#impls]), reference(qx, sx, "bf16", nil,
+    { w2_scale = spread(s2):to("cpu") }), bounds)
   lu.assertFalse(r.ok, "w2_scale 1 to 8 times too large on the CPU's side: " .. validate.describe(r))
+  if sf.device().hopper_kernels then
+    local flat = sf.tensor({ 2 * I }, "f32")             -- w1's scales, then w3's: not interleaved
+    flat:slice(1, 1, I):copy(s1)
+    flat:slice(1, I + 1, I):copy(s3)
+    local out = sf.tensor({ 64, H }, "bf16")
+    validate.poison(out)
+    local args = gpu_args(qx, sx, out, "fused")
+    args.w13_scale = flat
+    sf.ops.ffn(args)
+    r = validate.check(out, ref, bounds)
+    lu.assertFalse(r.ok, "w13_scale not interleaved: " .. validate.describe(r))
+  end
 end
 
 -- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN
