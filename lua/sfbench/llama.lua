@@ -65,7 +65,11 @@ local function pack_fp8_gate_up(q)
   q.w13 = sf.tensor({ 2 * I, H }, "e4m3", { device = device })
   q.w13_scale = sf.tensor({ 2 * I }, "f32", { device = device })
   sf.ops.pack_gate_up { w1 = q.w1, w3 = q.w3, out = q.w13 }
-  sf.ops.pack_gate_up { w1 = q.w1_scale:view({ I, 1 }), w3 = q.w3_scale:view({ I, 1 }), out = q.w13_scale:view({ 2 * I, 1 }) }
+  -- the scales as [I, 1] matrices: views closed here, so that the weights can be freed later
+  local s1 <close> = q.w1_scale:view({ I, 1 })
+  local s3 <close> = q.w3_scale:view({ I, 1 })
+  local s13 <close> = q.w13_scale:view({ 2 * I, 1 })
+  sf.ops.pack_gate_up { w1 = s1, w3 = s3, out = s13 }
 end
 
 -- The FP8 SwiGLU FFN's weights (ffn with e4m3 inputs): random bf16 draws as ffn_weights', each

@@ -2,7 +2,8 @@
 # Every scenario in scenarios/ runs on the CPU backend with its defaults (the small CPU shapes),
 # exits 0 and writes one JSON result that parses and says it is complete, and whose reported
 # times and rates follow from its samples (tests/cli/sweep_checks.lua); attention_sweep runs once
-# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
+# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs, layer_sweep with the fp8
+# layer. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
 # short; the accepted parameters are read from the scenario itself (its answer to an unknown
 # key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -65,6 +66,7 @@ done
 if wanted attention_sweep; then check_scenario "$SF_SRCDIR/scenarios/attention_sweep.lua" causal=false,true; fi
 if wanted gemm_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemm_sweep.lua" dtype=e4m3; fi
 if wanted ffn_sweep; then check_scenario "$SF_SRCDIR/scenarios/ffn_sweep.lua" dtype=e4m3; fi
+if wanted layer_sweep; then check_scenario "$SF_SRCDIR/scenarios/layer_sweep.lua" impl=fp8; fi
 if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
 
 finish
