@@ -68,6 +68,9 @@ listed=$(wc -l <"$SCRATCH/out-racecheck-clean/gpu-sanitize/runs" | tr -d ' ')
 if [ "$runs" -eq "$listed" ] && [ "$runs" -ge 20 ]; then pass "a verdict for each of the $listed runs listed"
 else fail "$runs ok lines for $listed runs listed"; show_last; fi
 expect_stdout_has "ok: memcheck test_gpu_gemm: ========= ERROR SUMMARY: 0 errors" "every run clean"
+if grep -q '^ok: ' "$OUT_FILE" && ! grep '^ok: ' "$OUT_FILE" | grep -qvE '; [0-9]+ s$'; then
+    pass "each verdict ends with the run's time"
+else fail "a verdict without the run's time"; show_last; fi
 
 sanitize_with racecheck nvjet
 expect_rc 0 "racecheck's hazards inside cuBLASLt's kernels alone"

@@ -29,10 +29,12 @@ if [ "${1:-}" = --one ]; then
     [ "$tool" = memcheck ] && extra="--leak-check full"
     # every hazard printed, so that each one is sorted below (the tool prints 100 by default)
     [ "$tool" = racecheck ] && extra="--print-limit 1000000"
+    start=$(date +%s)
     # shellcheck disable=SC2086  # $extra is a few words or none
     "$cs" --tool "$tool" $extra --report-api-errors no --error-exitcode 86 "$SFBENCH" --device cuda --quiet \
         --output "$out/$n" "$@" >"$log" 2>&1
     rc=$?
+    took="$(($(date +%s) - start)) s"
     verdict=ok
     # racecheck's reports inside cuBLASLt's own kernels (nvjet_*) are not ours to fix (with CUDA
     # 13.0 on an H100, 2026-12-05: 24 and 352 of them over the GEMV and layer validations, none
@@ -51,12 +53,12 @@ if [ "${1:-}" = --one ]; then
         verdict=fail
     fi
     if [ "$verdict" = fail ]; then
-        echo "FAIL: $tool $what (log: $log)"
+        echo "FAIL: $tool $what after $took (log: $log)"
         grep -E 'ERROR SUMMARY|Invalid|Race|Uninitialized|error' "$log" | head -20 | sed 's/^/    /'
         grep -q "process didn't terminate successfully" "$log" &&
             echo "    (the process was ended from outside: out of memory, or a signal; see dmesg)"
     else
-        echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')${verdict#ok}"
+        echo "ok: $tool $what: $(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" || echo 'no summary')${verdict#ok}; $took"
     fi >"$out/$(printf '%03d' "$n").summary"
     exit 0
 fi
