@@ -16,8 +16,12 @@ echo "========= COMPUTE-SANITIZER"
 case "$*" in *" -e "*) echo "========= ERROR SUMMARY: 3 errors"; exit 86 ;; esac
 tool=$2
 case "$*" in
-*test_gpu_gemm*) [ "$tool" = "$FAKE_TOOL" ] && mode=$FAKE_MODE ;;
+*"${FAKE_WHAT:-test_gpu_gemm}"*) [ "$tool" = "$FAKE_TOOL" ] && mode=$FAKE_MODE ;;
 esac
+# the test one run of a test file asked for, as luaunit would answer it
+[ -n "${SF_TEST_PATTERN:-}" ] && echo "$SF_TEST_PATTERN" >>"$FAKE_PATTERNS"
+if [ "${mode:-}" = noran ]; then echo "Ran 0 tests in 0.000 seconds, 0 successes, 0 failures, 14 non-selected"
+else echo "Ran 1 tests in 0.000 seconds, 1 success, 0 failures"; fi
 case "${mode:-clean}" in
 nvjet)
     echo "========= Error: Race reported between Read access at nvjet_sm90_hsh_8x64_64x16+0xb00"
@@ -54,9 +58,12 @@ EOF
 chmod +x "$fake/sfbench" "$fake/compute-sanitizer"
 
 # sanitize_with TOOL MODE [TOOLS]: sanitize.sh with the fakes, MODE applied to TOOL's run of
-# test_gpu_gemm, SF_SANITIZE_TOOLS set to TOOLS when given
+# test_gpu_gemm (of FAKE_WHAT, when set), SF_SANITIZE_TOOLS set to TOOLS when given; the fake
+# tool writes each SF_TEST_PATTERN it is given to FAKE_PATTERNS
 sanitize_with() {
+    : >"$SCRATCH/patterns"
     run env FAKE_TOOL="$1" FAKE_MODE="$2" SF_SANITIZE_TOOLS="${3:-}" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
+        FAKE_PATTERNS="$SCRATCH/patterns" FAKE_WHAT="${FAKE_WHAT:-}" \
         SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-$1-$2$(echo "${3:+-$3}" | tr ' :' '__')" \
         sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
 }
@@ -90,6 +97,35 @@ for case in "racecheck ours:a hazard in a kernel of ours beside cuBLASLt's" \
 done
 sanitize_with racecheck died
 expect_stdout_has "the process was ended from outside" "a killed run says it may have run out of memory"
+
+# SF_TEST_PATTERN, as sanitize.sh sets it, runs that test alone (testlib), here on the CPU backend
+real_sfbench=$SFBENCH
+run env SF_TEST_PATTERN='^TestStatistics%.test_inputs_untouched$' LUA_PATH="$SF_SRCDIR/tests/lua/?.lua;${LUA_PATH:-;}" \
+    "$real_sfbench" --device cpu --output "$SCRATCH" "$SF_SRCDIR/tests/lua/test_compare.lua"
+expect_rc 0 "SF_TEST_PATTERN naming one test"
+expect_stdout_has "Ran 1 tests" "SF_TEST_PATTERN naming one test"
+
+# racecheck over test_gpu_norm_rope runs one test at a time, each named to luaunit as a pattern
+sanitize_with racecheck clean "racecheck:test_gpu_norm_rope"
+expect_rc 0 "racecheck over test_gpu_norm_rope, one test at a time"
+tests_in_file=$(grep -cE '^function Test[A-Za-z]*\.test' "$SF_SRCDIR/tests/gpu/test_gpu_norm_rope.lua")
+if [ "$(grep -c '^ok: racecheck test_gpu_norm_rope:Test[A-Za-z]*\.test' "$OUT_FILE")" -eq "$tests_in_file" ] &&
+    [ "$(grep -c '^ok: ' "$OUT_FILE")" -eq "$tests_in_file" ] && [ "$tests_in_file" -ge 10 ]; then
+    pass "one racecheck run for each of test_gpu_norm_rope's $tests_in_file tests, and no other run"
+else fail "racecheck over test_gpu_norm_rope, one test at a time"; show_last; fi
+if grep -qxF '^TestLinearRope%.test_impls_against_cpu$' "$SCRATCH/patterns" &&
+    [ "$(wc -l <"$SCRATCH/patterns")" -eq "$tests_in_file" ]; then
+    pass "each of those runs names its test alone to luaunit"
+else fail "the patterns given to luaunit: $(head -3 "$SCRATCH/patterns")"; fi
+sanitize_with memcheck clean "memcheck:test_gpu_norm_rope"
+if [ "$(grep -c '^ok: ' "$OUT_FILE")" -eq 1 ] && [ ! -s "$SCRATCH/patterns" ]; then
+    pass "memcheck still runs test_gpu_norm_rope whole"
+else fail "memcheck over test_gpu_norm_rope"; show_last; fi
+FAKE_WHAT=test_gpu_quantize
+sanitize_with racecheck noran "racecheck:test_gpu_quantize"
+FAKE_WHAT=
+expect_rc 1 "a test of a file that ran no test"
+expect_stdout_has "no test ran: none is named" "a test of a file that ran no test"
 
 # SF_SANITIZE_TOOLS: the runs of the tools named alone (a whole run split in two)
 sanitize_with racecheck clean racecheck

@@ -4,6 +4,18 @@ local lu = require "luaunit"
 
 local testlib = {}
 
+-- SF_TEST_PATTERN=P runs only the tests whose names (TestClass.test_name, or test_name) match the
+-- Lua pattern P, as luaunit's -p does: e.g. one test of a file at a time under a tool whose memory
+-- grows with the run (tests/gpu/sanitize.sh's racecheck). Every test file that requires this module
+-- and calls lu.LuaUnit.run() honours it.
+local pattern = os.getenv("SF_TEST_PATTERN")
+if pattern and pattern ~= "" then
+  local run = lu.LuaUnit.run
+  function lu.LuaUnit.run(...)
+    return run("-p", pattern, ...)
+  end
+end
+
 -- The error a call raises, as a string; fails the test when it does not raise.
 function testlib.error_of(f, ...)
   local ok, err = pcall(f, ...)
