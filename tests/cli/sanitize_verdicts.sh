@@ -20,8 +20,11 @@ case "$*" in
 esac
 # the test one run of a test file asked for, as luaunit would answer it
 [ -n "${SF_TEST_PATTERN:-}" ] && echo "$SF_TEST_PATTERN" >>"$FAKE_PATTERNS"
-if [ "${mode:-}" = noran ]; then echo "Ran 0 tests in 0.000 seconds, 0 successes, 0 failures, 14 non-selected"
-else echo "Ran 1 tests in 0.000 seconds, 1 success, 0 failures"; fi
+case "${mode:-}" in
+noran) echo "Ran 0 tests in 0.000 seconds, 0 successes, 0 failures, 14 non-selected" ;;
+all) echo "Ran 12 tests in 0.000 seconds, 12 successes, 0 failures" ;;
+*) echo "Ran 1 tests in 0.000 seconds, 1 success, 0 failures" ;;
+esac
 case "${mode:-clean}" in
 nvjet)
     echo "========= Error: Race reported between Read access at nvjet_sm90_hsh_8x64_64x16+0xb00"
@@ -123,9 +126,12 @@ if [ "$(grep -c '^ok: ' "$OUT_FILE")" -eq 1 ] && [ ! -s "$SCRATCH/patterns" ]; t
 else fail "memcheck over test_gpu_norm_rope"; show_last; fi
 FAKE_WHAT=test_gpu_quantize
 sanitize_with racecheck noran "racecheck:test_gpu_quantize"
-FAKE_WHAT=
 expect_rc 1 "a test of a file that ran no test"
-expect_stdout_has "no test ran: none is named" "a test of a file that ran no test"
+expect_stdout_has "not the one test test_fp8_ffn alone: Ran 0 tests" "a test of a file that ran no test"
+sanitize_with racecheck all "racecheck:test_gpu_quantize"
+expect_rc 1 "a test of a file that ran every test (the pattern ignored)"
+expect_stdout_has "alone: Ran 12 tests" "a test of a file that ran every test (the pattern ignored)"
+FAKE_WHAT=
 
 # SF_SANITIZE_TOOLS: the runs of the tools named alone (a whole run split in two)
 sanitize_with racecheck clean racecheck
