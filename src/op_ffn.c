@@ -96,6 +96,37 @@ static void unfused(ffn_call *c)
     sf_linear_cuda(L, prod, c->w2->data, NULL, residual_of(c), c->out->data, c->T, c->H, c->I, dt, SF_EPI_NONE, c->stream);
 }
 
+/* n bytes rounded up to 256, so that a buffer after it in one scratch allocation stays aligned */
+static size_t pad256(size_t n) { return (n + 255) / 256 * 256; }
+
+/* e4m3 inputs on impl `impl`: each of the n tensors ts (NULL: not given), named in `names`,
+ * 16-byte aligned, as the FP8 GEMMs need */
+static void check_fp8_aligned(ffn_call *c, const char *impl, const char *names, const sf_tensor *const *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ts[i] && (uintptr_t)ts[i]->data % 16)
+            sf_op_error(c->a, "impl '%s' with e4m3 inputs needs %s 16-byte aligned", impl, names);
+}
+
+/* The FP8 FFN's intermediates, in one scratch allocation: n_h buffers [T, I] in out's dtype (h;
+ * the unfused form's gate, which becomes h, and up), then h's e4m3 copy and its scale per token */
+typedef struct fp8_hidden { char *h[2]; void *h8; float *h_scale; } fp8_hidden;
+
+static fp8_hidden fp8_hidden_scratch(ffn_call *c, int n_h)
+{
+    const size_t ti = (size_t)(c->T * c->I), hb = pad256(ti * sf_dtype_size(c->out->dtype)), h8b = pad256(ti);
+    char *s = sf_scratch(c->a->L, SF_DEV_CUDA, (size_t)n_h * hb + h8b + (size_t)c->T * sizeof(float),
+                         n_h > 1 ? "the FFN intermediates" : "the FFN hidden activations");
+    return (fp8_hidden){{s, n_h > 1 ? s + hb : NULL}, s + n_h * hb, (float *)(s + n_h * hb + h8b)};
+}
+
+/* h (out's dtype) to e4m3 with a scale per token: the down projection's input */
+static void quantize_hidden(ffn_call *c, const fp8_hidden *f)
+{
+    const sf_quantize_args q = {c->out->dtype, SF_E4M3, f->h[0], f->h8, f->h_scale, c->T, c->I, c->I, c->I, 1};
+    SF_CUDA(c->a->L, sf_quantize_cuda(&q, NULL, c->stream)); /* per row: no workspace */
+}
+
 /* out [T, N] = (x·xs)(w·ws)ᵀ (+ residual: beta 1) through cuBLASLt's FP8 GEMM: e4m3 x and w with
  * their scales per row, fast accumulation (as our Hopper GEMM's), out in `ot` */
 static void fp8_linear(ffn_call *c, const void *x, const float *xs, const void *w, const float *ws, void *out,
@@ -119,17 +150,15 @@ static void unfused_fp8(ffn_call *c)
 {
     lua_State *L = c->a->L;
     const sf_dtype ot = c->out->dtype;
-    const size_t ti = (size_t)(c->T * c->I), tb = (ti * sf_dtype_size(ot) + 255) / 256 * 256, t8 = (ti + 255) / 256 * 256;
-    char *scratch = sf_scratch(L, SF_DEV_CUDA, 2 * tb + t8 + (size_t)c->T * sizeof(float), "the FFN intermediates");
-    char *gate = scratch, *up = scratch + tb, *h8 = scratch + 2 * tb;
-    float *h_scale = (float *)(scratch + 2 * tb + t8);
+    const int64_t ti = c->T * c->I;
+    const fp8_hidden f = fp8_hidden_scratch(c, 2);
+    char *gate = f.h[0], *up = f.h[1];
     fp8_linear(c, c->x->data, c->x_scale, c->w1->data, c->w1_scale, gate, NULL, c->I, c->H);
     fp8_linear(c, c->x->data, c->x_scale, c->w3->data, c->w3_scale, up, NULL, c->I, c->H);
-    SF_CUDA(L, sf_act_cuda(SF_EPI_SILU, ot, gate, gate, (int64_t)ti, c->stream));
-    SF_CUDA(L, sf_mul_cuda(ot, gate, up, gate, (int64_t)ti, c->stream));
-    const sf_quantize_args q = {ot, SF_E4M3, gate, h8, h_scale, c->T, c->I, c->I, c->I, 1}; /* per row: no workspace */
-    SF_CUDA(L, sf_quantize_cuda(&q, NULL, c->stream));
-    fp8_linear(c, h8, h_scale, c->w2->data, c->w2_scale, c->out->data, residual_of(c), c->H, c->I);
+    SF_CUDA(L, sf_act_cuda(SF_EPI_SILU, ot, gate, gate, ti, c->stream));
+    SF_CUDA(L, sf_mul_cuda(ot, gate, up, gate, ti, c->stream));
+    quantize_hidden(c, &f);
+    fp8_linear(c, f.h8, f.h_scale, c->w2->data, c->w2_scale, c->out->data, residual_of(c), c->H, c->I);
 }
 
 #ifdef SF_HAVE_HOPPER
@@ -217,7 +246,7 @@ static const char *gemv_setup(ffn_call *c, ffn_gemv *g)
                      .beta = c->residual ? 1 : 0}};
     /* h [T, I] first, then the splits' partials: the split counts need h's address (its
      * alignment), the scratch size needs them; growing the scratch keeps the alignment */
-    size_t h_bytes = ((size_t)(c->T * c->I) * sf_dtype_size(c->x->dtype) + 255) / 256 * 256;
+    size_t h_bytes = pad256((size_t)(c->T * c->I) * sf_dtype_size(c->x->dtype));
     char *scratch = sf_scratch(L, SF_DEV_CUDA, h_bytes, "the FFN hidden activations");
     g->up.out = scratch;
     g->down.x = scratch;
@@ -280,24 +309,18 @@ static void fused_fp8(ffn_call *c)
 {
     lua_State *L = c->a->L;
     const sf_dtype ot = c->out->dtype;
-    const size_t th = (size_t)(c->T * c->I);
-    const size_t h_bytes = (th * sf_dtype_size(ot) + 255) / 256 * 256, h8_bytes = (th + 255) / 256 * 256;
-    char *scratch = sf_scratch(L, SF_DEV_CUDA, h_bytes + h8_bytes + (size_t)c->T * sizeof(float),
-                               "the FFN hidden activations");
-    void *h = scratch, *h8 = scratch + h_bytes;
-    float *h_scale = (float *)(scratch + h_bytes + h8_bytes);
-    sf_gemm_epi_args up = sf_gemm_epi_linear(ot, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, h, c->T, 2 * c->I, c->H);
+    const fp8_hidden f = fp8_hidden_scratch(c, 1);
+    sf_gemm_epi_args up = sf_gemm_epi_linear(ot, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, f.h[0], c->T, 2 * c->I, c->H);
     up.in_dtype = SF_E4M3;
     up.a_scale = c->x_scale;
     up.b_scale = c->w13_scale;
     up.scale_rows = 1;
     SF_CUDA(L, sf_gemm_epilogue_cuda(&up, c->stream));
-    const sf_quantize_args q = {ot, SF_E4M3, h, h8, h_scale, c->T, c->I, c->I, c->I, 1}; /* per row: no workspace */
-    SF_CUDA(L, sf_quantize_cuda(&q, NULL, c->stream));
-    sf_gemm_epi_args down = sf_gemm_epi_linear(ot, c->residual ? SF_EPI_ADD : SF_EPI_NONE, h8, c->w2->data, NULL,
+    quantize_hidden(c, &f);
+    sf_gemm_epi_args down = sf_gemm_epi_linear(ot, c->residual ? SF_EPI_ADD : SF_EPI_NONE, f.h8, c->w2->data, NULL,
                                                c->out->data, c->T, c->H, c->I);
     down.in_dtype = SF_E4M3;
-    down.a_scale = h_scale;
+    down.a_scale = f.h_scale;
     down.b_scale = c->w2_scale;
     down.scale_rows = 1;
     down.R = residual_of(c);
@@ -317,9 +340,7 @@ static void fused(ffn_call *c)
                     (long long)c->H, (long long)c->I);
     if (dt == SF_E4M3) {
         const sf_tensor *const aligned[] = {c->x, c->w13, c->w2, c->out, c->residual};
-        for (size_t i = 0; i < sizeof aligned / sizeof *aligned; i++)
-            if (aligned[i] && (uintptr_t)aligned[i]->data % 16)
-                sf_op_error(c->a, "impl 'fused' with e4m3 inputs needs x, w13, w2, out and residual 16-byte aligned");
+        check_fp8_aligned(c, "fused", "x, w13, w2, out and residual", aligned, sizeof aligned / sizeof *aligned);
         fused_fp8(c);
         return;
     }
@@ -455,9 +476,7 @@ static void run_ffn(sf_op_args *a)
                 sf_op_error(a, "impl 'unfused' with e4m3 inputs needs hidden (%lld) and intermediate (%lld) sizes that "
                             "are multiples of 16", (long long)c.H, (long long)c.I);
             const sf_tensor *const aligned[] = {c.x, c.w1, c.w3, c.w2, c.out, c.residual};
-            for (size_t i = 0; i < sizeof aligned / sizeof *aligned; i++)
-                if (aligned[i] && (uintptr_t)aligned[i]->data % 16)
-                    sf_op_error(a, "impl 'unfused' with e4m3 inputs needs x, w1, w3, w2, out and residual 16-byte aligned");
+            check_fp8_aligned(&c, "unfused", "x, w1, w3, w2, out and residual", aligned, sizeof aligned / sizeof *aligned);
             unfused_fp8(&c);
             return;
         }
