@@ -108,7 +108,11 @@ end
 local U = { bf16 = 2 ^ -8, f16 = 2 ^ -11, f32 = 2 ^ -24 }
 local M, N, K = 40, 64, 1024           -- m need not be a multiple of 16; k and n must
 
-local function fp8_bound(cdt, k) return U[cdt] + 2 ^ -13 * math.sqrt(k / 6) end
+-- validate.check's bounds for an FP8 product of inner dimension k written in cdt (above)
+local function product_bounds(cdt, k)
+  local bound = U[cdt] + 2 ^ -13 * math.sqrt(k / 6)
+  return { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound }
+end
 
 -- N(0, 1) draws of `shape` quantized on the GPU to dt, per row of the last two dims' rows or per tensor
 local function quantized(shape, dt, per_row, seed)
@@ -131,8 +135,7 @@ local function fp8_check(args, cpu_over)
   sf.ops.gemm(cpu)
   if args.out or (args.beta or 0) == 0 then validate.poison(out) end
   sf.ops.gemm(args)
-  local bound = fp8_bound(out:dtype(), args.a:size(args.a:ndim()))
-  return validate.check(out, cpu.out or cpu.c, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+  return validate.check(out, cpu.out or cpu.c, product_bounds(out:dtype(), args.a:size(args.a:ndim())))
 end
 
 local function assert_fp8(args, what)
@@ -270,13 +273,12 @@ function test_fp8_linear_rope()
       local args = { x = qx:to("cpu"), w = qw:to("cpu"), x_scale = sx:to("cpu"), w_scale = sw:to("cpu"),
         out = sf.tensor({ B, Nt, Ht, D }, "f32", CPU), rope_heads = rope_heads, pos_offset = 3 }
       sf.ops.linear_rope(args)
-      local bound = fp8_bound(odt, K)
       for _, impl in ipairs(impls) do
         local out = sf.tensor({ B, Nt, Ht, D }, odt)
         validate.poison(out)
         sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = out, rope_heads = rope_heads,
           pos_offset = 3, impl = impl }
-        local r = validate.check(out, args.out, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+        local r = validate.check(out, args.out, product_bounds(odt, K))
         lu.assertTrue(r.ok, ("e4m3 linear_rope %s %s %s: %s"):format(per_row and "per row" or "per tensor", odt, impl,
           validate.describe(r)))
       end
@@ -293,8 +295,7 @@ function test_fp8_linear_rope()
     validate.poison(out)
     sf.ops.linear_rope { x = qx1, w = qw1, x_scale = sx1, w_scale = sw1, out = out, rope_heads = rope_heads,
       pos_offset = 4095, impl = impl }
-    local bound = fp8_bound("bf16", K)
-    local r = validate.check(out, ref1, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+    local r = validate.check(out, ref1, product_bounds("bf16", K))
     lu.assertTrue(r.ok, ("e4m3 linear_rope one token %s: %s"):format(impl, validate.describe(r)))
   end
   if not sf.device().hopper_kernels then
@@ -318,8 +319,7 @@ function test_fp8_linear_rope()
       rope_heads = 2 }
     validate.poison(out)
     sf.ops.linear_rope(call)
-    local bound = fp8_bound("bf16", K)
-    return validate.check(out, ref, { bound = bound, row_bound = 2 * bound, max_abs_bound = 4 * bound })
+    return validate.check(out, ref, product_bounds("bf16", K))
   end
   lu.assertTrue(check(sf.from_table(spread, { 256 }, "f32", CPU)).ok, "the right scales")
   local r = check(sf.from_table(reversed, { 256 }, "f32", CPU))
