@@ -5,10 +5,11 @@
 -- own steady state, as in a model: warmed up with back-to-back calls for warmup_ms, then sampled
 -- with back-to-back calls lasting at least sample_ms (on a power-limited GPU a single call after
 -- an idle gap runs at a higher clock than sustained work; see layer_sweep).
--- dtype=e4m3: the FP8 SwiGLU FFN (ffn with e4m3 inputs; act=swiglu and impl=fused, the only
--- ones it has and the defaults there): x quantized to e4m3 with a scale per token before the
--- timing (the layer's ffn_quant stage, not timed here), the weights with a scale per output
--- channel, the output in bf16; its FLOPs counted as the 16-bit FFN's.
+-- dtype=e4m3: the FP8 SwiGLU FFN (ffn with e4m3 inputs; act=swiglu, the only one it has and the
+-- default there; unfused: cuBLASLt FP8 GEMMs with h quantized per token between them, fused: our
+-- Hopper GEMM's): x quantized to e4m3 with a scale per token before the timing (the layer's
+-- ffn_quant stage, not timed here), the weights with a scale per output channel, the output in
+-- bf16; its FLOPs counted as the 16-bit FFN's.
 -- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16|bf16|e4m3] [act=gelu,swiglu]
 --        [impl=unfused,fused] [iters=N] [sample_ms=25] [warmup_ms=500]
 local sf = require "sfbench"
@@ -28,14 +29,10 @@ local p = params.get(bench.steady_defaults {
 }, { model = models.names(), dtype = { "f16", "bf16", "e4m3" } })
 local fp8 = p.dtype == "e4m3"
 if fp8 then
-  -- what the FP8 FFN has, unless asked otherwise (and then refused)
+  -- the activation the FP8 FFN has, unless asked otherwise (and then refused)
   if sf.args.act == nil then p.act = { "swiglu" } end
-  if sf.args.impl == nil then p.impl = { "fused" } end
   for _, act in ipairs(p.act) do
     if act ~= "swiglu" then params.usage_error("dtype=e4m3 runs act=swiglu alone (the FP8 FFN is Llama's SwiGLU)") end
-  end
-  for _, impl in ipairs(p.impl) do
-    if impl ~= "fused" then params.usage_error("dtype=e4m3 runs impl=fused alone (the FP8 FFN has no unfused form)") end
   end
 end
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
