@@ -358,7 +358,7 @@ function TestLinearRope.test_fused_limits()
       out = sf.tensor({ 1, 17, 2, 128 }, "f16"), rope_heads = 1, impl = "fused" }), "needs K, the inner dimension")
   end
   contains(error_of(sf.ops.linear_rope, { x = sf.tensor({ 17, 128 }, "f32"), w = sf.tensor({ 256, 128 }, "f32"),
-    out = sf.tensor({ 1, 17, 2, 128 }, "f32"), rope_heads = 1 }), "'x' has dtype f32 (expected f16, bf16)")
+    out = sf.tensor({ 1, 17, 2, 128 }, "f32"), rope_heads = 1 }), "'x' has dtype f32 (expected f16, bf16, e4m3)")
   -- K = 96 and D = 64 still run through fastest (unfused)
   linear_rope_case("bf16", { 1, 17, 2, 1, 96, 128 }, { "fastest" }, 3)
   -- an output one element into its buffer: contiguous, but not 16-byte aligned for the TMA store
