@@ -1,6 +1,6 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
-    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl [--out FILE] [--sample-ms MS] [--warmup-ms MS]
+    python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl|fp8err [--out FILE] [--sample-ms MS] [--warmup-ms MS]
                                          [--model 7b|13b|70b] [--seq N,...]   (layer only)
                                          [--dtype bf16,f16,e4m3]              (gemm only)
                                          [--world N] [--dtype bf16,...] [--bytes 1K,...,4G]   (nccl only)
@@ -159,6 +159,65 @@ def gemm_rows(dtypes):
                 ms, feed = time_ms(fn)
                 rows.append({"impl": impl, "dtype": dtype_name, "m": m, "n": n, "k": k, "ms": ms,
                              "tflops": 2 * m * n * k / ms / 1e9, "feed": feed})
+    return rows
+
+
+def rowwise_quantized(x):
+    """x in e4m3 with a f32 dequantization scale per row (amax / 448 of each), as sfbench's quantize
+    with a scale of shape [rows]"""
+    fmax = torch.finfo(torch.float8_e4m3fn).max
+    scale = x.abs().amax(dim=-1, keepdim=True).float() / fmax
+    return (x / scale).clamp(-fmax, fmax).to(torch.float8_e4m3fn), scale
+
+
+def errors(out, ref):
+    """out's error against the fp64 ref, as sfbench's validate.check measures it: relative L2 of the
+    whole, of the worst row (last dimension), and the largest absolute error over ref's largest"""
+    d = out.double() - ref
+    return {"rel_l2": (d.norm() / ref.norm()).item(),
+            "row_rel_l2": (d.norm(dim=-1) / ref.norm(dim=-1)).max().item(),
+            "max_abs_ratio": (d.abs().max() / ref.abs().max()).item()}
+
+
+def fp8err_rows():
+    """The error against fp64 of a straightforward FP8 computation on 16-bit inputs, the base of
+    sfbench's FP8 validation bounds (issue: at most 1.5x it). GEMM: torch._scaled_mm, bf16 out, of x
+    (std 1) and W (std 0.02) quantized per tensor, and per row and per output channel (the fp8
+    layer's scales), at the Llama-2-7B projections' (n, k) for 1024 tokens. Attention: Q, K and V
+    rounded to e4m3 per tensor, QK^T in fp32, an fp32 softmax, P (each row over its max, in (0, 1])
+    rounded to e4m3 for P.V, as FA3 does; against fp64 attention of the f16 inputs."""
+    rows = []
+    torch.manual_seed(0)
+    m = 1024
+    for name, n, k in (("qkv", 12288, 4096), ("o", 4096, 4096), ("gate_up", 22016, 4096), ("down", 4096, 11008)):
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        w = (torch.randn(n, k, device="cuda") * 0.02).half()
+        ref = x.double() @ w.double().t()
+        for scales, quant in (("tensor", quantized), ("row", rowwise_quantized)):
+            a, sa = quant(x)
+            b, sb = quant(w)
+            sa, sb = (sa, sb) if scales == "tensor" else (sa.reshape(m, 1), sb.reshape(1, n))
+            out = torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+            rows.append({"what": "gemm", "shape": name, "scales": scales, "m": m, "n": n, "k": k,
+                         **errors(out, ref)})
+    fmax = torch.finfo(torch.float8_e4m3fn).max
+    h, d = 8, 128
+    for causal in (False, True):
+        for n in (1024, 4096):
+            q, k, v = (torch.randn(h, n, d, device="cuda", dtype=torch.float16) for _ in range(3))
+            mask = torch.ones(n, n, device="cuda", dtype=torch.bool).tril() if causal else None
+            s64 = (q.double() @ k.double().transpose(1, 2)) / math.sqrt(d)
+            if causal:
+                s64 = s64.masked_fill(~mask, float("-inf"))
+            ref = torch.softmax(s64, dim=-1) @ v.double()
+            (q8, sq), (k8, sk), (v8, sv) = (quantized(t) for t in (q, k, v))
+            s = (q8.float() @ k8.float().transpose(1, 2)) * (sq * sk / math.sqrt(d))
+            if causal:
+                s = s.masked_fill(~mask, float("-inf"))
+            p = torch.exp(s - s.amax(dim=-1, keepdim=True))
+            p8 = p.clamp(max=fmax).to(torch.float8_e4m3fn).float()
+            out = (p8 @ v8.float()) * sv / p.sum(dim=-1, keepdim=True)
+            rows.append({"what": "attention", "causal": causal, "heads": h, "n": n, "d": d, **errors(out, ref)})
     return rows
 
 
@@ -499,7 +558,7 @@ def nccl_rows(world, settings):
 def main():
     global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model", "nccl"])
+    ap.add_argument("what", choices=["gemm", "attention", "ffn", "layer", "decode", "model", "nccl", "fp8err"])
     ap.add_argument("--out")
     ap.add_argument("--sample-ms", type=float, default=SAMPLE_MS,
                     help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
@@ -537,7 +596,7 @@ def main():
         rows = layer_rows(args.model, seqs)
     else:
         rows = {"gemm": lambda: gemm_rows(dtypes), "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
-                "model": model_rows}[args.what]()
+                "model": model_rows, "fp8err": fp8err_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
            "warmup_ms": WARMUP_MS, "rows": rows}
     for r in rows:
