@@ -20,6 +20,13 @@ case "$*" in
 esac
 # the test one run of a test file asked for, as luaunit would answer it
 [ -n "${SF_TEST_PATTERN:-}" ] && echo "$SF_TEST_PATTERN" >>"$FAKE_PATTERNS"
+# FAKE_LOG: when each run started and ended (tool, test pattern, file), runs lasting 0.3 s
+if [ -n "${FAKE_LOG:-}" ]; then
+    for last; do :; done
+    echo "start $tool ${SF_TEST_PATTERN:-} ${last##*/}" >>"$FAKE_LOG"
+    sleep 0.3
+    echo "end $tool ${SF_TEST_PATTERN:-} ${last##*/}" >>"$FAKE_LOG"
+fi
 case "${mode:-}" in
 noran) echo "Ran 0 tests in 0.000 seconds, 0 successes, 0 failures, 14 non-selected" ;;
 all) echo "Ran 12 tests in 0.000 seconds, 12 successes, 0 failures" ;;
@@ -66,7 +73,8 @@ chmod +x "$fake/sfbench" "$fake/compute-sanitizer"
 sanitize_with() {
     : >"$SCRATCH/patterns"
     run env FAKE_TOOL="$1" FAKE_MODE="$2" SF_SANITIZE_TOOLS="${3:-}" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
-        FAKE_PATTERNS="$SCRATCH/patterns" FAKE_WHAT="${FAKE_WHAT:-}" \
+        FAKE_PATTERNS="$SCRATCH/patterns" FAKE_WHAT="${FAKE_WHAT:-}" FAKE_LOG="${FAKE_LOG:-}" \
+        SF_SANITIZE_RACE_JOBS="${SF_SANITIZE_RACE_JOBS:-1}" \
         SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-$1-$2$(echo "${3:+-$3}" | tr ' :' '__')" \
         sh "$SF_SRCDIR/tests/gpu/sanitize.sh"
 }
@@ -132,6 +140,28 @@ sanitize_with racecheck all "racecheck:test_gpu_quantize"
 expect_rc 1 "a test of a file that ran every test (the pattern ignored)"
 expect_stdout_has "alone: Ran 12 tests" "a test of a file that ran every test (the pattern ignored)"
 FAKE_WHAT=
+
+# the racecheck runs that take most of the machine's memory (race_alone) run last, one at a time:
+# three racecheck runs at a time beside the memcheck lane, and each of those three starts after
+# every other run has ended and ends before the next starts
+FAKE_LOG=$SCRATCH/timeline SF_SANITIZE_RACE_JOBS=3
+: >"$FAKE_LOG"
+sanitize_with racecheck clean
+expect_rc 0 "the runs that run alone"
+alone_re='test_impls_against_cpu[$]|test_fp8_gemm_hopper[$]|test_against_cpu_reference[$]'
+if [ "$(grep -cE "^start racecheck .*($alone_re)" "$FAKE_LOG")" -eq 3 ] && awk -v re="$alone_re" '
+    $1 == "start" && $0 ~ re { if (open) bad = 1; a = 1; open = $0; next }
+    $1 == "start" { if (a) bad = 1; others++ ; open_other++; next }
+    $1 == "end" && $0 ~ re { if ("start" substr($0, 4) != open) bad = 1; open = ""; next }
+    $1 == "end" { if (a) bad = 1; open_other-- }
+    END { exit bad || open_other || others < 20 }' "$FAKE_LOG"; then
+    pass "three runs alone, after all the others, one at a time"
+else fail "the runs that run alone: $(grep -nE "$alone_re" "$FAKE_LOG" | head -6 | tr '\n' ' ')"; fi
+if [ "$(grep -c '^start racecheck' "$FAKE_LOG")" -ge 10 ] && awk '
+    $1 == "start" { n++; if (n > max) max = n } $1 == "end" { n-- } END { exit max < 3 }' "$FAKE_LOG"; then
+    pass "the other runs side by side"
+else fail "the other runs never ran side by side"; fi
+FAKE_LOG='' SF_SANITIZE_RACE_JOBS=''
 
 # SF_SANITIZE_TOOLS: the runs of the tools named alone (a whole run split in two)
 sanitize_with racecheck clean racecheck
