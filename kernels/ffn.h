@@ -54,9 +54,14 @@ typedef struct sf_ffn_ref_args {
     /* FP8 (x_scale set; SF_EPI_SWIGLU, no biases): x and the weights are e4m3 (dtype), each row
      * times its f32 dequantization scale, x_scale [T], w1_scale and w3_scale [I], w2_scale [H];
      * h is rounded to out_dtype, then quantized to e4m3 with a scale per token (as the quantize
-     * op does) before the down projection; out is out_dtype. */
+     * op does) before the down projection; out is out_dtype. With h_scale (f32 [1]), h is
+     * quantized per tensor instead: with calibrate, rounded to out_dtype and h_scale written from
+     * its amax; without, h_scale read (fixed ahead) and h quantized from double (the GPU's
+     * epilogue quantizes its fp32 h, never rounded to 16 bits). */
     const float *x_scale, *w1_scale, *w3_scale, *w2_scale;
     sf_dtype out_dtype;
+    float *h_scale;
+    int calibrate;
 } sf_ffn_ref_args;
 
 /* Host pointers; double accumulation; the intermediate h is rounded to dtype (FP8: to out_dtype,

@@ -1,7 +1,9 @@
 /* Hopper (sm_90a) GEMM with fused epilogues: C = epi(A·Bᵀ (+ bias)), A [M, K] and B [N, K]
  * row-major (B is a Linear weight), f16/bf16 out, fp32 accumulation. A and B are f16/bf16 (C's
- * type) or e4m3; e4m3 products are scaled by a_scale·b_scale (per tensor, or per row of A and of
- * B) on the accumulators, before the rest of the epilogue.
+ * type) or e4m3; e4m3 products are scaled by a_scale·b_scale (each per tensor, or per row of A
+ * and of B) on the accumulators, before the rest of the epilogue. The SwiGLU epilogue of e4m3
+ * inputs may write its output in e4m3 too, divided by a scale fixed ahead (out_scale): the next
+ * GEMM's input, with no pass over it in between.
  *
  * Design (a persistent, warp-specialised kernel, one CTA per SM):
  *   - CTA tile BM×BN×BK = 128×BN×(128 bytes: 64 f16/bf16, 128 e4m3), BN ∈ {128, 176, 208,
@@ -58,27 +60,34 @@ constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* 128·40 + 256·232 <= 
 /* Output columns of a tile (SWIGLU writes one h column per gate/up pair of B rows). */
 constexpr int out_cols(int bn, int epi) { return epi == SF_EPI_SWIGLU ? bn / 2 : bn; }
 constexpr int odd_part(int x) { return x % 2 ? x : odd_part(x / 2); }
-/* Width of the 64-row boxes that the staged epilogue stores: 64 columns (128-byte rows, stored
- * with the 128-byte swizzle) when 64 divides the tile's output width; otherwise 8·(the odd part
- * of OC/8) columns in plain rows of BW·2 bytes. BW/8 odd makes that row pitch an odd multiple of
- * 16 bytes, so the 8 rows one warp store touches fall in 8 different 4-bank groups (no
- * conflicts): 112 → 2 × 56, 224 → 4 × 56, 88 and 176 → 88, 104 and 208 → 104. */
-constexpr int box_cols(int oc) { return oc % 64 == 0 ? 64 : 8 * odd_part(oc / 8); }
+/* Width of the 64-row boxes that the staged epilogue stores, for output elements of OB bytes (2,
+ * or 1 for e4m3): 128-byte rows (64 or 128 columns, stored with the 128-byte swizzle) when they
+ * divide the tile's output row; otherwise rows of 16·(the odd part of OC·OB/16) bytes, plain. An
+ * odd multiple of 16 bytes as the row pitch puts the 8 rows one warp store touches in 8
+ * different 4-bank groups (no conflicts). 2 bytes: 112 → 2 × 56, 224 → 4 × 56, 88 and 176 → 88,
+ * 104 and 208 → 104; 1 byte: 64 → 4 × 16, 112 → 112. The TMA takes rows of whole 16-byte units
+ * only, so e4m3 needs OC a multiple of 16 (fp8_out_width). */
+constexpr int box_cols(int oc, int ob = 2)
+{
+    return oc * ob % 128 == 0 ? 128 / ob : 16 / ob * odd_part(oc * ob / 16);
+}
+/* the tile widths whose SwiGLU output rows are whole 16-byte units in e4m3 */
+constexpr bool fp8_out_width(int bn) { return bn / 2 % 16 == 0; }
 
-template <int BN, int EPI, bool TS> struct tile_cfg {
+template <int BN, int EPI, bool TS, int OB = 2> struct tile_cfg {
     static constexpr int kStages = BN == 128 ? 6 : 4; /* 172–196 KB of stages */
     static constexpr int kABytes = BM * kRowBytes;
     static constexpr int kBBytes = BN * kRowBytes;   /* a multiple of 1024 for BN % 8 == 0 */
     static constexpr int kStageBytes = kABytes + kBBytes;
     static constexpr int kOutCols = out_cols(BN, EPI);
-    static constexpr int kBoxCols = box_cols(kOutCols);
-    static constexpr int kBoxBytes = 64 * kBoxCols * 2; /* one 64-row output box for the TMA store */
+    static constexpr int kBoxCols = box_cols(kOutCols, OB);
+    static constexpr int kBoxBytes = 64 * kBoxCols * OB; /* one 64-row output box for the TMA store */
     static constexpr int kStaging = TS ? kConsumers * 2 * kBoxBytes : 0; /* two boxes per consumer */
     /* 1024 for aligning the base (128-byte swizzle works on 1024-byte aligned tiles); the
      * mbarriers: full and empty per stage */
     static constexpr int kSmem = 1024 + kStages * kStageBytes + kStaging + 2 * kStages * 8;
     static_assert(kSmem <= 227 * 1024, "shared memory over the sm_90 limit");
-    static_assert(kOutCols % kBoxCols == 0 && kBoxCols % 8 == 0 && kBoxCols <= 256, "box width");
+    static_assert(kOutCols % kBoxCols == 0 && kBoxCols * OB % 16 == 0 && kBoxCols <= 256, "box width");
 };
 
 using namespace sf_hopper;
@@ -198,25 +207,27 @@ __device__ __forceinline__ void rope_acc(float (&acc)[BN / 2], const T *bias, co
     }
 }
 
-/* e4m3 products: the accumulators times a_scale·b_scale, before bias and activation. Per tensor,
- * one f32 each; per row (rows), a_scale [M] and b_scale [N] (in B's row order). row: this
- * thread's first row (the second is row + 8); columns past N are never stored, so not scaled. */
+/* e4m3 products: the accumulators times a_scale·b_scale, before bias and activation. Each scale
+ * is one f32 (per tensor) or one a row: a_scale [M] (a_rows), b_scale [N] in B's row order
+ * (b_rows). row: this thread's first row (the second is row + 8); columns past N are never
+ * stored, so not scaled. */
 template <int BN>
 __device__ __forceinline__ void scale_acc(float (&acc)[BN / 2], const float *a_scale, const float *b_scale,
-                                          bool rows, int row, int M, int n0, int N, int quad)
+                                          bool a_rows, bool b_rows, int row, int M, int n0, int N, int quad)
 {
-    if (!rows) {
+    if (!a_rows && !b_rows) {
         const float sc = __ldg(a_scale) * __ldg(b_scale);
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) acc[i] *= sc;
         return;
     }
-    const float a0 = row < M ? __ldg(a_scale + row) : 0.f, a1 = row + 8 < M ? __ldg(a_scale + row + 8) : 0.f;
+    const float a0 = !a_rows ? __ldg(a_scale) : row < M ? __ldg(a_scale + row) : 0.f;
+    const float a1 = !a_rows ? a0 : row + 8 < M ? __ldg(a_scale + row + 8) : 0.f;
 #pragma unroll
     for (int ob = 0; ob < BN / 8; ob++) {
         if (n0 + ob * 8 >= N) break;
         const int col = n0 + ob * 8 + quad * 2;
-        const float b0 = __ldg(b_scale + col), b1 = __ldg(b_scale + col + 1);
+        const float b0 = b_rows ? __ldg(b_scale + col) : __ldg(b_scale), b1 = b_rows ? __ldg(b_scale + col + 1) : b0;
         acc[4 * ob] *= a0 * b0;
         acc[4 * ob + 1] *= a0 * b1;
         acc[4 * ob + 2] *= a1 * b0;
@@ -270,20 +281,25 @@ __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], T *C, const
  * the store of the other; the stores also overlap the next tile's main loop. Replaces 4-byte
  * global stores scattered over 8 rows per warp instruction. ADD reads its residual R [M, N] (row
  * stride ldr) from global memory, each element by the thread that writes it and before the
- * box's store is issued, so R may be C itself. */
-template <int BN, int EPI, typename T>
+ * box's store is issued, so R may be C itself. TO: C's type, T or e4m3; e4m3 values are v /
+ * out_scale[0] rounded to nearest even and saturated (as quantize writes them), two a 2-byte
+ * shared-memory store. */
+template <int BN, int EPI, typename T, typename TO>
 __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], const CUtensorMap *map_c,
                                                 uint32_t bufs, int &box_count, const T *bias, int N, int n0,
                                                 int row0, int wrow, int quad, int tid, int bar_id,
-                                                const T *R, int64_t ldr, int M)
+                                                const T *R, int64_t ldr, int M, const float *out_scale)
 {
     using tr = sf::dtype_traits<T>;
-    using cfg = tile_cfg<BN, EPI, true>;
+    constexpr int OB = (int)sizeof(TO);
+    using cfg = tile_cfg<BN, EPI, true, OB>;
     constexpr int BW = cfg::kBoxCols, JB = BW / 8, NB = cfg::kOutCols / BW;
-    constexpr bool kSwizzled = BW == 64; /* 128-byte rows, 128-byte swizzle */
-    constexpr uint32_t pitch = kSwizzled ? 128 : BW * 2;
+    constexpr bool kSwizzled = BW * OB == 128; /* 128-byte rows, 128-byte swizzle */
+    constexpr uint32_t pitch = BW * OB;
     const int n_out = EPI == SF_EPI_SWIGLU ? N / 2 : N, out0 = EPI == SF_EPI_SWIGLU ? n0 / 2 : n0;
     const uint32_t swz = kSwizzled ? (uint32_t)(wrow & 7) : 0u; /* rows wrow and wrow + 8 share it */
+    float os = 1.f;
+    if constexpr (OB == 1) os = __ldg(out_scale);
 #pragma unroll
     for (int b = 0; b < NB; b++) {
         if (out0 + b * BW >= n_out) break;
@@ -308,9 +324,19 @@ __device__ __forceinline__ void epilogue_staged(const float (&acc)[BN / 2], cons
                     v[2] += r.x; v[3] += r.y;
                 }
             }
-            const uint32_t off = (((uint32_t)jj ^ swz) << 4) + quad * 4;
-            st_shared_u32(buf + wrow * pitch + off, tr::pack2(v[0], v[1]));
-            st_shared_u32(buf + (wrow + 8) * pitch + off, tr::pack2(v[2], v[3]));
+            /* this thread's 2 columns of block jj: byte jj·8·OB + quad·2·OB of the row, whose
+             * 16-byte unit moves by the swizzle */
+            const uint32_t byte = (uint32_t)(jj * 8 + quad * 2) * OB;
+            const uint32_t off = ((byte >> 4 ^ swz) << 4) | (byte & 15);
+            if constexpr (OB == 1) {
+                st_shared_u16(buf + wrow * pitch + off, __nv_cvt_float2_to_fp8x2(make_float2(v[0] / os, v[1] / os),
+                                                                                 __NV_SATFINITE, __NV_E4M3));
+                st_shared_u16(buf + (wrow + 8) * pitch + off,
+                              __nv_cvt_float2_to_fp8x2(make_float2(v[2] / os, v[3] / os), __NV_SATFINITE, __NV_E4M3));
+            } else {
+                st_shared_u32(buf + wrow * pitch + off, tr::pack2(v[0], v[1]));
+                st_shared_u32(buf + (wrow + 8) * pitch + off, tr::pack2(v[2], v[3]));
+            }
         }
         fence_proxy_async();
         named_bar_sync(bar_id, 128);
@@ -370,15 +396,18 @@ template <int CM> __device__ __forceinline__ void release_stage(uint32_t empty0,
  * and one half of the shared B tile, multicast into both CTAs, so each CTA pulls 16 + BN·64
  * bytes from L2 per k-step instead of 16 KB + 2·BN·64 (a third less for BN = 256). A stage is
  * then free only when the consumers of both CTAs are done with it: every consumer warp arrives
- * on the empty barrier of both CTAs. TI: A's and B's type (T, or e4m3 with a_scale and b_scale). */
-template <int BN, int EPI, typename T, typename TI, int CM, bool TS>
+ * on the empty barrier of both CTAs. TI: A's and B's type (T, or e4m3 with a_scale and b_scale).
+ * TO: C's type (T, or e4m3 with out_scale; staged epilogue only). */
+template <int BN, int EPI, typename T, typename TI, typename TO, int CM, bool TS>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                 const __grid_constant__ CUtensorMap map_c, T *C, const T *R, const T *bias, int M, int N, int K,
                 int64_t ldc, int64_t ldr, int group, const __grid_constant__ rope_params rope,
-                const float *a_scale, const float *b_scale, int scale_rows)
+                const float *a_scale, const float *b_scale, int a_scale_rows, int b_scale_rows,
+                const float *out_scale)
 {
-    using cfg = tile_cfg<BN, EPI, TS>;
+    using cfg = tile_cfg<BN, EPI, TS, (int)sizeof(TO)>;
+    static_assert(sizeof(TO) == sizeof(T) || TS, "an e4m3 C is stored by the staged epilogue");
     constexpr int S = cfg::kStages, BK = bk<TI>();
     constexpr bool kFp8 = sizeof(TI) == 1;
     extern __shared__ uint8_t smem_raw[];
@@ -444,17 +473,17 @@ gemm_epi_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant
             fence_acc(acc);
             release_stage<CM>(empty0, prev, lane);
             if constexpr (kFp8)
-                scale_acc<BN>(acc, a_scale, b_scale, scale_rows != 0, mb * BM + c * 64 + warp * 16 + lane / 4, M,
-                              nb * BN, N, lane % 4);
+                scale_acc<BN>(acc, a_scale, b_scale, a_scale_rows != 0, b_scale_rows != 0,
+                              mb * BM + c * 64 + warp * 16 + lane / 4, M, nb * BN, N, lane % 4);
             const T *ebias = bias;
             if constexpr (EPI == SF_EPI_ROPE) { /* the bias goes in before the rotation */
                 rope_acc<BN, T>(acc, bias, rope, N, nb * BN, mb * BM + c * 64 + warp * 16 + lane / 4, lane % 4);
                 ebias = nullptr;
             }
-            if (TS)
-                epilogue_staged<BN, EPI, T>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, ebias, N,
-                                            nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c,
-                                            R, ldr, M);
+            if constexpr (TS)
+                epilogue_staged<BN, EPI, T, TO>(acc, &map_c, staging + c * 2 * cfg::kBoxBytes, box_count, ebias, N,
+                                                nb * BN, mb * BM + c * 64, warp * 16 + lane / 4, lane % 4, tid, 1 + c,
+                                                R, ldr, M, out_scale);
             else
                 epilogue<BN, EPI, T>(acc, C, R, ebias, M, N, ldc, ldr, mb * BM + c * 64 + warp * 16 + lane / 4,
                                      nb * BN, lane % 4);
@@ -524,7 +553,8 @@ struct launch_params {
     int group; /* rasterisation group in cluster rows */
     rope_params rope;
     const float *a_scale, *b_scale; /* e4m3 inputs only */
-    int scale_rows;
+    int a_scale_rows, b_scale_rows;
+    const float *out_scale;         /* e4m3 C only */
     int sms, dev;
     cudaStream_t stream;
 };
@@ -567,19 +597,26 @@ int launch_on(kernel_slot &slot, void (*kernel)(KArgs...), int smem, int cm, int
     return (int)sf::launch(kernel, dim3(clusters * cm), dim3(kThreads), smem, p.stream, (unsigned)cm, args...);
 }
 
-template <int BN, int EPI, typename T, typename TI, int CM, bool TS> int launch(const launch_params &p)
+template <int BN, int EPI, typename T, typename TI, int CM, bool TS, typename TO = T> int launch(const launch_params &p)
 {
     static kernel_slot slot;
-    return launch_on(slot, gemm_epi_kernel<BN, EPI, T, TI, CM, TS>, tile_cfg<BN, EPI, TS>::kSmem, CM, BN, p, p.map_a,
-                     p.map_b, p.map_c, (T *)p.C, (const T *)p.R, (const T *)p.bias, p.M, p.N, p.K, p.ldc, p.ldr,
-                     p.group, p.rope, p.a_scale, p.b_scale, p.scale_rows);
+    return launch_on(slot, gemm_epi_kernel<BN, EPI, T, TI, TO, CM, TS>, tile_cfg<BN, EPI, TS, (int)sizeof(TO)>::kSmem,
+                     CM, BN, p, p.map_a, p.map_b, p.map_c, (T *)p.C, (const T *)p.R, (const T *)p.bias, p.M, p.N, p.K,
+                     p.ldc, p.ldr, p.group, p.rope, p.a_scale, p.b_scale, p.a_scale_rows, p.b_scale_rows,
+                     p.out_scale);
 }
 
 /* The widths other than 128 and 256 exist only with the staged epilogue (TS); ROPE needs tiles of
- * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). */
+ * whole heads, so 128 and 256 only, and the staged epilogue (the direct one would spill). An e4m3
+ * C (p.out_scale) exists for SWIGLU over e4m3 inputs, staged, at the widths fp8_out_width takes. */
 template <int BN, typename T, typename TI, int CM, bool TS> int launch_epi(int epi, const launch_params &p)
 {
     constexpr bool kFp8 = sizeof(TI) == 1; /* e4m3: the epilogues an FP8 op asks for (no GELU) */
+    if (p.out_scale) {
+        if constexpr (kFp8 && TS && fp8_out_width(BN))
+            if (epi == SF_EPI_SWIGLU) return launch<BN, SF_EPI_SWIGLU, T, TI, CM, TS, __nv_fp8_e4m3>(p);
+        return (int)cudaErrorInvalidValue;
+    }
     switch (epi) {
     case SF_EPI_NONE: return launch<BN, SF_EPI_NONE, T, TI, CM, TS>(p);
     case SF_EPI_GELU_TANH:
@@ -633,15 +670,15 @@ bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn ==
  * fills the machine better: BN = 224 splits 2I = 22016 into 99 tiles and 4·99 = 3·132, so every
  * T that is a multiple of 512 gives whole waves; 176 does the same for I = 11008 at
  * T = 512–1024. Ties go to the wider tile. Widths other than 128 and 256 need the staged
- * epilogue (wide_ok). */
-int choose_tile_n(int64_t M, int64_t N, bool wide_ok, int cm, int sms)
+ * epilogue (wide_ok); an e4m3 SwiGLU output, the widths fp8_out_width takes (fp8_out). */
+int choose_tile_n(int64_t M, int64_t N, bool wide_ok, bool fp8_out, int cm, int sms)
 {
     static const int widths[] = {256, 224, 208, 176, 128};
     const int64_t m_units = ((M + BM - 1) / BM + cm - 1) / cm, slots = sms / cm;
     int best = 256;
     double best_cost = 0;
     for (int bn : widths) {
-        if (!wide_ok && bn != 128 && bn != 256) continue;
+        if ((!wide_ok && bn != 128 && bn != 256) || (fp8_out && !fp8_out_width(bn))) continue;
         const int64_t waves = (m_units * ((N + bn - 1) / bn) + slots - 1) / slots;
         const double cost = (double)waves * bn / (bn == 128 ? 0.92 : 1.0);
         if (bn == 256 || cost < best_cost) {
@@ -673,6 +710,11 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
                  a->epilogue == SF_EPI_GELU_TANH || a->epilogue == SF_EPI_GELU_ERF)) ||
         (!fp8 && (a->a_scale || a->b_scale)))
         return (int)cudaErrorInvalidValue;
+    /* an e4m3 C: the SwiGLU of e4m3 inputs, its scale 4-byte aligned, a width that takes it */
+    const bool fp8_out = a->out_scale != NULL;
+    if (fp8_out && (!fp8 || a->epilogue != SF_EPI_SWIGLU || !aligned(a->out_scale, 4) ||
+                    (a->tile_n != 0 && !fp8_out_width(a->tile_n))))
+        return (int)cudaErrorInvalidValue;
     if (a->M == 0) return (int)cudaSuccess;
     const bool swiglu = a->epilogue == SF_EPI_SWIGLU, add = a->epilogue == SF_EPI_ADD, rope = a->epilogue == SF_EPI_ROPE;
     /* RoPE: whole heads per tile (widths 128, 256), exact fp32 positions */
@@ -699,20 +741,21 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     if (rc) return rc;
     if (info.cc_major != 9 || info.cc_minor != 0) return (int)cudaErrorNotSupported;
 
-    /* the TMA store needs a 16-byte aligned C with 16-byte rows */
-    const bool ts_ok = aligned(a->C, 16) && ldc % 8 == 0;
+    /* the TMA store needs a 16-byte aligned C with rows of whole 16-byte units */
+    const int ob = fp8_out ? 1 : 2; /* C's element bytes */
+    const bool ts_ok = aligned(a->C, 16) && ldc * ob % 16 == 0;
     const bool ts = ts_ok && a->epilogue_store != 1 && (a->epilogue_store == 2 || kStagedByDefault);
     /* the widths other than 128 and 256, and e4m3 inputs, exist with the staged epilogue only */
     if ((rope && !ts) || (fp8 && !ts) ||
         (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
         return (int)cudaErrorInvalidValue;
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
-    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, cm, info.sms);
-    const int box = box_cols(out_cols(bn, a->epilogue));
+    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, fp8_out, cm, info.sms);
+    const int box = box_cols(out_cols(bn, a->epilogue), ob);
     const int bke = fp8 ? bk<__nv_fp8_e4m3>() : bk<__half>();
     if (!make_tensor_map(&p.map_a, a->in_dtype, a->A, a->M, a->K, lda, BM, bke) ||
         !make_tensor_map(&p.map_b, a->in_dtype, a->B, a->N, a->K, ldb, bn / cm, bke) ||
-        (ts && !make_tensor_map(&p.map_c, a->dtype, a->C, a->M, n_out, ldc, 64, box, box == 64)))
+        (ts && !make_tensor_map(&p.map_c, fp8_out ? SF_E4M3 : a->dtype, a->C, a->M, n_out, ldc, 64, box, box * ob == 128)))
         return (int)cudaErrorInvalidValue;
     if (!ts) p.map_c = p.map_a; /* unused; any valid map */
     p.C = a->C;
@@ -725,7 +768,9 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
     p.ldr = ldr;
     p.a_scale = a->a_scale;
     p.b_scale = a->b_scale;
-    p.scale_rows = a->scale_rows;
+    p.a_scale_rows = a->a_scale_rows;
+    p.b_scale_rows = a->b_scale_rows;
+    p.out_scale = a->out_scale;
     p.rope = {};
     if (rope) {
         p.rope.cols = (int)a->rope_cols;

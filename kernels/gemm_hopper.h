@@ -34,7 +34,8 @@ typedef struct sf_gemm_epi_args {
     const void *B;
     const void *bias;    /* [N] in B's row order (interleaved for SWIGLU), or NULL */
     const void *R;       /* residual [M, N], SF_EPI_ADD only */
-    void *C;             /* [M, N], or [M, N/2] for SF_EPI_SWIGLU; must not overlap A or B */
+    void *C;             /* [M, N], or [M, N/2] for SF_EPI_SWIGLU, of dtype (e4m3 with out_scale);
+                            must not overlap A or B */
     int64_t lda, ldb, ldc, ldr; /* leading dimensions in elements; 0 = packed (K, K, N or N/2, N) */
     int tile_n;          /* 0 = chosen from the shape; 128, 176, 208, 224 or 256 to force a tile
                             width (176, 208, 224: staged epilogue only) */
@@ -50,9 +51,12 @@ typedef struct sf_gemm_epi_args {
     float rope_inv_freq[SF_GEMM_ROPE_HEAD_DIM / 2]; /* SF_EPI_ROPE: from sf_rope_inv_freq */
     const float *a_scale, *b_scale; /* SF_E4M3 inputs: A·Bᵀ is scaled by a_scale·b_scale on the
                                        fp32 accumulators, before bias and epilogue: f32 [1]
-                                       each, or with scale_rows a_scale [M] and b_scale [N]
-                                       (in B's row order) */
-    int scale_rows;
+                                       each, or a_scale [M] with a_scale_rows and b_scale [N]
+                                       (in B's row order) with b_scale_rows */
+    int a_scale_rows, b_scale_rows;
+    const float *out_scale; /* NULL, or SF_EPI_SWIGLU over SF_E4M3 inputs: C is e4m3, each value
+                               divided by out_scale[0] (f32, a scale fixed ahead), rounded to
+                               nearest even and saturated, as quantize writes it (quantize.h) */
 } sf_gemm_epi_args;
 
 /* Requirements (else cudaErrorInvalidValue): M >= 1 (M = 0 is a no-op), N and K multiples of
@@ -60,7 +64,9 @@ typedef struct sf_gemm_epi_args {
  * ldc, ldr, bias 4-byte aligned. M, N, K below 2^31. SF_EPI_ROPE runs tile widths 128 or 256
  * only (a tile holds whole heads), and the staged epilogue only (C 16-byte aligned, ldc a
  * multiple of 8); so do e4m3 inputs, whose scales are 4-byte aligned, whose in_dtype is
- * the only one other than dtype, and whose epilogue is not a GELU. tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
+ * the only one other than dtype, and whose epilogue is not a GELU. An e4m3 C (out_scale,
+ * 4-byte aligned) takes SWIGLU over e4m3 inputs, the staged epilogue (C 16-byte aligned, ldc a
+ * multiple of 16) and tile widths 128, 224 or 256. tile_n, cluster_m, epilogue_store in the ranges above (a width that needs the
  * staged epilogue is refused where it cannot be used), group_m >= 0. Needs no workspace. Only cc 9.0 runs it. */
 int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream);
 

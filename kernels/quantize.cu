@@ -4,6 +4,7 @@
  *  - per tensor: a grid-stride kernel takes every CTA's amax into one word with atomicMax (the
  *    bits of a non-negative float order as the float does), then a second kernel scales and
  *    writes every element; the first CTA of the second writes the scale.
+ *  - a fixed scale (read, not computed): one grid-stride kernel, as dequantize's.
  * Conversions: x / scale in f32, then cvt.rn.satfinite (the fp8 types' constructors). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -81,6 +82,19 @@ __global__ void __launch_bounds__(kThreads) quantize_tensor(const T *x, int64_t 
         out[i / cols * ld_out + i % cols] = from_f<F>(to_f(x[i / cols * ld_x + i % cols]) / s);
 }
 
+/* out = x / scale[row or 0], the scale given */
+template <typename T, typename F>
+__global__ void __launch_bounds__(kThreads) quantize_fixed(const T *x, int64_t ld_x, F *out, int64_t ld_out, int64_t rows,
+                                                           int64_t cols, const float *scale, int per_row)
+{
+    sf::grid_dep_wait();
+    sf::grid_dep_launch();
+    for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * kThreads) {
+        const int64_t r = i / cols, c = i % cols;
+        out[r * ld_out + c] = from_f<F>(to_f(x[r * ld_x + c]) / scale[per_row ? r : 0]);
+    }
+}
+
 template <typename F, typename T>
 __global__ void __launch_bounds__(kThreads) dequantize(const F *x, int64_t ld_x, T *out, int64_t ld_out, int64_t rows,
                                                        int64_t cols, const float *scale, int per_row)
@@ -104,6 +118,9 @@ template <typename T, typename F> int quantize_as(const sf_quantize_args *a, uns
     const T *x = static_cast<const T *>(a->x);
     F *out = static_cast<F *>(a->out);
     const float fmax = (float)sf_fp8_max(a->out_dtype);
+    if (a->fixed_scale)
+        return (int)sf::launch(quantize_fixed<T, F>, grid_for(a->rows * a->cols), kThreads, 0, s, 1, x, a->ld_x, out,
+                               a->ld_out, a->rows, a->cols, (const float *)a->scale, a->per_row);
     if (a->per_row) {
         if (a->rows > 0x7fffffff) return (int)cudaErrorInvalidValue;
         return (int)sf::launch(quantize_rows<T, F>, (unsigned)a->rows, kThreads, 0, s, 1, x, a->ld_x, out, a->ld_out,

@@ -9,7 +9,8 @@
  * quantize sets it from the largest magnitude, scale = amax / the format's largest finite value
  * (448 for e4m3, 57344 for e5m2), 1 where amax is 0, so that q = x / scale fills the format's
  * range; q is x / scale rounded to nearest even and saturated (sf_types.h); NaN elements give
- * NaN and are left out of amax. Per tensor: one scale; per row: one a row.
+ * NaN and are left out of amax. Per tensor: one scale; per row: one a row. With fixed_scale the
+ * scale is read instead (a scale fixed ahead: static quantization), and no amax is taken.
  */
 #ifndef SF_QUANTIZE_H
 #define SF_QUANTIZE_H
@@ -27,10 +28,12 @@ typedef struct sf_quantize_args {
     float *scale;           /* quantize: written; dequantize: read. [1] or [rows] */
     int64_t rows, cols, ld_x, ld_out;
     int per_row;
+    int fixed_scale;        /* quantize: scale is read, not written */
 } sf_quantize_args;
 
 /* rows and cols at least 1 (tensors have no empty dimension); `workspace`: 4 bytes of device
- * memory (per tensor: the amax the second kernel reads). Asynchronous; a cudaError_t. */
+ * memory (per tensor, scale not fixed: the amax the second kernel reads). Asynchronous; a
+ * cudaError_t. */
 int sf_quantize_cuda(const sf_quantize_args *a, void *workspace, void *stream);
 int sf_dequantize_cuda(const sf_quantize_args *a, void *stream);
 

@@ -27,6 +27,11 @@ static const sf_arg_spec ffn_args[] = {
     {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I] (impl unfused, and the CPU)"},
     {"w13_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w13: f32 [2I], w1_scale and w3_scale interleaved as w13 (pack_gate_up of "
      "their [I, 1] views; the GPU's impl fused)"},
+    {"h_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 inputs, impl fused: f32 [1], h's dequantization scale fixed ahead: the "
+     "gate/up GEMM's epilogue writes h in e4m3 as h / h_scale, saturated, and the down projection takes it per tensor "
+     "(without it, h is quantized per token after that GEMM: one more pass over h)"},
+    {"calibrate", SF_ARG_BOOL, 0, "false", "with h_scale: write h_scale from this call's h (its amax / 448, h quantized "
+     "per tensor with it), as a calibration run does once"},
     {"b1", SF_ARG_TENSOR, 0, NULL, "fc1 bias [I] (gelu)"},
     {"b2", SF_ARG_TENSOR, 0, NULL, "fc2 bias [H] (gelu)"},
     {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; x's dtype, or f16/bf16 for e4m3 x (f32, f64 too on the CPU)"},
@@ -50,6 +55,9 @@ typedef struct ffn_call {
     void *stream;
     /* e4m3 x and weights: their per-row f32 scales (x_scale [T], w*_scale [out channels]) */
     const float *x_scale, *w1_scale, *w2_scale, *w3_scale, *w13_scale;
+    /* e4m3: h's scale per tensor, read (fixed ahead) or, with calibrate, written; NULL: per token */
+    float *h_scale;
+    int calibrate;
 } ffn_call;
 
 static void check_matrix(sf_op_args *a, const char *name, const sf_tensor *t, int64_t rows, int64_t cols,
@@ -109,22 +117,27 @@ static void check_fp8_aligned(ffn_call *c, const char *impl, const char *names, 
 }
 
 /* The FP8 FFN's intermediates, in one scratch allocation: n_h buffers [T, I] in out's dtype (h;
- * the unfused form's gate, which becomes h, and up), then h's e4m3 copy and its scale per token */
-typedef struct fp8_hidden { char *h[2]; void *h8; float *h_scale; } fp8_hidden;
+ * the unfused form's gate, which becomes h, and up), then h's e4m3 copy, its scale per token and
+ * the amax word of a calibration */
+typedef struct fp8_hidden { char *h[2]; void *h8; float *h_scale; unsigned *amax; } fp8_hidden;
 
 static fp8_hidden fp8_hidden_scratch(ffn_call *c, int n_h)
 {
     const size_t ti = (size_t)(c->T * c->I), hb = pad256(ti * sf_dtype_size(c->out->dtype)), h8b = pad256(ti);
-    char *s = sf_scratch(c->a->L, SF_DEV_CUDA, (size_t)n_h * hb + h8b + (size_t)c->T * sizeof(float),
+    const size_t sb = pad256((size_t)c->T * sizeof(float));
+    char *s = sf_scratch(c->a->L, SF_DEV_CUDA, (size_t)n_h * hb + h8b + sb + sizeof(unsigned),
                          n_h > 1 ? "the FFN intermediates" : "the FFN hidden activations");
-    return (fp8_hidden){{s, n_h > 1 ? s + hb : NULL}, s + n_h * hb, (float *)(s + n_h * hb + h8b)};
+    char *h8 = s + n_h * hb;
+    return (fp8_hidden){{n_h ? s : NULL, n_h > 1 ? s + hb : NULL}, h8, (float *)(h8 + h8b), (unsigned *)(h8 + h8b + sb)};
 }
 
-/* h (out's dtype) to e4m3 with a scale per token: the down projection's input */
+/* h (out's dtype) to e4m3: the down projection's input, with a scale per token, or with
+ * calibrate per tensor, its scale written to h_scale */
 static void quantize_hidden(ffn_call *c, const fp8_hidden *f)
 {
-    const sf_quantize_args q = {c->out->dtype, SF_E4M3, f->h[0], f->h8, f->h_scale, c->T, c->I, c->I, c->I, 1};
-    SF_CUDA(c->a->L, sf_quantize_cuda(&q, NULL, c->stream)); /* per row: no workspace */
+    const sf_quantize_args q = {c->out->dtype, SF_E4M3, f->h[0], f->h8, c->h_scale ? c->h_scale : f->h_scale, c->T,
+                                c->I, c->I, c->I, !c->h_scale, 0};
+    SF_CUDA(c->a->L, sf_quantize_cuda(&q, f->amax, c->stream));
 }
 
 /* out [T, N] = (x·xs)(w·ws)ᵀ (+ residual: beta 1) through cuBLASLt's FP8 GEMM: e4m3 x and w with
@@ -303,26 +316,31 @@ static int swiglu_fastest(ffn_call *c)
 
 #ifdef SF_HAVE_HOPPER
 /* The FP8 SwiGLU FFN on our Hopper GEMM: h = silu(g)·u in the first GEMM's epilogue (e4m3 x and
- * w13, their scales on the fp32 accumulators), written in out's dtype; h quantized to e4m3 with a
- * scale per token; then the down projection of e4m3 h and w2, the residual in its epilogue. */
+ * w13, their scales on the fp32 accumulators), written in out's dtype, then quantized to e4m3
+ * with a scale per token (or, calibrating, per tensor); or, with a fixed h_scale, written in e4m3
+ * by that epilogue. Then the down projection of e4m3 h and w2, the residual in its epilogue. */
 static void fused_fp8(ffn_call *c)
 {
     lua_State *L = c->a->L;
     const sf_dtype ot = c->out->dtype;
-    const fp8_hidden f = fp8_hidden_scratch(c, 1);
-    sf_gemm_epi_args up = sf_gemm_epi_linear(ot, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, f.h[0], c->T, 2 * c->I, c->H);
+    const int fixed = c->h_scale && !c->calibrate;
+    const fp8_hidden f = fp8_hidden_scratch(c, fixed ? 0 : 1);
+    sf_gemm_epi_args up = sf_gemm_epi_linear(ot, SF_EPI_SWIGLU, c->x->data, c->w13->data, NULL, fixed ? f.h8 : f.h[0],
+                                             c->T, 2 * c->I, c->H);
     up.in_dtype = SF_E4M3;
     up.a_scale = c->x_scale;
     up.b_scale = c->w13_scale;
-    up.scale_rows = 1;
+    up.a_scale_rows = up.b_scale_rows = 1;
+    if (fixed) up.out_scale = c->h_scale;
     SF_CUDA(L, sf_gemm_epilogue_cuda(&up, c->stream));
-    quantize_hidden(c, &f);
+    if (!fixed) quantize_hidden(c, &f);
     sf_gemm_epi_args down = sf_gemm_epi_linear(ot, c->residual ? SF_EPI_ADD : SF_EPI_NONE, f.h8, c->w2->data, NULL,
                                                c->out->data, c->T, c->H, c->I);
     down.in_dtype = SF_E4M3;
-    down.a_scale = f.h_scale;
+    down.a_scale = c->h_scale ? c->h_scale : f.h_scale;
     down.b_scale = c->w2_scale;
-    down.scale_rows = 1;
+    down.a_scale_rows = !c->h_scale;
+    down.b_scale_rows = 1;
     down.R = residual_of(c);
     SF_CUDA(L, sf_gemm_epilogue_cuda(&down, c->stream));
 }
@@ -396,19 +414,33 @@ static void fp8_scales(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
                         i ? "weight row" : "token");
         *scales[i].dst = (const float *)t->data;
     }
+    /* h's scale per tensor: fused (our epilogue's e4m3 h; cuBLASLt's FP8 GEMM takes per-row scales
+     * of both operands or of neither, so the unfused down projection needs h's per token) */
+    const sf_tensor *hs = sf_arg_tensor(a, "h_scale");
+    c->calibrate = sf_arg_bool(a, "calibrate", 0);
+    if (c->calibrate && !hs) sf_op_error(a, "'calibrate' needs 'h_scale', the f32 [1] it writes");
+    if (!hs) return;
+    if (!fp8) sf_op_error(a, "'h_scale' is for e4m3 inputs; 'x' is %s", sf_dtype_name(c->x->dtype));
+    if (c->impl != IMPL_FUSED)
+        sf_op_error(a, "'h_scale' is for impl 'fused' (impl 'unfused' quantizes h per token, as its cuBLASLt down "
+                       "projection needs)");
+    sf_op_check_dtype(a, "h_scale", hs, SF_DT(SF_F32));
+    if (hs->ndim != 1 || hs->shape[0] != 1) sf_op_error(a, "'h_scale' must be an f32 [1] (one scale for h)");
+    c->h_scale = (float *)hs->data;
 }
 
 static void run_ffn(sf_op_args *a)
 {
     static const char *const tensors[] = {"x", "w1", "w2", "w3", "w13", "b1", "b2", "out", "residual", "x_scale",
-                                          "w1_scale", "w2_scale", "w3_scale", "w13_scale", NULL};
+                                          "w1_scale", "w2_scale", "w3_scale", "w13_scale", "h_scale", NULL};
     static const char *const acts[] = {"gelu", "swiglu", NULL}, *const gelus[] = {"tanh", "erf", NULL};
     static const char *const impls[] = {"unfused", "fused", "gemv", NULL};
     ffn_call c = {a, sf_arg_tensor(a, "x"), sf_arg_tensor(a, "w1"), sf_arg_tensor(a, "w2"), sf_arg_tensor(a, "w3"),
                   sf_arg_tensor(a, "w13"), sf_arg_tensor(a, "b1"), sf_arg_tensor(a, "b2"), sf_arg_tensor(a, "out"),
                   sf_arg_tensor(a, "residual"),
                   sf_arg_choice(a, "act", acts, ACT_GELU), sf_arg_choice(a, "gelu", gelus, 0),
-                  sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a), NULL, NULL, NULL, NULL, NULL};
+                  sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a), NULL, NULL, NULL, NULL, NULL,
+                  NULL, 0};
     sf_device_kind dev = sf_op_device(a, tensors);
     unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
     sf_op_check_dtype(a, "x", c.x, dtypes | SF_DT(SF_E4M3));
@@ -449,7 +481,7 @@ static void run_ffn(sf_op_args *a)
         sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_EPI_SWIGLU : c.gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH,
                              c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
                              c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data,
-                             c.x_scale, c.w1_scale, c.w3_scale, c.w2_scale, ot};
+                             c.x_scale, c.w1_scale, c.w3_scale, c.w2_scale, ot, c.h_scale, c.calibrate};
         /* the reference has no residual: add it after, in double, from a copy when it is `out` */
         const void *res = c.residual ? c.residual->data : NULL;
         void *copy = NULL;

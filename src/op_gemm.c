@@ -25,9 +25,9 @@ static const sf_arg_spec gemm_args[] = {
     {"beta", SF_ARG_NUMBER, 0, "0", "scale of c added to the product"},
     {"bias", SF_ARG_TENSOR, 0, NULL, "[n], dtype of c, added to every row"},
     {"a_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [m]: the dequantization scale of an e4m3/e5m2 'a' (of op(a)'s rows; "
-                                        "on the GPU [m] needs b_scale [n] and a 2-D product)"},
+                                        "cuBLASLt takes [m] with b_scale [n] in a 2-D product, hopper with either)"},
     {"b_scale", SF_ARG_TENSOR, 0, NULL, "f32 [1] or [n]: the dequantization scale of an e4m3/e5m2 'b' (of op(b)'s columns; "
-                                        "on the GPU [n] needs a_scale [m] and a 2-D product)"},
+                                        "cuBLASLt takes [n] with a_scale [m] in a 2-D product, hopper with either)"},
     {"fast_accum", SF_ARG_BOOL, 0, "false",
      "e4m3/e5m2 inputs on the GPU: cuBLASLt's fast FP8 accumulation (partial sums not promoted to full f32 "
      "as they grow), faster and less exact; impl hopper accumulates so and needs it; the CPU's reference is "
@@ -80,8 +80,6 @@ static const char *hopper_unfit(const sf_gemm_desc *d, const sf_tensor *A, const
         const void *o = d->d ? d->d : d->c;
         if ((uintptr_t)o % 16 || (d->d ? d->ldd : d->ldc) % 8)
             return "with e4m3 inputs needs 16-byte aligned rows of its output, c or out (its TMA-stored epilogue)";
-        if (d->a_scale_rows != d->b_scale_rows && !(d->m == 1 && d->b_scale_rows))
-            return "takes per-row scales for both 'a' and 'b' (a_scale [m], b_scale [n]) or for neither";
         if ((uintptr_t)d->a_scale % 4 || (uintptr_t)d->b_scale % 4) return "needs 4-byte aligned scales";
         /* wgmma's accumulators hold the partial sums over all of k, never promoted */
         if (!d->fast_accum) return "with e4m3 inputs accumulates as cuBLASLt's fast accumulation does: pass fast_accum = true";
@@ -170,7 +168,8 @@ static void gemm_hopper(void *ctx)
     e.in_dtype = d->a_dtype;
     e.a_scale = d->a_scale;
     e.b_scale = d->b_scale;
-    e.scale_rows = d->a_scale_rows || d->b_scale_rows; /* a [1] scale of a one-row a is its row's */
+    e.a_scale_rows = d->a_scale_rows;
+    e.b_scale_rows = d->b_scale_rows;
     e.R = d->beta == 1.0 ? d->c : NULL;
     e.lda = d->lda;
     e.ldb = d->ldb;

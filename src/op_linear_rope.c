@@ -93,7 +93,7 @@ static void run_fused(void *ctx)
     g.in_dtype = c->x->dtype;
     g.a_scale = c->x_scale;
     g.b_scale = c->w_scale;
-    g.scale_rows = c->scale_rows;
+    g.a_scale_rows = g.b_scale_rows = c->scale_rows;
     g.rope_cols = c->rope.heads * c->rope.head_dim;
     g.rope_seq = c->rope.seq;
     g.rope_pos_offset = c->rope.pos_offset;

@@ -13,6 +13,7 @@ static const sf_arg_spec quantize_args[] = {
     {"out", SF_ARG_TENSOR, 1, NULL, "e4m3 or e5m2, x's shape, written: x / scale, rounded and saturated"},
     {"scale", SF_ARG_TENSOR, 1, NULL, "f32, written: [1] (per tensor) or x's shape without its last dimension "
                                       "(per row): amax / the format's largest value"},
+    {"fixed_scale", SF_ARG_BOOL, 0, "false", "scale is read, not written: a scale fixed ahead (static quantization)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -79,20 +80,22 @@ static sf_device_kind describe(sf_op_args *a, sf_quantize_args *q, int quantizin
 
 static void run_quantize(sf_op_args *a)
 {
-    sf_quantize_args q;
-    if (describe(a, &q, 1) == SF_DEV_CPU) {
+    sf_quantize_args q = {0};
+    const sf_device_kind dev = describe(a, &q, 1);
+    q.fixed_scale = sf_arg_bool(a, "fixed_scale", 0);
+    if (dev == SF_DEV_CPU) {
         sf_quantize_ref_cpu(&q);
         return;
     }
 #ifdef SF_HAVE_CUDA
-    void *ws = q.per_row ? NULL : sf_scratch(a->L, SF_DEV_CUDA, sizeof(unsigned), "the quantization's amax");
+    void *ws = q.per_row || q.fixed_scale ? NULL : sf_scratch(a->L, SF_DEV_CUDA, sizeof(unsigned), "the quantization's amax");
     SF_CUDA(a->L, sf_quantize_cuda(&q, ws, sf_arg_stream(a)));
 #endif
 }
 
 static void run_dequantize(sf_op_args *a)
 {
-    sf_quantize_args q;
+    sf_quantize_args q = {0};
     if (describe(a, &q, 0) == SF_DEV_CPU) {
         sf_dequantize_ref_cpu(&q);
         return;

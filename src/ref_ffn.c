@@ -60,7 +60,8 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
            *w2 = widen(a->w2, t, H, I, a->w2_scale);
     double *w3 = swiglu ? widen(a->w3, t, I, H, a->w3_scale) : NULL;
     double *h = malloc((size_t)(T * I) * sizeof *h);
-    /* FP8: h's e4m3 copy and its scale per token */
+    /* FP8: h's e4m3 copy and its scale per token (a fixed or calibrated one: per tensor) */
+    const int fixed = a->h_scale && !a->calibrate;
     uint8_t *h8 = fp8 ? malloc((size_t)(T * I)) : NULL;
     float *h_scale = fp8 ? malloc((size_t)T * sizeof *h_scale) : NULL;
     if (!x || !w1 || !w2 || (swiglu && !w3) || !h || (fp8 && (!h8 || !h_scale))) {
@@ -70,18 +71,21 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
 
     /* h is rounded to the input dtype (FP8: the output's), as the GPU writes it (fused: once, from
      * the fp32 activation of the fp32 accumulators), so the second GEMM sees the same kind of
-     * input. */
+     * input; an FP8 h of a fixed scale goes to e4m3 unrounded, as the GPU's epilogue writes it. */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < T; r++)
         for (int64_t i = 0; i < I; i++) {
             double g = dot(x + r * H, w1 + i * H, H) + bias_at(a->b1, t, i);
             double u = swiglu ? dot(x + r * H, w3 + i * H, H) + bias_at(a->b3, t, i) : 0.0;
-            h[r * I + i] = round_to(ot, activation(a, g, u));
+            const double v = activation(a, g, u);
+            h[r * I + i] = fixed ? v : round_to(ot, v);
         }
-    if (fp8) { /* h to e4m3 with a scale per token, and back */
-        const sf_quantize_args q = {SF_F64, SF_E4M3, h, h8, h_scale, T, I, I, I, 1};
+    if (fp8) { /* h to e4m3 with a scale per token (per tensor with h_scale), and back */
+        const sf_quantize_args q = {SF_F64, SF_E4M3, h, h8, a->h_scale ? a->h_scale : h_scale, T, I, I, I,
+                                    !a->h_scale, fixed};
         sf_quantize_ref_cpu(&q);
-        for (int64_t i = 0; i < T * I; i++) h[i] = sf_load_as_double(h8, SF_E4M3, i) * h_scale[i / I];
+        for (int64_t i = 0; i < T * I; i++)
+            h[i] = sf_load_as_double(h8, SF_E4M3, i) * (a->h_scale ? a->h_scale[0] : h_scale[i / I]);
     }
 
 #pragma omp parallel for schedule(static)

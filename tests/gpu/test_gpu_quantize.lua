@@ -4,8 +4,9 @@
 -- bit: both divide in f32 and round once, to nearest even, saturating (kernels/quantize.h).
 -- And gemm of e4m3/e5m2 operands through cuBLASLt against the CPU backend's gemm of the same
 -- tensors, within bounds worked out below, and the calls cuBLASLt's FP8 GEMM cannot take refused
--- before anything runs; the same on our Hopper GEMM, linear_rope's e4m3 projection and the FP8
--- SwiGLU FFN.
+-- before anything runs; the same on our Hopper GEMM (its scales per tensor, per row or one of
+-- each), linear_rope's e4m3 projection and the FP8 SwiGLU FFN (h quantized per token, and per
+-- tensor, calibrated or with its scale fixed ahead).
 -- luacheck: allow defined top
 local lu = require "luaunit"
 local sf = require "sfbench"
@@ -239,6 +240,15 @@ function test_fp8_gemm_hopper()
   local q1, s1 = quantized({ 1, 1024 }, "e4m3", false, 51)
   assert_fp8({ a = q1, b = qb, c = sf.tensor({ 1, 256 }, "bf16"), transb = true, a_scale = s1, b_scale = sb,
     fast_accum = true, impl = "hopper" }, "e4m3 m = 1, a_scale [1], b_scale [n]")
+  -- one operand's scale per tensor, the other's per row, at m past one tile (an FP8 FFN's down
+  -- projection of h quantized with a fixed scale), which cuBLASLt's outer-vector scaling refuses
+  local qa, sa = quantized({ 300, 1024 }, "e4m3", true, 54)
+  local qt, st = quantized({ 300, 1024 }, "e4m3", false, 55)
+  local qbt, sbt = quantized({ 256, 1024 }, "e4m3", false, 56)
+  assert_fp8({ a = qt, b = qb, c = sf.tensor({ 300, 256 }, "bf16"), transb = true, a_scale = st, b_scale = sb,
+    fast_accum = true, impl = "hopper" }, "e4m3 a_scale [1], b_scale [n]")
+  assert_fp8({ a = qa, b = qbt, c = sf.tensor({ 300, 256 }, "f16"), transb = true, a_scale = sa, b_scale = sbt,
+    fast_accum = true, impl = "hopper" }, "e4m3 a_scale [m], b_scale [1]")
 end
 
 -- the check fails our Hopper GEMM too: per-row scales of b spread over 1 to 8 times, right and
@@ -418,6 +428,65 @@ function test_fp8_ffn()
     sf.ops.ffn(args)
     r = validate.check(out, ref, bounds)
     lu.assertFalse(r.ok, "w13_scale not interleaved: " .. validate.describe(r))
+  end
+end
+
+-- the fused FP8 FFN with h quantized per tensor (h_scale): calibrating (h in 16 bits, its scale
+-- written from its amax, as the CPU writes it to within the 16-bit rounding of h and the GEMM's
+-- error), then with that scale fixed (h written in e4m3 by the gate/up GEMM's epilogue) and with
+-- half of it (h's largest values saturate), each against the CPU's reference of the same call;
+-- then the check fails a fixed scale the CPU's side takes twice as large. T = 300 and I = 704:
+-- a partial last row tile, and h rows of 704 bytes (44 16-byte units: tile widths 128, 224, 256).
+function test_fp8_ffn_h_scale()
+  if not sf.device().hopper_kernels then return end
+  local H, I = 256, 704
+  local q1, s1 = quantized({ I, H }, "e4m3", true, 81)
+  local q3, s3 = quantized({ I, H }, "e4m3", true, 82)
+  local q2, s2 = quantized({ H, I }, "e4m3", true, 83)
+  -- scaled by 1/sqrt(fan-in), as a layer's weights are
+  local function times(s, f)
+    local v = s:totable()
+    for i = 1, #v do v[i] = v[i] * f end
+    return sf.from_table(v, { #v }, "f32")
+  end
+  s1, s3, s2 = times(s1, 1 / math.sqrt(H)), times(s3, 1 / math.sqrt(H)), times(s2, 1 / math.sqrt(I))
+  local q13, s13 = sf.tensor({ 2 * I, H }, "e4m3"), sf.tensor({ 2 * I }, "f32")
+  sf.ops.pack_gate_up { w1 = q1, w3 = q3, out = q13 }
+  sf.ops.pack_gate_up { w1 = s1:view({ I, 1 }), w3 = s3:view({ I, 1 }), out = s13:view({ 2 * I, 1 }) }
+  local bounds = validate.fp8_bounds(1)
+  for _, T in ipairs({ 1, 300 }) do
+    local qx, sx = quantized({ T, H }, "e4m3", true, 84 + T)
+    for _, odt in ipairs({ "bf16", "f16" }) do
+      local what = ("e4m3 ffn T=%d %s"):format(T, odt)
+      local function gpu(hs, calibrate)
+        local out = sf.tensor({ T, H }, odt)
+        validate.poison(out)
+        sf.ops.ffn { x = qx, x_scale = sx, w1 = q1, w3 = q3, w2 = q2, w13 = q13, w2_scale = s2, w13_scale = s13,
+          act = "swiglu", out = out, impl = "fused", h_scale = hs, calibrate = calibrate }
+        return out
+      end
+      local function cpu(hs, calibrate)
+        local out = sf.tensor({ T, H }, odt, CPU)
+        sf.ops.ffn { x = qx:to("cpu"), x_scale = sx:to("cpu"), w1 = q1:to("cpu"), w3 = q3:to("cpu"), w2 = q2:to("cpu"),
+          w1_scale = s1:to("cpu"), w3_scale = s3:to("cpu"), w2_scale = s2:to("cpu"), act = "swiglu", out = out,
+          h_scale = hs, calibrate = calibrate }
+        return out
+      end
+      local hs_gpu, hs_cpu = sf.tensor({ 1 }, "f32"), sf.tensor({ 1 }, "f32", CPU)
+      local out, ref = gpu(hs_gpu, true), cpu(hs_cpu, true)
+      local r = validate.check(out, ref, bounds)
+      lu.assertTrue(r.ok, what .. " calibrating: " .. validate.describe(r))
+      local got, want = hs_gpu:totable()[1], hs_cpu:totable()[1]
+      lu.assertTrue(math.abs(got - want) <= 2 ^ -6 * want, ("%s: h_scale %g, the CPU's %g"):format(what, got, want))
+      for _, f in ipairs({ 1, 0.5 }) do
+        local fixed = sf.from_table({ want * f }, { 1 }, "f32")
+        r = validate.check(gpu(fixed), cpu(fixed:to("cpu")), bounds)
+        lu.assertTrue(r.ok, ("%s, h_scale fixed at %g of the calibrated: %s"):format(what, f, validate.describe(r)))
+      end
+      r = validate.check(gpu(sf.from_table({ want }, { 1 }, "f32")), cpu(sf.from_table({ 2 * want }, { 1 }, "f32", CPU)),
+        bounds)
+      lu.assertFalse(r.ok, what .. ", h_scale twice as large on the CPU's side: " .. validate.describe(r))
+    end
   end
 end
 

@@ -2,7 +2,8 @@
 -- backend: tensors of e4m3 and e5m2 (conversion, get and set), the scale from the amax per tensor
 -- and per row against values worked out here, NaN and zero inputs, the round trip's error, the
 -- FP8 product against the product of the dequantized operands (gemm, and linear_rope's projection),
--- the FP8 SwiGLU FFN against its composition from other ops, and every argument check.
+-- the FP8 SwiGLU FFN against its composition from other ops (h per token, and per tensor with a
+-- fixed or calibrated scale), and every argument check.
 -- (src/dtype.c's conversions are tested code by code in tests/unit/test_dtype.c.)
 -- luacheck: allow defined top
 local lu = require "luaunit"
@@ -45,6 +46,20 @@ function TestQuantize.test_per_tensor_exact()
   local back = sf.tensor({ 4 }, "f32")
   sf.ops.dequantize { x = q, scale = scale, out = back }
   lu.assertEquals(back:totable(), { 0.5, -1, 3, 7 })
+end
+
+-- a fixed scale (static quantization) is read, not written: x / scale rounded and saturated,
+-- per tensor (1/64: 7 → 448 exactly, 100 → 6400 saturated to 448, -0.1 → -6.4 → -6.5) and per row
+function TestQuantize.test_fixed_scale()
+  local x = t({ 0.5, -0.1, 7, 100 })
+  local q, scale = sf.tensor({ 4 }, "e4m3"), t({ 1 / 64 })
+  sf.ops.quantize { x = x, out = q, scale = scale, fixed_scale = true }
+  lu.assertEquals(scale:totable(), { 1 / 64 })
+  lu.assertEquals(q:totable(), { 32, -6.5, 448, 448 })
+  local q2, s2 = sf.tensor({ 2, 2 }, "e4m3"), t({ 0.5, 4 })
+  sf.ops.quantize { x = t({ 1, -3, 1, -3 }, { 2, 2 }), out = q2, scale = s2, fixed_scale = true }
+  lu.assertEquals(s2:totable(), { 0.5, 4 })
+  lu.assertEquals(q2:totable(), { 2, -6, 0.25, -0.75 })
 end
 
 -- per row: each row its own amax; 0.1 / (1/448) = 44.8 lies between 44 and 48 of e4m3: 44
@@ -315,6 +330,56 @@ function TestFfn.test_fp8_against_the_composition()
   end
 end
 
+-- with h_scale, h is quantized per tensor: with a fixed scale (half of amax / 448, so that the
+-- largest values saturate) from f64 h, never rounded to 16 bits, as the GPU's epilogue writes it
+-- from fp32; calibrating, h rounded to the output's dtype and its scale written from its amax.
+-- Both against the composition from other ops (as above), out in f32, where the two differ.
+function TestFfn.test_fp8_h_scale()
+  local T, H, I = 6, 64, 48
+  local qx, sx, dx = quantized(T, H, "e4m3", true, 31)
+  local q1, s1, d1 = quantized(I, H, "e4m3", true, 32)
+  local q3, s3, d3 = quantized(I, H, "e4m3", true, 33)
+  local q2, s2, d2 = quantized(H, I, "e4m3", true, 34)
+  local g, u = sf.tensor({ T, I }, "f64"), sf.tensor({ T, I }, "f64")
+  sf.ops.gemm { a = dx, b = d1, c = g, transb = true }
+  sf.ops.gemm { a = dx, b = d3, c = u, transb = true }
+  local gv, uv, hv, amax = g:totable(), u:totable(), {}, 0
+  for i = 1, #gv do
+    hv[i] = gv[i] / (1 + math.exp(-gv[i])) * uv[i]
+    amax = math.max(amax, math.abs(hv[i]))
+  end
+  -- h quantized per tensor (fixed: with scale hs) and dequantized, then the down projection
+  local function composed(h, hs, fixed)
+    local h8, hd = sf.tensor({ T, I }, "e4m3"), sf.tensor({ T, I }, "f64")
+    sf.ops.quantize { x = h, out = h8, scale = hs, fixed_scale = fixed }
+    sf.ops.dequantize { x = h8, scale = hs, out = hd }
+    local want = sf.tensor({ T, H }, "f64")
+    sf.ops.gemm { a = hd, b = d2, c = want, transb = true }
+    return want
+  end
+  local function ffn(hs, calibrate)
+    local args = { x = qx, w1 = q1, w3 = q3, w2 = q2, x_scale = sx, w1_scale = s1, w3_scale = s3, w2_scale = s2,
+      act = "swiglu", out = sf.tensor({ T, H }, "f32"):fill(0 / 0), h_scale = hs, calibrate = calibrate }
+    sf.ops.ffn(args)
+    return args.out
+  end
+  local fixed = t({ amax / 448 / 2 })
+  local want = composed(sf.from_table(hv, { T, I }, "f64"), fixed, true)
+  local r = sf.compare(ffn(fixed), want)
+  lu.assertEquals(r.nan, 0)
+  lu.assertTrue(r.rel_l2 <= 1e-6, ("fixed h_scale: rel_l2 %g"):format(r.rel_l2))
+  lu.assertEquals(fixed:totable(), { f32(amax / 448 / 2) })
+  -- the scale per token instead is another result: the check above tells them apart
+  r = sf.compare(ffn(nil), want)
+  lu.assertTrue(r.rel_l2 > 1e-3, ("per token against the fixed scale's: rel_l2 %g"):format(r.rel_l2))
+  local calibrated, hs_want = t({ 0 }), t({ 0 })
+  want = composed(sf.from_table(hv, { T, I }, "f64"):to("f32"), hs_want, false)
+  r = sf.compare(ffn(calibrated, true), want)
+  lu.assertTrue(r.rel_l2 <= 1e-6, ("calibrating: rel_l2 %g"):format(r.rel_l2))
+  lu.assertEquals(calibrated:totable(), hs_want:totable())
+  lu.assertAlmostEquals(calibrated:totable()[1], amax / 448, amax / 448 * 2 ^ -20)
+end
+
 function TestFfn.test_fp8_errors()
   local qx, sx = quantized(4, 64, "e4m3", true, 26)
   local q1, s1 = quantized(16, 64, "e4m3", true, 27)
@@ -335,9 +400,19 @@ function TestFfn.test_fp8_errors()
   contains(err { out = sf.tensor({ 4, 64 }, "e4m3") }, "'out' has dtype e4m3")
   contains(err { w2 = sf.tensor({ 64, 16 }, "f16") }, "'w2' has dtype f16 (expected e4m3)")
   contains(err { residual = sf.tensor({ 4, 64 }, "f16") }, "'residual' has dtype f16 (expected bf16)")
-  local x16 = sf.tensor({ 4, 64 }, "bf16")
-  contains(err { x = x16, w1 = sf.tensor({ 16, 64 }, "bf16"), w3 = sf.tensor({ 16, 64 }, "bf16"),
-    w2 = sf.tensor({ 64, 16 }, "bf16") }, "'x_scale' is for e4m3 inputs; 'x' is bf16")
+  contains(err { h_scale = sf.tensor({ 1 }), impl = "unfused" }, "'h_scale' is for impl 'fused' (impl 'unfused' "
+    .. "quantizes h per token, as its cuBLASLt down projection needs)")
+  contains(err { h_scale = sf.tensor({ 4 }) }, "'h_scale' must be an f32 [1] (one scale for h)")
+  contains(err { h_scale = sf.tensor({ 1 }, "f16") }, "'h_scale' has dtype f16 (expected f32)")
+  contains(err { calibrate = true }, "'calibrate' needs 'h_scale', the f32 [1] it writes")
+  local function bf16(over)
+    return testlib.override({ x = sf.tensor({ 4, 64 }, "bf16"), w1 = sf.tensor({ 16, 64 }, "bf16"),
+      w3 = sf.tensor({ 16, 64 }, "bf16"), w2 = sf.tensor({ 64, 16 }, "bf16") }, over)
+  end
+  contains(err(bf16()), "'x_scale' is for e4m3 inputs; 'x' is bf16")
+  local no_scales = bf16 { h_scale = sf.tensor({ 1 }) }
+  for _, name in ipairs({ "x_scale", "w1_scale", "w3_scale", "w2_scale" }) do no_scales[name] = false end
+  contains(err(no_scales), "'h_scale' is for e4m3 inputs; 'x' is bf16")
 end
 
 return lu.LuaUnit.run()
