@@ -9,13 +9,15 @@
 -- here), which would flatter the more compute-dense impl.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
 --        [impl=baseline,optimized,fp8] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
---        [stages=NAME,...]
+--        [stages=NAME,...] [fp8_h=static|dynamic]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
 -- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.
 -- stages=attention for both, or impl=optimized stages=qkv_proj+rope,o_proj+residual,ffn+residual
 -- for the optimized layer's GEMMs alone), after one whole forward has filled every buffer with
 -- real values (a GEMM over zeros draws less power, so on a power-limited GPU it runs faster);
--- the TFLOP/s column is then left out.
+-- the TFLOP/s column is then left out. fp8_h: how the fp8 layer's FFN quantizes h, its input to
+-- the down projection: static (the default) with one scale fixed ahead by a calibration forward
+-- (llama's L.calibrate) before the timing, or dynamic, per token (a pass over h of its own).
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -34,8 +36,9 @@ local p = params.get(bench.steady_defaults {
   allow_long = false,
   qkv = "packed",
   stages = {},                     -- empty: the whole layer
+  fp8_h = "static",
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized", "fp8" },
-  qkv = { "packed", "split" } })
+  qkv = { "packed", "split" }, fp8_h = { "static", "dynamic" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 for _, impl in ipairs(p.impl) do
   local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)
@@ -72,6 +75,7 @@ sweep.run {
       local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
         allow_long = p.allow_long, qkv = p.qkv, stages = #p.stages > 0 and p.stages or nil })
       layer.input:randn { std = 1 }
+      if impl == "fp8" and p.fp8_h == "static" then layer.calibrate() end
       layer.forward_all() -- with stages=, what the skipped stages leave is a real forward's data
       sf.sync()
       peaks[i] = sf.memory().peak - before
@@ -87,6 +91,7 @@ sweep.run {
     for i, impl in ipairs(p.impl) do
       local r, stages = rs[i], layers[i].profile(p.profile_iters)
       rows[i] = { seq = pt.seq, impl = impl, batch = p.batch, dtype = p.dtype, ms = r.stats.median, tflops = r.tflops,
+        fp8_h = impl == "fp8" and p.fp8_h or nil,
         peak_mib = peaks[i] / 2 ^ 20, stage_ms = stages, stages = llama.stages_text(stages), noise = r.stats.noise,
         stop = r.stop_reason }
       if impl == "baseline" then base = rows[i] end

@@ -10,7 +10,9 @@
 -- (seed=N replays).
 -- The fp8 layer (every projection an FP8 GEMM over e4m3 weights and activations) is held to
 -- validate.fp8_bounds of each part's FP8 roundings (the `fp8` field below; the whole layer's:
--- every part's), the attention between them to the 16-bit bounds.
+-- every part's), the attention between them to the 16-bit bounds; twice: its FFN's h quantized
+-- per token, and per tensor with the scale a calibration forward on the layer's input fixed
+-- (llama's L.calibrate; the FFN's part then runs the reference's h2 under that scale).
 -- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
 local sf = require "sfbench"
 local models = require "sfbench.models"
@@ -65,8 +67,10 @@ for _, cfg in ipairs(configs) do
         layers[#layers + 1] = { name = "optimized (qkv " .. layout .. ")",
           l = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights, qkv = layout }) }
       end
-      layers[#layers + 1] = { name = "fp8", fp8 = true,
-        l = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = dtype, weights = base.weights }) }
+      for _, static in ipairs({ false, true }) do
+        layers[#layers + 1] = { name = static and "fp8 (h static)" or "fp8", fp8 = true, static = static,
+          l = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = dtype, weights = base.weights }) }
+      end
       local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
       local function row(name, what, extra)
         local r = { config = cfg.name, dtype = dtype, seq = seq, layer = name, what = what }
@@ -79,6 +83,7 @@ for _, cfg in ipairs(configs) do
       ref.forward()
       for _, t in ipairs(layers) do
         t.l.input:copy(x)
+        if t.static then t.l.calibrate() end
         validate.poison(t.l.output)
         t.l.forward()
         suite.check(row(t.name, "layer output"), t.l.output, ref.output, bounds(t, LAYER_FP8))

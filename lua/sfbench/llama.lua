@@ -12,8 +12,10 @@
 --               to e4m3 with a scale per token just before it (a separate quantize op), RoPE in the
 --               QKV GEMM's epilogue (linear_rope), the residual adds in the O and down
 --               projections' epilogues, the fused FP8 SwiGLU FFN (its h quantized per token
---               between its GEMMs; on a GPU without our Hopper kernels, the unfused FP8 FFN on
---               cuBLASLt), each GEMM writing 16 bits; RMSNorm and flash attention stay 16-bit.
+--               between its GEMMs, or once L.calibrate() has fixed h's scale, written in e4m3
+--               by the gate/up GEMM's epilogue; on a GPU without our Hopper kernels, the
+--               unfused FP8 FFN on cuBLASLt, h per token), each GEMM writing 16 bits but that
+--               one; RMSNorm and flash attention stay 16-bit.
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 -- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
 -- share of the heads and of the FFN, and the O and down projections' partial sums are
@@ -440,7 +442,10 @@ function llama.layer(cfg, opts)
     end
     local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
     local h8, attn8, h2_8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8")
-    local fp8_ffn_impl = sf.device().hopper_kernels and "fused" or "unfused"
+    -- the CPU's reference takes either impl, and h_scale as the fused one does
+    local fp8_ffn_impl = (sf.device().hopper_kernels or sf.device().backend == "cpu") and "fused" or "unfused"
+    -- h's scale per tensor: nil until L.calibrate() sets it (h per token until then)
+    local h_scale, calibrating
     fns.qkv_quant = function() quantize(h8) end
     fns["qkv_proj+rope"] = function()
       sf.ops.linear_rope { x = h8.q, x_scale = h8.scale, w = w.wqkv, w_scale = w.wqkv_scale, out = qkv4,
@@ -458,7 +463,19 @@ function llama.layer(cfg, opts)
     fns["ffn+residual"] = function()
       sf.ops.ffn { x = h2_8.q, x_scale = h2_8.scale, w1 = w.w1, w3 = w.w3, w2 = w.w2, w13 = w.w13, w1_scale = w.w1_scale,
         w3_scale = w.w3_scale, w2_scale = w.w2_scale, w13_scale = w.w13_scale, out = out, residual = r, act = "swiglu",
-        impl = fp8_ffn_impl }
+        impl = fp8_ffn_impl, h_scale = h_scale, calibrate = calibrating }
+    end
+    -- A forward whose FFN sets h's scale from its h (amax / 448, per tensor), then fixed: from
+    -- then on the gate/up GEMM's epilogue writes h in e4m3 with it (a scale fixed ahead, as
+    -- static FP8 serving calibrates once), and no pass quantizes h per token. Where the FFN is
+    -- cuBLASLt's (no Hopper kernels), h stays per token and this is a plain forward.
+    function L.calibrate()
+      if fp8_ffn_impl == "fused" then
+        h_scale = h_scale or sf.tensor({ 1 }, "f32", { device = device }) -- the layer's own, never shared
+        calibrating = true
+      end
+      L.forward_all()
+      calibrating = nil
     end
   else
     local packed = opts.packed or llama.pack_weights(shape, w)

@@ -1,11 +1,12 @@
 -- luacheck: allow defined top
 -- The layer's stage list and the stages= subset (lua/sfbench/llama.lua), and the tensor-parallel
--- layer's shards, and the fp8 layer's FP8 weights and bounds, on the CPU backend.
+-- layer's shards, and the fp8 layer's FP8 weights, bounds and calibration, on the CPU backend.
 local lu = require "luaunit"
 local sf = require "sfbench"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
 local validate = require "sfbench.validate"
+local testlib = require "testlib"
 
 TestLlamaStages = {}
 
@@ -139,6 +140,29 @@ function TestLlamaFp8.test_bounds_catch_a_wrong_scale()
     r = check(c[1], c[2], c[3], c[4], c[5])
     lu.assertFalse(r.ok, c[1] .. " with " .. c[6] .. "'s 7th scale doubled passes: " .. validate.describe(r))
   end
+end
+
+-- L.calibrate fixes h's scale from a forward's h: the FFN's output then differs from the per-token
+-- one (another quantization of h) by about e4m3's rounding, not more; and a layer that never
+-- calibrated gives the same bits as a fresh one (nothing carried from call to call)
+function TestLlamaFp8.test_calibrate()
+  local seq, std = 16, 1 / math.sqrt(scaled.hidden)
+  local w = llama.layer(scaled, { impl = "baseline", seq = seq, dtype = "f16", device = "cpu", seed = 6, std = std }).weights
+  local function fp8_layer()
+    local L = llama.layer(scaled, { impl = "fp8", seq = seq, dtype = "f16", device = "cpu", weights = w })
+    L.input:randn { seed = 7 }
+    return L
+  end
+  local a, b = fp8_layer(), fp8_layer()
+  a.forward()
+  local per_token = a.output:to("f64")
+  a.forward()
+  testlib.assert_same(a.output, per_token:to("f16"), "per token, twice")
+  b.calibrate()
+  b.forward()
+  local r = sf.compare(b.output, per_token)
+  lu.assertTrue(r.max_abs > 0, "calibrated: the same bits as per token")
+  lu.assertTrue(r.rel_l2 < 2 ^ -5, ("calibrated against per token: rel_l2 %g"):format(r.rel_l2))
 end
 
 TestLlamaTensorParallel = {}
