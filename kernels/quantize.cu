@@ -82,28 +82,18 @@ __global__ void __launch_bounds__(kThreads) quantize_tensor(const T *x, int64_t 
         out[i / cols * ld_out + i % cols] = from_f<F>(to_f(x[i / cols * ld_x + i % cols]) / s);
 }
 
-/* out = x / scale[row or 0], the scale given */
-template <typename T, typename F>
-__global__ void __launch_bounds__(kThreads) quantize_fixed(const T *x, int64_t ld_x, F *out, int64_t ld_out, int64_t rows,
-                                                           int64_t cols, const float *scale, int per_row)
+/* out = x / scale[row or 0] (quantizing with a scale given: kDivide) or x · scale[row or 0]
+ * (dequantizing) */
+template <typename TI, typename TO, bool kDivide>
+__global__ void __launch_bounds__(kThreads) rescale(const TI *x, int64_t ld_x, TO *out, int64_t ld_out, int64_t rows,
+                                                    int64_t cols, const float *scale, int per_row)
 {
     sf::grid_dep_wait();
     sf::grid_dep_launch();
     for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * kThreads) {
         const int64_t r = i / cols, c = i % cols;
-        out[r * ld_out + c] = from_f<F>(to_f(x[r * ld_x + c]) / scale[per_row ? r : 0]);
-    }
-}
-
-template <typename F, typename T>
-__global__ void __launch_bounds__(kThreads) dequantize(const F *x, int64_t ld_x, T *out, int64_t ld_out, int64_t rows,
-                                                       int64_t cols, const float *scale, int per_row)
-{
-    sf::grid_dep_wait();
-    sf::grid_dep_launch();
-    for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * kThreads) {
-        const int64_t r = i / cols, c = i % cols;
-        out[r * ld_out + c] = from_f<T>(to_f(x[r * ld_x + c]) * scale[per_row ? r : 0]);
+        const float v = to_f(x[r * ld_x + c]), s = scale[per_row ? r : 0];
+        out[r * ld_out + c] = from_f<TO>(kDivide ? v / s : v * s);
     }
 }
 
@@ -119,7 +109,7 @@ template <typename T, typename F> int quantize_as(const sf_quantize_args *a, uns
     F *out = static_cast<F *>(a->out);
     const float fmax = (float)sf_fp8_max(a->out_dtype);
     if (a->fixed_scale)
-        return (int)sf::launch(quantize_fixed<T, F>, grid_for(a->rows * a->cols), kThreads, 0, s, 1, x, a->ld_x, out,
+        return (int)sf::launch(rescale<T, F, true>, grid_for(a->rows * a->cols), kThreads, 0, s, 1, x, a->ld_x, out,
                                a->ld_out, a->rows, a->cols, (const float *)a->scale, a->per_row);
     if (a->per_row) {
         if (a->rows > 0x7fffffff) return (int)cudaErrorInvalidValue;
@@ -145,7 +135,7 @@ template <typename F> int dequantize_from(const sf_quantize_args *a, cudaStream_
     const F *x = static_cast<const F *>(a->x);
     const unsigned grid = grid_for(a->rows * a->cols);
 #define SF_DEQ(T)                                                                                                      \
-    (int)sf::launch(dequantize<F, T>, grid, kThreads, 0, s, 1, x, a->ld_x, static_cast<T *>(a->out), a->ld_out, a->rows, \
+    (int)sf::launch(rescale<F, T, false>, grid, kThreads, 0, s, 1, x, a->ld_x, static_cast<T *>(a->out), a->ld_out, a->rows, \
                     a->cols, (const float *)a->scale, a->per_row)
     switch (a->out_dtype) {
     case SF_F16: return SF_DEQ(__half);

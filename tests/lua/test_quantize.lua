@@ -295,17 +295,30 @@ TestFfn = {}
 -- composition from other ops: gate and up from the dequantized operands in f64, h = silu(g)·u
 -- rounded once to the output's dtype, h quantized per token (the quantize op) and dequantized,
 -- then the down projection in f64; with and without the residual
+-- An FP8 FFN's e4m3 operands (x [T, H] and the weights, each per row, seeds from `seed`) and the
+-- values of h = silu(g)·u from the dequantized ones in f64, and their largest magnitude
+local function fp8_ffn_case(T, H, I, seed)
+  local c = {}
+  c.qx, c.sx, c.dx = quantized(T, H, "e4m3", true, seed)
+  c.q1, c.s1, c.d1 = quantized(I, H, "e4m3", true, seed + 1)
+  c.q3, c.s3, c.d3 = quantized(I, H, "e4m3", true, seed + 2)
+  c.q2, c.s2, c.d2 = quantized(H, I, "e4m3", true, seed + 3)
+  local g, u = sf.tensor({ T, I }, "f64"), sf.tensor({ T, I }, "f64")
+  sf.ops.gemm { a = c.dx, b = c.d1, c = g, transb = true }
+  sf.ops.gemm { a = c.dx, b = c.d3, c = u, transb = true }
+  local gv, uv = g:totable(), u:totable()
+  c.h, c.amax = {}, 0
+  for i = 1, #gv do
+    c.h[i] = gv[i] / (1 + math.exp(-gv[i])) * uv[i]
+    c.amax = math.max(c.amax, math.abs(c.h[i]))
+  end
+  return c
+end
+
 function TestFfn.test_fp8_against_the_composition()
   local T, H, I = 5, 64, 48
-  local qx, sx, dx = quantized(T, H, "e4m3", true, 21)
-  local q1, s1, d1 = quantized(I, H, "e4m3", true, 22)
-  local q3, s3, d3 = quantized(I, H, "e4m3", true, 23)
-  local q2, s2, d2 = quantized(H, I, "e4m3", true, 24)
-  local g, u = sf.tensor({ T, I }, "f64"), sf.tensor({ T, I }, "f64")
-  sf.ops.gemm { a = dx, b = d1, c = g, transb = true }
-  sf.ops.gemm { a = dx, b = d3, c = u, transb = true }
-  local gv, uv, hv = g:totable(), u:totable(), {}
-  for i = 1, #gv do hv[i] = gv[i] / (1 + math.exp(-gv[i])) * uv[i] end
+  local c = fp8_ffn_case(T, H, I, 21)
+  local qx, sx, q1, s1, q3, s3, q2, s2, d2, hv = c.qx, c.sx, c.q1, c.s1, c.q3, c.s3, c.q2, c.s2, c.d2, c.h
   for _, odt in ipairs({ "f32", "bf16" }) do
     local h = sf.from_table(hv, { T, I }, "f64"):to(odt)
     local h8, hs, hd = sf.tensor({ T, I }, "e4m3"), sf.tensor({ T }, "f32"), sf.tensor({ T, I }, "f64")
@@ -336,18 +349,8 @@ end
 -- Both against the composition from other ops (as above), out in f32, where the two differ.
 function TestFfn.test_fp8_h_scale()
   local T, H, I = 6, 64, 48
-  local qx, sx, dx = quantized(T, H, "e4m3", true, 31)
-  local q1, s1, d1 = quantized(I, H, "e4m3", true, 32)
-  local q3, s3, d3 = quantized(I, H, "e4m3", true, 33)
-  local q2, s2, d2 = quantized(H, I, "e4m3", true, 34)
-  local g, u = sf.tensor({ T, I }, "f64"), sf.tensor({ T, I }, "f64")
-  sf.ops.gemm { a = dx, b = d1, c = g, transb = true }
-  sf.ops.gemm { a = dx, b = d3, c = u, transb = true }
-  local gv, uv, hv, amax = g:totable(), u:totable(), {}, 0
-  for i = 1, #gv do
-    hv[i] = gv[i] / (1 + math.exp(-gv[i])) * uv[i]
-    amax = math.max(amax, math.abs(hv[i]))
-  end
+  local c = fp8_ffn_case(T, H, I, 31)
+  local qx, sx, q1, s1, q3, s3, q2, s2, d2, hv, amax = c.qx, c.sx, c.q1, c.s1, c.q3, c.s3, c.q2, c.s2, c.d2, c.h, c.amax
   -- h quantized per tensor (fixed: with scale hs) and dequantized, then the down projection
   local function composed(h, hs, fixed)
     local h8, hd = sf.tensor({ T, I }, "e4m3"), sf.tensor({ T, I }, "f64")
