@@ -10,12 +10,13 @@ local report = require "sfbench.report"
 local p = params.get { check = false, out = sf.datadir .. "/kernels/wgmma.cuh" }
 
 -- forms: ss = A and B from shared memory, both K-major (GEMM, S = Q·Kᵀ);
---        rs_t = A from registers, B from shared memory N-major (O += P·V, V stored [keys, d])
+--        rs_t = A from registers, B from shared memory N-major (O += P·V, V stored [keys, d]);
+--        rs = A from registers, B from shared memory K-major (FP8 O += P·V, V stored [d, keys])
 -- types: the C type, PTX's name, and the forms that take it; e4m3 is k32 (an instruction's k
 -- is 32 bytes of A and B rows whatever the type) and takes no transpose flags (K-major only)
-local widths = { ss = { 128, 176, 208, 224, 256 }, rs_t = { 128 } }
+local widths = { ss = { 128, 176, 208, 224, 256 }, rs_t = { 128 }, rs = { 128 } }
 local types = { { "__half", "f16", ss = true, rs_t = true }, { "__nv_bfloat16", "bf16", ss = true, rs_t = true },
-  { "__nv_fp8_e4m3", "e4m3", ss = true } }
+  { "__nv_fp8_e4m3", "e4m3", ss = true, rs = true } }
 
 local out = {}
 local function put(s) out[#out + 1] = s end
@@ -47,13 +48,16 @@ local function wrapper(form, n, ty, ptx)
     put("                 : " .. outs[1]:gsub("^%s+", "") .. (#outs > 1 and "," or ""))
     for i = 2, #outs do put(outs[i] .. (i < #outs and "," or "")) end
     put('                 : "l"(da), "l"(db), "r"(accumulate));')
-  else
-    put(("template <> __device__ __forceinline__ void wgmma_rs_t<%d, %s>(float (&d)[%d], const uint32_t (&a)[4], uint64_t db)"):format(n, ty, r))
+  else -- rs_t: 16-bit A, B N-major (imm-trans-b 1); rs: 8-bit A, B K-major (no transpose flags)
+    local rs = form == "rs"
+    put(("template <> __device__ __forceinline__ void wgmma_%s<%d, %s>(float (&d)[%d], const uint32_t (&a)[4], uint64_t db)")
+      :format(form, n, ty, r))
     put("{")
     put(('    asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"'):format(r + 5))
-    put(('                 "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s {"'):format(n, ptx, ptx))
+    put(('                 "wgmma.mma_async.sync.aligned.m64n%dk%d.f32.%s.%s {"'):format(n, rs and 32 or 16, ptx, ptx))
     for i, l in ipairs(regs) do put('                 "' .. l .. (i < #regs and ", " or "") .. '"') end
-    put(('                 "}, {%%%d, %%%d, %%%d, %%%d}, %%%d, p, 1, 1, 1;\\n}\\n"'):format(r, r + 1, r + 2, r + 3, r + 4))
+    put(('                 "}, {%%%d, %%%d, %%%d, %%%d}, %%%d, p, 1, 1%s;\\n}\\n"'):format(r, r + 1, r + 2, r + 3, r + 4,
+      rs and "" or ", 1"))
     put("                 : " .. outs[1]:gsub("^%s+", "") .. (#outs > 1 and "," or ""))
     for i = 2, #outs do put(outs[i] .. (i < #outs and "," or "")) end
     put('                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(1));')
@@ -86,7 +90,14 @@ put(" * a[0] row lane/4 columns 2·(lane%4)+{0,1}, a[1] 8 rows down, a[2] and a[
 put(" * to the right), B from a shared-memory descriptor, N-major (rows of B are K). */")
 put("template <int N, typename T>")
 put("__device__ __forceinline__ void wgmma_rs_t(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);")
-for _, form in ipairs { "ss", "rs_t" } do
+put("")
+put("/* D[64, N] += A[64, 32]·B[N, 32]ᵀ for 8-bit T; A from registers (per warp, the mma.sync m16n8k32")
+put(" * A fragment: a[0] row lane/4 columns 4·(lane%4)+{0..3}, the first in the lowest byte, a[1] 8 rows")
+put(" * down, a[2] and a[3] the same 16 columns to the right), B from a shared-memory descriptor, K-major")
+put(" * (rows of B are N, e.g. V stored [d, keys]). */")
+put("template <int N, typename T>")
+put("__device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);")
+for _, form in ipairs { "ss", "rs_t", "rs" } do
   for _, n in ipairs(widths[form]) do
     for _, t in ipairs(types) do
       if t[form] then
