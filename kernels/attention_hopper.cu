@@ -24,7 +24,28 @@
  * to 16-byte coalesced stores; rows past seq_q are not written.
  * Supports head_dim 128, f16/bf16, strides that are multiples of 8 elements, 16-byte aligned
  * pointers; other cases return cudaErrorInvalidValue (impl "flash" runs the mma.sync kernel of
- * kernels/attention_flash.cu for head dim 64). */
+ * kernels/attention_flash.cu for head dim 64).
+ *
+ * FP8 (TI = e4m3, FlashAttention-3's scheme): Q, K and vt in e4m3 with per-tensor scales, out f16
+ * or bf16. A row of a Q or K tile is 128 bytes, one swizzle span, so a tile is one TMA box and
+ * S = Q·Kᵀ is 4 wgmma m64n128k32 (A and B K-major from shared memory). FP8 wgmma takes B K-major
+ * only, so V comes transposed, vt [B, Hkv, D, Np] (pack_vt): a tile is 128 d-rows of 128 keys,
+ * and O += P·V is 4 wgmma m64n128k32 with B = the vt tile, K-major, as K's descriptors. The
+ * softmax is the same in fp32, q_scale·k_scale folded into its log2 scale (read by every thread
+ * from device memory); P, at most 2^8 with the lazy rescale (e4m3 reaches 448), is converted to
+ * e4m3 (cvt.rn.satfinite) in registers as the A operand of the second product, and O is multiplied
+ * by v_scale / l in the epilogue; l sums P before its rounding, as FA3 does.
+ * The fp32 accumulator fragment of S and the 8-bit A fragment of wgmma k32 differ (PTX ISA, wgmma
+ * register fragments; CUTLASS's ALayout_64x32 and CLayout_64xN say the same): in 32 keys, a
+ * thread (t = lane % 4) holds of each of its two rows the keys 8i + 2t + {0, 1}, i = 0..3, while
+ * the A fragment's registers a[0] (row lane/4) and a[1] (8 rows down) take columns 4t..4t+3 and
+ * a[2], a[3] columns 16 + 4t..16 + 4t + 3. Both are 8 values a row a thread, so no value leaves
+ * its thread: a[0] gets keys 2t, 2t+1, 8+2t, 9+2t (bytes in that order, the first lowest), a[2]
+ * the same 16 keys on, and the keys of vt are permuted to match, by pack_vt, once per V: column
+ * 4t + e of each 16 holds key 8·(e / 2) + 2t + e % 2 (sf_vt_key, kernels/attention.h). No byte
+ * permute or shuffle runs in the loop. The output is staged in a region of its own (32 KB; the Q
+ * rows of a warpgroup are half the size of its 16-bit output), and vt's columns past seq_k are
+ * read as stored (pack_vt writes zeros; P is 0 there) up to Np, zero-filled beyond. */
 #include <math.h>
 
 #include "attention.h"
@@ -40,17 +61,25 @@ using namespace sf_hopper;
 constexpr int D = 128, BM = 128, BN = 128;
 constexpr int kStages = 2;
 constexpr int kThreads = 384;
-constexpr int kHalfBytes = 64 * 2;            /* one 64-column half of a row: the 128-byte swizzle span */
-constexpr int kQBytes = BM * D * 2;           /* 32 KB: two column halves of [128 rows][64] */
-constexpr int kKVBytes = BN * D * 2;          /* 32 KB per K or V tile, same layout */
-constexpr int kSmem = 1024 + kQBytes + 2 * kStages * kKVBytes + 8 * (1 + 4 * kStages);
+constexpr int kHalfBytes = 128;               /* a row of one swizzle span: 64 16-bit or 128 e4m3 columns */
 constexpr float kLazyLog2 = 8.f;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 
+/* Shared-memory sizes for inputs of type TI (TI 16-bit: Q and K/V rows are two 128-byte halves) */
+template <typename TI> struct Tiles {
+    static constexpr bool kFp8 = sizeof(TI) == 1;
+    static constexpr int kHalves = D * (int)sizeof(TI) / kHalfBytes;
+    static constexpr int kQBytes = BM * D * (int)sizeof(TI); /* kHalves column halves of [128 rows][128 bytes] */
+    static constexpr int kKVBytes = BN * D * (int)sizeof(TI); /* per K or V tile, same layout (vt: [d][keys]) */
+    static constexpr int kOBytes = kFp8 ? 2 * 64 * D * 2 : 0; /* FP8: the output's own staging, 64 rows a warpgroup */
+    static constexpr int kSmem = 1024 + kQBytes + 2 * kStages * kKVBytes + kOBytes + 8 * (1 + 4 * kStages);
+};
+
 struct Params {
-    CUtensorMap map_q, map_k, map_v;  /* 4-d {d, n, h, b}, boxes of 64 × 128 rows */
+    CUtensorMap map_q, map_k, map_v;  /* 4-d {d, n, h, b} (vt: {keys, d, h, b}), boxes of 128 bytes × 128 rows */
     char *o;
     float *lse;
+    const float *q_scale, *k_scale, *v_scale; /* FP8: the dequantization scales ([1], device memory) */
     int64_t os[3];                    /* output strides (elements) for b, n, h */
     int batch, seq_q, seq_k, n_heads, group, n_qblocks;
     int diag;                         /* seq_k - seq_q: key j visible to query i iff j <= i + diag */
@@ -59,14 +88,28 @@ struct Params {
 
 using sf::fast_exp2;
 
-template <typename T, bool CAUSAL>
+/* four floats to e4m3 (round to nearest even, saturated), x0 in the lowest byte: cvt's first
+ * source goes to the upper byte of its pair */
+__device__ __forceinline__ uint32_t pack4_e4m3(float x0, float x1, float x2, float x3)
+{
+    uint16_t lo, hi;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(lo) : "f"(x0), "f"(x1));
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(hi) : "f"(x2), "f"(x3));
+    return (uint32_t)lo | (uint32_t)hi << 16;
+}
+
+/* T: the output's type (f16/bf16); TI: the inputs', T or e4m3 */
+template <typename T, typename TI, bool CAUSAL>
 __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __grid_constant__ Params p)
 {
     using tr = sf::dtype_traits<T>;
+    using L = Tiles<TI>;
+    constexpr bool kFp8 = L::kFp8;
+    constexpr int kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sQ = base, sK = sQ + kQBytes, sV = sK + kStages * kKVBytes;
-    const uint32_t q_full = sV + kStages * kKVBytes;
+    const uint32_t sQ = base, sK = sQ + kQBytes, sV = sK + kStages * kKVBytes, sO = sV + kStages * kKVBytes;
+    const uint32_t q_full = sO + L::kOBytes;
     const uint32_t k_full = q_full + 8, k_empty = k_full + 8 * kStages;
     const uint32_t v_full = k_empty + 8 * kStages, v_empty = v_full + 8 * kStages;
 
@@ -98,20 +141,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
         if (tid != 0) return;
-        /* rows [row0, row0 + 128) of one head as its two 64-column halves, signalling `full` */
-        auto load = [&](uint32_t dst, const CUtensorMap *map, uint32_t full, int bytes, int row0, int head) {
+        /* a tile of one head from coordinates (c0, c1) as its 128-byte column halves, signalling `full` */
+        auto load = [&](uint32_t dst, const CUtensorMap *map, uint32_t full, int bytes, int c0, int c1, int head) {
             mbar_expect_tx(full, bytes);
-            tma_load_4d(dst, map, full, 0, row0, head, b);
-            tma_load_4d(dst + bytes / 2, map, full, 64, row0, head, b);
+#pragma unroll
+            for (int x = 0; x < L::kHalves; x++)
+                tma_load_4d(dst + x * (bytes / L::kHalves), map, full, c0 + x * kHalfBytes / (int)sizeof(TI), c1, head, b);
         };
-        load(sQ, &p.map_q, q_full, kQBytes, q0, h);
+        load(sQ, &p.map_q, q_full, kQBytes, 0, q0, h);
         for (int j = 0; j < n_tiles; j++) {
             const int s = j % kStages;
             const uint32_t phase = ((j / kStages) & 1) ^ 1; /* the use of this stage one round ago */
             if (j >= kStages) mbar_wait(k_empty + 8 * s, phase);
-            load(sK + s * kKVBytes, &p.map_k, k_full + 8 * s, kKVBytes, j * BN, hk);
+            load(sK + s * kKVBytes, &p.map_k, k_full + 8 * s, kKVBytes, 0, j * BN, hk);
             if (j >= kStages) mbar_wait(v_empty + 8 * s, phase);
-            load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, j * BN, hk);
+            if (kFp8) /* vt: 128 keys of the 128 d-rows */
+                load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, j * BN, 0, hk);
+            else
+                load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, 0, j * BN, hk);
         }
         return;
     }
@@ -128,26 +175,37 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
 #pragma unroll
     for (int i = 0; i < D / 2; i++) o[i] = 0.f;
     float s[BN / 2];
-    uint32_t pa[BN / 16][4];                     /* P of the previous tile as A fragments */
+    constexpr int kPSteps = BN * (int)sizeof(TI) / 32; /* k steps of P·V: 32 bytes of P's rows each */
+    uint32_t pa[kPSteps][4];                     /* P of the previous tile as A fragments */
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f; /* row max (log2 units), row sum */
+    /* scale · log2(e), times q_scale · k_scale for FP8: NaN unless positive (kernels/attention.h) */
+    float scale_log2 = p.scale_log2;
+    if (kFp8) {
+        const float qk = *p.q_scale * *p.k_scale;
+        scale_log2 = qk > 0.f ? scale_log2 * qk : NAN;
+    }
 
     /* S = Q·K_jᵀ into s (one commit group) */
     auto issue_s = [&](int j) {
         const uint32_t kb = sK + (j % kStages) * kKVBytes;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t off = (kk / 4) * (kQBytes / 2) + (kk % 4) * 32;
-            const uint32_t koff = (kk / 4) * (kKVBytes / 2) + (kk % 4) * 32;
-            wgmma_ss<BN, T>(s, smem_desc(qa + off), smem_desc(kb + koff), kk > 0);
+        for (int kk = 0; kk < D * (int)sizeof(TI) / 32; kk++) {
+            const uint32_t off = (kk / 4) * (kQBytes / L::kHalves) + (kk % 4) * 32;
+            const uint32_t koff = (kk / 4) * (kKVBytes / L::kHalves) + (kk % 4) * 32;
+            wgmma_ss<BN, TI>(s, smem_desc(qa + off), smem_desc(kb + koff), kk > 0);
         }
         wgmma_commit();
     };
-    /* O += P·V_j (one commit group) */
+    /* O += P·V_j (one commit group): V N-major, or vt K-major for FP8 (32 keys a step) */
     auto issue_pv = [&](int j) {
         const uint32_t vb = sV + (j % kStages) * kKVBytes;
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
-            wgmma_rs_t<D, T>(o, pa[kk], smem_desc_mn(vb + kk * 16 * kHalfBytes, kKVBytes / 2, 8 * kHalfBytes));
+        for (int kk = 0; kk < kPSteps; kk++) {
+            if constexpr (kFp8)
+                wgmma_rs<D, TI>(o, pa[kk], smem_desc(vb + kk * 32));
+            else
+                wgmma_rs_t<D, T>(o, pa[kk], smem_desc_mn(vb + kk * 16 * kHalfBytes, kKVBytes / 2, 8 * kHalfBytes));
+        }
         wgmma_commit();
     };
     auto release = [&](uint32_t empty, int j) {
@@ -180,8 +238,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
         }
-        mx0 *= p.scale_log2;
-        mx1 *= p.scale_log2;
+        mx0 *= scale_log2;
+        mx1 *= scale_log2;
         const bool grow = __any_sync(0xffffffffu, mx0 > m0 + kLazyLog2 || mx1 > m1 + kLazyLog2);
         if (grow) {
             const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
@@ -195,10 +253,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         const float off0 = m0 == -INFINITY ? 0.f : m0, off1 = m1 == -INFINITY ? 0.f : m1;
 #pragma unroll
         for (int i = 0; i < BN / 8; i++) {
-            s[4 * i] = fast_exp2(fmaf(s[4 * i], p.scale_log2, -off0));
-            s[4 * i + 1] = fast_exp2(fmaf(s[4 * i + 1], p.scale_log2, -off0));
-            s[4 * i + 2] = fast_exp2(fmaf(s[4 * i + 2], p.scale_log2, -off1));
-            s[4 * i + 3] = fast_exp2(fmaf(s[4 * i + 3], p.scale_log2, -off1));
+            s[4 * i] = fast_exp2(fmaf(s[4 * i], scale_log2, -off0));
+            s[4 * i + 1] = fast_exp2(fmaf(s[4 * i + 1], scale_log2, -off0));
+            s[4 * i + 2] = fast_exp2(fmaf(s[4 * i + 2], scale_log2, -off1));
+            s[4 * i + 3] = fast_exp2(fmaf(s[4 * i + 3], scale_log2, -off1));
             l0 += s[4 * i] + s[4 * i + 1];
             l1 += s[4 * i + 2] + s[4 * i + 3];
         }
@@ -213,13 +271,22 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
             o[4 * i + 3] *= a1;
         }
     };
+    /* S_j's accumulators to the A fragments of P·V: 16-bit, the accumulator layout is the A layout;
+     * e4m3, each thread's own 16 values of 32 keys in vt's key order (see the header) */
     auto pack_p = [&]() {
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            pa[kk][0] = tr::pack2(s[8 * kk], s[8 * kk + 1]);
-            pa[kk][1] = tr::pack2(s[8 * kk + 2], s[8 * kk + 3]);
-            pa[kk][2] = tr::pack2(s[8 * kk + 4], s[8 * kk + 5]);
-            pa[kk][3] = tr::pack2(s[8 * kk + 6], s[8 * kk + 7]);
+        for (int kk = 0; kk < kPSteps; kk++) {
+            if constexpr (kFp8) {
+                pa[kk][0] = pack4_e4m3(s[16 * kk], s[16 * kk + 1], s[16 * kk + 4], s[16 * kk + 5]);
+                pa[kk][1] = pack4_e4m3(s[16 * kk + 2], s[16 * kk + 3], s[16 * kk + 6], s[16 * kk + 7]);
+                pa[kk][2] = pack4_e4m3(s[16 * kk + 8], s[16 * kk + 9], s[16 * kk + 12], s[16 * kk + 13]);
+                pa[kk][3] = pack4_e4m3(s[16 * kk + 10], s[16 * kk + 11], s[16 * kk + 14], s[16 * kk + 15]);
+            } else {
+                pa[kk][0] = tr::pack2(s[8 * kk], s[8 * kk + 1]);
+                pa[kk][1] = tr::pack2(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = tr::pack2(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = tr::pack2(s[8 * kk + 6], s[8 * kk + 7]);
+            }
         }
     };
     /* ping-pong turn: wait for mine before issuing, hand it over after */
@@ -271,24 +338,28 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     }
     if (c == 0) named_bar_sync(bar_mine, 256); /* balance warpgroup 1's first arrival */
 
-    /* epilogue: O / l through this warpgroup's Q rows (two [64][64] halves, 16-byte chunks
-     * swizzled by row) to 16-byte stores */
+    /* epilogue: O / l (· v_scale) through shared memory, this warpgroup's Q rows or (FP8) its own
+     * staging (two [64][64] halves, 16-byte chunks swizzled by row), to 16-byte stores */
 #pragma unroll
     for (int x = 1; x <= 2; x <<= 1) {
         l0 += __shfl_xor_sync(0xffffffffu, l0, x);
         l1 += __shfl_xor_sync(0xffffffffu, l1, x);
     }
-    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const float vs = kFp8 ? *p.v_scale : 1.f;
+    const float inv0 = l0 > 0.f ? vs / l0 : 0.f, inv1 = l1 > 0.f ? vs / l1 : 0.f;
     if (p.lse && quad == 0) {
         float *lse = p.lse + ((int64_t)b * p.n_heads + h) * p.seq_q;
-        if (row0 < p.seq_q) lse[row0] = l0 > 0.f ? (m0 + log2f(l0)) * 0.6931471805599453f : -INFINITY;
-        if (row1 < p.seq_q) lse[row1] = l1 > 0.f ? (m1 + log2f(l1)) * 0.6931471805599453f : -INFINITY;
+        /* no visible key: -inf; a NaN l (FP8 scales that are not positive) stays NaN */
+        if (row0 < p.seq_q) lse[row0] = l0 > 0.f ? (m0 + log2f(l0)) * 0.6931471805599453f : l0 == 0.f ? -INFINITY : l0;
+        if (row1 < p.seq_q) lse[row1] = l1 > 0.f ? (m1 + log2f(l1)) * 0.6931471805599453f : l1 == 0.f ? -INFINITY : l1;
     }
     named_bar_sync(bar_mine + 2, 128); /* every warp of the warpgroup is done reading its Q rows */
+    const uint32_t ob = kFp8 ? sO + c * (L::kOBytes / 2) : qa;     /* the staged rows */
+    constexpr uint32_t kOHalf = kFp8 ? L::kOBytes / 4 : kQBytes / 2; /* from one 64-column half to the next */
     const int lr0 = 16 * warp + g, lr1 = lr0 + 8; /* rows within the warpgroup's 64 */
 #pragma unroll
     for (int i = 0; i < D / 8; i++) {
-        const uint32_t half = qa + (i / 8) * (kQBytes / 2);
+        const uint32_t half = ob + (i / 8) * kOHalf;
         const uint32_t a_0 = half + lr0 * kHalfBytes + (((i % 8) ^ (lr0 % 8)) * 16) + quad * 4;
         const uint32_t a_1 = half + lr1 * kHalfBytes + (((i % 8) ^ (lr1 % 8)) * 16) + quad * 4;
         st_shared_u32(a_0, tr::pack2(o[4 * i] * inv0, o[4 * i + 1] * inv0));
@@ -300,7 +371,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     for (int k = 0; k < 64 * D / 8 / 128; k++) {
         const int idx = tid + 128 * k, r = idx / (D / 8), ch = idx % (D / 8);
         const int row = q0 + 64 * c + r;
-        const uint32_t a = qa + (ch / 8) * (kQBytes / 2) + r * kHalfBytes + (((ch % 8) ^ (r % 8)) * 16);
+        const uint32_t a = ob + (ch / 8) * kOHalf + r * kHalfBytes + (((ch % 8) ^ (r % 8)) * 16);
         uint4 v;
         asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
                      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
@@ -309,56 +380,85 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     }
 }
 
-/* [B, N, H, D] (strides in elements) as a 4-d tensor {d, n, h, b} with boxes of 64 × rows. */
-bool make_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch, int n, int heads, const int64_t *stride,
+/* A 4-d tensor, dims innermost first (the innermost contiguous), strides of the outer three in
+ * elements, as a map with boxes of 128 bytes × `rows` of f16, bf16 or e4m3 (uint8: TMA moves
+ * bytes), 128-byte swizzled: [B, N, H, D] as {d, n, h, b}, or vt [B, Hkv, D, Np] as {p, d, h, b}. */
+bool make_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, const cuuint64_t (&dims)[4], const int64_t (&stride)[3],
               int rows)
 {
     PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
     if (!encode) return false;
-    cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)n, (cuuint64_t)heads, (cuuint64_t)batch};
-    cuuint64_t strides[3] = {(cuuint64_t)stride[1] * 2, (cuuint64_t)stride[2] * 2, (cuuint64_t)stride[0] * 2};
-    cuuint32_t box[4] = {64, (cuuint32_t)rows, 1, 1};
+    const int64_t elem = dtype == SF_E4M3 ? 1 : 2;
+    cuuint64_t strides[3] = {(cuuint64_t)(stride[0] * elem), (cuuint64_t)(stride[1] * elem), (cuuint64_t)(stride[2] * elem)};
+    cuuint32_t box[4] = {(cuuint32_t)(kHalfBytes / elem), (cuuint32_t)rows, 1, 1};
     cuuint32_t elem_strides[4] = {1, 1, 1, 1};
-    return encode(map, dtype == SF_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
-                  const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+    const CUtensorMapDataType type = dtype == SF_E4M3   ? CU_TENSOR_MAP_DATA_TYPE_UINT8
+                                     : dtype == SF_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    return encode(map, type, 4, const_cast<void *>(ptr), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <typename T, bool CAUSAL> int launch(const Params &p, int blocks, cudaStream_t stream)
+/* [B, N, H, D] with strides for b, n, h: {d, n, h, b} */
+bool make_bnhd_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch, int n, int heads, const int64_t *s, int rows)
 {
-    auto kernel = attention_hopper_kernel<T, CAUSAL>;
+    return make_map(map, dtype, ptr, {(cuuint64_t)D, (cuuint64_t)n, (cuuint64_t)heads, (cuuint64_t)batch},
+                    {s[1], s[2], s[0]}, rows);
+}
+
+template <typename T, typename TI, bool CAUSAL> int launch(const Params &p, int blocks, cudaStream_t stream)
+{
+    auto kernel = attention_hopper_kernel<T, TI, CAUSAL>;
+    constexpr int smem = Tiles<TI>::kSmem;
     static bool configured = false; /* per instantiation; the attribute is per device function */
     if (!configured) {
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess) return (int)e;
         configured = true;
     }
-    return (int)sf::launch(kernel, blocks, kThreads, kSmem, stream, 1, p);
+    return (int)sf::launch(kernel, blocks, kThreads, smem, stream, 1, p);
+}
+
+template <typename T, typename TI> int launch_causal(const Params &p, bool causal, int blocks, cudaStream_t stream)
+{
+    return causal ? launch<T, TI, true>(p, blocks, stream) : launch<T, TI, false>(p, blocks, stream);
 }
 
 } // namespace
 
 extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream)
 {
-    if (a->head_dim != D || (a->dtype != SF_F16 && a->dtype != SF_BF16) || a->n_kv_heads <= 0 ||
-        a->n_heads % a->n_kv_heads != 0 || !(a->scale >= 0.f) || !isfinite(a->scale))
+    const bool fp8 = a->dtype == SF_E4M3;
+    const sf_dtype out = fp8 ? a->out_dtype : a->dtype;
+    if (a->head_dim != D || (out != SF_F16 && out != SF_BF16) || (!fp8 && a->out_dtype != a->dtype) ||
+        (fp8 && (!a->q_scale || !a->k_scale || !a->v_scale)) || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads != 0 ||
+        !(a->scale >= 0.f) || !isfinite(a->scale))
         return (int)cudaErrorInvalidValue;
+    /* 16 bytes: the tensor maps' strides and the output's stores */
     const void *ptrs[4] = {a->q, a->k, a->v, a->out};
     const int64_t *strides[4] = {a->q_stride, a->k_stride, a->v_stride, a->o_stride};
     for (int i = 0; i < 4; i++) {
         if ((uintptr_t)ptrs[i] % 16) return (int)cudaErrorInvalidValue;
         for (int d = 0; d < 3; d++)
-            if (strides[i][d] % 8) return (int)cudaErrorInvalidValue;
+            if (strides[i][d] % (fp8 && i < 3 ? 16 : 8)) return (int)cudaErrorInvalidValue;
     }
     if (a->batch == 0 || a->seq_q == 0 || a->n_heads == 0) return 0;
     Params p;
-    if (!make_map(&p.map_q, a->dtype, a->q, a->batch, a->seq_q, a->n_heads, a->q_stride, BM) ||
-        !make_map(&p.map_k, a->dtype, a->k, a->batch, a->seq_k, a->n_kv_heads, a->k_stride, BN) ||
-        !make_map(&p.map_v, a->dtype, a->v, a->batch, a->seq_k, a->n_kv_heads, a->v_stride, BN))
+    const int64_t *vs = a->v_stride;
+    const bool v_ok = fp8 ? make_map(&p.map_v, a->dtype, a->v,
+                                     {(cuuint64_t)sf_vt_columns(a->seq_k), (cuuint64_t)D, (cuuint64_t)a->n_kv_heads,
+                                      (cuuint64_t)a->batch},
+                                     {vs[2], vs[1], vs[0]}, D)
+                          : make_bnhd_map(&p.map_v, a->dtype, a->v, a->batch, a->seq_k, a->n_kv_heads, vs, BN);
+    if (!make_bnhd_map(&p.map_q, a->dtype, a->q, a->batch, a->seq_q, a->n_heads, a->q_stride, BM) ||
+        !make_bnhd_map(&p.map_k, a->dtype, a->k, a->batch, a->seq_k, a->n_kv_heads, a->k_stride, BN) || !v_ok)
         return (int)cudaErrorInvalidValue;
     p.o = (char *)a->out;
     p.lse = a->lse;
+    p.q_scale = a->q_scale;
+    p.k_scale = a->k_scale;
+    p.v_scale = a->v_scale;
     for (int d = 0; d < 3; d++) p.os[d] = a->o_stride[d];
     p.batch = a->batch;
     p.seq_q = a->seq_q;
@@ -371,7 +471,10 @@ extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream
     const long long blocks = (long long)p.n_qblocks * a->batch * a->n_heads;
     if (blocks > 0x7fffffff) return (int)cudaErrorInvalidValue;
     cudaStream_t s = (cudaStream_t)stream;
-    const bool bf = a->dtype == SF_BF16, causal = a->causal != 0;
-    if (bf) return causal ? launch<__nv_bfloat16, true>(p, (int)blocks, s) : launch<__nv_bfloat16, false>(p, (int)blocks, s);
-    return causal ? launch<__half, true>(p, (int)blocks, s) : launch<__half, false>(p, (int)blocks, s);
+    const bool causal = a->causal != 0;
+    if (fp8)
+        return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_fp8_e4m3>(p, causal, (int)blocks, s)
+                              : launch_causal<__half, __nv_fp8_e4m3>(p, causal, (int)blocks, s);
+    return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_bfloat16>(p, causal, (int)blocks, s)
+                          : launch_causal<__half, __half>(p, causal, (int)blocks, s);
 }

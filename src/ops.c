@@ -10,8 +10,8 @@
 #include "host.h"
 #include "graph.h"
 
-static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_decode_attention, &sf_op_ffn, &sf_op_pack_gate_up,
-                                        &sf_op_swiglu, &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
+static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_pack_vt, &sf_op_decode_attention, &sf_op_ffn,
+                                        &sf_op_pack_gate_up, &sf_op_swiglu, &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
                                         &sf_op_add, &sf_op_embedding, &sf_op_quantize, &sf_op_dequantize,
                                         &sf_op_all_reduce, &sf_op_all_gather, &sf_op_reduce_scatter, &sf_op_broadcast, NULL};
 

@@ -68,6 +68,7 @@ extern const sf_op sf_op_attention;
 extern const sf_op sf_op_decode_attention;
 extern const sf_op sf_op_ffn;
 extern const sf_op sf_op_pack_gate_up;
+extern const sf_op sf_op_pack_vt;
 extern const sf_op sf_op_swiglu;
 extern const sf_op sf_op_rmsnorm;
 extern const sf_op sf_op_add_rmsnorm;

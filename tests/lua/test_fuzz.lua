@@ -134,6 +134,12 @@ local FIT = {
     local H, Hkv = heads()
     local Nq, Nk = rnd(1, 9), rnd(1, 9)
     local out = sf.tensor({ B, Nq, H, D }, dt, o)
+    if not CUDA and chance(0.25) then
+      -- e4m3 q, k and vt with their scales (the CPU backend's; on the GPU only the Hopper kernel takes them)
+      return { q = sf.randn({ B, Nq, H, D }, "e4m3", o), k = sf.randn({ B, Nk, Hkv, D }, "e4m3", o),
+        vt = sf.randn({ B, Hkv, D, (Nk + 15) // 16 * 16 }, "e4m3", o), q_scale = sf.rand({ 1 }, "f32", o),
+        k_scale = sf.rand({ 1 }, "f32", o), v_scale = sf.rand({ 1 }, "f32", o), out = out, causal = chance(0.5) }, out
+    end
     local args = { q = sf.randn({ B, Nq, H, D }, dt, o), k = sf.randn({ B, Nk, Hkv, D }, dt, o),
       v = sf.randn({ B, Nk, Hkv, D }, dt, o), out = out, causal = chance(0.5) }
     if chance(0.3) then args.lse = sf.tensor({ B, H, Nq }, "f32", o) end
@@ -187,6 +193,11 @@ local FIT = {
     -- the GPU's fused SwiGLU wants the packed w13 and a Hopper GPU: the unfused path runs anywhere
     args.impl = CUDA and "unfused" or pick({ "unfused", "fused" })
     return args, out
+  end,
+  pack_vt = function(o)
+    local B, N, Hkv, D = rnd(1, 2), rnd(1, 40), rnd(1, 3), rnd(1, 9)
+    local out = sf.tensor({ B, Hkv, D, (N + 15) // 16 * 16 }, "e4m3", o)
+    return { v = sf.randn({ B, N, Hkv, D }, "e4m3", o), out = out }, out
   end,
   pack_gate_up = function(o)
     local dt, I, Hd = pick(FLOATS), 8 * rnd(1, 3), rnd(1, 9)
