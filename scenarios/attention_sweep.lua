@@ -2,8 +2,11 @@
 -- naive impl (materialises the N×N scores) against our flash kernels: flash (what a caller gets:
 -- the Hopper kernel on an H100, else flash2) and flash2 (the mma.sync kernel, any sm_80+ GPU).
 -- Reports ms, TFLOP/s (4·B·H·N²·D, half when causal), the speedup over naive, and the device
--- memory each impl allocates beyond its inputs and outputs.
--- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
+-- memory each impl allocates beyond its inputs and outputs. dtype=e4m3 times FP8 attention (our
+-- Hopper kernel, impl flash or hopper; flash alone by default): q, k and v quantized per tensor
+-- and v laid out by pack_vt once, before the timing, into an f16 output; the FLOPs are counted as
+-- for the 16-bit rows.
+-- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16|bf16|e4m3]
 --        [causal=false] [impl=naive,flash,flash2] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- Each impl is timed in its own steady state (as ffn_sweep's: back-to-back calls for warmup_ms,
 -- then samples of back-to-back calls lasting at least sample_ms).
@@ -21,8 +24,17 @@ local p = params.get(bench.steady_defaults {
   dtype = "f16",
   causal = { false },
   impl = { "naive", "flash", "flash2" },
-}, { model = models.names(), dtype = { "f16", "bf16" } })
+}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+local fp8 = p.dtype == "e4m3"
+if fp8 then
+  if sf.args.impl == nil then p.impl = { "flash" } end
+  for _, impl in ipairs(p.impl) do
+    if impl ~= "flash" and impl ~= "hopper" then
+      params.usage_error(("dtype e4m3 runs on impl flash or hopper (our Hopper kernel), not %s"):format(impl))
+    end
+  end
+end
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)                     -- the CPU backend: fewer heads, same head dim
@@ -47,11 +59,28 @@ sweep.run {
     { key = "speedup", title = "× naive", fmt = "%.2f" }, { key = "scratch_mib", title = "extra MiB", fmt = "%.1f" } },
   measure = function(pt)
     local B, N = p.batch, pt.seq
-    local q = sf.randn({ B, N, H, D }, p.dtype)
-    local k = sf.randn({ B, N, Hkv, D }, p.dtype)
-    local v = sf.randn({ B, N, Hkv, D }, p.dtype)
-    local out = sf.tensor({ B, N, H, D }, p.dtype)
+    local in_dtype = fp8 and "f16" or p.dtype
+    local q = sf.randn({ B, N, H, D }, in_dtype)
+    local k = sf.randn({ B, N, Hkv, D }, in_dtype)
+    local v = sf.randn({ B, N, Hkv, D }, in_dtype)
+    local out = sf.tensor({ B, N, H, D }, in_dtype)
     local args = { q = q, k = k, v = v, out = out, causal = pt.causal, impl = pt.impl }
+    if fp8 then -- quantized once, outside the timing
+      local function quantized(x)
+        local x8, scale = sf.tensor(x:shape(), "e4m3"), sf.tensor({ 1 }, "f32")
+        sf.ops.quantize { x = x, out = x8, scale = scale }
+        x:free()
+        return x8, scale
+      end
+      local v8
+      q, args.q_scale = quantized(q)
+      k, args.k_scale = quantized(k)
+      v8, args.v_scale = quantized(v)
+      v = sf.tensor({ B, Hkv, D, (N + 15) // 16 * 16 }, "e4m3")
+      sf.ops.pack_vt { v = v8, out = v }
+      v8:free()
+      args.q, args.k, args.v, args.vt = q, k, nil, v
+    end
     sf.reset_peak()
     local flops = 4 * B * H * N * N * D * (pt.causal and 0.5 or 1)
     local r = bench.run({
@@ -61,6 +90,9 @@ sweep.run {
     }, steady)
     local extra = sf.memory().scratch_peak
     q:free(); k:free(); v:free(); out:free()
+    for _, name in ipairs({ "q_scale", "k_scale", "v_scale" }) do
+      if args[name] then args[name]:free() end
+    end
     local key = ("%d %s"):format(N, pt.causal)
     if pt.impl == "naive" then naive_ms[key] = r.stats.median end
     local row = { seq = N, causal = pt.causal, impl = pt.impl, batch = B, heads = H, kv_heads = Hkv, head_dim = D,

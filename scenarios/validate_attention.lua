@@ -3,7 +3,9 @@
 -- output and the logsumexp are checked. On the CPU backend the reference itself (output and
 -- logsumexp) is checked against attention composed from GEMMs and a softmax written here in Lua.
 -- Cases with more queries than keys (causal) hold rows with no visible key: output 0, lse -inf.
--- Fails (non-zero exit) if any case is out of bounds.
+-- e4m3 rows: FP8 attention (our Hopper kernel on the GPU, head dim 128; the reference on the CPU)
+-- of bf16 inputs quantized per tensor, against the references of the dequantized and of the bf16
+-- inputs (bounds below). Fails (non-zero exit) if any case is out of bounds.
 -- Usage: sfbench validate_attention [seed=N] [impl=flash,flash2,hopper,naive] [quick=false]
 -- (quick=true: the CPU backend's small shapes on the GPU too, e.g. under compute-sanitizer)
 -- (hopper is in the default list where the device runs it; it covers the head-dim-128 cases)
@@ -114,6 +116,52 @@ for _, dtype in ipairs(dtypes) do
         suite.add(row("reference", "lse vs composed"), validate.check_lse(ref_lse, c_lse, "f64"))
       end
     end
+  end
+end
+
+-- FP8: q, k and v drawn in bf16 and quantized per tensor on the device (v then laid out by
+-- pack_vt), into a bf16 output. Against the attention of the dequantized inputs (the CPU's of the
+-- same e4m3 tensors) the GPU's path holds one e4m3 rounding, P's (validate.fp8_bounds(1)); on the
+-- CPU the output is that attention itself, rounded to bf16 (bf16's bounds). Against the bf16
+-- inputs Q's, K's and V's roundings come on top: n = 4 on the GPU, 3 on the CPU. The lse sums P
+-- before its rounding: against the dequantized reference, validate.lse_bounds.e4m3.
+local fp8_impl = not gpu and "reference"
+for _, impl in ipairs(gpu and dev.hopper_kernels and p.impl or {}) do
+  if impl == "hopper" then fp8_impl = impl end
+end
+for _, c in ipairs(fp8_impl and cases or {}) do
+  local B, Nq, Nk, H, Hkv, D = table.unpack(c)
+  for _, causal in ipairs(gpu and D ~= 128 and {} or { false, true }) do
+    n = n + 1
+    local s = seed + n * 3
+    local function quantized(x)
+      local q8, scale = sf.tensor(x:shape(), "e4m3"), sf.tensor({ 1 }, "f32")
+      sf.ops.quantize { x = x, out = q8, scale = scale }
+      return q8, scale
+    end
+    local q = sf.randn({ B, Nq, H, D }, "bf16", { seed = s })
+    local k = sf.randn({ B, Nk, Hkv, D }, "bf16", { seed = s + 1 })
+    local v = sf.randn({ B, Nk, Hkv, D }, "bf16", { seed = s + 2 })
+    local q8, qs = quantized(q)
+    local k8, ks = quantized(k)
+    local v8, vs = quantized(v)
+    local vt = sf.tensor({ B, Hkv, D, (Nk + 15) // 16 * 16 }, "e4m3")
+    sf.ops.pack_vt { v = v8, out = vt }
+    local shape = ("B%d Nq%d Nk%d H%d/%d D%d"):format(B, Nq, Nk, H, Hkv, D)
+    local function row(what) return { impl = fp8_impl, dtype = "e4m3", shape = shape, causal = causal, what = what } end
+    local ref = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })
+    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref, causal = causal }
+    local refq = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })
+    local refq_lse = sf.tensor({ B, H, Nq }, "f32", { device = "cpu" })
+    sf.ops.attention { q = q8:to("cpu"), k = k8:to("cpu"), vt = vt:to("cpu"), q_scale = qs:to("cpu"),
+      k_scale = ks:to("cpu"), v_scale = vs:to("cpu"), out = refq, lse = refq_lse, causal = causal }
+    local out = validate.poison(sf.tensor({ B, Nq, H, D }, "bf16"))
+    local lse = validate.poison(sf.tensor({ B, H, Nq }, "f32"))
+    sf.ops.attention { q = q8, k = k8, vt = vt, q_scale = qs, k_scale = ks, v_scale = vs, out = out, lse = lse,
+      causal = causal, impl = gpu and fp8_impl or nil }
+    suite.check(row("out vs dequantized"), out, refq, gpu and validate.fp8_bounds(1) or nil)
+    suite.check(row("out vs bf16 inputs"), out, ref, validate.fp8_bounds(gpu and 4 or 3))
+    suite.add(row("lse"), validate.check_lse(lse, refq_lse, "e4m3"))
   end
 end
 
