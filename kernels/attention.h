@@ -43,7 +43,8 @@ typedef struct sf_attention_args {
     void *out;                   /* [B, Nq, H, D] */
     float *lse;                  /* optional (NULL): [B, H, Nq] fp32 natural-log logsumexp of the scaled scores */
     int batch, seq_q, seq_k, n_heads, n_kv_heads, head_dim;
-    int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3]; /* elements, for dims b, n, h (vt: b, h, d); the last is contiguous */
+    int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3]; /* elements, for dims b, n, h (vt: b, h, d);
+                                                                 * the last dimension is contiguous */
     float scale;                 /* softmax scale, usually 1/sqrt(D) */
     int causal;                  /* mask j > i + (seq_k - seq_q) (bottom-right aligned) */
 } sf_attention_args;

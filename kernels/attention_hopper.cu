@@ -401,7 +401,8 @@ bool make_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, const cuuint64_
 }
 
 /* [B, N, H, D] with strides for b, n, h: {d, n, h, b} */
-bool make_bnhd_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch, int n, int heads, const int64_t *s, int rows)
+bool make_bnhd_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch, int n, int heads, const int64_t *s,
+                   int rows)
 {
     return make_map(map, dtype, ptr, {(cuuint64_t)D, (cuuint64_t)n, (cuuint64_t)heads, (cuuint64_t)batch},
                     {s[1], s[2], s[0]}, rows);

@@ -150,7 +150,8 @@ for _, c in ipairs(fp8_impl and cases or {}) do
     local shape = ("B%d Nq%d Nk%d H%d/%d D%d"):format(B, Nq, Nk, H, Hkv, D)
     local function row(what) return { impl = fp8_impl, dtype = "e4m3", shape = shape, causal = causal, what = what } end
     local ref = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })
-    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref, causal = causal }
+    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+      causal = causal }
     local refq = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })
     local refq_lse = sf.tensor({ B, H, Nq }, "f32", { device = "cpu" })
     sf.ops.attention { q = q8:to("cpu"), k = k8:to("cpu"), vt = vt:to("cpu"), q_scale = qs:to("cpu"),

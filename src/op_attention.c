@@ -88,7 +88,8 @@ static void run_fp8(sf_op_args *a, const sf_attention_args *at, int impl, const 
                     impls[impl]);
     if (!sf_hopper_kernels())
         sf_op_error(a, "e4m3 inputs run on our Hopper kernel alone: it needs a Hopper GPU (cc 9.0) and a build for sm_90a");
-    if (at->head_dim != 128) sf_op_error(a, "e4m3 inputs run on our Hopper kernel, which supports head dim 128, got %d", at->head_dim);
+    if (at->head_dim != 128)
+        sf_op_error(a, "e4m3 inputs run on our Hopper kernel, which supports head dim 128, got %d", at->head_dim);
     for (int i = 0; i < 4; i++) {
         const int64_t multiple = i < 3 ? 16 : 8; /* 16 bytes: the tensor maps' strides, the output's stores */
         for (int d = 0; d < 3; d++)
@@ -237,7 +238,8 @@ static void run_pack_vt(sf_op_args *a)
                 for (int64_t d = 0; d < D; d++)
                     for (int64_t p = 0; p < shape[3]; p++) {
                         const int64_t key = sf_vt_key((int)p);
-                        dst[b * os[0] + h * os[1] + d * os[2] + p] = key < N ? src[b * vs[0] + key * vs[1] + h * vs[2] + d] : 0;
+                        dst[b * os[0] + h * os[1] + d * os[2] + p] =
+                            key < N ? src[b * vs[0] + key * vs[1] + h * vs[2] + d] : 0;
                     }
         return;
     }

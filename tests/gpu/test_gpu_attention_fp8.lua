@@ -72,8 +72,8 @@ function TestAttentionFp8.test_errors()
   local out = sf.tensor({ 1, 40, 4, 128 }, "bf16")
   local major, minor = dev.cc:match("^(%d+)%.(%d+)$")
   if tonumber(major) * 10 + tonumber(minor) < 89 then
-    lu.assertEquals(error_of(sf.ops.attention, fp8_args(o, { out = out })), "attention: e4m3 inputs need a GPU with FP8 "
-      .. "tensor cores (compute capability 8.9 or later), this one is " .. dev.cc)
+    lu.assertEquals(error_of(sf.ops.attention, fp8_args(o, { out = out })),
+      "attention: e4m3 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), this one is " .. dev.cc)
     return
   end
   for _, impl in ipairs({ "flash2", "naive" }) do

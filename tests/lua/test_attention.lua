@@ -223,7 +223,11 @@ end
 -- nested values of an e4m3 tensor times its scale
 local function dequantized(x8, s)
   local t = nested(x8)
-  local function mul(x) if type(x) == "table" then for i, y in ipairs(x) do x[i] = mul(y) end return x end return x * s end
+  local function mul(x)
+    if type(x) ~= "table" then return x * s end
+    for i, y in ipairs(x) do x[i] = mul(y) end
+    return x
+  end
   return mul(t)
 end
 
@@ -276,6 +280,7 @@ function TestAttention.test_fp8_errors()
     return testlib.override({ q = q, k = k, vt = vt, q_scale = one, k_scale = one, v_scale = one, out = out }, over)
   end
   sf.ops.attention(args()) -- all well
+  local mixed = "but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'"
   local cases = {
     { { q_scale = false }, "attention: 'q' is e4m3: it needs its 'q_scale' (f32 [1], as quantize writes it)" },
     { { k_scale = false }, "attention: 'k' is e4m3: it needs its 'k_scale' (f32 [1], as quantize writes it)" },
@@ -283,12 +288,13 @@ function TestAttention.test_fp8_errors()
     { { q_scale = t({ 4 }, "f32") }, "attention: 'q_scale' has shape [4] (expected [1])" },
     { { k_scale = t({ 1, 1 }, "f32") }, "attention: 'k_scale' has shape [1, 1] (expected [1])" },
     { { v_scale = t({ 1 }, "f16") }, "attention: 'v_scale' has dtype f16 (expected f32)" },
-    { { k = t({ 1, 20, 2, 8 }, "e5m2") }, "attention: 'k' is e5m2 but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'" },
-    { { k = t({ 1, 20, 2, 8 }, "bf16") }, "attention: 'k' is bf16 but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'" },
-    { { vt = t({ 1, 2, 8, 32 }, "e5m2") }, "attention: 'vt' is e5m2 but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'" },
+    { { k = t({ 1, 20, 2, 8 }, "e5m2") }, "attention: 'k' is e5m2 " .. mixed },
+    { { k = t({ 1, 20, 2, 8 }, "bf16") }, "attention: 'k' is bf16 " .. mixed },
+    { { vt = t({ 1, 2, 8, 32 }, "e5m2") }, "attention: 'vt' is e5m2 " .. mixed },
     { { q = t({ 1, 20, 4, 8 }, "e5m2") }, "attention: 'q' has dtype e5m2 (expected f32, f16, bf16, f64, e4m3)" },
     { { vt = false }, "attention: e4m3 'q' and 'k' need 'vt', the e4m3 values as pack_vt writes them" },
-    { { v = t({ 1, 20, 2, 8 }, "e4m3") }, "attention: e4m3 'q' and 'k' take their values as 'vt' (pack_vt of the e4m3 v), not 'v'" },
+    { { v = t({ 1, 20, 2, 8 }, "e4m3") },
+      "attention: e4m3 'q' and 'k' take their values as 'vt' (pack_vt of the e4m3 v), not 'v'" },
     { { vt = t({ 1, 2, 8, 20 }, "e4m3") }, "attention: 'vt' has shape [1, 2, 8, 20] (expected [1, 2, 8, 32])" },
     { { vt = t({ 1, 2, 32, 8 }, "e4m3") }, "attention: 'vt' has shape [1, 2, 32, 8] (expected [1, 2, 8, 32])" },
     { { out = t({ 1, 20, 4, 8 }, "e4m3") }, "attention: 'out' has dtype e4m3 (expected f32, f16, bf16, f64)" },
