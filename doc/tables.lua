@@ -93,20 +93,24 @@ local function join_model(rows, torch)
   end
 end
 
+-- a GEMM row beside PyTorch's of the same shape; an e4m3 row beside torch._scaled_mm with the
+-- same accumulation (use_fast_accum or not)
+local function join_gemm(rows, torch)
+  local by = index(torch, function(r) return ("%s %s %d %d %d"):format(r.impl, r.dtype, r.m, r.n, r.k) end)
+  for _, r in ipairs(rows) do
+    local impl = r.dtype ~= "e4m3" and "torch" or r.fast_accum and "torch_scaled_mm_fast" or "torch_scaled_mm"
+    local t = by[("%s %s %d %d %d"):format(impl, r.dtype, r.m, r.n, r.k)]
+    if t then r.torch_ms, r.vs_torch = t.ms, t.ms / r.ms end
+  end
+end
+local GEMM_TORCH_COLUMNS = { { key = "torch_ms", title = "PyTorch ms", fmt = "%.4f" },
+  { key = "vs_torch", title = "PyTorch/sfbench", fmt = "%.3f" } }
+
 local VIEWS = {
   { scenario = "gemm_sweep", title = "cuBLASLt GEMM on Llama-2 projection shapes",
-    torch = "torch_gemm",
-    -- an e4m3 row beside torch._scaled_mm with the same accumulation (use_fast_accum or not)
-    join = function(rows, torch)
-      local by = index(torch, function(r) return ("%s %s %d %d %d"):format(r.impl, r.dtype, r.m, r.n, r.k) end)
-      for _, r in ipairs(rows) do
-        local impl = r.dtype ~= "e4m3" and "torch" or r.fast_accum and "torch_scaled_mm_fast" or "torch_scaled_mm"
-        local t = by[("%s %s %d %d %d"):format(impl, r.dtype, r.m, r.n, r.k)]
-        if t then r.torch_ms, r.vs_torch = t.ms, t.ms / r.ms end
-      end
-    end,
+    torch = "torch_gemm", join = join_gemm,
     columns = { "dtype", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" }, { key = "tflops", title = "TFLOP/s", fmt = "%.1f" } },
-    torch_columns = { { key = "torch_ms", title = "PyTorch ms", fmt = "%.4f" }, { key = "vs_torch", title = "PyTorch/sfbench", fmt = "%.3f" } } },
+    torch_columns = GEMM_TORCH_COLUMNS },
   { scenario = "attention_sweep", title = "Attention, Llama-2-7B heads (H=32, D=128), B=1, fp16",
     torch = "torch_attention",
     join = function(rows, torch)
@@ -150,6 +154,21 @@ local VIEWS = {
     torch = "70b/torch_layer", join = join_layer, torch_columns = LAYER_TORCH_COLUMNS },
   { scenario = "gemms/layer_sweep",
     title = "The optimized Llama-2-7B layer's GEMM stages alone (qkv_proj+rope, o_proj+residual, ffn+residual)",
+    columns = LAYER_COLUMNS },
+  { scenario = "fp8/gemm_sweep", title = "FP8: e4m3 GEMM into bf16, cuBLASLt and ours, beside torch._scaled_mm",
+    torch = "fp8/torch_gemm", join = join_gemm, torch_columns = GEMM_TORCH_COLUMNS,
+    columns = { "dtype", "impl", "fast_accum", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" },
+      { key = "tflops", title = "TFLOP/s", fmt = "%.1f" } } },
+  { scenario = "fp8/attention_sweep", title = "FP8: e4m3 attention, Llama-2-7B heads, B=1 (FLOPs counted as the 16-bit ones)",
+    columns = ATTENTION_COLUMNS },
+  { scenario = "fp8-f16/attention_sweep", title = "FP8: the f16 flash attention of the same build, for comparison",
+    columns = ATTENTION_COLUMNS },
+  { scenario = "fp8/ffn_sweep", title = "FP8: e4m3 SwiGLU FFN, Llama-2-7B, h per token", columns = FFN_COLUMNS },
+  { scenario = "fp8-f16/ffn_sweep", title = "FP8: the f16 fused SwiGLU FFN of the same call, for comparison",
+    columns = FFN_COLUMNS },
+  { scenario = "fp8/layer_sweep", title = "FP8: one Llama-2-7B layer, optimized (fp16) and fp8 (h's scale calibrated, fixed)",
+    columns = LAYER_COLUMNS },
+  { scenario = "fp8-dynamic/layer_sweep", title = "FP8: the fp8 layer with h quantized per token (fp8_h=dynamic)",
     columns = LAYER_COLUMNS },
   { scenario = "memory_ops", title = "Memory-bound ops at the 4096-token Llama-2-7B shapes (bytes read + written)",
     columns = { "dtype", "op", "mode", { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" } } },
