@@ -274,8 +274,8 @@ __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], T *C, const
 }
 
 /* Staged epilogue (TS): the warpgroup's 64-row slab goes out in 64-row boxes of kBoxCols columns
- * (see box_cols). Each box is written to shared memory, in the TMA's 128-byte swizzle for
- * 64-column boxes (16-byte chunk index XOR row % 8) and in plain rows otherwise, either way
+ * (see box_cols). Each box is written to shared memory, in the TMA's 128-byte swizzle for boxes
+ * of 128-byte rows (16-byte chunk index XOR row % 8) and in plain rows otherwise, either way
  * without bank conflicts; then one thread stores it with cp.async.bulk.tensor, which clips rows
  * past M and columns past the output width. Two box buffers alternate, so filling one overlaps
  * the store of the other; the stores also overlap the next tile's main loop. Replaces 4-byte

@@ -25,7 +25,7 @@ typedef struct sf_quantize_args {
     sf_dtype out_dtype;     /* quantize: e4m3 or e5m2; dequantize: f32, f16, bf16 (f64 on the CPU) */
     const void *x;
     void *out;
-    float *scale;           /* quantize: written; dequantize: read. [1] or [rows] */
+    float *scale;           /* quantize: written (read with fixed_scale); dequantize: read. [1] or [rows] */
     int64_t rows, cols, ld_x, ld_out;
     int per_row;
     int fixed_scale;        /* quantize: scale is read, not written */

@@ -83,7 +83,7 @@ for _, cfg in ipairs(configs) do
       ref.forward()
       for _, t in ipairs(layers) do
         t.l.input:copy(x)
-        if t.static then t.l.calibrate() end
+        if t.static and not t.l.calibrate() then t.name = "fp8 (h per token: its FFN is cuBLASLt's)" end
         validate.poison(t.l.output)
         t.l.forward()
         suite.check(row(t.name, "layer output"), t.l.output, ref.output, bounds(t, LAYER_FP8))

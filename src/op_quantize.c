@@ -11,8 +11,8 @@
 static const sf_arg_spec quantize_args[] = {
     {"x", SF_ARG_TENSOR, 1, NULL, "f32, f16 or bf16 (f64 on the CPU), rows of the last dimension dense"},
     {"out", SF_ARG_TENSOR, 1, NULL, "e4m3 or e5m2, x's shape, written: x / scale, rounded and saturated"},
-    {"scale", SF_ARG_TENSOR, 1, NULL, "f32, written: [1] (per tensor) or x's shape without its last dimension "
-                                      "(per row): amax / the format's largest value"},
+    {"scale", SF_ARG_TENSOR, 1, NULL, "f32, written (read with fixed_scale): [1] (per tensor) or x's shape without its "
+                                      "last dimension (per row): amax / the format's largest value"},
     {"fixed_scale", SF_ARG_BOOL, 0, "false", "scale is read, not written: a scale fixed ahead (static quantization)"},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
@@ -105,7 +105,8 @@ static void run_dequantize(sf_op_args *a)
 #endif
 }
 
-const sf_op sf_op_quantize = {"quantize", "to e4m3 or e5m2 with a per-tensor or per-row scale from the amax (x ≈ out·scale)",
+const sf_op sf_op_quantize = {"quantize",
+                              "to e4m3 or e5m2 with a per-tensor or per-row scale from the amax, or a fixed one (x ≈ out·scale)",
                               quantize_args, run_quantize};
 const sf_op sf_op_dequantize = {"dequantize", "e4m3 or e5m2 back to a float dtype: out = x·scale", dequantize_args,
                                 run_dequantize};

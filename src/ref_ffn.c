@@ -61,7 +61,7 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
     double *w3 = swiglu ? widen(a->w3, t, I, H, a->w3_scale) : NULL;
     double *h = malloc((size_t)(T * I) * sizeof *h);
     /* FP8: h's e4m3 copy and its scale per token (a fixed or calibrated one: per tensor) */
-    const int fixed = a->h_scale && !a->calibrate;
+    const int fixed = fp8 && a->h_scale && !a->calibrate;
     uint8_t *h8 = fp8 ? malloc((size_t)(T * I)) : NULL;
     float *h_scale = fp8 ? malloc((size_t)T * sizeof *h_scale) : NULL;
     if (!x || !w1 || !w2 || (swiglu && !w3) || !h || (fp8 && (!h8 || !h_scale))) {

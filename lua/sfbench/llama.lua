@@ -443,7 +443,8 @@ function llama.layer(cfg, opts)
     local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
     local h8, attn8, h2_8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8")
     -- the CPU's reference takes either impl, and h_scale as the fused one does
-    local fp8_ffn_impl = (sf.device().hopper_kernels or sf.device().backend == "cpu") and "fused" or "unfused"
+    local on_cpu = device == "cpu" or (device == nil and sf.device().backend == "cpu")
+    local fp8_ffn_impl = (on_cpu or sf.device().hopper_kernels) and "fused" or "unfused"
     -- h's scale per tensor: nil until L.calibrate() sets it (h per token until then)
     local h_scale, calibrating
     fns.qkv_quant = function() quantize(h8) end
@@ -468,14 +469,18 @@ function llama.layer(cfg, opts)
     -- A forward whose FFN sets h's scale from its h (amax / 448, per tensor), then fixed: from
     -- then on the gate/up GEMM's epilogue writes h in e4m3 with it (a scale fixed ahead, as
     -- static FP8 serving calibrates once), and no pass quantizes h per token. Where the FFN is
-    -- cuBLASLt's (no Hopper kernels), h stays per token and this is a plain forward.
+    -- cuBLASLt's (no Hopper kernels), h stays per token and this is a plain forward. Returns
+    -- whether h's scale is now fixed.
     function L.calibrate()
-      if fp8_ffn_impl == "fused" then
+      local fused = fp8_ffn_impl == "fused"
+      if fused then
         h_scale = h_scale or sf.tensor({ 1 }, "f32", { device = device }) -- the layer's own, never shared
         calibrating = true
       end
-      L.forward_all()
+      local ok, err = pcall(L.forward_all)
       calibrating = nil
+      if not ok then error(err, 0) end
+      return fused
     end
   else
     local packed = opts.packed or llama.pack_weights(shape, w)

@@ -56,6 +56,15 @@ function test_quantize_and_dequantize_match_the_cpu()
         sf.ops.dequantize { x = q, scale = s, out = back }
         sf.ops.dequantize { x = qc, scale = sc, out = backc }
         testlib.assert_same(back, backc, what .. ": dequantized")
+        -- with the scale fixed (static quantization): 3/4 of the amax's, so that the largest
+        -- values saturate; GPU and CPU read the same scale and write the same bits
+        local fv = sc:totable()
+        for i = 1, #fv do fv[i] = fv[i] * 0.75 end
+        local fixed = sf.from_table(fv, sshape, "f32")
+        sf.ops.quantize { x = x, out = q, scale = fixed, fixed_scale = true }
+        sf.ops.quantize { x = x:to("cpu"), out = qc, scale = fixed:to("cpu"), fixed_scale = true }
+        testlib.assert_same(fixed, sf.from_table(fv, sshape, "f32", CPU), what .. ", fixed scale: the scale kept")
+        testlib.assert_same(q, qc, what .. ", fixed scale: values")
       end
     end
   end
@@ -437,11 +446,12 @@ end
 -- half of it (h's largest values saturate), each against the CPU's reference of the same call;
 -- then the check fails a fixed scale the CPU's side takes a quarter as large, where h saturates
 -- past a quarter of its amax. (A scale off by a factor that saturates nothing is no error: h is
--- divided by it and multiplied back, and e4m3 keeps 3 bits at any exponent.) T = 300 and I = 704:
--- a partial last row tile, and h rows of 704 bytes (44 16-byte units: tile widths 128, 224, 256).
-function test_fp8_ffn_h_scale()
-  if not sf.device().hopper_kernels then return end
-  local H, I = 256, 704
+-- divided by it and multiplied back, and e4m3 keeps 3 bits at any exponent.) The shapes take
+-- each tile width the e4m3 output has (choose_tile_n's pick on 132 SMs): T = 1 and 300 at
+-- I = 704 take 128 (h's output boxes of 16 columns), T = 1500 at I = 1024 takes 224 (boxes of
+-- 112), at I = 1344 256 (boxes of 128, swizzled); 300 and 1500 end in a partial row tile.
+local function fp8_ffn_h_scale_case(T, I)
+  local H = 256
   local q1, s1 = quantized({ I, H }, "e4m3", true, 81)
   local q3, s3 = quantized({ I, H }, "e4m3", true, 82)
   local q2, s2 = quantized({ H, I }, "e4m3", true, 83)
@@ -456,10 +466,10 @@ function test_fp8_ffn_h_scale()
   sf.ops.pack_gate_up { w1 = q1, w3 = q3, out = q13 }
   sf.ops.pack_gate_up { w1 = s1:view({ I, 1 }), w3 = s3:view({ I, 1 }), out = s13:view({ 2 * I, 1 }) }
   local bounds = validate.fp8_bounds(1)
-  for _, T in ipairs({ 1, 300 }) do
+  do
     local qx, sx = quantized({ T, H }, "e4m3", true, 84 + T)
     for _, odt in ipairs({ "bf16", "f16" }) do
-      local what = ("e4m3 ffn T=%d %s"):format(T, odt)
+      local what = ("e4m3 ffn T=%d I=%d %s"):format(T, I, odt)
       local function gpu(hs, calibrate)
         local out = sf.tensor({ T, H }, odt)
         validate.poison(out)
@@ -490,6 +500,11 @@ function test_fp8_ffn_h_scale()
       lu.assertFalse(r.ok, what .. ", h_scale a quarter as large on the CPU's side: " .. validate.describe(r))
     end
   end
+end
+
+function test_fp8_ffn_h_scale()
+  if not sf.device().hopper_kernels then return end
+  for _, c in ipairs({ { 1, 704 }, { 300, 704 }, { 1500, 1024 }, { 1500, 1344 } }) do fp8_ffn_h_scale_case(c[1], c[2]) end
 end
 
 -- what cuBLASLt's FP8 GEMM cannot take, refused by name before anything runs: c keeps its NaN

@@ -291,10 +291,6 @@ end
 
 TestFfn = {}
 
--- the FP8 SwiGLU FFN (e4m3 x and weights, a scale per token and per weight row) against its
--- composition from other ops: gate and up from the dequantized operands in f64, h = silu(g)·u
--- rounded once to the output's dtype, h quantized per token (the quantize op) and dequantized,
--- then the down projection in f64; with and without the residual
 -- An FP8 FFN's e4m3 operands (x [T, H] and the weights, each per row, seeds from `seed`) and the
 -- values of h = silu(g)·u from the dequantized ones in f64, and their largest magnitude
 local function fp8_ffn_case(T, H, I, seed)
@@ -315,6 +311,10 @@ local function fp8_ffn_case(T, H, I, seed)
   return c
 end
 
+-- the FP8 SwiGLU FFN (e4m3 x and weights, a scale per token and per weight row) against its
+-- composition from other ops: gate and up from the dequantized operands in f64, h = silu(g)·u
+-- rounded once to the output's dtype, h quantized per token (the quantize op) and dequantized,
+-- then the down projection in f64; with and without the residual
 function TestFfn.test_fp8_against_the_composition()
   local T, H, I = 5, 64, 48
   local c = fp8_ffn_case(T, H, I, 21)
@@ -346,7 +346,8 @@ end
 -- with h_scale, h is quantized per tensor: with a fixed scale (half of amax / 448, so that the
 -- largest values saturate) from f64 h, never rounded to 16 bits, as the GPU's epilogue writes it
 -- from fp32; calibrating, h rounded to the output's dtype and its scale written from its amax.
--- Both against the composition from other ops (as above), out in f32, where the two differ.
+-- Both against the composition from other ops (as above), out in f32 (so that the output's own
+-- rounding is far below the bound; a fixed scale's h rounded to 16 bits would not show here).
 function TestFfn.test_fp8_h_scale()
   local T, H, I = 6, 64, 48
   local c = fp8_ffn_case(T, H, I, 31)
