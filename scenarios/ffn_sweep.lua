@@ -18,6 +18,7 @@ local models = require "sfbench.models"
 local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
 local llama = require "sfbench.llama"
+local fp8ops = require "sfbench.fp8"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get(bench.steady_defaults {
@@ -55,8 +56,8 @@ end
 local function input_output(T)
   if not fp8 then return { x = sf.randn({ T, H }, p.dtype) }, sf.tensor({ T, H }, p.dtype) end
   local x = sf.randn({ T, H }, "bf16")
-  local q = { x = sf.tensor({ T, H }, "e4m3"), x_scale = sf.tensor({ T }, "f32") }
-  sf.ops.quantize { x = x, out = q.x, scale = q.x_scale }
+  local q = {}
+  q.x, q.x_scale = fp8ops.quantized(x, true)
   x:free()
   return q, sf.tensor({ T, H }, "bf16")
 end

@@ -16,6 +16,7 @@ local params = require "sfbench.params"
 local models = require "sfbench.models"
 local bench = require "sfbench.bench"
 local sweep = require "sfbench.sweep"
+local fp8ops = require "sfbench.fp8"
 local validate = require "sfbench.validate"
 
 local gpu = sf.device().backend == "cuda"
@@ -58,8 +59,7 @@ end
 -- an e4m3 tensor of random values (std) and its per-tensor scale
 local function quantized(shape, std)
   local x = sf.randn(shape, "f32", { std = std })
-  local q, scale = sf.tensor(shape, "e4m3"), sf.tensor({ 1 }, "f32")
-  sf.ops.quantize { x = x, out = q, scale = scale }
+  local q, scale = fp8ops.quantized(x)
   x:free()
   return q, scale
 end

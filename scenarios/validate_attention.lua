@@ -11,6 +11,7 @@
 -- (hopper is in the default list where the device runs it; it covers the head-dim-128 cases)
 local sf = require "sfbench"
 local validate = require "sfbench.validate"
+local fp8 = require "sfbench.fp8"
 
 local dev = sf.device()
 local gpu = dev.backend == "cuda"
@@ -134,19 +135,13 @@ for _, c in ipairs(fp8_impl and cases or {}) do
   for _, causal in ipairs(gpu and D ~= 128 and {} or { false, true }) do
     n = n + 1
     local s = seed + n * 3
-    local function quantized(x)
-      local q8, scale = sf.tensor(x:shape(), "e4m3"), sf.tensor({ 1 }, "f32")
-      sf.ops.quantize { x = x, out = q8, scale = scale }
-      return q8, scale
-    end
     local q = sf.randn({ B, Nq, H, D }, "bf16", { seed = s })
     local k = sf.randn({ B, Nk, Hkv, D }, "bf16", { seed = s + 1 })
     local v = sf.randn({ B, Nk, Hkv, D }, "bf16", { seed = s + 2 })
-    local q8, qs = quantized(q)
-    local k8, ks = quantized(k)
-    local v8, vs = quantized(v)
-    local vt = sf.tensor({ B, Hkv, D, (Nk + 15) // 16 * 16 }, "e4m3")
-    sf.ops.pack_vt { v = v8, out = vt }
+    local q8, qs = fp8.quantized(q)
+    local k8, ks = fp8.quantized(k)
+    local v8, vs = fp8.quantized(v)
+    local vt = fp8.packed_vt(v8)
     local shape = ("B%d Nq%d Nk%d H%d/%d D%d"):format(B, Nq, Nk, H, Hkv, D)
     local function row(what) return { impl = fp8_impl, dtype = "e4m3", shape = shape, causal = causal, what = what } end
     local ref = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })

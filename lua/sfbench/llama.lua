@@ -26,6 +26,7 @@
 local sf = require "sfbench"
 local stats = require "sfbench.stats"
 local kv_cache = require "sfbench.kv_cache"
+local fp8 = require "sfbench.fp8"
 
 local llama = {}
 
@@ -54,10 +55,7 @@ end
 
 -- q[name] and q[name .. "_scale"]: t in e4m3 with an f32 scale per row (per output channel)
 local function quantize_rows(q, name, t)
-  local device = t:device()
-  q[name] = sf.tensor(t:shape(), "e4m3", { device = device })
-  q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32", { device = device })
-  sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
+  q[name], q[name .. "_scale"] = fp8.quantized(t, true)
 end
 
 -- q.w13 and q.w13_scale: q's e4m3 w1 and w3, and their scales, interleaved for the fused FFN

@@ -16,6 +16,7 @@ local lu = require "luaunit"
 local sf = require "sfbench"
 local testlib = require "testlib"
 local validate = require "sfbench.validate"
+local fp8 = require "sfbench.fp8"
 local error_of = testlib.error_of
 
 local seed = tonumber(os.getenv("SF_TEST_SEED") or "") or validate.fresh_seed()
@@ -23,18 +24,7 @@ io.stderr:write(("test_gpu_attention_fp8: seed %d (SF_TEST_SEED=%d replays it)\n
 local dev = sf.device()
 local CPU = { device = "cpu" }
 
-local function quantized(x)
-  local q, s = sf.tensor(x:shape(), "e4m3", { device = x:device() }), sf.tensor({ 1 }, "f32", { device = x:device() })
-  sf.ops.quantize { x = x, out = q, scale = s }
-  return q, s
-end
-
-local function packed_vt(v8)
-  local B, N, Hkv, D = table.unpack(v8:shape())
-  local vt = sf.tensor({ B, Hkv, D, (N + 15) // 16 * 16 }, "e4m3", { device = v8:device() }):fill(0 / 0)
-  sf.ops.pack_vt { v = v8, out = vt }
-  return vt
-end
+local quantized, packed_vt = fp8.quantized, fp8.packed_vt
 
 -- e4m3 operands on the GPU, each of its own 16-bit tensor, or (packed) views of one quantized
 -- [B, N, H + 2·Hkv, D] buffer sharing its scale

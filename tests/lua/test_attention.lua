@@ -13,6 +13,7 @@ local testlib = require "testlib"
 
 local CPU = { device = "cpu" }
 local validate = require "sfbench.validate"
+local fp8 = require "sfbench.fp8"
 local error_of, contains = testlib.error_of, testlib.contains
 
 -- out[b][i][h][d] and lse[b][h][i] of softmax(scale·q·kᵀ [+ bottom-right causal mask])·v, from
@@ -160,19 +161,7 @@ local function vt_key(p)
   return 16 * g + 8 * (e // 2) + 2 * t + e % 2
 end
 
--- x quantized per tensor on the CPU: the e4m3 tensor and its scale
-local function quantized(x)
-  local q, s = sf.tensor(x:shape(), "e4m3", CPU), sf.tensor({ 1 }, "f32", CPU)
-  sf.ops.quantize { x = x, out = q, scale = s }
-  return q, s
-end
-
-local function packed_vt(v8)
-  local B, N, Hkv, D = table.unpack(v8:shape())
-  local vt = sf.tensor({ B, Hkv, D, (N + 15) // 16 * 16 }, "e4m3", CPU):fill(0 / 0)
-  sf.ops.pack_vt { v = v8, out = vt }
-  return vt
-end
+local quantized, packed_vt = fp8.quantized, fp8.packed_vt
 
 -- pack_vt against the layout worked out above: every key once, zeros past N, on views too
 function TestAttention.test_pack_vt_layout()
