@@ -72,6 +72,19 @@ function validate.fp8_bounds(n)
   return { bound = b, row_bound = 2 * b, max_abs_bound = 2 * b }
 end
 
+-- plain_bounds(plain, ref, cap) -> {bound=, row_bound=, max_abs_bound=}: 1.5 times the error
+-- against ref of `plain`, the same math done in a straightforward way in the lower precision on
+-- the same inputs (FlashAttention's rule; the FP8 issue's "at most 1.5x the error of a
+-- straightforward FP8 computation"), each measure (relative L2, worst row, max-abs over the
+-- largest |ref|) on its own, and none above cap's (a fixed bound, e.g. fp8_bounds(n)): a
+-- straightforward computation that went wrong loosens nothing.
+function validate.plain_bounds(plain, ref, cap)
+  local r = validate.check(plain, ref, { bound = math.huge, row_bound = math.huge, max_abs_bound = math.huge })
+  if r.nan + r.inf + r.ref_nonfinite > 0 then error("validate.plain_bounds: the straightforward computation is not finite", 2) end
+  return { bound = math.min(1.5 * r.rel_l2, cap.bound), row_bound = math.min(1.5 * r.row_rel_l2, cap.row_bound),
+    max_abs_bound = math.min(1.5 * r.max_abs_ratio, cap.max_abs_bound) }
+end
+
 -- A seed that differs between runs (printed by the caller so a failure can be replayed).
 function validate.fresh_seed()
   local frac = sf.now() % 1

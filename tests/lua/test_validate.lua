@@ -159,6 +159,35 @@ function TestValidate.test_explicit_bounds()
   lu.assertFalse(validate.check(out, ref, { bound = 0.05, row_bound = 1, max_abs_bound = 1 }).ok, "bound")
 end
 
+-- plain_bounds: 1.5 times each measure of the straightforward computation's error (here: ref
+-- 1..8, each element 1% off, up and down by turns), each capped by the fixed bound given; an
+-- error 1.4 times the straightforward one passes, 1.6 times fails; a non-finite straightforward
+-- computation is an error, not a loose bound
+function TestValidate.test_plain_bounds()
+  local ref = sf.from_table({ 1, 2, 3, 4, 5, 6, 7, 8 }, { 4, 2 }, "f64", CPU)
+  local plain = sf.from_table({ 1.01, 1.98, 3.03, 3.96, 5.05, 5.94, 7.07, 7.92 }, { 4, 2 }, "f64", CPU)
+  local r = validate.check(plain, ref, { bound = 1, row_bound = 1, max_abs_bound = 1 })
+  local wide = { bound = 1, row_bound = 1, max_abs_bound = 1 }
+  local b = validate.plain_bounds(plain, ref, wide)
+  lu.assertAlmostEquals(b.bound, 1.5 * r.rel_l2, 1e-15)
+  lu.assertAlmostEquals(b.row_bound, 1.5 * r.row_rel_l2, 1e-15)
+  lu.assertAlmostEquals(b.max_abs_bound, 1.5 * 0.08 / 8, 1e-15)
+  lu.assertTrue(b.bound < b.row_bound)
+  local capped = validate.plain_bounds(plain, ref, { bound = 1e-3, row_bound = 1, max_abs_bound = 2e-3 })
+  lu.assertEquals({ capped.bound, capped.row_bound, capped.max_abs_bound }, { 1e-3, b.row_bound, 2e-3 })
+  -- a result 1.4 and 1.6 times as far off as the straightforward one
+  for _, f in ipairs({ 1.4, 1.6 }) do
+    local v = {}
+    for i, x in ipairs(plain:totable()) do v[i] = i + f * (x - i) end
+    local out = sf.from_table(v, { 4, 2 }, "f64", CPU)
+    lu.assertEquals(validate.check(out, ref, b).ok, f < 1.5, "an error " .. f .. " times the straightforward one's")
+  end
+  plain:set(0 / 0, 1, 2)
+  local ok, err = pcall(validate.plain_bounds, plain, ref, wide)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "the straightforward computation is not finite")
+end
+
 function TestValidate.test_lse()
   local inf = math.huge
   local function t(v) return sf.from_table(v, { 1, 1, #v }, "f32", CPU) end
