@@ -9,6 +9,7 @@
  *    them across blocks), while the 16-byte loads of both halves of every head are in flight.
  *  - add: a flat grid-stride loop over 16-byte vectors; strided views go through a row kernel.
  * All math is fp32, each output rounded once. See norm_rope.h for the exact definitions. */
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <type_traits>
 
@@ -50,17 +51,38 @@ __device__ __forceinline__ float block_sum(float v)
     return warp_sum(v);
 }
 
+/* The largest v over the block, returned to every thread; one barrier (a shared array of its own,
+ * so it may follow block_sum). */
+__device__ __forceinline__ float block_max(float v)
+{
+    __shared__ float warp_max[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
+    if (lane == 0) warp_max[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? warp_max[lane] : 0.0f;
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
+    return v;
+}
+
 /* ---- RMSNorm ------------------------------------------------------------------------------ */
+
+/* An e4m3 output row's dequantization scale from its largest |value| (quantize's convention) */
+__device__ __forceinline__ float fp8_row_scale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }
 
 constexpr int kNormMaxVecPerThread = 4;
 constexpr int kNormScalarThreads = 256;
 
 /* One row per block, its VPT·blockDim.x 16-byte vectors held in registers. No __restrict__:
- * out may be x, residual may be x (each thread loads its vectors before it stores them). */
-template <typename T, int VPT, bool RESIDUAL>
-__global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residual, const T *weight, T *out,
+ * out may be x, residual may be x (each thread loads its vectors before it stores them). FP8: out
+ * is e4m3, each input vector's VEC values an 8-byte store, the row's scale in out_scale. */
+template <typename T, int VPT, bool RESIDUAL, bool FP8>
+__global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residual, const T *weight, void *out_v,
                                                             int n_vec, int64_t x_stride, int64_t r_stride,
-                                                            int64_t o_stride, float inv_hidden, float eps)
+                                                            int64_t o_stride, float inv_hidden, float eps,
+                                                            float *out_scale)
 {
     sf::grid_dep_wait();
     sf::grid_dep_launch();
@@ -69,7 +91,6 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residu
     const int64_t row = blockIdx.x;
     const uint4 *xr = reinterpret_cast<const uint4 *>(x + row * x_stride);
     uint4 *rr = RESIDUAL ? reinterpret_cast<uint4 *>(residual + row * r_stride) : nullptr;
-    uint4 *orow = reinterpret_cast<uint4 *>(out + row * o_stride);
     const uint4 *wv = reinterpret_cast<const uint4 *>(weight);
 
     sf::vec16<T> v[VPT], r[VPT];
@@ -106,14 +127,44 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residu
         if (i < n_vec) w[k].raw = __ldg(wv + i);
     }
     const float inv_rms = rsqrtf(fmaf(block_sum(ss), inv_hidden, eps));
+    if constexpr (FP8) {
+        static_assert(VEC == 8, "an e4m3 row of 8-byte stores: 16-bit inputs");
+        float amax = 0.f;
 #pragma unroll
-    for (int k = 0; k < VPT; k++) {
-        const int i = threadIdx.x + k * blockDim.x;
-        if (i < n_vec) {
-            sf::vec16<T> o;
+        for (int k = 0; k < VPT; k++) {
+            if (threadIdx.x + k * blockDim.x < n_vec) {
 #pragma unroll
-            for (int e = 0; e < VEC; e++) o.e[e] = tr::from_f(tr::to_f(v[k].e[e]) * inv_rms * tr::to_f(w[k].e[e]));
-            orow[i] = o.raw;
+                for (int e = 0; e < VEC; e++) amax = fmaxf(amax, fabsf(tr::to_f(v[k].e[e]) * inv_rms * tr::to_f(w[k].e[e])));
+            }
+        }
+        const float scale = fp8_row_scale(block_max(amax));
+        if (threadIdx.x == 0) out_scale[row] = scale;
+        uint2 *orow = reinterpret_cast<uint2 *>(static_cast<uint8_t *>(out_v) + row * o_stride);
+#pragma unroll
+        for (int k = 0; k < VPT; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < n_vec) {
+                uint32_t q[4];
+#pragma unroll
+                for (int e = 0; e < VEC; e += 2) {
+                    const float a = tr::to_f(v[k].e[e]) * inv_rms * tr::to_f(w[k].e[e]) / scale;
+                    const float b = tr::to_f(v[k].e[e + 1]) * inv_rms * tr::to_f(w[k].e[e + 1]) / scale;
+                    q[e / 2] = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+                }
+                orow[i] = make_uint2(q[0] | q[1] << 16, q[2] | q[3] << 16);
+            }
+        }
+    } else {
+        uint4 *orow = reinterpret_cast<uint4 *>(static_cast<T *>(out_v) + row * o_stride);
+#pragma unroll
+        for (int k = 0; k < VPT; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < n_vec) {
+                sf::vec16<T> o;
+#pragma unroll
+                for (int e = 0; e < VEC; e++) o.e[e] = tr::from_f(tr::to_f(v[k].e[e]) * inv_rms * tr::to_f(w[k].e[e]));
+                orow[i] = o.raw;
+            }
         }
     }
 }
@@ -121,11 +172,11 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residu
 /* Any alignment and row length: pass 1 sums the squares (and writes the rounded residual sum),
  * pass 2 reads the row again and scales it. Element j is read and written by the same thread in
  * both passes, so the aliasing rules of the vector kernel hold here too. */
-template <typename T, bool RESIDUAL>
+template <typename T, bool RESIDUAL, bool FP8>
 __global__ void __launch_bounds__(kNormScalarThreads) rmsnorm_scalar_kernel(const T *x, T *residual, const T *weight,
-                                                                            T *out, int64_t hidden, int64_t x_stride,
+                                                                            void *out_v, int64_t hidden, int64_t x_stride,
                                                                             int64_t r_stride, int64_t o_stride,
-                                                                            float inv_hidden, float eps)
+                                                                            float inv_hidden, float eps, float *out_scale)
 {
     sf::grid_dep_wait();
     sf::grid_dep_launch();
@@ -133,7 +184,6 @@ __global__ void __launch_bounds__(kNormScalarThreads) rmsnorm_scalar_kernel(cons
     const int64_t row = blockIdx.x;
     const T *xr = x + row * x_stride;
     T *rr = RESIDUAL ? residual + row * r_stride : nullptr;
-    T *orow = out + row * o_stride;
     float ss = 0.0f;
     for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) {
         float s = tr::to_f(xr[j]);
@@ -145,43 +195,65 @@ __global__ void __launch_bounds__(kNormScalarThreads) rmsnorm_scalar_kernel(cons
         ss = fmaf(s, s, ss);
     }
     const float inv_rms = rsqrtf(fmaf(block_sum(ss), inv_hidden, eps));
+    /* FP8: a pass for the row's amax (a third read of the row, from L2), then the e4m3 values */
+    float scale = 1.f;
+    if constexpr (FP8) {
+        float amax = 0.f;
+        for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x)
+            amax = fmaxf(amax, fabsf(tr::to_f(RESIDUAL ? rr[j] : xr[j]) * inv_rms * tr::to_f(weight[j])));
+        scale = fp8_row_scale(block_max(amax));
+        if (threadIdx.x == 0) out_scale[row] = scale;
+    }
     for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) {
         const float s = tr::to_f(RESIDUAL ? rr[j] : xr[j]);
-        orow[j] = tr::from_f(s * inv_rms * tr::to_f(weight[j]));
+        if constexpr (FP8)
+            static_cast<__nv_fp8_e4m3 *>(out_v)[row * o_stride + j] = __nv_fp8_e4m3(s * inv_rms * tr::to_f(weight[j]) / scale);
+        else
+            static_cast<T *>(out_v)[row * o_stride + j] = tr::from_f(s * inv_rms * tr::to_f(weight[j]));
     }
 }
 
-template <typename T, bool RESIDUAL> int launch_rmsnorm(const sf_rmsnorm_args *a, cudaStream_t stream)
+template <typename T, bool RESIDUAL, bool FP8> int launch_rmsnorm(const sf_rmsnorm_args *a, cudaStream_t stream)
 {
     constexpr int VEC = 16 / sizeof(T);
     const T *x = static_cast<const T *>(a->x), *w = static_cast<const T *>(a->weight);
-    T *res = static_cast<T *>(a->residual), *out = static_cast<T *>(a->out);
+    T *res = static_cast<T *>(a->residual);
+    void *out = a->out;
     const float inv_hidden = 1.0f / (float)a->hidden;
     const unsigned grid = (unsigned)a->rows;
     const bool one_row = a->rows == 1; /* its row stride is never used */
-    bool vec_ok = a->hidden % VEC == 0 && a->hidden / VEC <= 1024 * kNormMaxVecPerThread && aligned16(x) &&
-                  aligned16(w) && aligned16(out) && (one_row || (a->x_stride % VEC == 0 && a->out_stride % VEC == 0));
+    /* an e4m3 out takes VEC bytes a vector: 8-byte aligned rows */
+    const bool out_ok = FP8 ? ((uintptr_t)out & 7) == 0 && (one_row || a->out_stride % 8 == 0)
+                            : aligned16(out) && (one_row || a->out_stride % VEC == 0);
+    /* e4m3 out: at most 2 vectors a thread (at 4, ptxas spilled the second pass's registers under
+     * the 64 a thread of 1024 threads), so rows up to 2048 vectors (16384 elements) */
+    constexpr int kMaxVpt = FP8 ? 2 : kNormMaxVecPerThread;
+    bool vec_ok = a->hidden % VEC == 0 && a->hidden / VEC <= 1024 * kMaxVpt && aligned16(x) &&
+                  aligned16(w) && out_ok && (one_row || a->x_stride % VEC == 0);
     if (RESIDUAL) vec_ok = vec_ok && aligned16(res) && (one_row || a->residual_stride % VEC == 0);
     if (!vec_ok) {
-        return (int)sf::launch(rmsnorm_scalar_kernel<T, RESIDUAL>, grid, kNormScalarThreads, 0, stream, 1, x, res, w,
-                               out, a->hidden, a->x_stride, a->residual_stride, a->out_stride, inv_hidden,
-                               (float)a->eps);
+        return (int)sf::launch(rmsnorm_scalar_kernel<T, RESIDUAL, FP8>, grid, kNormScalarThreads, 0, stream, 1, x, res,
+                               w, out, a->hidden, a->x_stride, a->residual_stride, a->out_stride, inv_hidden,
+                               (float)a->eps, a->out_scale);
     }
     /* the fewest vectors per thread that keep the block at 256 threads or fewer; past that,
      * 4 per thread and up to 1024 threads */
     const int n_vec = (int)(a->hidden / VEC);
-    int vpt = n_vec <= 256 ? 1 : n_vec <= 512 ? 2 : 4;
+    int vpt = n_vec <= 256 ? 1 : n_vec <= 512 || FP8 ? 2 : 4;
     int threads = (n_vec + vpt - 1) / vpt;
     threads = (threads + 31) / 32 * 32;
-    auto kernel = vpt == 1 ? rmsnorm_vec_kernel<T, 1, RESIDUAL>
-                  : vpt == 2 ? rmsnorm_vec_kernel<T, 2, RESIDUAL> : rmsnorm_vec_kernel<T, 4, RESIDUAL>;
+    auto kernel = vpt == 1 ? rmsnorm_vec_kernel<T, 1, RESIDUAL, FP8> : rmsnorm_vec_kernel<T, 2, RESIDUAL, FP8>;
+    if constexpr (!FP8)
+        if (vpt == 4) kernel = rmsnorm_vec_kernel<T, 4, RESIDUAL, FP8>;
     return (int)sf::launch(kernel, grid, threads, 0, stream, 1, x, res, w, out, n_vec, a->x_stride,
-                           a->residual_stride, a->out_stride, inv_hidden, (float)a->eps);
+                           a->residual_stride, a->out_stride, inv_hidden, (float)a->eps, a->out_scale);
 }
 
 template <typename T> int rmsnorm_for_type(const sf_rmsnorm_args *a, cudaStream_t stream)
 {
-    return a->residual ? launch_rmsnorm<T, true>(a, stream) : launch_rmsnorm<T, false>(a, stream);
+    if (a->out_scale)
+        return a->residual ? launch_rmsnorm<T, true, true>(a, stream) : launch_rmsnorm<T, false, true>(a, stream);
+    return a->residual ? launch_rmsnorm<T, true, false>(a, stream) : launch_rmsnorm<T, false, false>(a, stream);
 }
 
 /* ---- RoPE --------------------------------------------------------------------------------- */

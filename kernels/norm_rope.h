@@ -38,9 +38,14 @@ typedef struct sf_rmsnorm_args {
     const void *x;             /* [rows, hidden], row stride x_stride */
     void *residual;            /* NULL: plain RMSNorm; else [rows, hidden], read and written */
     const void *weight;        /* [hidden], contiguous */
-    void *out;                 /* [rows, hidden], row stride out_stride */
+    void *out;                 /* [rows, hidden], row stride out_stride; e4m3 with out_scale */
     int64_t x_stride, residual_stride, out_stride;
     double eps;                /* >= 0; the GPU adds it in fp32 */
+    float *out_scale;          /* NULL, or [rows], written: each row quantized to e4m3 (an FP8
+                                  GEMM's input) from its normalised values before any rounding,
+                                  as quantize does per row (kernels/quantize.h): scale = amax /
+                                  448 (1 where amax is 0), out = value / scale rounded and
+                                  saturated; out must not overlap x or residual */
 } sf_rmsnorm_args;
 
 int sf_rmsnorm_cuda(const sf_rmsnorm_args *a, void *stream);

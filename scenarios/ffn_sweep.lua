@@ -7,8 +7,8 @@
 -- an idle gap runs at a higher clock than sustained work; see layer_sweep).
 -- dtype=e4m3: the FP8 SwiGLU FFN (ffn with e4m3 inputs; act=swiglu, the only one it has and the
 -- default there; unfused: cuBLASLt FP8 GEMMs with h quantized per token between them, fused: our
--- Hopper GEMM's): x quantized to e4m3 with a scale per token before the timing (the layer's
--- ffn_quant stage, not timed here), the weights with a scale per output channel, the output in
+-- Hopper GEMM's): x quantized to e4m3 with a scale per token before the timing (in the layer,
+-- by its ffn_norm; not timed here), the weights with a scale per output channel, the output in
 -- bf16; its FLOPs counted as the 16-bit FFN's.
 -- Usage: sfbench ffn_sweep [model=7b|13b|70b] [tokens=512,...] [dtype=f16|bf16|e4m3] [act=gelu,swiglu]
 --        [impl=unfused,fused] [iters=N] [sample_ms=25] [warmup_ms=500]

@@ -12,12 +12,15 @@
 #endif
 
 #define NORM_EPS_DOC "added to mean(x²) before the square root (Llama-2: 1e-5)"
+#define OUT_SCALE_DOC "f32 [T], written: out in e4m3, each row quantized as quantize does per row (scale = amax / 448) " \
+                      "from its values before any rounding: the norm and an FP8 GEMM's input in one pass"
 
 static const sf_arg_spec rmsnorm_args[] = {
     {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H] (rows may be strided)"},
     {"weight", SF_ARG_TENSOR, 1, NULL, "scale [H], contiguous"},
-    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; may be x itself"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "output [T, H], written; may be x itself; e4m3 with out_scale"},
     {"eps", SF_ARG_NUMBER, 0, "1e-5", NORM_EPS_DOC},
+    {"out_scale", SF_ARG_TENSOR, 0, NULL, OUT_SCALE_DOC},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -25,8 +28,10 @@ static const sf_arg_spec add_rmsnorm_args[] = {
     {"x", SF_ARG_TENSOR, 1, NULL, "the branch output [T, H] (attention or FFN), read"},
     {"residual", SF_ARG_TENSOR, 1, NULL, "the residual stream [T, H]: replaced by x + residual (rounded to its dtype)"},
     {"weight", SF_ARG_TENSOR, 1, NULL, "scale [H], contiguous"},
-    {"out", SF_ARG_TENSOR, 1, NULL, "rmsnorm(x + residual)·weight [T, H], written; may be x, must not overlap residual"},
+    {"out", SF_ARG_TENSOR, 1, NULL, "rmsnorm(x + residual)·weight [T, H], written; may be x, must not overlap residual; "
+     "e4m3 with out_scale"},
     {"eps", SF_ARG_NUMBER, 0, "1e-5", NORM_EPS_DOC},
+    {"out_scale", SF_ARG_TENSOR, 0, NULL, OUT_SCALE_DOC},
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
@@ -71,23 +76,40 @@ static void check_rows(sf_op_args *a, const char *name, const sf_tensor *t, cons
 
 static void run_norm(sf_op_args *a, int fused)
 {
-    static const char *const tensors[] = {"x", "residual", "weight", "out", NULL};
-    static const char *const plain_tensors[] = {"x", "weight", "out", NULL};
+    static const char *const tensors[] = {"x", "residual", "weight", "out", "out_scale", NULL};
+    static const char *const plain_tensors[] = {"x", "weight", "out", "out_scale", NULL};
     sf_tensor *x = sf_arg_tensor(a, "x"), *w = sf_arg_tensor(a, "weight"), *out = sf_arg_tensor(a, "out");
-    sf_tensor *res = fused ? sf_arg_tensor(a, "residual") : NULL;
+    sf_tensor *res = fused ? sf_arg_tensor(a, "residual") : NULL, *os = sf_arg_tensor(a, "out_scale");
     sf_device_kind dev = sf_op_device(a, fused ? tensors : plain_tensors);
     sf_op_check_dtype(a, "x", x, float_dtypes(dev));
     check_rows(a, "x", x, x);
     if (res) check_rows(a, "residual", res, x);
-    check_rows(a, "out", out, x);
+    if (os) {
+        /* e4m3 out with its scale per row; 16-bit x only on the GPU (float_dtypes) */
+        sf_op_check_dtype(a, "out", out, SF_DT(SF_E4M3));
+        sf_op_check_shape(a, "out", out, 2, x->shape);
+        sf_op_check_last_dense(a, "out", out);
+        sf_op_check_dtype(a, "out_scale", os, SF_DT(SF_F32));
+        sf_op_check_shape(a, "out_scale", os, 1, x->shape);
+        if (!sf_tensor_is_contiguous(os)) sf_op_error(a, "'out_scale' must be contiguous");
+    } else {
+        if (out->dtype == SF_E4M3) sf_op_error(a, "an e4m3 'out' needs 'out_scale', the f32 [T] its rows' scales go to");
+        check_rows(a, "out", out, x);
+    }
     int64_t H = x->shape[1];
     sf_op_check_dtype(a, "weight", w, SF_DT(x->dtype));
     sf_op_check_shape(a, "weight", w, 1, &H);
     if (!sf_tensor_is_contiguous(w)) sf_op_error(a, "'weight' must be contiguous");
     double eps = sf_arg_number(a, "eps", 1e-5);
     check_eps(a, eps);
-    sf_op_check_alias(a, "out", out, "x", x, 1);
+    sf_op_check_alias(a, "out", out, "x", x, !os);
     sf_op_check_alias(a, "out", out, "weight", w, 0);
+    if (os) {
+        sf_op_check_alias(a, "out_scale", os, "x", x, 0);
+        sf_op_check_alias(a, "out_scale", os, "out", out, 0);
+        sf_op_check_alias(a, "out_scale", os, "weight", w, 0);
+        if (res) sf_op_check_alias(a, "out_scale", os, "residual", res, 0);
+    }
     if (res) {
         sf_op_check_alias(a, "out", out, "residual", res, 0);
         sf_op_check_alias(a, "residual", res, "x", x, 1);
@@ -105,6 +127,7 @@ static void run_norm(sf_op_args *a, int fused)
     r.out = out->data;
     r.out_stride = out->stride[0];
     r.eps = eps;
+    r.out_scale = os ? (float *)os->data : NULL;
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {
         sf_rmsnorm_ref_cpu(&r);

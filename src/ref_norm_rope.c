@@ -32,9 +32,19 @@ void sf_rmsnorm_ref_cpu(const sf_rmsnorm_args *a)
             ss += s * s;
         }
         const double inv_rms = 1.0 / sqrt(ss / (double)H + (double)a->eps);
+        double amax = 0;
+        for (int64_t j = 0; j < H && a->out_scale; j++) {
+            const double s = a->residual ? sf_load_as_double(a->residual, t, ro + j) : sf_load_as_double(a->x, t, xo + j);
+            const double v = fabs(s * inv_rms * sf_load_as_double(a->weight, t, j));
+            if (v > amax) amax = v; /* NaN compares false: left out, as quantize leaves it */
+        }
+        const float scale = amax > 0 ? (float)(amax / sf_fp8_max(SF_E4M3)) : 1.0f;
+        if (a->out_scale) a->out_scale[r] = scale;
         for (int64_t j = 0; j < H; j++) {
             const double s = a->residual ? sf_load_as_double(a->residual, t, ro + j) : sf_load_as_double(a->x, t, xo + j);
-            sf_store_from_double(a->out, t, oo + j, s * inv_rms * sf_load_as_double(a->weight, t, j));
+            const double v = s * inv_rms * sf_load_as_double(a->weight, t, j);
+            if (a->out_scale) sf_store_from_double(a->out, SF_E4M3, oo + j, (float)v / scale);
+            else sf_store_from_double(a->out, t, oo + j, v);
         }
     }
 }

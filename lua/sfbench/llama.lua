@@ -9,7 +9,8 @@
 --               faster (gemm impl "fastest");
 --   fp8       — the optimized layer's order with every projection in FP8: the weights quantized
 --               once to e4m3 with a scale per output channel, each projection's input quantized
---               to e4m3 with a scale per token just before it (a separate quantize op), RoPE in the
+--               to e4m3 with a scale per token (by the RMSNorm before it, which writes e4m3, or
+--               for the O projection a separate quantize op), RoPE in the
 --               QKV GEMM's epilogue (linear_rope), the residual adds in the O and down
 --               projections' epilogues, the fused FP8 SwiGLU FFN (its h quantized per token
 --               between its GEMMs, or once L.calibrate() has fixed h's scale, written in e4m3
@@ -221,8 +222,7 @@ local STAGES = {
   baseline = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj", "residual", "ffn_norm", "ffn", "residual2" },
   packed = { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
   split = { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" },
-  fp8 = { "attn_norm", "qkv_quant", "qkv_proj+rope", "attention", "o_quant", "o_proj+residual", "ffn_norm", "ffn_quant",
-    "ffn+residual" },
+  fp8 = { "attn_norm", "qkv_proj+rope", "attention", "o_quant", "o_proj+residual", "ffn_norm", "ffn+residual" },
 }
 -- tensor-parallel: the all-reduce of each row-parallel projection's partial sums, a stage after it
 local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all_reduce", ffn = "ffn_all_reduce",
@@ -235,9 +235,11 @@ local ALL_REDUCE_AFTER = { o_proj = "o_all_reduce", ["o_proj+residual"] = "o_all
 local PART = {
   attn_norm = "attn_norm", qkv_proj = "qkv", rope = "qkv", ["qkv_proj+rope"] = "qkv", attention = "attention",
   o_proj = "o", residual = "o", ["o_proj+residual"] = "o", ffn_norm = "ffn_norm", ffn = "ffn", residual2 = "ffn",
-  ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn", qkv_quant = "qkv", o_quant = "o",
-  ffn_quant = "ffn",
+  ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn", o_quant = "o",
 }
+-- A part of the fp8 layer run alone (L.run_part) from its 16-bit input (h or h2) first quantizes
+-- it per token, as the norm before it does in a forward (rmsnorm's e4m3 out)
+local PART_ENTRY = { fp8 = { qkv = "qkv_quant", ffn = "ffn_quant" } }
 
 -- tp: the tensor-parallel layer's stages (an all-reduce after the O and down projections)
 function llama.stage_names(impl, qkv, tp)
@@ -426,7 +428,7 @@ function llama.layer(cfg, opts)
       fns.ffn_all_reduce = function() sf.ops.all_reduce { x = f } end
     end
   elseif impl == "fp8" then
-    -- each projection's input quantized to e4m3 with a scale per token (qkv_quant, ...), then an
+    -- each projection's input quantized to e4m3 with a scale per token (by the norms, and o_quant), then an
     -- FP8 GEMM over the per-channel-scaled weights writing 16 bits: the QKV projection with RoPE
     -- on q and k (linear_rope, packed as the optimized layer's), O with the residual added in
     -- (gemm, our Hopper GEMM or cuBLASLt, whichever was faster), the FP8 SwiGLU FFN with the
@@ -440,6 +442,9 @@ function llama.layer(cfg, opts)
     end
     local function quantize(a) sf.ops.quantize { x = a.x, out = a.q, scale = a.scale } end
     local h8, attn8, h2_8 = e4m3_of(h, "h8"), e4m3_of(attn, "attn8"), e4m3_of(h2, "h2_8")
+    -- the norms write e4m3 with each token's scale: the projections' inputs, in one pass
+    fns.attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h8.q, out_scale = h8.scale, eps = eps } end
+    fns.ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2_8.q, out_scale = h2_8.scale, eps = eps } end
     -- the CPU's reference takes either impl, and h_scale as the fused one does
     local on_cpu = device == "cpu" or (device == nil and sf.device().backend == "cpu")
     local fp8_ffn_impl = (on_cpu or sf.device().hopper_kernels) and "fused" or "unfused"
@@ -543,6 +548,8 @@ function llama.layer(cfg, opts)
 
   -- the stages of one part (PART above), in order, whatever `stages` selected
   function L.run_part(part)
+    local entry = PART_ENTRY[impl] and PART_ENTRY[impl][part]
+    if entry then fns[entry]() end
     for _, name in ipairs(llama.stage_names(impl, qkv_layout, tp ~= nil)) do
       if PART[name] == part then fns[name]() end
     end

@@ -1,7 +1,8 @@
 -- rmsnorm, add_rmsnorm, rope, linear_rope and add on the CUDA backend against the CPU references, on fresh
 -- random inputs (the seed is printed; SF_TEST_SEED=N replays it), outputs poisoned with NaN,
 -- odd token counts (1, 17, 1000, 4097), row lengths that take each kernel path (16-byte vectors
--- at 1, 2 or 4 per thread, scalar), strided and misaligned views. Two references each:
+-- at 1, 2 or 4 per thread, scalar), strided and misaligned views; the norms' e4m3 output with
+-- each row's scale too. Two references each:
 --  - f64 on the CPU: the bound is validate.bounds' relative L2 (f16 2e-3, bf16 1.6e-2);
 --  - the same dtype on the CPU (the op's exact definition, double math rounded once): the GPU's
 --    fp32 math may differ from it only by rare one-ulp roundings, so the bound is 16× tighter.
@@ -89,6 +90,60 @@ function TestRmsnorm.test_against_cpu()
       sf.ops.rmsnorm { x = cpu(x), weight = cpu(w), out = rs }
       check(out, r64, rs, ("rmsnorm %s T=%d H=%d"):format(dt, T, H))
     end
+  end
+end
+
+-- e4m3 codes a and b (tables of values) differing only where one fp32 rounding of the value
+-- before quantizing crossed a rounding boundary: by at most one step of e4m3, in at most one
+-- element in a thousand; returns the count that differ
+local function assert_e4m3_close(a, b, what)
+  local diff = 0
+  for i = 1, #a do
+    if a[i] ~= b[i] then
+      diff = diff + 1
+      local m = math.max(math.abs(a[i]), math.abs(b[i]))
+      local step = m >= 2 ^ -6 and 2 ^ (math.floor(math.log(m, 2)) - 3) or 2 ^ -9 -- e4m3's spacing at m
+      lu.assertTrue(math.abs(a[i] - b[i]) <= step, ("%s: element %d is %g against %g"):format(what, i, a[i], b[i]))
+    end
+  end
+  lu.assertTrue(diff <= #a // 1000 + 1, ("%s: %d of %d elements differ"):format(what, diff, #a))
+  return diff
+end
+
+-- out_scale: rmsnorm and add_rmsnorm writing e4m3 with each row's scale, against the CPU's of
+-- the same inputs (double math): the scales to fp32's rounding, the codes as assert_e4m3_close
+-- says; the vector path (H a multiple of 8) and the scalar one (33, 40000, a misaligned window)
+function TestRmsnorm.test_e4m3_out_against_cpu()
+  for _, dt in ipairs(DTYPES) do
+    for _, s in ipairs({ { 17, 4096 }, { 1000, 4104 }, { 1, 128 }, { 17, 33 }, { 5, 40000 } }) do
+      for _, fused in ipairs({ false, true }) do
+        local T, H = s[1], s[2]
+        local x, w = randn({ T, H }, dt), randn({ H }, dt, 0.5)
+        local res = fused and randn({ T, H }, dt) or nil
+        local res_cpu = res and cpu(res)
+        local op = fused and sf.ops.add_rmsnorm or sf.ops.rmsnorm
+        local q, scale = sf.tensor({ T, H }, "e4m3"):fill(0 / 0), sf.tensor({ T }, "f32"):fill(0 / 0)
+        op { x = x, residual = res, weight = w, out = q, out_scale = scale }
+        local q_cpu, scale_cpu = sf.tensor({ T, H }, "e4m3", CPU), sf.tensor({ T }, "f32", CPU)
+        op { x = cpu(x), residual = res_cpu, weight = cpu(w), out = q_cpu, out_scale = scale_cpu }
+        local what = ("%s %s T=%d H=%d e4m3 out [seed %d]"):format(fused and "add_rmsnorm" or "rmsnorm", dt, T, H, seed)
+        local r = sf.compare(scale, scale_cpu)
+        lu.assertEquals(r.nan, 0, what)
+        lu.assertTrue(r.max_abs <= 2 ^ -20 * sf.compare(sf.zeros({ T }, "f32", CPU), scale_cpu).ref_max_abs, what .. ": scales")
+        assert_e4m3_close(q:totable(), q_cpu:totable(), what)
+        if fused then assert_same(cpu(res), res_cpu, what .. ": the residual") end
+      end
+    end
+    -- a window of a wider e4m3 buffer at an odd column: the scalar kernel
+    local T, H = 17, 4096
+    local x, w = randn({ T, H }, dt), randn({ H }, dt, 0.5)
+    local qb = sf.tensor({ T, H + 3 }, "e4m3"):fill(0 / 0)
+    local q, scale = qb:slice(2, 2, H), sf.tensor({ T }, "f32")
+    sf.ops.rmsnorm { x = x, weight = w, out = q, out_scale = scale }
+    local q_cpu, scale_cpu = sf.tensor({ T, H }, "e4m3", CPU), sf.tensor({ T }, "f32", CPU)
+    sf.ops.rmsnorm { x = cpu(x), weight = cpu(w), out = q_cpu, out_scale = scale_cpu }
+    assert_e4m3_close(q:to("cpu"):totable(), q_cpu:totable(), dt .. " e4m3 out, misaligned window")
+    lu.assertEquals(sf.compare(qb:slice(2, 1, 1), qb:slice(2, 1, 1)).nan, T, "the column before the window was written")
   end
 end
 

@@ -19,8 +19,8 @@ function TestLlamaStages.test_names()
     { "attn_norm", "qkv_proj+rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" })
   lu.assertEquals(llama.stage_names("optimized", "split"),
     { "attn_norm", "qkv_proj", "rope", "attention", "o_proj+residual", "ffn_norm", "ffn+residual" })
-  lu.assertEquals(llama.stage_names("fp8", "split"), { "attn_norm", "qkv_quant", "qkv_proj+rope", "attention",
-    "o_quant", "o_proj+residual", "ffn_norm", "ffn_quant", "ffn+residual" })
+  lu.assertEquals(llama.stage_names("fp8", "split"), { "attn_norm", "qkv_proj+rope", "attention", "o_quant",
+    "o_proj+residual", "ffn_norm", "ffn+residual" })
   local n = llama.stage_names("baseline")
   n[1] = "changed"                                     -- a copy: the layer's own list is untouched
   lu.assertEquals(llama.stage_names("baseline")[1], "attn_norm")

@@ -89,8 +89,8 @@ function TestRegistry.test_ops_listed()
   local by_name = {}
   for _, op in ipairs(sf.op_list()) do by_name[op.name] = op end
   local want = {
-    rmsnorm = { "x", "weight", "out", "eps", "stream" },
-    add_rmsnorm = { "x", "residual", "weight", "out", "eps", "stream" },
+    rmsnorm = { "x", "weight", "out", "eps", "out_scale", "stream" },
+    add_rmsnorm = { "x", "residual", "weight", "out", "eps", "out_scale", "stream" },
     rope = { "x", "pos_offset", "theta", "positions", "stream" },
     linear_rope = { "x", "w", "x_scale", "w_scale", "out", "rope_heads", "pos_offset", "theta", "impl", "stream" },
     add = { "a", "b", "out", "stream" },
@@ -166,6 +166,46 @@ function TestRmsnorm.test_strided_rows_and_edges()
   sf.ops.rmsnorm { x = sf.from_table({ -3 }, { 1, 1 }, "f64"), weight = sf.from_table({ 2 }, { 1 }, "f64"),
     out = one, eps = 0 }
   lu.assertEquals(one:get(1, 1), -2)
+end
+
+-- out_scale: the norm writes e4m3 with each row's scale, the same bits as the norm in f64 and
+-- quantize per row after it (both quantize the unrounded values: amax in double, value / scale in
+-- f32); add_rmsnorm too (against add, then that), its residual updated as add updates it; and the
+-- argument checks
+function TestRmsnorm.test_e4m3_out()
+  local T, H = 5, 48
+  for _, fused in ipairs({ false, true }) do
+    for _, dt in ipairs({ "f32", "bf16" }) do
+      local x, w = sf.randn({ T, H }, dt, { seed = 41 }), sf.randn({ H }, dt, { seed = 42 })
+      local r0 = sf.randn({ T, H }, dt, { seed = 43 })
+      local op = fused and sf.ops.add_rmsnorm or sf.ops.rmsnorm
+      local res1, res2 = fused and r0:to("cpu") or nil, fused and r0:to("cpu") or nil
+      -- the composition: the residual sum rounded to dt (as add_rmsnorm stores it), normalised in f64
+      if fused then sf.ops.add { a = x, b = res1, out = res1 } end
+      local h = sf.tensor({ T, H }, "f64")
+      sf.ops.rmsnorm { x = (fused and res1 or x):to("f64"), weight = w:to("f64"), out = h }
+      local want, want_scale = sf.tensor({ T, H }, "e4m3"), sf.tensor({ T }, "f32")
+      sf.ops.quantize { x = h, out = want, scale = want_scale }
+      local q, scale = poisoned({ T, H }, "e4m3"), poisoned({ T }, "f32")
+      op { x = x, residual = res2, weight = w, out = q, out_scale = scale }
+      local what = (fused and "add_rmsnorm " or "rmsnorm ") .. dt
+      testlib.assert_same(q, want, what)
+      testlib.assert_same(scale, want_scale, what .. ": scales")
+      if fused then testlib.assert_same(res2, res1, what .. ": the residual") end
+    end
+  end
+  local x, w = sf.randn({ 4, 16 }, "bf16"), sf.randn({ 16 }, "bf16")
+  local function err(over)
+    return error_of(sf.ops.rmsnorm, override({ x = x, weight = w, out = sf.tensor({ 4, 16 }, "e4m3"),
+      out_scale = sf.tensor({ 4 }) }, over))
+  end
+  lu.assertNil(select(2, pcall(sf.ops.rmsnorm, { x = x, weight = w, out = sf.tensor({ 4, 16 }, "e4m3"),
+    out_scale = sf.tensor({ 4 }) })))
+  contains(err { out_scale = false }, "rmsnorm:", "an e4m3 'out' needs 'out_scale', the f32 [T] its rows' scales go to")
+  contains(err { out = sf.tensor({ 4, 16 }, "bf16") }, "'out' has dtype bf16 (expected e4m3)")
+  contains(err { out_scale = sf.tensor({ 16 }) }, "'out_scale'")
+  contains(err { out_scale = sf.tensor({ 4 }, "f16") }, "'out_scale' has dtype f16 (expected f32)")
+  contains(err { out = sf.tensor({ 4, 8 }, "e4m3") }, "'out'")
 end
 
 TestAddRmsnorm = {}
