@@ -55,12 +55,12 @@ local LAYER_COLUMNS = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "sp
   { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },
   { key = "stages", title = "stages (ms)" } }
 
--- transformers' LlamaDecoderLayer (sdpa), eager and torch.compile'd, beside the optimized layer
+-- transformers' LlamaDecoderLayer (sdpa), eager and torch.compile'd, beside the optimized and fp8 layers
 local function join_layer(rows, torch)
   local by = index(torch, function(r) return ("%s %d"):format(r.impl, r.seq) end)
   for _, r in ipairs(rows) do
     local eager, compiled = by[("transformers_sdpa %d"):format(r.seq)], by[("transformers_compile %d"):format(r.seq)]
-    if r.impl == "optimized" then
+    if r.impl == "optimized" or r.impl == "fp8" then
       if eager then r.hf_ms = eager.ms end
       if compiled then r.compile_ms, r.vs_compile = compiled.ms, compiled.ms / r.ms end
     end
@@ -167,7 +167,7 @@ local VIEWS = {
   { scenario = "fp8-f16/ffn_sweep", title = "FP8: the f16 fused SwiGLU FFN of the same call, for comparison",
     columns = FFN_COLUMNS },
   { scenario = "fp8/layer_sweep", title = "FP8: one Llama-2-7B layer, optimized (fp16) and fp8 (h's scale calibrated, fixed)",
-    columns = LAYER_COLUMNS },
+    columns = LAYER_COLUMNS, torch = "fp8/torch_layer", join = join_layer, torch_columns = LAYER_TORCH_COLUMNS },
   { scenario = "fp8-dynamic/layer_sweep", title = "FP8: the fp8 layer with h quantized per token (fp8_h=dynamic)",
     columns = LAYER_COLUMNS },
   { scenario = "memory_ops", title = "Memory-bound ops at the 4096-token Llama-2-7B shapes (bytes read + written)",

@@ -1,5 +1,5 @@
 -- One Llama-2 decoder layer, baseline (PyTorch-eager order) against optimized (and, with
--- impl=fp8, the FP8 layer: FP8 projections with separate quantize ops), over sequence
+-- impl=fp8, the FP8 layer: FP8 projections, their inputs quantized by the norms), over sequence
 -- lengths: ms, speedup, TFLOP/s, peak device memory of the layer (weights, activations and op
 -- scratch), and the median time of each stage so a user sees where the time goes. Each impl is
 -- timed in its own steady state, as a model runs its layers: warmed up with back-to-back forwards
