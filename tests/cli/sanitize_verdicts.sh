@@ -45,6 +45,20 @@ ours)
     echo "=========     and Read access at gemm_epi_kernel+0x2900 [4 hazards]"
     echo "========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)"
     exit 86 ;;
+unnamed_once | unnamed | unnamed_ours)
+    # a report naming no kernel (as racecheck printed once over validate_gemv); unnamed_once
+    # prints it on the first run only (FAKE_STATE marks that run)
+    if [ "$mode" != unnamed_once ] || [ ! -e "$FAKE_STATE" ]; then
+        : >"$FAKE_STATE"
+        echo "========= Error: Race reported between Read access at "
+        echo "=========     and Write access at  [32 hazards]"
+    fi
+    [ "$mode" = unnamed_ours ] && echo "========= Error: Race reported between Write access at gemm_epi_kernel+0x2850" &&
+        echo "=========     and Read access at gemm_epi_kernel+0x2900 [4 hazards]"
+    echo "========= Error: Race reported between Read access at nvjet_sm90_tst_72x64_64x12+0xa60"
+    echo "=========     and Write access at nvjet_sm90_tst_72x64_64x12+0x3b30 [32 hazards]"
+    echo "========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)"
+    exit 86 ;;
 apperr)
     echo "========= Error: Race reported between Read access at nvjet_sm90_hsh_8x64_64x16+0xb00"
     echo "=========     and Write access at nvjet_sm90_hsh_8x64_64x16+0x2e20 [32 hazards]"
@@ -72,7 +86,8 @@ chmod +x "$fake/sfbench" "$fake/compute-sanitizer"
 # tool writes each SF_TEST_PATTERN it is given to FAKE_PATTERNS
 sanitize_with() {
     : >"$SCRATCH/patterns"
-    run env FAKE_TOOL="$1" FAKE_MODE="$2" SF_SANITIZE_TOOLS="${3:-}" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
+    rm -f "$SCRATCH/state"
+    run env FAKE_TOOL="$1" FAKE_MODE="$2" FAKE_STATE="$SCRATCH/state" SF_SANITIZE_TOOLS="${3:-}" COMPUTE_SANITIZER="$fake/compute-sanitizer" \
         FAKE_PATTERNS="$SCRATCH/patterns" FAKE_WHAT="${FAKE_WHAT:-}" FAKE_LOG="${FAKE_LOG:-}" \
         SF_SANITIZE_RACE_JOBS="${SF_SANITIZE_RACE_JOBS:-1}" \
         SFBENCH="$fake/sfbench" SF_TEST_OUT="$SCRATCH/out-$1-$2$(echo "${3:+-$3}" | tr ' :' '__')" \
@@ -108,6 +123,24 @@ for case in "racecheck ours:a hazard in a kernel of ours beside cuBLASLt's" \
 done
 sanitize_with racecheck died
 expect_stdout_has "the process was ended from outside" "a killed run says it may have run out of memory"
+
+# a report naming no kernel: the run runs again, its first log kept, and the second run's verdict
+# stands; beside a hazard named in a kernel of ours it fails at once
+first_log=$SCRATCH/out-racecheck-unnamed_once/gpu-sanitize/racecheck-test_gpu_gemm.first.log
+sanitize_with racecheck unnamed_once
+expect_rc 0 "a report naming no kernel, not there on the second run"
+expect_stdout_has "ok: racecheck test_gpu_gemm: ========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings), 2 reports inside cuBLASLt's nvjet kernels, none in ours, on a second run: the first had 2 report lines naming no kernel ($first_log)" \
+    "a report naming no kernel, not there on the second run"
+if grep -q 'Read access at $' "$first_log" 2>/dev/null; then pass "the first run's log kept"
+else fail "the first run's log kept ($first_log)"; fi
+sanitize_with racecheck unnamed
+expect_rc 1 "a report naming no kernel, on both runs"
+expect_stdout_has "(a second run; the first had 2 report lines naming no kernel" "a report naming no kernel, on both runs"
+sanitize_with racecheck unnamed_ours
+expect_rc 1 "a report naming no kernel beside a hazard in a kernel of ours"
+if [ ! -e "$SCRATCH/out-racecheck-unnamed_ours/gpu-sanitize/racecheck-test_gpu_gemm.first.log" ]; then
+    pass "a hazard of ours named: no second run"
+else fail "a hazard of ours named, and the run ran again"; fi
 
 # SF_TEST_PATTERN, as sanitize.sh sets it, runs that test alone (testlib), here on the CPU backend
 real_sfbench=$SFBENCH
