@@ -67,11 +67,13 @@ sweep.run {
   measure = function(pt)
     local layers, peaks, cases, fp8_h = {}, {}, {}, {}
     for i, impl in ipairs(p.impl) do
-      -- the device memory this layer adds: weights, activations, and op scratch beyond what is
-      -- already allocated
+      -- the device memory this layer adds, in a forward after a first one: its tensors at their
+      -- peak (weights, activations) less those allocated before, plus the most one of its ops
+      -- asks of the scratch buffer. The buffer itself is not counted: it only grows, and every
+      -- impl of the sweep shares it (an impl after a hungrier one would be counted without it),
+      -- and the fp8 layer's calibration forward asks more of it than a timed forward does.
       sf.sync()
-      local before = sf.memory().in_use
-      sf.reset_peak()
+      local before = sf.memory()
       local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
         allow_long = p.allow_long, qkv = p.qkv, stages = #p.stages > 0 and p.stages or nil })
       layer.input:randn { std = 1 }
@@ -79,7 +81,11 @@ sweep.run {
       fp8_h[i] = impl == "fp8" and (p.fp8_h == "static" and layer.calibrate() and "static" or "dynamic") or nil
       layer.forward_all() -- with stages=, what the skipped stages leave is a real forward's data
       sf.sync()
-      peaks[i] = sf.memory().peak - before
+      sf.reset_peak()
+      layer.forward_all()
+      sf.sync()
+      local m = sf.memory()
+      peaks[i] = (m.peak - m.scratch) - (before.in_use - before.scratch) + m.scratch_peak
       layers[i] = layer
       cases[i] = { name = ("%s N=%d"):format(impl, pt.seq), fn = layer.forward,
         flops = #p.stages == 0 and llama.flops(cfg, p.batch, pt.seq) or nil }

@@ -31,7 +31,19 @@ local FORMULAS = {
     amount = function(r) return 4 * r.batch * r.heads * r.seq * r.seq * r.head_dim * (r.causal and 0.5 or 1) end },
   ffn_sweep = { rate = "tflops",
     amount = function(r) return 2 * r.tokens * r.hidden * r.intermediate * (r.act == "swiglu" and 3 or 2) end },
-  layer_sweep = { rate = "tflops", amount = layer_flops },
+  -- and each row's peak memory holds at least the layer's projection weights (2 bytes an element,
+  -- 1 in the fp8 layer)
+  layer_sweep = { rate = "tflops", amount = layer_flops, extra = function(doc, check)
+    local m = doc.context.model
+    local d = m.hidden
+    local elems = d * (m.heads + 2 * m.kv_heads) * m.head_dim + d * d + 3 * d * m.intermediate
+    for i, row in ipairs(doc.rows) do
+      local bytes = elems * (row.impl == "fp8" and 1 or 2)
+      check(type(row.peak_mib) == "number" and row.peak_mib * 2 ^ 20 >= bytes,
+        ("row %d: peak %s MiB, less than the %s impl's %.1f MiB of weights"):format(i, tostring(row.peak_mib),
+          row.impl, bytes / 2 ^ 20))
+    end
+  end },
   -- TFLOP/s per GPU: the layer's FLOPs shared over TP ranks
   tp_layer_sweep = { rate = "tflops", amount = function(r, doc) return layer_flops(r, doc) / r.tp end },
   memory_ops = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
@@ -140,4 +152,5 @@ return function(doc, check)
       check(close(row[f.rate], rate), ("row %d: %s %s, the formula gives %s"):format(i, f.rate, tostring(row[f.rate]), rate))
     end
   end
+  if f.extra then f.extra(doc, check) end
 end
