@@ -10,13 +10,17 @@
 -- (seed=N replays).
 -- The fp8 layer (every projection an FP8 GEMM over e4m3 weights and activations) is held to 1.5
 -- times the error of a straightforward FP8 computation of the same inputs (validate.plain_bounds):
--- the same fp8 layer on the CPU backend in f32, its e4m3 roundings the only ones that count; each
--- part's and the whole layer's outputs, every measure on its own, and none above
--- validate.fp8_bounds of the part's e4m3 roundings (the `fp8` field below; the whole layer's:
--- every part's), which were the bounds before (2026-12-06). The attention between its
--- projections is 16-bit and keeps the 16-bit bounds. Twice: its FFN's h quantized per token, and
--- per tensor with the scale a calibration forward on the layer's input fixed (llama's
--- L.calibrate; the FFN's part then runs the reference's h2 under that scale).
+-- every GEMM input quantized per token (per output channel for the weights), unfused, on the
+-- CPU backend in f32, so that its e4m3 roundings are the only ones that count. That is the fp8
+-- layer's own algorithm with h per token, run part by part by the CPU's reference ops: what it
+-- checks is that the fused GPU kernels add no error of their own, and that fixing h's scale ahead
+-- costs at most that much. Each part's and the whole layer's outputs, every measure on its own,
+-- and none above validate.fp8_bounds of the part's e4m3 roundings (the `fp8` field below; the
+-- whole layer's: every part's), which were the bounds before (2026-12-06). The attention between
+-- its projections is 16-bit and keeps the 16-bit bounds. Twice: its FFN's h quantized per token,
+-- and per tensor with the scale a calibration forward on the layer's input fixed (llama's
+-- L.calibrate; the FFN's part then runs the reference's h2 under that scale), both against the
+-- per-token plain computation.
 -- Usage: sfbench validate_layer [seed=N] [seq=17,64] [dtype=f16,bf16]
 local sf = require "sfbench"
 local models = require "sfbench.models"
@@ -66,11 +70,11 @@ for _, cfg in ipairs(configs) do
         layers[#layers + 1] = { name = "optimized (qkv " .. layout .. ")",
           l = llama.layer(cfg, { impl = "optimized", seq = seq, dtype = dtype, weights = base.weights, qkv = layout }) }
       end
+      -- plain: the straightforward FP8 computation both fp8 layers' bounds come from (h per token)
+      local plain = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = "f32", device = "cpu", weights = base.weights })
       for _, static in ipairs({ false, true }) do
-        -- plain: the straightforward FP8 computation the fp8 layer's bounds come from
-        layers[#layers + 1] = { name = static and "fp8 (h static)" or "fp8", static = static,
-          l = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = dtype, weights = base.weights }),
-          plain = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = "f32", device = "cpu", weights = base.weights }) }
+        layers[#layers + 1] = { name = static and "fp8 (h static)" or "fp8", static = static, plain = plain,
+          l = llama.layer(cfg, { impl = "fp8", seq = seq, dtype = dtype, weights = base.weights }) }
       end
       local x = sf.randn({ seq, cfg.hidden }, dtype, { seed = seed + seq })
       local function row(name, what, extra)
@@ -89,9 +93,8 @@ for _, cfg in ipairs(configs) do
         if t.static and not fixed then t.name = "fp8 (h per token: its FFN is cuBLASLt's)" end
         if t.plain then
           t.plain.input:copy(x)
-          if fixed then t.plain.calibrate() end -- h as the layer quantizes it
           t.plain.forward()
-          bounds = validate.plain_bounds(t.plain.output, ref.output, validate.fp8_bounds(LAYER_FP8))
+          bounds = validate.plain_bounds(t.plain.output, ref.output, validate.fp8_bounds(LAYER_FP8), dtype)
         end
         validate.poison(t.l.output)
         t.l.forward()
@@ -115,7 +118,7 @@ for _, cfg in ipairs(configs) do
             local key = pt.part .. "." .. name
             local what = pt.what or (name == "attn" and "attention output" or name .. (name ~= "v" and " (after RoPE)" or ""))
             suite.check(row(t.name, what, pt.zero and { share = norm(want[key]) / out_norm } or nil), got[key], want[key],
-              plain and pt.fp8 > 0 and validate.plain_bounds(plain[key], want[key], validate.fp8_bounds(pt.fp8)) or nil)
+              plain and pt.fp8 > 0 and validate.plain_bounds(plain[key], want[key], validate.fp8_bounds(pt.fp8), dtype) or nil)
           end
         end
       end

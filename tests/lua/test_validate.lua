@@ -161,8 +161,8 @@ end
 
 -- plain_bounds: 1.5 times each measure of the straightforward computation's error (here: ref
 -- 1..8, each element 1% off, up and down by turns), each capped by the fixed bound given; an
--- error 1.4 times the straightforward one passes, 1.6 times fails; a non-finite straightforward
--- computation is an error, not a loose bound
+-- error 1.4 times the straightforward one passes, 1.6 times fails; with a dtype, none below its
+-- bounds; a non-finite straightforward computation is an error, not a loose bound
 function TestValidate.test_plain_bounds()
   local ref = sf.from_table({ 1, 2, 3, 4, 5, 6, 7, 8 }, { 4, 2 }, "f64", CPU)
   local plain = sf.from_table({ 1.01, 1.98, 3.03, 3.96, 5.05, 5.94, 7.07, 7.92 }, { 4, 2 }, "f64", CPU)
@@ -182,6 +182,12 @@ function TestValidate.test_plain_bounds()
     local out = sf.from_table(v, { 4, 2 }, "f64", CPU)
     lu.assertEquals(validate.check(out, ref, b).ok, f < 1.5, "an error " .. f .. " times the straightforward one's")
   end
+  -- with the output's dtype, none below its own bounds: a straightforward computation with no
+  -- error of its own still leaves the output its rounding
+  local exact = validate.plain_bounds(ref, ref, wide, "bf16")
+  lu.assertEquals({ exact.bound, exact.row_bound, exact.max_abs_bound },
+    { validate.bounds.bf16, validate.row_bounds.bf16, validate.max_abs_bounds.bf16 })
+  lu.assertEquals(validate.plain_bounds(plain, ref, wide, "f16"), b, "above f16's bounds: 1.5 times the error")
   plain:set(0 / 0, 1, 2)
   local ok, err = pcall(validate.plain_bounds, plain, ref, wide)
   lu.assertFalse(ok)
