@@ -1,8 +1,8 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
  * 16-byte vector access, the activation functions (one definition, used by the
- * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), and the
- * grid order of the attention kernels, programmatic dependent launch, and the shared-memory
- * address form that PTX takes. */
+ * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), a block's
+ * max and an FP8 scale from it, the grid order of the attention kernels, programmatic dependent
+ * launch, and the shared-memory address form that PTX takes. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 
@@ -80,6 +80,29 @@ __device__ __forceinline__ float gelu_erf(float x)
 }
 
 __device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+
+/* The largest v over the block (NaN left out: fmaxf takes the number), in every thread; any
+ * blockDim that is a multiple of 32, up to 1024. A barrier before its shared array is written,
+ * so that it may follow another call or another block reduction. */
+__device__ __forceinline__ float block_max(float v)
+{
+    __shared__ float warp_max[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
+    __syncthreads();
+    if (lane == 0) warp_max[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? warp_max[lane] : -INFINITY;
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
+    return v;
+}
+
+/* An FP8 tensor's or row's dequantization scale from its largest |value|: amax over the
+ * format's largest (kernels/quantize.h), 1 where amax is 0 */
+__device__ __forceinline__ float fp8_scale_of(float amax, float fp8_max) { return amax > 0.f ? amax / fp8_max : 1.f; }
+constexpr float kE4m3Max = 448.f;
 
 /* Attention grid order, block -> (q block, batch·head): causal takes the heaviest q blocks (the
  * bottom rows) of every head first; otherwise q blocks run fastest, so the blocks running

@@ -51,26 +51,7 @@ __device__ __forceinline__ float block_sum(float v)
     return warp_sum(v);
 }
 
-/* The largest v over the block, returned to every thread; one barrier (a shared array of its own,
- * so it may follow block_sum). */
-__device__ __forceinline__ float block_max(float v)
-{
-    __shared__ float warp_max[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
-    if (lane == 0) warp_max[warp] = v;
-    __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? warp_max[lane] : 0.0f;
-#pragma unroll
-    for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, s));
-    return v;
-}
-
 /* ---- RMSNorm ------------------------------------------------------------------------------ */
-
-/* An e4m3 output row's dequantization scale from its largest |value| (quantize's convention) */
-__device__ __forceinline__ float fp8_row_scale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }
 
 constexpr int kNormMaxVecPerThread = 4;
 constexpr int kNormScalarThreads = 256;
@@ -137,7 +118,7 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(const T *x, T *residu
                 for (int e = 0; e < VEC; e++) amax = fmaxf(amax, fabsf(tr::to_f(v[k].e[e]) * inv_rms * tr::to_f(w[k].e[e])));
             }
         }
-        const float scale = fp8_row_scale(block_max(amax));
+        const float scale = sf::fp8_scale_of(sf::block_max(amax), sf::kE4m3Max);
         if (threadIdx.x == 0) out_scale[row] = scale;
         uint2 *orow = reinterpret_cast<uint2 *>(static_cast<uint8_t *>(out_v) + row * o_stride);
 #pragma unroll
@@ -201,7 +182,7 @@ __global__ void __launch_bounds__(kNormScalarThreads) rmsnorm_scalar_kernel(cons
         float amax = 0.f;
         for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x)
             amax = fmaxf(amax, fabsf(tr::to_f(RESIDUAL ? rr[j] : xr[j]) * inv_rms * tr::to_f(weight[j])));
-        scale = fp8_row_scale(block_max(amax));
+        scale = sf::fp8_scale_of(sf::block_max(amax), sf::kE4m3Max);
         if (threadIdx.x == 0) out_scale[row] = scale;
     }
     for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) {
@@ -237,7 +218,7 @@ template <typename T, bool RESIDUAL, bool FP8> int launch_rmsnorm(const sf_rmsno
                                (float)a->eps, a->out_scale);
     }
     /* the fewest vectors per thread that keep the block at 256 threads or fewer; past that,
-     * 4 per thread and up to 1024 threads */
+     * 4 per thread (2 for an e4m3 output, whose 4 spilled) and up to 1024 threads */
     const int n_vec = (int)(a->hidden / VEC);
     int vpt = n_vec <= 256 ? 1 : n_vec <= 512 || FP8 ? 2 : 4;
     int threads = (n_vec + vpt - 1) / vpt;

@@ -27,21 +27,6 @@ template <typename T> __device__ __forceinline__ T from_f(float v) { return sf::
 template <> __device__ __forceinline__ __nv_fp8_e4m3 from_f(float v) { return __nv_fp8_e4m3(v); }
 template <> __device__ __forceinline__ __nv_fp8_e5m2 from_f(float v) { return __nv_fp8_e5m2(v); }
 
-/* the CTA's largest |v| (NaN left out: fmaxf takes the number), in every thread */
-__device__ float block_max(float v)
-{
-    __shared__ float part[kThreads / 32];
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads(); /* part may still be read by a previous call */
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = part[0];
-    for (int w = 1; w < kThreads / 32; w++) v = fmaxf(v, part[w]);
-    return v;
-}
-
-__device__ __forceinline__ float scale_of(float amax, float fp8_max) { return amax > 0.f ? amax / fp8_max : 1.f; }
-
 template <typename T, typename F>
 __global__ void __launch_bounds__(kThreads) quantize_rows(const T *x, int64_t ld_x, F *out, int64_t ld_out, float *scale,
                                                           int64_t cols, float fp8_max)
@@ -51,7 +36,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows(const T *x, int64_t ld
     const T *xr = x + blockIdx.x * ld_x;
     float amax = 0.f;
     for (int64_t c = threadIdx.x; c < cols; c += kThreads) amax = fmaxf(amax, fabsf(to_f(xr[c])));
-    const float s = scale_of(block_max(amax), fp8_max);
+    const float s = sf::fp8_scale_of(sf::block_max(amax), fp8_max);
     if (threadIdx.x == 0) scale[blockIdx.x] = s;
     F *o = out + blockIdx.x * ld_out;
     for (int64_t c = threadIdx.x; c < cols; c += kThreads) o[c] = from_f<F>(to_f(xr[c]) / s);
@@ -65,7 +50,7 @@ __global__ void __launch_bounds__(kThreads) tensor_amax(const T *x, int64_t ld_x
     float m = 0.f;
     for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * kThreads)
         m = fmaxf(m, fabsf(to_f(x[i / cols * ld_x + i % cols])));
-    m = block_max(m);
+    m = sf::block_max(m);
     if (threadIdx.x == 0) atomicMax(amax, __float_as_uint(m));
 }
 
@@ -76,7 +61,7 @@ __global__ void __launch_bounds__(kThreads) quantize_tensor(const T *x, int64_t 
 {
     sf::grid_dep_wait();
     sf::grid_dep_launch();
-    const float s = scale_of(__uint_as_float(*amax), fp8_max);
+    const float s = sf::fp8_scale_of(__uint_as_float(*amax), fp8_max);
     if (blockIdx.x == 0 && threadIdx.x == 0) *scale = s;
     for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * kThreads)
         out[i / cols * ld_out + i % cols] = from_f<F>(to_f(x[i / cols * ld_x + i % cols]) / s);

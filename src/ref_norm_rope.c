@@ -1,6 +1,8 @@
 /* CPU references of rmsnorm/add_rmsnorm, rope and add (kernels/norm_rope.h has the exact
  * definitions): elements widened to double, double math, each output rounded once to its
- * dtype. They also serve as the CPU backend's implementation of these ops. */
+ * dtype; an e4m3 output (out_scale) is rounded to f32, divided by its row's scale in f32, then
+ * rounded to e4m3, as the quantize op does. They also serve as the CPU backend's
+ * implementation of these ops. */
 #include "config.h"
 #include <math.h>
 
