@@ -16,7 +16,7 @@
 --               between its GEMMs, or once L.calibrate() has fixed h's scale, written in e4m3
 --               by the gate/up GEMM's epilogue; on a GPU without our Hopper kernels, the
 --               unfused FP8 FFN on cuBLASLt, h per token), each GEMM writing 16 bits but that
---               one; RMSNorm and flash attention stay 16-bit.
+--               one; flash attention stays 16-bit.
 -- Each stage is a plain function over preallocated tensors, so a user can swap or reorder them.
 -- Either layer runs tensor-parallel (Megatron's split, llama.layer's `tp`): each rank holds its
 -- share of the heads and of the FFN, and the O and down projections' partial sums are
@@ -238,8 +238,11 @@ local PART = {
   ["ffn+residual"] = "ffn", o_all_reduce = "o", ffn_all_reduce = "ffn", o_quant = "o",
 }
 -- A part of the fp8 layer run alone (L.run_part) from its 16-bit input (h or h2) first quantizes
--- it per token, as the norm before it does in a forward (rmsnorm's e4m3 out)
+-- it per token, as the norm before it does in a forward (rmsnorm's e4m3 out); and its norms run
+-- alone also write that 16-bit input, so that the parts run one after another make a forward
+-- (each projection's input rounded to 16 bits first: not a forward's bits)
 local PART_ENTRY = { fp8 = { qkv = "qkv_quant", ffn = "ffn_quant" } }
+local PART_EXIT = { fp8 = { attn_norm = "attn_norm_16", ffn_norm = "ffn_norm_16" } }
 
 -- tp: the tensor-parallel layer's stages (an all-reduce after the O and down projections)
 function llama.stage_names(impl, qkv, tp)
@@ -445,6 +448,8 @@ function llama.layer(cfg, opts)
     -- the norms write e4m3 with each token's scale: the projections' inputs, in one pass
     fns.attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h8.q, out_scale = h8.scale, eps = eps } end
     fns.ffn_norm = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2_8.q, out_scale = h2_8.scale, eps = eps } end
+    fns.attn_norm_16 = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end
+    fns.ffn_norm_16 = function() sf.ops.rmsnorm { x = r, weight = w.ffn_norm, out = h2, eps = eps } end
     -- the CPU's reference takes either impl, and h_scale as the fused one does
     local on_cpu = device == "cpu" or (device == nil and sf.device().backend == "cpu")
     local fp8_ffn_impl = (on_cpu or sf.device().hopper_kernels) and "fused" or "unfused"
@@ -553,6 +558,8 @@ function llama.layer(cfg, opts)
     for _, name in ipairs(llama.stage_names(impl, qkv_layout, tp ~= nil)) do
       if PART[name] == part then fns[name]() end
     end
+    local exit = PART_EXIT[impl] and PART_EXIT[impl][part]
+    if exit then fns[exit]() end
   end
 
   -- median ms of each stage over `iters` forwards (time_stages)

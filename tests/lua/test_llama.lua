@@ -142,6 +142,25 @@ function TestLlamaFp8.test_bounds_catch_a_wrong_scale()
   end
 end
 
+-- The fp8 layer's parts run one after another: its norms run alone write the 16-bit h and h2 the
+-- next part reads (as the optimized layer's do, the same bits), besides the e4m3 ones
+function TestLlamaFp8.test_parts_in_turn()
+  local seq, std = 16, 1 / math.sqrt(scaled.hidden)
+  local opt = llama.layer(scaled, { impl = "optimized", seq = seq, dtype = "f16", device = "cpu", seed = 8, std = std })
+  local L = llama.layer(scaled, { impl = "fp8", seq = seq, dtype = "f16", device = "cpu", weights = opt.weights })
+  local x, r = sf.randn({ seq, scaled.hidden }, "f16", { seed = 9 }), sf.randn({ seq, scaled.hidden }, "f16", { seed = 10 })
+  for _, l in ipairs({ opt, L }) do
+    l.tensors.x:copy(x)
+    l.tensors.r:copy(r)
+    l.tensors.h:fill(0 / 0)
+    l.tensors.h2:fill(0 / 0)
+    l.run_part("attn_norm")
+    l.run_part("ffn_norm")
+  end
+  testlib.assert_same(L.tensors.h, opt.tensors.h, "attn_norm's h")
+  testlib.assert_same(L.tensors.h2, opt.tensors.h2, "ffn_norm's h2")
+end
+
 -- L.calibrate fixes h's scale from a forward's h: the FFN's output then differs from the per-token
 -- one (another quantization of h) by about e4m3's rounding, not more; and a layer that never
 -- calibrated gives the same bits as a fresh one (nothing carried from call to call)
