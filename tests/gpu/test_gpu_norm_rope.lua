@@ -112,10 +112,11 @@ end
 
 -- out_scale: rmsnorm and add_rmsnorm writing e4m3 with each row's scale, against the CPU's of
 -- the same inputs (double math): the scales to fp32's rounding, the codes as assert_e4m3_close
--- says; the vector path (H a multiple of 8) and the scalar one (33, 40000, a misaligned window)
+-- says; the vector path (H a multiple of 8: 1 vector a thread, 2 with 1024 threads at 16384) and
+-- the scalar one (33, 16392 past the vector path's 2048 vectors, 40000, a misaligned window)
 function TestRmsnorm.test_e4m3_out_against_cpu()
   for _, dt in ipairs(DTYPES) do
-    for _, s in ipairs({ { 17, 4096 }, { 1000, 4104 }, { 1, 128 }, { 17, 33 }, { 5, 40000 } }) do
+    for _, s in ipairs({ { 17, 4096 }, { 1000, 4104 }, { 1, 128 }, { 3, 16384 }, { 17, 33 }, { 3, 16392 }, { 5, 40000 } }) do
       for _, fused in ipairs({ false, true }) do
         local T, H = s[1], s[2]
         local x, w = randn({ T, H }, dt), randn({ H }, dt, 0.5)
@@ -138,12 +139,16 @@ function TestRmsnorm.test_e4m3_out_against_cpu()
     local T, H = 17, 4096
     local x, w = randn({ T, H }, dt), randn({ H }, dt, 0.5)
     local qb = sf.tensor({ T, H + 3 }, "e4m3"):fill(0 / 0)
-    local q, scale = qb:slice(2, 2, H), sf.tensor({ T }, "f32")
+    local q, scale = qb:slice(2, 2, H), sf.tensor({ T }, "f32"):fill(0 / 0)
     sf.ops.rmsnorm { x = x, weight = w, out = q, out_scale = scale }
     local q_cpu, scale_cpu = sf.tensor({ T, H }, "e4m3", CPU), sf.tensor({ T }, "f32", CPU)
     sf.ops.rmsnorm { x = cpu(x), weight = cpu(w), out = q_cpu, out_scale = scale_cpu }
     assert_e4m3_close(q:to("cpu"):totable(), q_cpu:totable(), dt .. " e4m3 out, misaligned window")
+    local r = sf.compare(scale, scale_cpu)
+    lu.assertTrue(r.nan == 0 and r.max_abs <= 2 ^ -20 * sf.compare(sf.zeros({ T }, "f32", CPU), scale_cpu).max_abs,
+      dt .. " e4m3 out, misaligned window: scales")
     lu.assertEquals(sf.compare(qb:slice(2, 1, 1), qb:slice(2, 1, 1)).nan, T, "the column before the window was written")
+    lu.assertEquals(sf.compare(qb:slice(2, H + 2, 2), qb:slice(2, H + 2, 2)).nan, 2 * T, "the columns after the window were written")
   end
 end
 

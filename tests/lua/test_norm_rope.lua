@@ -175,7 +175,7 @@ end
 function TestRmsnorm.test_e4m3_out()
   local T, H = 5, 48
   for _, fused in ipairs({ false, true }) do
-    for _, dt in ipairs({ "f32", "bf16" }) do
+    for _, dt in ipairs({ "f32", "f16", "bf16" }) do
       local x, w = sf.randn({ T, H }, dt, { seed = 41 }), sf.randn({ H }, dt, { seed = 42 })
       local r0 = sf.randn({ T, H }, dt, { seed = 43 })
       local op = fused and sf.ops.add_rmsnorm or sf.ops.rmsnorm
@@ -203,9 +203,19 @@ function TestRmsnorm.test_e4m3_out()
     out_scale = sf.tensor({ 4 }) })))
   contains(err { out_scale = false }, "rmsnorm:", "an e4m3 'out' needs 'out_scale', the f32 [T] its rows' scales go to")
   contains(err { out = sf.tensor({ 4, 16 }, "bf16") }, "'out' has dtype bf16 (expected e4m3)")
-  contains(err { out_scale = sf.tensor({ 16 }) }, "'out_scale'")
+  contains(err { out_scale = sf.tensor({ 16 }) }, "rmsnorm: 'out_scale' has shape [16] (expected [4])")
   contains(err { out_scale = sf.tensor({ 4 }, "f16") }, "'out_scale' has dtype f16 (expected f32)")
-  contains(err { out = sf.tensor({ 4, 8 }, "e4m3") }, "'out'")
+  contains(err { out = sf.tensor({ 4, 8 }, "e4m3") }, "rmsnorm: 'out' has shape [4, 8] (expected [4, 16])")
+  contains(err { out = sf.tensor({ 4, 16 }, "e5m2") }, "rmsnorm: 'out' has dtype e5m2 (expected e4m3)")
+  -- the scales may not share memory with what the op reads
+  local xf, wf, rf = sf.tensor({ 4, 16 }, "f32"):fill(1), sf.randn({ 16 }, "f32"), sf.tensor({ 4, 16 }, "f32"):fill(1)
+  local o8 = sf.tensor({ 4, 16 }, "e4m3")
+  contains(error_of(sf.ops.rmsnorm, { x = xf, weight = wf, out = o8, out_scale = xf:view({ 64 }):slice(1, 5, 4) }),
+    "rmsnorm: 'out_scale' overlaps 'x': they must be separate memory")
+  contains(error_of(sf.ops.rmsnorm, { x = xf, weight = wf, out = o8, out_scale = wf:slice(1, 3, 4) }),
+    "rmsnorm: 'out_scale' overlaps 'weight': they must be separate memory")
+  contains(error_of(sf.ops.add_rmsnorm, { x = xf, residual = rf, weight = wf, out = o8,
+    out_scale = rf:view({ 64 }):slice(1, 1, 4) }), "add_rmsnorm: 'out_scale' overlaps 'residual': they must be separate memory")
 end
 
 TestAddRmsnorm = {}
