@@ -1,9 +1,11 @@
 #!/bin/sh
 # tests/gpu/sanitize.sh's verdicts, on any machine: a fake compute-sanitizer and a fake sfbench
 # (one that passes the GPU probe) stand in for the real ones, and the fake tool answers one run
-# (racecheck or memcheck of test_gpu_gemm) as MODE says, the others clean. A run passes only
-# when it is clean, or when racecheck's every hazard lies inside cuBLASLt's nvjet kernels and
-# the run itself succeeded; anything else fails the whole check.
+# (racecheck or memcheck of test_gpu_gemm) as MODE says, the others clean; it fails any run whose
+# sfbench command line names no script. A run passes only when it is clean, or when racecheck's
+# every hazard lies inside cuBLASLt's nvjet kernels and the run itself succeeded (a run whose
+# other reports name no kernel runs again, and the second run's verdict stands); anything else
+# fails the whole check.
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
 fake=$SCRATCH/fake
@@ -14,6 +16,12 @@ cat >"$fake/compute-sanitizer" <<'EOF'
 # fake compute-sanitizer: $FAKE_MODE applies to the run whose arguments hold $FAKE_TOOL and test_gpu_gemm
 echo "========= COMPUTE-SANITIZER"
 case "$*" in *" -e "*) echo "========= ERROR SUMMARY: 3 errors"; exit 86 ;; esac
+# the sfbench command line as sanitize.sh builds it: after --output DIR, a script that exists
+script=$(printf '%s\n' "$@" | sed -n '/^--output$/{n;n;p;q;}')
+case $script in
+*.lua) [ -f "$script" ] ;;
+*) false ;;
+esac || { echo "fake compute-sanitizer: no script after --output DIR: $*"; exit 2; }
 tool=$2
 case "$*" in
 *"${FAKE_WHAT:-test_gpu_gemm}"*) [ "$tool" = "$FAKE_TOOL" ] && mode=$FAKE_MODE ;;
