@@ -72,6 +72,7 @@ sweep.run {
       -- asks of the scratch buffer. The buffer itself is not counted: it only grows, and every
       -- impl of the sweep shares it (an impl after a hungrier one would be counted without it),
       -- and the fp8 layer's calibration forward asks more of it than a timed forward does.
+      collectgarbage() -- tensors no one holds any more (an earlier impl's temporaries) are freed now
       sf.sync()
       local before = sf.memory()
       local layer = llama.layer(cfg, { impl = impl, batch = p.batch, seq = pt.seq, dtype = p.dtype,
@@ -80,11 +81,15 @@ sweep.run {
       -- static where the layer could fix h's scale (its FFN fused: our Hopper kernels, or the CPU)
       fp8_h[i] = impl == "fp8" and (p.fp8_h == "static" and layer.calibrate() and "static" or "dynamic") or nil
       layer.forward_all() -- with stages=, what the skipped stages leave is a real forward's data
+      collectgarbage() -- and the construction's temporaries (packing, quantizing) are not the layer's
       sf.sync()
       sf.reset_peak()
+      local scratch = sf.memory().scratch
       layer.forward_all()
       sf.sync()
       local m = sf.memory()
+      -- the first forward grew the scratch buffer to what the layer asks, so the peak's scratch is m.scratch
+      assert(m.scratch == scratch, "layer_sweep: the scratch buffer grew in the measured forward")
       peaks[i] = (m.peak - m.scratch) - (before.in_use - before.scratch) + m.scratch_peak
       layers[i] = layer
       cases[i] = { name = ("%s N=%d"):format(impl, pt.seq), fn = layer.forward,
