@@ -33,19 +33,11 @@ static const sf_arg_spec attention_args[] = {
 
 enum { IMPL_FLASH, IMPL_FLASH2, IMPL_HOPPER, IMPL_NAIVE };
 
-/* An FP8 operand's scale: required (f32 [1]) with e4m3 inputs, refused with others. */
+/* An FP8 operand's scale: required (f32 [1], as quantize writes it) with e4m3 inputs, refused with
+ * others */
 static const float *operand_scale(sf_op_args *a, const char *name, const char *of, const sf_tensor *t, int fp8)
 {
-    const sf_tensor *s = sf_arg_tensor(a, name);
-    if (!fp8) {
-        if (s) sf_op_error(a, "'%s' scales an e4m3 '%s'; '%s' is %s", name, of, of, sf_dtype_name(t->dtype));
-        return NULL;
-    }
-    if (!s) sf_op_error(a, "'%s' is e4m3: it needs its '%s' (f32 [1], as quantize writes it)", of, name);
-    static const int64_t one[1] = {1};
-    sf_op_check_dtype(a, name, s, SF_DT(SF_F32));
-    sf_op_check_shape(a, name, s, 1, one);
-    return (const float *)s->data;
+    return sf_op_fp8_scale(a, name, of, t->dtype, fp8, (sf_fp8_scale_form){0, NULL, 1, 0}, NULL);
 }
 
 /* The values: v [B, Nk, Hkv, D] with 16-bit (and wider) inputs, vt [B, Hkv, D, Np] with e4m3 ones
@@ -79,10 +71,7 @@ static void run_fp8(sf_op_args *a, const sf_attention_args *at, int impl, const 
 {
     static const char *const names[4] = {"q", "k", "vt", "out"};
     static const char *const impls[] = {"flash", "flash2", "hopper", "naive"};
-    const int cc = sf_cuda_cc();
-    if (cc < 89)
-        sf_op_error(a, "e4m3 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), this one is %d.%d",
-                    cc / 10, cc % 10);
+    sf_op_check_fp8_gpu(a, "e4m3 inputs");
     if (impl != IMPL_FLASH && impl != IMPL_HOPPER)
         sf_op_error(a, "impl '%s' takes f16 or bf16 inputs; e4m3 ones run on impl 'hopper' (or 'flash', which picks it)",
                     impls[impl]);

@@ -389,31 +389,18 @@ static void fused(ffn_call *c)
 static void fp8_scales(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
 {
     const int fused_gpu = dev == SF_DEV_CUDA && c->impl == IMPL_FUSED;
-    const struct { const char *name; const float **dst; int64_t n; int needed; } scales[] = {
-        {"x_scale", &c->x_scale, c->T, 1},
-        {"w1_scale", &c->w1_scale, c->I, !fused_gpu},
-        {"w3_scale", &c->w3_scale, c->I, !fused_gpu},
-        {"w2_scale", &c->w2_scale, c->H, 1},
-        {"w13_scale", &c->w13_scale, 2 * c->I, fused_gpu},
+    /* the weights share x's dtype (checked before) */
+    const struct { const char *name, *of; const float **dst; int64_t n; int needed; } scales[] = {
+        {"x_scale", "x", &c->x_scale, c->T, 1},
+        {"w1_scale", "w1", &c->w1_scale, c->I, !fused_gpu},
+        {"w3_scale", "w3", &c->w3_scale, c->I, !fused_gpu},
+        {"w2_scale", "w2", &c->w2_scale, c->H, 1},
+        {"w13_scale", "w13", &c->w13_scale, 2 * c->I, fused_gpu},
     };
-    for (size_t i = 0; i < sizeof scales / sizeof *scales; i++) {
-        const sf_tensor *t = sf_arg_tensor(a, scales[i].name);
-        if (!fp8) {
-            if (t) sf_op_error(a, "'%s' is for e4m3 inputs; 'x' is %s", scales[i].name, sf_dtype_name(c->x->dtype));
-            continue;
-        }
-        if (!t) {
-            if (scales[i].needed)
-                sf_op_error(a, "e4m3 inputs need '%s', an f32 [%lld] (one a %s)", scales[i].name, (long long)scales[i].n,
-                            i ? "weight row" : "token");
-            continue;
-        }
-        sf_op_check_dtype(a, scales[i].name, t, SF_DT(SF_F32));
-        if (t->ndim != 1 || t->shape[0] != scales[i].n || !sf_tensor_is_contiguous(t))
-            sf_op_error(a, "'%s' must be a contiguous f32 [%lld] (one a %s)", scales[i].name, (long long)scales[i].n,
-                        i ? "weight row" : "token");
-        *scales[i].dst = (const float *)t->data;
-    }
+    for (size_t i = 0; i < sizeof scales / sizeof *scales; i++)
+        *scales[i].dst = sf_op_fp8_scale(a, scales[i].name, scales[i].of, c->x->dtype, fp8,
+                                         (sf_fp8_scale_form){scales[i].n, i ? "weight row" : "token", 0, !scales[i].needed},
+                                         NULL);
     /* h's scale per tensor: fused (our epilogue's e4m3 h; cuBLASLt's FP8 GEMM takes per-row scales
      * of both operands or of neither, so the unfused down projection needs h's per token) */
     const sf_tensor *hs = sf_arg_tensor(a, "h_scale");
@@ -499,9 +486,7 @@ static void run_ffn(sf_op_args *a)
     }
 #ifdef SF_HAVE_CUDA
     if (fp8) {
-        if (sf_cuda_cc() < 89)
-            sf_op_error(a, "e4m3 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), this one is "
-                        "%d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        sf_op_check_fp8_gpu(a, "e4m3 inputs");
         if (c.impl == IMPL_UNFUSED) {
             /* cuBLASLt's FP8 GEMM: k and n multiples of 16, 16-byte aligned operands */
             if (c.H % 16 || c.I % 16)

@@ -215,24 +215,10 @@ static void gemm_fastest(gemm_call *g, int gemv_fits)
 /* FP8 operands' scales (gemm.h): required with e4m3/e5m2 'a' and 'b', refused with others */
 static void fp8_scales(sf_op_args *a, sf_gemm_desc *d, int fp8)
 {
-    static const char *const names[2] = {"a_scale", "b_scale"};
-    const int64_t per_row[2] = {d->m, d->n};
-    for (int i = 0; i < 2; i++) {
-        const sf_tensor *s = sf_arg_tensor(a, names[i]);
-        if (!fp8) {
-            if (s) sf_op_error(a, "'%s' scales an e4m3/e5m2 '%c'; '%c' is %s", names[i], 'a' + i, 'a' + i,
-                               sf_dtype_name(i ? d->b_dtype : d->a_dtype));
-            continue;
-        }
-        if (!s) sf_op_error(a, "'%c' is %s: it needs its '%s' (f32 [1] or [%lld])", 'a' + i,
-                            sf_dtype_name(i ? d->b_dtype : d->a_dtype), names[i], (long long)per_row[i]);
-        sf_op_check_dtype(a, names[i], s, SF_DT(SF_F32));
-        if (s->ndim != 1 || (s->shape[0] != 1 && s->shape[0] != per_row[i]) || !sf_tensor_is_contiguous(s))
-            sf_op_error(a, "'%s' must be a contiguous f32 [1] (per tensor) or [%lld] (per %s of op(%c))", names[i],
-                        (long long)per_row[i], i ? "column" : "row", 'a' + i);
-        *(i ? &d->b_scale : &d->a_scale) = (const float *)s->data;
-        *(i ? &d->b_scale_rows : &d->a_scale_rows) = s->shape[0] != 1;
-    }
+    d->a_scale = sf_op_fp8_scale(a, "a_scale", "a", d->a_dtype, fp8, (sf_fp8_scale_form){d->m, "row of op(a)", 1, 0},
+                                 &d->a_scale_rows);
+    d->b_scale = sf_op_fp8_scale(a, "b_scale", "b", d->b_dtype, fp8, (sf_fp8_scale_form){d->n, "column of op(b)", 1, 0},
+                                 &d->b_scale_rows);
 }
 
 static void run_gemm(sf_op_args *a)
@@ -315,9 +301,7 @@ static void run_gemm(sf_op_args *a)
 #ifdef SF_HAVE_CUDA
     const char *lt_why = NULL;
     if (a_fp8) {
-        if (sf_cuda_cc() < 89)
-            sf_op_error(a, "e4m3/e5m2 inputs need a GPU with FP8 tensor cores (compute capability 8.9 or later), "
-                           "this one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        sf_op_check_fp8_gpu(a, "e4m3/e5m2 inputs");
         lt_why = fp8_unfit(&d);
         if (lt_why && impl == IMPL_CUBLASLT) sf_op_error(a, "e4m3/e5m2 inputs on the GPU: cuBLASLt's FP8 GEMM %s", lt_why);
     }

@@ -102,33 +102,18 @@ static void run_fused(void *ctx)
 }
 #endif
 
-/* e4m3 x and w: their scales, f32 [T] and [N] (per token, per output channel) or [1] each */
+/* e4m3 x and w: their scales, f32 [T] and [N] (per token, per output channel) or [1] each, both
+ * per row or both per tensor */
 static void fp8_scales(sf_op_args *a, linear_rope_call *c)
 {
-    const sf_tensor *xs = sf_arg_tensor(a, "x_scale"), *ws = sf_arg_tensor(a, "w_scale");
-    if (c->x->dtype != SF_E4M3) {
-        if (xs || ws) sf_op_error(a, "'%s' scales an e4m3 '%c'; x is %s", xs ? "x_scale" : "w_scale", xs ? 'x' : 'w',
-                                  sf_dtype_name(c->x->dtype));
-        return;
-    }
-    if (!xs || !ws)
-        sf_op_error(a, "e4m3 'x' and 'w' need their scales: '%s' (f32 [1] or [%lld]) is missing", xs ? "w_scale" : "x_scale",
-                    (long long)(xs ? c->N : c->T));
-    sf_op_check_dtype(a, "x_scale", xs, SF_DT(SF_F32));
-    sf_op_check_dtype(a, "w_scale", ws, SF_DT(SF_F32));
-    const int x_rows = xs->ndim == 1 && xs->shape[0] == c->T && c->T != 1;
-    const int w_rows = ws->ndim == 1 && ws->shape[0] == c->N && c->N != 1;
-    if ((!x_rows && (xs->ndim != 1 || xs->shape[0] != 1)) || !sf_tensor_is_contiguous(xs))
-        sf_op_error(a, c->T == 1 ? "'x_scale' must be a contiguous f32 [1]"
-                                 : "'x_scale' must be a contiguous f32 [%lld] (one a token) or [1]", (long long)c->T);
-    if ((!w_rows && (ws->ndim != 1 || ws->shape[0] != 1)) || !sf_tensor_is_contiguous(ws))
-        sf_op_error(a, c->N == 1 ? "'w_scale' must be a contiguous f32 [1]"
-                                 : "'w_scale' must be a contiguous f32 [%lld] (one an output channel) or [1]", (long long)c->N);
+    const int fp8 = c->x->dtype == SF_E4M3;
+    int x_rows, w_rows;
+    c->x_scale = sf_op_fp8_scale(a, "x_scale", "x", c->x->dtype, fp8, (sf_fp8_scale_form){c->T, "token", 1, 0}, &x_rows);
+    c->w_scale = sf_op_fp8_scale(a, "w_scale", "w", c->w->dtype, fp8, (sf_fp8_scale_form){c->N, "output channel", 1, 0},
+                                 &w_rows);
     if (x_rows != w_rows && c->T != 1 && c->N != 1)
         sf_op_error(a, "'x_scale' and 'w_scale' must both be per row ([%lld] and [%lld]) or both per tensor ([1])",
                     (long long)c->T, (long long)c->N);
-    c->x_scale = (const float *)xs->data;
-    c->w_scale = (const float *)ws->data;
     c->scale_rows = x_rows || w_rows;
 }
 
@@ -179,9 +164,7 @@ static void run_linear_rope(sf_op_args *a)
     }
 #ifdef SF_HAVE_CUDA
     if (x->dtype == SF_E4M3) {
-        if (sf_cuda_cc() < 89)
-            sf_op_error(a, "e4m3 'x' and 'w' need a GPU with FP8 tensor cores (compute capability 8.9 or later), this "
-                        "one is %d.%d", sf_cuda_cc() / 10, sf_cuda_cc() % 10);
+        sf_op_check_fp8_gpu(a, "e4m3 'x' and 'w'");
         /* cuBLASLt's FP8 GEMM (unfused): k and n multiples of 16, 16-byte aligned operands */
         if (c.K % 16 || c.N % 16)
             sf_op_error(a, "e4m3 'x' and 'w' on the GPU need K (%lld) and heads·D (%lld) multiples of 16", (long long)c.K,

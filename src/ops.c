@@ -179,6 +179,42 @@ void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int 
     sf_op_error(a, "'%s' has shape %s (expected %s)", name, got, want);
 }
 
+const float *sf_op_fp8_scale(sf_op_args *a, const char *name, const char *of, sf_dtype of_dtype, int fp8,
+                             sf_fp8_scale_form form, int *per_row)
+{
+    const sf_tensor *s = sf_arg_tensor(a, name);
+    if (per_row) *per_row = 0;
+    if (!fp8) {
+        if (s) sf_op_error(a, "'%s' scales an FP8 '%s'; '%s' is %s", name, of, of, sf_dtype_name(of_dtype));
+        return NULL;
+    }
+    const int64_t rows = form.rows == 1 ? 0 : form.rows;
+    const int per_tensor = form.per_tensor || form.rows == 1;
+    char shapes[96];
+    if (rows > 0)
+        snprintf(shapes, sizeof shapes, "%s[%lld] (one per %s)", per_tensor ? "[1] or " : "", (long long)rows, form.unit);
+    else
+        snprintf(shapes, sizeof shapes, "[1]");
+    if (!s) {
+        if (form.optional) return NULL;
+        sf_op_error(a, "'%s' is %s: it needs its '%s', an f32 %s", of, sf_dtype_name(of_dtype), name, shapes);
+    }
+    sf_op_check_dtype(a, name, s, SF_DT(SF_F32));
+    const int is_rows = rows > 0 && s->ndim == 1 && s->shape[0] == rows;
+    if (!(is_rows || (per_tensor && s->ndim == 1 && s->shape[0] == 1)) || !sf_tensor_is_contiguous(s))
+        sf_op_error(a, "'%s' must be a contiguous f32 %s", name, shapes);
+    if (per_row) *per_row = is_rows;
+    return (const float *)s->data;
+}
+
+void sf_op_check_fp8_gpu(sf_op_args *a, const char *what)
+{
+    const int cc = sf_cuda_cc();
+    if (cc < 89)
+        sf_op_error(a, "%s need a GPU with FP8 tensor cores (compute capability 8.9 or later), this one is %d.%d", what,
+                    cc / 10, cc % 10);
+}
+
 void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride)
 {
     if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);

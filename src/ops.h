@@ -50,6 +50,21 @@ void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64
 /* elements of the last dimension adjacent (a size-1 dimension takes any stride); an error naming
  * the tensor and its stride otherwise */
 void sf_op_check_last_dense(sf_op_args *a, const char *name, const sf_tensor *t);
+/* An FP8 operand's scale argument `name`, of operand `of` (dtype of_dtype): refused unless fp8;
+ * where fp8, required (unless optional) and a contiguous f32 [1] (per tensor, where per_tensor) or
+ * [rows] (one per `unit`, where rows > 0; rows 1 reads as per tensor). Returns its data (NULL where
+ * absent) and sets *per_row (when given): whether it is [rows]. One wording for gemm,
+ * linear_rope, ffn and attention. */
+typedef struct {
+    int64_t rows;
+    const char *unit;
+    int per_tensor, optional;
+} sf_fp8_scale_form;
+const float *sf_op_fp8_scale(sf_op_args *a, const char *name, const char *of, sf_dtype of_dtype, int fp8,
+                             sf_fp8_scale_form form, int *per_row);
+/* FP8 inputs (`what`, e.g. "e4m3 inputs") on this GPU: an error unless it has FP8 tensor cores
+ * (compute capability 8.9 or later) */
+void sf_op_check_fp8_gpu(sf_op_args *a, const char *what);
 /* a written tensor and another operand: separate memory, or (same_allowed) the same view, as
  * an op working in place; anything else is an error naming both */
 void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,

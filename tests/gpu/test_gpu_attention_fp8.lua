@@ -84,7 +84,7 @@ function TestAttentionFp8.test_errors()
     "attention: e4m3 inputs need strides of 'q' that are multiples of 16 elements (dimension 3 is 136)")
   -- an e4m3 operand without its scale, on the GPU too
   lu.assertEquals(error_of(sf.ops.attention, fp8_args(o, { out = out, v_scale = false })),
-    "attention: 'vt' is e4m3: it needs its 'v_scale' (f32 [1], as quantize writes it)")
+    "attention: 'vt' is e4m3: it needs its 'v_scale', an f32 [1]")
 end
 
 -- pack_vt: the GPU's against the CPU's, bit for bit, of views too

@@ -271,11 +271,11 @@ function TestAttention.test_fp8_errors()
   sf.ops.attention(args()) -- all well
   local mixed = "but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'"
   local cases = {
-    { { q_scale = false }, "attention: 'q' is e4m3: it needs its 'q_scale' (f32 [1], as quantize writes it)" },
-    { { k_scale = false }, "attention: 'k' is e4m3: it needs its 'k_scale' (f32 [1], as quantize writes it)" },
-    { { v_scale = false }, "attention: 'vt' is e4m3: it needs its 'v_scale' (f32 [1], as quantize writes it)" },
-    { { q_scale = t({ 4 }, "f32") }, "attention: 'q_scale' has shape [4] (expected [1])" },
-    { { k_scale = t({ 1, 1 }, "f32") }, "attention: 'k_scale' has shape [1, 1] (expected [1])" },
+    { { q_scale = false }, "attention: 'q' is e4m3: it needs its 'q_scale', an f32 [1]" },
+    { { k_scale = false }, "attention: 'k' is e4m3: it needs its 'k_scale', an f32 [1]" },
+    { { v_scale = false }, "attention: 'vt' is e4m3: it needs its 'v_scale', an f32 [1]" },
+    { { q_scale = t({ 4 }, "f32") }, "attention: 'q_scale' must be a contiguous f32 [1]" },
+    { { k_scale = t({ 1, 1 }, "f32") }, "attention: 'k_scale' must be a contiguous f32 [1]" },
     { { v_scale = t({ 1 }, "f16") }, "attention: 'v_scale' has dtype f16 (expected f32)" },
     { { k = t({ 1, 20, 2, 8 }, "e5m2") }, "attention: 'k' is e5m2 " .. mixed },
     { { k = t({ 1, 20, 2, 8 }, "bf16") }, "attention: 'k' is bf16 " .. mixed },
@@ -293,7 +293,7 @@ function TestAttention.test_fp8_errors()
   local q16, k16, o16 = t({ 1, 20, 4, 8 }, "f16"), t({ 1, 20, 2, 8 }, "f16"), t({ 1, 20, 4, 8 }, "f16")
   local plain = { q = q16, k = k16, v = k16, out = o16 }
   lu.assertEquals(error_of(sf.ops.attention, testlib.override(testlib.override({}, plain), { q_scale = one })),
-    "attention: 'q_scale' scales an e4m3 'q'; 'q' is f16")
+    "attention: 'q_scale' scales an FP8 'q'; 'q' is f16")
   lu.assertEquals(error_of(sf.ops.attention, testlib.override(testlib.override({}, plain), { v = false, vt = vt })),
     "attention: 'vt' holds e4m3 values for e4m3 'q' and 'k'; 'q' is f16: pass 'v'")
   lu.assertEquals(error_of(sf.ops.attention, testlib.override(testlib.override({}, plain), { v = false })),

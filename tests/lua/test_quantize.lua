@@ -207,15 +207,15 @@ function TestGemm.test_errors()
   local function call(over)
     return error_of(sf.ops.gemm, testlib.override({ a = qa, b = qb, c = c, transb = true, a_scale = sa, b_scale = sb }, over))
   end
-  contains(call { a_scale = false }, "gemm", "'a' is e4m3: it needs its 'a_scale' (f32 [1] or [3])")
-  contains(call { b_scale = false }, "'b' is e5m2: it needs its 'b_scale' (f32 [1] or [4])")
+  contains(call { a_scale = false }, "gemm", "'a' is e4m3: it needs its 'a_scale', an f32 [1] or [3] (one per row of op(a))")
+  contains(call { b_scale = false }, "'b' is e5m2: it needs its 'b_scale', an f32 [1] or [4] (one per column of op(b))")
   contains(call { a_scale = sf.tensor({ 1 }, "f16") }, "'a_scale' has dtype f16 (expected f32)")
-  contains(call { b_scale = sf.tensor({ 3 }, "f32") }, "'b_scale' must be a contiguous f32 [1] (per tensor) or [4]")
+  contains(call { b_scale = sf.tensor({ 3 }, "f32") }, "'b_scale' must be a contiguous f32 [1] or [4] (one per column of op(b))")
   contains(call { b = sf.randn({ 4, 16 }, "f16") }, "'a' is e4m3 but 'b' is f16")
   contains(call { c = sf.tensor({ 3, 4 }, "f64") }, "e4m3/e5m2 inputs take an f32, f16 or bf16 'c', got f64")
   local x = sf.randn({ 3, 16 })
   contains(error_of(sf.ops.gemm, { a = x, b = sf.randn({ 4, 16 }), c = c, transb = true, a_scale = sa }),
-    "'a_scale' scales an e4m3/e5m2 'a'; 'a' is f32")
+    "'a_scale' scales an FP8 'a'; 'a' is f32")
   contains(error_of(sf.ops.gemm, { a = x, b = sf.randn({ 4, 16 }), c = c, transb = true, fast_accum = true }),
     "'fast_accum' is for e4m3/e5m2 inputs; 'a' is f32")
   contains(call { fast_accum = 1 }, "'fast_accum'")
@@ -276,17 +276,17 @@ function TestLinearRope.test_errors()
       out = sf.tensor({ 2, 3, 3, 8 }, "f16"), rope_heads = 2 }, over))
   end
   sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = sf.tensor({ 2, 3, 3, 8 }, "f16"), rope_heads = 2 }
-  contains(err { x_scale = false }, "linear_rope:", "'x_scale' (f32 [1] or [6]) is missing")
-  contains(err { w_scale = false }, "'w_scale' (f32 [1] or [24]) is missing")
+  contains(err { x_scale = false }, "linear_rope:", "'x' is e4m3: it needs its 'x_scale', an f32 [1] or [6] (one per token)")
+  contains(err { w_scale = false }, "'w' is e4m3: it needs its 'w_scale', an f32 [1] or [24] (one per output channel)")
   contains(err { x_scale = sf.tensor({ 6 }, "f16") }, "'x_scale' has dtype f16 (expected f32)")
-  contains(err { x_scale = sf.tensor({ 5 }) }, "'x_scale' must be a contiguous f32 [6] (one a token) or [1]")
-  contains(err { w_scale = sf.tensor({ 6 }) }, "'w_scale' must be a contiguous f32 [24] (one an output channel) or [1]")
+  contains(err { x_scale = sf.tensor({ 5 }) }, "'x_scale' must be a contiguous f32 [1] or [6] (one per token)")
+  contains(err { w_scale = sf.tensor({ 6 }) }, "'w_scale' must be a contiguous f32 [1] or [24] (one per output channel)")
   contains(err { w_scale = sf.tensor({ 1 }):fill(1) }, "'x_scale' and 'w_scale' must both be per row ([6] and [24]) or "
     .. "both per tensor ([1])")
   contains(err { w = sf.tensor({ 24, 64 }, "e5m2") }, "'w' has dtype e5m2 (expected e4m3)")
   contains(err { out = sf.tensor({ 2, 3, 3, 8 }, "e4m3") }, "'out' has dtype e4m3")
   local x16, w16 = sf.tensor({ 6, 64 }, "f16"), sf.tensor({ 24, 64 }, "f16")
-  contains(err { x = x16, w = w16, w_scale = false }, "'x_scale' scales an e4m3 'x'; x is f16")
+  contains(err { x = x16, w = w16, w_scale = false }, "'x_scale' scales an FP8 'x'; 'x' is f16")
 end
 
 TestFfn = {}
@@ -395,9 +395,9 @@ function TestFfn.test_fp8_errors()
   end
   sf.ops.ffn(base())
   local function err(over) return error_of(sf.ops.ffn, testlib.override(base(), over)) end
-  contains(err { x_scale = false }, "ffn:", "e4m3 inputs need 'x_scale', an f32 [4] (one a token)")
-  contains(err { w2_scale = false }, "e4m3 inputs need 'w2_scale', an f32 [64] (one a weight row)")
-  contains(err { w1_scale = sf.tensor({ 64 }) }, "'w1_scale' must be a contiguous f32 [16] (one a weight row)")
+  contains(err { x_scale = false }, "ffn:", "'x' is e4m3: it needs its 'x_scale', an f32 [4] (one per token)")
+  contains(err { w2_scale = false }, "'w2' is e4m3: it needs its 'w2_scale', an f32 [64] (one per weight row)")
+  contains(err { w1_scale = sf.tensor({ 64 }) }, "'w1_scale' must be a contiguous f32 [16] (one per weight row)")
   contains(err { x_scale = sf.tensor({ 4 }, "f16") }, "'x_scale' has dtype f16 (expected f32)")
   contains(err { act = "gelu", w3 = false }, "e4m3 inputs take act 'swiglu'")
   contains(err { impl = "gemv" }, "e4m3 inputs run impl 'unfused' or 'fused', not 'gemv'")
@@ -413,7 +413,7 @@ function TestFfn.test_fp8_errors()
     return testlib.override({ x = sf.tensor({ 4, 64 }, "bf16"), w1 = sf.tensor({ 16, 64 }, "bf16"),
       w3 = sf.tensor({ 16, 64 }, "bf16"), w2 = sf.tensor({ 64, 16 }, "bf16") }, over)
   end
-  contains(err(bf16()), "'x_scale' is for e4m3 inputs; 'x' is bf16")
+  contains(err(bf16()), "'x_scale' scales an FP8 'x'; 'x' is bf16")
   local no_scales = bf16 { h_scale = sf.tensor({ 1 }) }
   for _, name in ipairs({ "x_scale", "w1_scale", "w3_scale", "w2_scale" }) do no_scales[name] = false end
   contains(err(no_scales), "'h_scale' is for e4m3 inputs; 'x' is bf16")
