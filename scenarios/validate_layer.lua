@@ -10,11 +10,10 @@
 -- (seed=N replays).
 -- The fp8 layer (every projection an FP8 GEMM over e4m3 weights and activations) is held to 1.5
 -- times the error of a straightforward FP8 computation of the same inputs (validate.plain_bounds):
--- every GEMM input quantized per token (per output channel for the weights), unfused, on the
--- CPU backend in f32, so that its e4m3 roundings are the only ones that count. That is the fp8
--- layer's own algorithm with h per token, run part by part by the CPU's reference ops: what it
--- checks is that the fused GPU kernels add no error of their own, and that fixing h's scale ahead
--- costs at most that much. Each part's and the whole layer's outputs, every measure on its own,
+-- every GEMM input quantized per token (per output channel for the weights), by the CPU
+-- backend's reference ops in f32, so that its e4m3 roundings are the only ones that count. That
+-- is the fp8 layer's own algorithm with h per token: what it checks is that the fused GPU kernels
+-- add no error of their own, and that fixing h's scale ahead costs at most that much. Each part's and the whole layer's outputs, every measure on its own,
 -- and none above validate.fp8_bounds of the part's e4m3 roundings (the `fp8` field below; the
 -- whole layer's: every part's), which were the bounds before (2026-12-06). The attention between
 -- its projections is 16-bit and keeps the 16-bit bounds. Twice: its FFN's h quantized per token,

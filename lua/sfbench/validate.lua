@@ -77,11 +77,12 @@ end
 -- error against ref of `plain`, the same math done in a straightforward way in the lower precision
 -- on the same inputs (FlashAttention's rule; the FP8 issue's "at most 1.5x the error of a
 -- straightforward FP8 computation"), each measure (relative L2, worst row, max-abs over the
--- largest |ref|) on its own, none below dtype's own bounds where dtype (the output's) is given,
--- since a straightforward computation in f32 or f64 skips the output's rounding, and none above
--- cap's (a fixed bound, e.g. fp8_bounds(n)): a straightforward computation that went wrong
--- loosens nothing.
+-- largest |ref|) on its own, none below dtype's own bounds where dtype (the output's, one with
+-- 16-bit-style bounds) is given, since a straightforward computation in f32 or f64 skips the
+-- output's rounding; then none above cap's (a fixed bound, e.g. fp8_bounds(n)), which wins: a
+-- straightforward computation that went wrong loosens nothing.
 function validate.plain_bounds(plain, ref, cap, dtype)
+  if dtype and not validate.bounds[dtype] then error("validate.plain_bounds: no bounds for dtype " .. tostring(dtype), 2) end
   local r = validate.check(plain, ref, { bound = math.huge, row_bound = math.huge, max_abs_bound = math.huge })
   if r.nan + r.inf + r.ref_nonfinite > 0 then error("validate.plain_bounds: the straightforward computation is not finite", 2) end
   local function b(err, floors, c) return math.min(math.max(1.5 * err, dtype and floors[dtype] or 0), c) end

@@ -112,7 +112,7 @@ end
 
 -- out_scale: rmsnorm and add_rmsnorm writing e4m3 with each row's scale, against the CPU's of
 -- the same inputs (double math): the scales to fp32's rounding, the codes as assert_e4m3_close
--- says; the vector path (H a multiple of 8: 1 vector a thread, 2 with 1024 threads at 16384) and
+-- says; the vector path (H a multiple of 8: 1 or 2 vectors a thread, 2 with 1024 threads at 16384) and
 -- the scalar one (33, 16392 past the vector path's 2048 vectors, 40000, a misaligned window)
 function TestRmsnorm.test_e4m3_out_against_cpu()
   for _, dt in ipairs(DTYPES) do
