@@ -2,7 +2,7 @@
 """The error FP8 attention adds by rounding P, estimated off the GPU (NumPy and ml_dtypes, not
 dependencies of the build: python3 kernels/fp8_attention_error.py [SEED] [REPEATS]).
 
-For validate_attention's head-dim-128 shapes, causal and not, with bf16 inputs drawn N(0, 1):
+For validate_attention's GPU shapes of head dim 128, causal and not, with bf16 inputs drawn N(0, 1):
   - plain: Q, K and V quantized to e4m3 per tensor (amax / 448), then exact attention;
   - kernel-like: the same, P (exp(s - row max), in (0, 1]) also rounded to e4m3 for P.V while the
     row sum keeps P unrounded, the output rounded to bf16, as the Hopper FP8 kernel does (it
@@ -16,8 +16,9 @@ import ml_dtypes
 import numpy as np
 
 E4M3, BF16 = ml_dtypes.float8_e4m3fn, ml_dtypes.bfloat16
-CASES = [(1, 1, 1, 4, 4, 128), (1, 1000, 1000, 8, 8, 128), (2, 256, 256, 8, 8, 128), (1, 17, 300, 4, 2, 128),
-         (1, 300, 100, 4, 2, 128), (1, 1024, 1024, 16, 8, 128)]  # B, Nq, Nk, H, Hkv, D
+# validate_attention's GPU cases of head dim 128 (B, Nq, Nk, H, Hkv, D)
+CASES = [(1, 1, 1, 4, 4, 128), (1, 1000, 1000, 8, 8, 128), (1, 4097, 4097, 2, 1, 128), (2, 256, 256, 8, 8, 128),
+         (1, 1024, 1024, 64, 8, 128), (1, 17, 300, 4, 2, 128), (1, 300, 100, 4, 2, 128)]
 
 
 def e4m3(x):

@@ -9,7 +9,8 @@
 -- the layer's output (the share column: the branch's norm over the output's). Fresh seed each run
 -- (seed=N replays).
 -- The fp8 layer (every projection an FP8 GEMM over e4m3 weights and activations) is held to 1.5
--- times the error of a straightforward FP8 computation of the same inputs (validate.plain_bounds):
+-- times the error of a straightforward FP8 computation of the same inputs in relative L2, twice
+-- in the worst row and max-abs (validate.plain_bounds):
 -- every GEMM input quantized per token (per output channel for the weights), by the CPU
 -- backend's reference ops in f32, so that its e4m3 roundings are the only ones that count. That
 -- is the fp8 layer's own algorithm with h per token: what it checks is that the fused GPU kernels

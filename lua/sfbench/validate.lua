@@ -73,21 +73,26 @@ function validate.fp8_bounds(n)
   return { bound = b, row_bound = 2 * b, max_abs_bound = 2 * b }
 end
 
--- plain_bounds(plain, ref, cap [, dtype]) -> {bound=, row_bound=, max_abs_bound=}: 1.5 times the
+-- plain_bounds(plain, ref, cap [, dtype]) -> {bound=, row_bound=, max_abs_bound=}: bounds from the
 -- error against ref of `plain`, the same math done in a straightforward way in the lower precision
--- on the same inputs (FlashAttention's rule; the FP8 issue's "at most 1.5x the error of a
--- straightforward FP8 computation"), each measure (relative L2, worst row, max-abs over the
--- largest |ref|) on its own, none below dtype's own bounds where dtype (the output's, one with
--- 16-bit-style bounds) is given, since a straightforward computation in f32 or f64 skips the
--- output's rounding; then none above cap's (a fixed bound, e.g. fp8_bounds(n)), which wins: a
--- straightforward computation that went wrong loosens nothing.
+-- on the same inputs (FlashAttention's rule): 1.5 times its relative L2 (the FP8 issue's "at most
+-- 1.5x the error of a straightforward FP8 computation"), and twice its worst row and its max-abs
+-- over the largest |ref|, as FlashAttention's tests bound max-abs. Those two are maxima over
+-- many rows or elements, so they scatter more from run to run: simulated for FP8 attention
+-- (kernels/NOTES-attention.md), the kernel's rounding of P made them up to 1.18 and 1.50 times the
+-- straightforward computation's where relative L2 stayed under 1.15. Each measure on its own;
+-- none below dtype's own bounds where dtype (the output's, one with 16-bit-style bounds) is
+-- given, since a straightforward computation in f32 or f64 skips the output's rounding; then
+-- none above cap's (a fixed bound, e.g. fp8_bounds(n)), which wins: a straightforward
+-- computation that went wrong loosens nothing.
 function validate.plain_bounds(plain, ref, cap, dtype)
   if dtype and not validate.bounds[dtype] then error("validate.plain_bounds: no bounds for dtype " .. tostring(dtype), 2) end
   local r = validate.check(plain, ref, { bound = math.huge, row_bound = math.huge, max_abs_bound = math.huge })
   if r.nan + r.inf + r.ref_nonfinite > 0 then error("validate.plain_bounds: the straightforward computation is not finite", 2) end
-  local function b(err, floors, c) return math.min(math.max(1.5 * err, dtype and floors[dtype] or 0), c) end
-  return { bound = b(r.rel_l2, validate.bounds, cap.bound), row_bound = b(r.row_rel_l2, validate.row_bounds, cap.row_bound),
-    max_abs_bound = b(r.max_abs_ratio, validate.max_abs_bounds, cap.max_abs_bound) }
+  local function b(f, err, floors, c) return math.min(math.max(f * err, dtype and floors[dtype] or 0), c) end
+  return { bound = b(1.5, r.rel_l2, validate.bounds, cap.bound),
+    row_bound = b(2, r.row_rel_l2, validate.row_bounds, cap.row_bound),
+    max_abs_bound = b(2, r.max_abs_ratio, validate.max_abs_bounds, cap.max_abs_bound) }
 end
 
 -- A seed that differs between runs (printed by the caller so a failure can be replayed).
