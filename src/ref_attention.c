@@ -91,7 +91,7 @@ void sf_attention_ref_cpu(const sf_attention_args *a)
         for (int64_t r = 0; r < rows; r++) {
             const int b = (int)(r / ((int64_t)H * Nq)), h = (int)(r / Nq % H), i = (int)(r % Nq);
             const int64_t ooff = (int64_t)b * a->o_stride[0] + (int64_t)i * a->o_stride[1] + (int64_t)h * a->o_stride[2];
-            if (!mine_ok || !scales_ok) { /* out of memory: leave a visible mark rather than stale data */
+            if (!mine_ok || !scales_ok) { /* out of memory, or a scale <= 0: a visible mark, not stale data */
                 for (int d = 0; d < D; d++) sf_store_from_double(a->out, a->out_dtype, ooff + d, NAN);
                 if (!scales_ok && a->lse) a->lse[((int64_t)b * H + h) * Nq + i] = NAN;
                 continue;

@@ -110,6 +110,14 @@ local function assert_e4m3_close(a, b, what)
   return diff
 end
 
+-- the GPU's row scales against the CPU's: no NaN, and within 2^-20 of the largest (fp32's rounding)
+local function assert_scales_close(scale, scale_cpu, what)
+  local r = sf.compare(scale, scale_cpu)
+  lu.assertEquals(r.nan, 0, what .. ": scales")
+  lu.assertTrue(r.max_abs <= 2 ^ -20 * sf.compare(sf.zeros(scale_cpu:shape(), "f32", CPU), scale_cpu).max_abs,
+    what .. ": scales")
+end
+
 -- out_scale: rmsnorm and add_rmsnorm writing e4m3 with each row's scale, against the CPU's of
 -- the same inputs (double math): the scales to fp32's rounding, the codes as assert_e4m3_close
 -- says; the vector path (H a multiple of 8: 1 or 2 vectors a thread, 2 with 1024 threads at 16384) and
@@ -128,9 +136,7 @@ function TestRmsnorm.test_e4m3_out_against_cpu()
         local q_cpu, scale_cpu = sf.tensor({ T, H }, "e4m3", CPU), sf.tensor({ T }, "f32", CPU)
         op { x = cpu(x), residual = res_cpu, weight = cpu(w), out = q_cpu, out_scale = scale_cpu }
         local what = ("%s %s T=%d H=%d e4m3 out [seed %d]"):format(fused and "add_rmsnorm" or "rmsnorm", dt, T, H, seed)
-        local r = sf.compare(scale, scale_cpu)
-        lu.assertEquals(r.nan, 0, what)
-        lu.assertTrue(r.max_abs <= 2 ^ -20 * sf.compare(sf.zeros({ T }, "f32", CPU), scale_cpu).max_abs, what .. ": scales")
+        assert_scales_close(scale, scale_cpu, what)
         assert_e4m3_close(q:totable(), q_cpu:totable(), what)
         if fused then assert_same(cpu(res), res_cpu, what .. ": the residual") end
       end
@@ -144,9 +150,7 @@ function TestRmsnorm.test_e4m3_out_against_cpu()
     local q_cpu, scale_cpu = sf.tensor({ T, H }, "e4m3", CPU), sf.tensor({ T }, "f32", CPU)
     sf.ops.rmsnorm { x = cpu(x), weight = cpu(w), out = q_cpu, out_scale = scale_cpu }
     assert_e4m3_close(q:to("cpu"):totable(), q_cpu:totable(), dt .. " e4m3 out, misaligned window")
-    local r = sf.compare(scale, scale_cpu)
-    lu.assertTrue(r.nan == 0 and r.max_abs <= 2 ^ -20 * sf.compare(sf.zeros({ T }, "f32", CPU), scale_cpu).max_abs,
-      dt .. " e4m3 out, misaligned window: scales")
+    assert_scales_close(scale, scale_cpu, dt .. " e4m3 out, misaligned window")
     lu.assertEquals(sf.compare(qb:slice(2, 1, 1), qb:slice(2, 1, 1)).nan, T, "the column before the window was written")
     lu.assertEquals(sf.compare(qb:slice(2, H + 2, 2), qb:slice(2, H + 2, 2)).nan, 2 * T, "the columns after the window were written")
   end
