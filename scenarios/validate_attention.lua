@@ -127,15 +127,15 @@ end
 -- inputs, the bounds of validate.plain_bounds (none below bf16's): 1.5 times the relative L2 of
 -- the straightforward FP8 computation and twice its worst row and max-abs. That computation is the
 -- same dequantized attention, Q, K and V rounded to e4m3 and the softmax and P·V in full
--- precision; each measure capped by fp8_bounds of Q's, K's and V's roundings and P's (n = 4 on the
--- GPU, 3 on the CPU). The GPU kernel also rounds P, which the straightforward computation does
--- not: simulated over these shapes (kernels/fp8_attention_error.py, seeds 1, 2 and 3: 168 cases,
--- P rounded in (0, 1]), that makes the kernel's error 1.11 times the straightforward one's in
--- relative L2 (at most 1.15), and at most 1.18 in the worst row and 1.50 in max-abs. The kernel
--- rounds P relative to a running max that may lag the row's (the lazy rescale: P up to 2^8,
--- kernels/attention_hopper.cu), so fewer of its P land among e4m3's subnormals than in the
--- simulation, where P <= 1. Not yet measured on a GPU over many seeds. The lse sums P before its
--- rounding: against the dequantized reference, validate.lse_bounds.e4m3.
+-- precision; each measure capped by validate.fp8_attention_bounds of Q's, K's and V's roundings
+-- and P's (n = 4 on the GPU, 3 on the CPU). The GPU kernel also rounds P, which the
+-- straightforward computation does not: simulated over these shapes
+-- (kernels/fp8_attention_error.py, seeds 1, 2 and 3: 168 cases, P rounded in (0, 1]), that makes
+-- the kernel's error 1.11 times the straightforward one's in relative L2 (at most 1.15), and at
+-- most 1.18 in the worst row and 1.50 in max-abs. On the H100 over 21 fresh seeds (2026-12-06,
+-- kernels/NOTES-attention.md) the kernel's worst row went up to 1.40 times the straightforward
+-- one's, past the simulation's 1.18, and within the twice of plain_bounds. The lse sums P before
+-- its rounding: against the dequantized reference, validate.lse_bounds.e4m3.
 local fp8_impl = not gpu and "reference"
 for _, impl in ipairs(gpu and dev.hopper_kernels and p.impl or {}) do
   if impl == "hopper" then fp8_impl = impl end
@@ -166,7 +166,7 @@ for _, c in ipairs(fp8_impl and cases or {}) do
     sf.ops.attention { q = q8, k = k8, vt = vt, q_scale = qs, k_scale = ks, v_scale = vs, out = out, lse = lse,
       causal = causal, impl = gpu and fp8_impl or nil }
     suite.check(row("out vs dequantized"), out, refq, gpu and validate.fp8_bounds(1) or nil)
-    suite.check(row("out vs bf16 inputs"), out, ref, validate.plain_bounds(refq, ref, validate.fp8_bounds(gpu and 4 or 3), "bf16"))
+    suite.check(row("out vs bf16 inputs"), out, ref, validate.plain_bounds(refq, ref, validate.fp8_attention_bounds(gpu and 4 or 3), "bf16"))
     suite.add(row("lse"), validate.check_lse(lse, refq_lse, "e4m3"))
   end
 end

@@ -9,7 +9,7 @@
 -- Bounds (validate.fp8_bounds(n), n the e4m3 roundings on the path): against the dequantized
 -- reference only P's rounding is left (S's products are exact, its fp32 sums and the 16-bit output
 -- a few 2^-11 at most): n = 1. Against the 16-bit inputs, Q's, K's and V's roundings come on top:
--- n = 4. The lse sums P before its rounding: against the dequantized reference it is held to
+-- n = 4, with validate.fp8_attention_bounds' wider worst row and max-abs. The lse sums P before its rounding: against the dequantized reference it is held to
 -- validate.lse_bounds.e4m3.
 -- luacheck: allow defined top
 local lu = require "luaunit"
@@ -128,7 +128,7 @@ function TestAttentionFp8.test_against_the_references()
           packed and " packed" or "")
         local r = validate.check(out, refq, validate.fp8_bounds(1))
         lu.assertTrue(r.ok, what .. " vs the dequantized reference: " .. validate.describe(r))
-        r = validate.check(out, ref16, validate.fp8_bounds(4))
+        r = validate.check(out, ref16, validate.fp8_attention_bounds(4))
         lu.assertTrue(r.ok, what .. " vs the 16-bit inputs: " .. validate.describe(r))
         local l = validate.check_lse(lse, refq_lse, "e4m3")
         lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched,

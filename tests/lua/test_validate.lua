@@ -159,6 +159,18 @@ function TestValidate.test_explicit_bounds()
   lu.assertFalse(validate.check(out, ref, { bound = 0.05, row_bound = 1, max_abs_bound = 1 }).ok, "bound")
 end
 
+-- fp8_bounds(n): 0.6·2^-4·sqrt(n) on the whole tensor, twice on the worst row and max-abs;
+-- fp8_attention_bounds(n): three times on those two, a new table each call
+function TestValidate.test_fp8_bounds()
+  local b = validate.fp8_bounds(4)
+  lu.assertAlmostEquals(b.bound, 0.075, 1e-15)
+  lu.assertEquals({ b.row_bound, b.max_abs_bound }, { 2 * b.bound, 2 * b.bound })
+  local a = validate.fp8_attention_bounds(4)
+  lu.assertEquals({ a.bound, a.row_bound, a.max_abs_bound }, { b.bound, 3 * b.bound, 3 * b.bound })
+  lu.assertEquals(validate.fp8_bounds(4), b, "fp8_bounds left as it was")
+  lu.assertAlmostEquals(validate.fp8_attention_bounds(1).bound, 0.0375, 1e-15)
+end
+
 -- plain_bounds: 1.5 times the straightforward computation's relative L2 and twice its worst row
 -- and max-abs (here: ref 1..8, each element 1% off, up and down by turns), each capped by the
 -- fixed bound given; an error 1.4 times the straightforward one passes, 1.6 times fails, and its
