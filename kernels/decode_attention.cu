@@ -15,8 +15,8 @@
  *  - The KV length of every sequence is cut into `splits` chunks of whole steps; with one split
  *    the CTA writes out and lse itself, otherwise it writes its unnormalised o, m and l in fp32
  *    and a combine kernel (one warp per output row) merges the splits by their maxima.
- * The number of splits comes from B·Hkv·(row blocks) against what the GPU runs at once, so that
- * B = 1 fills every SM too (sf_decode_attention_splits).
+ * The number of splits comes from B·Hkv·(row blocks) against the SMs, so that B = 1 fills every
+ * SM too (sf_decode_attention_splits).
  *
  * Variants, a tuning knob (SFBENCH_DECODE_VARIANT, read once; the default is mma, faster than
  * ring48 at B = 1 and for GQA 64/8 by 1.1-1.8x and within 1% of it at B = 8 and 32 MHA on the
@@ -772,6 +772,7 @@ template <typename T, int D, int RB, int V> struct ClassicSplit {
     static constexpr int ROWS = RB, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = false;
+    static constexpr int WAVE_PER_SM = 0; /* a wave of splits: as many CTAs an SM as fit */
     static constexpr auto kernel = decode_split_kernel<T, D, RB, V>;
 };
 constexpr int kMmaStages = 3;
@@ -780,12 +781,14 @@ template <typename T, int D> struct MmaSplit {
     static constexpr int ROWS = kMmaRows, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = true;
+    /* a wave of splits: one CTA an SM, though two fit (see sf_decode_attention_splits) */
+    static constexpr int WAVE_PER_SM = 1;
     static constexpr auto kernel = decode_mma_kernel<T, D, kMmaStages>;
 };
 
 /* a split kernel's launch, occupancy and combine */
 template <typename T, int D, typename K> struct Kernel {
-    static constexpr int ROWS = K::ROWS, STEP = K::STEP;
+    static constexpr int ROWS = K::ROWS, STEP = K::STEP, WAVE_PER_SM = K::WAVE_PER_SM;
     static constexpr bool MERGES = K::MERGES;
     /* once: more than the default 48 KB of dynamic shared memory asks for it, and for all of
      * the unified L1/shared memory as shared (the kernels read K and V past L1) */
@@ -882,9 +885,13 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
     return rows * ((size_t)a->head_dim * sizeof(float) + sizeof(float2));
 }
 
-/* Enough CTAs for one full wave of what the GPU runs at once (occupancy x SMs), never splits
- * shorter than kMinChunk keys of max_seqlen: B·Hkv·(row blocks) CTAs per split. One wave, not
- * more: the split lengths are equal, so a second, partial wave would double the time. */
+/* Enough CTAs for one full wave, never splits shorter than kMinChunk keys of max_seqlen:
+ * B·Hkv·(row blocks) CTAs per split. One wave, not more: the split lengths are equal, so a second,
+ * partial wave would double the time. A wave is what the GPU runs at once (occupancy x SMs) for
+ * the classic kernels, and one CTA an SM for the mma kernel: its CTA keeps 64 KB of K and V in
+ * flight, and every split more is one more partial for the last CTA to merge. On the H100
+ * (2026-12-06, kernels/NOTES-decode.md) half its splits ran faster at B = 1: 16 against 33 for
+ * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.1). */
 extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
 {
     *splits = 1;
@@ -893,16 +900,18 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
         return 0;
     }
     if (!valid(a)) return (int)cudaErrorInvalidValue;
-    int sms = 0, ctas = 0, blocks = 1;
+    int sms = 0, ctas = 0, blocks = 1, wave_per_sm = 0;
     int e = sm_count(&sms);
     if (e == 0)
         e = dispatch(a, [&](auto k) {
             blocks = row_blocks(a, decltype(k)::ROWS);
+            wave_per_sm = decltype(k)::WAVE_PER_SM;
             return decltype(k)::occupancy(&ctas);
         });
     if (e != 0) return e;
     const int64_t base = (int64_t)a->batch * a->n_kv_heads * blocks;
-    int64_t n = (int64_t)sms * (ctas > 0 ? ctas : 1) / base;
+    const int per_sm = wave_per_sm > 0 ? wave_per_sm : ctas > 0 ? ctas : 1;
+    int64_t n = (int64_t)sms * per_sm / base;
     const int64_t len = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
     const int64_t by_length = (len + kMinChunk - 1) / kMinChunk;
     if (n > by_length) n = by_length;
