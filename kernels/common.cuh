@@ -6,6 +6,8 @@
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 
+#include <type_traits>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -63,6 +65,15 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p)
 template <typename T> union vec16 {
     uint4 raw;
     T e[16 / sizeof(T)];
+};
+
+/* VEC elements of T moved as one: a 16-byte vector (VEC = 16 / sizeof(T)) or, VEC = 1, one
+ * element; the kernels that take 16-byte vectors where the layout allows and single elements
+ * elsewhere are written once over it */
+template <typename T, int VEC> union items {
+    using raw_t = typename std::conditional<VEC == 1, T, uint4>::type;
+    raw_t raw;
+    T e[VEC];
 };
 
 /* 0.5·(1 + tanh(y)) = sigmoid(2y): one exp and one divide instead of tanhf, exact identity.

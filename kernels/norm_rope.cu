@@ -255,11 +255,8 @@ __global__ void __launch_bounds__(kRopeThreads, 4) rope_kernel(const __grid_cons
     sf::grid_dep_wait();
     sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
-    using vec_t = typename std::conditional<VEC == 1, T, uint4>::type;
-    union item_t {
-        vec_t raw;
-        T e[VEC];
-    };
+    using item_t = sf::items<T, VEC>;
+    using vec_t = typename item_t::raw_t;
     extern __shared__ float2 cos_sin[]; /* [tokens_per_block][D/2] */
 
     const int half = (int)(a.head_dim / 2);
@@ -406,11 +403,8 @@ __global__ void __launch_bounds__(kAddThreads) add_rows_kernel(const T *a, const
     sf::grid_dep_wait();
     sf::grid_dep_launch();
     using tr = sf::dtype_traits<T>;
-    using vec_t = typename std::conditional<VEC == 1, T, uint4>::type;
-    union item_t {
-        vec_t raw;
-        T e[VEC];
-    };
+    using item_t = sf::items<T, VEC>;
+    using vec_t = typename item_t::raw_t;
     const int last = l.ndim - 1;
     const int64_t cols = l.shape[last] / VEC;
     for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {

@@ -92,30 +92,13 @@ static void run_decode_attention(sf_op_args *a)
     sf_op_check_shape(a, "seqlens", seqlens, 1, &B);
     if (!sf_tensor_is_contiguous(seqlens)) sf_op_error(a, "'seqlens' must be contiguous");
     d.seqlens = (const int32_t *)seqlens->data;
-    int64_t capacity;
-    if (bt) {
-        sf_op_check_dtype(a, "block_table", bt, SF_DT(SF_I32));
-        if (bt->ndim != 2 || bt->shape[0] != B)
-            sf_op_error(a, "'block_table' must be [B = %lld, pages per sequence]", (long long)B);
-        if (bt->stride[1] != 1 && bt->shape[1] > 1) sf_op_error(a, "'block_table' must have contiguous rows");
-        const int64_t page = k->shape[1];
-        if (page & (page - 1))
-            sf_op_error(a, "page size %lld (dimension 2 of the paged 'k') is not supported: it must be a power of two",
-                        (long long)page);
-        d.block_table = (const int32_t *)bt->data;
-        d.bt_stride = bt->stride[0];
-        d.page_size = (int)page;
-        d.n_pages = (int)k->shape[0];
-        capacity = bt->shape[1] * page;
-    } else {
-        if (k->shape[0] != B)
-            sf_op_error(a, "the contiguous cache 'k' holds %lld sequences (dimension 1), 'q' %lld: pass a block_table "
-                        "for a paged one", (long long)k->shape[0], (long long)B);
-        capacity = k->shape[1];
-        d.page_size = (int)(capacity < 0x7fffffff ? capacity : 0x7fffffff);
-        d.n_pages = d.batch;
-    }
-    if (capacity > (1 << 30)) sf_op_error(a, "the cache holds %lld keys a sequence: at most 2^30", (long long)capacity);
+    sf_op_cache c;
+    sf_op_check_cache(a, "k", k, bt, B, "q", &c);
+    const int64_t capacity = c.capacity;
+    d.block_table = c.block_table;
+    d.bt_stride = c.bt_stride;
+    d.page_size = (int)c.page_size;
+    d.n_pages = (int)c.n_pages;
     d.capacity = (int)capacity;
     lua_Integer max_seqlen = sf_arg_integer(a, "max_seqlen", 0);
     if (max_seqlen < 0 || max_seqlen > capacity)

@@ -151,7 +151,7 @@ const sf_op sf_op_add_rmsnorm = {"add_rmsnorm", "residual add fused with RMSNorm
 
 /* ---- rope ----------------------------------------------------------------------------------- */
 
-void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_rope_args *r)
+void sf_op_rope_heads(sf_op_args *a, const char *name, const sf_tensor *x, sf_rope_args *r)
 {
     if (x->ndim != 4) sf_op_error(a, "'%s' must be [B, N, heads, D], got %d dimensions", name, x->ndim);
     sf_op_check_last_dense(a, name, x);
@@ -159,13 +159,6 @@ void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_ro
     if (D % 2 || D > SF_ROPE_MAX_HEAD_DIM)
         sf_op_error(a, "the head dim (%lld, dimension 4 of '%s') must be even and at most %d", (long long)D, name,
                     SF_ROPE_MAX_HEAD_DIM);
-    lua_Integer pos_offset = sf_arg_integer(a, "pos_offset", 0);
-    if (pos_offset < 0) sf_op_error(a, "'pos_offset' must be >= 0, got %lld", (long long)pos_offset);
-    /* positions are fp32 in the angle, as in HF: exact only below 2^24 */
-    if (pos_offset > ((lua_Integer)1 << 24) - x->shape[1])
-        sf_op_error(a, "positions reach %lld (pos_offset %lld + N %lld): at most 2^24 = 16777216, where fp32 "
-                    "positions stop being exact", (long long)(pos_offset + x->shape[1]), (long long)pos_offset,
-                    (long long)x->shape[1]);
     double theta = sf_arg_number(a, "theta", 10000.0);
     if (!(theta > 0) || isinf(theta) || !isfinite((float)theta))
         sf_op_error(a, "'theta' must be a positive finite number (fp32), got %g", theta);
@@ -177,8 +170,20 @@ void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_ro
     r->head_dim = D;
     r->x = x->data;
     for (int d = 0; d < 3; d++) r->stride[d] = x->stride[d];
-    r->pos_offset = pos_offset;
     sf_rope_inv_freq(r->inv_freq, D, theta);
+}
+
+void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, sf_rope_args *r)
+{
+    sf_op_rope_heads(a, name, x, r);
+    lua_Integer pos_offset = sf_arg_integer(a, "pos_offset", 0);
+    if (pos_offset < 0) sf_op_error(a, "'pos_offset' must be >= 0, got %lld", (long long)pos_offset);
+    /* positions are fp32 in the angle, as in HF: exact only below 2^24 */
+    if (pos_offset > ((lua_Integer)1 << 24) - x->shape[1])
+        sf_op_error(a, "positions reach %lld (pos_offset %lld + N %lld): at most 2^24 = 16777216, where fp32 "
+                    "positions stop being exact", (long long)(pos_offset + x->shape[1]), (long long)pos_offset,
+                    (long long)x->shape[1]);
+    r->pos_offset = pos_offset;
 }
 
 /* rope's per-row first positions: i32 [B], instead of pos_offset; their values are read only

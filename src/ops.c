@@ -12,7 +12,7 @@
 
 static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_pack_vt, &sf_op_decode_attention, &sf_op_ffn,
                                         &sf_op_pack_gate_up, &sf_op_swiglu, &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
-                                        &sf_op_add, &sf_op_embedding, &sf_op_quantize, &sf_op_dequantize,
+                                        &sf_op_add, &sf_op_embedding, &sf_op_kv_append, &sf_op_quantize, &sf_op_dequantize,
                                         &sf_op_all_reduce, &sf_op_all_gather, &sf_op_reduce_scatter, &sf_op_broadcast, NULL};
 
 const sf_op *const *sf_op_registry(void) { return registry; }
@@ -132,6 +132,34 @@ void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, c
     sf_op_error(a, "'%s' overlaps '%s': they must be separate memory", written, other);
 }
 
+/* x and y, [B, T, heads, D] views of one buffer, as heads [0, Hx) and [j, j + Hy) of the same
+ * rows (the same strides), sharing no head, and the rows laid out so that no element of one token
+ * is another token's: then no element is in both */
+static int heads_apart(const sf_tensor *x, const sf_tensor *y)
+{
+    if (x->ndim != 4 || y->ndim != 4 || x->dtype != y->dtype) return 0;
+    for (int d = 0; d < 4; d++)
+        if (d != 2 && x->shape[d] != y->shape[d]) return 0;
+    for (int d = 0; d < 3; d++)
+        if (x->stride[d] != y->stride[d]) return 0;
+    const int64_t es = (int64_t)sf_dtype_size(x->dtype), s0 = x->stride[0], s1 = x->stride[1], s2 = x->stride[2];
+    const int64_t bytes = (int64_t)((const char *)y->data - (const char *)x->data);
+    if (s2 < x->shape[3] || bytes % es || (bytes / es) % s2) return 0;
+    const int64_t j = bytes / es / s2, hx = x->shape[2], hy = y->shape[2];
+    if (j < hx && j + hy > 0) return 0; /* a head in both */
+    const int64_t span = (j > 0 ? j + hy : hx - j) * s2; /* the heads of one token, both views */
+    if (x->shape[1] > 1 && s1 < span) return 0;
+    if (x->shape[0] > 1 && s0 < x->shape[1] * (x->shape[1] > 1 ? s1 : span)) return 0;
+    return 1;
+}
+
+void sf_op_check_heads_apart(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
+                             const sf_tensor *o)
+{
+    if (!overlap(w, o) || heads_apart(w, o)) return;
+    sf_op_error(a, "'%s' overlaps '%s': they must be separate memory, or separate heads of the same rows", written, other);
+}
+
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names)
 {
     const sf_tensor *first = NULL;
@@ -220,6 +248,35 @@ void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64
     if (t->ndim != 4) sf_op_error(a, "'%s' must be [B, N, H, D], got %d dimensions", name, t->ndim);
     if (t->stride[3] != 1 && t->shape[3] > 1) sf_op_error(a, "'%s' must have a contiguous last (head) dimension", name);
     for (int d = 0; d < 3; d++) stride[d] = t->stride[d];
+}
+
+void sf_op_check_cache(sf_op_args *a, const char *name, const sf_tensor *cache, const sf_tensor *bt, int64_t batch,
+                       const char *of, sf_op_cache *c)
+{
+    memset(c, 0, sizeof *c);
+    if (bt) {
+        sf_op_check_dtype(a, "block_table", bt, SF_DT(SF_I32));
+        if (bt->ndim != 2 || bt->shape[0] != batch)
+            sf_op_error(a, "'block_table' must be [B = %lld, pages per sequence]", (long long)batch);
+        if (bt->stride[1] != 1 && bt->shape[1] > 1) sf_op_error(a, "'block_table' must have contiguous rows");
+        const int64_t page = cache->shape[1];
+        if (page & (page - 1))
+            sf_op_error(a, "page size %lld (dimension 2 of the paged '%s') is not supported: it must be a power of two",
+                        (long long)page, name);
+        c->block_table = (const int32_t *)bt->data;
+        c->bt_stride = bt->stride[0];
+        c->page_size = page;
+        c->n_pages = cache->shape[0];
+        c->capacity = bt->shape[1] * page;
+    } else {
+        if (cache->shape[0] != batch)
+            sf_op_error(a, "the contiguous cache '%s' holds %lld sequences (dimension 1), '%s' %lld: pass a block_table "
+                        "for a paged one", name, (long long)cache->shape[0], of, (long long)batch);
+        c->capacity = c->page_size = cache->shape[1];
+        c->n_pages = batch;
+    }
+    if (c->capacity > (1 << 30))
+        sf_op_error(a, "the cache holds %lld keys a sequence: at most 2^30", (long long)c->capacity);
 }
 
 static void parse_value(sf_op_args *a, int i, int idx)

@@ -69,11 +69,27 @@ void sf_op_check_fp8_gpu(sf_op_args *a, const char *what);
  * an op working in place; anything else is an error naming both */
 void sf_op_check_alias(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
                        const sf_tensor *o, int same_allowed);
+/* the same for [B, T, heads, D] views that may also be separate heads of the same rows (q, k and
+ * v of a packed QKV buffer); any other overlap is an error naming both */
+void sf_op_check_heads_apart(sf_op_args *a, const char *written, const sf_tensor *w, const char *other,
+                             const sf_tensor *o);
 /* rope and linear_rope: checks x [B, N, heads, D] (D even, last dim dense) and the pos_offset
  * and theta arguments, then describes the rotation of all of x's heads (op_norm_rope.c; r is a
- * struct sf_rope_args of kernels/norm_rope.h) */
+ * struct sf_rope_args of kernels/norm_rope.h); sf_op_rope_heads the same without pos_offset
+ * (left 0), for an op that takes positions only */
 struct sf_rope_args;
 void sf_op_rope_setup(sf_op_args *a, const char *name, const sf_tensor *x, struct sf_rope_args *r);
+void sf_op_rope_heads(sf_op_args *a, const char *name, const sf_tensor *x, struct sf_rope_args *r);
+/* decode_attention and kv_append: a KV cache, contiguous [B, capacity, Hkv, D] or paged (the pool
+ * [pages, page_size, Hkv, D] with block_table i32 [B, pages per sequence]), named `name`, for
+ * `batch` sequences (the size of dimension 1 of `of`): the block table's shape and the page size
+ * (a power of two) checked, the capacity at most 2^30 */
+typedef struct sf_op_cache {
+    const int32_t *block_table; /* NULL: contiguous */
+    int64_t bt_stride, page_size, n_pages, capacity; /* contiguous: page_size = capacity, n_pages = batch */
+} sf_op_cache;
+void sf_op_check_cache(sf_op_args *a, const char *name, const sf_tensor *cache, const sf_tensor *block_table,
+                       int64_t batch, const char *of, sf_op_cache *c);
 
 const sf_op *const *sf_op_registry(void);   /* NULL-terminated */
 void sf_print_op_list(void);
@@ -91,6 +107,7 @@ extern const sf_op sf_op_rope;
 extern const sf_op sf_op_linear_rope;
 extern const sf_op sf_op_add;
 extern const sf_op sf_op_embedding;
+extern const sf_op sf_op_kv_append;
 extern const sf_op sf_op_quantize;
 extern const sf_op sf_op_dequantize;
 extern const sf_op sf_op_all_reduce;

@@ -8,9 +8,10 @@
 --                              page_size=nil, pages=nil, shuffle=nil, theta=10000, device=nil}
 --   cache:extend(counts)          -- counts[b] more tokens in sequence b (a prompt already there)
 --   cache:step(T)                 -- a decode step: T more tokens in every sequence
---   cache:append(layer, k, v)     -- the step's K and V [B, T, Hkv, D]: K turned by RoPE in place
---                                 -- at each row's own position, both written into the cache
---   cache:store(layer, k, v)      -- the same without the RoPE (K already turned, as a prefill's)
+--   cache:append(layer, k, v [, q]) -- the step's K and V [B, T, Hkv, D] written into the cache,
+--                                 -- K turned by RoPE at each row's own position on the way (k
+--                                 -- itself unchanged), q [B, T, H, D] turned in place there too
+--   cache:store(layer, k, v)      -- K and V written without the RoPE (K already turned, as a prefill's)
 --   cache:reset()                 -- every sequence empty again, its pages back in the pool
 --   cache:attend(layer, q, out [, opts]) -- decode_attention over the cache (opts: lse, scale, splits, causal)
 local sf = require "sfbench"
@@ -211,12 +212,13 @@ function Cache:store(layer, k, v)
   end
 end
 
--- The current step's K and V of one layer: K is turned by RoPE in place (token t of sequence b
--- at position lengths_before[b] + t), then both are stored.
-function Cache:append(layer, k, v)
+-- The current step's K and V of one layer into the cache, K turned by RoPE on the way (token t
+-- of sequence b at position lengths_before[b] + t), and q, if given, turned in place at the same
+-- positions: one kv_append op, whatever the layout.
+function Cache:append(layer, k, v, q)
   step_rows(self, layer, k, v, "append")
-  sf.ops.rope { x = k, positions = self.positions, theta = self.theta }
-  self:store(layer, k, v)
+  sf.ops.kv_append { k = k, v = v, k_cache = self.k[layer], v_cache = self.v[layer], positions = self.positions,
+    block_table = self.block_table, q = q, theta = self.theta }
 end
 
 -- decode_attention of q [B, Nq, H, D] over one layer's cache into out; opts: lse, scale,

@@ -568,11 +568,12 @@ function llama.layer(cfg, opts)
   return L
 end
 
--- The optimized layer's decode step, in its order: the QKV GEMM writes q, k and v packed; q is
--- turned by RoPE at each sequence's position, k too as the cache appends it with v; attention
--- runs over the cache (decode_attention); the projections run on our GEMV or the GEMMs, whichever
--- was faster for the shape (gemm impl fastest, ffn impl fused).
-local DECODE_STAGES = { "attn_norm", "qkv_proj", "rope", "kv_append", "attention", "o_proj+residual", "ffn_norm",
+-- The optimized layer's decode step, in its order: the QKV GEMM writes q, k and v packed; the
+-- cache appends k and v, k turned by RoPE at each sequence's position on the way, and q turned
+-- there in place (one kv_append); attention runs over the cache (decode_attention); the
+-- projections run on our GEMV or the GEMMs, whichever was faster for the shape (gemm impl
+-- fastest, ffn impl fused).
+local DECODE_STAGES = { "attn_norm", "qkv_proj", "rope+kv_append", "attention", "o_proj+residual", "ffn_norm",
   "ffn+residual" }
 
 function llama.decode_stage_names()
@@ -595,6 +596,10 @@ function llama.decode_layer(cfg, opts)
     error(("llama.decode_layer: the cache holds %d kv heads of %d, %s has %d of %d"):format(cache.kv_heads,
       cache.head_dim, cfg.name, cfg.kv_heads, cfg.head_dim), 2)
   end
+  if cache.theta ~= cfg.rope_theta then
+    error(("llama.decode_layer: the cache turns K by RoPE at theta %g, %s's theta is %g"):format(cache.theta, cfg.name,
+      cfg.rope_theta), 2)
+  end
   local Tq = opts.tokens or 1
   if math.type(Tq) ~= "integer" or Tq < 1 then error("llama.decode_layer: 'tokens' must be an integer >= 1", 2) end
   local dtype, device = opts.dtype or cache.dtype, opts.device
@@ -614,12 +619,11 @@ function llama.decode_layer(cfg, opts)
   local qkv4 = buf("qkv", { B, Tq, H + 2 * Hkv, hd })
   local qkv = qkv4:view({ T, (H + 2 * Hkv) * hd })
   local q4, k4, v4 = qkv4:slice(3, 1, H), qkv4:slice(3, H + 1, Hkv), qkv4:slice(3, H + Hkv + 1, Hkv)
-  local eps, theta = cfg.norm_eps, cfg.rope_theta
+  local eps = cfg.norm_eps
   local fns = {
     attn_norm = function() sf.ops.rmsnorm { x = x, weight = w.attn_norm, out = h, eps = eps } end,
     qkv_proj = function() sf.ops.gemm { a = h, b = packed.wqkv, c = qkv, transb = true, impl = gemm_impl } end,
-    rope = function() sf.ops.rope { x = q4, positions = cache.positions, theta = theta } end,
-    kv_append = function() cache:append(layer, k4, v4) end,
+    ["rope+kv_append"] = function() cache:append(layer, k4, v4, q4) end,
     attention = function() cache:attend(layer, q4, attn4) end,
     ["o_proj+residual"] = function()
       sf.ops.gemm { a = attn, b = w.wo, c = x, out = r, beta = 1, transb = true, impl = gemm_impl }

@@ -60,8 +60,11 @@ local function cached_row(c, layer, which, b, t)
   return store:slice(1, b, 1):slice(2, t + 1, 1)
 end
 
+-- append with q: k, v and q are heads of one packed buffer [B, T, H + 2Hkv, D], as a decode
+-- step's QKV projection writes them; K lands in the cache turned, q turns in place, both at each
+-- row's position (rope with pos_offset, a sequence at a time), and k and v are left as they were
 local function check_append(page_size)
-  local B, Hkv, D, T = 3, 2, 16, 2
+  local B, H, Hkv, D, T = 3, 4, 2, 16, 2
   local c = kv_cache.new { batch = B, capacity = 40, kv_heads = Hkv, head_dim = D, layers = 2, dtype = "f64",
     page_size = page_size, shuffle = page_size and seed or nil }
   c:extend({ 3, 17, 0 })
@@ -69,15 +72,20 @@ local function check_append(page_size)
   lu.assertEquals(before, { 3, 17, 0 })
   lu.assertEquals(c.lengths, { 3 + T, 17 + T, T })
   lu.assertEquals(c.seqlens:totable(), { 3 + T, 17 + T, T })
-  local k, v = randn({ B, T, Hkv, D }, "f64"), randn({ B, T, Hkv, D }, "f64")
-  local k0 = k:to("f64")
-  c:append(2, k, v)
+  local qkv = randn({ B, T, H + 2 * Hkv, D }, "f64")
+  local q, k, v = qkv:slice(3, 1, H), qkv:slice(3, H + 1, Hkv), qkv:slice(3, H + Hkv + 1, Hkv)
+  local q0, k0, v0 = q:to("f64"), k:to("f64"), v:to("f64")
+  c:append(2, k, v, q)
+  assert_same(k, k0, "k left as it was")
+  assert_same(v, v0, "v left as it was")
   for b = 1, B do
-    local want = k0:slice(1, b, 1):to("f64")
+    local want, want_q = k0:slice(1, b, 1):to("f64"), q0:slice(1, b, 1):to("f64")
     sf.ops.rope { x = want, pos_offset = before[b] }
+    sf.ops.rope { x = want_q, pos_offset = before[b] }
+    assert_same(q:slice(1, b, 1), want_q, ("q b%d"):format(b))
     for t = 0, T - 1 do
       assert_same(cached_row(c, 2, "k", b, before[b] + t), want:slice(2, t + 1, 1), ("k b%d t%d"):format(b, t))
-      assert_same(cached_row(c, 2, "v", b, before[b] + t), v:slice(1, b, 1):slice(2, t + 1, 1), ("v b%d t%d"):format(b, t))
+      assert_same(cached_row(c, 2, "v", b, before[b] + t), v0:slice(1, b, 1):slice(2, t + 1, 1), ("v b%d t%d"):format(b, t))
     end
   end
   -- layer 1 was not written
@@ -91,6 +99,90 @@ local function check_append(page_size)
     end
   end
   return c
+end
+
+-- ---- kv_append, the op under cache:append ----------------------------------------------------
+
+-- the op's arguments: B = 2 sequences of T = 3 new tokens, 2 kv heads of 8, a contiguous cache of
+-- 10 rows (or, with page, a pool of 6 pages of `page` rows and a block table of 3 pages each)
+local function append_args(over, page)
+  local a = { k = randn({ 2, 3, 2, 8 }), v = randn({ 2, 3, 2, 8 }), positions = sf.from_table({ 7, 0 }, { 2 }, "i32") }
+  if page then
+    a.k_cache, a.v_cache = sf.zeros({ 6, page, 2, 8 }), sf.zeros({ 6, page, 2, 8 })
+    a.block_table = sf.from_table({ 5, 0, 2, 4, 1, 3 }, { 2, 3 }, "i32")
+  else
+    a.k_cache, a.v_cache = sf.zeros({ 2, 10, 2, 8 }), sf.zeros({ 2, 10, 2, 8 })
+  end
+  for key, val in pairs(over or {}) do a[key] = val end
+  if over and over.drop then a[over.drop], a.drop = nil, nil end
+  return a
+end
+
+-- refused with every fragment in the message, and nothing written: both caches and q as they were
+local function expect_append_refused(over, page, ...)
+  local a = append_args(over, page)
+  local kc, vc, q = a.k_cache:to("f64"), a.v_cache:to("f64"), a.q and a.q:to("f64")
+  contains(error_of(sf.ops.kv_append, a), "kv_append:", ...)
+  lu.assertEquals(sf.compare(a.k_cache, kc).max_abs, 0, "k_cache untouched")
+  lu.assertEquals(sf.compare(a.v_cache, vc).max_abs, 0, "v_cache untouched")
+  if q then lu.assertEquals(sf.compare(a.q, q).max_abs, 0, "q untouched") end
+end
+
+function test_kv_append_rows_outside_the_cache()
+  expect_append_refused({ positions = sf.from_table({ 8, 0 }, { 2 }, "i32") }, nil,
+    "positions[1] is 8: token 3 goes to row 10, outside the cache's 10 rows a sequence")
+  expect_append_refused({ positions = sf.from_table({ 0, -1 }, { 2 }, "i32"), q = randn({ 2, 3, 4, 8 }) }, nil,
+    "positions[2] is -1: token 1 goes to row -1")
+  -- paged: 3 pages of 4 rows a sequence; sequence 2's third page is 6, the pool has 0..5
+  expect_append_refused({ block_table = sf.from_table({ 5, 0, 2, 4, 1, 6 }, { 2, 3 }, "i32"),
+    positions = sf.from_table({ 0, 7 }, { 2 }, "i32") }, 4, "block_table[2][3] is 6, outside the page pool (pages 0..5)")
+  expect_append_refused({ positions = sf.from_table({ 10, 0 }, { 2 }, "i32") }, 4, "outside the cache's 12 rows")
+  -- pages past the rows written are not read
+  local a = append_args({ block_table = sf.from_table({ 5, -1, -1, 4, 1, 99 }, { 2, 3 }, "i32"),
+    positions = sf.from_table({ 1, 4 }, { 2 }, "i32") }, 4)
+  sf.ops.kv_append(a)
+end
+
+function test_kv_append_shapes_dtypes_and_layout()
+  expect_append_refused({ v = randn({ 2, 3, 1, 8 }) }, nil, "'v' has shape [2, 3, 1, 8]")
+  expect_append_refused({ k_cache = sf.zeros({ 2, 10, 1, 8 }), v_cache = sf.zeros({ 2, 10, 1, 8 }) }, nil,
+    "'k_cache' holds 1 heads of 8", "'k' has 2 of 8")
+  expect_append_refused({ k_cache = sf.zeros({ 2, 10, 2, 4 }), v_cache = sf.zeros({ 2, 10, 2, 4 }) }, nil,
+    "'k_cache' holds 2 heads of 4")
+  expect_append_refused({ v_cache = sf.zeros({ 2, 9, 2, 8 }) }, nil, "'v_cache' has shape [2, 9, 2, 8]")
+  expect_append_refused({ k_cache = sf.zeros({ 3, 10, 2, 8 }), v_cache = sf.zeros({ 3, 10, 2, 8 }) }, nil,
+    "the contiguous cache 'k_cache' holds 3 sequences (dimension 1), 'k' 2")
+  expect_append_refused({ k_cache = sf.zeros({ 6, 6, 2, 8 }), v_cache = sf.zeros({ 6, 6, 2, 8 }) }, 6, "page size 6",
+    "power of two")
+  expect_append_refused({ block_table = sf.zeros({ 3, 3 }, "i32") }, 4, "'block_table' must be [B = 2")
+  expect_append_refused({ k_cache = sf.zeros({ 2, 10, 2, 8 }, "f64") }, nil, "'k_cache' has dtype f64")
+  expect_append_refused({ positions = sf.zeros({ 2 }, "f32") }, nil, "'positions'", "i32")
+  expect_append_refused({ positions = sf.zeros({ 3 }, "i32") }, nil, "'positions' has shape [3]")
+  expect_append_refused({ q = randn({ 2, 2, 4, 8 }) }, nil, "'q' must be [B = 2, T = 3, heads, D = 8]")
+  expect_append_refused({ q = randn({ 2, 3, 4, 8 }, "f64") }, nil, "'q' has dtype f64")
+  expect_append_refused({ k = randn({ 2, 3, 2, 7 }), v = randn({ 2, 3, 2, 7 }) }, nil, "head dim (7", "even")
+  expect_append_refused({ theta = -1 }, nil, "'theta'")
+  local kc = sf.zeros({ 2, 20, 2, 8 })
+  expect_append_refused({ k_cache = kc:slice(2, 1, 10), v_cache = sf.zeros({ 2, 10, 2, 8 }) }, nil,
+    "'k_cache' must be a contiguous")
+  local both = sf.zeros({ 2, 10, 2, 8 })
+  expect_append_refused({ k_cache = both, v_cache = both }, nil, "'k_cache' overlaps 'v_cache'")
+  expect_append_refused({ k_cache = both, v = both:slice(2, 1, 3) }, nil, "'k_cache' overlaps 'v'")
+  expect_append_refused({ v_cache = both, k = both:slice(2, 4, 3) }, nil, "'v_cache' overlaps 'k'")
+  -- q, k and v may be heads of one buffer, but not share one
+  local qkv = randn({ 2, 3, 6, 8 })
+  local k = qkv:slice(3, 2, 2)
+  expect_append_refused({ k = k, q = k }, nil, "'q' overlaps 'k': they must be separate memory, or separate heads")
+  expect_append_refused({ k = k, q = qkv:slice(3, 1, 2) }, nil, "'q' overlaps 'k'")
+  expect_append_refused({ k = qkv:slice(3, 1, 2), v = qkv:slice(3, 5, 2), q = qkv:slice(3, 3, 3) }, nil,
+    "'q' overlaps 'v'")
+  -- fp32 positions in the angle: a cache of more than 2^24 rows a sequence is refused (a pool of
+  -- one page of 32 rows, block tables 2^19 + 1 pages wide)
+  local wide = sf.zeros({ 2, (1 << 19) + 1 }, "i32")
+  expect_append_refused({ k_cache = sf.zeros({ 1, 32, 2, 8 }), v_cache = sf.zeros({ 1, 32, 2, 8 }), block_table = wide },
+    32, "holds 16777248 rows", "2^24")
+  wide = nil
+  collectgarbage()
 end
 
 function test_append_contiguous() check_append(nil) end

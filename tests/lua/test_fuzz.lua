@@ -103,6 +103,20 @@ local function heads()
   local Hkv = pick({ 1, 2 })
   return Hkv * pick({ 1, 2 }), Hkv
 end
+-- a KV cache's layout for B sequences: contiguous [B, capacity, Hkv, D], or a page pool
+-- [pages, page, Hkv, D] and a block table of each sequence's pages (any of the pool's, shared or
+-- not); returns the cache's shape, its rows a sequence and the block table (nil: contiguous)
+local function kv_layout(B, Hkv, D, o)
+  if chance(0.5) then
+    local cap = rnd(1, 12)
+    return { B, cap, Hkv, D }, cap, nil
+  end
+  local page, per_seq, pool_pages = pick({ 1, 2, 4, 8 }), rnd(1, 3), rnd(1, 6)
+  local bt = {}
+  for _ = 1, B * per_seq do bt[#bt + 1] = rnd(0, pool_pages - 1) end
+  return { pool_pages, page, Hkv, D }, per_seq * page, i32(bt, { B, per_seq }, o)
+end
+
 local FIT = {
   gemm = function(o)
     if not CUDA and chance(0.25) then
@@ -153,23 +167,10 @@ local FIT = {
     local out = sf.tensor({ B, Nq, H, D }, dt, o)
     local args = { q = sf.randn({ B, Nq, H, D }, dt, o), out = out }
     if chance(0.5) then args.causal = chance(0.5) end
-    local lens, cache = {}, nil
-    if chance(0.5) then
-      -- a contiguous cache of capacity Nmax a sequence
-      local Nmax = rnd(1, 12)
-      for b = 1, B do lens[b] = rnd(0, Nmax) end
-      cache = { B, Nmax, Hkv, D }
-    else
-      -- a page pool and each sequence's pages
-      local page, per_seq, pool_pages = pick({ 1, 2, 4, 8 }), rnd(1, 3), rnd(1, 6)
-      local bt = {}
-      for b = 1, B do
-        lens[b] = rnd(0, per_seq * page)
-        for j = 1, per_seq do bt[#bt + 1] = rnd(0, pool_pages - 1) end
-      end
-      args.block_table = i32(bt, { B, per_seq }, o)
-      cache = { pool_pages, page, Hkv, D }
-    end
+    local cache, cap
+    cache, cap, args.block_table = kv_layout(B, Hkv, D, o)
+    local lens = {}
+    for b = 1, B do lens[b] = rnd(0, cap) end
     args.k, args.v = sf.randn(cache, dt, o), sf.randn(cache, dt, o)
     args.seqlens = i32(lens, { B }, o)
     if chance(0.3) then args.lse = sf.tensor({ B, H, Nq }, "f32", o) end
@@ -288,6 +289,20 @@ local FIT = {
   broadcast = function(o)
     local x = sf.randn(small_shape(), pick(FLOATS), o)
     return { x = x, root = 0 }, x
+  end,
+  kv_append = function(o)
+    local dt, B, T, D = pick(FLOATS), rnd(1, 3), rnd(1, 4), head_dim()
+    local H, Hkv = heads()
+    local k, v = sf.randn({ B, T, Hkv, D }, dt, o), sf.randn({ B, T, Hkv, D }, dt, o)
+    local args, pos = { k = k, v = v }, {}
+    local cache, cap
+    cache, cap, args.block_table = kv_layout(B, Hkv, D, o)
+    for b = 1, B do pos[b] = rnd(0, math.max(0, cap - T)) end -- past the cache where cap < T
+    args.k_cache, args.v_cache = sf.zeros(cache, dt, o), sf.zeros(cache, dt, o)
+    args.positions = i32(pos, { B }, o)
+    if chance(0.5) then args.q = sf.randn({ B, T, H, D }, dt, o) end
+    if chance(0.2) then args.theta = rnd(1, 500000) end
+    return args, args.k_cache
   end,
   embedding = function(o)
     local dt = pick(CUDA and { "f32", "f16", "bf16" } or { "f32", "f16", "bf16", "f64" })
