@@ -70,6 +70,28 @@ __global__ void convert_kernel(void *dst, int ddt, sf_layout dl, const void *src
         store(dst, ddt, offset_of(dl, i), load(src, sdt, offset_of(sl, i)));
 }
 
+/* the outer dimensions of a row copy: shape and byte strides of both sides */
+struct Rows {
+    int n;
+    int64_t shape[SF_MAX_DIMS], dst[SF_MAX_DIMS], src[SF_MAX_DIMS];
+};
+
+template <typename U>
+__global__ void copy_rows_kernel(char *dst, const char *src, Rows r, int64_t units_per_row, int64_t n_units)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n_units; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t row = i / units_per_row, d_off = 0, s_off = 0;
+        const int64_t u = i - row * units_per_row;
+        for (int d = r.n - 1; d >= 0; d--) {
+            const int64_t idx = row % r.shape[d];
+            row /= r.shape[d];
+            d_off += idx * r.dst[d];
+            s_off += idx * r.src[d];
+        }
+        reinterpret_cast<U *>(dst + d_off)[u] = reinterpret_cast<const U *>(src + s_off)[u];
+    }
+}
+
 __global__ void compare_kernel(const void *out, int odt, sf_layout ol, const void *ref, int rdt, sf_layout rl,
                                double *partials)
 {
@@ -141,6 +163,49 @@ extern "C" int sf_convert_cuda(void *dst, sf_dtype dst_dtype, const sf_layout *d
                                const sf_layout *sl, void *stream)
 {
     convert_kernel<<<grid_for(dl->numel), 256, 0, (cudaStream_t)stream>>>(dst, dst_dtype, *dl, src, src_dtype, *sl);
+    return cudaGetLastError();
+}
+
+extern "C" int sf_copy_rows_cuda(void *dst, const sf_layout *dl, const void *src, const sf_layout *sl, int elem_bytes,
+                                 void *stream)
+{
+    const int nd = dl->ndim;
+    if (nd < 1 || sl->ndim != nd || dl->numel != sl->numel || dl->numel == 0) return -1;
+    for (int d = 0; d < nd; d++)
+        if (dl->shape[d] != sl->shape[d]) return -1;
+    if (dl->shape[nd - 1] > 1 && (dl->stride[nd - 1] != 1 || sl->stride[nd - 1] != 1)) return -1;
+    /* the row: the last dimension, and those before it that are dense in both */
+    int64_t row = dl->shape[nd - 1];
+    int d = nd - 2;
+    for (; d >= 0; d--) {
+        if (dl->shape[d] > 1 && (dl->stride[d] != row || sl->stride[d] != row)) break;
+        row *= dl->shape[d];
+    }
+    Rows r = {};
+    for (int k = 0; k <= d; k++) {
+        if (dl->shape[k] == 1) continue;
+        r.shape[r.n] = dl->shape[k];
+        r.dst[r.n] = dl->stride[k] * elem_bytes;
+        r.src[r.n] = sl->stride[k] * elem_bytes;
+        r.n++;
+    }
+    const int64_t row_bytes = row * elem_bytes;
+    uint64_t bits = (uint64_t)row_bytes | (uint64_t)(uintptr_t)dst | (uint64_t)(uintptr_t)src;
+    for (int k = 0; k < r.n; k++) bits |= (uint64_t)r.dst[k] | (uint64_t)r.src[k];
+    int unit = 16;
+    while (unit > 1 && bits % unit) unit /= 2;
+    const int64_t units_per_row = row_bytes / unit, n_units = dl->numel / row * units_per_row;
+    const unsigned grid = grid_for(n_units);
+    cudaStream_t s = (cudaStream_t)stream;
+    char *o = (char *)dst;
+    const char *i = (const char *)src;
+    switch (unit) {
+    case 16: copy_rows_kernel<uint4><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    case 8: copy_rows_kernel<uint2><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    case 4: copy_rows_kernel<uint32_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    case 2: copy_rows_kernel<uint16_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    default: copy_rows_kernel<uint8_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    }
     return cudaGetLastError();
 }
 

@@ -23,6 +23,13 @@ int sf_random_cuda(void *data, sf_dtype dtype, const sf_layout *lay, int normal,
                    double b, void *stream);
 int sf_convert_cuda(void *dst, sf_dtype dst_dtype, const sf_layout *dl, const void *src, sf_dtype src_dtype,
                     const sf_layout *sl, void *stream);
+/* dst <- src, one dtype of elem_bytes and one shape, when both have a dense last dimension: each
+ * row of that dimension (with the dimensions that are dense in both merged into it) is copied
+ * in the widest units, 16 bytes down to 1, that every row start of both allows, row offsets
+ * computed once a unit rather than once an element. Returns -1, launching nothing, for other
+ * layouts (sf_convert_cuda copies those), else 0 or a CUDA error code. */
+int sf_copy_rows_cuda(void *dst, const sf_layout *dl, const void *src, const sf_layout *sl, int elem_bytes,
+                      void *stream);
 int sf_compare_cuda(const void *out, sf_dtype out_dtype, const sf_layout *ol, const void *ref, sf_dtype ref_dtype,
                     const sf_layout *rl, double *partials, void *stream);
 /* Whether our kernels on the current device are launched with programmatic dependent launch

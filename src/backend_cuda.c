@@ -69,6 +69,13 @@ static void cuda_convert(lua_State *L, sf_tensor *dst, const sf_tensor *src, voi
         return;
     }
     sf_layout dl = layout_of(dst), sl = layout_of(src);
+    if (dst->dtype == src->dtype) {
+        const int e = sf_copy_rows_cuda(dst->data, &dl, src->data, &sl, (int)sf_dtype_size(dst->dtype), stream);
+        if (e != -1) {
+            SF_CUDA(L, e);
+            return;
+        }
+    }
     SF_CUDA(L, sf_convert_cuda(dst->data, dst->dtype, &dl, src->data, src->dtype, &sl, stream));
 }
 

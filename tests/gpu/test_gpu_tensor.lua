@@ -143,6 +143,29 @@ function TestCrossDevice.test_copy_strided()
   lu.assertEquals(g:slice(2, 2, 2):to("cpu"):totable(), { 1, 2, 3, 4, 5, 6 })
 end
 
+-- on the GPU, views of one dtype with a dense last dimension (rows copied in the widest units the
+-- row starts allow: 16, 8, 4, 2 or 1 bytes, by the slices' offsets), the same copies on the CPU,
+-- element for element
+function TestCrossDevice.test_copy_rows_every_unit()
+  for _, dt in ipairs({ "f16", "f32", "f64", "i32", "e4m3" }) do
+    local src = sf.randn({ 5, 7, 32 }, "f32", { seed = 3 }):to(dt)
+    local src_cpu = src:to("cpu")
+    -- columns first..first + n - 1 of rows 8 - rows..7 into rows 2.. of a wider tensor: whole rows
+    -- (merged into one), then offsets of 0, 16, 8 and odd bytes (f16)
+    for _, c in ipairs({ { 1, 32 }, { 1, 16 }, { 9, 8 }, { 5, 8 }, { 3, 9 }, { 2, 1 } }) do
+      local first, n = c[1], c[2]
+      for _, rows in ipairs({ 7, 3 }) do
+        local dst, dst_cpu = sf.zeros({ 5, 9, 32 }, dt), sf.zeros({ 5, 9, 32 }, dt, CPU)
+        local function part(t, row) return t:slice(2, row, rows):slice(3, first, n) end
+        part(dst, 2):copy(part(src, 8 - rows))
+        part(dst_cpu, 2):copy(part(src_cpu, 8 - rows))
+        lu.assertEquals(dst:to("cpu"):totable(), dst_cpu:totable(), ("%s rows %d, columns %d..%d"):format(dt, rows,
+          first, first + n - 1))
+      end
+    end
+  end
+end
+
 -- ---------------------------------------------------------------------------------------------
 
 TestRandom = {}
