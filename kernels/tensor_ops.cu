@@ -76,17 +76,20 @@ struct Rows {
     int64_t shape[SF_MAX_DIMS], dst[SF_MAX_DIMS], src[SF_MAX_DIMS];
 };
 
-template <typename U>
-__global__ void copy_rows_kernel(char *dst, const char *src, Rows r, int64_t units_per_row, int64_t n_units)
+/* U: the unit; I: the index type, 32 bits where every count fits (64-bit divisions are slow on
+ * the GPU) */
+template <typename U, typename I>
+__global__ void copy_rows_kernel(char *dst, const char *src, Rows r, I units_per_row, I n_units)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n_units; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t row = i / units_per_row, d_off = 0, s_off = 0;
-        const int64_t u = i - row * units_per_row;
+    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < n_units; i += (I)gridDim.x * blockDim.x) {
+        I row = i / units_per_row;
+        const I u = i - row * units_per_row;
+        int64_t d_off = 0, s_off = 0;
         for (int d = r.n - 1; d >= 0; d--) {
-            const int64_t idx = row % r.shape[d];
-            row /= r.shape[d];
-            d_off += idx * r.dst[d];
-            s_off += idx * r.src[d];
+            const I shape = (I)r.shape[d], idx = row % shape;
+            row /= shape;
+            d_off += (int64_t)idx * r.dst[d];
+            s_off += (int64_t)idx * r.src[d];
         }
         reinterpret_cast<U *>(dst + d_off)[u] = reinterpret_cast<const U *>(src + s_off)[u];
     }
@@ -144,6 +147,18 @@ unsigned grid_for(int64_t n)
     return (unsigned)(blocks < 1 ? 1 : blocks > 65536 ? 65536 : blocks);
 }
 
+template <typename U>
+void launch_copy_rows(char *dst, const char *src, const Rows &r, int64_t units_per_row, int64_t n_units, cudaStream_t s)
+{
+    /* grid_for's grid has at most 2^24 threads, so below 2^31 - 2^24 units, i plus the grid's
+     * stride stays under 2^31 */
+    if (n_units < ((int64_t)1 << 31) - ((int64_t)1 << 24))
+        copy_rows_kernel<U, uint32_t><<<grid_for(n_units), 256, 0, s>>>(dst, src, r, (uint32_t)units_per_row,
+                                                                       (uint32_t)n_units);
+    else
+        copy_rows_kernel<U, int64_t><<<grid_for(n_units), 256, 0, s>>>(dst, src, r, units_per_row, n_units);
+}
+
 } // namespace
 
 extern "C" int sf_fill_cuda(void *data, sf_dtype dtype, const sf_layout *lay, double value, void *stream)
@@ -195,16 +210,15 @@ extern "C" int sf_copy_rows_cuda(void *dst, const sf_layout *dl, const void *src
     int unit = 16;
     while (unit > 1 && bits % unit) unit /= 2;
     const int64_t units_per_row = row_bytes / unit, n_units = dl->numel / row * units_per_row;
-    const unsigned grid = grid_for(n_units);
     cudaStream_t s = (cudaStream_t)stream;
     char *o = (char *)dst;
     const char *i = (const char *)src;
     switch (unit) {
-    case 16: copy_rows_kernel<uint4><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
-    case 8: copy_rows_kernel<uint2><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
-    case 4: copy_rows_kernel<uint32_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
-    case 2: copy_rows_kernel<uint16_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
-    default: copy_rows_kernel<uint8_t><<<grid, 256, 0, s>>>(o, i, r, units_per_row, n_units); break;
+    case 16: launch_copy_rows<uint4>(o, i, r, units_per_row, n_units, s); break;
+    case 8: launch_copy_rows<uint2>(o, i, r, units_per_row, n_units, s); break;
+    case 4: launch_copy_rows<uint32_t>(o, i, r, units_per_row, n_units, s); break;
+    case 2: launch_copy_rows<uint16_t>(o, i, r, units_per_row, n_units, s); break;
+    default: launch_copy_rows<uint8_t>(o, i, r, units_per_row, n_units, s); break;
     }
     return cudaGetLastError();
 }

@@ -57,6 +57,14 @@ static void cpu_convert(lua_State *L, sf_tensor *dst, const sf_tensor *src, void
         memmove(dst->data, src->data, (size_t)dst->numel * sf_dtype_size(dst->dtype));
         return;
     }
+    if (dst->dtype == src->dtype) { /* the same bytes, as the contiguous copy and the GPU's copy keep */
+        const size_t es = sf_dtype_size(dst->dtype);
+#pragma omp parallel for
+        for (int64_t i = 0; i < dst->numel; i++)
+            memcpy((char *)dst->data + sf_offset_of(dst, i) * (int64_t)es,
+                   (const char *)src->data + sf_offset_of(src, i) * (int64_t)es, es);
+        return;
+    }
 #pragma omp parallel for
     for (int64_t i = 0; i < dst->numel; i++)
         sf_store_from_double(dst->data, dst->dtype, sf_offset_of(dst, i),

@@ -150,8 +150,8 @@ function TestCrossDevice.test_copy_rows_every_unit()
   for _, dt in ipairs({ "f16", "f32", "f64", "i32", "e4m3" }) do
     local src = sf.randn({ 5, 7, 32 }, "f32", { seed = 3 }):to(dt)
     local src_cpu = src:to("cpu")
-    -- columns first..first + n - 1 of rows 8 - rows..7 into rows 2.. of a wider tensor: whole rows
-    -- (merged into one), then offsets of 0, 16, 8 and odd bytes (f16)
+    -- columns first..first + n - 1 of rows 8 - rows..7 into rows 2.. of a taller tensor: whole rows
+    -- (merged into one), then row starts 0, 16, 8, 4 and 2 bytes apart in f16 (odd ones in e4m3)
     for _, c in ipairs({ { 1, 32 }, { 1, 16 }, { 9, 8 }, { 5, 8 }, { 3, 9 }, { 2, 1 } }) do
       local first, n = c[1], c[2]
       for _, rows in ipairs({ 7, 3 }) do
@@ -164,6 +164,22 @@ function TestCrossDevice.test_copy_rows_every_unit()
       end
     end
   end
+  -- rows of 16 bytes that start aligned, whose outer stride (136 bytes) allows only 8-byte units
+  local src = sf.randn({ 5, 34 }, "f32", { seed = 4 })
+  local dst = sf.zeros({ 5, 4 }, "f32")
+  dst:copy(src:slice(2, 1, 4))
+  lu.assertEquals(dst:to("cpu"):totable(), src:to("cpu"):slice(2, 1, 4):to("cpu"):totable(), "outer stride of 136 bytes")
+  -- a prefill's K into a KV cache: [1, T, Hkv, D] of a packed [1, T, H + 2Hkv, D] into rows 3.. of
+  -- [1, capacity, Hkv, D] (the last two dimensions merged into one row), and a size-1 middle one
+  local qkv = sf.randn({ 1, 6, 8, 16 }, "f16", { seed = 5 })
+  local cache, cache_cpu = sf.zeros({ 1, 12, 2, 16 }, "f16"), sf.zeros({ 1, 12, 2, 16 }, "f16", CPU)
+  cache:slice(2, 3, 6):copy(qkv:slice(3, 5, 2))
+  cache_cpu:slice(2, 3, 6):copy(qkv:to("cpu"):slice(3, 5, 2))
+  lu.assertEquals(cache:to("cpu"):totable(), cache_cpu:totable(), "K of a packed QKV into a cache")
+  local a = sf.randn({ 3, 1, 4, 10 }, "f16", { seed = 6 })
+  local b = sf.zeros({ 3, 1, 4, 12 }, "f16")
+  b:slice(4, 2, 10):copy(a)
+  lu.assertEquals(b:slice(4, 2, 10):to("cpu"):totable(), a:to("cpu"):totable(), "a size-1 dimension between")
 end
 
 -- ---------------------------------------------------------------------------------------------
