@@ -891,7 +891,7 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
  * the classic kernels, and one CTA an SM for the mma kernel: its CTA keeps 64 KB of K and V in
  * flight, and every split more is one more partial for the last CTA to merge. On the H100
  * (2026-12-06, kernels/NOTES-decode.md) half its splits ran faster at B = 1: 16 against 33 for
- * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.1). */
+ * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2). */
 extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
 {
     *splits = 1;
