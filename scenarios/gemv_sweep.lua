@@ -4,8 +4,10 @@
 -- TB/s of weights read, and what impl fastest keeps for the shape (the faster of them on its
 -- first call; the decode layer's projections make the same choice). Calls cycle over enough
 -- copies of the weights to be four times the L2, so every call reads them from DRAM.
+-- splits: the GEMV's k splits; 0 lets the op choose, and a list of counts times the GEMV once
+-- for each (a row's "asked" column; "splits" is the count it ran, after rounding to whole chunks).
 -- Usage: sfbench gemv_sweep [model=7b|13b|70b] [m=1,2,4,8,16,32,64] [proj=qkv,o,gate_up,down,lm_head]
---        [dtype=f16] [iters=N] [sample_ms=5] [warmup_ms=100] [timeout=2]
+--        [dtype=f16] [splits=0] [iters=N] [sample_ms=5] [warmup_ms=100] [timeout=2]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -20,6 +22,7 @@ local p = params.get(bench.steady_defaults {
   m = gpu and { 1, 2, 4, 8, 16, 32, 64 } or { 1, 5 },
   proj = PROJS,
   dtype = "f16",
+  splits = { 0 },
   timeout = gpu and 2 or 1,        -- these three shorter than bench.steady_defaults' on the GPU
   sample_ms = gpu and 5 or 0.2,
   warmup_ms = gpu and 100 or 0,
@@ -37,8 +40,15 @@ local shapes = {
   qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
   down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
 }
-local impls = { "cublaslt", "gemv" }
-if dev.hopper_kernels then impls[#impls + 1] = "hopper" end
+for _, n in ipairs(p.splits) do
+  if math.type(n) ~= "integer" or n < 0 then
+    params.usage_error(("bad value '%s' for splits: expected 0 (the op's choice) or a count of splits"):format(n))
+  end
+end
+-- the rows of a point: {impl, splits asked}, the GEMV's once for each count
+local impls = { { "cublaslt" } }
+for _, n in ipairs(p.splits) do impls[#impls + 1] = { "gemv", n } end
+if dev.hopper_kernels then impls[#impls + 1] = { "hopper" } end
 local l2 = dev.l2_bytes or 0
 
 sweep.run {
@@ -46,7 +56,8 @@ sweep.run {
   points = sweep.product({ proj = p.proj, m = p.m }, { "proj", "m" }),
   context_extra = { model = cfg },
   columns = { "proj", "m", "n", "k", { key = "mb", title = "weights MB", fmt = "%.1f" }, "impl",
-    { key = "us", title = "µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" }, "splits",
+    { key = "us", title = "µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
+    { key = "splits_asked", title = "asked" }, "splits",
     { key = "fastest", title = "fastest keeps" } },
   -- what fastest keeps comes of a timing on the first call: an outcome, not a parameter to match
   column_kinds = { fastest = "measurement", splits = "measurement" },
@@ -61,21 +72,22 @@ sweep.run {
     local c = sf.tensor({ m, n }, p.dtype)
     local fastest = sf.ops.gemm { a = x, b = ws[1], c = c, transb = true, impl = "fastest" }
     local rows, rs = {}, {}
-    for _, impl in ipairs(impls) do
-      local call = { a = x, b = ws[1], c = c, transb = true, impl = impl }
+    for _, row in ipairs(impls) do
+      local impl, asked = row[1], row[2]
+      local call = { a = x, b = ws[1], c = c, transb = true, impl = impl, splits = asked ~= 0 and asked or nil }
       -- the Hopper GEMM takes n and k in multiples of 64 only: elsewhere it has no row
       local ok, _, splits = true, nil, nil
       if impl == "hopper" then ok = pcall(sf.ops.gemm, call) else _, splits = sf.ops.gemm(call) end
       if ok then
         local i = 0
-        local r = bench.run({ name = ("%s m=%d %s"):format(pt.proj, m, impl), bytes = bytes, fn = function()
+        local r = bench.run({ name = ("%s m=%d %s%s"):format(pt.proj, m, impl, asked and " splits " .. asked or ""), bytes = bytes, fn = function()
           i = i % sets + 1
           call.b = ws[i]
           sf.ops.gemm(call)
         end }, steady)
         rows[#rows + 1] = { proj = pt.proj, m = m, n = n, k = k, mb = bytes / 1e6, dtype = p.dtype, impl = impl,
           us = r.stats.median * 1e3, tbs = bytes / (r.stats.median / 1e3) / 1e12,
-          splits = impl == "gemv" and splits or nil, fastest = fastest }
+          splits_asked = asked, splits = impl == "gemv" and splits or nil, fastest = fastest }
         rs[#rs + 1] = r
       end
     end

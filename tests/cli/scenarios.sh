@@ -3,7 +3,7 @@
 # exits 0 and writes one JSON result that parses and says it is complete, and whose reported
 # times and rates follow from its samples (tests/cli/sweep_checks.lua); attention_sweep runs once
 # more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs, layer_sweep with the fp8
-# layer. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
+# layer, gemv_sweep with forced split counts. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
 # short; the accepted parameters are read from the scenario itself (its answer to an unknown
 # key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -67,6 +67,7 @@ if wanted attention_sweep; then check_scenario "$SF_SRCDIR/scenarios/attention_s
 if wanted gemm_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemm_sweep.lua" dtype=e4m3; fi
 if wanted ffn_sweep; then check_scenario "$SF_SRCDIR/scenarios/ffn_sweep.lua" dtype=e4m3; fi
 if wanted layer_sweep; then check_scenario "$SF_SRCDIR/scenarios/layer_sweep.lua" impl=fp8; fi
+if wanted gemv_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemv_sweep.lua" splits=0,3 m=1 proj=o,down; fi
 if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
 
 finish

@@ -53,9 +53,24 @@ local FORMULAS = {
     return assert(per_op[r.op], "unknown op " .. tostring(r.op))
   end, scale = 1e12 },
   ab = {},                                                   -- times only: no rate to check
-  -- a row an impl: the weight matrix (n·k, 2 bytes) read once
+  -- a row an impl: the weight matrix (n·k, 2 bytes) read once; the GEMV's rows of a point are one
+  -- for each split count asked, in the order asked
   gemv_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r) return r.n * r.k * 2 end,
-    scale = 1e12 },
+    scale = 1e12, extra = function(doc, check)
+      local asked = {}
+      for _, row in ipairs(doc.rows) do
+        if row.impl == "gemv" then
+          local key = row.proj .. " m=" .. row.m
+          asked[key] = asked[key] or {}
+          table.insert(asked[key], row.splits_asked)
+        end
+      end
+      local want = table.concat(doc.params.splits, ",")
+      for key, got in pairs(asked) do
+        check(table.concat(got, ",") == want, ("%s: gemv rows for splits %s, asked %s"):format(key, table.concat(got, ","), want))
+      end
+      check(next(asked) ~= nil, "no gemv rows")
+    end },
   -- the measured layers' time is the median; tokens/s is the batch (decode) or the prompt
   -- (prefill) over the whole model's time, and the floor the whole model's bytes over the peak
   model_sweep = { check = function(doc, check)
