@@ -137,7 +137,8 @@ __device__ __forceinline__ void attention_block(int block, int batch_heads, int 
  * wait returns once the previous kernel has finished and its writes are visible. Since every
  * kernel waits, one that finishes implies all before it have. grid_dep_launch() lets the next
  * kernel start launching; our kernels call it at once (its CTAs only take multiprocessors that
- * this kernel's CTAs have left). Both are no-ops before sm_90. */
+ * this kernel's CTAs have left). Both are no-ops before sm_90, and wait is one in a kernel launched
+ * without it (launch_with(false, ...)). */
 __device__ __forceinline__ void grid_dep_wait()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -152,16 +153,16 @@ __device__ __forceinline__ void grid_dep_launch()
 #endif
 }
 
-/* Launches kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream
- * serialisation (see grid_dep_wait), plus a cluster of cluster_x CTAs when cluster_x > 1. */
+/* kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialisation when
+ * `pdl` (and sf_pdl_enabled()), plus a cluster of cluster_x CTAs when cluster_x > 1 */
 template <typename... KArgs, typename... Args>
-cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   unsigned cluster_x, Args... args)
+cudaError_t launch_with(bool pdl, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                        unsigned cluster_x, Args... args)
 {
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute attr[2];
     unsigned n = 0;
-    if (sf_pdl_enabled()) {
+    if (pdl && sf_pdl_enabled()) {
         attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         attr[n++].val.programmaticStreamSerializationAllowed = 1;
     }
@@ -179,6 +180,15 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
     lc.numAttrs = n;
     cudaError_t e = cudaLaunchKernelEx(&lc, kernel, static_cast<KArgs>(args)...);
     return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+/* Launches kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream
+ * serialisation (see grid_dep_wait), plus a cluster of cluster_x CTAs when cluster_x > 1. */
+template <typename... KArgs, typename... Args>
+cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   unsigned cluster_x, Args... args)
+{
+    return launch_with(true, kernel, grid, block, smem, stream, cluster_x, args...);
 }
 
 } // namespace sf

@@ -227,7 +227,11 @@ template <typename T, int NT, int L> struct Kernel {
     }
     static int launch(const Params &p, int tiles, cudaStream_t stream)
     {
-        return (int)sf::launch(gemv_kernel<T, NT, L>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, 0, stream, 1, p);
+        /* without programmatic dependent launch: it starts once the kernel before it has
+         * finished. With it, the 7B decode step took 5-8% longer (H100, kernels/NOTES-decode.md,
+         * 2026-12-06); the kernel still lets the next one launch early. */
+        return (int)sf::launch_with(false, gemv_kernel<T, NT, L>, dim3((unsigned)p.splits, (unsigned)tiles), kThreads, 0,
+                                    stream, 1, p);
     }
 };
 
