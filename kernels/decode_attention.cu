@@ -47,6 +47,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kVec = 8;            /* 16-bit elements per 16-byte vector */
 constexpr int kMaxRows = 8;        /* query rows of one CTA */
 constexpr int kMinChunk = 64;      /* keys: the shortest split the automatic rule makes */
+constexpr int kPagedMaxSplits = 16; /* the most it makes for the mma kernel over a paged cache */
 constexpr int kCombineThreads = 128; /* a combine CTA's threads, each 8 elements of an output row */
 
 struct Params {
@@ -781,7 +782,8 @@ template <typename T, int D> struct MmaSplit {
     static constexpr int ROWS = kMmaRows, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = true;
-    /* a wave of splits: one CTA an SM, though two fit (see sf_decode_attention_splits) */
+    /* a wave of splits: one CTA an SM, though two fit; two over a paged cache (see
+     * sf_decode_attention_splits) */
     static constexpr int WAVE_PER_SM = 1;
     static constexpr auto kernel = decode_mma_kernel<T, D, kMmaStages>;
 };
@@ -891,7 +893,13 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
  * the classic kernels, and one CTA an SM for the mma kernel: its CTA keeps 64 KB of K and V in
  * flight, and every split more is one more partial for the last CTA to merge. On the H100
  * (2026-12-06, kernels/NOTES-decode.md) half its splits ran faster at B = 1: 16 against 33 for
- * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2). */
+ * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2).
+ * A paged cache is the exception: each key's page index is a load its K and V wait on, which the
+ * mma kernel hides better at its occupancy of two CTAs an SM, up to kPagedMaxSplits splits; past
+ * that, the last CTA's merge of every partial costs more than the extra CTAs bring. With pages
+ * of 16 (H100, 2026-12-06) this count was the fastest of six forced ones, or within 3.4% of it,
+ * at each of 16 points, where one CTA an SM was up to 4.9% behind the fastest (32/32 heads, B = 1,
+ * N = 4096: 29.5 against 30.8 µs). */
 extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
 {
     *splits = 1;
@@ -910,8 +918,10 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
         });
     if (e != 0) return e;
     const int64_t base = (int64_t)a->batch * a->n_kv_heads * blocks;
-    const int per_sm = wave_per_sm > 0 ? wave_per_sm : ctas > 0 ? ctas : 1;
+    const bool paged_mma = wave_per_sm > 0 && a->block_table;
+    const int per_sm = wave_per_sm > 0 && !paged_mma ? wave_per_sm : ctas > 0 ? ctas : 1;
     int64_t n = (int64_t)sms * per_sm / base;
+    if (paged_mma && n > kPagedMaxSplits) n = kPagedMaxSplits;
     const int64_t len = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
     const int64_t by_length = (len + kMinChunk - 1) / kMinChunk;
     if (n > by_length) n = by_length;
