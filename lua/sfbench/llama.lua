@@ -35,7 +35,7 @@ local llama = {}
 function llama.flops(cfg, batch, seq)
   local T, d, hd = batch * seq, cfg.hidden, cfg.head_dim
   local qkv = 2 * T * d * (cfg.heads + 2 * cfg.kv_heads) * hd
-  local o = 2 * T * d * d
+  local o = 2 * T * d * cfg.heads * hd
   local ffn = 3 * 2 * T * d * cfg.intermediate
   local attention = 4 * batch * cfg.heads * seq * seq * hd / 2
   return qkv + o + ffn + attention

@@ -291,7 +291,7 @@ def layer_flops(shape, seq):
     """sfbench.llama's llama.flops for B = 1: the projections, the FFN, causal attention (half)"""
     d, h, hkv, inter = shape["hidden"], shape["heads"], shape["kv_heads"], shape["intermediate"]
     hd = d // h
-    return 2 * seq * d * (h + 2 * hkv) * hd + 2 * seq * d * d + 3 * 2 * seq * d * inter + 4 * h * seq * seq * hd / 2
+    return 2 * seq * d * (h + 2 * hkv) * hd + 2 * seq * d * h * hd + 3 * 2 * seq * d * inter + 4 * h * seq * seq * hd / 2
 
 
 def layer_rows(model, seqs):

@@ -18,7 +18,7 @@ local function layer_flops(r, doc)
   local m = doc.context.model
   local T, d, hd = r.batch * r.seq, m.hidden, m.head_dim
   return 2 * T * d * (m.heads + 2 * m.kv_heads) * hd      -- the q, k and v projections
-    + 2 * T * d * d                                        -- the output projection
+    + 2 * T * d * m.heads * hd                               -- the output projection
     + 3 * 2 * T * d * m.intermediate                       -- gate, up and down
     + 4 * r.batch * m.heads * r.seq * r.seq * hd / 2       -- causal attention: half the scores
 end
@@ -36,7 +36,7 @@ local FORMULAS = {
   layer_sweep = { rate = "tflops", amount = layer_flops, extra = function(doc, check)
     local m = doc.context.model
     local d = m.hidden
-    local elems = d * (m.heads + 2 * m.kv_heads) * m.head_dim + d * d + 3 * d * m.intermediate
+    local elems = d * (m.heads + 2 * m.kv_heads) * m.head_dim + d * m.heads * m.head_dim + 3 * d * m.intermediate
     for i, row in ipairs(doc.rows) do
       local bytes = elems * (row.impl == "fp8" and 1 or 2)
       check(type(row.peak_mib) == "number" and row.peak_mib * 2 ^ 20 >= bytes,
