@@ -782,8 +782,8 @@ template <typename T, int D> struct MmaSplit {
     static constexpr int ROWS = kMmaRows, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = true;
-    /* a wave of splits: one CTA an SM, though two fit; two over a paged cache (see
-     * sf_decode_attention_splits) */
+    /* a wave of splits: one CTA an SM, though two fit (at D = 128 on the H100); over a paged
+     * cache, the occupancy (see sf_decode_attention_splits) */
     static constexpr int WAVE_PER_SM = 1;
     static constexpr auto kernel = decode_mma_kernel<T, D, kMmaStages>;
 };
@@ -897,9 +897,9 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
  * A paged cache is the exception: each key's page index is a load its K and V wait on, which the
  * mma kernel hides better at its occupancy of two CTAs an SM, up to kPagedMaxSplits splits; past
  * that, the last CTA's merge of every partial costs more than the extra CTAs bring. With pages
- * of 16 (H100, 2026-12-06) this count was the fastest of six forced ones, or within 3.4% of it,
- * at each of 16 points, where one CTA an SM was up to 4.9% behind the fastest (32/32 heads, B = 1,
- * N = 4096: 29.5 against 30.8 µs). */
+ * of 16 (H100, 2026-12-06) this count was the fastest of the six timed (2, 4, 8, 16, 33 and one
+ * CTA an SM), or within 3.4% of it, at each of 16 points, where one CTA an SM was up to 4.9%
+ * behind the fastest (32/32 heads, B = 4, N = 16384: 384.0 against 366.2 µs). */
 extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
 {
     *splits = 1;

@@ -35,7 +35,7 @@ int sf_compare_cuda(const void *out, sf_dtype out_dtype, const sf_layout *ol, co
 /* Whether our kernels on the current device are launched with programmatic dependent launch
  * (kernels/common.cuh, sf::launch): on a device of compute capability 9.0 or later, unless
  * SFBENCH_PDL=0 is in the environment (read once), which starts every kernel only after the
- * previous one has finished. */
+ * previous one has finished. The decode GEMV never uses it (kernels/gemv.cu). */
 int sf_pdl_enabled(void);
 /* a one-thread kernel that holds `stream` until *release (host-mapped) becomes non-zero */
 int sf_spin_cuda(volatile int *release, int *timed_out, long long timeout_cycles, void *stream);

@@ -38,8 +38,8 @@ static void usage(FILE *f)
             "Environment: SFBENCH_DATADIR overrides where scenarios and Lua modules are found;\n"
             "SFBENCH_PDL=0 starts each of our kernels only after the previous one has finished\n"
             "(by default, on cc 9.0+, programmatic dependent launch overlaps a kernel's start with\n"
-            "the previous one's tail); SFBENCH_DECODE_VARIANT (mma, the default, base, ring, ring48)\n"
-            "picks the decode attention kernel's variant.\n\n"
+            "the previous one's tail; the decode GEMV always starts after it); SFBENCH_DECODE_VARIANT\n"
+            "(mma, the default, base, ring, ring48) picks the decode attention kernel's variant.\n\n"
             "Under mpirun or srun each process is a rank (see doc/API.md, Several GPUs).\n\n"
             "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error, 2 usage error,\n"
             "130 interrupted (the points measured so far are saved).\n",

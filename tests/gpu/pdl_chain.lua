@@ -24,7 +24,7 @@ for _ = 1, 30 do
   sf.ops.attention { q = q4, k = k4, v = v4, out = attn4, causal = true, impl = "hopper" }
   sf.ops.gemm { a = attn, b = wo, c = x, beta = 1, transb = true, impl = "hopper" } -- x += attn·woᵀ
   sf.ops.add { a = x, b = h, out = x }
-  -- a decode step's projection on the first 8 rows: x8 += rmsnorm(x8)·wdᵀ
+  -- a decode step's projection on the first 8 rows: x8 += rmsnorm(x8)·wdᵀ, then x8 += h8
   local x8, h8 = x:slice(1, 1, 8), h:slice(1, 1, 8)
   sf.ops.rmsnorm { x = x8, weight = wn, out = h8, eps = 1e-5 }
   sf.ops.gemm { a = h8, b = wd, c = x8, beta = 1, transb = true, impl = "gemv" }
