@@ -40,10 +40,13 @@ local shapes = {
   qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
   down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
 }
+local seen = {}
 for _, n in ipairs(p.splits) do
   if math.type(n) ~= "integer" or n < 0 then
     params.usage_error(("bad value '%s' for splits: expected 0 (the op's choice) or a count of splits"):format(n))
   end
+  if seen[n] then params.usage_error(("splits: %d is listed twice"):format(n)) end
+  seen[n] = true
 end
 -- the rows of a point: {impl, splits asked}, the GEMV's once for each count
 local impls = { { "cublaslt" } }
@@ -80,7 +83,7 @@ sweep.run {
       if impl == "hopper" then ok = pcall(sf.ops.gemm, call) else _, splits = sf.ops.gemm(call) end
       if ok then
         local i = 0
-        local r = bench.run({ name = ("%s m=%d %s%s"):format(pt.proj, m, impl, asked and " splits " .. asked or ""), bytes = bytes, fn = function()
+        local r = bench.run({ name = ("%s m=%d %s%s"):format(pt.proj, m, impl, (asked or 0) > 0 and " splits " .. asked or ""), bytes = bytes, fn = function()
           i = i % sets + 1
           call.b = ws[i]
           sf.ops.gemm(call)

@@ -54,7 +54,8 @@ local FORMULAS = {
   end, scale = 1e12 },
   ab = {},                                                   -- times only: no rate to check
   -- a row an impl: the weight matrix (n·k, 2 bytes) read once; the GEMV's rows of a point are one
-  -- for each split count asked, in the order asked
+  -- for each split count asked, in the order asked (the layout only: on the CPU backend the
+  -- reference runs whatever is asked, and validate_gemv checks forced splits on the GPU)
   gemv_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r) return r.n * r.k * 2 end,
     scale = 1e12, extra = function(doc, check)
       local asked = {}
