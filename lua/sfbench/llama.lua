@@ -133,13 +133,19 @@ function llama.shard_weights(cfg, w, rank, world)
   }
 end
 
+-- w.wq, w.wk and w.wv made views of the rows of [Wq; Wk; Wv] in wqkv
+local function qkv_views(cfg, w, wqkv)
+  local H, Hkv, hd = cfg.heads, cfg.kv_heads, cfg.head_dim
+  w.wq, w.wk, w.wv = wqkv:slice(1, 1, H * hd), wqkv:slice(1, H * hd + 1, Hkv * hd), wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd)
+end
+
 -- [Wq; Wk; Wv]: the rows of one QKV GEMM's weight
 local function pack_qkv(cfg, w)
   local H, Hkv, hd = cfg.heads, cfg.kv_heads, cfg.head_dim
   local wqkv = sf.tensor({ (H + 2 * Hkv) * hd, cfg.hidden }, w.wq:dtype(), { device = w.wq:device() })
-  wqkv:slice(1, 1, H * hd):copy(w.wq)
-  wqkv:slice(1, H * hd + 1, Hkv * hd):copy(w.wk)
-  wqkv:slice(1, (H + Hkv) * hd + 1, Hkv * hd):copy(w.wv)
+  local rows = {}
+  qkv_views(cfg, rows, wqkv)
+  for _, k in ipairs({ "wq", "wk", "wv" }) do rows[k]:copy(w[k]) end
   return wqkv
 end
 
@@ -668,7 +674,9 @@ end
 -- The whole model with random weights: embedding, `layers` decoder layers (fewer than the
 -- config's to run a subset), final RMSNorm, lm_head, and a KV cache of `capacity` tokens for each
 -- of `batch` sequences (paged with page_size); weights_from: another model whose weights this one
--- takes (converted to its dtype and device: a reference in f64 on the CPU). M.prefill(P, tokens)
+-- takes (converted to its dtype and device: a reference in f64 on the CPU). M.weights[l] and
+-- M.packed[l]: layer l's weights and llama.pack_weights of them, wq, wk and wv being views of the
+-- rows of M.packed[l].wqkv. M.prefill(P, tokens)
 -- runs B prompts of P tokens (tokens: B·P ids, row by row, or nil for random ones) through the
 -- optimized layer, filling the cache, and returns the last tokens' logits [B, vocab]; M.decode(tokens) runs one
 -- decode step of B new tokens, extending the cache. For timing, M.begin_prefill(P, tokens) and
@@ -695,6 +703,7 @@ function llama.model(cfg, opts)
   for l = 1, N do
     M.weights[l] = from and copy_weights(from.weights[l], dtype, device) or random_weights(cfg, dtype, device, seed + 16 * l)
     M.packed[l] = from and copy_weights(from.packed[l], dtype, device) or llama.pack_weights(cfg, M.weights[l])
+    qkv_views(cfg, M.weights[l], M.packed[l].wqkv) -- not a second copy of them (w1 and w3 still are)
   end
   local own = from and copy_weights({ embed = from.embed, norm = from.norm, lm_head = from.lm_head }, dtype, device) or {
     embed = sf.randn({ V, d }, dtype, { seed = seed + 1, std = 1, device = device }),

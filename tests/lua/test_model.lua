@@ -65,6 +65,27 @@ function TestModel.test_weights_from_and_subset()
     "'weights_from' must be a model of the same config and layers")
 end
 
+-- a model's wq, wk and wv share the packed QKV weight's memory, and are its right rows: the
+-- baseline layer, which projects with them one by one, gives the optimized layer's output
+function TestModel.test_unpacked_qkv_weights_are_the_packed_rows()
+  local M = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f64", device = "cpu", seed = 3 })
+  local w = M.weights[1]
+  local base = llama.layer(cfg, { impl = "baseline", seq = 5, dtype = "f64", device = "cpu", weights = w })
+  local opt = llama.layer(cfg, { impl = "optimized", seq = 5, dtype = "f64", device = "cpu", weights = w,
+    packed = M.packed[1] })
+  local x = sf.randn({ 5, cfg.hidden }, "f64", { seed = 4, device = "cpu" })
+  base.input:copy(x)
+  opt.input:copy(x)
+  base.forward()
+  opt.forward()
+  local r = sf.compare(base.output, opt.output)
+  lu.assertTrue(r.rel_l2 < 1e-12 and r.ref_norm > 0, ("baseline against optimized: %.3g"):format(r.rel_l2))
+  -- one copy: writing the packed rows shows through wk
+  local before = w.wk:get(1, 1)
+  M.packed[1].wqkv:slice(1, cfg.heads * cfg.head_dim + 1, 1):fill(before + 1)
+  lu.assertEquals(w.wk:get(1, 1), before + 1)
+end
+
 function TestModel.test_stages_and_profile()
   local M = llama.model(cfg, { batch = 3, capacity = 8, layers = 2, dtype = "f32", device = "cpu" })
   local list = M.begin_decode { context = 4 }
