@@ -76,6 +76,35 @@ template <typename T, int VEC> union items {
     T e[VEC];
 };
 
+/* RoPE's cos and sin at `position` for one frequency: one fp32 product, never fused into
+ * sincosf's range reduction, so the CPU reference forms the same angle bit for bit (the rope and
+ * kv_append kernels both take it from here) */
+__device__ __forceinline__ float2 rope_cos_sin(float position, float inv_freq)
+{
+    const float angle = __fmul_rn(position, inv_freq);
+    float s, c;
+    sincosf(angle, &s, &c);
+    return make_float2(c, s);
+}
+
+/* the pair (x1, x2), frequency partners half a head apart, turned by the angle of cs = (cos, sin);
+ * each rounding spelled out, so that every kernel that turns pairs forms the same bits (left to
+ * the compiler, which product an fma takes varies with the code around it) */
+__device__ __forceinline__ float2 rope_rotate(float x1, float x2, float2 cs)
+{
+    return make_float2(__fsub_rn(__fmul_rn(x1, cs.x), __fmul_rn(x2, cs.y)), __fmaf_rn(x1, cs.y, __fmul_rn(x2, cs.x)));
+}
+
+/* whether p and the strides of the dimensions longer than 1 of an n-dimensional view allow
+ * vectors of `vec` elements (16 bytes): p 16-byte aligned, each such stride a multiple of vec */
+inline bool vec_fits(const void *p, const int64_t *stride, const int64_t *shape, int n, int vec)
+{
+    if ((uintptr_t)p % 16) return false;
+    for (int i = 0; i < n; i++)
+        if (shape[i] > 1 && stride[i] % vec) return false;
+    return true;
+}
+
 /* 0.5·(1 + tanh(y)) = sigmoid(2y): one exp and one divide instead of tanhf, exact identity.
  * Large |x| saturates cleanly: exp → inf gives x/inf = -0, exp → 0 gives x. */
 __device__ __forceinline__ float gelu_tanh(float x)

@@ -56,26 +56,13 @@ __global__ void __launch_bounds__(kThreads) kv_append_kernel(const __grid_consta
     if (row < a.heads + a.kv_heads) {
 #pragma unroll
         for (int e = 0; e < VEC; e++) {
-            /* the rope kernel's angle, bit for bit: one fp32 product, not fused into sincosf */
-            const float angle = __fmul_rn((float)p, a.inv_freq[d + e]);
-            float s, co;
-            sincosf(angle, &s, &co);
-            const float x1 = tr::to_f(lo.e[e]), x2 = tr::to_f(hi.e[e]);
-            lo.e[e] = tr::from_f(x1 * co - x2 * s);
-            hi.e[e] = tr::from_f(x2 * co + x1 * s);
+            const float2 r = sf::rope_rotate(tr::to_f(lo.e[e]), tr::to_f(hi.e[e]), sf::rope_cos_sin((float)p, a.inv_freq[d + e]));
+            lo.e[e] = tr::from_f(r.x);
+            hi.e[e] = tr::from_f(r.y);
         }
     }
     *reinterpret_cast<vec_t *>(dst) = lo.raw;
     *reinterpret_cast<vec_t *>(dst + half) = hi.raw;
-}
-
-/* 16-byte aligned, and the stride of every dimension longer than 1 a whole number of vectors */
-bool vec_fits(const void *p, const int64_t *stride, const int64_t *shape, int n, int vec)
-{
-    if ((uintptr_t)p % 16) return false;
-    for (int i = 0; i < n; i++)
-        if (shape[i] > 1 && stride[i] % vec) return false;
-    return true;
 }
 
 template <typename T> int launch(const sf_kv_append_args *a, cudaStream_t stream)
@@ -84,8 +71,8 @@ template <typename T> int launch(const sf_kv_append_args *a, cudaStream_t stream
     const int64_t half = a->head_dim / 2;
     const int64_t kv_shape[3] = {a->batch, a->tokens, a->kv_heads}, q_shape[3] = {a->batch, a->tokens, a->heads};
     /* the caches are contiguous: their strides are multiples of D, so of VEC where half is */
-    const bool vec = half % VEC == 0 && vec_fits(a->k, a->k_stride, kv_shape, 3, VEC) &&
-                     vec_fits(a->v, a->v_stride, kv_shape, 3, VEC) && (!a->q || vec_fits(a->q, a->q_stride, q_shape, 3, VEC)) &&
+    const bool vec = half % VEC == 0 && sf::vec_fits(a->k, a->k_stride, kv_shape, 3, VEC) &&
+                     sf::vec_fits(a->v, a->v_stride, kv_shape, 3, VEC) && (!a->q || sf::vec_fits(a->q, a->q_stride, q_shape, 3, VEC)) &&
                      (uintptr_t)a->k_cache % 16 == 0 && (uintptr_t)a->v_cache % 16 == 0;
     const int chunks = (int)(vec ? half / VEC : half);
     const int64_t items = a->batch * a->tokens * (a->heads + 2 * a->kv_heads) * chunks;

@@ -294,12 +294,7 @@ __global__ void __launch_bounds__(kRopeThreads, 4) rope_kernel(const __grid_cons
                 const int slot = k / half, i = k - slot * half;
                 const int nn = n0 + slot, db = nn / seq, n = nn - db * seq;
                 const int64_t first = a.positions ? (int64_t)a.positions[b0 + db] : a.pos_offset;
-                /* one fp32 product, never fused into sincosf's range reduction: the CPU reference
-                 * forms the same angle bit for bit */
-                const float angle = __fmul_rn((float)(first + n), a.inv_freq[i]);
-                float s, c;
-                sincosf(angle, &s, &c);
-                cos_sin[k] = make_float2(c, s);
+                cos_sin[k] = sf::rope_cos_sin((float)(first + n), a.inv_freq[i]);
             }
             __syncthreads();
         }
@@ -308,10 +303,9 @@ __global__ void __launch_bounds__(kRopeThreads, 4) rope_kernel(const __grid_cons
             if (p[u]) {
 #pragma unroll
                 for (int e = 0; e < VEC; e++) {
-                    const float2 cs = cos_sin[tab[u] + e];
-                    const float x1 = tr::to_f(lo[u].e[e]), x2 = tr::to_f(hi[u].e[e]);
-                    lo[u].e[e] = tr::from_f(x1 * cs.x - x2 * cs.y);
-                    hi[u].e[e] = tr::from_f(x2 * cs.x + x1 * cs.y);
+                    const float2 r = sf::rope_rotate(tr::to_f(lo[u].e[e]), tr::to_f(hi[u].e[e]), cos_sin[tab[u] + e]);
+                    lo[u].e[e] = tr::from_f(r.x);
+                    hi[u].e[e] = tr::from_f(r.y);
                 }
                 *reinterpret_cast<vec_t *>(p[u]) = lo[u].raw;
                 *reinterpret_cast<vec_t *>(p[u] + half) = hi[u].raw;
@@ -340,9 +334,8 @@ template <typename T, int VEC> int launch_rope(const sf_rope_args *a, cudaStream
 template <typename T> int rope_for_type(const sf_rope_args *a, cudaStream_t stream)
 {
     constexpr int VEC = 16 / sizeof(T);
-    bool vec_ok = (a->head_dim / 2) % VEC == 0 && aligned16(a->x);
     const int64_t shape[3] = {a->batch, a->seq, a->heads};
-    for (int d = 0; d < 3; d++) vec_ok = vec_ok && (shape[d] == 1 || a->stride[d] % VEC == 0);
+    const bool vec_ok = (a->head_dim / 2) % VEC == 0 && sf::vec_fits(a->x, a->stride, shape, 3, VEC);
     return vec_ok ? launch_rope<T, VEC>(a, stream) : launch_rope<T, 1>(a, stream);
 }
 
