@@ -53,11 +53,7 @@ end
 for _, ps in ipairs(p.page) do
   if math.type(ps) ~= "integer" or ps < 0 then error(("page %s: 0 (contiguous) or a page size"):format(ps), 0) end
 end
-for _, n in ipairs(p.splits) do
-  if math.type(n) ~= "integer" or n < 0 then
-    params.usage_error(("bad value '%s' for splits: expected 0 (the op's choice) or a count of splits"):format(n))
-  end
-end
+params.split_counts("splits", p.splits)
 
 local peak, peak_from = bench.peak_dram(p.peak_tbs)
 local l2 = dev.l2_bytes or 0

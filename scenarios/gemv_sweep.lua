@@ -40,14 +40,7 @@ local shapes = {
   qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
   down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
 }
-local seen = {}
-for _, n in ipairs(p.splits) do
-  if math.type(n) ~= "integer" or n < 0 then
-    params.usage_error(("bad value '%s' for splits: expected 0 (the op's choice) or a count of splits"):format(n))
-  end
-  if seen[n] then params.usage_error(("splits: %d is listed twice"):format(n)) end
-  seen[n] = true
-end
+params.split_counts("splits", p.splits)
 -- the rows of a point: {impl, splits asked}, the GEMV's once for each count
 local impls = { { "cublaslt" } }
 for _, n in ipairs(p.splits) do impls[#impls + 1] = { "gemv", n } end

@@ -86,6 +86,19 @@ local function sorted_keys(t)
   return keys
 end
 
+-- A list parameter of split counts (decode_sweep's and gemv_sweep's `splits`): each 0 (the op's
+-- choice) or a count, none twice (two rows of one count could not be told apart); a usage error
+-- naming `key` otherwise. Returns the list.
+function params.split_counts(key, list)
+  local seen = {}
+  for _, n in ipairs(list) do
+    if math.type(n) ~= "integer" or n < 0 then bad(n, key, "0 (the op's choice) or a count of splits") end
+    if seen[n] then usage_error(("%s: %d is listed twice"):format(key, n)) end
+    seen[n] = true
+  end
+  return list
+end
+
 function params.get(spec, choices)
   if type(spec) ~= "table" then
     error("params.get: expected a table of parameter defaults", 2)
