@@ -5,6 +5,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "autotune.h"
+#include "timing.h"
 #include "cuda_check.h"
 
 static int cmp_float(const void *a, const void *b)
@@ -13,25 +14,56 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* one round of sf_fastest, queued while the stream is held: each candidate from a cold L2, between
+ * its two events */
+typedef struct round_ctx {
+    int n;
+    void (*run)(void *ctx, int i);
+    void *ctx, *stream;
+    cudaEvent_t *ev;
+} round_ctx;
+
+static int queue_round(lua_State *L)
+{
+    const round_ctx *r = (const round_ctx *)lua_touserdata(L, 1);
+    for (int i = 0; i < r->n; i++) {
+        sf_flush_l2(L, r->stream);
+        SF_CUDA(L, cudaEventRecord(r->ev[2 * i], (cudaStream_t)r->stream));
+        r->run(r->ctx, i);
+        SF_CUDA(L, cudaEventRecord(r->ev[2 * i + 1], (cudaStream_t)r->stream));
+    }
+    return 0;
+}
+
 int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, void *stream, int rounds)
 {
     float ms[SF_FASTEST_MAX][SF_FASTEST_ROUNDS];
-    cudaEvent_t ev[SF_FASTEST_MAX + 1];
+    cudaEvent_t ev[2 * SF_FASTEST_MAX];
     if (n < 1 || n > SF_FASTEST_MAX || rounds < 1 || rounds > SF_FASTEST_ROUNDS)
         luaL_error(L, "internal: sf_fastest takes 1..%d candidates and 1..%d rounds", SF_FASTEST_MAX, SF_FASTEST_ROUNDS);
-    for (int i = 0; i <= n; i++) SF_CUDA(L, cudaEventCreate(&ev[i]));
-    for (int i = 0; i < n; i++) run(ctx, i); /* warm-up: first-call setup, caches, clocks */
-    for (int r = 0; r < rounds; r++) {
-        /* back to back, as in a timed loop; candidate i runs between events i and i + 1 */
-        SF_CUDA(L, cudaEventRecord(ev[0], (cudaStream_t)stream));
-        for (int i = 0; i < n; i++) {
-            run(ctx, i);
-            SF_CUDA(L, cudaEventRecord(ev[i + 1], (cudaStream_t)stream));
-        }
-        SF_CUDA(L, cudaEventSynchronize(ev[n]));
-        for (int i = 0; i < n; i++) SF_CUDA(L, cudaEventElapsedTime(&ms[i][r], ev[i], ev[i + 1]));
+    /* warm-up: first-call setup (nested choices, plans, workspaces), caches, clocks; and the
+     * flush buffer's allocation, which must not happen under the hold */
+    for (int i = 0; i < n; i++) {
+        sf_flush_l2(L, stream);
+        run(ctx, i);
     }
-    for (int i = 0; i <= n; i++) cudaEventDestroy(ev[i]);
+    for (int i = 0; i < 2 * n; i++) SF_CUDA(L, cudaEventCreate(&ev[i]));
+    round_ctx rc = {n, run, ctx, stream, ev};
+    for (int r = 0; r < rounds; r++) {
+        const int held = sf_hold(L, stream);
+        lua_pushcfunction(L, queue_round);
+        lua_pushlightuserdata(L, &rc);
+        const int status = lua_pcall(L, 1, 0, 0);
+        if (held) sf_release();
+        cudaError_t e = status == LUA_OK ? cudaEventSynchronize(ev[2 * n - 1]) : cudaSuccess;
+        for (int i = 0; i < n && e == cudaSuccess; i++) e = cudaEventElapsedTime(&ms[i][r], ev[2 * i], ev[2 * i + 1]);
+        if (status != LUA_OK || e != cudaSuccess) {
+            for (int i = 0; i < 2 * n; i++) cudaEventDestroy(ev[i]);
+            if (status != LUA_OK) lua_error(L); /* the candidate's error, on the stack */
+            SF_CUDA(L, e);
+        }
+    }
+    for (int i = 0; i < 2 * n; i++) cudaEventDestroy(ev[i]);
     int best = 0;
     float best_ms = 0;
     for (int i = 0; i < n; i++) {

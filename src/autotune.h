@@ -4,10 +4,15 @@
 #include <stdint.h>
 #include <lua.h>
 /* Which of n ways of doing one piece of work is fastest on `stream`: each runs once untimed,
- * then `rounds` rounds run every candidate once, back to back, each timed with events; the
- * smallest median wins (index returned). Interleaving keeps the comparison fair on a
- * power-limited GPU, whose clock drops within milliseconds of sustained load: timed one after
- * another, the first candidate would run on a cooler, faster chip. run(ctx, i) runs candidate i. */
+ * then `rounds` rounds run every candidate once, back to back, each timed with events from a cold
+ * L2 (as the weights a decode step streams once are); the smallest median wins (index returned).
+ * A round is queued while the stream is held (timing.h), so the GPU runs it as one batch: a
+ * candidate's time is its GPU work, not the host's time to launch it (without the hold, the first
+ * of a round was charged its own launch latency, and a slow launcher lost to a slower kernel).
+ * Interleaving keeps the comparison fair on a power-limited GPU, whose clock drops within
+ * milliseconds of sustained load: timed one after another, the first candidate would run on a
+ * cooler, faster chip. run(ctx, i) runs candidate i; an error it raises ends the round (the hold
+ * released) and is raised again. */
 #define SF_FASTEST_MAX 16
 #define SF_FASTEST_ROUNDS 15
 int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, void *stream, int rounds);

@@ -33,7 +33,7 @@ int sf_host_interrupted(void);
 void sf_register_tensor(lua_State *L);   /* tensor.c: sf.tensor, sf.randn, sf.zeros, ... */
 void sf_register_device(lua_State *L);   /* device.c: sf.device, sf.memory, sf.clocks, ... */
 void sf_register_stream(lua_State *L);   /* stream.c: sf.stream, sf.event, sf.elapsed, sf.now */
-void sf_register_timing(lua_State *L);   /* timing.c: sf.flush_l2, sf.hold, sf.release */
+void sf_register_timing(lua_State *L);   /* timing.c: sf.flush_l2, sf.hold, sf.release (timing.h: their C side) */
 void sf_timing_release(void);            /* timing.c: frees the flush buffer and the hold flag */
 void sf_register_ops(lua_State *L);      /* ops.c: sf.ops.NAME{...}, sf.op(name, {...}), sf.op_list() */
 void sf_register_compare(lua_State *L);  /* compare.c: sf.compare, sf.compare_rows */

@@ -6,6 +6,7 @@
 #include "sfbench.h"
 #include "stream.h"
 #include "host.h"
+#include "timing.h"
 #ifdef SF_HAVE_CUDA
 #include "cuda_check.h"
 #include "tensor_ops.h"
@@ -16,9 +17,8 @@
 static void *flush_buf[2];
 static size_t flush_bytes[2];
 
-static int l_flush_l2(lua_State *L)
+void sf_flush_l2(lua_State *L, void *stream)
 {
-    void *stream = sf_opt_stream(L, 1);
     sf_device_kind dev = sf_dev.kind;
     if (!flush_buf[dev]) {
         size_t n = (size_t)64 << 20;                       /* CPU: larger than any L3 we meet */
@@ -35,11 +35,16 @@ static int l_flush_l2(lua_State *L)
 #ifdef SF_HAVE_CUDA
     if (dev == SF_DEV_CUDA) {
         SF_CUDA(L, cudaMemsetAsync(flush_buf[dev], 0, flush_bytes[dev], (cudaStream_t)stream));
-        return 0;
+        return;
     }
 #endif
     (void)stream;
     memset(flush_buf[dev], (int)(sf_now() * 1e3) & 0xff, flush_bytes[dev]);
+}
+
+static int l_flush_l2(lua_State *L)
+{
+    sf_flush_l2(L, sf_opt_stream(L, 1));
     return 0;
 }
 
@@ -49,12 +54,10 @@ static int l_flush_l2(lua_State *L)
  * false when it did (the batch then ran while it was being queued). No-ops on the CPU backend. */
 static struct { volatile int *flag; int *timed_out; int *dev_flag, *dev_timed_out; int held; } hold;
 
-static int l_hold(lua_State *L)
+int sf_hold(lua_State *L, void *stream)
 {
-    void *stream = sf_opt_stream(L, 1);
-    if (sf_dev.kind != SF_DEV_CUDA) return 0;
+    if (sf_dev.kind != SF_DEV_CUDA || hold.held) return 0;
 #ifdef SF_HAVE_CUDA
-    if (hold.held) return luaL_error(L, "hold: the stream is already held (call sf.release first)");
     if (!hold.flag) {
         void *h;
         SF_CUDA(L, cudaHostAlloc(&h, 2 * sizeof(int), cudaHostAllocMapped));
@@ -69,21 +72,33 @@ static int l_hold(lua_State *L)
     *hold.timed_out = 0;
     SF_CUDA(L, sf_spin_cuda(hold.dev_flag, hold.dev_timed_out, (long long)khz * 1000, stream));
     hold.held = 1;
+    return 1;
 #else
+    (void)L;
     (void)stream;
+    return 0;
 #endif
+}
+
+int sf_release(void)
+{
+    if (!hold.held) return 1;
+    __atomic_store_n(hold.flag, 1, __ATOMIC_SEQ_CST);
+    hold.held = 0;
+    return !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST);
+}
+
+static int l_hold(lua_State *L)
+{
+    void *stream = sf_opt_stream(L, 1);
+    if (hold.held) return luaL_error(L, "hold: the stream is already held (call sf.release first)");
+    sf_hold(L, stream);
     return 0;
 }
 
 static int l_release(lua_State *L)
 {
-    if (!hold.held) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    __atomic_store_n(hold.flag, 1, __ATOMIC_SEQ_CST);
-    hold.held = 0;
-    lua_pushboolean(L, !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST));
+    lua_pushboolean(L, sf_release());
     return 1;
 }
 
