@@ -11,9 +11,11 @@
 -- layers=N runs the first N layers only (70B at f16 does not fit one GPU): the measured ms is of
 -- N layers; "model ms" scales the layers' share of it (their stages' share of the profile) to
 -- the whole model, and the floor is the whole model's; the table says so. Decode points whose
--- cache does not fit the free memory are left out with a note.
+-- cache does not fit the free memory are left out with a note. gemm: the impl of the decode step's
+-- attention projections and lm_head (gemm's impl; the FFN's fused op makes its own choice).
 -- Usage: sfbench model_sweep [model=7b|13b|70b] [layers=0] (0: all) [prompt=512,1024,2048,4096]
 --        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16] [page=0] [launch=stream,graph]
+--        [gemm=fastest|cublaslt|gemv|hopper]
 --        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500] [profile_iters=10]
 local sf = require "sfbench"
 local params = require "sfbench.params"
@@ -31,10 +33,12 @@ local p = params.get(bench.steady_defaults {
   context = gpu and { 1024, 4096, 16384 } or { 8, 16 },
   dtype = "f16",
   page = 0,                        -- 0: a contiguous cache; else its page size
+  gemm = "fastest",
   launch = gpu and { "stream", "graph" } or { "stream" },
   peak_tbs = 0,
   profile_iters = gpu and 10 or 1,
-}, { model = models.names(), dtype = { "f16", "bf16" }, launch = { "stream", "graph" } })
+}, { model = models.names(), dtype = { "f16", "bf16" }, launch = { "stream", "graph" },
+  gemm = { "fastest", "cublaslt", "gemv", "hopper" } })
 local steady = bench.steady(p)
 bench.launches(p.launch)
 local cfg = models.get(p.model)
@@ -84,7 +88,7 @@ local function model_for(B)
   for _, ctx in ipairs(contexts) do
     if fits(B, ctx + 1) then
       model = llama.model(cfg, { batch = B, capacity = ctx + 1, layers = N, dtype = p.dtype, weights_from = base,
-        page_size = p.page > 0 and p.page or nil, allow_long = true })
+        page_size = p.page > 0 and p.page or nil, allow_long = true, gemm = p.gemm })
       for l = 1, N do
         model.cache.k[l]:randn {}
         model.cache.v[l]:randn {}
@@ -104,7 +108,8 @@ local function stage_parts(stages)
   return llama.stages_text(stages), total > 0 and layer_ms / total or 1
 end
 
-base = llama.model(cfg, { batch = 1, capacity = longest_prompt, layers = N, dtype = p.dtype, allow_long = true })
+base = llama.model(cfg, { batch = 1, capacity = longest_prompt, layers = N, dtype = p.dtype, allow_long = true,
+  gemm = p.gemm })
 sweep.run {
   params = p,
   points = points,
@@ -144,7 +149,8 @@ sweep.run {
       local model_ms = ms * (1 - layer_share + layer_share * scale)
       local row = { phase = pt.phase, launch = launches[i], batch = B, tokens = pt.tokens, ms = ms, model_ms = model_ms,
         tok_s = (pt.phase == "decode" and B or pt.tokens) * 1e3 / model_ms, stages = stages, note = subset,
-        layers = N, model_layers = cfg.layers, dtype = p.dtype, noise = r.stats.noise, stop = r.stop_reason }
+        layers = N, model_layers = cfg.layers, dtype = p.dtype, gemm = p.gemm, noise = r.stats.noise,
+        stop = r.stop_reason }
       if bytes then
         row.bytes_model = cfg.layers * (bytes.layer_weights + bytes.kv) + bytes.head
         if peak then
