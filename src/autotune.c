@@ -21,11 +21,13 @@ typedef struct round_ctx {
     void (*run)(void *ctx, int i);
     void *ctx, *stream;
     cudaEvent_t *ev;
+    int held; /* whether queue_round took the hold */
 } round_ctx;
 
 static int queue_round(lua_State *L)
 {
-    const round_ctx *r = (const round_ctx *)lua_touserdata(L, 1);
+    round_ctx *r = (round_ctx *)lua_touserdata(L, 1);
+    r->held = sf_hold(L, r->stream);
     for (int i = 0; i < r->n; i++) {
         sf_flush_l2(L, r->stream);
         SF_CUDA(L, cudaEventRecord(r->ev[2 * i], (cudaStream_t)r->stream));
@@ -41,6 +43,9 @@ int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, vo
     cudaEvent_t ev[2 * SF_FASTEST_MAX];
     if (n < 1 || n > SF_FASTEST_MAX || rounds < 1 || rounds > SF_FASTEST_ROUNDS)
         luaL_error(L, "internal: sf_fastest takes 1..%d candidates and 1..%d rounds", SF_FASTEST_MAX, SF_FASTEST_ROUNDS);
+    /* a stream already held (a script's sf.hold, or a candidate of an outer round choosing
+     * inside it) would run nothing until its hold ends, and no wait for an event could end */
+    if (sf_held()) return -1;
     /* warm-up: first-call setup (nested choices, plans, workspaces), caches, clocks; and the
      * flush buffer's allocation, which must not happen under the hold */
     for (int i = 0; i < n; i++) {
@@ -48,13 +53,15 @@ int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, vo
         run(ctx, i);
     }
     for (int i = 0; i < 2 * n; i++) SF_CUDA(L, cudaEventCreate(&ev[i]));
-    round_ctx rc = {n, run, ctx, stream, ev};
+    round_ctx rc = {n, run, ctx, stream, ev, 0};
     for (int r = 0; r < rounds; r++) {
-        const int held = sf_hold(L, stream);
         lua_pushcfunction(L, queue_round);
         lua_pushlightuserdata(L, &rc);
         const int status = lua_pcall(L, 1, 0, 0);
-        if (held) sf_release();
+        /* the guard ends a hold only after about a second of queuing; such a round would still
+         * count, its first candidate charged part of its launch */
+        if (rc.held) sf_release();
+        rc.held = 0;
         cudaError_t e = status == LUA_OK ? cudaEventSynchronize(ev[2 * n - 1]) : cudaSuccess;
         for (int i = 0; i < n && e == cudaSuccess; i++) e = cudaEventElapsedTime(&ms[i][r], ev[2 * i], ev[2 * i + 1]);
         if (status != LUA_OK || e != cudaSuccess) {
@@ -77,9 +84,11 @@ int sf_fastest(lua_State *L, int n, void (*run)(void *ctx, int i), void *ctx, vo
     return best;
 }
 
-#define SF_CHOICES 64
+/* the remembered choices; past SF_CHOICES, a new one takes the oldest's place (that shape is timed
+ * again when it comes back) */
+#define SF_CHOICES 256
 static struct { sf_choice_key key; int second; } choices[SF_CHOICES];
-static int n_choices;
+static int n_choices, next_choice;
 
 typedef struct pair_ctx { void (*run[2])(void *ctx); void *ctx; } pair_ctx;
 static void run_pair(void *ctx, int i)
@@ -97,11 +106,12 @@ int sf_run_faster(lua_State *L, const sf_choice_key *key, void (*first)(void *ct
             return choices[i].second;
         }
     pair_ctx pc = {{first, second}, ctx};
-    int pick = trials && sf_fastest(L, 2, run_pair, &pc, stream, 7) == 1;
-    if (trials && n_choices < SF_CHOICES) {
-        choices[n_choices].key = *key;
-        choices[n_choices].second = pick;
-        n_choices++;
+    const int timed = trials ? sf_fastest(L, 2, run_pair, &pc, stream, 7) : -1, pick = timed == 1;
+    if (timed >= 0) {
+        choices[next_choice].key = *key;
+        choices[next_choice].second = pick;
+        next_choice = (next_choice + 1) % SF_CHOICES;
+        if (n_choices < SF_CHOICES) n_choices++;
     }
     (pick ? second : first)(ctx);
     return pick;

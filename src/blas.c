@@ -203,13 +203,15 @@ static void run_trial(void *ctx, int i)
     run_plan(t->L, t->p, &t->r[i].algo, t->d, t->stream);
 }
 
-/* The index of the fastest candidate (sf_fastest: 5 rounds, interleaved). Only asked for when
- * beta == 0 or the output is not C, so the trial runs only write the output. */
+/* The index of the fastest candidate (sf_fastest: 5 rounds, interleaved); the heuristic's first
+ * where nothing could be timed (a held stream). Only asked for when beta == 0 or the output is
+ * not C, so the trial runs only write the output. */
 static int pick_fastest(lua_State *L, plan *p, const cublasLtMatmulHeuristicResult_t *r, int n, const sf_gemm_desc *d,
                         void *stream)
 {
     trial t = {L, p, r, d, stream};
-    return sf_fastest(L, n, run_trial, &t, stream, 5);
+    const int best = sf_fastest(L, n, run_trial, &t, stream, 5);
+    return best < 0 ? 0 : best;
 }
 
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)

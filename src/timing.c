@@ -88,6 +88,8 @@ int sf_release(void)
     return !__atomic_load_n(hold.timed_out, __ATOMIC_SEQ_CST);
 }
 
+int sf_held(void) { return hold.held; }
+
 static int l_hold(lua_State *L)
 {
     void *stream = sf_opt_stream(L, 1);

@@ -14,4 +14,6 @@ void sf_flush_l2(lua_State *L, void *stream);
 int sf_hold(lua_State *L, void *stream);
 /* ends the hold, if any; 0 when the guard had ended it first, else 1 */
 int sf_release(void);
+/* whether a hold is taken (and not yet released) */
+int sf_held(void);
 #endif

@@ -16,6 +16,7 @@
 #include "autotune.h"
 #include "cuda_check.h"
 #include "tensor_ops.h"
+#include "timing.h"
 
 typedef struct spins {
     int *never;           /* device int: 0, so a spin ends by its guard */
@@ -24,6 +25,7 @@ typedef struct spins {
     double host_ms[2];    /* each candidate's host time before its launch */
     int raise_at;         /* candidate 1 raises a Lua error on this run of it (0: never) */
     int runs;             /* candidate 1's runs so far */
+    int launched;         /* launches of either candidate */
     lua_State *L;
 } spins;
 
@@ -39,7 +41,9 @@ static void run_spin(void *ctx, int i)
 {
     spins *s = (spins *)ctx;
     busy_wait_ms(s->host_ms[i]);
-    assert_int_equal(sf_spin_cuda(s->never, s->timed_out, s->cycles[i], NULL), 0);
+    /* an error, not a cmocka assertion, which would jump past sf_fastest's round */
+    if (sf_spin_cuda(s->never, s->timed_out, s->cycles[i], NULL) != 0) luaL_error(s->L, "spin kernel not launched");
+    s->launched++;
     if (i == 1 && ++s->runs == s->raise_at) luaL_error(s->L, "candidate 1 failed");
 }
 
@@ -75,7 +79,9 @@ static void test_launch_time_not_counted(void **state)
 {
     spins *s = (spins *)*state;
     s->raise_at = 0;
+    const int top = lua_gettop(s->L);
     assert_int_equal(sf_fastest(s->L, 2, run_spin, s, NULL, 5), 0);
+    assert_int_equal(lua_gettop(s->L), top);
     spins swapped = *s;
     for (int i = 0; i < 2; i++) {
         swapped.cycles[i] = s->cycles[1 - i];
@@ -111,6 +117,21 @@ static void test_error_releases_the_hold(void **state)
     assert_int_equal(sf_fastest(s->L, 2, run_spin, s, NULL, 3), 0);
 }
 
+/* a stream already held (a script's sf.hold) is not timed: -1 at once, nothing launched, the
+ * hold still the holder's */
+static void test_held_stream_is_not_timed(void **state)
+{
+    spins *s = (spins *)*state;
+    s->raise_at = 0;
+    assert_int_equal(sf_hold(s->L, NULL), 1);
+    const int launched = s->launched;
+    assert_int_equal(sf_fastest(s->L, 2, run_spin, s, NULL, 5), -1);
+    assert_int_equal(s->launched, launched);
+    assert_true(sf_held());
+    assert_int_equal(sf_release(), 1);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+}
+
 int main(void)
 {
     char err[256];
@@ -121,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_launch_time_not_counted),
         cmocka_unit_test(test_error_releases_the_hold),
+        cmocka_unit_test(test_held_stream_is_not_timed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
