@@ -46,6 +46,8 @@ typedef struct sf_ffn_ref_args {
     const void *x;       /* [T, H] */
     const void *w1;      /* [I, H] */
     const void *w3;      /* [I, H], SF_EPI_SWIGLU only (NULL for gelu) */
+    const void *w13;     /* SF_EPI_SWIGLU with w1 and w3 NULL: [2I, H], the two interleaved as
+                            pack_gate_up writes them (SF_SWIGLU_INTERLEAVE) */
     const void *w2;      /* [H, I] */
     const void *b1;      /* [I] or NULL */
     const void *b2;      /* [H] or NULL */
@@ -58,7 +60,7 @@ typedef struct sf_ffn_ref_args {
      * quantized per tensor instead: with calibrate, rounded to out_dtype and h_scale written from
      * its amax; without, h_scale read (fixed ahead) and h quantized from double (the GPU's
      * epilogue quantizes its fp32 h, never rounded to 16 bits). */
-    const float *x_scale, *w1_scale, *w3_scale, *w2_scale;
+    const float *x_scale, *w1_scale, *w3_scale, *w13_scale, *w2_scale; /* w13_scale [2I]: of w13 */
     sf_dtype out_dtype;
     float *h_scale;
     int calibrate;

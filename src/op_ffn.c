@@ -17,16 +17,17 @@
 
 static const sf_arg_spec ffn_args[] = {
     {"x", SF_ARG_TENSOR, 1, NULL, "input [T, H]; e4m3 (swiglu) with x_scale and e4m3 weights"},
-    {"w1", SF_ARG_TENSOR, 1, NULL, "fc1 / gate weight [I, H]"},
+    {"w1", SF_ARG_TENSOR, 0, NULL, "fc1 / gate weight [I, H] (swiglu: w1 and w3, or w13 alone)"},
     {"w2", SF_ARG_TENSOR, 1, NULL, "fc2 / down weight [H, I]"},
     {"w3", SF_ARG_TENSOR, 0, NULL, "up weight [I, H] (swiglu)"},
-    {"w13", SF_ARG_TENSOR, 0, NULL, "gate and up interleaved [2I, H] from pack_gate_up (swiglu, impl fused)"},
+    {"w13", SF_ARG_TENSOR, 0, NULL, "gate and up interleaved [2I, H] from pack_gate_up (swiglu: what impl fused and gemv "
+     "read on the GPU; alone, without w1 and w3, it serves every impl but the GPU's unfused)"},
     {"x_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 x: its f32 dequantization scale per token, [T]"},
-    {"w1_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w1: f32 [I], one an output channel (impl unfused, and the CPU)"},
+    {"w1_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w1: f32 [I], one an output channel (impl unfused, and the CPU given w1)"},
     {"w2_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w2: f32 [H]"},
-    {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I] (impl unfused, and the CPU)"},
+    {"w3_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w3: f32 [I] (impl unfused, and the CPU given w3)"},
     {"w13_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 w13: f32 [2I], w1_scale and w3_scale interleaved as w13 (pack_gate_up of "
-     "their [I, 1] views; the GPU's impl fused)"},
+     "their [I, 1] views; the GPU's impl fused, and wherever w13 comes without w1 and w3)"},
     {"h_scale", SF_ARG_TENSOR, 0, NULL, "e4m3 inputs, impl fused: f32 [1], h's dequantization scale fixed ahead: the "
      "gate/up GEMM's epilogue writes h in e4m3 as h / h_scale, saturated, and the down projection takes it per tensor "
      "(without it, h is quantized per token after that GEMM: one more pass over h)"},
@@ -385,17 +386,18 @@ static void fused(ffn_call *c)
 
 /* e4m3 inputs (fp8): act swiglu, impl unfused or fused, and the f32 scales, one a row: x_scale
  * [T] and w2_scale [H] always, w1_scale and w3_scale [I] for the unfused FFN and the CPU's
- * reference, w13_scale [2I] for the GPU's fused FFN; refused with 16-bit inputs */
+ * reference given w1 and w3, w13_scale [2I] for the GPU's fused FFN and wherever w13 comes
+ * alone; refused with 16-bit inputs */
 static void fp8_scales(sf_op_args *a, ffn_call *c, int fp8, sf_device_kind dev)
 {
-    const int fused_gpu = dev == SF_DEV_CUDA && c->impl == IMPL_FUSED;
+    const int fused_gpu = dev == SF_DEV_CUDA && c->impl == IMPL_FUSED, packed = fused_gpu || !c->w1;
     /* the weights share x's dtype (checked before) */
     const struct { const char *name, *of; const float **dst; int64_t n; int needed; } scales[] = {
         {"x_scale", "x", &c->x_scale, c->T, 1},
-        {"w1_scale", "w1", &c->w1_scale, c->I, !fused_gpu},
-        {"w3_scale", "w3", &c->w3_scale, c->I, !fused_gpu},
+        {"w1_scale", "w1", &c->w1_scale, c->I, !packed},
+        {"w3_scale", "w3", &c->w3_scale, c->I, !packed},
         {"w2_scale", "w2", &c->w2_scale, c->H, 1},
-        {"w13_scale", "w13", &c->w13_scale, 2 * c->I, fused_gpu},
+        {"w13_scale", "w13", &c->w13_scale, 2 * c->I, packed},
     };
     for (size_t i = 0; i < sizeof scales / sizeof *scales; i++)
         *scales[i].dst = sf_op_fp8_scale(a, scales[i].name, scales[i].of, c->x->dtype, fp8,
@@ -442,22 +444,30 @@ static void run_ffn(sf_op_args *a)
     if (!sf_tensor_is_contiguous(c.x)) sf_op_error(a, "'x' must be contiguous");
     c.T = c.x->shape[0];
     c.H = c.x->shape[1];
-    if (c.w1->ndim != 2) sf_op_error(a, "'w1' must be [I, H], got %d dimensions", c.w1->ndim);
-    c.I = c.w1->shape[0];
-    check_matrix(a, "w1", c.w1, c.I, c.H, c.x);
+    if (c.act != ACT_SWIGLU && (c.w3 || c.w13)) sf_op_error(a, "'%s' is for act 'swiglu'", c.w3 ? "w3" : "w13");
+    /* I: w1's rows, or half of w13's where it comes alone */
+    const sf_tensor *gate = c.w1 ? c.w1 : c.act == ACT_SWIGLU ? c.w13 : NULL;
+    if (!gate)
+        sf_op_error(a, c.act == ACT_SWIGLU ? "act 'swiglu' needs 'w1' and 'w3', or 'w13' (pack_gate_up's)"
+                                           : "act 'gelu' needs 'w1'");
+    if (gate->ndim != 2) sf_op_error(a, "'%s' must be [%sI, H], got %d dimensions", c.w1 ? "w1" : "w13", c.w1 ? "" : "2",
+                                     gate->ndim);
+    if (!c.w1 && gate->shape[0] % (2 * SF_SWIGLU_INTERLEAVE))
+        sf_op_error(a, "'w13' must have 2I rows, I a multiple of %d (pack_gate_up's), got %lld", SF_SWIGLU_INTERLEAVE,
+                    (long long)gate->shape[0]);
+    c.I = c.w1 ? gate->shape[0] : gate->shape[0] / 2;
+    if (c.w1) check_matrix(a, "w1", c.w1, c.I, c.H, c.x);
     check_matrix(a, "w2", c.w2, c.H, c.I, c.x);
     check_matrix(a, "out", c.out, c.T, c.H, out_like);
     if (c.act == ACT_SWIGLU) {
-        if (!c.w3) sf_op_error(a, "act 'swiglu' needs 'w3' (the up projection)");
-        check_matrix(a, "w3", c.w3, c.I, c.H, c.x);
+        if (!c.w1 != !c.w3) sf_op_error(a, "act 'swiglu' takes 'w1' and 'w3' together (the gate and up projections)");
+        if (c.w3) check_matrix(a, "w3", c.w3, c.I, c.H, c.x);
+        if (c.w13) check_matrix(a, "w13", c.w13, 2 * c.I, c.H, c.x);
         if (c.b1 || c.b2) sf_op_error(a, "act 'swiglu' (Llama's) has no biases: 'b1' and 'b2' are for act 'gelu'");
-        if (c.impl != IMPL_UNFUSED && dev == SF_DEV_CUDA) {
-            if (!c.w13) sf_op_error(a, "impl '%s' needs 'w13', the gate and up weights packed by sf.ops.pack_gate_up",
-                                    impls[c.impl]);
-            check_matrix(a, "w13", c.w13, 2 * c.I, c.H, c.x);
-        }
-    } else if (c.w3 || c.w13) {
-        sf_op_error(a, "'%s' is for act 'swiglu'", c.w3 ? "w3" : "w13");
+        if (dev == SF_DEV_CUDA && c.impl != IMPL_UNFUSED && !c.w13)
+            sf_op_error(a, "impl '%s' needs 'w13', the gate and up weights packed by sf.ops.pack_gate_up", impls[c.impl]);
+        if (dev == SF_DEV_CUDA && c.impl == IMPL_UNFUSED && !c.w1)
+            sf_op_error(a, "impl 'unfused' needs 'w1' and 'w3' (it runs the gate and up GEMMs apart), not 'w13' alone");
     }
     check_vector(a, "b1", c.b1, c.I, c.x);
     check_vector(a, "b2", c.b2, c.H, c.x);
@@ -466,9 +476,11 @@ static void run_ffn(sf_op_args *a)
     if (dev == SF_DEV_CPU) {
         const sf_dtype ot = c.out->dtype;
         sf_ffn_ref_args r = {c.act == ACT_SWIGLU ? SF_EPI_SWIGLU : c.gelu_erf ? SF_EPI_GELU_ERF : SF_EPI_GELU_TANH,
-                             c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1->data, c.w3 ? c.w3->data : NULL, c.w2->data,
+                             c.x->dtype, c.T, c.H, c.I, c.x->data, c.w1 ? c.w1->data : NULL, c.w3 ? c.w3->data : NULL,
+                             c.w1 ? NULL : c.w13->data, c.w2->data,
                              c.b1 ? c.b1->data : NULL, c.b2 ? c.b2->data : NULL, NULL, c.out->data,
-                             c.x_scale, c.w1_scale, c.w3_scale, c.w2_scale, ot, c.h_scale, c.calibrate};
+                             c.x_scale, c.w1_scale, c.w3_scale, c.w1 ? NULL : c.w13_scale, c.w2_scale, ot, c.h_scale,
+                             c.calibrate};
         /* the reference has no residual: add it after, in double, from a copy when it is `out` */
         const void *res = c.residual ? c.residual->data : NULL;
         void *copy = NULL;

@@ -56,15 +56,16 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
     const sf_dtype ot = fp8 ? a->out_dtype : t; /* of h and out */
     const int64_t T = a->T, H = a->H, I = a->I;
     const int swiglu = a->act == SF_EPI_SWIGLU;
-    double *x = widen(a->x, t, T, H, a->x_scale), *w1 = widen(a->w1, t, I, H, a->w1_scale),
-           *w2 = widen(a->w2, t, H, I, a->w2_scale);
-    double *w3 = swiglu ? widen(a->w3, t, I, H, a->w3_scale) : NULL;
+    const int packed = swiglu && !a->w1; /* gate and up rows interleaved in w13 */
+    double *x = widen(a->x, t, T, H, a->x_scale), *w2 = widen(a->w2, t, H, I, a->w2_scale);
+    double *w1 = packed ? widen(a->w13, t, 2 * I, H, a->w13_scale) : widen(a->w1, t, I, H, a->w1_scale);
+    double *w3 = swiglu && !packed ? widen(a->w3, t, I, H, a->w3_scale) : NULL;
     double *h = malloc((size_t)(T * I) * sizeof *h);
     /* FP8: h's e4m3 copy and its scale per token (a fixed or calibrated one: per tensor) */
     const int fixed = fp8 && a->h_scale && !a->calibrate;
     uint8_t *h8 = fp8 ? malloc((size_t)(T * I)) : NULL;
     float *h_scale = fp8 ? malloc((size_t)T * sizeof *h_scale) : NULL;
-    if (!x || !w1 || !w2 || (swiglu && !w3) || !h || (fp8 && (!h8 || !h_scale))) {
+    if (!x || !w1 || !w2 || (swiglu && !packed && !w3) || !h || (fp8 && (!h8 || !h_scale))) {
         for (int64_t i = 0; i < T * H; i++) sf_store_from_double(a->out, ot, i, NAN);
         goto done;
     }
@@ -75,8 +76,11 @@ void sf_ffn_ref_cpu(const sf_ffn_ref_args *a)
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < T; r++)
         for (int64_t i = 0; i < I; i++) {
-            double g = dot(x + r * H, w1 + i * H, H) + bias_at(a->b1, t, i);
-            double u = swiglu ? dot(x + r * H, w3 + i * H, H) + bias_at(a->b3, t, i) : 0.0;
+            /* packed: gate row i is w13's row 16(i / 8) + i % 8, its up row the 8th after */
+            const int64_t gi = packed ? i / SF_SWIGLU_INTERLEAVE * 2 * SF_SWIGLU_INTERLEAVE + i % SF_SWIGLU_INTERLEAVE : i;
+            const double *up = packed ? w1 + (gi + SF_SWIGLU_INTERLEAVE) * H : w3 ? w3 + i * H : NULL;
+            double g = dot(x + r * H, w1 + gi * H, H) + bias_at(a->b1, t, i);
+            double u = swiglu ? dot(x + r * H, up, H) + bias_at(a->b3, t, i) : 0.0;
             const double v = activation(a, g, u);
             h[r * I + i] = fixed ? v : round_to(ot, v);
         }

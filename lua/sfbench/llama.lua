@@ -165,6 +165,10 @@ end
 -- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
 -- interleaved for the fused SwiGLU.
 function llama.pack_weights(cfg, w)
+  if not (w.w1 and w.w3) then
+    error("llama.pack_weights: the weights hold no w1 and w3 (a model keeps only their packed w13): pass "
+      .. "its 'packed' with them", 3)
+  end
   local wqkv = pack_qkv(cfg, w)
   local w13 = sf.tensor({ 2 * cfg.intermediate, cfg.hidden }, w.wq:dtype(), { device = w.wq:device() })
   sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }
@@ -676,7 +680,8 @@ end
 -- of `batch` sequences (paged with page_size); weights_from: another model whose weights this one
 -- takes (converted to its dtype and device: a reference in f64 on the CPU). M.weights[l] and
 -- M.packed[l]: layer l's weights and llama.pack_weights of them, wq, wk and wv being views of the
--- rows of M.packed[l].wqkv. M.prefill(P, tokens)
+-- rows of M.packed[l].wqkv, and w1 and w3 kept only with ffn="unfused" (the packed w13 holds
+-- them). M.prefill(P, tokens)
 -- runs B prompts of P tokens (tokens: B·P ids, row by row, or nil for random ones) through the
 -- optimized layer, filling the cache, and returns the last tokens' logits [B, vocab]; M.decode(tokens) runs one
 -- decode step of B new tokens, extending the cache. For timing, M.begin_prefill(P, tokens) and
@@ -700,10 +705,29 @@ function llama.model(cfg, opts)
   if from and (from.cfg ~= cfg or from.layers ~= N) then
     error("llama.model: 'weights_from' must be a model of the same config and layers", 2)
   end
+  local unfused = opts.ffn == "unfused"
+  if from and unfused and not from.weights[1].w1 then
+    error("llama.model: ffn 'unfused' reads w1 and w3, which 'weights_from' does not keep (a model keeps them only "
+      .. "with ffn 'unfused')", 2)
+  end
   for l = 1, N do
-    M.weights[l] = from and copy_weights(from.weights[l], dtype, device) or random_weights(cfg, dtype, device, seed + 16 * l)
+    local src = from and from.weights[l]
+    if src and not unfused then -- w1 and w3 not copied where the packed w13 serves
+      src = {}
+      for k, t in pairs(from.weights[l]) do
+        if k ~= "w1" and k ~= "w3" then src[k] = t end
+      end
+    end
+    M.weights[l] = from and copy_weights(src, dtype, device) or random_weights(cfg, dtype, device, seed + 16 * l)
     M.packed[l] = from and copy_weights(from.packed[l], dtype, device) or llama.pack_weights(cfg, M.weights[l])
-    qkv_views(cfg, M.weights[l], M.packed[l].wqkv) -- not a second copy of them (w1 and w3 still are)
+    qkv_views(cfg, M.weights[l], M.packed[l].wqkv) -- not a second copy of them
+    -- w1 and w3 only where an unfused FFN needs them; packed w13 serves every other form
+    if not unfused and not from then
+      for _, k in ipairs({ "w1", "w3" }) do
+        M.weights[l][k]:free()
+        M.weights[l][k] = nil
+      end
+    end
   end
   local own = from and copy_weights({ embed = from.embed, norm = from.norm, lm_head = from.lm_head }, dtype, device) or {
     embed = sf.randn({ V, d }, dtype, { seed = seed + 1, std = 1, device = device }),

@@ -1,7 +1,9 @@
 -- luacheck: allow defined top
 -- The whole model on the GPU (f16, bf16) against the same model in f64 on the CPU backend: the
 -- prefill's logits and those of decode steps after it, contiguous and paged caches, GQA, batch 3;
--- the embedding op's NaN rows for tokens outside the table. Run with --device cuda.
+-- the embedding op's NaN rows for tokens outside the table; the FFN from the packed w13 alone
+-- (the model's default, the reference's too) and, with ffn "unfused", from w1 and w3, which only
+-- then the model keeps. Run with --device cuda.
 local lu = require "luaunit"
 local sf = require "sfbench"
 local models = require "sfbench.models"
@@ -25,23 +27,32 @@ local function check(got, want, dt, what)
 end
 
 function TestGpuModel.test_against_cpu_reference()
-  for _, dt in ipairs({ "f16", "bf16" }) do
-    for _, page_size in ipairs({ false, 16 }) do
-      local B, P = 3, 37
-      local M = llama.model(cfg, { batch = B, capacity = 64, dtype = dt, seed = 11, page_size = page_size or nil })
-      local R = llama.model(cfg, { batch = B, capacity = 64, dtype = "f64", device = "cpu", weights_from = M,
-        page_size = page_size or nil })
-      local what = page_size and "paged" or "contiguous"
-      local prompt = ids(B * P, 13)
+  for _, c in ipairs({ { "f16", false }, { "f16", 16 }, { "bf16", false }, { "bf16", 16 }, { "f16", false, "unfused" } }) do
+    local dt, page_size, ffn = c[1], c[2], c[3]
+    local B, P = 3, 37
+    local M = llama.model(cfg, { batch = B, capacity = 64, dtype = dt, seed = 11, page_size = page_size or nil,
+      ffn = ffn })
+    lu.assertEquals(M.weights[1].w1 ~= nil, ffn == "unfused", "w1 kept")
+    local R = llama.model(cfg, { batch = B, capacity = 64, dtype = "f64", device = "cpu", weights_from = M,
+      page_size = page_size or nil })
+    local what = (page_size and "paged" or "contiguous") .. (ffn and " " .. ffn or "")
+    local prompt = ids(B * P, 13)
+    M.logits:fill(0 / 0)
+    check(M.prefill(P, prompt), R.prefill(P, prompt), dt, what .. " prefill")
+    for step = 1, 3 do
+      local t = ids(B, 20 + step)
       M.logits:fill(0 / 0)
-      check(M.prefill(P, prompt), R.prefill(P, prompt), dt, what .. " prefill")
-      for step = 1, 3 do
-        local t = ids(B, 20 + step)
-        M.logits:fill(0 / 0)
-        check(M.decode(t), R.decode(t), dt, ("%s decode step %d"):format(what, step))
-      end
+      check(M.decode(t), R.decode(t), dt, ("%s decode step %d"):format(what, step))
     end
   end
+end
+
+-- the GPU's unfused FFN runs the gate and up GEMMs apart: w13 alone is refused, before any launch
+function TestGpuModel.test_unfused_ffn_needs_w1_and_w3()
+  local x, w2, out = sf.randn({ 3, 64 }, "f16"), sf.randn({ 64, 128 }, "f16"), sf.tensor({ 3, 64 }, "f16")
+  local w13 = sf.randn({ 256, 64 }, "f16")
+  testlib.contains(testlib.error_of(sf.ops.ffn, { x = x, w13 = w13, w2 = w2, out = out, act = "swiglu", impl = "unfused" }),
+    "ffn:", "impl 'unfused' needs 'w1' and 'w3'")
 end
 
 function TestGpuModel.test_embedding_bad_token_is_nan()

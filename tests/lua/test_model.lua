@@ -65,12 +65,39 @@ function TestModel.test_weights_from_and_subset()
     "'weights_from' must be a model of the same config and layers")
 end
 
+-- pack_gate_up's w13 back into w1 and w3: of each 16 rows, the first 8 are w1's, the next 8 w3's
+local function unpack_gate_up(w13)
+  local rows, H = w13:size(1), w13:size(2)
+  local blocks = w13:view({ rows // 16, 16, H })
+  local halves = {}
+  for i, first in ipairs({ 1, 9 }) do
+    halves[i] = sf.tensor({ rows // 16, 8, H }, w13:dtype(), { device = "cpu" })
+    halves[i]:copy(blocks:slice(2, first, 8))
+  end
+  return halves[1]:view({ rows // 2, H }), halves[2]:view({ rows // 2, H })
+end
+
 -- a model's wq, wk and wv share the packed QKV weight's memory, and are its right rows: the
--- baseline layer, which projects with them one by one, gives the optimized layer's output
-function TestModel.test_unpacked_qkv_weights_are_the_packed_rows()
+-- baseline layer, which projects with them one by one, gives the optimized layer's output. It
+-- keeps no w1 and w3 beside the packed w13 (the baseline gets them unpacked from it), but for
+-- ffn "unfused", which reads them.
+function TestModel.test_unpacked_weights_are_the_packed_rows()
   local M = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f64", device = "cpu", seed = 3 })
   local w = M.weights[1]
-  local base = llama.layer(cfg, { impl = "baseline", seq = 5, dtype = "f64", device = "cpu", weights = w })
+  lu.assertNil(w.w1)
+  lu.assertNil(w.w3)
+  local unfused = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f64", device = "cpu", seed = 3,
+    ffn = "unfused" })
+  local w1, w3 = unpack_gate_up(M.packed[1].w13)
+  testlib.assert_same(w1, unfused.weights[1].w1, "w1")
+  testlib.assert_same(w3, unfused.weights[1].w3, "w3")
+  contains(error_of(llama.layer, cfg, { impl = "optimized", seq = 5, dtype = "f64", device = "cpu", weights = w }),
+    "llama.pack_weights: the weights hold no w1 and w3", "'packed'")
+  contains(error_of(llama.model, cfg, { capacity = 4, layers = 1, dtype = "f64", device = "cpu", weights_from = M,
+    ffn = "unfused" }), "llama.model: ffn 'unfused' reads w1 and w3, which 'weights_from' does not keep")
+  local wb = { w1 = w1, w3 = w3 }
+  for k, t in pairs(w) do wb[k] = t end
+  local base = llama.layer(cfg, { impl = "baseline", seq = 5, dtype = "f64", device = "cpu", weights = wb })
   local opt = llama.layer(cfg, { impl = "optimized", seq = 5, dtype = "f64", device = "cpu", weights = w,
     packed = M.packed[1] })
   local x = sf.randn({ 5, cfg.hidden }, "f64", { seed = 4, device = "cpu" })

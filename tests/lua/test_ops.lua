@@ -456,7 +456,15 @@ function TestFfnErrors.test_choices()
   contains(ffn_error({ act = "relu" }), "ffn:", "unknown act 'relu'", "gelu", "swiglu")
   contains(ffn_error({ impl = "fast" }), "ffn:", "unknown impl 'fast'", "unfused", "fused")
   contains(ffn_error({ gelu = "exact" }), "ffn:", "unknown gelu 'exact'", "tanh", "erf")
-  contains(ffn_error({ w3 = false }), "ffn:", "act 'swiglu' needs 'w3'")
+  contains(ffn_error({ w3 = false }), "ffn:", "act 'swiglu' takes 'w1' and 'w3' together")
+  contains(ffn_error({ w1 = false }), "ffn:", "act 'swiglu' needs 'w1' and 'w3', or 'w13'")
+  contains(ffn_error({ w1 = false, w3 = false }), "ffn:", "act 'swiglu' needs 'w1' and 'w3', or 'w13'")
+  contains(ffn_error({ act = "gelu", w1 = false, w3 = false }), "ffn:", "act 'gelu' needs 'w1'")
+  contains(ffn_error({ act = "gelu", w1 = false, w3 = false, w13 = sf.tensor({ 32, 8 }, "f16") }), "ffn:",
+    "'w13' is for act 'swiglu'")
+  contains(ffn_error({ w1 = false, w3 = false, w13 = sf.tensor({ 24, 8 }, "f16") }), "ffn:", "'w13' must have 2I rows",
+    "multiple of 8", "24")
+  contains(ffn_error({ w13 = sf.tensor({ 16, 8 }, "f16") }), "ffn:", "'w13'", "[32, 8]")
   contains(ffn_error({ act = "gelu" }), "ffn:", "'w3' is for act 'swiglu'")
   contains(ffn_error({ b1 = sf.tensor({ 16 }, "f16") }), "ffn:", "no biases")
   contains(ffn_error({ act = false }), "ffn:", "missing argument 'act'")
@@ -467,6 +475,39 @@ function TestFfnErrors.test_valid_call_runs()
     w3 = sf.randn({ 16, 8 }, "f16") })
   sf.ops.ffn(a)
   for _, v in ipairs(a.out:to("f32"):totable()) do lu.assertTrue(v == v, "NaN in the output") end
+end
+
+-- the reference's swiglu from w13 alone (pack_gate_up's interleaving, as llama.model keeps its
+-- weights) gives what w1 and w3 give, bit for bit, in 16 and 8 bits (a wrong row map would swap
+-- or shift gate and up rows); the GPU's kernels read w13 either way (tests/gpu/test_gpu_model.lua
+-- runs a model of w13 alone against this reference)
+function TestFfnErrors.test_w13_alone_is_w1_and_w3()
+  local x, w1, w3, w2 = sf.randn({ 3, 8 }, "f16", { seed = 1 }), sf.randn({ 16, 8 }, "f16", { seed = 2 }),
+    sf.randn({ 16, 8 }, "f16", { seed = 3 }), sf.randn({ 8, 16 }, "f16", { seed = 4 })
+  local w13 = sf.tensor({ 32, 8 }, "f16")
+  sf.ops.pack_gate_up { w1 = w1, w3 = w3, out = w13 }
+  local a16, b16 = sf.tensor({ 3, 8 }, "f16"), sf.tensor({ 3, 8 }, "f16")
+  sf.ops.ffn { x = x, w1 = w1, w3 = w3, w2 = w2, out = a16, act = "swiglu" }
+  sf.ops.ffn { x = x, w13 = w13, w2 = w2, out = b16, act = "swiglu" }
+  lu.assertEquals(b16:to("f32"):totable(), a16:to("f32"):totable(), "f16")
+  local q = {}
+  for name, t in pairs({ x = x, w1 = w1, w3 = w3, w2 = w2 }) do
+    q[name] = sf.tensor(t:shape(), "e4m3")
+    q[name .. "_scale"] = sf.tensor({ t:size(1) }, "f32")
+    sf.ops.quantize { x = t, out = q[name], scale = q[name .. "_scale"] }
+  end
+  q.w13, q.w13_scale = sf.tensor({ 32, 8 }, "e4m3"), sf.tensor({ 32 }, "f32")
+  sf.ops.pack_gate_up { w1 = q.w1, w3 = q.w3, out = q.w13 }
+  sf.ops.pack_gate_up { w1 = q.w1_scale:view({ 16, 1 }), w3 = q.w3_scale:view({ 16, 1 }), out = q.w13_scale:view({ 32, 1 }) }
+  local a, b = sf.tensor({ 3, 8 }, "f16"), sf.tensor({ 3, 8 }, "f16")
+  local function fp8_args(over)
+    return override({ x = q.x, x_scale = q.x_scale, w2 = q.w2, w2_scale = q.w2_scale, act = "swiglu", impl = "fused" },
+      over)
+  end
+  sf.ops.ffn(fp8_args({ w1 = q.w1, w1_scale = q.w1_scale, w3 = q.w3, w3_scale = q.w3_scale, out = a }))
+  sf.ops.ffn(fp8_args({ w13 = q.w13, w13_scale = q.w13_scale, out = b }))
+  lu.assertEquals(b:to("f32"):totable(), a:to("f32"):totable(), "e4m3")
+  contains(error_of(sf.ops.ffn, fp8_args({ w13 = q.w13, out = b })), "ffn:", "w13_scale")
 end
 
 -- swiglu: silu(gate) rounded to the dtype, times up, rounded again (the unfused ffn's two steps)
