@@ -64,6 +64,9 @@ sweep.run {
   points = sweep.product({ batch = p.batch, seq = p.seq, heads = p.heads, page = p.page, nq = p.nq, splits = p.splits },
     { "heads", "nq", "page", "batch", "seq", "splits" }),
   context_extra = { peak_bytes_per_s = peak, peak_from = peak_from },
+  -- batch: the batch size (by name, bench.run's calls a sample); splits: the count the op ran (the
+  -- one asked is splits_asked), an outcome for compare, not a coordinate
+  column_kinds = { batch = "parameter", splits = "measurement" },
   columns = { "variant", "launch", "heads", "nq", "page", "batch", "seq", { key = "splits_asked", title = "asked" }, "splits", { key = "mb", title = "K+V MB", fmt = "%.1f" },
     { key = "us", title = "median µs", fmt = "%.2f" }, { key = "tbs", title = "TB/s", fmt = "%.2f" },
     { key = "floor_us", title = "floor µs", fmt = "%.2f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" } },

@@ -59,7 +59,9 @@ end
 sweep.run {
   params = p,
   points = sweep.product({ seq = p.seq }, { "seq" }),
-  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
+  -- batch: the batch size (by name, batch is bench.run's calls a sample); stages: the rows' stage
+  -- times, where the parameter of that name picks the stages run
+  column_kinds = { batch = "parameter", stages = "measurement" },
   context_extra = { model = cfg },
   columns = { "seq", "impl", { key = "ms", fmt = "%.3f" }, { key = "speedup", title = "× baseline", fmt = "%.2f" },
     { key = "tflops", title = "TFLOP/s", fmt = "%.1f" }, { key = "peak_mib", title = "peak MiB", fmt = "%.0f" },

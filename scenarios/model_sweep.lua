@@ -114,6 +114,7 @@ sweep.run {
   params = p,
   points = points,
   context_extra = { model = cfg, layers_measured = N, peak_bytes_per_s = peak, peak_from = peak_from },
+  column_kinds = { batch = "parameter" }, -- the batch size (by name, batch is bench.run's calls a sample)
   columns = { "phase", "launch", "batch", { key = "tokens", title = "prompt/context" }, { key = "ms", title = "ms", fmt = "%.3f" },
     { key = "model_ms", title = "model ms", fmt = "%.3f" }, { key = "tok_s", title = "tokens/s", fmt = "%.1f" },
     { key = "floor_ms", title = "floor ms", fmt = "%.3f" }, { key = "of_floor", title = "× floor", fmt = "%.2f" },

@@ -149,7 +149,24 @@ local FORMULAS = {
   end, scale = 1e12 },
 }
 
+-- a parameter the sweep was run over (doc.params) that its rows carry must be one of the columns
+-- that identify a point for `sfbench compare`, unless the scenario declares the row's column a
+-- measurement (gemv_sweep's splits: the count run, where the parameter is the count asked):
+-- batch, say, reads as a measurement by its name (bench.run's calls a sample) unless declared
+local function params_identify_points(doc, check)
+  local identifying = {}
+  for _, k in ipairs((require "sfbench.result_files").columns({ doc })) do identifying[k] = true end
+  local declared = type(doc.column_kinds) == "table" and doc.column_kinds or {}
+  for k in pairs(type(doc.params) == "table" and doc.params or {}) do
+    local in_rows = false
+    for _, row in ipairs(doc.rows) do in_rows = in_rows or row[k] ~= nil end
+    check(not in_rows or identifying[k] or declared[k] == "measurement",
+      ("parameter '%s' is a column of the rows but not one that identifies a point for compare"):format(k))
+  end
+end
+
 return function(doc, check)
+  params_identify_points(doc, check)
   local f = FORMULAS[doc.scenario]
   if f and f.check then return f.check(doc, check) end
   if not f then
