@@ -184,8 +184,10 @@ static plan *make_plan(lua_State *L, const plan_key *k, const sf_gemm_desc *d, v
                    (LUAI_UACINT)k->m, (LUAI_UACINT)k->n, (LUAI_UACINT)k->k, sf_dtype_name((sf_dtype)k->a_dtype),
                    sf_dtype_name((sf_dtype)k->b_dtype), sf_dtype_name((sf_dtype)k->c_dtype), cublasGetStatusString(s));
     }
-    p->key = *k;
-    p->algo = result[found > 1 ? pick_fastest(L, p, result, found, d, stream) : 0].algo;
+    const int best = found > 1 ? pick_fastest(L, p, result, found, d, stream) : 0;
+    p->algo = result[best < 0 ? 0 : best].algo;
+    /* published once complete; an untimed pick (a held stream: best < 0) serves this call only */
+    if (best >= 0) p->key = *k;
     return p;
 }
 
@@ -203,15 +205,14 @@ static void run_trial(void *ctx, int i)
     run_plan(t->L, t->p, &t->r[i].algo, t->d, t->stream);
 }
 
-/* The index of the fastest candidate (sf_fastest: 5 rounds, interleaved); the heuristic's first
- * where nothing could be timed (a held stream). Only asked for when beta == 0 or the output is
- * not C, so the trial runs only write the output. */
+/* The index of the fastest candidate (sf_fastest: 5 rounds, interleaved), or -1 where nothing
+ * could be timed (a held stream). Only asked for when beta == 0 or the output is not C, so the
+ * trial runs only write the output. */
 static int pick_fastest(lua_State *L, plan *p, const cublasLtMatmulHeuristicResult_t *r, int n, const sf_gemm_desc *d,
                         void *stream)
 {
     trial t = {L, p, r, d, stream};
-    const int best = sf_fastest(L, n, run_trial, &t, stream, 5);
-    return best < 0 ? 0 : best;
+    return sf_fastest(L, n, run_trial, &t, stream, 5);
 }
 
 void sf_gemm_cuda(lua_State *L, const sf_gemm_desc *d, void *stream)
