@@ -118,11 +118,21 @@ function llama.tp_config(cfg, world)
   return shard
 end
 
+-- weights a model keeps (no w1 and w3: its packed w13 holds them) cannot be split or quantized
+-- by their own rows: an error naming the caller
+local function need_gate_up(w, who)
+  if not (w.w1 and w.w3) then
+    error(("%s: the weights hold no w1 and w3 (a model keeps only their packed w13, unless made with ffn "
+      .. "'unfused')"):format(who), 3)
+  end
+end
+
 -- llama.shard_weights(cfg, w, rank, world) -> rank's share of a layer's full weights `w`, each a
 -- contiguous copy on w's device: column-parallel wq, wk, wv (the rank's heads: rows of the
 -- output), w1 and w3 (its rows of the intermediate); row-parallel wo and w2 (the matching
 -- columns of the input); the norms' weights whole (every rank applies them)
 function llama.shard_weights(cfg, w, rank, world)
+  need_gate_up(w, "llama.shard_weights")
   local c = llama.tp_config(cfg, world)
   local hd = cfg.head_dim
   local function part(t, dim, n) return t:slice(dim, rank * n + 1, n):to(t:dtype()) end
@@ -154,6 +164,7 @@ end
 -- and <name>_scale of each; w13 and w13_scale, w1's and w3's interleaved for the fused FFN; the
 -- norms' weights as they are.
 function llama.fp8_weights(cfg, w)
+  need_gate_up(w, "llama.fp8_weights")
   local q = { attn_norm = w.attn_norm, ffn_norm = w.ffn_norm }
   for name, t in pairs({ wqkv = pack_qkv(cfg, w), wo = w.wo, w1 = w.w1, w3 = w.w3, w2 = w.w2 }) do
     quantize_rows(q, name, t)
@@ -165,10 +176,7 @@ end
 -- The optimized layer's packed weights: [Wq; Wk; Wv] rows (one QKV GEMM), and gate/up
 -- interleaved for the fused SwiGLU.
 function llama.pack_weights(cfg, w)
-  if not (w.w1 and w.w3) then
-    error("llama.pack_weights: the weights hold no w1 and w3 (a model keeps only their packed w13): pass "
-      .. "its 'packed' with them", 3)
-  end
+  need_gate_up(w, "llama.pack_weights")
   local wqkv = pack_qkv(cfg, w)
   local w13 = sf.tensor({ 2 * cfg.intermediate, cfg.hidden }, w.wq:dtype(), { device = w.wq:device() })
   sf.ops.pack_gate_up { w1 = w.w1, w3 = w.w3, out = w13 }

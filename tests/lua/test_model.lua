@@ -92,7 +92,9 @@ function TestModel.test_unpacked_weights_are_the_packed_rows()
   testlib.assert_same(w1, unfused.weights[1].w1, "w1")
   testlib.assert_same(w3, unfused.weights[1].w3, "w3")
   contains(error_of(llama.layer, cfg, { impl = "optimized", seq = 5, dtype = "f64", device = "cpu", weights = w }),
-    "llama.pack_weights: the weights hold no w1 and w3", "'packed'")
+    "llama.pack_weights: the weights hold no w1 and w3")
+  contains(error_of(llama.layer, cfg, { impl = "fp8", seq = 5, device = "cpu", weights = w }),
+    "llama.fp8_weights: the weights hold no w1 and w3")
   contains(error_of(llama.model, cfg, { capacity = 4, layers = 1, dtype = "f64", device = "cpu", weights_from = M,
     ffn = "unfused" }), "llama.model: ffn 'unfused' reads w1 and w3, which 'weights_from' does not keep")
   local wb = { w1 = w1, w3 = w3 }
