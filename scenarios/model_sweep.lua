@@ -11,8 +11,9 @@
 -- layers=N runs the first N layers only (70B at f16 does not fit one GPU): the measured ms is of
 -- N layers; "model ms" scales the layers' share of it (their stages' share of the profile) to
 -- the whole model, and the floor is the whole model's; the table says so. Decode points whose
--- cache does not fit the free memory are left out with a note. gemm: the impl of the decode step's
--- attention projections and lm_head (gemm's impl; the FFN's fused op makes its own choice).
+-- cache does not fit the free memory are left out with a note. gemm: gemm's impl for the decode
+-- step's attention projections and for the lm_head of both phases (the FFN's fused op, and the
+-- prefill's layers, make their own choices).
 -- Usage: sfbench model_sweep [model=7b|13b|70b] [layers=0] (0: all) [prompt=512,1024,2048,4096]
 --        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16] [page=0] [launch=stream,graph]
 --        [gemm=fastest|cublaslt|gemv|hopper]
