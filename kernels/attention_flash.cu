@@ -453,7 +453,7 @@ static int make_params(const sf_attention_args *a, Params *p)
             if (st[i][j] % 8) return (int)cudaErrorInvalidValue;
     const void *ptr[4] = {a->q, a->k, a->v, a->out};
     for (int i = 0; i < 4; i++)
-        if (!ptr[i] || ((uintptr_t)ptr[i] & 15)) return (int)cudaErrorInvalidValue;
+        if (!ptr[i] || !sf::aligned16(ptr[i])) return (int)cudaErrorInvalidValue;
     p->q = (const char *)a->q;
     p->k = (const char *)a->k;
     p->v = (const char *)a->v;

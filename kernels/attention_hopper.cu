@@ -440,7 +440,7 @@ extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream
     const void *ptrs[4] = {a->q, a->k, a->v, a->out};
     const int64_t *strides[4] = {a->q_stride, a->k_stride, a->v_stride, a->o_stride};
     for (int i = 0; i < 4; i++) {
-        if ((uintptr_t)ptrs[i] % 16) return (int)cudaErrorInvalidValue;
+        if (!sf::aligned16(ptrs[i])) return (int)cudaErrorInvalidValue;
         for (int d = 0; d < 3; d++)
             if (strides[i][d] % (fp8 && i < 3 ? 16 : 8)) return (int)cudaErrorInvalidValue;
     }

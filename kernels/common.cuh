@@ -95,11 +95,14 @@ __device__ __forceinline__ float2 rope_rotate(float x1, float x2, float2 cs)
     return make_float2(__fsub_rn(__fmul_rn(x1, cs.x), __fmul_rn(x2, cs.y)), __fmaf_rn(x1, cs.y, __fmul_rn(x2, cs.x)));
 }
 
+/* whether p is 16-byte aligned: one vector load or store */
+inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 /* whether p and the strides of the dimensions longer than 1 of an n-dimensional view allow
  * vectors of `vec` elements (16 bytes): p 16-byte aligned, each such stride a multiple of vec */
 inline bool vec_fits(const void *p, const int64_t *stride, const int64_t *shape, int n, int vec)
 {
-    if ((uintptr_t)p % 16) return false;
+    if (!aligned16(p)) return false;
     for (int i = 0; i < n; i++)
         if (shape[i] > 1 && stride[i] % vec) return false;
     return true;

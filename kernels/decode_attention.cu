@@ -749,7 +749,7 @@ bool valid(const sf_decode_attention_args *a)
             if (st[i][j] % 8) return false;
     const void *ptr[4] = {a->q, a->k, a->v, a->out};
     for (int i = 0; i < 4; i++)
-        if (!ptr[i] || ((uintptr_t)ptr[i] & 15)) return false;
+        if (!ptr[i] || !sf::aligned16(ptr[i])) return false;
     return true;
 }
 

@@ -45,7 +45,7 @@ extern "C" int sf_embedding_cuda(const void *table, int64_t vocab, int64_t ld_ta
     if (n_tokens == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t row = dim * elem_bytes, per = 16 / elem_bytes;
-    if (row % 16 == 0 && ld_table % per == 0 && ld_out % per == 0 && (uintptr_t)table % 16 == 0 && (uintptr_t)out % 16 == 0) {
+    if (row % 16 == 0 && ld_table % per == 0 && ld_out % per == 0 && sf::aligned16(table) && sf::aligned16(out)) {
         const uint4 nan = elem_bytes == 2 ? make_uint4(nan_bits * 0x10001u, nan_bits * 0x10001u, nan_bits * 0x10001u,
                                                        nan_bits * 0x10001u)
                                           : make_uint4(nan_bits, nan_bits, nan_bits, nan_bits);

@@ -80,15 +80,13 @@ int sm_count()
     return sms;
 }
 
-bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
-
 template <typename T, int NIN, typename Op>
 int launch_elementwise(const void *a, const void *b, void *out, int64_t n, void *stream, Op op)
 {
     if (n < 0 || !a || !out || (NIN == 2 && !b)) return (int)cudaErrorInvalidValue;
     if (n == 0) return (int)cudaSuccess;
     constexpr int VEC = 16 / sizeof(T);
-    bool vec_ok = aligned16(a) && aligned16(out) && (NIN == 1 || aligned16(b));
+    bool vec_ok = sf::aligned16(a) && sf::aligned16(out) && (NIN == 1 || sf::aligned16(b));
     int64_t n_vec = vec_ok ? n / VEC : 0;
     int64_t work = n_vec > 0 ? (n_vec + kThreads * kUnroll - 1) / (kThreads * kUnroll)
                              : (n + kThreads - 1) / kThreads;
@@ -169,7 +167,7 @@ extern "C" int sf_interleave_gate_up_cuda(size_t elem, const void *w1, const voi
         I % SF_SWIGLU_INTERLEAVE != 0)
         return (int)cudaErrorInvalidValue;
     const int64_t row_bytes = H * (int64_t)elem;
-    if (row_bytes % 16 == 0 && aligned16(w1) && aligned16(w3) && aligned16(out))
+    if (row_bytes % 16 == 0 && sf::aligned16(w1) && sf::aligned16(w3) && sf::aligned16(out))
         return launch_interleave<uint4>(w1, w3, out, I, row_bytes / 16, stream);
     switch (elem) {
     case 8: return launch_interleave<uint64_t>(w1, w3, out, I, H, stream);

@@ -237,7 +237,7 @@ template <typename T, int NT, int L> struct Kernel {
 
 bool vectorized(const sf_gemv_args *a)
 {
-    return a->k % 8 == 0 && a->ldx % 8 == 0 && a->ldw % 8 == 0 && (uintptr_t)a->x % 16 == 0 && (uintptr_t)a->w % 16 == 0;
+    return a->k % 8 == 0 && a->ldx % 8 == 0 && a->ldw % 8 == 0 && sf::aligned16(a->x) && sf::aligned16(a->w);
 }
 
 /* f(Kernel<T, NT, L>) for the arguments' dtype, row count and alignment */

@@ -73,7 +73,7 @@ template <typename T> int launch(const sf_kv_append_args *a, cudaStream_t stream
     /* the caches are contiguous: their strides are multiples of D, so of VEC where half is */
     const bool vec = half % VEC == 0 && sf::vec_fits(a->k, a->k_stride, kv_shape, 3, VEC) &&
                      sf::vec_fits(a->v, a->v_stride, kv_shape, 3, VEC) && (!a->q || sf::vec_fits(a->q, a->q_stride, q_shape, 3, VEC)) &&
-                     (uintptr_t)a->k_cache % 16 == 0 && (uintptr_t)a->v_cache % 16 == 0;
+                     sf::aligned16(a->k_cache) && sf::aligned16(a->v_cache);
     const int chunks = (int)(vec ? half / VEC : half);
     const int64_t items = a->batch * a->tokens * (a->heads + 2 * a->kv_heads) * chunks;
     const int64_t blocks = (items + kThreads - 1) / kThreads;

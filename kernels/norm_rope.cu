@@ -29,8 +29,6 @@ int sm_count()
     return sms;
 }
 
-bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
-
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -205,13 +203,13 @@ template <typename T, bool RESIDUAL, bool FP8> int launch_rmsnorm(const sf_rmsno
     const bool one_row = a->rows == 1; /* its row stride is never used */
     /* an e4m3 out takes VEC bytes a vector: 8-byte aligned rows */
     const bool out_ok = FP8 ? ((uintptr_t)out & 7) == 0 && (one_row || a->out_stride % 8 == 0)
-                            : aligned16(out) && (one_row || a->out_stride % VEC == 0);
+                            : sf::aligned16(out) && (one_row || a->out_stride % VEC == 0);
     /* e4m3 out: at most 2 vectors a thread (at 4, ptxas spilled the second pass's registers under
      * the 64 a thread of 1024 threads), so rows up to 2048 vectors (16384 elements) */
     constexpr int kMaxVpt = FP8 ? 2 : kNormMaxVecPerThread;
-    bool vec_ok = a->hidden % VEC == 0 && a->hidden / VEC <= 1024 * kMaxVpt && aligned16(x) &&
-                  aligned16(w) && out_ok && (one_row || a->x_stride % VEC == 0);
-    if (RESIDUAL) vec_ok = vec_ok && aligned16(res) && (one_row || a->residual_stride % VEC == 0);
+    bool vec_ok = a->hidden % VEC == 0 && a->hidden / VEC <= 1024 * kMaxVpt && sf::aligned16(x) &&
+                  sf::aligned16(w) && out_ok && (one_row || a->x_stride % VEC == 0);
+    if (RESIDUAL) vec_ok = vec_ok && sf::aligned16(res) && (one_row || a->residual_stride % VEC == 0);
     if (!vec_ok) {
         return (int)sf::launch(rmsnorm_scalar_kernel<T, RESIDUAL, FP8>, grid, kNormScalarThreads, 0, stream, 1, x, res,
                                w, out, a->hidden, a->x_stride, a->residual_stride, a->out_stride, inv_hidden,
@@ -475,7 +473,7 @@ template <typename T> int add_for_type(const sf_add_args *a, cudaStream_t stream
     const add_layout l = collapse(a);
     const int last = l.ndim - 1;
     if (l.sa[last] != 1 || l.sb[last] != 1 || l.so[last] != 1) return (int)cudaErrorInvalidValue;
-    bool vec_ok = aligned16(pa) && aligned16(pb) && aligned16(po);
+    bool vec_ok = sf::aligned16(pa) && sf::aligned16(pb) && sf::aligned16(po);
     if (l.ndim == 1) {
         const int64_t n = l.shape[0], n_vec = vec_ok ? n / VEC : 0;
         const int64_t work = n_vec > 0 ? (n_vec + kAddThreads * kAddUnroll - 1) / (kAddThreads * kAddUnroll)
