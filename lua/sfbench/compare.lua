@@ -246,16 +246,50 @@ local function by_scenario(entries)
   return list
 end
 
+-- The distinct values a side's rows hold in column c (nil left out).
+local function values_of(entries, c)
+  local seen, list = {}, {}
+  for _, e in ipairs(entries) do
+    for _, pt in ipairs(result_files.points(e.doc, { c })) do
+      if pt.values[c] ~= nil and not seen[pt.key] then
+        seen[pt.key] = true
+        list[#list + 1] = pt.values[c]
+      end
+    end
+  end
+  return list
+end
+
+-- A parameter column that one side's rows never have (one the scenario gained in a later version,
+-- as model_sweep's gemm) tells none of that side's points apart. Where the other side's rows hold
+-- a single value of it, the points are matched without it: -> the columns kept, and a note a
+-- column set aside ({column, side, value}: the side that has it, and its one value).
+local function one_sided(columns, base, new)
+  local kept, aside = {}, {}
+  for _, c in ipairs(columns) do
+    local vb, vn = values_of(base, c), values_of(new, c)
+    if #vb == 0 and #vn == 1 then
+      aside[#aside + 1] = { column = c, side = "new", value = vn[1] }
+    elseif #vn == 0 and #vb == 1 then
+      aside[#aside + 1] = { column = c, side = "base", value = vb[1] }
+    else
+      kept[#kept + 1] = c
+    end
+  end
+  return kept, aside
+end
+
 local function compare_scenario(name, base, new, opts)
   local docs = {}
   for _, side in ipairs({ base, new }) do
     for _, e in ipairs(side) do docs[#docs + 1] = e.doc end
   end
-  local columns = result_files.columns(docs, opts.params)
+  local columns, aside = result_files.columns(docs, opts.params), {}
+  if not opts.params then columns, aside = one_sided(columns, base, new) end
   local base_keys, base_order = pool(base, columns)
   local new_keys, new_order = pool(new, columns)
-  local scn = { scenario = name, parameters = columns, base = paths(base), new = paths(new), points = {},
-    only_base = {}, only_new = {} }
+  local scn = { scenario = name, parameters = columns, set_aside = aside, base = paths(base), new = paths(new),
+    points = {}, only_base = {}, only_new = {} }
   for _, b in ipairs(base_order) do
     local n = new_keys[b.key]
     if not n then
@@ -280,10 +314,12 @@ end
 local PARAMS_HINT = "where one of them is a measurement, name the parameters with --params"
 
 -- compare.results(base, new [, opts]) -> the comparison of two lists of result_files.load entries:
--- {scenarios = {{scenario, parameters, base, new, points, only_base, only_new}},
+-- {scenarios = {{scenario, parameters, set_aside, base, new, points, only_base, only_new}},
 -- unmatched_scenarios, only_base_scenarios, only_new_scenarios, mismatch, slower, faster, alpha,
 -- threshold, interval}. Each point is compare.samples' table with params (the parameter values)
--- and label, or {verdict = "no samples"} where a side kept none. A scenario of both sides with no
+-- and label, or {verdict = "no samples"} where a side kept none; set_aside lists the parameter
+-- columns left out of the match ({column, side, value}: only that side's rows have it, with that one
+-- value; never where opts.params names the columns). A scenario of both sides with no
 -- point in common is listed apart, in unmatched_scenarios (the same fields, no points, and hint:
 -- why, and the way out); it stops no other scenario's comparison. opts: alpha, threshold, params
 -- (a list of the parameter columns, instead of the declared or guessed ones). An error (a usage
@@ -374,18 +410,23 @@ end
 -- plots): base and new ({path, device, sfbench_version, git_revision}), alpha, threshold,
 -- interval, points ({scenario, point, impl, base_median, new_median, ratio, ci_low, ci_high, p,
 -- verdict, n_base, n_new}), only_base and only_new ({scenario, point, impl}), no_samples (the
--- matched points a side kept no samples of), unmatched_scenarios ({scenario, parameters}: the
+-- matched points a side kept no samples of), set_aside ({scenario, column, side, value}: a
+-- parameter column only one side's rows have, with one value, left out of the match),
+-- unmatched_scenarios ({scenario, parameters}: the
 -- scenarios of both sides with no point in common), only_base_scenarios, only_new_scenarios,
 -- mismatch, slower, faster.
 function compare.document(cmp)
   local doc = { base = side_of(cmp, "base"), new = side_of(cmp, "new"), alpha = cmp.alpha,
     threshold = cmp.threshold, interval = cmp.interval, points = {}, only_base = {}, only_new = {}, no_samples = {},
-    unmatched_scenarios = {}, only_base_scenarios = cmp.only_base_scenarios,
+    set_aside = {}, unmatched_scenarios = {}, only_base_scenarios = cmp.only_base_scenarios,
     only_new_scenarios = cmp.only_new_scenarios, mismatch = cmp.mismatch, slower = cmp.slower, faster = cmp.faster }
   for i, scn in ipairs(cmp.unmatched_scenarios) do
     doc.unmatched_scenarios[i] = { scenario = scn.scenario, parameters = scn.parameters }
   end
   for _, scn in ipairs(cmp.scenarios) do
+    for _, a in ipairs(scn.set_aside) do
+      doc.set_aside[#doc.set_aside + 1] = { scenario = scn.scenario, column = a.column, side = a.side, value = a.value }
+    end
     for _, pt in ipairs(scn.points) do
       local d = placed(scn.scenario, pt.params)
       if pt.ratio and pt.ci_low == pt.ci_low then

@@ -200,6 +200,15 @@ local function compare_section(out, entry, id, plots)
       out[#out + 1] = "</ul>"
     end
   end
+  local aside = type(doc.set_aside) == "table" and doc.set_aside or {}
+  if #aside > 0 then
+    out[#out + 1] = "<h3>Parameters left out of the match</h3><ul>"
+    for _, a in ipairs(aside) do
+      out[#out + 1] = ("<li>%s · %s: only %s's rows have it, all %s</li>"):format(esc(tostring(a.scenario)),
+        esc(tostring(a.column)), esc(tostring(a.side)), esc(report.encode(a.value)))
+    end
+    out[#out + 1] = "</ul>"
+  end
   -- scenarios compared on neither side's points: none in common on the parameter columns, or the
   -- scenario on one side only
   local unmatched = type(doc.unmatched_scenarios) == "table" and doc.unmatched_scenarios or {}

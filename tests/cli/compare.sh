@@ -53,14 +53,23 @@ expect_stdout_has "| b    |    4 |" "fewer points in new: the missing point's pa
 # a column that changes every run, taken for a parameter: nothing matches, which is an input
 # error (a CI gate must not pass on nothing compared) that says how to name the parameters
 sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"other"/g' "$SCRATCH/same.json" >"$SCRATCH/host.json"
+sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"mine"/g' "$SCRATCH/base.json" >"$SCRATCH/host_base.json"
 rm -f "$SCRATCH/host-cmp.json"
-run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --output "$SCRATCH/host-cmp.json"
+run "$SFBENCH" compare "$SCRATCH/host_base.json" "$SCRATCH/host.json" --output "$SCRATCH/host-cmp.json"
 expect_rc 2 "a run-dependent column: no point in common"
 expect_one_line_error "a run-dependent column"
-expect_stderr_has "$SCRATCH/base.json and $SCRATCH/host.json: no point of synthetic in common on the parameter columns impl, size, host" \
+expect_stderr_has "$SCRATCH/host_base.json and $SCRATCH/host.json: no point of synthetic in common on the parameter columns impl, size, host" \
     "a run-dependent column: both files and the problem"
 expect_stderr_has "name the parameters with --params" "a run-dependent column: the way out"
 expect_files "$SCRATCH" "host-cmp.json" 0 "a run-dependent column: no output file"
+
+# a parameter column only one side has, with one value there (one a later version of a scenario
+# added): the points match without it, and a line says so
+run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json"
+expect_rc 0 "a parameter only new has"
+n=$(grep -c '| same ' "$OUT_FILE")
+if [ "$n" -eq 8 ]; then pass "a parameter only new has: 8 points matched"; else fail "a parameter only new has: $n 'same' lines"; show_last; fi
+expect_stdout_has 'Matched without the parameter host: only new'"'"'s rows have it, all "other"' "a parameter only new has: said so"
 run "$SFBENCH" compare "$SCRATCH/base.json" "$SCRATCH/host.json" --params impl,size
 n=$(grep -c '| same ' "$OUT_FILE")
 if [ "$n" -eq 8 ]; then pass "--params impl,size: 8 points matched"; else fail "--params: $n points"; show_last; fi
@@ -100,7 +109,8 @@ check(pt.n_base == 400 and pt.n_new == 200, 'samples ' .. tostring(pt.n_base) ..
 # exit by the verdicts of what was compared
 mkdir -p "$SCRATCH/mixed_base" "$SCRATCH/mixed_new"
 cp "$SCRATCH/base.json" "$SCRATCH/mixed_base/synthetic-1.json"
-gen "$SCRATCH/mixed_base/third-1.json" scenario=third
+gen "$SCRATCH/third-base.json" scenario=third
+sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"mine"/g' "$SCRATCH/third-base.json" >"$SCRATCH/mixed_base/third-1.json"
 gen "$SCRATCH/third-new.json" scenario=third
 sed 's/"impl":"\([ab]\)"/"impl":"\1","host":"other"/g' "$SCRATCH/third-new.json" >"$SCRATCH/mixed_new/third-1.json"
 for new in slow same; do
@@ -123,6 +133,7 @@ check(doc.base.path == '$SCRATCH/mixed_base/synthetic-1.json', 'the compared fil
 "
 # ... but where no scenario had a point in common, nothing was compared: an error naming them all
 cp "$SCRATCH/host.json" "$SCRATCH/mixed_new/synthetic-1.json"
+cp "$SCRATCH/host_base.json" "$SCRATCH/mixed_base/synthetic-1.json"
 run "$SFBENCH" compare "$SCRATCH/mixed_base" "$SCRATCH/mixed_new"
 expect_rc 2 "every scenario unmatched"
 expect_one_line_error "every scenario unmatched"

@@ -265,6 +265,34 @@ function TestMatch.test_chosen_parameters()
   lu.assertEquals(cmp.scenarios[1].parameters, { "impl" })
 end
 
+-- a parameter column only one side's rows have (one a later version of the scenario added) is
+-- set aside where that side holds one value of it, and said so; with two values, or named by
+-- --params, it stays in the match
+function TestMatch.test_a_parameter_one_side_lacks()
+  local old = doc("s", { { seq = 512, ms = 1.5 }, { seq = 1024, ms = 3 } }, { spread(1), spread(2) })
+  local added = doc("s", { { seq = 512, gemm = "fastest", ms = 1.5 }, { seq = 1024, gemm = "fastest", ms = 3 } },
+    { spread(1.05), spread(2) })
+  local cmp = compare.results({ entry("1", old) }, { entry("2", added) })
+  local scn = cmp.scenarios[1]
+  lu.assertEquals(scn.parameters, { "seq" })
+  lu.assertEquals(scn.set_aside, { { column = "gemm", side = "new", value = "fastest" } })
+  lu.assertEquals({ #scn.points, scn.points[1].verdict, scn.points[2].verdict }, { 2, "slower", "same" })
+  lu.assertEquals(compare.document(cmp).set_aside, { { scenario = "s", column = "gemm", side = "new", value = "fastest" } })
+  -- the other way round: base has it
+  cmp = compare.results({ entry("2", added) }, { entry("1", old) })
+  lu.assertEquals(cmp.scenarios[1].set_aside, { { column = "gemm", side = "base", value = "fastest" } })
+  -- two values of it: it tells points apart, so nothing matches
+  local two = doc("s", { { seq = 512, gemm = "fastest", ms = 1.5 }, { seq = 512, gemm = "gemv", ms = 3 } },
+    { spread(1), spread(2) })
+  local ok, err = pcall(compare.results, { entry("1", old) }, { entry("3", two) })
+  lu.assertFalse(ok)
+  testlib.contains(err.usage, "no point of s in common on the parameter columns gemm, seq")
+  -- named by --params, it is kept as asked
+  ok, err = pcall(compare.results, { entry("1", old) }, { entry("2", added) }, { params = { "seq", "gemm" } })
+  lu.assertFalse(ok)
+  testlib.contains(err.usage, "no point of s in common on the parameter columns gemm, seq")
+end
+
 -- a scenario of both sides with no point in common is listed apart, with the way out, and stops
 -- no other scenario's comparison; the files it was in are not those compared
 function TestMatch.test_a_scenario_with_no_point_in_common()
