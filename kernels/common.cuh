@@ -1,7 +1,7 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
  * 16-byte vector access, the activation functions (one definition, used by the
  * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), a block's
- * max and an FP8 scale from it, the grid order of the attention kernels, programmatic dependent
+ * max and an FP8 scale from it, the device's SM count, the grid order of the attention kernels, programmatic dependent
  * launch, and the shared-memory address form that PTX takes. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
@@ -97,6 +97,24 @@ __device__ __forceinline__ float2 rope_rotate(float x1, float x2, float2 cs)
 
 /* whether p is 16-byte aligned: one vector load or store */
 inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* the current device's SM count into *sms (kept per device after the first ask): 0, or the CUDA
+ * error that stopped it */
+inline int sm_count(int *sms)
+{
+    static int known[64];
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return (int)e;
+    if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
+    if (known[dev] == 0) {
+        int n = 0;
+        if ((e = cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return (int)e;
+        known[dev] = n;
+    }
+    *sms = known[dev];
+    return 0;
+}
 
 /* whether p and the strides of the dimensions longer than 1 of an n-dimensional view allow
  * vectors of `vec` elements (16 bytes): p 16-byte aligned, each such stride a multiple of vec */

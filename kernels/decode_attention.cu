@@ -724,14 +724,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
     if (tid == 0) *counter = 0;
 }
 
-int sm_count(int *sms)
-{
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
-    return (int)e;
-}
-
 int rows_per_cta(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : kMaxRows; }
 
 bool valid(const sf_decode_attention_args *a)
@@ -909,7 +901,7 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
     }
     if (!valid(a)) return (int)cudaErrorInvalidValue;
     int sms = 0, ctas = 0, blocks = 1, wave_per_sm = 0;
-    int e = sm_count(&sms);
+    int e = sf::sm_count(&sms);
     if (e == 0)
         e = dispatch(a, [&](auto k) {
             blocks = row_blocks(a, decltype(k)::ROWS);

@@ -72,14 +72,6 @@ __global__ void __launch_bounds__(kThreads) elementwise_kernel(const T *a, const
         out[i] = tr::from_f(op(tr::to_f(a[i]), NIN == 2 ? tr::to_f(b[i]) : 0.0f));
 }
 
-int sm_count()
-{
-    int dev = 0, sms = 132;
-    if (cudaGetDevice(&dev) == cudaSuccess)
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    return sms;
-}
-
 template <typename T, int NIN, typename Op>
 int launch_elementwise(const void *a, const void *b, void *out, int64_t n, void *stream, Op op)
 {
@@ -90,8 +82,8 @@ int launch_elementwise(const void *a, const void *b, void *out, int64_t n, void 
     int64_t n_vec = vec_ok ? n / VEC : 0;
     int64_t work = n_vec > 0 ? (n_vec + kThreads * kUnroll - 1) / (kThreads * kUnroll)
                              : (n + kThreads - 1) / kThreads;
-    static int sms = 0;
-    if (sms == 0) sms = sm_count();
+    int sms = 0;
+    if (int e = sf::sm_count(&sms)) return e;
     int64_t blocks = work < (int64_t)sms * 8 ? work : (int64_t)sms * 8;
     if (blocks < 1) blocks = 1;
     return (int)sf::launch(elementwise_kernel<T, NIN, Op>, (unsigned)blocks, kThreads, 0, (cudaStream_t)stream, 1,
@@ -130,8 +122,8 @@ int launch_interleave(const void *w1, const void *w3, void *out, int64_t I, int6
 {
     int64_t total = 2 * I * row_len;
     int64_t blocks = (total + 255) / 256;
-    static int sms = 0;
-    if (sms == 0) sms = sm_count();
+    int sms = 0;
+    if (int e = sf::sm_count(&sms)) return e;
     if (blocks > (int64_t)sms * 16) blocks = (int64_t)sms * 16;
     interleave_kernel<V><<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(
         (const V *)w1, (const V *)w3, (V *)out, I, row_len);

@@ -268,22 +268,6 @@ int split_k(int64_t k, int splits, int *kps)
     return (int)((k + *kps - 1) / *kps);
 }
 
-int sm_count(int *sms)
-{
-    static int cached = 0;
-    if (cached == 0) {
-        int dev = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&cached, cudaDevAttrMultiProcessorCount, dev);
-        if (e != cudaSuccess) {
-            cached = 0;
-            return (int)e;
-        }
-    }
-    *sms = cached;
-    return 0;
-}
-
 } // namespace sf_gemv
 
 using namespace sf_gemv;
@@ -322,7 +306,7 @@ extern "C" int sf_gemv_splits(const sf_gemv_args *a, int *splits)
         return 0;
     }
     int sms = 0, ctas = 0;
-    int e = sm_count(&sms);
+    int e = sf::sm_count(&sms);
     if (e == 0) e = dispatch(a, [&](auto kern) { return decltype(kern)::occupancy(&ctas); });
     if (e != 0) return e;
     const double slots = (double)sms * (ctas > 0 ? ctas : 1);

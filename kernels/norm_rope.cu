@@ -18,17 +18,6 @@
 
 namespace {
 
-int sm_count()
-{
-    static int sms = 0;
-    if (sms == 0) {
-        int dev = 0, n = 132;
-        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-        sms = n;
-    }
-    return sms;
-}
-
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -474,11 +463,13 @@ template <typename T> int add_for_type(const sf_add_args *a, cudaStream_t stream
     const int last = l.ndim - 1;
     if (l.sa[last] != 1 || l.sb[last] != 1 || l.so[last] != 1) return (int)cudaErrorInvalidValue;
     bool vec_ok = sf::aligned16(pa) && sf::aligned16(pb) && sf::aligned16(po);
+    int sms = 0;
+    if (int e = sf::sm_count(&sms)) return e;
     if (l.ndim == 1) {
         const int64_t n = l.shape[0], n_vec = vec_ok ? n / VEC : 0;
         const int64_t work = n_vec > 0 ? (n_vec + kAddThreads * kAddUnroll - 1) / (kAddThreads * kAddUnroll)
                                        : (n + kAddThreads - 1) / kAddThreads;
-        int64_t blocks = work < (int64_t)sm_count() * 8 ? work : (int64_t)sm_count() * 8;
+        int64_t blocks = work < (int64_t)sms * 8 ? work : (int64_t)sms * 8;
         if (blocks < 1) blocks = 1;
         return (int)sf::launch(add_flat_kernel<T>, (unsigned)blocks, kAddThreads, 0, stream, 1, pa, pb, po, n, n_vec);
     }
@@ -488,7 +479,7 @@ template <typename T> int add_for_type(const sf_add_args *a, cudaStream_t stream
         vec_ok = vec_ok && l.sa[d] % VEC == 0 && l.sb[d] % VEC == 0 && l.so[d] % VEC == 0;
     }
     vec_ok = vec_ok && l.shape[last] % VEC == 0;
-    const int64_t blocks = rows < (int64_t)sm_count() * 16 ? rows : (int64_t)sm_count() * 16;
+    const int64_t blocks = rows < (int64_t)sms * 16 ? rows : (int64_t)sms * 16;
     return (int)sf::launch(vec_ok ? add_rows_kernel<T, VEC> : add_rows_kernel<T, 1>, (unsigned)blocks, kAddThreads, 0,
                            stream, 1, pa, pb, po, l, rows);
 }
