@@ -163,7 +163,9 @@ local VIEWS = {
     columns = ATTENTION_COLUMNS },
   { scenario = "fp8-f16/attention_sweep", title = "FP8: the f16 flash attention of the same build, for comparison",
     columns = ATTENTION_COLUMNS },
-  { scenario = "fp8/ffn_sweep", title = "FP8: e4m3 SwiGLU FFN, Llama-2-7B, h per token", columns = FFN_COLUMNS },
+  -- files from before ffn_sweep's fp8_h quantized h per token, as fp8_h=dynamic does
+  { scenario = "fp8/ffn_sweep", title = "FP8: e4m3 SwiGLU FFN, Llama-2-7B (fp8_h: h's scale fixed ahead, or per token)",
+    missing = { fp8_h = "dynamic" }, columns = { "act", "tokens", "impl", "fp8_h", table.unpack(FFN_COLUMNS, 4) } },
   { scenario = "fp8-f16/ffn_sweep", title = "FP8: the f16 fused SwiGLU FFN of the same call, for comparison",
     columns = FFN_COLUMNS },
   { scenario = "fp8/layer_sweep", title = "FP8: one Llama-2-7B layer, optimized (fp16) and fp8 (h's scale calibrated, fixed)",
@@ -295,6 +297,11 @@ local function tables(page, folder)
     if file then
       local doc = load(dir .. "/" .. file)
       local rows, columns = doc.rows, view.columns
+      for _, r in ipairs(rows) do
+        for k, v in pairs(view.missing or {}) do
+          if r[k] == nil then r[k] = v end
+        end
+      end
       local torch_file = view.torch and newest[view.torch]
       local torch_doc = torch_file and load(dir .. "/" .. torch_file)
       if torch_doc then

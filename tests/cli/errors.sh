@@ -184,7 +184,8 @@ expect_one_line_error "value not among the choices"
 for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms" \
     "attention_sweep seq=100000:100000" "layer_sweep seq=100000:allow_long" "layer_sweep stages=bogus:bogus" \
     "decode_sweep launch=graph:needs the CUDA backend" "model_sweep launch=stream,graph:needs the CUDA backend" \
-    "ffn_sweep dtype=e4m3 act=gelu:act=swiglu alone" "gemv_sweep splits=2,2:listed twice" \
+    "ffn_sweep dtype=e4m3 act=gelu:act=swiglu alone" "ffn_sweep fp8_h=static:fp8_h is for dtype=e4m3" \
+    "gemv_sweep splits=2,2:listed twice" \
     "gemv_sweep splits=-1:bad value '-1' for splits" "decode_sweep splits=2,2:listed twice"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter

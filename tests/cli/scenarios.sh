@@ -2,7 +2,7 @@
 # Every scenario in scenarios/ runs on the CPU backend with its defaults (the small CPU shapes),
 # exits 0 and writes one JSON result that parses and says it is complete, and whose reported
 # times and rates follow from its samples (tests/cli/sweep_checks.lua); attention_sweep runs once
-# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs, layer_sweep with the fp8
+# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs (ffn_sweep with each fp8_h), layer_sweep with the fp8
 # layer, gemv_sweep with forced split counts. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
 # short; the accepted parameters are read from the scenario itself (its answer to an unknown
 # key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
@@ -65,7 +65,20 @@ for script in "$SF_SRCDIR"/scenarios/*.lua; do
 done
 if wanted attention_sweep; then check_scenario "$SF_SRCDIR/scenarios/attention_sweep.lua" causal=false,true; fi
 if wanted gemm_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemm_sweep.lua" dtype=e4m3; fi
-if wanted ffn_sweep; then check_scenario "$SF_SRCDIR/scenarios/ffn_sweep.lua" dtype=e4m3; fi
+if wanted ffn_sweep; then
+    # how each FP8 impl quantized h, in its rows: the fused FFN as asked (static by default), the
+    # unfused one per token
+    for h in "" static dynamic; do
+        check_scenario "$SF_SRCDIR/scenarios/ffn_sweep.lua" dtype=e4m3 ${h:+fp8_h=$h}
+        json=$(files_in "$SCRATCH/ffn_sweep$(echo "dtype=e4m3${h:+ fp8_h=$h}" | tr -c 'a-z0-9\n' '_')" "*.json" | head -n 1)
+        check_json "$json" "ffn_sweep dtype=e4m3 ${h:-(fp8_h by default)}: the rows say how h was quantized" "
+for _, r in ipairs(doc.rows) do
+  local want = r.impl == 'fused' and '${h:-static}' or 'dynamic'
+  check(r.fp8_h == want, r.impl .. ': fp8_h ' .. tostring(r.fp8_h) .. ', expected ' .. want)
+end
+"
+    done
+fi
 if wanted layer_sweep; then check_scenario "$SF_SRCDIR/scenarios/layer_sweep.lua" impl=fp8; fi
 if wanted gemv_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemv_sweep.lua" splits=0,3 m=1 proj=o,down; fi
 if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
