@@ -246,36 +246,58 @@ local function by_scenario(entries)
   return list
 end
 
--- The distinct values a side's rows hold in column c (nil left out).
+-- The distinct values the rows of a side hold in column c (nil left out), and whether every file
+-- of the side has it in some row.
 local function values_of(entries, c)
-  local seen, list = {}, {}
+  local seen, list, in_every = {}, {}, true
   for _, e in ipairs(entries) do
+    local has = false
     for _, pt in ipairs(result_files.points(e.doc, { c })) do
-      if pt.values[c] ~= nil and not seen[pt.key] then
-        seen[pt.key] = true
-        list[#list + 1] = pt.values[c]
+      if pt.values[c] ~= nil then
+        has = true
+        if not seen[pt.key] then
+          seen[pt.key] = true
+          list[#list + 1] = pt.values[c]
+        end
       end
     end
+    in_every = in_every and has
   end
-  return list
+  return list, in_every
 end
 
--- A parameter column that one side's rows never have (one the scenario gained in a later version,
--- as model_sweep's gemm) tells none of that side's points apart. Where the other side's rows hold
--- a single value of it, the points are matched without it: -> the columns kept, and a note a
--- column set aside ({column, side, value}: the side that has it, and its one value).
+-- whether each file's rows stay apart on these columns
+local function rows_apart(entries, columns)
+  for _, e in ipairs(entries) do
+    local seen = {}
+    for _, pt in ipairs(result_files.points(e.doc, columns)) do
+      if seen[pt.key] then return false end
+      seen[pt.key] = true
+    end
+  end
+  return true
+end
+
+-- A parameter column that no row of one side has (one the scenario gained in a later version, as
+-- model_sweep's gemm) tells none of that side's points apart. Where every file of the other side
+-- has it, with one value, and the rows of each file stay apart without it, the points are matched
+-- without it: -> the columns kept, and the columns set aside ({column, side, value}: the side that
+-- has it, and its one value). A side that mixes files with and without it keeps it, and so do two
+-- values of it, or rows told apart only by it.
 local function one_sided(columns, base, new)
   local kept, aside = {}, {}
   for _, c in ipairs(columns) do
-    local vb, vn = values_of(base, c), values_of(new, c)
-    if #vb == 0 and #vn == 1 then
+    local vb, b_every = values_of(base, c)
+    local vn, n_every = values_of(new, c)
+    if #vb == 0 and #vn == 1 and n_every then
       aside[#aside + 1] = { column = c, side = "new", value = vn[1] }
-    elseif #vn == 0 and #vb == 1 then
+    elseif #vn == 0 and #vb == 1 and b_every then
       aside[#aside + 1] = { column = c, side = "base", value = vb[1] }
     else
       kept[#kept + 1] = c
     end
   end
+  if #aside > 0 and not (rows_apart(base, kept) and rows_apart(new, kept)) then return columns, {} end
   return kept, aside
 end
 
@@ -313,6 +335,13 @@ end
 
 local PARAMS_HINT = "where one of them is a measurement, name the parameters with --params"
 
+-- the columns a scenario set aside, for a message: "" or "; gemm set aside (only new's rows have it)"
+local function aside_text(scn)
+  local parts = {}
+  for _, a in ipairs(scn.set_aside) do parts[#parts + 1] = ("%s set aside (only %s's rows have it)"):format(a.column, a.side) end
+  return #parts > 0 and "; " .. table.concat(parts, ", ") or ""
+end
+
 -- compare.results(base, new [, opts]) -> the comparison of two lists of result_files.load entries:
 -- {scenarios = {{scenario, parameters, set_aside, base, new, points, only_base, only_new}},
 -- unmatched_scenarios, only_base_scenarios, only_new_scenarios, mismatch, slower, faster, alpha,
@@ -344,8 +373,8 @@ function compare.results(base, new, opts)
       table.move(other.entries, 1, #other.entries, #common_new + 1, common_new)
       local scn = compare_scenario(g.scenario, g.entries, other.entries, opts)
       if #scn.points == 0 then
-        scn.hint = ("no point in common on the parameter columns %s (%s)"):format(table.concat(scn.parameters, ", "),
-          PARAMS_HINT)
+        scn.hint = ("no point in common on the parameter columns %s%s (%s)"):format(table.concat(scn.parameters, ", "),
+          aside_text(scn), PARAMS_HINT)
         cmp.unmatched_scenarios[#cmp.unmatched_scenarios + 1] = scn
       else
         table.move(g.entries, 1, #g.entries, #used_base + 1, used_base)
@@ -377,8 +406,8 @@ function compare.results(base, new, opts)
   if compared == 0 then
     local why = {}
     for _, scn in ipairs(cmp.unmatched_scenarios) do
-      why[#why + 1] = ("no point of %s in common on the parameter columns %s"):format(scn.scenario,
-        table.concat(scn.parameters, ", "))
+      why[#why + 1] = ("no point of %s in common on the parameter columns %s%s"):format(scn.scenario,
+        table.concat(scn.parameters, ", "), aside_text(scn))
     end
     if #why > 0 then why[#why] = ("%s (%s)"):format(why[#why], PARAMS_HINT) end
     if #cmp.scenarios > 0 then why[#why + 1] = "no matched point has kept samples on both sides" end
@@ -423,10 +452,14 @@ function compare.document(cmp)
   for i, scn in ipairs(cmp.unmatched_scenarios) do
     doc.unmatched_scenarios[i] = { scenario = scn.scenario, parameters = scn.parameters }
   end
-  for _, scn in ipairs(cmp.scenarios) do
-    for _, a in ipairs(scn.set_aside) do
-      doc.set_aside[#doc.set_aside + 1] = { scenario = scn.scenario, column = a.column, side = a.side, value = a.value }
+  for _, list in ipairs({ cmp.scenarios, cmp.unmatched_scenarios }) do
+    for _, scn in ipairs(list) do
+      for _, a in ipairs(scn.set_aside) do
+        doc.set_aside[#doc.set_aside + 1] = { scenario = scn.scenario, column = a.column, side = a.side, value = a.value }
+      end
     end
+  end
+  for _, scn in ipairs(cmp.scenarios) do
     for _, pt in ipairs(scn.points) do
       local d = placed(scn.scenario, pt.params)
       if pt.ratio and pt.ci_low == pt.ci_low then

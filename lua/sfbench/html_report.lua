@@ -204,7 +204,7 @@ local function compare_section(out, entry, id, plots)
   if #aside > 0 then
     out[#out + 1] = "<h3>Parameters left out of the match</h3><ul>"
     for _, a in ipairs(aside) do
-      out[#out + 1] = ("<li>%s · %s: only %s's rows have it, all %s</li>"):format(esc(tostring(a.scenario)),
+      out[#out + 1] = ("<li>%s · %s: only %s's rows have it, with the one value %s</li>"):format(esc(tostring(a.scenario)),
         esc(tostring(a.column)), esc(tostring(a.side)), esc(report.encode(a.value)))
     end
     out[#out + 1] = "</ul>"

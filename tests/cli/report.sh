@@ -110,7 +110,7 @@ expect_rc 0 "report of a compare document"
 for text in 'data-kind="compare"' '>ffn_sweep: new ÷ base time, with its 95% interval</title>' 'act=swiglu · tokens=4096 · fused' \
     '<h3>Only in base</h3>' '<td>slower</td>' '<li>layer_sweep (parameter columns: impl, model, seq)</li>' \
     '<h3>Scenarios only in base</h3><p>attention_sweep</p>' \
-    "<li>gemm_sweep · fast_accum: only new's rows have it, all false</li>"; do
+    "<li>gemm_sweep · fast_accum: only new's rows have it, with the one value false</li>"; do
     if has "$SCRATCH/compare.html" "$text"; then pass "compare page has '$text'"; else fail "compare page lacks '$text'"; fi
 done
 

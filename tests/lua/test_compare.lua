@@ -291,6 +291,27 @@ function TestMatch.test_a_parameter_one_side_lacks()
   ok, err = pcall(compare.results, { entry("1", old) }, { entry("2", added) }, { params = { "seq", "gemm" } })
   lu.assertFalse(ok)
   testlib.contains(err.usage, "no point of s in common on the parameter columns gemm, seq")
+  -- rows told apart by it alone (a value on some rows, none on others): kept, and each point
+  -- matched as before
+  local some = doc("s", { { seq = 512, ms = 1.5 }, { seq = 512, variant = "x", ms = 1.5 } }, { spread(1), spread(1) })
+  cmp = compare.results({ entry("1", old) }, { entry("4", some) })
+  lu.assertEquals(cmp.scenarios[1].set_aside, {})
+  lu.assertEquals({ #cmp.scenarios[1].points, #cmp.scenarios[1].only_new }, { 1, 1 })
+  -- a side mixing files with and without it (--all over versions): kept, so the runs are not pooled
+  cmp = compare.results({ entry("1", old) }, { entry("5", old), entry("2", added) })
+  lu.assertEquals(cmp.scenarios[1].set_aside, {})
+  lu.assertEquals(cmp.scenarios[1].points[1].n_new, #spread(1))
+  -- rows without it on the side that has it (a point left out), the others with one value: set aside
+  local left_out = doc("s", { { seq = 512, gemm = "fastest", ms = 1.5 }, { seq = 1024, note = "left out" } },
+    { spread(1), {} })
+  cmp = compare.results({ entry("1", old) }, { entry("6", left_out) })
+  lu.assertEquals(cmp.scenarios[1].set_aside[1], { column = "gemm", side = "new", value = "fastest" })
+  lu.assertEquals(cmp.scenarios[1].points[1].verdict, "same")
+  -- no point in common even so: the error says what was set aside
+  local elsewhere = doc("s", { { seq = 4096, gemm = "fastest", ms = 1.5 } }, { spread(1) })
+  ok, err = pcall(compare.results, { entry("1", old) }, { entry("7", elsewhere) })
+  lu.assertFalse(ok)
+  testlib.contains(err.usage, "no point of s in common on the parameter columns seq; gemm set aside (only new's rows have it)")
 end
 
 -- a scenario of both sides with no point in common is listed apart, with the way out, and stops

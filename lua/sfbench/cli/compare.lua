@@ -28,8 +28,8 @@ NEW/BASE, its 95% interval (order statistics), the two-sided tie-corrected U-tes
 verdict: faster or slower when p < alpha and the interval lies wholly outside 1 +- threshold,
 else same. Points found on one side only are listed apart, and so are scenarios of both sides
 with no point in common (where a parameter column is a measurement, name them with --params). A
-parameter column only one side's rows have, with one value there, is left out of the match, and
-said so.
+parameter column that no row of one side has, and every file of the other side has with one value,
+is left out of the match where the rows stay apart without it, and said so.
 Exit status: 0 nothing slower; 1 some point slower; 2 a usage or input error (one line, and no
 --output file): a bad option or value, a missing file, one that is not an sfbench result or not
 valid JSON, a folder with no results, two rows of a file with the same parameters, two results of
@@ -59,8 +59,8 @@ local function text_of(cmp)
     parts[#parts + 1] = ("## %s\n\nbase: %s\nnew:  %s\n\n%s"):format(scn.scenario, table.concat(scn.base, ", "),
       table.concat(scn.new, ", "), compare.table(scn))
     for _, a in ipairs(scn.set_aside) do
-      parts[#parts + 1] = ("Matched without the parameter %s: only %s's rows have it, all %s (--params names the "
-        .. "columns otherwise)"):format(a.column, a.side, report.encode(a.value))
+      parts[#parts + 1] = ("Matched without the parameter %s: only %s's rows have it, with the one value %s "
+        .. "(--params names the columns otherwise)"):format(a.column, a.side, report.encode(a.value))
     end
     parts[#parts + 1] = apart("Only in base", scn.only_base, scn.parameters)
     parts[#parts + 1] = apart("Only in new", scn.only_new, scn.parameters)
