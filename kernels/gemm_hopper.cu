@@ -670,8 +670,20 @@ bool is_tile_width(int bn) { return bn == 128 || bn == 176 || bn == 208 || bn ==
  * fills the machine better: BN = 224 splits 2I = 22016 into 99 tiles and 4·99 = 3·132, so every
  * T that is a multiple of 512 gives whole waves; 176 does the same for I = 11008 at
  * T = 512–1024. Ties go to the wider tile. Widths other than 128 and 256 need the staged
- * epilogue (wide_ok); an e4m3 SwiGLU output, the widths fp8_out_width takes (fp8_out). */
-int choose_tile_n(int64_t M, int64_t N, bool wide_ok, bool fp8_out, int cm, int sms)
+ * epilogue (wide_ok); an e4m3 SwiGLU output, the widths fp8_out_width takes (fp8_out).
+ * e4m3 inputs (fp8_in) do twice the flops per byte staged, and there the narrower tiles fall
+ * further behind: per column, against 256, 176 ran at 0.94–0.96, 208 at 0.95–0.98 and 128 at
+ * 0.84–0.92 (H100, the 7B projections at T = 2048 and 4096, and 8192³: kernels/NOTES-ffn.md,
+ * 2026-12-06). 224 ran at 0.94–1.01 and counts as level: at 0.98 8192³ would move to 256,
+ * which was 2.8% slower there. */
+double column_rate(int bn, bool fp8_in)
+{
+    if (bn == 128) return fp8_in ? 0.88 : 0.92;
+    if (!fp8_in || bn >= 224) return 1.0;
+    return bn == 208 ? 0.97 : 0.95;
+}
+
+int choose_tile_n(int64_t M, int64_t N, bool wide_ok, bool fp8_in, bool fp8_out, int cm, int sms)
 {
     static const int widths[] = {256, 224, 208, 176, 128};
     const int64_t m_units = ((M + BM - 1) / BM + cm - 1) / cm, slots = sms / cm;
@@ -680,7 +692,7 @@ int choose_tile_n(int64_t M, int64_t N, bool wide_ok, bool fp8_out, int cm, int 
     for (int bn : widths) {
         if ((!wide_ok && bn != 128 && bn != 256) || (fp8_out && !fp8_out_width(bn))) continue;
         const int64_t waves = (m_units * ((N + bn - 1) / bn) + slots - 1) / slots;
-        const double cost = (double)waves * bn / (bn == 128 ? 0.92 : 1.0);
+        const double cost = (double)waves * bn / column_rate(bn, fp8_in);
         if (bn == 256 || cost < best_cost) {
             best = bn;
             best_cost = cost;
@@ -750,7 +762,7 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
         (a->tile_n != 0 && a->tile_n != 128 && a->tile_n != 256 && !ts))
         return (int)cudaErrorInvalidValue;
     const int cm = a->cluster_m ? a->cluster_m : choose_cluster(a->M);
-    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, fp8_out, cm, info.sms);
+    const int bn = a->tile_n ? a->tile_n : choose_tile_n(a->M, a->N, ts && !rope, fp8, fp8_out, cm, info.sms);
     const int box = box_cols(out_cols(bn, a->epilogue), ob);
     const int bke = fp8 ? bk<__nv_fp8_e4m3>() : bk<__half>();
     if (!make_tensor_map(&p.map_a, a->in_dtype, a->A, a->M, a->K, lda, BM, bke) ||
