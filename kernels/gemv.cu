@@ -15,10 +15,12 @@
  *    straight from the loaded vector (its words 0, 1 for one mma and 2, 3 for the next), and
  *    x's fragment (lane (g, q): x row g, the same slots) from x's vector at the same k. No
  *    shuffles.
- *  - Splits: with the partial sums [tile][split][NT][thread] in an fp32 workspace, the CTA that
- *    brings a tile's counter to `splits` adds every split's partial in split order and writes
- *    the epilogue; it leaves the counter at zero for the next call. One split writes out
- *    directly. Accumulator element (row g + 8h, x row 8j + 2q + e) is what a thread holds, so the
+ *  - Splits: with the partial sums in an fp32 workspace, [tile][split][row of the tile][x row]
+ *    (the m rows of x that exist: the mma's 8 columns hold 8 rows of x, so at m = 1 a fragment's
+ *    layout would write 8 times the sums there are, and those lines go back to DRAM when later
+ *    reads push them out of L2), the CTA that brings a tile's counter to `splits` adds every
+ *    split's partial in split order and writes the epilogue; it leaves the counter at zero for
+ *    the next call. One split writes out directly. Accumulator element (row g + 8h, x row 8j + 2q + e) is what a thread holds, so the
  *    SwiGLU epilogue finds gate (row g) and up (row g + 8) of the same output in one thread. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -47,7 +49,7 @@ struct Params {
     int64_t ldx, ldw, ldc, ldo;
     float alpha, beta;
     int m, n, k, act, swiglu, splits, kps; /* kps: k of one split, a multiple of kChunk */
-    float4 *ws;
+    float *ws;
     unsigned *counters;
 };
 
@@ -190,10 +192,18 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
         epilogue<T, NT>(p, acc, base, g, q);
         return;
     }
-    float4 *ws = p.ws + (int64_t)tile * p.splits * NT * kThreads;
+    /* acc[j][2h + e]: tile row warp·16 + g + 8h, x row 8j + 2q + e; a split's sums are kTileRows·m */
+    const int64_t per_split = (int64_t)kTileRows * p.m;
+    float *ws = p.ws + (int64_t)tile * p.splits * per_split + warp * 16 * p.m;
 #pragma unroll
     for (int j = 0; j < NT; j++)
-        ws[((int64_t)split * NT + j) * kThreads + tid] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int xr = 8 * j + 2 * q + e;
+                if (xr < p.m) ws[split * per_split + (g + 8 * h) * p.m + xr] = acc[j][2 * h + e];
+            }
     /* the last CTA of the tile */
     __threadfence();
     __syncthreads();
@@ -203,10 +213,14 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     for (int s = 0; s < p.splits; s++)
 #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const float4 v = __ldcg(ws + ((int64_t)s * NT + j) * kThreads + tid);
-            acc[j][0] += v.x, acc[j][1] += v.y, acc[j][2] += v.z, acc[j][3] += v.w;
-        }
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int xr = 8 * j + 2 * q + e;
+                    if (xr < p.m) acc[j][2 * h + e] += __ldcg(ws + s * per_split + (g + 8 * h) * p.m + xr);
+                }
     if (tid == 0) p.counters[tile] = 0;
     epilogue<T, NT>(p, acc, base, g, q);
 }
@@ -257,8 +271,6 @@ template <typename F> int dispatch(const sf_gemv_args *a, F f)
 #undef SF_GEMV_LOAD
 #undef SF_GEMV_NT
 }
-
-int nt_of(int64_t m) { return m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8; }
 
 /* k of each of `splits` splits, in whole chunks, and the number of splits that makes */
 int split_k(int64_t k, int splits, int *kps)
@@ -331,7 +343,7 @@ extern "C" int sf_gemv_splits(const sf_gemv_args *a, int *splits)
 extern "C" size_t sf_gemv_workspace_bytes(const sf_gemv_args *a, int splits)
 {
     if (splits <= 1) return 0;
-    return (size_t)sf_gemv_tiles(a) * splits * nt_of(a->m) * kThreads * sizeof(float4);
+    return (size_t)sf_gemv_tiles(a) * splits * kTileRows * a->m * sizeof(float);
 }
 
 extern "C" int sf_gemv_cuda(const sf_gemv_args *a, int splits, void *workspace, unsigned *counters, void *stream)
@@ -357,7 +369,7 @@ extern "C" int sf_gemv_cuda(const sf_gemv_args *a, int splits, void *workspace, 
     p.swiglu = a->epilogue == SF_EPI_SWIGLU;
     p.splits = split_k(a->k, splits, &p.kps);
     if (p.splits != splits) return (int)cudaErrorInvalidValue; /* not a count sf_gemv_splits gives */
-    p.ws = (float4 *)workspace;
+    p.ws = (float *)workspace;
     p.counters = counters;
     const int tiles = (int)sf_gemv_tiles(a);
     return dispatch(a, [&](auto kern) { return decltype(kern)::launch(p, tiles, (cudaStream_t)stream); });
