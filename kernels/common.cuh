@@ -1,8 +1,8 @@
 /* Small device helpers shared by the kernels: dtype traits for float/__half/__nv_bfloat16,
  * 16-byte vector access, the activation functions (one definition, used by the
  * elementwise kernels and by the GEMM epilogues, so both round the same fp32 value), a block's
- * max and an FP8 scale from it, the device's SM count, the grid order of the attention kernels, programmatic dependent
- * launch, and the shared-memory address form that PTX takes. */
+ * max and an FP8 scale from it, the device's SM count, the grid order of the attention kernels,
+ * programmatic dependent launch, and the shared-memory address form that PTX takes. */
 #ifndef SF_COMMON_CUH
 #define SF_COMMON_CUH
 

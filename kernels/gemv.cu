@@ -20,8 +20,9 @@
  *    layout would write 8 times the sums there are, and those lines go back to DRAM when later
  *    reads push them out of L2), the CTA that brings a tile's counter to `splits` adds every
  *    split's partial in split order and writes the epilogue; it leaves the counter at zero for
- *    the next call. One split writes out directly. Accumulator element (row g + 8h, x row 8j + 2q + e) is what a thread holds, so the
- *    SwiGLU epilogue finds gate (row g) and up (row g + 8) of the same output in one thread. */
+ *    the next call. One split writes out directly. Accumulator element (row g + 8h, x row
+ *    8j + 2q + e) is what a thread holds, so the SwiGLU epilogue finds gate (row g) and up
+ *    (row g + 8) of the same output in one thread. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
