@@ -137,14 +137,15 @@ def quantized(x):
     return (x / scale).clamp(-fmax, fmax).to(torch.float8_e4m3fn), scale
 
 
-def gemm_rows(dtypes):
-    """torch.nn.functional.linear at gemm_sweep's default shapes; e4m3: torch._scaled_mm of x and W
+def gemm_rows(dtypes, model, tokens):
+    """torch.nn.functional.linear at gemm_sweep's shapes (8192³, and the model's projections for each
+    count of tokens: qkv, o, gate_up, down, as gemm_sweep names them); e4m3: torch._scaled_mm of x and W
     quantized once with per-tensor scales, written in bf16 (gemm_sweep dtype=e4m3's product), with
     its default accumulation and with use_fast_accum (gemm_sweep fast_accum=true's)"""
     rows = []
     for dtype_name in dtypes:
         dtype = GEMM_DTYPES[dtype_name]
-        for m, n, k in ((8192, 8192, 8192), (4096, 12288, 4096), (4096, 22016, 4096), (4096, 4096, 11008)):
+        for m, n, k in [(8192, 8192, 8192)] + [mnk for t in tokens for mnk in projections(LLAMA2[model], t)]:
             if dtype == torch.float8_e4m3fn:
                 a, a_scale = quantized(torch.randn(m, k, device="cuda"))
                 w, w_scale = quantized(torch.randn(n, k, device="cuda") * 0.02)
@@ -188,8 +189,7 @@ def fp8err_rows():
     rounded to e4m3 for P.V, as FA3 does; against fp64 attention of the f16 inputs."""
     rows = []
     torch.manual_seed(0)
-    m = 1024
-    for name, n, k in (("qkv", 12288, 4096), ("o", 4096, 4096), ("gate_up", 22016, 4096), ("down", 4096, 11008)):
+    for name, (m, n, k) in zip(("qkv", "o", "gate_up", "down"), projections(LLAMA2["7b"], 1024)):
         x = torch.randn(m, k, device="cuda", dtype=torch.float16)
         w = (torch.randn(n, k, device="cuda") * 0.02).half()
         ref = x.double() @ w.double().t()
@@ -285,6 +285,12 @@ LLAMA2 = {
     "13b": {"hidden": 5120, "heads": 40, "kv_heads": 40, "intermediate": 13824},
     "70b": {"hidden": 8192, "heads": 64, "kv_heads": 8, "intermediate": 28672},
 }
+
+
+def projections(shape, t):
+    """(m, n, k) of the layer's GEMMs for t tokens (gemm_sweep's shapes): qkv, o, gate_up, down"""
+    h, kv = shape["hidden"], shape["kv_heads"] * shape["hidden"] // shape["heads"]
+    return [(t, h + 2 * kv, h), (t, h, h), (t, 2 * shape["intermediate"], h), (t, h, shape["intermediate"])]
 
 
 def layer_flops(shape, seq):
@@ -555,6 +561,17 @@ def nccl_rows(world, settings):
             return json.load(f)
 
 
+def counts(ap, option, text):
+    """the positive integers of a comma-separated option, or argparse's error naming it"""
+    try:
+        values = [int(s) for s in text.split(",")]
+    except ValueError:
+        ap.error(f"{option}: expected comma-separated integers, got {text!r}")
+    if any(n < 1 for n in values):
+        ap.error(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
 def main():
     global SAMPLE_MS, WARMUP_MS
     ap = argparse.ArgumentParser()
@@ -564,9 +581,11 @@ def main():
                     help="back-to-back calls per sample last at least this long (sfbench's sample_ms)")
     ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
                     help="back-to-back calls before sampling (sfbench's warmup_ms)")
-    ap.add_argument("--model", choices=sorted(LLAMA2), default="7b", help="layer: the Llama-2 shape (layer_sweep's model)")
+    ap.add_argument("--model", choices=sorted(LLAMA2), default="7b",
+                    help="gemm, layer: the Llama-2 shape (the sweep's model)")
     ap.add_argument("--seq", default="512,1024,2048,4096",
                     help="layer: comma-separated sequence lengths (layer_sweep's seq)")
+    ap.add_argument("--tokens", default="4096", help="gemm: comma-separated token counts (gemm_sweep's tokens)")
     ap.add_argument("--dtype", help="comma-separated dtypes (the sweep's dtype): gemm of " + ", ".join(GEMM_DTYPES)
                     + " (default bf16,f16), nccl of " + ", ".join(NCCL_DTYPES) + " (default bf16)")
     ap.add_argument("--world", type=int, help="nccl: GPUs, one process each (default: every visible GPU)")
@@ -587,15 +606,11 @@ def main():
             ap.error(f"--bytes: {e}")
         rows = nccl_rows(world, {"sample_ms": SAMPLE_MS, "warmup_ms": WARMUP_MS, "dtypes": dtypes, "bytes": sizes})
     elif args.what == "layer":
-        try:
-            seqs = [int(s) for s in args.seq.split(",")]
-        except ValueError:
-            ap.error(f"--seq: expected comma-separated integers, got {args.seq!r}")
-        if any(n < 1 for n in seqs):
-            ap.error(f"--seq: lengths must be positive, got {args.seq!r}")
-        rows = layer_rows(args.model, seqs)
+        rows = layer_rows(args.model, counts(ap, "--seq", args.seq))
+    elif args.what == "gemm":
+        rows = gemm_rows(dtypes, args.model, counts(ap, "--tokens", args.tokens))
     else:
-        rows = {"gemm": lambda: gemm_rows(dtypes), "attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
+        rows = {"attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
                 "model": model_rows, "fp8err": fp8err_rows}[args.what]()
     doc = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "sample_ms": SAMPLE_MS,
            "warmup_ms": WARMUP_MS, "rows": rows}
