@@ -56,7 +56,7 @@ typedef struct sf_decode_attention_args {
     int max_seqlen;               /* sizes the split grid: an upper bound of seqlens (capacity if unknown) */
 } sf_decode_attention_args;
 
-/* The split kernel in use, SFBENCH_DECODE_VARIANT (read once; "ring48" when unset): "base",
+/* The split kernel in use, SFBENCH_DECODE_VARIANT (read once; "mma" when unset): "base",
  * "ring", "ring48" or "mma", kernels/decode_attention.cu says what each does. NULL when the
  * variable names none of them (the CUDA calls below then return cudaErrorInvalidValue). */
 const char *sf_decode_attention_variant(void);

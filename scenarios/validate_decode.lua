@@ -73,7 +73,9 @@ end
 -- lse against the reference, where a query with no visible key must be -inf in both: those
 -- entries are set to 0 in both before the comparison (an lse that is -inf elsewhere, or finite
 -- there, still fails); bound holds for the whole tensor and for the largest difference relative
--- to the largest |lse|, the worst row is f32's
+-- to the largest |lse|. No bound on the worst row: a row of lse is the Nq values of one head,
+-- one value at Nq = 1, and an lse near zero (a few keys whose weights sum to about 1) makes fp32's
+-- rounding a large relative error (seed 909676115: 3e-8 on an lse of 0.001 failed f32's 1e-5)
 local function check_lse(lse, ref, bound)
   local got, want = lse:to("cpu"):totable(), ref:totable()
   for i = 1, #want do
@@ -81,7 +83,7 @@ local function check_lse(lse, ref, bound)
   end
   local shape = ref:shape()
   return validate.check(sf.from_table(got, shape, "f32", { device = "cpu" }),
-    sf.from_table(want, shape, "f32", { device = "cpu" }), { bound = bound, max_abs_bound = bound })
+    sf.from_table(want, shape, "f32", { device = "cpu" }), { bound = bound, max_abs_bound = bound, row_bound = math.huge })
 end
 
 for _, dtype in ipairs(dtypes) do
