@@ -84,8 +84,9 @@ int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream);
 int sf_pack_vt_cuda(const void *v, const int64_t *v_stride, void *vt, const int64_t *vt_stride, int batch, int n,
                     int heads, int head_dim, void *stream);
 
-/* Naive path (what PyTorch eager does): bytes of caller-provided scratch it needs (the fp32
- * score matrix and the probability matrix of one batch entry, reused across the batch). */
+/* Naive path (what PyTorch eager does): bytes of caller-provided scratch it needs (S, S·scale
+ * and P in the input dtype and the fp32 probabilities of one batch entry, reused across the
+ * batch). */
 size_t sf_attention_naive_scratch_bytes(const sf_attention_args *a);
 /* Returns 0, a cudaError_t, or a cublasStatus_t + 10000. Sets the handle's stream to `stream`. */
 int sf_attention_naive_cuda(const sf_attention_args *a, void *cublas_handle, void *scratch, void *stream);

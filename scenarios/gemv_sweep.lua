@@ -3,7 +3,7 @@
 -- our GEMV (gemm impl gemv) and, where it applies, our Hopper GEMM, a row each: median µs and
 -- TB/s of weights read, and what impl fastest keeps for the shape (the faster of them on its
 -- first call; the decode layer's projections make the same choice). Calls cycle over enough
--- copies of the weights to be four times the L2, so every call reads them from DRAM.
+-- copies of the weights to be four times the L2 (64 at most), so every call reads them from DRAM.
 -- splits: the GEMV's k splits; 0 lets the op choose, and a list of counts times the GEMV once
 -- for each (a row's "asked" column; "splits" is the count it ran, after rounding to whole chunks).
 -- Usage: sfbench gemv_sweep [model=7b|13b|70b] [m=1,2,4,8,16,32,64] [proj=qkv,o,gate_up,down,lm_head]
@@ -61,7 +61,7 @@ sweep.run {
     local n, k = table.unpack(shapes[pt.proj])
     local m = pt.m
     local bytes = n * k * sf.tensor({ 1 }, p.dtype, { device = "cpu" }):nbytes()
-    local sets = math.min(16, math.max(1, math.ceil(4 * l2 / bytes)))
+    local sets = math.min(64, math.max(1, math.ceil(4 * l2 / bytes)))
     local ws = {}
     for i = 1, sets do ws[i] = sf.randn({ n, k }, p.dtype, { seed = i, std = 0.02 }) end
     local x = sf.randn({ m, k }, p.dtype, { seed = 99 })

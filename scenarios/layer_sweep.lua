@@ -8,7 +8,7 @@
 -- alternated with a lighter impl's, run 5-15% faster than sustained work (measured on the H100
 -- here), which would flatter the more compute-dense impl.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
---        [impl=baseline,optimized,fp8] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
+--        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
 --        [stages=NAME,...] [fp8_h=static|dynamic]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
 -- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.

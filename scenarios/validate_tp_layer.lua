@@ -1,5 +1,5 @@
 -- The tensor-parallel Llama-2 layer (llama.layer's tp, Megatron's split) against the whole layer,
--- at TP = the world size: run it as `sfbench --gpus N validate_tp_layer` (N = 1, 2, 4, 8; CPU
+-- at TP = the world size: run it as `sfbench --gpus N validate_tp_layer` (N = 1, 2 or 4; CPU
 -- ranks with --device cpu). Every rank draws the full layer's weights from one seed, builds its
 -- shard of them (its heads, its share of the FFN) and the whole layer (the TP = 1 path), and runs
 -- both on the same input; the shards' partial sums meet in the all-reduces. Each impl's TP output

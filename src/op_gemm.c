@@ -17,7 +17,7 @@
 static const sf_arg_spec gemm_args[] = {
     {"a", SF_ARG_TENSOR, 1, NULL, "[m, k] or [batch, m, k] ([k, m] when transa)"},
     {"b", SF_ARG_TENSOR, 1, NULL, "[k, n] or [batch, k, n] ([n, k] when transb)"},
-    {"c", SF_ARG_TENSOR, 1, NULL, "[m, n] or [batch, m, n], written (only read when 'out' is given)"},
+    {"c", SF_ARG_TENSOR, 1, NULL, "[m, n] or [batch, m, n]: written unless 'out' is given, read when beta is not 0"},
     {"out", SF_ARG_TENSOR, 0, NULL, "output like c, when the result must not overwrite c (out = ... + beta·c)"},
     {"transa", SF_ARG_BOOL, 0, "false", "a holds op(A) transposed"},
     {"transb", SF_ARG_BOOL, 0, "false", "b holds op(B) transposed (a Linear weight [n, k])"},

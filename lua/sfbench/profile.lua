@@ -7,7 +7,7 @@ local profile = {}
 
 -- Nsight Compute's NVTX filters read '/' as the nesting of push/pop ranges and '@' as ending a
 -- domain's name, so neither may be part of one range's name. Nested ranges then make paths:
--- `ncu --nvtx --nvtx-include "gemm_sweep/dtype=bf16 k=4096 m=512 n=4096 shape=o/"`.
+-- `ncu --nvtx --nvtx-include "gemm_sweep/dtype=bf16 impl=cublaslt k=4096 m=512 n=4096 shape=o/"`.
 local function range_name(s)
   return (tostring(s):gsub("[/@]", "_"))
 end

@@ -373,7 +373,8 @@ def graph_ms(fn):
 def decode_rows():
     """SDPA of one new token over a KV cache (the shapes of decode_sweep: B, N, H/Hkv, D 128),
     FlashAttention-2 and cuDNN backends, timed inside CUDA graphs; a graph cycles over enough
-    caches to be four times the L2, so that every call reads its K and V from DRAM"""
+    caches to be four times the L2 (64 at most, as decode_sweep), so that every call reads its K
+    and V from DRAM"""
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
     l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20)
@@ -383,7 +384,7 @@ def decode_rows():
         for b in (1, 8, 32, 64):
             for n in (1024, 4096, 16384):
                 nbytes = 2 * b * n * hkv * d * 2
-                sets = min(16, max(1, math.ceil(4 * l2 / nbytes)))
+                sets = min(64, max(1, math.ceil(4 * l2 / nbytes)))
                 q = torch.randn(b, h, 1, d, device="cuda", dtype=torch.float16)
                 ks = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
                 vs = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
