@@ -7,8 +7,9 @@
  *   P   = P32 in the dtype   elementwise cast
  *   O   = P V               cuBLAS strided-batched GEMM, fp32 accumulation, output in the dtype
  * Batched over the q heads that share a kv head (K/V stride 0 inside a group for GQA/MQA; all
- * heads in one call for MHA), looping over batch entries and kv groups. The scratch (S and P of
- * one batch entry) comes from the caller and is reused across the batch. */
+ * heads in one call for MHA), looping over batch entries and kv groups. The scratch (S, S' and P
+ * in the input dtype and P32, of one batch entry) comes from the caller and is reused across the
+ * batch. */
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>

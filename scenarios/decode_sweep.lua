@@ -1,8 +1,8 @@
 -- decode_attention alone over batch, context length, heads (H/Hkv), page size and query tokens:
 -- median µs, TB/s of K and V read (every sequence at the full length N), and each row's floor,
 -- the bytes over the peak DRAM bandwidth. Calls cycle over enough caches to be four times the
--- L2 (64 at most: a cache under a sixteenth of the L2 is partly read from it), so every call
--- reads its cache from DRAM. The caches are kv_cache modules, pages handed
+-- L2 (bench.dram_copies: 64 at most, which is under four times the L2 where a cache is under a
+-- sixteenth of it), so every call reads its cache from DRAM. The caches are kv_cache modules, pages handed
 -- out in a random order.
 -- Each point is timed stream-launched and, on the GPU, as CUDA-graph replays too (launch=graph:
 -- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
@@ -57,7 +57,6 @@ end
 params.split_counts("splits", p.splits)
 
 local peak, peak_from = bench.peak_dram(p.peak_tbs)
-local l2 = dev.l2_bytes or 0
 
 local D = p.head_dim
 sweep.run {
@@ -85,7 +84,7 @@ sweep.run {
     end
     caches[1] = make(1)
     local bytes = caches[1]:bytes_read()
-    n_sets = math.min(64, math.max(1, math.ceil(4 * l2 / bytes)))
+    n_sets = bench.dram_copies(bytes)
     for i = 2, n_sets do caches[i] = make(i) end
     local q = sf.randn({ B, pt.nq, H, D }, p.dtype)
     local out = sf.tensor({ B, pt.nq, H, D }, p.dtype)

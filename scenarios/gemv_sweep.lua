@@ -45,7 +45,6 @@ params.split_counts("splits", p.splits)
 local impls = { { "cublaslt" } }
 for _, n in ipairs(p.splits) do impls[#impls + 1] = { "gemv", n } end
 if dev.hopper_kernels then impls[#impls + 1] = { "hopper" } end
-local l2 = dev.l2_bytes or 0
 
 sweep.run {
   params = p,
@@ -61,7 +60,7 @@ sweep.run {
     local n, k = table.unpack(shapes[pt.proj])
     local m = pt.m
     local bytes = n * k * sf.tensor({ 1 }, p.dtype, { device = "cpu" }):nbytes()
-    local sets = math.min(64, math.max(1, math.ceil(4 * l2 / bytes)))
+    local sets = bench.dram_copies(bytes)
     local ws = {}
     for i = 1, sets do ws[i] = sf.randn({ n, k }, p.dtype, { seed = i, std = 0.02 }) end
     local x = sf.randn({ m, k }, p.dtype, { seed = 99 })

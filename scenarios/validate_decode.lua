@@ -74,7 +74,7 @@ end
 -- entries are set to 0 in both before the comparison (an lse that is -inf elsewhere, or finite
 -- there, still fails); bound holds for the whole tensor and for the largest difference relative
 -- to the largest |lse|. No bound on the worst row: a row of lse is the Nq values of one head,
--- one value at Nq = 1, and an lse near zero (a few keys whose weights sum to about 1) makes fp32's
+-- one value at Nq = 1, and an lse near zero (a few keys whose exp(score) sum to about 1) makes fp32's
 -- rounding a large relative error (seed 909676115: 3e-8 on an lse of 0.001 failed f32's 1e-5)
 local function check_lse(lse, ref, bound)
   local got, want = lse:to("cpu"):totable(), ref:totable()

@@ -183,6 +183,15 @@ function bench.peak_dram(peak_tbs)
   end
 end
 
+-- How many copies of an operand of `bytes` a sweep cycles over so that together they are four
+-- times the device's L2, and each call reads its copy from DRAM: 64 at most (an operand under a
+-- sixteenth of the L2 then stays partly in it), 1 where the L2 is unknown (the CPU backend).
+-- scenarios/torch/reference.py's decode does the same.
+function bench.dram_copies(bytes)
+  local l2 = sf.device().l2_bytes or 0
+  return math.min(64, math.max(1, math.ceil(4 * l2 / bytes)))
+end
+
 -- Queues one sample: setup, the L2 flush of cold mode, then `steps` steps (calls of fn, or
 -- replays of a graph of them) between two events.
 local function queue_sample(o, step, steps, ev_start, ev_end)

@@ -1,8 +1,9 @@
 """PyTorch counterparts of sfbench's scenarios, for same-machine, same-call comparisons.
 
     python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl|fp8err [--out FILE] [--sample-ms MS] [--warmup-ms MS]
-                                         [--model 7b|13b|70b] [--seq N,...]   (layer only)
-                                         [--dtype bf16,f16,e4m3]              (gemm only)
+                                         [--model 7b|13b|70b]                 (gemm, layer)
+                                         [--seq N,...]                        (layer only)
+                                         [--dtype bf16,f16,e4m3] [--tokens N,...]   (gemm only)
                                          [--world N] [--dtype bf16,...] [--bytes 1K,...,4G]   (nccl only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
@@ -384,7 +385,7 @@ def decode_rows():
         for b in (1, 8, 32, 64):
             for n in (1024, 4096, 16384):
                 nbytes = 2 * b * n * hkv * d * 2
-                sets = min(64, max(1, math.ceil(4 * l2 / nbytes)))
+                sets = min(64, max(1, math.ceil(4 * l2 / nbytes)))  # sfbench's bench.dram_copies
                 q = torch.randn(b, h, 1, d, device="cuda", dtype=torch.float16)
                 ks = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
                 vs = [torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(sets)]
@@ -586,7 +587,8 @@ def main():
                     help="gemm, layer: the Llama-2 shape (the sweep's model)")
     ap.add_argument("--seq", default="512,1024,2048,4096",
                     help="layer: comma-separated sequence lengths (layer_sweep's seq)")
-    ap.add_argument("--tokens", default="4096", help="gemm: comma-separated token counts (gemm_sweep's tokens)")
+    ap.add_argument("--tokens", default="512,2048,4096",
+                    help="gemm: comma-separated token counts (gemm_sweep's tokens, and its default)")
     ap.add_argument("--dtype", help="comma-separated dtypes (the sweep's dtype): gemm of " + ", ".join(GEMM_DTYPES)
                     + " (default bf16,f16), nccl of " + ", ".join(NCCL_DTYPES) + " (default bf16)")
     ap.add_argument("--world", type=int, help="nccl: GPUs, one process each (default: every visible GPU)")

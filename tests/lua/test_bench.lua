@@ -241,6 +241,16 @@ function TestBench:test_steady_defaults()
   lu.assertEquals(bench.steady(got), { timeout = 5, sample_time = 0.025, warmup_time = 0.5 })
 end
 
+-- bench.dram_copies: copies of an operand that together are four times the L2, 1 to 64
+function TestBench:test_dram_copies()
+  lu.assertEquals(bench.dram_copies(1e6), 1, "no L2 known (the CPU backend): one copy")
+  local restore = support.patch({ device = function() return { backend = "cuda", l2_bytes = 50e6 } end })
+  local got = { bench.dram_copies(67e6), bench.dram_copies(200e6), bench.dram_copies(201e6), bench.dram_copies(4.2e6),
+    bench.dram_copies(1e6) }
+  restore()
+  lu.assertEquals(got, { 3, 1, 1, 48, 64 })
+end
+
 -- bench.run's second argument: options under the first (bench.steady's), checked the same way
 function TestBench:test_base_options()
   local k = self:kernel(1)
