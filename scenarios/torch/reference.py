@@ -3,7 +3,7 @@
     python3 scenarios/torch/reference.py gemm|attention|ffn|layer|decode|model|nccl|fp8err [--out FILE] [--sample-ms MS] [--warmup-ms MS]
                                          [--model 7b|13b|70b]                 (gemm, layer)
                                          [--seq N,...]                        (layer only)
-                                         [--dtype bf16,f16,e4m3] [--tokens N,...]   (gemm only)
+                                         [--dtype bf16,f16,e4m3] [--tokens N,...] [--square N,...]   (gemm only)
                                          [--world N] [--dtype bf16,...] [--bytes 1K,...,4G]   (nccl only)
 
 Times with CUDA events: median of `iters` after `warmup` runs, random inputs (never zeros), the
@@ -138,15 +138,15 @@ def quantized(x):
     return (x / scale).clamp(-fmax, fmax).to(torch.float8_e4m3fn), scale
 
 
-def gemm_rows(dtypes, model, tokens):
-    """torch.nn.functional.linear at gemm_sweep's shapes (8192³, and the model's projections for each
-    count of tokens: qkv, o, gate_up, down, as gemm_sweep names them); e4m3: torch._scaled_mm of x and W
+def gemm_rows(dtypes, model, tokens, squares):
+    """torch.nn.functional.linear at gemm_sweep's shapes (s³ for each square size, and the model's
+    projections for each count of tokens: qkv, o, gate_up, down); e4m3: torch._scaled_mm of x and W
     quantized once with per-tensor scales, written in bf16 (gemm_sweep dtype=e4m3's product), with
     its default accumulation and with use_fast_accum (gemm_sweep fast_accum=true's)"""
     rows = []
     for dtype_name in dtypes:
         dtype = GEMM_DTYPES[dtype_name]
-        for m, n, k in [(8192, 8192, 8192)] + [mnk for t in tokens for mnk in projections(LLAMA2[model], t)]:
+        for m, n, k in [(s, s, s) for s in squares] + [mnk for t in tokens for mnk in projections(LLAMA2[model], t)]:
             if dtype == torch.float8_e4m3fn:
                 a, a_scale = quantized(torch.randn(m, k, device="cuda"))
                 w, w_scale = quantized(torch.randn(n, k, device="cuda") * 0.02)
@@ -589,6 +589,7 @@ def main():
                     help="layer: comma-separated sequence lengths (layer_sweep's seq)")
     ap.add_argument("--tokens", default="512,2048,4096",
                     help="gemm: comma-separated token counts (gemm_sweep's tokens, and its default)")
+    ap.add_argument("--square", default="8192", help="gemm: comma-separated sizes of square products (gemm_sweep's square)")
     ap.add_argument("--dtype", help="comma-separated dtypes (the sweep's dtype): gemm of " + ", ".join(GEMM_DTYPES)
                     + " (default bf16,f16), nccl of " + ", ".join(NCCL_DTYPES) + " (default bf16)")
     ap.add_argument("--world", type=int, help="nccl: GPUs, one process each (default: every visible GPU)")
@@ -611,7 +612,7 @@ def main():
     elif args.what == "layer":
         rows = layer_rows(args.model, counts(ap, "--seq", args.seq))
     elif args.what == "gemm":
-        rows = gemm_rows(dtypes, args.model, counts(ap, "--tokens", args.tokens))
+        rows = gemm_rows(dtypes, args.model, counts(ap, "--tokens", args.tokens), counts(ap, "--square", args.square))
     else:
         rows = {"attention": attention_rows, "ffn": ffn_rows, "decode": decode_rows,
                 "model": model_rows, "fp8err": fp8err_rows}[args.what]()
