@@ -1,9 +1,12 @@
 /* Flash attention forward for Hopper (sm_90a): wgmma, TMA and warp specialisation.
  *
- * One CTA owns BM = 128 query rows of one (batch, head); 384 threads = 3 warpgroups.
- *   - Warpgroup 0 is the producer: one thread loads Q once and then streams the K and V tiles of
- *     the kv head (BN = 128 rows each) with TMA (128-byte swizzle) into a ring of kStages
- *     stages; every tile has a "full" mbarrier (transaction bytes) and an "empty" one (an arrival
+ * A work item is BM = 128 query rows of one (batch, head). The grid is one wave of CTAs (one an
+ * SM), each taking items in turn (persistent), so that one item's first loads overlap the last
+ * one's final P·V and epilogue; 384 threads = 3 warpgroups.
+ *   - Warpgroup 0 is the producer: one thread loads an item's Q once its last one is no longer
+ *     read (a "q_empty" mbarrier), and streams the K and V tiles of the kv head (BN = 128 rows
+ *     each) with TMA (128-byte swizzle) into a ring of kStages stages that runs on from item to
+ *     item; every tile has a "full" mbarrier (transaction bytes) and an "empty" one (an arrival
  *     from each of the 8 consumer warps). K and V have separate barriers, so S = Q·Kᵀ can start
  *     before V has landed.
  *   - Warpgroups 1 and 2 are consumers, 64 query rows each. Per tile j:
@@ -20,8 +23,8 @@
  *     rescaled. O / l is exact either way.
  * Tails: TMA zero-fills rows past seq_q / seq_k; keys past seq_k and, for causal, keys after the
  * diagonal are masked in the tiles that need it; tiles entirely above the diagonal are never
- * loaded. The output goes through shared memory (the warpgroup's own Q rows, no longer needed)
- * to 16-byte coalesced stores; rows past seq_q are not written.
+ * loaded. The output goes through a staging region of shared memory of its own (so that the
+ * next Q can land meanwhile) to 16-byte coalesced stores; rows past seq_q are not written.
  * Supports head_dim 128, f16/bf16, strides that are multiples of 8 elements, 16-byte aligned
  * pointers; other cases return cudaErrorInvalidValue (impl "flash" runs the mma.sync kernel of
  * kernels/attention_flash.cu for head dim 64).
@@ -43,9 +46,8 @@
  * its thread: a[0] gets keys 2t, 2t+1, 8+2t, 9+2t (bytes in that order, the first lowest), a[2]
  * the same 16 keys on, and the keys of vt are permuted to match, by pack_vt, once per V: column
  * 4t + e of each 16 holds key 8·(e / 2) + 2t + e % 2 (sf_vt_key, kernels/attention.h). No byte
- * permute or shuffle runs in the loop. The output is staged in a region of its own (32 KB; the Q
- * rows of a warpgroup are half the size of its 16-bit output), and vt's columns past seq_k are
- * read as stored (pack_vt writes zeros; P is 0 there) up to Np, zero-filled beyond. */
+ * permute or shuffle runs in the loop. vt's columns past seq_k are read as stored (pack_vt writes
+ * zeros; P is 0 there) up to Np, zero-filled beyond. */
 #include <math.h>
 
 #include "attention.h"
@@ -59,20 +61,23 @@ namespace {
 using namespace sf_hopper;
 
 constexpr int D = 128, BM = 128, BN = 128;
-constexpr int kStages = 2;
 constexpr int kThreads = 384;
 constexpr int kHalfBytes = 128;               /* a row of one swizzle span: 64 16-bit or 128 e4m3 columns */
 constexpr float kLazyLog2 = 8.f;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 
-/* Shared-memory sizes for inputs of type TI (TI 16-bit: Q and K/V rows are two 128-byte halves) */
+/* Shared-memory sizes for inputs of type TI (TI 16-bit: Q and K/V rows are two 128-byte halves).
+ * The output is staged in a region of its own, so that the next work item's Q can land while a
+ * warpgroup writes out the last one's. FP8 tiles are half the bytes and take half the time on the
+ * tensor cores, so the ring holds twice the stages for the same time in flight. */
 template <typename TI> struct Tiles {
     static constexpr bool kFp8 = sizeof(TI) == 1;
+    static constexpr int kStages = kFp8 ? 4 : 2;
     static constexpr int kHalves = D * (int)sizeof(TI) / kHalfBytes;
     static constexpr int kQBytes = BM * D * (int)sizeof(TI); /* kHalves column halves of [128 rows][128 bytes] */
     static constexpr int kKVBytes = BN * D * (int)sizeof(TI); /* per K or V tile, same layout (vt: [d][keys]) */
-    static constexpr int kOBytes = kFp8 ? 2 * 64 * D * 2 : 0; /* FP8: the output's own staging, 64 rows a warpgroup */
-    static constexpr int kSmem = 1024 + kQBytes + 2 * kStages * kKVBytes + kOBytes + 8 * (1 + 4 * kStages);
+    static constexpr int kOBytes = 2 * 64 * D * 2;            /* the 16-bit output, 64 rows a warpgroup */
+    static constexpr int kSmem = 1024 + kQBytes + 2 * kStages * kKVBytes + kOBytes + 8 * (2 + 4 * kStages);
 };
 
 struct Params {
@@ -105,27 +110,46 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     using tr = sf::dtype_traits<T>;
     using L = Tiles<TI>;
     constexpr bool kFp8 = L::kFp8;
-    constexpr int kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
+    constexpr int kStages = L::kStages, kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
     const uint32_t sQ = base, sK = sQ + kQBytes, sV = sK + kStages * kKVBytes, sO = sV + kStages * kKVBytes;
-    const uint32_t q_full = sO + L::kOBytes;
-    const uint32_t k_full = q_full + 8, k_empty = k_full + 8 * kStages;
+    const uint32_t q_full = sO + L::kOBytes, q_empty = q_full + 8;
+    const uint32_t k_full = q_empty + 8, k_empty = k_full + 8 * kStages;
     const uint32_t v_full = k_empty + 8 * kStages, v_empty = v_full + 8 * kStages;
 
-    int qb, bh;
-    sf::attention_block((int)blockIdx.x, p.batch * p.n_heads, p.n_qblocks, CAUSAL, qb, bh);
-    const int b = bh / p.n_heads, h = bh % p.n_heads, hk = h / p.group;
-    const int q0 = qb * BM;
-    int n_tiles = (p.seq_k + BN - 1) / BN;
-    if (CAUSAL) {
-        const int last = q0 + BM - 1 + p.diag; /* the last key the block's last row sees */
-        n_tiles = last < 0 ? 0 : min(n_tiles, last / BN + 1);
-    }
+    /* Work items: every CTA takes item blockIdx.x, then the next round's gridDim.x items counted
+     * from the end, and so on (a zigzag): over each pair of rounds the indices of a CTA's two items
+     * add up to the same for every CTA. The causal order runs from the longest items to the
+     * shortest (sf::attention_block), so a CTA that took a longer item in one round takes a
+     * shorter one in the next. */
+    const int64_t n_work = (int64_t)p.batch * p.n_heads * p.n_qblocks;
+    auto work = [&](int round) {
+        return (int64_t)round * gridDim.x + (round & 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+    };
+    struct Item {
+        int b, h, hk, q0, n_tiles;
+    };
+    auto item = [&](int64_t w) {
+        int qb, bh;
+        sf::attention_block((int)w, p.batch * p.n_heads, p.n_qblocks, CAUSAL, qb, bh);
+        Item x;
+        x.b = bh / p.n_heads;
+        x.h = bh % p.n_heads;
+        x.hk = x.h / p.group;
+        x.q0 = qb * BM;
+        x.n_tiles = (p.seq_k + BN - 1) / BN;
+        if (CAUSAL) {
+            const int last = x.q0 + BM - 1 + p.diag; /* the last key the block's last row sees */
+            x.n_tiles = last < 0 ? 0 : min(x.n_tiles, last / BN + 1);
+        }
+        return x;
+    };
 
     const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
     if (threadIdx.x == 0) {
         mbar_init(q_full, 1);
+        mbar_init(q_empty, 8);
         for (int s = 0; s < kStages; s++) {
             mbar_init(k_full + 8 * s, 1);
             mbar_init(v_full + 8 * s, 1);
@@ -142,23 +166,28 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
         if (tid != 0) return;
         /* a tile of one head from coordinates (c0, c1) as its 128-byte column halves, signalling `full` */
-        auto load = [&](uint32_t dst, const CUtensorMap *map, uint32_t full, int bytes, int c0, int c1, int head) {
+        auto load = [&](uint32_t dst, const CUtensorMap *map, uint32_t full, int bytes, int c0, int c1, int head, int b) {
             mbar_expect_tx(full, bytes);
 #pragma unroll
             for (int x = 0; x < L::kHalves; x++)
                 tma_load_4d(dst + x * (bytes / L::kHalves), map, full, c0 + x * kHalfBytes / (int)sizeof(TI), c1, head, b);
         };
-        load(sQ, &p.map_q, q_full, kQBytes, 0, q0, h);
-        for (int j = 0; j < n_tiles; j++) {
-            const int s = j % kStages;
-            const uint32_t phase = ((j / kStages) & 1) ^ 1; /* the use of this stage one round ago */
-            if (j >= kStages) mbar_wait(k_empty + 8 * s, phase);
-            load(sK + s * kKVBytes, &p.map_k, k_full + 8 * s, kKVBytes, 0, j * BN, hk);
-            if (j >= kStages) mbar_wait(v_empty + 8 * s, phase);
-            if (kFp8) /* vt: 128 keys of the 128 d-rows */
-                load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, j * BN, 0, hk);
-            else
-                load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, 0, j * BN, hk);
+        /* it: K/V tiles loaded so far, over all of the CTA's items (the ring's position) */
+        for (int t = 0, it = 0; work(t) < n_work; t++) {
+            const Item x = item(work(t));
+            if (t > 0) mbar_wait(q_empty, (t - 1) & 1); /* the consumers are done with the last item's Q */
+            load(sQ, &p.map_q, q_full, kQBytes, 0, x.q0, x.h, x.b);
+            for (int j = 0; j < x.n_tiles; j++, it++) {
+                const int s = it % kStages;
+                const uint32_t phase = ((it / kStages) & 1) ^ 1; /* the use of this stage one round ago */
+                if (it >= kStages) mbar_wait(k_empty + 8 * s, phase);
+                load(sK + s * kKVBytes, &p.map_k, k_full + 8 * s, kKVBytes, 0, j * BN, x.hk, x.b);
+                if (it >= kStages) mbar_wait(v_empty + 8 * s, phase);
+                if (kFp8) /* vt: 128 keys of the 128 d-rows */
+                    load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, j * BN, 0, x.hk, x.b);
+                else
+                    load(sV + s * kKVBytes, &p.map_v, v_full + 8 * s, kKVBytes, 0, j * BN, x.hk, x.b);
+            }
         }
         return;
     }
@@ -166,26 +195,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
     const int c = wg - 1, warp = tid / 32, lane = tid % 32;
     const int quad = lane % 4, g = lane / 4;
-    const int r0 = q0 + 64 * c + 16 * warp;      /* this warp's first query row */
-    const int row0 = r0 + g, row1 = row0 + 8;    /* this thread's two rows */
     const uint32_t qa = sQ + 64 * c * kHalfBytes; /* this warpgroup's 64 rows of Q */
     const int bar_mine = 1 + c, bar_other = 2 - c;
-
-    float o[D / 2];
-#pragma unroll
-    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
-    float s[BN / 2];
-    constexpr int kPSteps = BN * (int)sizeof(TI) / 32; /* k steps of P·V: 32 bytes of P's rows each */
-    uint32_t pa[kPSteps][4];                     /* P of the previous tile as A fragments */
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f; /* row max (log2 units), row sum */
     /* scale · log2(e), times q_scale · k_scale for FP8: NaN unless positive (kernels/attention.h) */
     float scale_log2 = p.scale_log2;
     if (kFp8) {
         const float qk = *p.q_scale * *p.k_scale;
         scale_log2 = qk > 0.f ? scale_log2 * qk : NAN;
     }
+    const float vs = kFp8 ? *p.v_scale : 1.f;
 
-    /* S = Q·K_jᵀ into s (one commit group) */
+    float o[D / 2];
+    float s[BN / 2];
+    constexpr int kPSteps = BN * (int)sizeof(TI) / 32; /* k steps of P·V: 32 bytes of P's rows each */
+    uint32_t pa[kPSteps][4];                     /* P of the previous tile as A fragments */
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f; /* row max (log2 units), row sum */
+    int r0 = 0, row0 = 0, row1 = 0; /* the item's first query row of this warp, and this thread's two rows */
+
+    /* S = Q·K_jᵀ into s (one commit group); j: the ring's position */
     auto issue_s = [&](int j) {
         const uint32_t kb = sK + (j % kStages) * kKVBytes;
 #pragma unroll
@@ -208,13 +235,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         }
         wgmma_commit();
     };
-    auto release = [&](uint32_t empty, int j) {
+    auto arrive = [&](uint32_t bar) {
         __syncwarp();
-        if (lane == 0) mbar_arrive(empty + 8 * (j % kStages));
+        if (lane == 0) mbar_arrive(bar);
     };
+    auto release = [&](uint32_t empty, int j) { arrive(empty + 8 * (j % kStages)); };
     auto wait_full = [&](uint32_t full, int j) { mbar_wait(full + 8 * (j % kStages), (j / kStages) & 1); };
-    /* masked online softmax of S_j in place; returns whether the row maxima moved (a0/a1 then
-     * hold the factors by which O must be rescaled) */
+    /* masked online softmax of the item's tile j, S in place; returns whether the row maxima
+     * moved (a0/a1 then hold the factors by which O must be rescaled) */
     float a0 = 1.f, a1 = 1.f;
     auto softmax = [&](int j) -> bool {
         const int key0 = j * BN;
@@ -294,90 +322,105 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     auto turn_end = [&]() { named_bar_arrive(bar_other, 256); };
 
     if (c == 1) named_bar_arrive(bar_other, 256); /* warpgroup 0 goes first */
-    mbar_wait(q_full, 0);
-    if (n_tiles > 0) {
-        /* tile 0: S alone */
-        wait_full(k_full, 0);
-        turn_begin();
-        wgmma_fence();
-        issue_s(0);
-        turn_end();
-        wgmma_wait<0>();
-        fence_acc(s);
-        release(k_empty, 0);
-        softmax(0);
-        pack_p();
-        /* tiles 1..n-1: S_j and P_{j-1}·V_{j-1} together; the softmax of S_j overlaps the second */
-        for (int j = 1; j < n_tiles; j++) {
-            wait_full(k_full, j);
-            wait_full(v_full, j - 1);
+    /* it: the ring position of the item's first K/V tile */
+    for (int t = 0, it = 0; work(t) < n_work; t++) {
+        const Item x = item(work(t));
+        const int n_tiles = x.n_tiles;
+        r0 = x.q0 + 64 * c + 16 * warp;
+        row0 = r0 + g;
+        row1 = row0 + 8;
+#pragma unroll
+        for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+        m0 = m1 = -INFINITY;
+        l0 = l1 = 0.f;
+        mbar_wait(q_full, t & 1);
+        if (n_tiles > 0) {
+            /* tile 0: S alone */
+            wait_full(k_full, it);
             turn_begin();
             wgmma_fence();
-            issue_s(j);
-            issue_pv(j - 1);
+            issue_s(it);
             turn_end();
-            wgmma_wait<1>();
+            wgmma_wait<0>();
             fence_acc(s);
-            release(k_empty, j);
-            const bool grow = softmax(j);
+            release(k_empty, it);
+            softmax(0);
+            pack_p();
+            /* tiles 1..n-1: S_j and P_{j-1}·V_{j-1} together; the softmax of S_j overlaps the second */
+            for (int j = 1; j < n_tiles; j++) {
+                wait_full(k_full, it + j);
+                wait_full(v_full, it + j - 1);
+                turn_begin();
+                wgmma_fence();
+                issue_s(it + j);
+                issue_pv(it + j - 1);
+                turn_end();
+                wgmma_wait<1>();
+                fence_acc(s);
+                release(k_empty, it + j);
+                const bool grow = softmax(j);
+                wgmma_wait<0>();
+                fence_acc(o);
+                release(v_empty, it + j - 1);
+                if (grow) rescale_o();
+                pack_p();
+            }
+        }
+        arrive(q_empty); /* every S is done: the producer may load the next item's Q */
+        if (n_tiles > 0) {
+            /* the last P·V */
+            wait_full(v_full, it + n_tiles - 1);
+            turn_begin();
+            wgmma_fence();
+            issue_pv(it + n_tiles - 1);
+            turn_end();
             wgmma_wait<0>();
             fence_acc(o);
-            release(v_empty, j - 1);
-            if (grow) rescale_o();
-            pack_p();
+            release(v_empty, it + n_tiles - 1);
         }
-        /* the last P·V */
-        wait_full(v_full, n_tiles - 1);
-        turn_begin();
-        wgmma_fence();
-        issue_pv(n_tiles - 1);
-        turn_end();
-        wgmma_wait<0>();
-        fence_acc(o);
-        release(v_empty, n_tiles - 1);
+        it += n_tiles;
+
+        /* epilogue: O / l (· v_scale) through this warpgroup's staging in shared memory (two
+         * [64][64] halves, 16-byte chunks swizzled by row), to 16-byte stores */
+#pragma unroll
+        for (int i = 1; i <= 2; i <<= 1) {
+            l0 += __shfl_xor_sync(0xffffffffu, l0, i);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, i);
+        }
+        const float inv0 = l0 > 0.f ? vs / l0 : 0.f, inv1 = l1 > 0.f ? vs / l1 : 0.f;
+        if (p.lse && quad == 0) {
+            float *lse = p.lse + ((int64_t)x.b * p.n_heads + x.h) * p.seq_q;
+            /* no visible key: -inf; a NaN l (FP8 scales that are not positive) stays NaN */
+            if (row0 < p.seq_q) lse[row0] = l0 > 0.f ? (m0 + log2f(l0)) * 0.6931471805599453f : l0 == 0.f ? -INFINITY : l0;
+            if (row1 < p.seq_q) lse[row1] = l1 > 0.f ? (m1 + log2f(l1)) * 0.6931471805599453f : l1 == 0.f ? -INFINITY : l1;
+        }
+        named_bar_sync(bar_mine + 2, 128); /* every warp of the warpgroup is done reading the last item's rows */
+        const uint32_t ob = sO + c * (L::kOBytes / 2); /* the staged rows */
+        constexpr uint32_t kOHalf = L::kOBytes / 4;    /* from one 64-column half to the next */
+        const int lr0 = 16 * warp + g, lr1 = lr0 + 8;  /* rows within the warpgroup's 64 */
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) {
+            const uint32_t half = ob + (i / 8) * kOHalf;
+            const uint32_t a_0 = half + lr0 * kHalfBytes + (((i % 8) ^ (lr0 % 8)) * 16) + quad * 4;
+            const uint32_t a_1 = half + lr1 * kHalfBytes + (((i % 8) ^ (lr1 % 8)) * 16) + quad * 4;
+            st_shared_u32(a_0, tr::pack2(o[4 * i] * inv0, o[4 * i + 1] * inv0));
+            st_shared_u32(a_1, tr::pack2(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1));
+        }
+        named_bar_sync(bar_mine + 2, 128);
+        T *out = reinterpret_cast<T *>(p.o) + (int64_t)x.b * p.os[0] + (int64_t)x.h * p.os[2];
+#pragma unroll
+        for (int k = 0; k < 64 * D / 8 / 128; k++) {
+            const int idx = tid + 128 * k, r = idx / (D / 8), ch = idx % (D / 8);
+            const int row = x.q0 + 64 * c + r;
+            const uint32_t a = ob + (ch / 8) * kOHalf + r * kHalfBytes + (((ch % 8) ^ (r % 8)) * 16);
+            uint4 v;
+            asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                         : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                         : "r"(a));
+            if (row < p.seq_q) *reinterpret_cast<uint4 *>(out + (int64_t)row * p.os[1] + ch * 8) = v;
+        }
     }
     if (c == 0) named_bar_sync(bar_mine, 256); /* balance warpgroup 1's first arrival */
-
-    /* epilogue: O / l (· v_scale) through shared memory, this warpgroup's Q rows or (FP8) its own
-     * staging (two [64][64] halves, 16-byte chunks swizzled by row), to 16-byte stores */
-#pragma unroll
-    for (int x = 1; x <= 2; x <<= 1) {
-        l0 += __shfl_xor_sync(0xffffffffu, l0, x);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, x);
-    }
-    const float vs = kFp8 ? *p.v_scale : 1.f;
-    const float inv0 = l0 > 0.f ? vs / l0 : 0.f, inv1 = l1 > 0.f ? vs / l1 : 0.f;
-    if (p.lse && quad == 0) {
-        float *lse = p.lse + ((int64_t)b * p.n_heads + h) * p.seq_q;
-        /* no visible key: -inf; a NaN l (FP8 scales that are not positive) stays NaN */
-        if (row0 < p.seq_q) lse[row0] = l0 > 0.f ? (m0 + log2f(l0)) * 0.6931471805599453f : l0 == 0.f ? -INFINITY : l0;
-        if (row1 < p.seq_q) lse[row1] = l1 > 0.f ? (m1 + log2f(l1)) * 0.6931471805599453f : l1 == 0.f ? -INFINITY : l1;
-    }
-    named_bar_sync(bar_mine + 2, 128); /* every warp of the warpgroup is done reading its Q rows */
-    const uint32_t ob = kFp8 ? sO + c * (L::kOBytes / 2) : qa;     /* the staged rows */
-    constexpr uint32_t kOHalf = kFp8 ? L::kOBytes / 4 : kQBytes / 2; /* from one 64-column half to the next */
-    const int lr0 = 16 * warp + g, lr1 = lr0 + 8; /* rows within the warpgroup's 64 */
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        const uint32_t half = ob + (i / 8) * kOHalf;
-        const uint32_t a_0 = half + lr0 * kHalfBytes + (((i % 8) ^ (lr0 % 8)) * 16) + quad * 4;
-        const uint32_t a_1 = half + lr1 * kHalfBytes + (((i % 8) ^ (lr1 % 8)) * 16) + quad * 4;
-        st_shared_u32(a_0, tr::pack2(o[4 * i] * inv0, o[4 * i + 1] * inv0));
-        st_shared_u32(a_1, tr::pack2(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1));
-    }
-    named_bar_sync(bar_mine + 2, 128);
-    T *out = reinterpret_cast<T *>(p.o) + (int64_t)b * p.os[0] + (int64_t)h * p.os[2];
-#pragma unroll
-    for (int k = 0; k < 64 * D / 8 / 128; k++) {
-        const int idx = tid + 128 * k, r = idx / (D / 8), ch = idx % (D / 8);
-        const int row = q0 + 64 * c + r;
-        const uint32_t a = ob + (ch / 8) * kOHalf + r * kHalfBytes + (((ch % 8) ^ (r % 8)) * 16);
-        uint4 v;
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                     : "r"(a));
-        if (row < p.seq_q) *reinterpret_cast<uint4 *>(out + (int64_t)row * p.os[1] + ch * 8) = v;
-    }
 }
 
 /* A 4-d tensor, dims innermost first (the innermost contiguous), strides of the outer three in
@@ -408,22 +451,32 @@ bool make_bnhd_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int batch,
                     {s[1], s[2], s[0]}, rows);
 }
 
-template <typename T, typename TI, bool CAUSAL> int launch(const Params &p, int blocks, cudaStream_t stream)
+/* `items` work items (blocks of 128 query rows) on at most one wave of CTAs, each taking its
+ * share of the items in turn (the kernel's zigzag) */
+template <typename T, typename TI, bool CAUSAL> int launch(const Params &p, int items, cudaStream_t stream)
 {
     auto kernel = attention_hopper_kernel<T, TI, CAUSAL>;
     constexpr int smem = Tiles<TI>::kSmem;
-    static bool configured = false; /* per instantiation; the attribute is per device function */
-    if (!configured) {
+    static int per_sm = 0; /* per instantiation; the attribute is per device function */
+    if (per_sm == 0) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        if (e != cudaSuccess) return (int)e;
-        configured = true;
+        if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem);
+        if (e != cudaSuccess) {
+            per_sm = 0;
+            return (int)e;
+        }
+        if (per_sm < 1) return (int)cudaErrorInvalidConfiguration;
     }
+    int sms = 0;
+    if (int e = sf::sm_count(&sms)) return e;
+    const int64_t wave = (int64_t)sms * per_sm;
+    const int blocks = (int)(items < wave ? items : wave);
     return (int)sf::launch(kernel, blocks, kThreads, smem, stream, 1, p);
 }
 
-template <typename T, typename TI> int launch_causal(const Params &p, bool causal, int blocks, cudaStream_t stream)
+template <typename T, typename TI> int launch_causal(const Params &p, bool causal, int items, cudaStream_t stream)
 {
-    return causal ? launch<T, TI, true>(p, blocks, stream) : launch<T, TI, false>(p, blocks, stream);
+    return causal ? launch<T, TI, true>(p, items, stream) : launch<T, TI, false>(p, items, stream);
 }
 
 } // namespace
@@ -469,13 +522,13 @@ extern "C" int sf_attention_hopper_cuda(const sf_attention_args *a, void *stream
     p.n_qblocks = (a->seq_q + BM - 1) / BM;
     p.diag = a->seq_k - a->seq_q;
     p.scale_log2 = (a->scale > 0.f ? a->scale : 1e-30f) * 1.4426950408889634f;
-    const long long blocks = (long long)p.n_qblocks * a->batch * a->n_heads;
-    if (blocks > 0x7fffffff) return (int)cudaErrorInvalidValue;
+    const long long items = (long long)p.n_qblocks * a->batch * a->n_heads;
+    if (items > 0x7fffffff) return (int)cudaErrorInvalidValue;
     cudaStream_t s = (cudaStream_t)stream;
     const bool causal = a->causal != 0;
     if (fp8)
-        return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_fp8_e4m3>(p, causal, (int)blocks, s)
-                              : launch_causal<__half, __nv_fp8_e4m3>(p, causal, (int)blocks, s);
-    return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_bfloat16>(p, causal, (int)blocks, s)
-                          : launch_causal<__half, __half>(p, causal, (int)blocks, s);
+        return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_fp8_e4m3>(p, causal, (int)items, s)
+                              : launch_causal<__half, __nv_fp8_e4m3>(p, causal, (int)items, s);
+    return out == SF_BF16 ? launch_causal<__nv_bfloat16, __nv_bfloat16>(p, causal, (int)items, s)
+                          : launch_causal<__half, __half>(p, causal, (int)items, s);
 }

@@ -127,4 +127,30 @@ function TestAttentionImpls.test_rows_with_no_visible_key()
   end
 end
 
+-- The Hopper kernel runs one wave of CTAs, each taking work items (128 query rows of a head) in
+-- turn: with three items a CTA or more, its K/V ring and Q run on from item to item, through
+-- items with no tile to load (causal, Nq > Nk) and through the causal order's long and short ones.
+function TestAttentionImpls.test_more_items_than_ctas()
+  if not hopper then return end
+  local H = 4 * math.ceil(sf.device().sm_count / 4) -- 3 blocks of rows a head: 3·H items
+  for _, c in ipairs({ { 257, 257, false }, { 300, 100, true } }) do
+    local Nq, Nk, causal = table.unpack(c)
+    local q = sf.randn({ 1, Nq, H, 128 }, "f16", { seed = seed + Nk })
+    local k = sf.randn({ 1, Nk, H / 4, 128 }, "f16", { seed = seed + Nk + 1 })
+    local v = sf.randn({ 1, Nk, H / 4, 128 }, "f16", { seed = seed + Nk + 2 })
+    local ref = sf.tensor({ 1, Nq, H, 128 }, "f64", { device = "cpu" })
+    local ref_lse = sf.tensor({ 1, H, Nq }, "f32", { device = "cpu" })
+    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+      lse = ref_lse, causal = causal }
+    local out = validate.poison(sf.tensor({ 1, Nq, H, 128 }, "f16"))
+    local lse = validate.poison(sf.tensor({ 1, H, Nq }, "f32"))
+    sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = causal, impl = "hopper" }
+    local what = ("hopper Nq%d Nk%d H%d/%d%s"):format(Nq, Nk, H, H / 4, causal and " causal" or "")
+    local r = validate.check(out, ref)
+    lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+    local l = validate.check_lse(lse, ref_lse, "f16")
+    lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched, l.max_abs))
+  end
+end
+
 return lu.LuaUnit.run()

@@ -98,7 +98,8 @@ function TestAttentionFp8.test_pack_vt_matches_the_cpu()
 end
 
 -- {B, Nq, Nk, H, Hkv, packed}: odd lengths, one tile, GQA 64/8 and MQA, Nq > Nk (rows with no
--- visible key when causal), packed QKV views
+-- visible key when causal), packed QKV views. GQA 64/8 at 512 is 256 work items (blocks of 128
+-- query rows), more than one an SM: CTAs take several in turn.
 local CASES = { { 1, 1, 1, 4, 4 }, { 2, 300, 300, 8, 2 }, { 1, 512, 512, 64, 8 }, { 1, 129, 129, 4, 1 },
   { 1, 17, 300, 4, 2 }, { 1, 300, 100, 4, 2 }, { 2, 257, 257, 4, 2, true } }
 
