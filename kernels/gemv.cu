@@ -163,6 +163,22 @@ __device__ __forceinline__ void epilogue(const Params &p, const float (&acc)[NT]
     }
 }
 
+/* f(j, 2h + e, offset) for each sum acc[j][2h + e] a thread holds of an x row that exists (8j + 2q
+ * + e < m): tile row warp·16 + g + 8h, x row 8j + 2q + e, at (g + 8h)·m + x row from the warp's
+ * first row in a split's partial sums */
+template <int NT, typename F> __device__ __forceinline__ void each_sum(int m, int g, int q, F f)
+{
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int xr = 8 * j + 2 * q + e;
+                if (xr < m) f(j, 2 * h + e, (g + 8 * h) * m + xr);
+            }
+}
+
 template <typename T, int NT, int L>
 __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant__ Params p)
 {
@@ -193,35 +209,31 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
         epilogue<T, NT>(p, acc, base, g, q);
         return;
     }
-    /* acc[j][2h + e]: tile row warp·16 + g + 8h, x row 8j + 2q + e; a split's sums are kTileRows·m */
+    /* a split's sums are kTileRows·m, [row of the tile][x row] */
     const int64_t per_split = (int64_t)kTileRows * p.m;
-    float *ws = p.ws + (int64_t)tile * p.splits * per_split + warp * 16 * p.m;
-#pragma unroll
-    for (int j = 0; j < NT; j++)
-#pragma unroll
-        for (int h = 0; h < 2; h++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int xr = 8 * j + 2 * q + e;
-                if (xr < p.m) ws[split * per_split + (g + 8 * h) * p.m + xr] = acc[j][2 * h + e];
-            }
+    float *const ws = p.ws + (int64_t)tile * p.splits * per_split + warp * 16 * p.m;
+    each_sum<NT>(p.m, g, q, [&](int j, int i, int at) { ws[split * per_split + at] = acc[j][i]; });
     /* the last CTA of the tile */
     __threadfence();
     __syncthreads();
     if (!__syncthreads_or(tid == 0 && atomicAdd(&p.counters[tile], 1u) == (unsigned)p.splits - 1)) return;
     __threadfence();
+    /* every split's partial added in split order, R splits' loads in flight at once (one L2 round
+     * trip for R splits rather than one a split: the tile's output waits on them) */
+    constexpr int R = NT <= 2 ? 4 : 1;
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    for (int s = 0; s < p.splits; s++)
+    for (int s0 = 0; s0 < p.splits; s0 += R) {
+        float part[R][NT][4];
 #pragma unroll
-        for (int j = 0; j < NT; j++)
+        for (int r = 0; r < R; r++) {
+            const int s = s0 + r < p.splits ? s0 + r : s0; /* past the last split: loaded, not added */
+            each_sum<NT>(p.m, g, q, [&](int j, int i, int at) { part[r][j][i] = __ldcg(ws + s * per_split + at); });
+        }
 #pragma unroll
-            for (int h = 0; h < 2; h++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int xr = 8 * j + 2 * q + e;
-                    if (xr < p.m) acc[j][2 * h + e] += __ldcg(ws + s * per_split + (g + 8 * h) * p.m + xr);
-                }
+        for (int r = 0; r < R; r++)
+            if (s0 + r < p.splits) each_sum<NT>(p.m, g, q, [&](int j, int i, int) { acc[j][i] += part[r][j][i]; });
+    }
     if (tid == 0) p.counters[tile] = 0;
     epilogue<T, NT>(p, acc, base, g, q);
 }
