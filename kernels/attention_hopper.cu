@@ -61,6 +61,7 @@ namespace {
 using namespace sf_hopper;
 
 constexpr int D = 128, BM = 128, BN = 128;
+constexpr int kStages = 2;
 constexpr int kThreads = 384;
 constexpr int kHalfBytes = 128;               /* a row of one swizzle span: 64 16-bit or 128 e4m3 columns */
 constexpr float kLazyLog2 = 8.f;
@@ -68,11 +69,10 @@ constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 
 /* Shared-memory sizes for inputs of type TI (TI 16-bit: Q and K/V rows are two 128-byte halves).
  * The output is staged in a region of its own, so that the next work item's Q can land while a
- * warpgroup writes out the last one's. FP8 tiles are half the bytes and take half the time on the
- * tensor cores, so the ring holds twice the stages for the same time in flight. */
+ * warpgroup writes out the last one's. (A ring of 4 stages for FP8 was slower than 2 on the H100:
+ * kernels/NOTES-attention.md, 2026-12-06.) */
 template <typename TI> struct Tiles {
     static constexpr bool kFp8 = sizeof(TI) == 1;
-    static constexpr int kStages = kFp8 ? 4 : 2;
     static constexpr int kHalves = D * (int)sizeof(TI) / kHalfBytes;
     static constexpr int kQBytes = BM * D * (int)sizeof(TI); /* kHalves column halves of [128 rows][128 bytes] */
     static constexpr int kKVBytes = BN * D * (int)sizeof(TI); /* per K or V tile, same layout (vt: [d][keys]) */
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     using tr = sf::dtype_traits<T>;
     using L = Tiles<TI>;
     constexpr bool kFp8 = L::kFp8;
-    constexpr int kStages = L::kStages, kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
+    constexpr int kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
     const uint32_t sQ = base, sK = sQ + kQBytes, sV = sK + kStages * kKVBytes, sO = sV + kStages * kKVBytes;
