@@ -155,7 +155,7 @@ local VIEWS = {
   { scenario = "gemms/layer_sweep",
     title = "The optimized Llama-2-7B layer's GEMM stages alone (qkv_proj+rope, o_proj+residual, ffn+residual)",
     columns = LAYER_COLUMNS },
-  { scenario = "fp8/gemm_sweep", title = "FP8: e4m3 GEMM into bf16, cuBLASLt and ours, beside torch._scaled_mm",
+  { scenario = "fp8/gemm_sweep", title = "FP8: e4m3 GEMM into bf16, cuBLASLt and ours, beside torch._scaled_mm where the same call ran it",
     torch = "fp8/torch_gemm", join = join_gemm, torch_columns = GEMM_TORCH_COLUMNS,
     columns = { "dtype", "impl", "fast_accum", "shape", "m", "n", "k", { key = "ms", fmt = "%.4f" },
       { key = "tflops", title = "TFLOP/s", fmt = "%.1f" } } },
