@@ -457,17 +457,12 @@ template <typename T, typename TI, bool CAUSAL> int launch(const Params &p, int 
 {
     auto kernel = attention_hopper_kernel<T, TI, CAUSAL>;
     constexpr int smem = Tiles<TI>::kSmem;
-    static int per_sm = 0; /* per instantiation; the attribute is per device function */
-    if (per_sm == 0) {
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem);
-        if (e != cudaSuccess) {
-            per_sm = 0;
-            return (int)e;
-        }
-        if (per_sm < 1) return (int)cudaErrorInvalidConfiguration;
-    }
-    int sms = 0;
+    /* once per instantiation: the attribute is per kernel function */
+    static const cudaError_t prepared = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (prepared != cudaSuccess) return (int)prepared;
+    int per_sm = 0, sms = 0;
+    if (int e = sf::occupancy<attention_hopper_kernel<T, TI, CAUSAL>>(&per_sm, kThreads, smem)) return e;
+    if (per_sm < 1) return (int)cudaErrorInvalidConfiguration;
     if (int e = sf::sm_count(&sms)) return e;
     const int64_t wave = (int64_t)sms * per_sm;
     const int blocks = (int)(items < wave ? items : wave);

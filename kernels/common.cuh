@@ -116,6 +116,22 @@ inline int sm_count(int *sms)
     return 0;
 }
 
+/* CTAs of `kernel` that fit an SM at `threads` threads and `smem` bytes of dynamic shared memory
+ * into *ctas, asked once (a static per kernel, so per process rather than per device: one device
+ * a process is how sfbench runs them): 0, or the CUDA error that stopped it */
+template <auto kernel> inline int occupancy(int *ctas, int threads, size_t smem)
+{
+    static int known = 0;
+    if (known == 0) {
+        int n = 0;
+        const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem);
+        if (e != cudaSuccess) return (int)e;
+        known = n;
+    }
+    *ctas = known;
+    return 0;
+}
+
 /* whether p and the strides of the dimensions longer than 1 of an n-dimensional view allow
  * vectors of `vec` elements (16 bytes): p 16-byte aligned, each such stride a multiple of vec */
 inline bool vec_fits(const void *p, const int64_t *stride, const int64_t *shape, int n, int vec)

@@ -798,20 +798,10 @@ template <typename T, int D, typename K> struct Kernel {
         }();
         return err;
     }
-    static int occupancy(int *ctas) /* asked once: it is the same for every call */
+    static int occupancy(int *ctas)
     {
-        static int cached = 0;
-        if (cached == 0) {
-            const int pe = prepare();
-            if (pe != 0) return pe;
-            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, K::kernel, kThreads, K::SMEM);
-            if (e != cudaSuccess) {
-                cached = 0;
-                return (int)e;
-            }
-        }
-        *ctas = cached;
-        return 0;
+        const int pe = prepare();
+        return pe != 0 ? pe : sf::occupancy<K::kernel>(ctas, kThreads, K::SMEM);
     }
     static int launch(const Params &p, unsigned blocks, cudaStream_t stream)
     {

@@ -239,19 +239,7 @@ __global__ void __launch_bounds__(kThreads, 4) gemv_kernel(const __grid_constant
 }
 
 template <typename T, int NT, int L> struct Kernel {
-    static int occupancy(int *ctas)
-    {
-        static int cached = 0;
-        if (cached == 0) {
-            const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached, gemv_kernel<T, NT, L>, kThreads, 0);
-            if (e != cudaSuccess) {
-                cached = 0;
-                return (int)e;
-            }
-        }
-        *ctas = cached;
-        return 0;
-    }
+    static int occupancy(int *ctas) { return sf::occupancy<gemv_kernel<T, NT, L>>(ctas, kThreads, 0); }
     static int launch(const Params &p, int tiles, cudaStream_t stream)
     {
         /* without programmatic dependent launch: it starts once the kernel before it has
