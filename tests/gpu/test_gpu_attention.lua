@@ -71,24 +71,42 @@ function TestAttentionImpls.test_packed_qkv()
   packed_case(2, 129, 4, 2, 64, "bf16", true)
 end
 
+-- the CPU's f64 attention over q, k and v, and its lse ([B, H, Nq] f32)
+local function reference(q, k, v, causal, scale)
+  local B, Nq, H, D = table.unpack(q:shape())
+  local ref = sf.tensor({ B, Nq, H, D }, "f64", { device = "cpu" })
+  local ref_lse = sf.tensor({ B, H, Nq }, "f32", { device = "cpu" })
+  sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
+    lse = ref_lse, causal = causal, scale = scale }
+  return ref, ref_lse
+end
+
+-- impl's output and lse (naive writes none), poisoned before the call, each against the
+-- reference (what names the case in a failure); returns them
+local function check_impl(impl, what, q, k, v, causal, ref, ref_lse)
+  local B, Nq, H, D = table.unpack(q:shape())
+  local out = validate.poison(sf.tensor({ B, Nq, H, D }, q:dtype()))
+  local lse = impl ~= "naive" and validate.poison(sf.tensor({ B, H, Nq }, "f32")) or nil
+  sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = causal, impl = impl }
+  local r = validate.check(out, ref)
+  lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+  if lse then
+    local l = validate.check_lse(lse, ref_lse, q:dtype())
+    lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched, l.max_abs))
+  end
+  return out, lse
+end
+
 -- no scale given: each impl uses 1/sqrt(D), as the CPU reference given that scale explicitly
 function TestAttentionImpls.test_default_scale()
   for _, D in ipairs({ 64, 128 }) do
     local q = sf.randn({ 1, 200, 4, D }, "f16", { seed = seed + D })
     local k = sf.randn({ 1, 200, 2, D }, "f16", { seed = seed + D + 1 })
     local v = sf.randn({ 1, 200, 2, D }, "f16", { seed = seed + D + 2 })
-    local ref = sf.tensor({ 1, 200, 4, D }, "f64", { device = "cpu" })
-    local ref_lse = sf.tensor({ 1, 4, 200 }, "f32", { device = "cpu" })
-    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
-      lse = ref_lse, scale = 1 / math.sqrt(D) }
+    local ref, ref_lse = reference(q, k, v, false, 1 / math.sqrt(D))
     for _, impl in ipairs(IMPLS) do
       if impl ~= "hopper" or D == 128 then
-        local out = validate.poison(sf.tensor({ 1, 200, 4, D }, "f16"))
-        local lse = impl ~= "naive" and validate.poison(sf.tensor({ 1, 4, 200 }, "f32")) or nil
-        sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, impl = impl }
-        local r = validate.check(out, ref)
-        lu.assertTrue(r.ok, ("%s D%d default scale: %s"):format(impl, D, validate.describe(r)))
-        if lse then lu.assertTrue(validate.check_lse(lse, ref_lse, "f16").ok, impl .. " lse, default scale") end
+        check_impl(impl, ("%s D%d default scale"):format(impl, D), q, k, v, false, ref, ref_lse)
       end
     end
   end
@@ -101,24 +119,15 @@ function TestAttentionImpls.test_rows_with_no_visible_key()
     local q = sf.randn({ 1, Nq, H, D }, dtype, { seed = seed + 5 })
     local k = sf.randn({ 1, Nk, 2, D }, dtype, { seed = seed + 6 })
     local v = sf.randn({ 1, Nk, 2, D }, dtype, { seed = seed + 7 })
-    local ref = sf.tensor({ 1, Nq, H, D }, "f64", { device = "cpu" })
-    local ref_lse = sf.tensor({ 1, H, Nq }, "f32", { device = "cpu" })
-    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
-      lse = ref_lse, causal = true }
+    local ref, ref_lse = reference(q, k, v, true)
     local zeros = sf.zeros({ 1, Nq - Nk, H, D }, "f64", { device = "cpu" })
     for _, impl in ipairs(IMPLS) do
-      local out = validate.poison(sf.tensor({ 1, Nq, H, D }, dtype))
-      local lse = impl ~= "naive" and validate.poison(sf.tensor({ 1, H, Nq }, "f32")) or nil
-      sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = true, impl = impl }
       local what = ("%s %s Nq%d Nk%d causal"):format(impl, dtype, Nq, Nk)
-      local r = validate.check(out, ref)
-      lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
+      local out, lse = check_impl(impl, what, q, k, v, true, ref, ref_lse)
       local empty = sf.compare(out:slice(2, 1, Nq - Nk), zeros)
       lu.assertEquals(empty.nan + empty.inf, 0, what .. ": rows with no key")
       lu.assertEquals(empty.max_abs, 0, what .. ": rows with no key are exactly 0")
       if lse then
-        local l = validate.check_lse(lse, ref_lse, dtype)
-        lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched, l.max_abs))
         for h = 1, H do
           for i = 1, Nq - Nk do lu.assertEquals(lse:get(1, h, i), -math.huge, what .. " lse") end
         end
@@ -138,18 +147,9 @@ function TestAttentionImpls.test_more_items_than_ctas()
     local q = sf.randn({ 1, Nq, H, 128 }, "f16", { seed = seed + Nk })
     local k = sf.randn({ 1, Nk, H / 4, 128 }, "f16", { seed = seed + Nk + 1 })
     local v = sf.randn({ 1, Nk, H / 4, 128 }, "f16", { seed = seed + Nk + 2 })
-    local ref = sf.tensor({ 1, Nq, H, 128 }, "f64", { device = "cpu" })
-    local ref_lse = sf.tensor({ 1, H, Nq }, "f32", { device = "cpu" })
-    sf.ops.attention { q = q:to("cpu", "f64"), k = k:to("cpu", "f64"), v = v:to("cpu", "f64"), out = ref,
-      lse = ref_lse, causal = causal }
-    local out = validate.poison(sf.tensor({ 1, Nq, H, 128 }, "f16"))
-    local lse = validate.poison(sf.tensor({ 1, H, Nq }, "f32"))
-    sf.ops.attention { q = q, k = k, v = v, out = out, lse = lse, causal = causal, impl = "hopper" }
-    local what = ("hopper Nq%d Nk%d H%d/%d%s"):format(Nq, Nk, H, H / 4, causal and " causal" or "")
-    local r = validate.check(out, ref)
-    lu.assertTrue(r.ok, what .. ": " .. validate.describe(r))
-    local l = validate.check_lse(lse, ref_lse, "f16")
-    lu.assertTrue(l.ok, what .. (": lse, %d NaN, %d -inf mismatched, max_abs %g"):format(l.nan, l.mismatched, l.max_abs))
+    local ref, ref_lse = reference(q, k, v, causal)
+    check_impl("hopper", ("hopper Nq%d Nk%d H%d/%d%s"):format(Nq, Nk, H, H / 4, causal and " causal" or ""), q, k, v,
+      causal, ref, ref_lse)
   end
 end
 
