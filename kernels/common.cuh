@@ -98,22 +98,38 @@ __device__ __forceinline__ float2 rope_rotate(float x1, float x2, float2 cs)
 /* whether p is 16-byte aligned: one vector load or store */
 inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-/* the current device's SM count into *sms (kept per device after the first ask): 0, or the CUDA
- * error that stopped it */
-inline int sm_count(int *sms)
+/* The current device's number, SM count and compute capability, asked once a device. */
+struct device_info {
+    int dev, sms, cc_major, cc_minor;
+};
+/* into *info: 0, or the CUDA error that stopped it */
+inline int current_device(device_info *info)
 {
-    static int known[64];
+    static device_info known[64];
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return (int)e;
     if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
-    if (known[dev] == 0) {
-        int n = 0;
-        if ((e = cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return (int)e;
-        known[dev] = n;
+    device_info &d = known[dev];
+    if (d.sms == 0) {
+        device_info n = {dev, 0, 0, 0};
+        if ((e = cudaDeviceGetAttribute(&n.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess ||
+            (e = cudaDeviceGetAttribute(&n.cc_major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
+            (e = cudaDeviceGetAttribute(&n.cc_minor, cudaDevAttrComputeCapabilityMinor, dev)) != cudaSuccess)
+            return (int)e;
+        d = n;
     }
-    *sms = known[dev];
+    *info = d;
     return 0;
+}
+
+/* the current device's SM count into *sms: 0, or the CUDA error that stopped it */
+inline int sm_count(int *sms)
+{
+    device_info d;
+    const int e = current_device(&d);
+    if (e == 0) *sms = d.sms;
+    return e;
 }
 
 /* CTAs of `kernel` that fit an SM at `threads` threads and `smem` bytes of dynamic shared memory

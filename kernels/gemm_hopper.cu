@@ -518,32 +518,6 @@ bool make_tensor_map(CUtensorMap *map, sf_dtype dtype, const void *ptr, int64_t 
     return r == CUDA_SUCCESS;
 }
 
-struct device_info {
-    int sms, cc_major, cc_minor;
-};
-
-int query_device(device_info *info, int *dev_out)
-{
-    static device_info cache[64];
-    static bool known[64];
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e != cudaSuccess) return (int)e;
-    if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
-    if (!known[dev]) {
-        device_info d;
-        if ((e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess ||
-            (e = cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
-            (e = cudaDeviceGetAttribute(&d.cc_minor, cudaDevAttrComputeCapabilityMinor, dev)) != cudaSuccess)
-            return (int)e;
-        cache[dev] = d;
-        known[dev] = true;
-    }
-    *info = cache[dev];
-    *dev_out = dev;
-    return 0;
-}
-
 struct launch_params {
     CUtensorMap map_a, map_b, map_c;
     void *C;
@@ -747,10 +721,10 @@ extern "C" int sf_gemm_epilogue_cuda(const sf_gemm_epi_args *a, void *stream)
         a->epilogue_store < 0 || a->epilogue_store > 2 || a->group_m < 0)
         return (int)cudaErrorInvalidValue;
 
-    device_info info;
+    sf::device_info info;
     launch_params p;
-    int rc = query_device(&info, &p.dev);
-    if (rc) return rc;
+    if (int rc = sf::current_device(&info)) return rc;
+    p.dev = info.dev;
     if (info.cc_major != 9 || info.cc_minor != 0) return (int)cudaErrorNotSupported;
 
     /* the TMA store needs a 16-byte aligned C with rows of whole 16-byte units */
