@@ -62,6 +62,7 @@ using namespace sf_hopper;
 
 constexpr int D = 128, BM = 128, BN = 128;
 constexpr int kStages = 2;
+constexpr int kChains = 4; /* independent chains of a row's max and sum over a tile */
 constexpr int kThreads = 384;
 constexpr int kHalfBytes = 128;               /* a row of one swizzle span: 64 16-bit or 128 e4m3 columns */
 constexpr float kLazyLog2 = 8.f;
@@ -92,6 +93,20 @@ struct Params {
 };
 
 using sf::fast_exp2;
+
+/* v[0] op v[1] op ... as a tree (N a power of two) */
+template <int N, typename F> __device__ __forceinline__ float join(const float (&v)[N], F op)
+{
+    static_assert(N > 0 && (N & (N - 1)) == 0, "a power of two");
+    if constexpr (N == 1) {
+        return v[0];
+    } else {
+        float h[N / 2];
+#pragma unroll
+        for (int i = 0; i < N / 2; i++) h[i] = op(v[2 * i], v[2 * i + 1]);
+        return join(h, op);
+    }
+}
 
 /* four floats to e4m3 (round to nearest even, saturated), x0 in the lowest byte: cvt's first
  * source goes to the upper byte of its pair */
@@ -255,12 +270,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
                     if (col >= p.seq_k || (CAUSAL && col > row + p.diag)) s[4 * i + e] = -INFINITY;
                 }
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
+        /* the row maxima and sums below run as kChains independent chains each, joined at the
+         * end: one chain of 16 dependent FMNMX or FADD a row holds the warp for their latencies */
+        float c0[kChains], c1[kChains];
+#pragma unroll
+        for (int u = 0; u < kChains; u++) c0[u] = c1[u] = -INFINITY;
 #pragma unroll
         for (int i = 0; i < BN / 8; i++) {
-            mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
-            mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+            c0[i % kChains] = fmaxf(c0[i % kChains], fmaxf(s[4 * i], s[4 * i + 1]));
+            c1[i % kChains] = fmaxf(c1[i % kChains], fmaxf(s[4 * i + 2], s[4 * i + 3]));
         }
+        float mx0 = join(c0, [](float a, float b) { return fmaxf(a, b); });
+        float mx1 = join(c1, [](float a, float b) { return fmaxf(a, b); });
 #pragma unroll
         for (int x = 1; x <= 2; x <<= 1) {
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
@@ -280,14 +301,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         }
         const float off0 = m0 == -INFINITY ? 0.f : m0, off1 = m1 == -INFINITY ? 0.f : m1;
 #pragma unroll
+        for (int u = 0; u < kChains; u++) c0[u] = c1[u] = 0.f;
+#pragma unroll
         for (int i = 0; i < BN / 8; i++) {
             s[4 * i] = fast_exp2(fmaf(s[4 * i], scale_log2, -off0));
             s[4 * i + 1] = fast_exp2(fmaf(s[4 * i + 1], scale_log2, -off0));
             s[4 * i + 2] = fast_exp2(fmaf(s[4 * i + 2], scale_log2, -off1));
             s[4 * i + 3] = fast_exp2(fmaf(s[4 * i + 3], scale_log2, -off1));
-            l0 += s[4 * i] + s[4 * i + 1];
-            l1 += s[4 * i + 2] + s[4 * i + 3];
+            c0[i % kChains] += s[4 * i] + s[4 * i + 1];
+            c1[i % kChains] += s[4 * i + 2] + s[4 * i + 3];
         }
+        l0 += join(c0, [](float a, float b) { return a + b; });
+        l1 += join(c1, [](float a, float b) { return a + b; });
         return grow;
     };
     auto rescale_o = [&]() {
