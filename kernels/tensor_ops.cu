@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common.cuh"
 #include "tensor_ops.h"
 #include "rng.h"
 
@@ -242,12 +243,6 @@ extern "C" int sf_pdl_enabled(void)
         const char *e = getenv("SFBENCH_PDL");
         return !(e && strcmp(e, "0") == 0);
     }();
-    static signed char known[64]; /* per device: 0 not asked yet, 1 no, 2 yes */
-    int dev = 0, major = 0;
-    if (!allowed || cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-    if (!known[dev]) {
-        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-        known[dev] = major >= 9 ? 2 : 1;
-    }
-    return known[dev] == 2;
+    sf::device_info d;
+    return allowed && sf::current_device(&d) == 0 && d.cc_major >= 9;
 }
