@@ -62,7 +62,6 @@ using namespace sf_hopper;
 
 constexpr int D = 128, BM = 128, BN = 128;
 constexpr int kStages = 2;
-constexpr int kChains = 4; /* independent chains of a row's max and sum over a tile */
 constexpr int kThreads = 384;
 constexpr int kHalfBytes = 128;               /* a row of one swizzle span: 64 16-bit or 128 e4m3 columns */
 constexpr float kLazyLog2 = 8.f;
@@ -125,6 +124,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
     using tr = sf::dtype_traits<T>;
     using L = Tiles<TI>;
     constexpr bool kFp8 = L::kFp8;
+    /* independent chains of a row's max and sum over a tile: four for FP8, whose softmax is
+     * what holds it; one for 16 bits, where four took 1-2.5% longer non-causal on the H200
+     * (kernels/NOTES-attention.md, 2026-12-07) */
+    constexpr int kChains = kFp8 ? 4 : 1;
     constexpr int kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
