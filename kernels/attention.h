@@ -47,6 +47,9 @@ typedef struct sf_attention_args {
                                                                  * the last dimension is contiguous */
     float scale;                 /* softmax scale, usually 1/sqrt(D) */
     int causal;                  /* mask j > i + (seq_k - seq_q) (bottom-right aligned) */
+    int round_p;                 /* CPU reference, e4m3 inputs: P = exp(s - row max) rounded to e4m3 before
+                                  * P·V, its row sum taken before the rounding (FlashAttention-3's
+                                  * straightforward FP8 computation, which the kernel's error is bounded by) */
 } sf_attention_args;
 
 /* vt's key order (see above). The Hopper kernel converts P = exp(S - m) from the fp32 accumulator

@@ -25,6 +25,9 @@ static const sf_arg_spec attention_args[] = {
     {"causal", SF_ARG_BOOL, 0, "false", "mask keys after the query (bottom-right aligned when Nq != Nk)"},
     {"scale", SF_ARG_NUMBER, 0, "1/sqrt(D)", "softmax scale"},
     {"lse", SF_ARG_TENSOR, 0, NULL, "optional f32 [B, H, Nq]: logsumexp of the scaled scores, written"},
+    {"round_p", SF_ARG_BOOL, 0, "false",
+     "e4m3 inputs on the CPU: P (each row over its max) rounded to e4m3 before P·V, its row sum taken before the "
+     "rounding: the straightforward FP8 computation of FlashAttention-3, which validation bounds the kernel by"},
     {"impl", SF_ARG_STRING, 0, "flash",
      "flash (ours: hopper where it applies, else flash2), flash2 (mma.sync, sm_80+, D 64/128), "
      "hopper (wgmma/TMA, sm_90, D 128; the one that takes e4m3) or naive (cuBLAS + softmax, N×N scratch)"},
@@ -144,6 +147,10 @@ static void run_attention(sf_op_args *a)
     at.v = v->data;
     at.out = out->data;
     at.causal = sf_arg_bool(a, "causal", 0);
+    at.round_p = sf_arg_bool(a, "round_p", 0);
+    if (at.round_p && (!fp8 || dev != SF_DEV_CPU))
+        sf_op_error(a, "'round_p' is the CPU reference's, with e4m3 inputs (here %s on the %s)", sf_dtype_name(q->dtype),
+                    dev == SF_DEV_CPU ? "CPU" : "GPU");
     at.scale = (float)sf_arg_number(a, "scale", 1.0 / sqrt((double)at.head_dim));
     void *stream = sf_arg_stream(a);
     if (dev == SF_DEV_CPU) {

@@ -1,8 +1,8 @@
 /* CPU reference for attention: softmax(scale * Q K^T [+ causal mask]) V in double precision.
  * Any of f32/f16/bf16/f64 through sf_load_as_double / sf_store_from_double, or e4m3 q, k and vt
  * dequantized exactly (value · scale in double): the exact attention of the values the FP8
- * operands stand for. K and V are converted to double once, then query rows are spread over
- * OpenMP threads (when the build has OpenMP).
+ * operands stand for, or with round_p P's values rounded to e4m3 before P·V. K and V are converted
+ * to double once, then query rows are spread over OpenMP threads (when the build has OpenMP).
  * Conventions (GQA head mapping, bottom-right causal, empty rows, vt): kernels/attention.h. */
 #include "config.h"
 #include <math.h>
@@ -54,7 +54,7 @@ void sf_attention_ref_cpu(const sf_attention_args *a)
     const int Hkv = a->n_kv_heads > 0 ? a->n_kv_heads : H;
     const int group = H / Hkv > 0 ? H / Hkv : 1;
     const sf_dtype t = a->dtype;
-    const int fp8 = t == SF_E4M3;
+    const int fp8 = t == SF_E4M3, round_p = fp8 && a->round_p;
     const double scale = a->scale;
     const double qs = fp8 ? a->q_scale[0] : 1.0, ks = fp8 ? a->k_scale[0] : 1.0, vs = fp8 ? a->v_scale[0] : 1.0;
     const int scales_ok = qs * ks > 0; /* else NaN out and lse, as the kernel (kernels/attention.h) */
@@ -110,8 +110,9 @@ void sf_attention_ref_cpu(const sf_attention_args *a)
             for (int d = 0; d < D; d++) o[d] = 0.0;
             for (int64_t j = 0; j <= last; j++) {
                 const double e = exp(p[j] - mx), *vr = v + (size_t)j * D;
+                const double pe = round_p ? sf_fp8_to_double(sf_double_to_fp8(e, SF_E4M3), SF_E4M3) : e;
                 sum += e;
-                for (int d = 0; d < D; d++) o[d] += e * vr[d];
+                for (int d = 0; d < D; d++) o[d] += pe * vr[d];
             }
             const double inv = sum > 0.0 ? 1.0 / sum : 0.0; /* no visible key: out = 0 */
             for (int d = 0; d < D; d++) sf_store_from_double(a->out, a->out_dtype, ooff + d, o[d] * inv);

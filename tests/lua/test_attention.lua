@@ -17,8 +17,9 @@ local fp8 = require "sfbench.fp8"
 local error_of, contains = testlib.error_of, testlib.contains
 
 -- out[b][i][h][d] and lse[b][h][i] of softmax(scale·q·kᵀ [+ bottom-right causal mask])·v, from
--- nested tables q[b][i][h][d], k and v [b][j][hk][d]
-local function attention(q, k, v, scale, causal)
+-- nested tables q[b][i][h][d], k and v [b][j][hk][d]; round_p(x), when given, rounds each P =
+-- exp(s - row max) before P·V (the row sum takes it unrounded)
+local function attention(q, k, v, scale, causal, round_p)
   local B, Nq, H, D, Nk, Hkv = #q, #q[1], #q[1][1], #q[1][1][1], #k[1], #k[1][1]
   local out, lse = {}, {}
   for b = 1, B do
@@ -42,7 +43,8 @@ local function attention(q, k, v, scale, causal)
         for j, sj in pairs(s) do
           local e = math.exp(sj - m)
           sum = sum + e
-          for d = 1, D do o[d] = o[d] + e * v[b][j][hk][d] end
+          local pe = round_p and round_p(e) or e
+          for d = 1, D do o[d] = o[d] + pe * v[b][j][hk][d] end
         end
         for d = 1, D do o[d] = sum > 0 and o[d] / sum or 0 end
         out[b][i][h] = o
@@ -192,7 +194,7 @@ function TestAttention.test_pack_vt_layout()
 end
 
 -- e4m3 attention on the CPU: q, k and vt with their scales, in f64 (and the rows with no key)
-local function fp8_case(B, Nq, Nk, H, Hkv, D, causal, out_dtype)
+local function fp8_case(B, Nq, Nk, H, Hkv, D, causal, out_dtype, round_p)
   -- three magnitudes, so that three different scales come out of quantize
   local q16 = sf.randn({ B, Nq, H, D }, "bf16", { seed = 21, std = 3, device = "cpu" })
   local k16 = sf.randn({ B, Nk, Hkv, D }, "bf16", { seed = 22, std = 0.5, device = "cpu" })
@@ -204,7 +206,7 @@ local function fp8_case(B, Nq, Nk, H, Hkv, D, causal, out_dtype)
   local lse = sf.tensor({ B, H, Nq }, "f32", CPU):fill(0 / 0)
   local scale = 1 / math.sqrt(D)
   sf.ops.attention { q = q8, k = k8, vt = packed_vt(v8), q_scale = qs, k_scale = ks, v_scale = vs, out = out, lse = lse,
-    causal = causal, scale = scale }
+    causal = causal, scale = scale, round_p = round_p }
   return { out = out, lse = lse, q8 = q8, k8 = k8, v8 = v8, qs = qs:get(1), ks = ks:get(1), vs = vs:get(1),
     q16 = q16, k16 = k16, v16 = v16, scale = testlib.f32(scale) }
 end
@@ -231,6 +233,22 @@ function TestAttention.test_fp8_is_attention_of_the_dequantized_values()
       assert_values(nested(r.out), want_out, 1e-12, "out, " .. what)
       assert_values(nested(r.lse), want_lse, 1e-6, "lse, " .. what)
     end
+  end
+end
+
+-- round_p: P rounded to e4m3 before P·V, the row sum and lse as without it
+function TestAttention.test_fp8_round_p_rounds_p_alone()
+  local function e4m3(x) return sf.from_table({ x }, { 1 }, "f64", CPU):to("e4m3"):to("f64"):get(1) end
+  for _, causal in ipairs({ false, true }) do
+    local r = fp8_case(2, 5, 19, 4, 2, 8, causal, "f64", true)
+    local exact = fp8_case(2, 5, 19, 4, 2, 8, causal, "f64")
+    local q, k, v = dequantized(r.q8, r.qs), dequantized(r.k8, r.ks), dequantized(r.v8, r.vs)
+    local want_out, want_lse = attention(q, k, v, r.scale, causal, e4m3)
+    local what = causal and "causal" or "non-causal"
+    assert_values(nested(r.out), want_out, 1e-12, "out, " .. what)
+    assert_values(nested(r.lse), want_lse, 1e-6, "lse, " .. what)
+    lu.assertTrue(sf.compare(r.out, exact.out).max_abs > 1e-3, "P's rounding shows in out, " .. what)
+    lu.assertEquals(sf.compare(r.lse, exact.lse).max_abs, 0, "lse, " .. what)
   end
 end
 
@@ -298,6 +316,8 @@ function TestAttention.test_fp8_errors()
     "attention: 'vt' holds e4m3 values for e4m3 'q' and 'k'; 'q' is f16: pass 'v'")
   lu.assertEquals(error_of(sf.ops.attention, testlib.override(testlib.override({}, plain), { v = false })),
     "attention: missing argument 'v'")
+  lu.assertEquals(error_of(sf.ops.attention, testlib.override(testlib.override({}, plain), { round_p = true })),
+    "attention: 'round_p' is the CPU reference's, with e4m3 inputs (here f16 on the CPU)")
   -- pack_vt
   lu.assertEquals(error_of(sf.ops.pack_vt, { v = t({ 1, 20, 2, 8 }, "f16"), out = vt }),
     "pack_vt: 'v' has dtype f16 (expected e4m3)")
