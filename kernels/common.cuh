@@ -101,6 +101,7 @@ inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 /* The current device's number, SM count and compute capability, asked once a device. */
 struct device_info {
     int dev, sms, cc_major, cc_minor;
+    double dram_bytes_per_s; /* peak DRAM bandwidth from the memory clock and bus width; 0 where unknown */
 };
 /* into *info: 0, or the CUDA error that stopped it */
 inline int current_device(device_info *info)
@@ -112,11 +113,18 @@ inline int current_device(device_info *info)
     if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
     device_info &d = known[dev];
     if (d.sms == 0) {
-        device_info n = {dev, 0, 0, 0};
+        device_info n = {dev, 0, 0, 0, 0.0};
         if ((e = cudaDeviceGetAttribute(&n.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess ||
             (e = cudaDeviceGetAttribute(&n.cc_major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
             (e = cudaDeviceGetAttribute(&n.cc_minor, cudaDevAttrComputeCapabilityMinor, dev)) != cudaSuccess)
             return (int)e;
+        /* kHz and bits, two transfers a clock; a device that reports neither leaves it unknown */
+        int khz = 0, bits = 0;
+        if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) == cudaSuccess)
+            n.dram_bytes_per_s = 2.0 * khz * 1e3 * bits / 8;
+        else
+            (void)cudaGetLastError();
         d = n;
     }
     *info = d;

@@ -48,6 +48,8 @@ constexpr int kVec = 8;            /* 16-bit elements per 16-byte vector */
 constexpr int kMaxRows = 8;        /* query rows of one CTA */
 constexpr int kMinChunk = 64;      /* keys: the shortest split the automatic rule makes */
 constexpr int kPagedMaxSplits = 16; /* the most it makes for the mma kernel over a paged cache */
+constexpr double kLoadedLatency = 2e-6; /* s: the DRAM latency under load the mma kernel's wave covers */
+constexpr int kMinChunkSecond = 256; /* keys: the shortest split of a second mma CTA an SM */
 constexpr int kCombineThreads = 128; /* a combine CTA's threads, each 8 elements of an output row */
 
 struct Params {
@@ -765,7 +767,7 @@ template <typename T, int D, int RB, int V> struct ClassicSplit {
     static constexpr int ROWS = RB, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = false;
-    static constexpr int WAVE_PER_SM = 0; /* a wave of splits: as many CTAs an SM as fit */
+    static constexpr size_t IN_FLIGHT = 0; /* a wave of splits: as many CTAs an SM as fit */
     static constexpr auto kernel = decode_split_kernel<T, D, RB, V>;
 };
 constexpr int kMmaStages = 3;
@@ -774,15 +776,17 @@ template <typename T, int D> struct MmaSplit {
     static constexpr int ROWS = kMmaRows, STEP = C::STEP;
     static constexpr size_t SMEM = C::SMEM;
     static constexpr bool MERGES = true;
-    /* a wave of splits: one CTA an SM, though two fit (at D = 128 on the H100); over a paged
-     * cache, the occupancy (see sf_decode_attention_splits) */
-    static constexpr int WAVE_PER_SM = 1;
+    /* bytes of K and V a CTA keeps in flight, its ring but the stage being read: a wave of splits
+     * is as many CTAs an SM as cover the SM's share of the bandwidth (see
+     * sf_decode_attention_splits) */
+    static constexpr size_t IN_FLIGHT = C::RING / kMmaStages * (kMmaStages - 1);
     static constexpr auto kernel = decode_mma_kernel<T, D, kMmaStages>;
 };
 
 /* a split kernel's launch, occupancy and combine */
 template <typename T, int D, typename K> struct Kernel {
-    static constexpr int ROWS = K::ROWS, STEP = K::STEP, WAVE_PER_SM = K::WAVE_PER_SM;
+    static constexpr int ROWS = K::ROWS, STEP = K::STEP;
+    static constexpr size_t IN_FLIGHT = K::IN_FLIGHT;
     static constexpr bool MERGES = K::MERGES;
     /* once: more than the default 48 KB of dynamic shared memory asks for it, and for all of
      * the unified L1/shared memory as shared (the kernels read K and V past L1) */
@@ -872,16 +876,49 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
 /* Enough CTAs for one full wave, never splits shorter than kMinChunk keys of max_seqlen:
  * B·Hkv·(row blocks) CTAs per split. One wave, not more: the split lengths are equal, so a second,
  * partial wave would double the time. A wave is what the GPU runs at once (occupancy x SMs) for
- * the classic kernels, and one CTA an SM for the mma kernel: its CTA keeps 64 KB of K and V in
- * flight, and every split more is one more partial for the last CTA to merge. On the H100
- * (2026-12-06, kernels/NOTES-decode.md) half its splits ran faster at B = 1: 16 against 33 for
- * 64/8 heads (12.5 against 15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2).
+ * the classic kernels. For the mma kernel it is one CTA an SM, and a second where one CTA's
+ * IN_FLIGHT bytes (64 KB at D = 128) do not cover the SM's share of the DRAM bandwidth over
+ * kLoadedLatency, and the splits stay kMinChunkSecond keys or longer:
+ *  - H100 SXM, 3.35 TB/s over 132 SMs: 51 KB, one CTA. Half the splits of two an SM ran faster at
+ *    B = 1 (2026-12-06, kernels/NOTES-decode.md): 16 against 33 for 64/8 heads (12.5 against
+ *    15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2).
+ *  - H200, 4.9 TB/s: 75 KB, two. With forced counts (2026-12-07): 32/32 heads, B = 1, 8 splits
+ *    against 4: 21.7 against 24.5 µs at N = 4096, 66.1 against 85.0 at 16384; B = 4, 2 against 1:
+ *    65.9 against 78.8 and 245 against 304. 33 splits of 124 keys (64/8, B = 1, N = 4096) took
+ *    14.4 µs against 11.6 at 16: hence the floor on a second CTA's splits. Of 16 points (B = 1
+ *    to 8, N = 4096 and 16384, both head counts) the rule is slower than the one it replaced at
+ *    two: 64/8, B = 2, N = 4096, 16 splits against 8, 16.3 against 15.5 µs; B = 1, N = 16384,
+ *    33 against 16, 26.3 against 26.1.
+ *  kLoadedLatency is assumed, not measured: any value from 1.8 to 2.5 µs makes these choices.
  * A paged cache is the exception: each key's page index is a load its K and V wait on, which the
  * mma kernel hides better at its occupancy of two CTAs an SM, up to kPagedMaxSplits splits; past
  * that, the last CTA's merge of every partial costs more than the extra CTAs bring. With pages
  * of 16 (H100, 2026-12-06) this count was the fastest of the six timed (2, 4, 8, 16, 33 and one
  * CTA an SM), or within 3.4% of it, at each of 16 points, where one CTA an SM was up to 4.9%
  * behind the fastest (32/32 heads, B = 4, N = 16384: 384.0 against 366.2 µs). */
+extern "C" int sf_decode_split_rule(const sf_decode_split_inputs *in)
+{
+    const int64_t base = in->ctas_a_split > 0 ? in->ctas_a_split : 1;
+    const int occupancy = in->occupancy > 0 ? in->occupancy : 1;
+    int64_t n;
+    if (in->in_flight == 0 || in->paged) {
+        n = (int64_t)in->sms * occupancy / base;
+        if (in->in_flight > 0 && n > kPagedMaxSplits) n = kPagedMaxSplits;
+    } else {
+        n = in->sms / base;
+        const double needed = in->sms > 0 ? in->dram_bytes_per_s / in->sms * kLoadedLatency : 0.0;
+        if (occupancy > 1 && needed > (double)in->in_flight) {
+            int64_t second = (int64_t)in->sms * 2 / base;
+            if (second > in->keys / kMinChunkSecond) second = in->keys / kMinChunkSecond;
+            if (second > n) n = second;
+        }
+    }
+    const int64_t by_length = (in->keys + kMinChunk - 1) / kMinChunk;
+    if (n > by_length) n = by_length;
+    if (n > SF_DECODE_MAX_SPLITS) n = SF_DECODE_MAX_SPLITS;
+    return n < 1 ? 1 : (int)n;
+}
+
 extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits)
 {
     *splits = 1;
@@ -890,25 +927,23 @@ extern "C" int sf_decode_attention_splits(const sf_decode_attention_args *a, int
         return 0;
     }
     if (!valid(a)) return (int)cudaErrorInvalidValue;
-    int sms = 0, ctas = 0, blocks = 1, wave_per_sm = 0;
-    int e = sf::sm_count(&sms);
+    sf::device_info d;
+    sf_decode_split_inputs in = {};
+    int blocks = 1;
+    int e = sf::current_device(&d);
     if (e == 0)
         e = dispatch(a, [&](auto k) {
             blocks = row_blocks(a, decltype(k)::ROWS);
-            wave_per_sm = decltype(k)::WAVE_PER_SM;
-            return decltype(k)::occupancy(&ctas);
+            in.in_flight = decltype(k)::IN_FLIGHT;
+            return decltype(k)::occupancy(&in.occupancy);
         });
     if (e != 0) return e;
-    const int64_t base = (int64_t)a->batch * a->n_kv_heads * blocks;
-    const bool paged_mma = wave_per_sm > 0 && a->block_table;
-    const int per_sm = wave_per_sm > 0 && !paged_mma ? wave_per_sm : ctas > 0 ? ctas : 1;
-    int64_t n = (int64_t)sms * per_sm / base;
-    if (paged_mma && n > kPagedMaxSplits) n = kPagedMaxSplits;
-    const int64_t len = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
-    const int64_t by_length = (len + kMinChunk - 1) / kMinChunk;
-    if (n > by_length) n = by_length;
-    if (n > SF_DECODE_MAX_SPLITS) n = SF_DECODE_MAX_SPLITS;
-    *splits = n < 1 ? 1 : (int)n;
+    in.ctas_a_split = (int64_t)a->batch * a->n_kv_heads * blocks;
+    in.keys = a->max_seqlen > 0 && a->max_seqlen < a->capacity ? a->max_seqlen : a->capacity;
+    in.sms = d.sms;
+    in.dram_bytes_per_s = d.dram_bytes_per_s;
+    in.paged = a->block_table != NULL;
+    *splits = sf_decode_split_rule(&in);
     return 0;
 }
 

@@ -64,6 +64,17 @@ const char *sf_decode_attention_variant(void);
  * non-zero, at most SF_DECODE_MAX_SPLITS). Returns a cudaError_t (it asks the device its SM
  * count and the kernel's occupancy). */
 int sf_decode_attention_splits(const sf_decode_attention_args *a, int *splits);
+/* What that automatic count is made of (kernels/decode_attention.cu says the rule), in a form a
+ * test can give without a GPU */
+typedef struct sf_decode_split_inputs {
+    int64_t ctas_a_split;    /* B·Hkv·(query row blocks) */
+    int64_t keys;            /* of the longest sequence */
+    int sms, occupancy;      /* the device's SMs; CTAs of the kernel an SM */
+    size_t in_flight;        /* bytes of K and V a CTA keeps in flight; 0: its wave is its occupancy */
+    double dram_bytes_per_s; /* the device's peak; 0 where unknown */
+    int paged;
+} sf_decode_split_inputs;
+int sf_decode_split_rule(const sf_decode_split_inputs *in);
 /* Bytes of fp32 workspace the split kernel writes for `splits` splits (0 when splits == 1: the
  * kernel then writes out and lse itself, no combine). */
 size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_args *a, int splits);
