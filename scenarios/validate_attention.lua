@@ -133,8 +133,9 @@ end
 -- makes the same roundings but for where it takes P's row max (a running one, lazily moved) and
 -- its tensor cores' FP8 accumulation. One seed is known to fail (H200, 2026-12-07,
 -- kernels/NOTES-attention.md): 1562431453, B1 Nq17 Nk300 H4/2 non-causal, the kernel's max-abs
--- 2.2 times this computation's. The lse sums P before its rounding: against the dequantized
--- reference, validate.lse_bounds.e4m3.
+-- 2.2 times this computation's, from its lazy rescale (a row's largest P rounded; branch
+-- fp8-exact-max rescales at every growth). The lse sums P before its rounding: against the
+-- dequantized reference, validate.lse_bounds.e4m3.
 local fp8_impl = not gpu and "reference"
 for _, impl in ipairs(gpu and dev.hopper_kernels and p.impl or {}) do
   if impl == "hopper" then fp8_impl = impl end
