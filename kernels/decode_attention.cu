@@ -882,14 +882,16 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
  *  - H100 SXM, 3.35 TB/s over 132 SMs: 51 KB, one CTA. Half the splits of two an SM ran faster at
  *    B = 1 (2026-12-06, kernels/NOTES-decode.md): 16 against 33 for 64/8 heads (12.5 against
  *    15.4 µs at N = 4096), 4 against 8 for 32/32 (27.2 against 28.2).
- *  - H200, 4.9 TB/s: 75 KB, two. With forced counts (2026-12-07): 32/32 heads, B = 1, 8 splits
+ *  - H200, 4.81 TB/s (a 6016-bit bus): 73 KB, two. With forced counts (2026-12-07): 32/32 heads, B = 1, 8 splits
  *    against 4: 21.7 against 24.5 µs at N = 4096, 66.1 against 85.0 at 16384; B = 4, 2 against 1:
  *    65.9 against 78.8 and 245 against 304. 33 splits of 124 keys (64/8, B = 1, N = 4096) took
  *    14.4 µs against 11.6 at 16: hence the floor on a second CTA's splits. Of 16 points (B = 1
  *    to 8, N = 4096 and 16384, both head counts) the rule is slower than the one it replaced at
  *    two: 64/8, B = 2, N = 4096, 16 splits against 8, 16.3 against 15.5 µs; B = 1, N = 16384,
  *    33 against 16, 26.3 against 26.1.
- *  kLoadedLatency is assumed, not measured: any value from 1.8 to 2.5 µs makes these choices.
+ *  kLoadedLatency is assumed, not measured: any value from 1.80 to 2.58 µs makes these choices.
+ *  At head dim 64 a CTA keeps 32 KB in flight, so both machines take a second CTA there: not
+ *  measured.
  * A paged cache is the exception: each key's page index is a load its K and V wait on, which the
  * mma kernel hides better at its occupancy of two CTAs an SM, up to kPagedMaxSplits splits; past
  * that, the last CTA's merge of every partial costs more than the extra CTAs bring. With pages

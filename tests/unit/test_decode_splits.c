@@ -1,7 +1,7 @@
 /* Unit tests of decode attention's automatic split count (sf_decode_split_rule,
  * kernels/decode_attention.cu) from the figures the rule reads off a device, no GPU needed: one
- * mma CTA an SM where its 64 KB in flight cover the SM's share of the bandwidth (an H100's), a
- * second where they do not (an H200's) as long as its splits keep 256 keys; the occupancy, at most
+ * mma CTA an SM where its 64 KB in flight (at head dim 128) cover the SM's share of the bandwidth
+ * (an H100's), a second where they do not (an H200's) as long as its splits keep 256 keys; the occupancy, at most
  * 16 splits, over a paged cache; never splits shorter than 64 keys. */
 #include "config.h"
 #include <setjmp.h>
@@ -11,7 +11,8 @@
 #include <cmocka.h>
 #include "decode_attention.h"
 
-static const double h100 = 2.0 * 2619e6 * 5120 / 8, h200 = 2.0 * 3201e6 * 6144 / 8;
+/* what the two machines report: memory clock (MHz) and bus width (bits) */
+static const double h100 = 2.0 * 2619e6 * 5120 / 8, h200 = 2.0 * 3201e6 * 6016 / 8;
 static const size_t mma_in_flight = 64 * 1024; /* the mma kernel's at head dim 128 */
 
 /* the mma kernel at two CTAs an SM on a 132-SM device of bandwidth bw */
@@ -28,6 +29,9 @@ static void test_one_cta_an_sm_where_it_covers_the_bandwidth(void **state)
     assert_int_equal(mma(8, 4096, h100, 0), 16);    /* 64/8, B = 1 */
     assert_int_equal(mma(128, 16384, h100, 0), 1);  /* 32/32, B = 4 */
     assert_int_equal(mma(32, 4096, 0.0, 0), 4);     /* a device that reports no bandwidth */
+    /* at head dim 64 a CTA keeps 32 KB in flight: short of the H100's 51 KB too */
+    const sf_decode_split_inputs d64 = {32, 4096, 132, 2, 32 * 1024, h100, 0};
+    assert_int_equal(sf_decode_split_rule(&d64), 8);
 }
 
 static void test_a_second_cta_where_it_does_not(void **state)
