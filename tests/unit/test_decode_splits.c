@@ -1,8 +1,8 @@
 /* Unit tests of decode attention's automatic split count (sf_decode_split_rule,
  * kernels/decode_attention.cu) from the figures the rule reads off a device, no GPU needed: one
- * mma CTA an SM where its 64 KB in flight (at head dim 128) cover the SM's share of the bandwidth
- * (an H100's), a second where they do not (an H200's) as long as its splits keep 256 keys; the occupancy, at most
- * 16 splits, over a paged cache; never splits shorter than 64 keys. */
+ * mma CTA an SM where its 64 KB in flight (at head dim 128) cover the SM's share of the
+ * bandwidth (an H100's), a second where they do not (an H200's) as long as its splits keep 256
+ * keys; the occupancy, at most 16 splits, over a paged cache; never splits shorter than 64 keys. */
 #include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
