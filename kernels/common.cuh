@@ -98,7 +98,8 @@ __device__ __forceinline__ float2 rope_rotate(float x1, float x2, float2 cs)
 /* whether p is 16-byte aligned: one vector load or store */
 inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-/* The current device's number, SM count and compute capability, asked once a device. */
+/* The current device's number, SM count, compute capability and peak DRAM bandwidth, asked once a
+ * device. */
 struct device_info {
     int dev, sms, cc_major, cc_minor;
     double dram_bytes_per_s; /* peak DRAM bandwidth from the memory clock and bus width; 0 where unknown */

@@ -4,6 +4,7 @@ local stats = require "sfbench.stats"
 local profile = require "sfbench.profile"
 local params = require "sfbench.params"
 local dist = require "sfbench.dist"
+local roofline = require "sfbench.roofline"
 
 local bench = {}
 
@@ -178,9 +179,8 @@ end
 function bench.peak_dram(peak_tbs)
   local dev = sf.device()
   if peak_tbs and peak_tbs > 0 then return peak_tbs * 1e12, "the peak_tbs parameter" end
-  if dev.mem_clock_max_mhz and dev.mem_bus_width and dev.mem_clock_max_mhz > 0 then
-    return 2 * dev.mem_clock_max_mhz * 1e6 * dev.mem_bus_width / 8, "the device: 2 × memory clock × bus width"
-  end
+  local device_peak = roofline.dram_bandwidth(dev)
+  if device_peak then return device_peak, "the device: 2 × memory clock × bus width" end
 end
 
 -- How many copies of an operand of `bytes` a sweep cycles over so that together they are four
