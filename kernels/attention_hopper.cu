@@ -19,8 +19,8 @@
  *   - Ping-pong: the two consumer warpgroups take turns to issue their wgmma pair (named barriers
  *     1 and 2), so one's softmax overlaps the other's matrix products.
  *   - Online softmax with the lazy rescale of kernels/attention_flash.cu: the running row max
- *     only moves when a row of the warp grew by more than 2^8; otherwise P <= 256 and O is not
- *     rescaled. O / l is exact either way.
+ *     only moves when a row of the warp grew by more than 2^8 (FP8: by anything, see below);
+ *     otherwise P <= 256 and O is not rescaled. O / l is exact either way.
  * Tails: TMA zero-fills rows past seq_q / seq_k; keys past seq_k and, for causal, keys after the
  * diagonal are masked in the tiles that need it; tiles entirely above the diagonal are never
  * loaded. The output goes through a staging region of shared memory of its own (so that the
@@ -35,7 +35,9 @@
  * only, so V comes transposed, vt [B, Hkv, D, Np] (pack_vt): a tile is 128 d-rows of 128 keys,
  * and O += P·V is 4 wgmma m64n128k32 with B = the vt tile, K-major, as K's descriptors. The
  * softmax is the same in fp32, q_scale·k_scale folded into its log2 scale (read by every thread
- * from device memory); P, at most 2^8 with the lazy rescale (e4m3 reaches 448), is converted to
+ * from device memory); P, at most 1 (FP8 rescales whenever a row maximum grows: with the lazy
+ * rescale a row's largest P was 2^δ for a fractional δ, rounded by up to 2^-4, where the exact
+ * maximum makes it 1, exactly; e4m3 reaches 448), is converted to
  * e4m3 (cvt.rn.satfinite) in registers as the A operand of the second product, and O is multiplied
  * by v_scale / l in the epilogue; l sums P before its rounding, as FA3 does.
  * The fp32 accumulator fragment of S and the 8-bit A fragment of wgmma k32 differ (PTX ISA, wgmma
@@ -128,6 +130,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
      * what holds it; one for 16 bits, where four took 1-2.5% longer non-causal on the H200
      * (kernels/NOTES-attention.md, 2026-12-07) */
     constexpr int kChains = kFp8 ? 4 : 1;
+    /* how far a row maximum may grow before O is rescaled: 2^8 for 16 bits; 0 for FP8, whose P is
+     * rounded to e4m3 (kernels/NOTES-attention.md, 2026-12-07) */
+    constexpr float kLazy = kFp8 ? 0.f : kLazyLog2;
     constexpr int kQBytes = L::kQBytes, kKVBytes = L::kKVBytes;
     extern __shared__ uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -292,7 +297,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const __g
         }
         mx0 *= scale_log2;
         mx1 *= scale_log2;
-        const bool grow = __any_sync(0xffffffffu, mx0 > m0 + kLazyLog2 || mx1 > m1 + kLazyLog2);
+        const bool grow = __any_sync(0xffffffffu, mx0 > m0 + kLazy || mx1 > m1 + kLazy);
         if (grow) {
             const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
             a0 = n0 == -INFINITY ? 1.f : fast_exp2(m0 - n0);

@@ -130,12 +130,10 @@ end
 -- CPU). That computation is FlashAttention-3's, as scenarios/torch/reference.py's fp8err runs it:
 -- Q, K and V rounded to e4m3, the softmax exact, P (each row over its max) rounded to e4m3 for P·V
 -- and its row sum taken before the rounding (the attention op's round_p, on the CPU). The kernel
--- makes the same roundings but for where it takes P's row max (a running one, lazily moved) and
--- its tensor cores' FP8 accumulation. One seed is known to fail (H200, 2026-12-07,
--- kernels/NOTES-attention.md): 1562431453, B1 Nq17 Nk300 H4/2 non-causal, the kernel's max-abs
--- 2.2 times this computation's, from its lazy rescale (a row's largest P rounded; branch
--- fp8-exact-max rescales at every growth). The lse sums P before its rounding: against the
--- dequantized reference, validate.lse_bounds.e4m3.
+-- makes the same roundings, P over the running row maximum (exact for FP8: with the lazy rescale
+-- seed 1562431453 failed max-abs, kernels/NOTES-attention.md, 2026-12-07), and its tensor
+-- cores' FP8 accumulation. The lse sums P before its rounding: against the dequantized
+-- reference, validate.lse_bounds.e4m3.
 local fp8_impl = not gpu and "reference"
 for _, impl in ipairs(gpu and dev.hopper_kernels and p.impl or {}) do
   if impl == "hopper" then fp8_impl = impl end

@@ -92,11 +92,10 @@ end
 -- on the same inputs (FlashAttention's rule): 1.5 times its relative L2 (the FP8 issue's "at most
 -- 1.5x the error of a straightforward FP8 computation"), and twice its worst row and its max-abs
 -- over the largest |ref|, as FlashAttention's tests bound max-abs. Those two are maxima over
--- many rows or elements, so they scatter more from run to run: for FP8 attention against a
--- straightforward computation that rounds P as the kernel does, the kernel's lazy rescale (a row's
--- largest P rounded too) made its max-abs 2.2 times that computation's at one seed of four, where
--- relative L2 stayed at 1.07 times (H200, 2026-12-07, kernels/NOTES-attention.md). Each measure on
--- its own; none below dtype's own bounds where dtype (the output's, one with 16-bit-style bounds)
+-- many rows or elements, so they scatter more from run to run (FP8 attention's lazy rescale, a
+-- row's largest P rounded too, made its max-abs 2.2 times that computation's at one seed of four
+-- where relative L2 stayed at 1.07 times; the kernel now takes the exact maximum:
+-- kernels/NOTES-attention.md, 2026-12-07). Each measure on its own; none below dtype's own bounds where dtype (the output's, one with 16-bit-style bounds)
 -- is given, since a straightforward computation in f32 or f64 skips the output's rounding; then
 -- none above cap's (a fixed bound, e.g. fp8_bounds(n)), which wins: a straightforward
 -- computation that went wrong loosens nothing.
