@@ -95,8 +95,9 @@ end
 -- many rows or elements, so they scatter more from run to run (FP8 attention's lazy rescale, a
 -- row's largest P rounded too, made its max-abs 2.2 times that computation's at one seed of four
 -- where relative L2 stayed at 1.07 times; the kernel now takes the exact maximum:
--- kernels/NOTES-attention.md, 2026-12-07). Each measure on its own; none below dtype's own bounds where dtype (the output's, one with 16-bit-style bounds)
--- is given, since a straightforward computation in f32 or f64 skips the output's rounding; then
+-- kernels/NOTES-attention.md, 2026-12-07). Each measure on its own; none below dtype's own
+-- bounds where dtype (the output's, one with 16-bit-style bounds) is given, since a
+-- straightforward computation in f32 or f64 skips the output's rounding; then
 -- none above cap's (a fixed bound, e.g. fp8_bounds(n)), which wins: a straightforward
 -- computation that went wrong loosens nothing.
 function validate.plain_bounds(plain, ref, cap, dtype)
