@@ -46,7 +46,7 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kVec = 8;            /* 16-bit elements per 16-byte vector */
 constexpr int kMaxRows = 8;        /* query rows of one CTA */
-constexpr int kMinChunk = 64;      /* keys: the shortest split the automatic rule makes */
+constexpr int kMinChunk = 128;     /* keys: the shortest split the automatic rule makes */
 constexpr int kPagedMaxSplits = 16; /* the most it makes for the mma kernel over a paged cache */
 constexpr double kLoadedLatency = 2e-6; /* s: the DRAM latency under load the mma kernel's wave covers */
 constexpr int kMinChunkSecond = 256; /* keys: the shortest split of a second mma CTA an SM */
@@ -890,6 +890,9 @@ extern "C" size_t sf_decode_attention_workspace_bytes(const sf_decode_attention_
  *    two: 64/8, B = 2, N = 4096, 16 splits against 8, 16.3 against 15.5 µs; B = 1, N = 16384,
  *    33 against 16, 26.3 against 26.1.
  *  kLoadedLatency is assumed, not measured: any value from 1.80 to 2.58 µs makes these choices.
+ *  Splits of 64 keys cost more than they bring: 64/8 heads, B = 1 (H100, 2026-12-07), N = 1024 took
+ *  8.76 µs at 16 splits of 64 keys, 8.03 at 8 of 128 (cuDNN 7.94); N = 2048, 10.01 at 16 of 128 and
+ *  10.26 at 8 of 256. Hence kMinChunk.
  *  At head dim 64 a CTA keeps 32 KB in flight, so both machines take a second CTA there: not
  *  measured.
  * A paged cache is the exception: each key's page index is a load its K and V wait on, which the

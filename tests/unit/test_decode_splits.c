@@ -2,7 +2,7 @@
  * kernels/decode_attention.cu) from the figures the rule reads off a device, no GPU needed: one
  * mma CTA an SM where its 64 KB in flight (at head dim 128) cover the SM's share of the
  * bandwidth (an H100's), a second where they do not (an H200's) as long as its splits keep 256
- * keys; the occupancy, at most 16 splits, over a paged cache; never splits shorter than 64 keys. */
+ * keys; the occupancy, at most 16 splits, over a paged cache; never splits shorter than 128 keys. */
 #include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +27,8 @@ static void test_one_cta_an_sm_where_it_covers_the_bandwidth(void **state)
     (void)state;
     assert_int_equal(mma(32, 4096, h100, 0), 4);    /* 32/32 heads, B = 1 */
     assert_int_equal(mma(8, 4096, h100, 0), 16);    /* 64/8, B = 1 */
+    assert_int_equal(mma(8, 2048, h100, 0), 16);
+    assert_int_equal(mma(8, 1024, h100, 0), 8);     /* 16 would be 64 keys a split */
     assert_int_equal(mma(128, 16384, h100, 0), 1);  /* 32/32, B = 4 */
     assert_int_equal(mma(32, 4096, 0.0, 0), 4);     /* a device that reports no bandwidth */
     /* at head dim 64 a CTA keeps 32 KB in flight: short of the H100's 51 KB too */
@@ -49,8 +51,9 @@ static void test_a_second_ctas_splits_keep_256_keys(void **state)
     (void)state;
     assert_int_equal(mma(8, 4096, h200, 0), 16);    /* 33 would be 124 keys; one CTA an SM gives 16 */
     assert_int_equal(mma(32, 1024, h200, 0), 4);    /* 8 would be 128 keys */
-    assert_int_equal(mma(32, 600, h200, 0), 4);     /* the first CTA's splits: 64 keys and up */
-    assert_int_equal(mma(32, 100, h200, 0), 2);
+    assert_int_equal(mma(32, 600, h200, 0), 4);     /* the first CTA's splits: 128 keys and up */
+    assert_int_equal(mma(32, 300, h200, 0), 3);
+    assert_int_equal(mma(32, 100, h200, 0), 1);
     const sf_decode_split_inputs one_fits = {32, 4096, 132, 1, mma_in_flight, h200, 0};
     assert_int_equal(sf_decode_split_rule(&one_fits), 4);
 }
