@@ -1,7 +1,7 @@
 -- decode_attention against attention's double-accumulation CPU reference, on fresh random inputs
 -- (the seed is printed; seed=N replays a run), outputs and lse poisoned with NaN before each
 -- call. Every case has lengths that differ across the batch (odd ones, the capacity's, one
--- shorter than Nq where Nq > 1), contiguous and paged caches (pages 16, 64, 256, handed out in
+-- shorter than Nq where Nq > 1), contiguous and paged caches (pages 8, 16, 64, 256, handed out in
 -- a random order among pages of noise), GQA 64/8, MQA, Nq 1, 4 and 8. The reference sees each
 -- sequence's keys as one contiguous [1, len, Hkv, D] tensor, so the paging is checked too. On
 -- the GPU every case runs with the automatic split count, with one split (no combine) and with
@@ -21,6 +21,7 @@ local cases = gpu and not suite.params.quick and {
   { 1, 1, 32, 32, 128, 4097 }, { 3, 1, 64, 8, 128, 1999, 16 }, { 4, 4, 64, 8, 128, 3001, 64 },
   { 2, 4, 8, 1, 64, 777, 256 }, { 5, 1, 16, 16, 64, 301 }, { 2, 8, 32, 8, 128, 515, 16 },
   { 1, 1, 64, 8, 128, 9001, 256 }, { 6, 4, 64, 8, 128, 1025 }, { 2, 1, 4, 2, 128, 33, 64 },
+  { 2, 4, 16, 4, 128, 333, 8 },
 } or {
   { 2, 1, 4, 2, 64, 37 }, { 3, 4, 8, 2, 64, 71, 16 }, { 2, 1, 8, 1, 128, 131, 64 }, { 3, 4, 4, 4, 64, 301, 256 },
   { 2, 8, 16, 2, 64, 45, 16 },
