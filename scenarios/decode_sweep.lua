@@ -2,13 +2,15 @@
 -- median µs, TB/s of K and V read (every sequence at the full length N), and each row's floor,
 -- the bytes over the peak DRAM bandwidth. Calls cycle over enough caches to be four times the
 -- L2 (bench.dram_copies: 64 at most, which is under four times the L2 where a cache is under a
--- sixteenth of it), so every call reads its cache from DRAM. The caches are kv_cache modules, pages handed
--- out in a random order.
+-- sixteenth of it), so every call reads its cache from DRAM. The caches are kv_cache modules,
+-- pages handed out in a random order (page_order=ordered: in order, so that the bytes lie where a
+-- contiguous cache's do).
 -- Each point is timed stream-launched and, on the GPU, as CUDA-graph replays too (launch=graph:
 -- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
 -- SDPA), a row each, over the same caches.
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
---        [page=0,16] (0: contiguous) [nq=1] [splits=0] [launch=stream,graph] [head_dim=128]
+--        [page=0,16] (0: contiguous) [page_order=random|ordered] [nq=1] [splits=0]
+--        [launch=stream,graph] [head_dim=128]
 --        [dtype=f16] [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- splits: KV splits a sequence is cut into; 0 lets the op choose (from B·Hkv against what the
 -- GPU runs at once), a list of counts times each one too (a row's "asked" column; "splits" is
@@ -29,13 +31,14 @@ local p = params.get(bench.steady_defaults {
   seq = gpu and { 1024, 4096, 16384 } or { 64, 99 },
   heads = gpu and { "32/32", "64/8" } or { "4/4", "8/2" },
   page = gpu and { 0, 16 } or { 0, 16 },
+  page_order = "random",
   nq = { 1 },
   splits = { 0 },
   launch = gpu and { "stream", "graph" } or { "stream" },
   head_dim = gpu and 128 or 64,
   dtype = "f16",
   peak_tbs = 0,
-}, { dtype = { "f16", "bf16" }, launch = { "stream", "graph" } })
+}, { dtype = { "f16", "bf16" }, launch = { "stream", "graph" }, page_order = { "random", "ordered" } })
 local steady = bench.steady(p)
 bench.launches(p.launch)
 if not gpu then
@@ -76,7 +79,7 @@ sweep.run {
     local caches, n_sets = {}, 1
     local function make(i)
       local c = kv_cache.new { batch = B, capacity = N, kv_heads = Hkv, head_dim = D, dtype = p.dtype,
-        page_size = pt.page > 0 and pt.page or nil, shuffle = pt.page > 0 and i or nil }
+        page_size = pt.page > 0 and pt.page or nil, shuffle = pt.page > 0 and p.page_order == "random" and i or nil }
       c:extend(N)
       c.k[1]:randn {}
       c.v[1]:randn {}
