@@ -2,8 +2,9 @@
 # Every scenario in scenarios/ runs on the CPU backend with its defaults (the small CPU shapes),
 # exits 0 and writes one JSON result that parses and says it is complete, and whose reported
 # times and rates follow from its samples (tests/cli/sweep_checks.lua); attention_sweep runs once
-# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs (ffn_sweep with each fp8_h), layer_sweep with the fp8
-# layer, gemv_sweep with forced split counts. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
+# more with causal attention, gemm_sweep and ffn_sweep with e4m3 inputs (ffn_sweep with each
+# fp8_h), layer_sweep with the fp8 layer, gemv_sweep with forced split counts, decode_sweep with
+# its pages in order. A scenario that accepts `timeout` gets timeout=0.2 to keep the run
 # short; the accepted parameters are read from the scenario itself (its answer to an unknown
 # key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
 . "$SF_SRCDIR/tests/cli/lib.sh"
@@ -81,6 +82,13 @@ end
 fi
 if wanted layer_sweep; then check_scenario "$SF_SRCDIR/scenarios/layer_sweep.lua" impl=fp8; fi
 if wanted gemv_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemv_sweep.lua" splits=0,3 m=1 proj=o,down; fi
+if wanted decode_sweep; then
+    check_scenario "$SF_SRCDIR/scenarios/decode_sweep.lua" page_order=ordered
+    json=$(files_in "$SCRATCH/decode_sweep$(echo "page_order=ordered" | tr -c 'a-z0-9\n' _)" "*.json" | head -n 1)
+    check_json "$json" "decode_sweep page_order=ordered: the result records the order" "
+check(doc.params.page_order == 'ordered', 'page_order ' .. tostring(doc.params.page_order))
+"
+fi
 if [ "$found" -ge 2 ]; then pass "$found scenarios found"; else fail "only $found scenario(s) in $SF_SRCDIR/scenarios"; fi
 
 finish
