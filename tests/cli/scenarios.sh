@@ -9,13 +9,21 @@
 # key), so new scenarios need no edit here. SF_SCENARIOS="name ..." runs only those scenarios.
 . "$SF_SRCDIR/tests/cli/lib.sh"
 
+# out_dir NAME [key=value ...]: the folder check_scenario writes scenario NAME's result to when it
+# runs with those parameters
+out_dir() (
+    name=$1
+    shift
+    echo "$SCRATCH/$name$(echo "$*" | tr -c 'a-z0-9\n' '_')"
+)
+
 # check_scenario SCRIPT [key=value ...]
 check_scenario() {
     script=$1
     shift
     name=$(basename "$script" .lua)
     label="$name${*:+ $*}"
-    out=$SCRATCH/$name$(echo "$*" | tr -c 'a-z0-9\n' '_')
+    out=$(out_dir "$name" "$@")
 
     # which parameters does it accept? (params.get lists them when given an unknown one)
     "$SFBENCH" --device cpu --quiet --output "$SCRATCH/probe-$name" "$script" sfbench_probe_key=1 \
@@ -71,7 +79,7 @@ if wanted ffn_sweep; then
     # unfused one per token
     for h in "" static dynamic; do
         check_scenario "$SF_SRCDIR/scenarios/ffn_sweep.lua" dtype=e4m3 ${h:+fp8_h=$h}
-        json=$(files_in "$SCRATCH/ffn_sweep$(echo "dtype=e4m3${h:+ fp8_h=$h}" | tr -c 'a-z0-9\n' '_')" "*.json" | head -n 1)
+        json=$(files_in "$(out_dir ffn_sweep dtype=e4m3 ${h:+fp8_h=$h})" "*.json" | head -n 1)
         check_json "$json" "ffn_sweep dtype=e4m3 ${h:-(fp8_h by default)}: the rows say how h was quantized" "
 for _, r in ipairs(doc.rows) do
   local want = r.impl == 'fused' and '${h:-static}' or 'dynamic'
@@ -84,7 +92,7 @@ if wanted layer_sweep; then check_scenario "$SF_SRCDIR/scenarios/layer_sweep.lua
 if wanted gemv_sweep; then check_scenario "$SF_SRCDIR/scenarios/gemv_sweep.lua" splits=0,3 m=1 proj=o,down; fi
 if wanted decode_sweep; then
     check_scenario "$SF_SRCDIR/scenarios/decode_sweep.lua" page_order=ordered
-    json=$(files_in "$SCRATCH/decode_sweep$(echo "page_order=ordered" | tr -c 'a-z0-9\n' _)" "*.json" | head -n 1)
+    json=$(files_in "$(out_dir decode_sweep page_order=ordered)" "*.json" | head -n 1)
     check_json "$json" "decode_sweep page_order=ordered: the result records the order" "
 check(doc.params.page_order == 'ordered', 'page_order ' .. tostring(doc.params.page_order))
 "
