@@ -84,6 +84,7 @@ function llama.fp8_ffn_weights(cfg)
 end
 
 local function random_weights(cfg, dtype, device, seed, std)
+  std = std or 0.02 -- as a trained Llama's projections, so that the activations stay finite at real widths
   local d, hd, I = cfg.hidden, cfg.head_dim, cfg.intermediate
   local function w(shape, n) return sf.randn(shape, dtype, { seed = seed + n, std = std, device = device }) end
   return {
@@ -393,7 +394,7 @@ function llama.layer(cfg, opts)
   local dtype, device = opts.dtype or "f16", opts.device
   local T, d, hd, H, Hkv = B * N, cfg.hidden, cfg.head_dim, shape.heads, shape.kv_heads
   local w = opts.weights and copy_weights(opts.weights, dtype, device)
-    or random_weights(cfg, dtype, device, opts.seed or 1, opts.std or 0.02)
+    or random_weights(cfg, dtype, device, opts.seed or 1, opts.std)
   if tp then w = llama.shard_weights(cfg, w, tp.rank, tp.world) end
   if impl == "fp8" then
     local w16 = w

@@ -55,6 +55,40 @@ function TestModel.test_decode_matches_prefill()
   end
 end
 
+-- the non-finite values of a tensor and the standard deviation of its values
+local function stats(t)
+  local bad, n, sum, sq = 0, 0, 0, 0
+  local function walk(v)
+    for _, x in ipairs(v) do
+      if type(x) == "table" then
+        walk(x)
+      elseif x ~= x or x == math.huge or x == -math.huge then
+        bad = bad + 1
+      else
+        n, sum, sq = n + 1, sum + x, sq + x * x
+      end
+    end
+  end
+  walk(t:to("cpu", "f64"):totable())
+  return bad, math.sqrt(sq / n - (sum / n) ^ 2)
+end
+
+-- Random weights as llama.layer's (std 0.02): at widths where weights of std 1 overflow f16
+-- (every logit was NaN), a prefill and a decode step stay finite.
+function TestModel.test_random_weights_keep_f16_finite()
+  local wide = models.custom { name = "wide", hidden = 512, layers = 4, heads = 8, kv_heads = 8, intermediate = 1376,
+    vocab = 200, max_positions = 64 }
+  local M = llama.model(wide, { batch = 2, capacity = 8, dtype = "f16", device = "cpu", seed = 3 })
+  local _, std = stats(M.weights[1].wo)
+  lu.assertTrue(math.abs(std - 0.02) < 0.002, ("wo's std %.4f"):format(std))
+  lu.assertEquals(stats(M.prefill(4)), 0, "prefill logits")
+  local bad, spread = stats(M.decode())
+  lu.assertEquals(bad, 0, "decode logits")
+  lu.assertTrue(spread > 0, "decode logits all equal")
+  local D = llama.decode_layer(wide, { cache = M.cache, layer = 1, device = "cpu" })
+  lu.assertTrue(math.abs(select(2, stats(D.weights.w2)) - 0.02) < 0.002, "decode_layer's w2")
+end
+
 function TestModel.test_weights_from_and_subset()
   local M = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f32", device = "cpu", seed = 2 })
   local R = llama.model(cfg, { batch = 1, capacity = 4, layers = 1, dtype = "f64", device = "cpu", weights_from = M })
