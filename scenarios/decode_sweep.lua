@@ -9,8 +9,8 @@
 -- bench.run{graph = true}, how a server runs a decode step and how PyTorch's reference times
 -- SDPA), a row each, over the same caches.
 -- Usage: sfbench decode_sweep [batch=1,8,32,64] [seq=1024,4096,16384] [heads=32/32,64/8]
---        [page=0,16] (0: contiguous) [page_order=random|ordered] [nq=1] [splits=0]
---        [launch=stream,graph] [head_dim=128]
+--        [page=0,16] (0: contiguous, else a power of two) [page_order=random|ordered] [nq=1] (1..8)
+--        [splits=0] [launch=stream,graph] [head_dim=128]
 --        [dtype=f16] [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- splits: KV splits a sequence is cut into; 0 lets the op choose (from B·Hkv against what the
 -- GPU runs at once), a list of counts times each one too (a row's "asked" column; "splits" is
@@ -41,23 +41,27 @@ local p = params.get(bench.steady_defaults {
 }, { dtype = { "f16", "bf16" }, launch = { "stream", "graph" }, page_order = { "random", "ordered" } })
 local steady = bench.steady(p)
 bench.launches(p.launch)
-if not gpu then
-  io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")
-end
-
+-- every value checked before anything runs: a mistake is a usage error, not a failed point
 local heads = {}
 for _, spec in ipairs(p.heads) do
   local H, Hkv = tostring(spec):match("^(%d+)/(%d+)$")
   H, Hkv = tonumber(H), tonumber(Hkv)
-  if not H or Hkv < 1 or H % Hkv ~= 0 then
-    error(("heads '%s': expected H/Hkv with Hkv dividing H, e.g. 64/8"):format(tostring(spec)), 0)
+  if not H or H < 1 or Hkv < 1 or H % Hkv ~= 0 then
+    params.usage_error(("bad value '%s' for heads: expected H/Hkv with Hkv dividing H, e.g. 64/8"):format(tostring(spec)))
   end
   heads[spec] = { H, Hkv }
 end
-for _, ps in ipairs(p.page) do
-  if math.type(ps) ~= "integer" or ps < 0 then error(("page %s: 0 (contiguous) or a page size"):format(ps), 0) end
+params.page_sizes("page", p.page)
+local MAX_NQ = 8 -- SF_DECODE_MAX_QUERIES (kernels/decode_attention.h): the op takes 1..8 query tokens
+for _, nq in ipairs(p.nq) do
+  if math.type(nq) ~= "integer" or nq < 1 or nq > MAX_NQ then
+    params.usage_error(("bad value '%s' for nq: expected 1 to %d query tokens a sequence"):format(tostring(nq), MAX_NQ))
+  end
 end
 params.split_counts("splits", p.splits)
+if not gpu then
+  io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")
+end
 
 local peak, peak_from = bench.peak_dram(p.peak_tbs)
 

@@ -15,7 +15,8 @@
 -- step's attention projections and for the lm_head of both phases (the FFN's fused op, and the
 -- prefill's layers, make their own choices).
 -- Usage: sfbench model_sweep [model=7b|13b|70b] [layers=0] (0: all) [prompt=512,1024,2048,4096]
---        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16] [page=0] [launch=stream,graph]
+--        [batch=1,8,32,64] [context=1024,4096,16384] [dtype=f16]
+--        [page=0] (0: contiguous, else a power of two) [launch=stream,graph]
 --        [gemm=fastest|cublaslt|gemv|hopper]
 --        [peak_tbs=0] [iters=N] [sample_ms=25] [warmup_ms=500] [profile_iters=10]
 local sf = require "sfbench"
@@ -43,16 +44,16 @@ local p = params.get(bench.steady_defaults {
 local steady = bench.steady(p)
 bench.launches(p.launch)
 local cfg = models.get(p.model)
+local N = p.layers == 0 and cfg.layers or p.layers
+if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
+  params.usage_error(("bad value for layers: 0 (all) or 1..%d"):format(cfg.layers))
+end
+params.page_sizes("page", p.page)
 if not gpu then
   cfg = models.scaled(cfg, 32)
   io.stderr:write("model_sweep: on the CPU backend every op runs its reference, on a model scaled down 32 times; "
     .. "the timings only exercise the sweep\n")
 end
-local N = p.layers == 0 and cfg.layers or p.layers
-if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
-  params.usage_error(("bad value for layers: 0 (all) or 1..%d"):format(cfg.layers))
-end
-if math.type(p.page) ~= "integer" or p.page < 0 then params.usage_error("bad value for page: 0 or a page size") end
 local scale = cfg.layers / N
 local subset = N < cfg.layers and ("%d of %d layers measured, scaled"):format(N, cfg.layers) or nil
 local peak, peak_from = bench.peak_dram(p.peak_tbs)

@@ -99,6 +99,18 @@ function params.split_counts(key, list)
   return list
 end
 
+-- A page size parameter (decode_sweep's list, model_sweep's one number): each 0 (a contiguous
+-- cache) or a power of two, the sizes kv_cache and the ops take; a usage error naming `key`
+-- otherwise. Returns the value.
+function params.page_sizes(key, value)
+  for _, n in ipairs(type(value) == "table" and value or { value }) do
+    if math.type(n) ~= "integer" or n < 0 or n & (n - 1) ~= 0 then
+      bad(n, key, "0 (a contiguous cache) or a page size that is a power of two")
+    end
+  end
+  return value
+end
+
 function params.get(spec, choices)
   if type(spec) ~= "table" then
     error("params.get: expected a table of parameter defaults", 2)

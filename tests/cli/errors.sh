@@ -196,6 +196,19 @@ for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms
     expect_stderr_has "${case##*:}" "$args"
 done
 
+# values a sweep cannot run, caught before anything runs (the CPU note included): one line,
+# naming the parameter
+for case in "decode_sweep heads=4/3:for heads" "decode_sweep heads=0/4:for heads" \
+    "decode_sweep page=-1:for page" "decode_sweep page=12:power of two" "decode_sweep nq=9:for nq" \
+    "decode_sweep nq=0:for nq" "model_sweep page=12:power of two" "model_sweep page=-1:for page"; do
+    args=${case%%:*}
+    # shellcheck disable=SC2086  # two words: the scenario and its parameter
+    run sfb $args
+    expect_rc 2 "$args"
+    expect_one_line_error "$args"
+    expect_stderr_has "${case##*:}" "$args"
+done
+
 # a script that reads no parameters
 run sfb -e 'local x = 1' foo=1
 expect_rc 2 "key for a script without parameters"
