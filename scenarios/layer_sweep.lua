@@ -17,7 +17,8 @@
 -- real values (a GEMM over zeros draws less power, so on a power-limited GPU it runs faster);
 -- the TFLOP/s column is then left out. fp8_h: how the fp8 layer's FFN quantizes h, its input to
 -- the down projection: static (the default) with one scale fixed ahead by a calibration forward
--- (llama's L.calibrate) before the timing, or dynamic, per token (a pass over h of its own).
+-- (llama's L.calibrate) before the timing, or dynamic, per token (a pass over h of its own);
+-- without impl=fp8 among the impls, fp8_h is a usage error.
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local models = require "sfbench.models"
@@ -43,6 +44,11 @@ local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 for _, impl in ipairs(p.impl) do
   local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)
   if bad then params.usage_error("bad value for stages: " .. bad) end
+end
+if sf.args.fp8_h ~= nil then
+  local fp8 = false
+  for _, impl in ipairs(p.impl) do fp8 = fp8 or impl == "fp8" end
+  if not fp8 then params.usage_error("fp8_h is for impl=fp8 (how the FP8 layer's FFN quantizes h)") end
 end
 local cfg = models.get(p.model)
 if not gpu then
