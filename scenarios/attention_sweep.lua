@@ -7,7 +7,7 @@
 -- and v laid out by pack_vt once, before the timing, into an f16 output; the FLOPs are counted as
 -- for the 16-bit rows.
 -- Usage: sfbench attention_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16|bf16|e4m3]
---        [causal=false] [impl=naive,flash,flash2] [iters=N] [sample_ms=25] [warmup_ms=500]
+--        [causal=false] [impl=naive,flash,flash2] (also hopper) [iters=N] [sample_ms=25] [warmup_ms=500]
 -- Each impl is timed in its own steady state (as ffn_sweep's: back-to-back calls for warmup_ms,
 -- then samples of back-to-back calls lasting at least sample_ms).
 local sf = require "sfbench"
@@ -25,7 +25,7 @@ local p = params.get(bench.steady_defaults {
   dtype = "f16",
   causal = { false },
   impl = { "naive", "flash", "flash2" },
-}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" } })
+}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" }, impl = { "naive", "flash", "flash2", "hopper" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
 local fp8 = p.dtype == "e4m3"
 if fp8 then

@@ -2,7 +2,7 @@
 -- with Linear weights) and a square reference; TFLOP/s from 2·m·n·k.
 -- Usage: sfbench gemm_sweep [model=7b|13b|70b] [tokens=512,2048,4096] [dtype=bf16,f16] [square=8192]
 --        [impl=cublaslt] [fast_accum=false] [cold=false] [iters=N] [sample_ms=25] [warmup_ms=500]
--- (dtype also e4m3; impl also hopper and fastest)
+-- (dtype also f32, f64 and e4m3; impl also hopper and fastest)
 -- Each shape is timed in its steady state (as ffn_sweep's: back-to-back calls for warmup_ms, then
 -- samples of back-to-back calls lasting at least sample_ms; cold=true: one call a sample).
 -- dtype=e4m3: x and W are quantized once, per tensor (the scales torch._scaled_mm takes), and the
@@ -29,7 +29,7 @@ local p = params.get(bench.steady_defaults {
   autotune = true,                 -- false: cuBLASLt's first heuristic choice
   impl = { "cublaslt" },
   fast_accum = false,
-}, { model = models.names(), impl = { "cublaslt", "hopper", "fastest" } })
+}, { model = models.names(), dtype = { "bf16", "f16", "f32", "f64", "e4m3" }, impl = { "cublaslt", "hopper", "fastest" } })
 for _, impl in ipairs(p.impl) do
   for _, dtype in ipairs(p.dtype) do
     if impl ~= "cublaslt" and not gpu then
