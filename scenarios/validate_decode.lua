@@ -1,8 +1,9 @@
 -- decode_attention against attention's double-accumulation CPU reference, on fresh random inputs
 -- (the seed is printed; seed=N replays a run), outputs and lse poisoned with NaN before each
 -- call. Every case has lengths that differ across the batch (odd ones, the capacity's, one
--- shorter than Nq where Nq > 1), contiguous and paged caches (pages 8, 16, 64, 256, handed out in
--- a random order among pages of noise), GQA 64/8, MQA, Nq 1, 4 and 8. The reference sees each
+-- shorter than Nq where Nq > 1); the cases cover contiguous and paged caches (pages handed out in
+-- a random order among pages of noise: 8, 16, 64, 256 on the GPU, 16, 64, 256 in the small
+-- cases), MHA, GQA (64/8 on the GPU), MQA, Nq 1, 4 and 8. The reference sees each
 -- sequence's keys as one contiguous [1, len, Hkv, D] tensor, so the paging is checked too. On
 -- the GPU every case runs with the automatic split count, with one split (no combine) and with
 -- 7; on the CPU backend the op's own reference runs in each dtype and in f64.
