@@ -1,7 +1,8 @@
 #!/bin/sh
 # doc/sfbench.1 documents what `sfbench --help` offers: the same options, each tool that --help
 # names, the same environment variables. Everything is read from --help's output, so an option
-# added there and not to the man page (or left in the man page once gone) fails here.
+# added there and not to the man page (or left in the man page once gone) fails here. It also
+# names every scenario Makefile.am installs.
 : "${SFBENCH:?run through make check}"
 tmp="$SF_TEST_OUT/manpage.$$"
 mkdir -p "$tmp"
@@ -39,5 +40,15 @@ for tool in $tools; do
         exit 1
     fi
 done
+# the installed scenarios (Makefile.am's SCENARIOS), each named in the DESCRIPTION
+scenarios=$(sed -n '/^SCENARIOS *=/,/[^\\]$/p' "$SF_SRCDIR/Makefile.am" | grep -oE 'scenarios/[a-z0-9_]+\.lua' |
+    sed 's|^scenarios/||; s|\.lua$||')
+if [ -z "$scenarios" ]; then echo "FAIL: found no scenario in Makefile.am's SCENARIOS"; exit 1; fi
+for scenario in $scenarios; do
+    if ! sed -n '/^\.SH DESCRIPTION/,/^\.SH OPTIONS/p' "$tmp/man" | grep -qw -- "$scenario"; then
+        echo "FAIL: doc/sfbench.1's DESCRIPTION does not name the installed scenario '$scenario'"
+        exit 1
+    fi
+done
 rm -rf "$tmp"
-echo "PASS: doc/sfbench.1 lists the options, tools and environment of sfbench --help"
+echo "PASS: doc/sfbench.1 lists the options, tools, environment and scenarios of sfbench"
