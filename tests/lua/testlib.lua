@@ -54,10 +54,12 @@ function testlib.override(t, over)
   return t
 end
 
--- Fails unless tensors a and b hold the same values, bit for bit (no NaN or Inf either)
+-- Fails unless tensors a and b hold the same values, bit for bit, all finite: NaN or Inf in a,
+-- and NaN or Inf in b (compare leaves such elements out of max_abs), fail it
 function testlib.assert_same(a, b, what)
   local r = require("sfbench").compare(a, b)
   lu.assertEquals(r.nan + r.inf, 0, what)
+  lu.assertEquals(r.ref_nonfinite, 0, what)
   lu.assertEquals(r.max_abs, 0, what)
 end
 
