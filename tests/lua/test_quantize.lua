@@ -16,6 +16,17 @@ local MBITS = { e4m3 = 3, e5m2 = 2 }
 
 local function t(values, shape, dtype) return sf.from_table(values, shape or { #values }, dtype or "f32") end
 
+-- Fails unless out is within relative L2 `bound` of ref and all finite: compare leaves NaN and
+-- Inf in out, and elements whose ref is not finite, out of rel_l2 (an output left as the NaN it
+-- was filled with has rel_l2 0), so each count must be zero as well
+local function assert_close(out, ref, bound, what)
+  local r = sf.compare(out, ref)
+  what = ("%s: rel_l2 %g, %d NaN, %d Inf, %d non-finite in the reference"):format(what, r.rel_l2, r.nan, r.inf,
+    r.ref_nonfinite)
+  lu.assertEquals(r.nan + r.inf + r.ref_nonfinite, 0, what)
+  lu.assertTrue(r.rel_l2 <= bound, what)
+end
+
 TestFp8Tensors = {}
 
 function TestFp8Tensors.test_conversions_and_elements()
@@ -99,7 +110,7 @@ function TestQuantize.test_round_trip_error()
         local smallest_normal = sv[(i - 1) // 32 + 1] * 2 ^ (dt == "e4m3" and -6 or -14)
         if math.abs(xv[i]) >= smallest_normal then
           local rel = math.abs(bv[i] - xv[i]) / math.abs(xv[i])
-          if rel > half_ulp * (1 + 1e-6) then
+          if not (rel <= half_ulp * (1 + 1e-6)) then   -- NaN fails too
             lu.fail(("%s from %s: element %d %.9g came back %.9g (%.3g relative)"):format(dt, xdt, i, xv[i], bv[i], rel))
           end
         end
@@ -176,10 +187,8 @@ function TestGemm.test_against_the_dequantized_product()
         for _, cdt in ipairs({ "f32", "bf16" }) do
           local c = sf.tensor({ m, n }, cdt):fill(0 / 0)
           sf.ops.gemm { a = qa, b = qb, c = c, transb = true, a_scale = sa, b_scale = sb }
-          local r = sf.compare(c, want)
-          lu.assertEquals(r.nan, 0)
-          lu.assertTrue(r.rel_l2 <= (cdt == "f32" and 1e-6 or 4e-3), ("%s x %s per_row %s %s: %g"):format(fa, fb,
-            tostring(per_row), cdt, r.rel_l2))
+          assert_close(c, want, cdt == "f32" and 1e-6 or 4e-3, ("%s x %s per_row %s %s"):format(fa, fb,
+            tostring(per_row), cdt))
         end
       end
     end
@@ -248,10 +257,7 @@ function TestLinearRope.test_against_the_dequantized_projection()
         local out = sf.tensor({ B, N, Ht, D }, odt):fill(0 / 0)
         sf.ops.linear_rope { x = qx, w = qw, x_scale = sx, w_scale = sw, out = out, rope_heads = 2, pos_offset = 5,
           impl = impl }
-        local r = sf.compare(out, want)
-        local what = ("per_row %s %s %s: rel_l2 %g"):format(tostring(per_row), odt, impl, r.rel_l2)
-        lu.assertEquals(r.nan, 0, what)
-        lu.assertTrue(r.rel_l2 <= (odt == "bf16" and 4e-3 or 1e-6), what)
+        assert_close(out, want, odt == "bf16" and 4e-3 or 1e-6, ("per_row %s %s %s"):format(tostring(per_row), odt, impl))
       end
     end
   end
@@ -330,16 +336,13 @@ function TestFfn.test_fp8_against_the_composition()
       act = "swiglu", out = sf.tensor({ T, H }, odt):fill(0 / 0) }
     sf.ops.ffn(args)
     local bound = odt == "bf16" and 4e-3 or 1e-6
-    local r = sf.compare(args.out, want)
-    lu.assertEquals(r.nan, 0, odt)
-    lu.assertTrue(r.rel_l2 <= bound, ("%s: rel_l2 %g"):format(odt, r.rel_l2))
+    assert_close(args.out, want, bound, odt)
     local res = sf.randn({ T, H }, odt, { seed = 25 })
     local want_res = sf.tensor({ T, H }, "f64")
     sf.ops.add { a = want, b = res:to("f64"), out = want_res }
     args.residual, args.out = res, sf.tensor({ T, H }, odt):fill(0 / 0)
     sf.ops.ffn(args)
-    r = sf.compare(args.out, want_res)
-    lu.assertTrue(r.rel_l2 <= bound, ("%s with the residual: rel_l2 %g"):format(odt, r.rel_l2))
+    assert_close(args.out, want_res, bound, odt .. " with the residual")
   end
 end
 
@@ -369,17 +372,14 @@ function TestFfn.test_fp8_h_scale()
   end
   local fixed = t({ amax / 448 / 2 })
   local want = composed(sf.from_table(hv, { T, I }, "f64"), fixed, true)
-  local r = sf.compare(ffn(fixed), want)
-  lu.assertEquals(r.nan, 0)
-  lu.assertTrue(r.rel_l2 <= 1e-6, ("fixed h_scale: rel_l2 %g"):format(r.rel_l2))
+  assert_close(ffn(fixed), want, 1e-6, "fixed h_scale")
   lu.assertEquals(fixed:totable(), { f32(amax / 448 / 2) })
   -- the scale per token instead is another result: the check above tells them apart
-  r = sf.compare(ffn(nil), want)
+  local r = sf.compare(ffn(nil), want)
   lu.assertTrue(r.rel_l2 > 1e-3, ("per token against the fixed scale's: rel_l2 %g"):format(r.rel_l2))
   local calibrated, hs_want = t({ 0 }), t({ 0 })
   want = composed(sf.from_table(hv, { T, I }, "f64"):to("f32"), hs_want, false)
-  r = sf.compare(ffn(calibrated, true), want)
-  lu.assertTrue(r.rel_l2 <= 1e-6, ("calibrating: rel_l2 %g"):format(r.rel_l2))
+  assert_close(ffn(calibrated, true), want, 1e-6, "calibrating")
   lu.assertEquals(calibrated:totable(), hs_want:totable())
   lu.assertAlmostEquals(calibrated:totable()[1], amax / 448, amax / 448 * 2 ^ -20)
 end
