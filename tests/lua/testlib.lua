@@ -63,6 +63,15 @@ function testlib.assert_same(a, b, what)
   lu.assertEquals(r.max_abs, 0, what)
 end
 
+-- Fails unless a compare result r counts no NaN or Inf in the output and no non-finite element
+-- in the reference: compare leaves all of them out of rel_l2, max_abs and ref_norm, so a check
+-- of those alone passes an output left NaN, or one against a reference left NaN. Returns r.
+function testlib.assert_finite(r, what)
+  lu.assertEquals(r.nan + r.inf + r.ref_nonfinite, 0,
+    ("%s%d NaN, %d Inf, %d non-finite in the reference"):format(what and what .. ": " or "", r.nan, r.inf, r.ref_nonfinite))
+  return r
+end
+
 -- x rounded to the nearest f32
 function testlib.f32(x)
   return (string.unpack("f", string.pack("f", x)))
