@@ -166,8 +166,19 @@ function TestModel.test_stages_and_profile()
   lu.assertEquals(pre[#pre - 2], "kv_store")
   lu.assertEquals(M.cache.lengths, { 4, 4, 4 })
   local bytes = M.decode_bytes()
-  lu.assertEquals(bytes.kv, 2 * 3 * 4 * cfg.kv_heads * cfg.head_dim * 4) -- K and V, 3 sequences of 4, f32
-  lu.assertEquals(bytes.total, 2 * (bytes.layer_weights + bytes.kv) + bytes.head)
+  -- from the shapes, f32: a layer's packed QKV [(heads + 2 kv_heads)·head_dim, hidden], wo
+  -- [hidden, heads·head_dim], packed gate/up [2·intermediate, hidden], w2 [hidden, intermediate]
+  -- and its two norms [hidden]; K and V of 3 sequences of 4; the head's final norm [hidden] and
+  -- lm_head [vocab, hidden]; two layers
+  local H, D = cfg.hidden, cfg.head_dim
+  local layer = 4 * ((cfg.heads + 2 * cfg.kv_heads) * D * H + H * cfg.heads * D + 2 * cfg.intermediate * H
+    + H * cfg.intermediate + 2 * H)
+  local kv = 2 * 3 * 4 * cfg.kv_heads * D * 4
+  local head = 4 * (H + cfg.vocab * H)
+  lu.assertEquals(bytes.layer_weights, layer)
+  lu.assertEquals(bytes.kv, kv)
+  lu.assertEquals(bytes.head, head)
+  lu.assertEquals(bytes.total, 2 * (layer + kv) + head)
 end
 
 function TestModel.test_bad_arguments()
