@@ -17,15 +17,16 @@ local gpu = dev.backend == "cuda"
 local suite = validate.suite("validate_decode", { quick = false })
 local seed = suite.seed
 
--- {B, Nq, H, Hkv, D, longest length, page size (nil: contiguous)}
+-- {B, Nq, H, Hkv, D, longest odd length, page size (nil: contiguous)}; a paged case has a
+-- sequence for each of lengths_of's roles: B >= 2, and B >= 3 where Nq > 1
 local cases = gpu and not suite.params.quick and {
   { 1, 1, 32, 32, 128, 4097 }, { 3, 1, 64, 8, 128, 1999, 16 }, { 4, 4, 64, 8, 128, 3001, 64 },
-  { 2, 4, 8, 1, 64, 777, 256 }, { 5, 1, 16, 16, 64, 301 }, { 2, 8, 32, 8, 128, 515, 16 },
-  { 1, 1, 64, 8, 128, 9001, 256 }, { 6, 4, 64, 8, 128, 1025 }, { 2, 1, 4, 2, 128, 33, 64 },
-  { 2, 4, 16, 4, 128, 333, 8 },
+  { 3, 4, 8, 1, 64, 777, 256 }, { 5, 1, 16, 16, 64, 301 }, { 3, 8, 32, 8, 128, 515, 16 },
+  { 2, 1, 64, 8, 128, 9001, 256 }, { 6, 4, 64, 8, 128, 1025 }, { 2, 1, 4, 2, 128, 33, 64 },
+  { 3, 4, 16, 4, 128, 333, 8 },
 } or {
   { 2, 1, 4, 2, 64, 37 }, { 3, 4, 8, 2, 64, 71, 16 }, { 2, 1, 8, 1, 128, 131, 64 }, { 3, 4, 4, 4, 64, 301, 256 },
-  { 2, 8, 16, 2, 64, 45, 16 },
+  { 3, 8, 16, 2, 64, 45, 16 },
 }
 local dtypes = gpu and { "f16", "bf16" } or { "f16", "bf16", "f32" }
 local split_counts = gpu and { 0, 1, 7 } or { 0 }
@@ -38,14 +39,21 @@ local function row(case, what)
   return r
 end
 
--- lengths in 1..longest, differing: the first is the longest (odd in every case), one is
--- shorter than Nq when Nq > 1 (its first queries see no key), the others random
-local function lengths_of(B, Nq, longest, s)
+-- lengths in 1..cap, differing: the first is `longest` (odd in every case), one is shorter than
+-- Nq when Nq > 1 (its first queries see no key), one is the capacity cap (every key of a
+-- contiguous cache, every page of a paged one's block table: the first where cap is longest,
+-- else the next), the others random in 1..longest
+local function lengths_of(B, Nq, longest, cap, s)
   local u = sf.rand({ B }, "f32", { seed = s, device = "cpu" }):totable()
   local len = {}
   for b = 1, B do len[b] = 1 + math.floor(u[b] * (longest - 1)) end
   len[1] = longest
-  if B > 1 and Nq > 1 then len[2] = Nq // 2 end
+  local slot = 2
+  if B > 1 and Nq > 1 then len[2], slot = Nq // 2, 3 end
+  if cap ~= longest then
+    assert(slot <= B, "validate_decode: a case without a sequence for the capacity")
+    len[slot] = cap
+  end
   return len
 end
 
@@ -93,9 +101,9 @@ for _, dtype in ipairs(dtypes) do
     local B, Nq, H, Hkv, D, longest, ps = table.unpack(c)
     n = n + 1
     local s = seed + n * 7
-    local len = lengths_of(B, Nq, longest, s)
-    -- capacity: whole pages with one to spare, or a few keys past the longest
-    local cap = ps and ((longest + ps - 1) // ps + 1) * ps or longest + 3
+    -- capacity: whole pages with one to spare, or the longest (odd) itself
+    local cap = ps and ((longest + ps - 1) // ps + 1) * ps or longest
+    local len = lengths_of(B, Nq, longest, cap, s)
     local q = sf.randn({ B, Nq, H, D }, dtype, { seed = s + 1 })
     local kx = sf.randn({ B, cap, Hkv, D }, dtype, { seed = s + 2 })
     local vx = sf.randn({ B, cap, Hkv, D }, dtype, { seed = s + 3 })
@@ -103,7 +111,8 @@ for _, dtype in ipairs(dtypes) do
     local v = cache_of(vx, ps, s + 4)
     local seqlens = sf.from_table(len, { B }, "i32")
     local scale = 1 / math.sqrt(D)
-    local shape = ("B%d Nq%d H%d/%d D%d len %d..%d"):format(B, Nq, H, Hkv, D, math.min(table.unpack(len)), longest)
+    local shape = ("B%d Nq%d H%d/%d D%d len %d..%d"):format(B, Nq, H, Hkv, D, math.min(table.unpack(len)),
+      math.max(table.unpack(len)))
     local layout = ps and ("paged %d"):format(ps) or "contiguous"
 
     -- the reference: attention (causal, bottom-right) of each sequence over its first len keys, in f64
