@@ -31,24 +31,26 @@ if ! cmp -s "$tmp/help.env" "$tmp/man.env"; then
     exit 1
 fi
 
+# each of NAMES... must appear as a word in the man page's section from .SH FROM to .SH TO
+named_in() {
+    from=$1 to=$2 what=$3
+    shift 3
+    for name in "$@"; do
+        if ! sed -n "/^\\.SH $from/,/^\\.SH $to/p" "$tmp/man" | grep -qw -- "$name"; then
+            echo "FAIL: doc/sfbench.1's $from section does not name $what '$name'"
+            exit 1
+        fi
+    done
+}
+
 # the tools of the TOOL line ("... result files: compare, report, export")
 tools=$(grep 'TOOL' "$tmp/help" | grep ':' | head -1 | sed 's/.*: *//; s/,/ /g')
 if [ -z "$tools" ]; then echo "FAIL: found no tool list on sfbench --help's TOOL line"; exit 1; fi
-for tool in $tools; do
-    if ! sed -n '/^\.SH TOOLS/,/^\.SH /p' "$tmp/man" | grep -qw -- "$tool"; then
-        echo "FAIL: doc/sfbench.1's TOOLS section does not name '$tool' (sfbench --help does)"
-        exit 1
-    fi
-done
+named_in TOOLS "" "sfbench --help's tool" $tools
 # the installed scenarios (Makefile.am's SCENARIOS), each named in the DESCRIPTION
 scenarios=$(sed -n '/^SCENARIOS *=/,/[^\\]$/p' "$SF_SRCDIR/Makefile.am" | grep -oE 'scenarios/[a-z0-9_]+\.lua' |
     sed 's|^scenarios/||; s|\.lua$||')
 if [ -z "$scenarios" ]; then echo "FAIL: found no scenario in Makefile.am's SCENARIOS"; exit 1; fi
-for scenario in $scenarios; do
-    if ! sed -n '/^\.SH DESCRIPTION/,/^\.SH OPTIONS/p' "$tmp/man" | grep -qw -- "$scenario"; then
-        echo "FAIL: doc/sfbench.1's DESCRIPTION does not name the installed scenario '$scenario'"
-        exit 1
-    fi
-done
+named_in DESCRIPTION OPTIONS "the installed scenario" $scenarios
 rm -rf "$tmp"
 echo "PASS: doc/sfbench.1 lists the options, tools, environment and scenarios of sfbench"
