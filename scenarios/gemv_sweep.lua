@@ -40,7 +40,7 @@ local shapes = {
   qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
   down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
 }
-params.split_counts("splits", p.splits)
+params.split_counts("splits", p.splits, sf.limits.gemv_splits)
 -- the rows of a point: {impl, splits asked}, the GEMV's once for each count
 local impls = { { "cublaslt" } }
 for _, n in ipairs(p.splits) do impls[#impls + 1] = { "gemv", n } end

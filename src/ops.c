@@ -9,6 +9,8 @@
 #include "stream.h"
 #include "host.h"
 #include "graph.h"
+#include "decode_attention.h"
+#include "gemv.h"
 
 static const sf_op *const registry[] = {&sf_op_gemm, &sf_op_attention, &sf_op_pack_vt, &sf_op_decode_attention, &sf_op_ffn,
                                         &sf_op_pack_gate_up, &sf_op_swiglu, &sf_op_rmsnorm, &sf_op_add_rmsnorm, &sf_op_rope, &sf_op_linear_rope,
@@ -421,4 +423,13 @@ void sf_register_ops(lua_State *L)
     lua_setfield(L, -2, "op");
     lua_pushcfunction(L, l_op_list);
     lua_setfield(L, -2, "op_list");
+    /* fixed limits of the ops, for scenarios that check their parameters before anything runs */
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, SF_DECODE_MAX_QUERIES);
+    lua_setfield(L, -2, "decode_queries");
+    lua_pushinteger(L, SF_DECODE_MAX_SPLITS);
+    lua_setfield(L, -2, "decode_splits");
+    lua_pushinteger(L, SF_GEMV_MAX_SPLITS);
+    lua_setfield(L, -2, "gemv_splits");
+    lua_setfield(L, -2, "limits");
 }

@@ -87,12 +87,14 @@ local function sorted_keys(t)
 end
 
 -- A list parameter of split counts (decode_sweep's and gemv_sweep's `splits`): each 0 (the op's
--- choice) or a count, none twice (two rows of one count could not be told apart); a usage error
--- naming `key` otherwise. Returns the list.
-function params.split_counts(key, list)
+-- choice) or a count up to `max` (the op's limit), none twice (two rows of one count could not be
+-- told apart); a usage error naming `key` otherwise. Returns the list.
+function params.split_counts(key, list, max)
   local seen = {}
   for _, n in ipairs(list) do
-    if math.type(n) ~= "integer" or n < 0 then bad(n, key, "0 (the op's choice) or a count of splits") end
+    if math.type(n) ~= "integer" or n < 0 or n > max then
+      bad(n, key, ("0 (the op's choice) or a count of splits up to %d"):format(max))
+    end
     if seen[n] then usage_error(("%s: %d is listed twice"):format(key, n)) end
     seen[n] = true
   end

@@ -187,6 +187,7 @@ for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms
     "ffn_sweep dtype=e4m3 act=gelu:act=swiglu alone" "ffn_sweep fp8_h=static:fp8_h is for dtype=e4m3" \
     "gemv_sweep splits=2,2:listed twice" \
     "gemv_sweep splits=-1:bad value '-1' for splits" "decode_sweep splits=2,2:listed twice" \
+    "gemv_sweep splits=65:bad value '65' for splits" "decode_sweep splits=5000:bad value '5000' for splits" \
     "decode_sweep page_order=sorted:page_order"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter

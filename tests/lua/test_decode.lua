@@ -317,7 +317,11 @@ function test_decode_unsupported_page_size()
 end
 
 function test_decode_other_arguments()
-  expect_refused({ q = randn({ 2, 9, 4, 8 }), out = sf.tensor({ 2, 9, 4, 8 }):fill(0 / 0) }, false, "1 to 8")
+  -- sf.limits, what the scenarios check their parameters against, is what the op takes
+  local nq = sf.limits.decode_queries + 1
+  expect_refused({ q = randn({ 2, nq, 4, 8 }), out = sf.tensor({ 2, nq, 4, 8 }):fill(0 / 0) }, false,
+    ("1 to %d"):format(nq - 1))
+  expect_refused({ splits = sf.limits.decode_splits + 1 }, false, ("to %d"):format(sf.limits.decode_splits))
   expect_refused({ seqlens = sf.from_table({ 7, 3 }, { 2 }, "f32") }, false, "'seqlens'", "i32")
   expect_refused({ seqlens = sf.zeros({ 3 }, "i32") }, false, "'seqlens' has shape [3]")
   expect_refused({ splits = -1 }, false, "'splits' is -1")
