@@ -140,7 +140,7 @@ end
 -- turn: with three items a CTA or more, its K/V ring and Q run on from item to item, through
 -- items with no tile to load (causal, Nq > Nk) and through the causal order's long and short ones.
 function TestAttentionImpls.test_more_items_than_ctas()
-  if not hopper then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   local H = 4 * math.ceil(sf.device().sm_count / 4) -- 3 blocks of rows a head: 3·H items
   for _, c in ipairs({ { 257, 257, false }, { 300, 100, true } }) do
     local Nq, Nk, causal = table.unpack(c)

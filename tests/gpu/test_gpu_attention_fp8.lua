@@ -104,7 +104,7 @@ local CASES = { { 1, 1, 1, 4, 4 }, { 2, 300, 300, 8, 2 }, { 1, 512, 512, 64, 8 }
   { 1, 17, 300, 4, 2 }, { 1, 300, 100, 4, 2 }, { 2, 257, 257, 4, 2, true } }
 
 function TestAttentionFp8.test_against_the_references()
-  if not dev.hopper_kernels then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   local n = 0
   for _, c in ipairs(CASES) do
     for _, causal in ipairs({ false, true }) do
@@ -145,7 +145,7 @@ end
 
 -- q_scale·k_scale not positive: NaN out and lse, as on the CPU
 function TestAttentionFp8.test_scales_not_positive()
-  if not dev.hopper_kernels then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   local o = operands(1, 70, 70, 2, 2, 128, "f16", seed + 3)
   local qs = o.qs:to("cpu")
   qs:set(-qs:get(1), 1)

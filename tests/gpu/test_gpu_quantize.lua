@@ -214,7 +214,7 @@ end
 -- (beta 1) in place and into a separate out. Its accumulation is cuBLASLt's fast_accum's (wgmma
 -- keeps the sums over all of k), under the same bound.
 function test_fp8_gemm_hopper()
-  if not sf.device().hopper_kernels then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   for _, per_row in ipairs({ false, true }) do
     -- 2048 × 2304: at least 72 units of work for 66 clusters of 2, so CTAs go on to a second
     -- tile (the persistent loop: its stage phases and epilogue buffers carried over)
@@ -263,7 +263,7 @@ end
 -- the check fails our Hopper GEMM too: per-row scales of b spread over 1 to 8 times, right and
 -- then in the wrong order on the CPU's side, each far out of bounds
 function test_fp8_gemm_hopper_wrong_scales_fail()
-  if not sf.device().hopper_kernels then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   local qa, sa = quantized({ 300, 512 }, "e4m3", true, 52)
   local qb, sb = quantized({ 384, 512 }, "e4m3", true, 53)
   local sbv, spread, reversed = sb:totable(), {}, {}
@@ -503,7 +503,7 @@ local function fp8_ffn_h_scale_case(T, I)
 end
 
 function test_fp8_ffn_h_scale()
-  if not sf.device().hopper_kernels then lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build") end
+  testlib.skip_unless_hopper()
   for _, c in ipairs({ { 1, 704 }, { 300, 704 }, { 1500, 1024 }, { 1500, 1344 } }) do fp8_ffn_h_scale_case(c[1], c[2]) end
 end
 

@@ -21,11 +21,8 @@ end
 -- got within f64's accumulation of want, all finite: compare leaves NaN and Inf in got, and
 -- elements whose want is not finite, out of rel_l2, so each count must be zero as well
 local function assert_same(got, want, what)
-  local r = sf.compare(got, want)
-  if not (r.nan == 0 and r.inf == 0 and r.ref_nonfinite == 0 and r.rel_l2 <= 1e-12) then
-    lu.fail(("%s: rel_l2 %g, %d NaN, %d Inf, %d non-finite in the reference"):format(what, r.rel_l2, r.nan, r.inf,
-      r.ref_nonfinite))
-  end
+  local r = testlib.assert_finite(sf.compare(got, want), what)
+  lu.assertTrue(r.rel_l2 <= 1e-12, ("%s: rel_l2 %g"):format(what, r.rel_l2))
 end
 
 -- ---- rope with positions -------------------------------------------------------------------

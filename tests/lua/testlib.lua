@@ -54,15 +54,6 @@ function testlib.override(t, over)
   return t
 end
 
--- Fails unless tensors a and b hold the same values, bit for bit, all finite: NaN or Inf in a,
--- and NaN or Inf in b (compare leaves such elements out of max_abs), fail it
-function testlib.assert_same(a, b, what)
-  local r = require("sfbench").compare(a, b)
-  lu.assertEquals(r.nan + r.inf, 0, what)
-  lu.assertEquals(r.ref_nonfinite, 0, what)
-  lu.assertEquals(r.max_abs, 0, what)
-end
-
 -- Fails unless a compare result r counts no NaN or Inf in the output and no non-finite element
 -- in the reference: compare leaves all of them out of rel_l2, max_abs and ref_norm, so a check
 -- of those alone passes an output left NaN, or one against a reference left NaN. Returns r.
@@ -70,6 +61,21 @@ function testlib.assert_finite(r, what)
   lu.assertEquals(r.nan + r.inf + r.ref_nonfinite, 0,
     ("%s%d NaN, %d Inf, %d non-finite in the reference"):format(what and what .. ": " or "", r.nan, r.inf, r.ref_nonfinite))
   return r
+end
+
+-- Fails unless tensors a and b hold the same values, bit for bit, all finite: NaN or Inf in a,
+-- and NaN or Inf in b (compare leaves such elements out of max_abs), fail it
+function testlib.assert_same(a, b, what)
+  local r = testlib.assert_finite(require("sfbench").compare(a, b), what)
+  lu.assertEquals(r.max_abs, 0, what)
+end
+
+-- Skips the calling test where our Hopper kernels do not run (another GPU, or a build without
+-- sm_90a), so that it reports a skip rather than a pass
+function testlib.skip_unless_hopper()
+  if not require("sfbench").device().hopper_kernels then
+    lu.skip("needs our Hopper kernels: a Hopper GPU and an sm_90a build")
+  end
 end
 
 -- x rounded to the nearest f32
