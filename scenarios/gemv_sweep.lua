@@ -28,6 +28,7 @@ local p = params.get(bench.steady_defaults {
   warmup_ms = gpu and 100 or 0,
 }, { model = models.names(), dtype = { "f16", "bf16" }, proj = PROJS })
 local steady = bench.steady(p)
+params.split_counts("splits", p.splits, sf.limits.gemv_splits)
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 32)
@@ -40,7 +41,6 @@ local shapes = {
   qkv = { (cfg.heads + 2 * cfg.kv_heads) * hd, d }, o = { d, cfg.heads * hd }, gate_up = { 2 * cfg.intermediate, d },
   down = { d, cfg.intermediate }, lm_head = { cfg.vocab, d },
 }
-params.split_counts("splits", p.splits, sf.limits.gemv_splits)
 -- the rows of a point: {impl, splits asked}, the GEMV's once for each count
 local impls = { { "cublaslt" } }
 for _, n in ipairs(p.splits) do impls[#impls + 1] = { "gemv", n } end
