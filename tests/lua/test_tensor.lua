@@ -13,16 +13,6 @@ local function seq(n, start)
   return t
 end
 
-local function mean_std(v)
-  local s, s2 = 0, 0
-  for _, x in ipairs(v) do
-    s = s + x
-    s2 = s2 + x * x
-  end
-  local m = s / #v
-  return m, math.sqrt(s2 / #v - m * m)
-end
-
 -- Memory checks must not see the collector free an earlier test's garbage half-way through.
 local function quiet_gc()
   collectgarbage("collect")
@@ -240,11 +230,11 @@ end
 
 function TestRandom.test_randn_moments()
   local v = sf.randn({ 20000 }, "f64", { seed = 7 }):totable()
-  local m, s = mean_std(v)
+  local m, s = testlib.mean_std(v)
   lu.assertTrue(math.abs(m) < 0.05, "mean " .. m)
   lu.assertTrue(math.abs(s - 1) < 0.05, "std " .. s)
   v = sf.randn({ 20000 }, "f32", { seed = 8, mean = 3, std = 2 }):totable()
-  m, s = mean_std(v)
+  m, s = testlib.mean_std(v)
   lu.assertTrue(math.abs(m - 3) < 0.1, "mean " .. m)
   lu.assertTrue(math.abs(s - 2) < 0.1, "std " .. s)
 end
@@ -257,7 +247,7 @@ function TestRandom.test_rand_uniform()
   end
   lu.assertTrue(lo >= -2 and lo < -1.99, "min " .. lo)
   lu.assertTrue(hi < 5 and hi > 4.99, "max " .. hi)
-  local m, s = mean_std(v)
+  local m, s = testlib.mean_std(v)
   lu.assertTrue(math.abs(m - 1.5) < 0.1, "mean " .. m)
   lu.assertTrue(math.abs(s - 7 / math.sqrt(12)) < 0.1, "std " .. s)
   -- defaults: (0, 1)

@@ -70,6 +70,17 @@ function testlib.assert_same(a, b, what)
   lu.assertEquals(r.max_abs, 0, what)
 end
 
+-- The mean and standard deviation of a list of numbers
+function testlib.mean_std(v)
+  local s, s2 = 0, 0
+  for _, x in ipairs(v) do
+    s = s + x
+    s2 = s2 + x * x
+  end
+  local m = s / #v
+  return m, math.sqrt(s2 / #v - m * m)
+end
+
 -- Skips the calling test where our Hopper kernels do not run (another GPU, or a build without
 -- sm_90a), so that it reports a skip rather than a pass
 function testlib.skip_unless_hopper()
