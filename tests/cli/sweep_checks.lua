@@ -143,6 +143,8 @@ local FORMULAS = {
     end
     check(timed == #(doc.results or {}), ("%d timed rows, %d results"):format(timed, #(doc.results or {})))
   end },
+  read_ceiling = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r) return r.mib * 2 ^ 20 end,
+    scale = 1e12 },
   decode_sweep = { rate = "tbs", ms = function(r) return r.us / 1e3 end, amount = function(r)
     local hkv = assert(tonumber(r.heads:match("/(%d+)$")), "heads " .. tostring(r.heads))
     return 2 * r.batch * r.seq * hkv * r.head_dim * 2        -- K and V of every cached row, 2 bytes
