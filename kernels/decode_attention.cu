@@ -580,27 +580,45 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
     const int page_mask = (1 << p.page_shift) - 1;
     const int iters = k1 > k0 ? (k1 - k0 + STEP - 1) / STEP : 0;
     auto key_of = [&](int j, int u) { return k0 + j * STEP + warp * kMmaKeys + (lane + 32 * u) / CH; };
+    /* pages of 16 keys or more hold all of a warp's 16 keys of a stage (they start at a multiple
+     * of 16): lane i keeps the page of the warp's stage 32·blk + i (pg_now) and of the block
+     * after (pg_next), read 32 stages before they are needed, so that no stage waits on a line of
+     * the block table behind the copies in flight; smaller pages look each key up a stage ahead */
+    const bool wide = p.paged && p.page_shift >= 4;
+    auto stage_page = [&](int j) {
+        const int n = k0 + j * STEP + warp * kMmaKeys;
+        return n < k1 ? __ldg(bt + (n >> p.page_shift)) : 0;
+    };
+    int pg_now = wide ? stage_page(lane) : 0, pg_next = wide ? stage_page(32 + lane) : 0;
     int page[VPL];
 #pragma unroll
     for (int u = 0; u < VPL; u++) {
         const int n = key_of(0, u);
-        page[u] = p.paged && n < k1 ? __ldg(bt + (n >> p.page_shift)) : b;
+        page[u] = p.paged && !wide && n < k1 ? __ldg(bt + (n >> p.page_shift)) : b;
     }
     const uint32_t ring = smem_u32(smem) + (uint32_t)(warp * 2 * BLOCK * sizeof(uint4));
     constexpr uint32_t kStageBytes = kWarps * 2 * BLOCK * sizeof(uint4);
     auto issue = [&](int j) {
         if (j < iters) {
             const uint32_t kdst = ring + (uint32_t)(j % S) * kStageBytes, vdst = kdst + BLOCK * sizeof(uint4);
+            int pg = 0;
+            if (wide) { /* issue(j) runs for j = 0, 1, 2, ... in turn, the whole warp at once */
+                if (j > 0 && (j & 31) == 0) {
+                    pg_now = pg_next;
+                    pg_next = stage_page(j + 32 + lane);
+                }
+                pg = __shfl_sync(0xffffffffu, pg_now, j & 31);
+            }
 #pragma unroll
             for (int u = 0; u < VPL; u++) {
                 const int n = key_of(j, u), kk = (lane + 32 * u) / CH;
                 const char *ka = nullptr, *va = nullptr;
-                if (n < k1) key_rows(p, kbase, vbase, n, page[u], page_mask, ka, va, bad);
+                if (n < k1) key_rows(p, kbase, vbase, n, wide ? pg : page[u], page_mask, ka, va, bad);
                 const uint32_t at = (uint32_t)swz<CH>(kk, c) * sizeof(uint4);
                 cp_async16(kdst + at, ka ? ka : kbase, ka ? 16 : 0);
                 cp_async16(vdst + at, va ? va : vbase, va ? 16 : 0);
             }
-            if (p.paged) {
+            if (p.paged && !wide) {
 #pragma unroll
                 for (int u = 0; u < VPL; u++) {
                     const int n = key_of(j + 1, u);
