@@ -29,7 +29,10 @@
  *  - ring48: the same with 48 KB a CTA: fewer stages in flight, one more CTA an SM.
  *  - mma:    another kernel (decode_mma_kernel, below): the products on the tensor cores, 16
  *            query rows a CTA whatever G·Nq is, so GQA's rows cost no registers, and the splits
- *            merged by the last CTA of each group instead of a combine kernel. */
+ *            merged by the last CTA of each group instead of a combine kernel. With pages of
+ *            16 keys or more a warp's stage lies in one page, read 32 stages ahead by one lane
+ *            and handed out by a shuffle (pages of 16 no longer cost over a contiguous cache
+ *            when handed out in order: kernels/NOTES-decode.md, 2026-12-07 15:00 UTC). */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
