@@ -1,9 +1,11 @@
 /* CUDA graph capture (graph.h). The capture is thread-local: a call that is unsafe while a stream
  * captures (a synchronization, cudaMalloc, a copy to the host) fails at once. A failed capture is
  * ended whatever state it is in, its partial graph dropped and its error (capture errors are not
- * sticky) cleared, so that the stream and the device work as before. */
+ * sticky) cleared, so that the stream and the device work as before. Releases asked for while a
+ * capture is open (a finalizer's cudaFree, a destroy) wait until it has ended. */
 #include "config.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "sfbench.h"
@@ -16,6 +18,29 @@ static void *capture_stream;
 void *sf_default_stream(void) { return capture_stream; }
 
 int sf_capturing(void) { return capture_stream != NULL; }
+
+/* from cudaStreamBeginCapture until the capture has ended (fn runs only part of that): the
+ * releases asked for meanwhile, in order */
+static int capture_open;
+static struct release { void (*fn)(void *); void *p; } *held;
+static size_t n_held, held_cap;
+
+void sf_release_after_capture(void (*fn)(void *), void *p)
+{
+    if (!capture_open) {
+        fn(p);
+        return;
+    }
+    if (n_held == held_cap) {
+        size_t cap = held_cap ? 2 * held_cap : 16;
+        struct release *more = realloc(held, cap * sizeof *more);
+        if (!more) return; /* out of host memory: the resource leaks rather than break the capture */
+        held = more;
+        held_cap = cap;
+    }
+    held[n_held].fn = fn;
+    held[n_held++].p = p;
+}
 
 /* sf.graph's fn and calls, checked the same on every build; returns calls */
 static lua_Integer graph_args(lua_State *L)
@@ -42,6 +67,14 @@ static int l_graph(lua_State *L)
 #include "cuda_check.h"
 
 #define GRAPH_MT "sfbench.graph"
+
+/* the capture has ended: what waited is released */
+static void capture_closed(void)
+{
+    capture_open = 0;
+    for (size_t i = 0; i < n_held; i++) held[i].fn(held[i].p);
+    n_held = 0;
+}
 
 /* the captured graph is kept until the executable one goes: :nodes() reads it */
 typedef struct { cudaGraph_t graph; cudaGraphExec_t exec; size_t nodes; } sf_graph;
@@ -80,17 +113,17 @@ static cudaStream_t own_stream(lua_State *L)
     return s;
 }
 
-/* Ends a capture that failed. Ending an invalidated capture returns the capture's error
- * (cudaErrorStreamCaptureInvalidated): that is the failure being reported, so it is cleared,
- * not raised. */
-static void abandon_capture(lua_State *L, cudaStream_t s)
+/* Ends a capture that failed, and releases what waited for its end. Ending an invalidated
+ * capture returns the capture's error (cudaErrorStreamCaptureInvalidated): that is the failure
+ * being reported, so it is cleared, not raised; so are the others here, which would hide it. */
+static void abandon_capture(cudaStream_t s)
 {
-    enum cudaStreamCaptureStatus status;
-    SF_CUDA(L, cudaStreamIsCapturing(s, &status));
-    if (status == cudaStreamCaptureStatusNone) return;
+    enum cudaStreamCaptureStatus status = cudaStreamCaptureStatusActive;
+    if (cudaStreamIsCapturing(s, &status) != cudaSuccess) cudaGetLastError();
     cudaGraph_t partial = NULL;
-    if (cudaStreamEndCapture(s, &partial) != cudaSuccess) cudaGetLastError();
-    if (partial) SF_CUDA(L, cudaGraphDestroy(partial));
+    if (status != cudaStreamCaptureStatusNone && cudaStreamEndCapture(s, &partial) != cudaSuccess) cudaGetLastError();
+    if (partial) cudaGraphDestroy(partial);
+    capture_closed();
 }
 
 /* sf.graph(fn, calls [, stream]) -> graph: fn called `calls` times while `stream` (by default a
@@ -111,23 +144,20 @@ static int l_graph(lua_State *L)
     SF_CUDA(L, cudaStreamIsCapturing(s, &status));
     if (status != cudaStreamCaptureStatusNone) return luaL_error(L, "graph: the stream is already being captured");
     SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    capture_open = 1;
     capture_stream = s;
     lua_settop(L, 5);                    /* closes 6: while fn runs, no op is named but those it calls, each
                                           * naming itself (note_culprit reads sf_current_op) */
-    /* no collection while capturing: a finalizer's cudaFree or cudaEventDestroy would break the capture */
-    int collecting = lua_gc(L, LUA_GCISRUNNING);
-    lua_gc(L, LUA_GCSTOP);
     int called = LUA_OK;
     culprit[0] = 0;                      /* the handler does not run for an out-of-memory error */
     for (lua_Integer i = 0; i < calls && called == LUA_OK; i++) {
         lua_pushvalue(L, 1);
         called = lua_pcall(L, 0, 0, 5);  /* on failure, its message at 6 */
     }
-    if (collecting) lua_gc(L, LUA_GCRESTART);
     capture_stream = NULL;
     sf_begin_op(L, "graph");             /* CUDA errors name the graph again, until it returns or raises */
     if (called != LUA_OK) {
-        abandon_capture(L, s);
+        abandon_capture(s);
         const char *msg = luaL_tolstring(L, 6, NULL);
         if (!culprit[0]) return luaL_error(L, "graph: the function failed during the capture: %s", msg);
         return luaL_error(L, "graph: %s cannot be captured into a CUDA graph (a capture allows no synchronization, "
@@ -136,9 +166,10 @@ static int l_graph(lua_State *L)
     }
     cudaError_t e = cudaStreamEndCapture(s, &g->graph);
     if (e != cudaSuccess) {
-        abandon_capture(L, s);
+        abandon_capture(s);
         sf_raise_cuda(L, e, "cudaStreamEndCapture");
     }
+    capture_closed();
     SF_CUDA(L, cudaGraphGetNodes(g->graph, NULL, &g->nodes));
     if (g->nodes == 0)
         return luaL_error(L, "graph: the function queued no work on the capturing stream (work on another stream is not captured)");
@@ -172,13 +203,16 @@ static int graph_nodes(lua_State *L)
     return 1;
 }
 
+static void destroy_exec(void *e) { cudaGraphExecDestroy((cudaGraphExec_t)e); }
+static void destroy_graph(void *g) { cudaGraphDestroy((cudaGraph_t)g); }
+
 /* __gc and __close (again a no-op): replays already queued still run; the graph cannot be
  * launched after. __gc also frees what a failed capture left. */
 static int graph_gc(lua_State *L)
 {
     sf_graph *g = (sf_graph *)luaL_checkudata(L, 1, GRAPH_MT);
-    if (g->exec) cudaGraphExecDestroy(g->exec);
-    if (g->graph) cudaGraphDestroy(g->graph);
+    if (g->exec) sf_release_after_capture(destroy_exec, g->exec);
+    if (g->graph) sf_release_after_capture(destroy_graph, g->graph);
     g->exec = NULL;
     g->graph = NULL;
     return 0;

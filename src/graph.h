@@ -10,4 +10,9 @@ int sf_capturing(void);          /* a capture is in progress */
 /* After an op returned during a capture: raises, naming the op, when the capture has been
  * invalidated (by a call the op made whose failure it did not report); a no-op otherwise. */
 void sf_capture_check(lua_State *L, const char *op);
+/* fn(p) now, or once the capture in progress has ended: what a finalizer or a free releases
+ * (cudaFree, cudaEventDestroy, ...) waits while a stream captures, since such a call during a
+ * capture breaks it or waits on it, and a finalizer runs at whatever allocation the collector
+ * chooses, captured functions' included. */
+void sf_release_after_capture(void (*fn)(void *), void *p);
 #endif

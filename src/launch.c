@@ -131,11 +131,13 @@ static int l_compile(lua_State *L)
     return 1;
 }
 
+static void unload(void *lib) { cudaLibraryUnload((cudaLibrary_t)lib); }
+
 /* __gc and __close: unloads the module; its kernels cannot be launched after */
 static int mod_gc(lua_State *L)
 {
     sf_module *m = (sf_module *)luaL_checkudata(L, 1, MODULE_MT);
-    if (m->lib) cudaLibraryUnload(m->lib);
+    if (m->lib) sf_release_after_capture(unload, m->lib);
     m->lib = NULL;
     return 0;
 }

@@ -43,7 +43,8 @@ void *sf_alloc(lua_State *L, sf_device_kind dev, size_t bytes, const char *what)
 void sf_free(sf_device_kind dev, void *p, size_t bytes)
 {
     if (!p) return;
-    sf_backend_of(dev)->raw_free(p);
+    if (dev == SF_DEV_CUDA) sf_release_after_capture(sf_backend_of(dev)->raw_free, p);
+    else sf_backend_of(dev)->raw_free(p);
     sf_mem[dev].in_use -= bytes;
 }
 

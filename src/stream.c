@@ -62,12 +62,17 @@ static int l_event(lua_State *L)
     return 1;
 }
 
+#ifdef SF_HAVE_CUDA
+static void destroy_event(void *e) { cudaEventDestroy((cudaEvent_t)e); }
+static void destroy_stream(void *s) { cudaStreamDestroy((cudaStream_t)s); }
+#endif
+
 /* __gc and __close */
 static int ev_gc(lua_State *L)
 {
     sf_event *e = (sf_event *)luaL_checkudata(L, 1, EVENT_MT);
 #ifdef SF_HAVE_CUDA
-    if (e->ev) cudaEventDestroy((cudaEvent_t)e->ev);
+    if (e->ev) sf_release_after_capture(destroy_event, e->ev);
 #endif
     e->ev = NULL;
     e->destroyed = 1;
@@ -158,7 +163,7 @@ static int st_gc(lua_State *L)
 {
     sf_stream *s = (sf_stream *)luaL_checkudata(L, 1, STREAM_MT);
 #ifdef SF_HAVE_CUDA
-    if (s->stream) cudaStreamDestroy((cudaStream_t)s->stream);
+    if (s->stream) sf_release_after_capture(destroy_stream, s->stream);
 #endif
     s->stream = NULL;
     s->destroyed = 1;

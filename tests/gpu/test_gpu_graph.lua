@@ -196,6 +196,35 @@ function TestGraph.test_allocation_refused()
   usable_after_failure(y, s, "sf.tensor")
 end
 
+-- A collection during a capture (the collector runs at whatever allocation it chooses, a captured
+-- function's included) finalizes what it finds, and a tensor freed or an event closed in a
+-- captured function releases it: each cudaFree or destroy waits for the capture's end, as such a
+-- call during a capture breaks it or waits on it. The capture and its replays work, and the memory
+-- comes back once the capture has ended.
+function TestGraph.test_releases_wait_for_the_capture()
+  local y = sf.zeros({ N })
+  local before = sf.memory().in_use
+  local function garbage()
+    local t, e = sf.zeros({ 1 << 20 }), sf.event()
+    e:record()
+    local _, _, _ = sf.stream(), sf.compile(SOURCE), sf.graph(function() twice:launch(BLOCKS, 256, { t, N }) end, 1)
+  end
+  garbage()
+  local freed, closed = sf.zeros({ 1 << 20 }), sf.event()
+  sf.sync()
+  local g = sf.graph(function()
+    collectgarbage()
+    add_one:launch(BLOCKS, 256, { y, N })
+    freed:free()
+    do local _ <close> = closed end
+  end, 1)
+  lu.assertEquals(sf.memory().in_use, before, "memory in use once the capture has ended")
+  g:launch()
+  g:launch()
+  sf.sync()
+  expect_all(y, 2, "two replays of a capture that released on the way")
+end
+
 -- cuBLASLt times its candidates on the first call of a shape (events, a wait): not capturable;
 -- once that call has run the shape captures, and bench.run makes that call before capturing
 function TestGraph.test_autotuning_first_call()
