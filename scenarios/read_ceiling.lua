@@ -25,14 +25,9 @@ local p = params.get(bench.steady_defaults {
   warmup_ms = gpu and 100 or 0,
 })
 local steady = bench.steady(p)
-for _, key in ipairs { "mib", "ctas", "unroll" } do
-  for _, v in ipairs(p[key]) do
-    if math.type(v) ~= "integer" or v < 1 or (key ~= "mib" and v > 16) then
-      params.usage_error(("bad value for %s: %s (whole numbers from 1%s)"):format(key, tostring(v),
-        key == "mib" and "" or " to 16"))
-    end
-  end
-end
+params.whole_numbers("mib", p.mib, 1, nil, "a size in MiB, at least 1")
+params.whole_numbers("ctas", p.ctas, 1, 8, "CTAs of 256 threads an SM, 1 to 8")
+params.whole_numbers("unroll", p.unroll, 1, 16, "16-byte loads in flight a thread, 1 to 16")
 if not gpu then
   io.stderr:write("read_ceiling: on the CPU backend there are no user kernels; a tensor copy stands in, and the timings only exercise the sweep\n")
 end

@@ -86,19 +86,24 @@ local function sorted_keys(t)
   return keys
 end
 
--- A list parameter of split counts (decode_sweep's and gemv_sweep's `splits`): each 0 (the op's
--- choice) or a count up to `max` (the op's limit), none twice (two rows of one count could not be
--- told apart); a usage error naming `key` otherwise. Returns the list.
-function params.split_counts(key, list, max)
+-- A list parameter of whole numbers from lo to hi (hi nil: no bound), none listed twice (its rows
+-- could not be told apart): a usage error naming `key` and what is `expected` otherwise. Returns
+-- the list.
+function params.whole_numbers(key, list, lo, hi, expected)
   local seen = {}
   for _, n in ipairs(list) do
-    if math.type(n) ~= "integer" or n < 0 or n > max then
-      bad(n, key, ("0 (the op's choice) or a count of splits up to %d"):format(max))
-    end
+    if math.type(n) ~= "integer" or n < lo or (hi and n > hi) then bad(n, key, expected) end
     if seen[n] then usage_error(("%s: %d is listed twice"):format(key, n)) end
     seen[n] = true
   end
   return list
+end
+
+-- A list parameter of split counts (decode_sweep's and gemv_sweep's `splits`): each 0 (the op's
+-- choice) or a count up to `max` (the op's limit), none twice (two rows of one count could not be
+-- told apart); a usage error naming `key` otherwise. Returns the list.
+function params.split_counts(key, list, max)
+  return params.whole_numbers(key, list, 0, max, ("0 (the op's choice) or a count of splits up to %d"):format(max))
 end
 
 -- A page size parameter (decode_sweep's list, model_sweep's one number): each 0 (a contiguous

@@ -96,6 +96,18 @@ function TestParams.test_choices()
     params.get, SPEC, choices)
 end
 
+function TestParams.test_whole_numbers()
+  lu.assertEquals(params.whole_numbers("ctas", { 1, 8, 4 }, 1, 8, "1 to 8"), { 1, 8, 4 })
+  lu.assertEquals(params.whole_numbers("mib", { 1, 100000 }, 1, nil, "at least 1"), { 1, 100000 })
+  lu.assertErrorMsgEquals("bad value '0' for ctas: expected 1 to 8", params.whole_numbers, "ctas", { 4, 0 }, 1, 8, "1 to 8")
+  lu.assertErrorMsgEquals("bad value '9' for ctas: expected 1 to 8", params.whole_numbers, "ctas", { 9 }, 1, 8, "1 to 8")
+  lu.assertErrorMsgEquals("bad value '1.5' for mib: expected at least 1", params.whole_numbers, "mib", { 1.5 }, 1, nil,
+    "at least 1")
+  lu.assertErrorMsgEquals("ctas: 4 is listed twice", params.whole_numbers, "ctas", { 4, 2, 4 }, 1, 8, "1 to 8")
+  lu.assertErrorMsgEquals("bad value '65' for splits: expected 0 (the op's choice) or a count of splits up to 64",
+    params.split_counts, "splits", { 0, 65 }, 64)
+end
+
 function TestParams.test_bad_spec()
   lu.assertErrorMsgContains("params.get: default for 'f' must be a number, boolean, string or list",
     params.get, { f = print })
