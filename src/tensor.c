@@ -85,6 +85,9 @@ static int t_free(lua_State *L)
     sf_tensor *t = to_tensor(L, 1);
     if (t->views > 0 && t->data)
         return luaL_error(L, "tensor:free: %d view(s) of this tensor are still alive", t->views);
+    /* the captured work may read it at every replay (the collector's frees wait for the end) */
+    if (t->alloc && t->device == SF_DEV_CUDA && sf_capturing())
+        return luaL_error(L, "tensor:free: cannot free a tensor during a CUDA graph capture");
     sf_release_tensor(L, t);
     return 0;
 }

@@ -197,32 +197,50 @@ function TestGraph.test_allocation_refused()
 end
 
 -- A collection during a capture (the collector runs at whatever allocation it chooses, a captured
--- function's included) finalizes what it finds, and a tensor freed or an event closed in a
--- captured function releases it: each cudaFree or destroy waits for the capture's end, as such a
--- call during a capture breaks it or waits on it. The capture and its replays work, and the memory
--- comes back once the capture has ended.
+-- function's included) finalizes what it finds, and an event closed in a captured function is
+-- destroyed: each cudaFree or destroy waits for the capture's end, as such a call during a capture
+-- breaks it or waits on it. The capture and its replays work, and the memory comes back once the
+-- capture has ended. (The collector is stopped meanwhile so that the garbage is still there when
+-- the capture begins; an explicit collection runs anyway.)
 function TestGraph.test_releases_wait_for_the_capture()
   local y = sf.zeros({ N })
-  local before = sf.memory().in_use
+  collectgarbage("stop")
   local function garbage()
-    local t, e = sf.zeros({ 1 << 20 }), sf.event()
+    local t, e = sf.zeros({ 16 << 20 }), sf.event()      -- 64 MiB
     e:record()
     local _, _, _ = sf.stream(), sf.compile(SOURCE), sf.graph(function() twice:launch(BLOCKS, 256, { t, N }) end, 1)
   end
   garbage()
-  local freed, closed = sf.zeros({ 1 << 20 }), sf.event()
+  local closed = sf.event()
   sf.sync()
+  local before = sf.memory()
   local g = sf.graph(function()
     collectgarbage()
     add_one:launch(BLOCKS, 256, { y, N })
-    freed:free()
     do local _ <close> = closed end
   end, 1)
-  lu.assertEquals(sf.memory().in_use, before, "memory in use once the capture has ended")
+  collectgarbage("restart")
+  local after = sf.memory()
+  lu.assertTrue(after.in_use <= before.in_use - (16 << 20) * 4, ("in use: %d MiB, %d MiB before the capture")
+    :format(after.in_use >> 20, before.in_use >> 20))
+  lu.assertTrue(after.free >= before.free + (48 << 20), ("free memory rose by %d MiB over the capture, expected 64")
+    :format((after.free - before.free) >> 20))
   g:launch()
   g:launch()
   sf.sync()
   expect_all(y, 2, "two replays of a capture that released on the way")
+end
+
+-- t:free() in a captured function is refused: the captured work may read the tensor at every
+-- replay. The tensor is still there after, and the stream works as before.
+function TestGraph.test_free_refused()
+  local s, y, t = sf.stream(), sf.zeros({ N }), sf.zeros({ N })
+  contains(error_of(sf.graph, function()
+    add_one:launch(BLOCKS, 256, { y, N })
+    t:free()
+  end, 1, s), "graph: free cannot be captured", "tensor:free: cannot free a tensor during a CUDA graph capture")
+  lu.assertFalse(t:is_freed())
+  usable_after_failure(y, s, "t:free")
 end
 
 -- cuBLASLt times its candidates on the first call of a shape (events, a wait): not capturable;
