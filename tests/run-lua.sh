@@ -11,9 +11,10 @@ export LUA_PATH
 mkdir -p "$SF_TEST_OUT"
 limit=${SF_TEST_TIMEOUT:-1200}
 
-# within CMD...: CMD under the time limit, its exit status passed on
+# within CMD...: CMD under the time limit (in the foreground: Ctrl-C on make check still reaches
+# it; killed 30 s after the limit's TERM if that does not end it), its exit status passed on
 within() {
-    timeout "$limit" "$@"
+    timeout --foreground -k 30 "$limit" "$@"
     rc=$?
     [ "$rc" -eq 124 ] && echo "FAIL: $test still running after $limit s, stopped"
     exit "$rc"
