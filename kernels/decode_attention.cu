@@ -31,8 +31,8 @@
  *            query rows a CTA whatever G·Nq is, so GQA's rows cost no registers, and the splits
  *            merged by the last CTA of each group instead of a combine kernel. With pages of
  *            16 keys or more a warp's stage lies in one page, read 32 stages ahead by one lane
- *            and handed out by a shuffle (pages of 16 no longer cost over a contiguous cache
- *            when handed out in order: kernels/NOTES-decode.md, 2026-12-07 15:00 UTC). */
+ *            and handed out by a shuffle (GQA's pages of 16 handed out in order then cost what
+ *            a contiguous cache costs: kernels/NOTES-decode.md, 2026-12-07 15:00 UTC). */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -575,7 +575,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(const __grid_const
     for (int dt = 0; dt < D / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
 
     /* the copies: lane copies vectors v = lane + 32u of its warp's block, key kk = v / CH of
-     * the warp's 16, chunk c = lane % CH; paged caches look each key's page up one stage ahead */
+     * the warp's 16, chunk c = lane % CH; the pages: below */
     const int c = lane % CH;
     const char *kbase = p.k + 2 * ((int64_t)hk * p.ks[2] + c * kVec);
     const char *vbase = p.v + 2 * ((int64_t)hk * p.vs[2] + c * kVec);
