@@ -80,14 +80,35 @@ void sf_release_tensor(lua_State *L, sf_tensor *t)
     t->alloc = t->data = NULL;
 }
 
+/* Why t cannot be freed now, pushed as the message, or 0 */
+static int free_refused(lua_State *L, const sf_tensor *t)
+{
+    if (t->views > 0 && t->data) {
+        lua_pushfstring(L, "tensor:free: %d view(s) of this tensor are still alive", t->views);
+        return 1;
+    }
+    /* the captured work may read it at every replay (the collector's frees wait for the end) */
+    if (t->alloc && t->device == SF_DEV_CUDA && sf_capturing()) {
+        lua_pushliteral(L, "tensor:free: cannot free a tensor during a CUDA graph capture");
+        return 1;
+    }
+    return 0;
+}
+
 static int t_free(lua_State *L)
 {
     sf_tensor *t = to_tensor(L, 1);
-    if (t->views > 0 && t->data)
-        return luaL_error(L, "tensor:free: %d view(s) of this tensor are still alive", t->views);
-    /* the captured work may read it at every replay (the collector's frees wait for the end) */
-    if (t->alloc && t->device == SF_DEV_CUDA && sf_capturing())
-        return luaL_error(L, "tensor:free: cannot free a tensor during a CUDA graph capture");
+    if (free_refused(L, t)) return lua_error(L);
+    sf_release_tensor(L, t);
+    return 0;
+}
+
+/* __close: as free, but a tensor that cannot be freed while an error is on its way out (the second
+ * argument) is left to the collector, so that the error raised is the first one */
+static int t_close(lua_State *L)
+{
+    sf_tensor *t = to_tensor(L, 1);
+    if (free_refused(L, t)) return lua_isnil(L, 2) ? lua_error(L) : 0;
     sf_release_tensor(L, t);
     return 0;
 }
@@ -532,7 +553,7 @@ void sf_register_tensor(lua_State *L)
         {"numel", t_numel}, {"nbytes", t_nbytes}, {"ndim", t_ndim}, {"is_contiguous", t_is_contiguous},
         {"is_freed", t_is_freed}, {"view", t_view}, {"slice", t_slice}, {"free", t_free}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
-        {"__gc", t_gc}, {"__close", t_free}, {"__tostring", t_tostring}, {"__len", t_len}, {NULL, NULL}};
+        {"__gc", t_gc}, {"__close", t_close}, {"__tostring", t_tostring}, {"__len", t_len}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"tensor", l_tensor}, {"randn", l_randn}, {"rand", l_rand}, {"zeros", l_zeros},
         {"from_table", l_from_table}, {"seed", l_seed}, {NULL, NULL}};

@@ -487,6 +487,22 @@ function TestLifetime.test_close()
     local t <close> = sf.tensor({ 2 })
     t:free()
   end
+  -- one that cannot be freed yet (a view of it is alive) raises at its scope's end, but not over
+  -- an error already on its way out: that error is the one raised, and the collector frees it
+  local view
+  local ok, err = pcall(function()
+    local t <close> = sf.tensor({ 4 })
+    view = t:view({ 2, 2 })
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "1 view(s) of this tensor are still alive")
+  ok, err = pcall(function()
+    local t <close> = sf.tensor({ 4 })
+    view = t:view({ 2, 2 })
+    error("the first error", 0)
+  end)
+  lu.assertEquals({ ok, err }, { false, "the first error" })
+  lu.assertFalse(view:is_freed())
 end
 
 function TestLifetime.test_gc_frees()
