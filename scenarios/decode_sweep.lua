@@ -52,12 +52,8 @@ for _, spec in ipairs(p.heads) do
   heads[spec] = { H, Hkv }
 end
 params.page_sizes("page", p.page)
-for _, nq in ipairs(p.nq) do
-  if math.type(nq) ~= "integer" or nq < 1 or nq > sf.limits.decode_queries then
-    params.usage_error(("bad value '%s' for nq: expected 1 to %d query tokens a sequence"):format(tostring(nq),
-      sf.limits.decode_queries))
-  end
-end
+params.whole_numbers("nq", p.nq, 1, sf.limits.decode_queries,
+  ("1 to %d query tokens a sequence"):format(sf.limits.decode_queries))
 params.split_counts("splits", p.splits, sf.limits.decode_splits)
 if not gpu then
   io.stderr:write("decode_sweep: on the CPU backend the op runs its reference; the timings only exercise the sweep\n")

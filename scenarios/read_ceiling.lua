@@ -77,8 +77,8 @@ sweep.run {
     local i = 0
     local fn
     if gpu then
-      local k, out = kernel(pt.unroll), sf.tensor({ dev.sm_count * pt.ctas }, "i32")
       local grid = dev.sm_count * pt.ctas
+      local k, out = kernel(pt.unroll), sf.tensor({ grid }, "i32")
       fn = function()
         i = i % sets + 1
         k:launch(grid, 256, { bufs[i], bytes // 16, out })
