@@ -36,6 +36,17 @@ void sf_begin_op(lua_State *L, const char *name)
     sf_current_op = name;
 }
 
+/* Closed by lua_closeslot, not by lua_settop: Lua 5.4.4's lua_settop keeps a pointer into the
+ * stack across the __close call, which can move the stack (it grows there when few free slots
+ * remain), and then sets the top from the stale pointer. sf.graph, which ends its naming this
+ * way, hung at 100% of a CPU on a GPU, as the stack's room varied with the caller's depth and
+ * with when the collector had shrunk it. */
+void sf_end_op(lua_State *L, int idx)
+{
+    lua_closeslot(L, idx);
+    lua_settop(L, idx - 1);
+}
+
 void sf_error(lua_State *L, const char *fmt, ...)
 {
     char msg[1024];

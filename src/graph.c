@@ -146,7 +146,7 @@ static int l_graph(lua_State *L)
     SF_CUDA(L, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     capture_open = 1;
     capture_stream = s;
-    lua_settop(L, 5);                    /* closes 6: while fn runs, no op is named but those it calls, each
+    sf_end_op(L, 6);                     /* while fn runs, no op is named but those it calls, each
                                           * naming itself (note_culprit reads sf_current_op) */
     int called = LUA_OK;
     culprit[0] = 0;                      /* the handler does not run for an out-of-memory error */

@@ -25,6 +25,25 @@ static int named_op(lua_State *L)
     return 0;
 }
 
+/* ended_op(k): k values on its stack, then an op named and its naming ended (sf_end_op) before it
+ * returns, as sf.graph does before the captured function runs; notes the top and the op named
+ * right after */
+static int top_after_end;
+static const char *named_after_end;
+
+static int ended_op(lua_State *L)
+{
+    const int k = (int)luaL_checkinteger(L, 1);
+    lua_settop(L, 0);
+    luaL_checkstack(L, k + 1, NULL);
+    for (int i = 0; i < k; i++) lua_pushinteger(L, i);
+    sf_begin_op(L, "ended");
+    sf_end_op(L, k + 1);
+    top_after_end = lua_gettop(L);
+    named_after_end = sf_current_op;
+    return 0;
+}
+
 static int setup_lua(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -141,6 +160,26 @@ static void test_named_op_that_raises(void **state)
 
 /* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other);
  * it raises before it names itself, so what op is named after says nothing of sf.graph */
+/* Ending the naming leaves the stack as it was below the op's value, however little room the
+ * stack has left: each call runs on a new thread (a stack of a known small size) with one more
+ * value on it, so that in some the __close call must grow the stack, which moves it. */
+static void test_op_ended_early(void **state)
+{
+    lua_State *L = *state;
+    lua_settop(L, 0);
+    for (int k = 0; k < 64; k++) {
+        lua_State *co = lua_newthread(L);
+        lua_pushcfunction(co, ended_op);
+        lua_pushinteger(co, k);
+        top_after_end = -1;
+        named_after_end = NULL;
+        assert_int_equal(lua_pcall(co, 1, 0, 0), LUA_OK);
+        assert_int_equal(top_after_end, k);
+        assert_string_equal(named_after_end, "sfbench");
+        lua_pop(L, 1);
+    }
+}
+
 static void test_graph_on_cpu(void **state)
 {
     const char *err = run(*state, "sf.graph(function() end, 1)");
@@ -158,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_strided_last_dimension),
         cmocka_unit_test(test_named_op_that_returns),
         cmocka_unit_test(test_named_op_that_raises),
+        cmocka_unit_test(test_op_ended_early),
         cmocka_unit_test(test_graph_on_cpu),
     };
     return cmocka_run_group_tests(tests, setup_lua, teardown_lua);
