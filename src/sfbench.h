@@ -40,8 +40,8 @@ extern const char *sf_current_op;
  * raises, when sf_current_op is "sfbench" again; pushes one value (marked to be closed), which
  * the caller leaves on its stack */
 void sf_begin_op(lua_State *L, const char *name);
-/* error.c: ends the naming that sf_begin_op began with its value at stack index idx, before the
- * caller returns, and sets the stack top to idx - 1 */
+/* error.c: ends the naming that sf_begin_op began with its value at stack index idx (the most
+ * recent value marked to be closed), before the caller returns, and sets the stack top to idx - 1 */
 void sf_end_op(lua_State *L, int idx);
 
 /* error.c: luaL_error with the whole printf format (lua_pushfstring lacks %zu, %u, %.*s) */

@@ -35,7 +35,7 @@ static int ended_op(lua_State *L)
 {
     const int k = (int)luaL_checkinteger(L, 1);
     lua_settop(L, 0);
-    luaL_checkstack(L, k + 1, NULL);
+    luaL_checkstack(L, k + 4, NULL); /* k values, and sf_begin_op's (up to 3 while it makes it) */
     for (int i = 0; i < k; i++) lua_pushinteger(L, i);
     sf_begin_op(L, "ended");
     sf_end_op(L, k + 1);
@@ -158,8 +158,6 @@ static void test_named_op_that_raises(void **state)
     assert_string_equal(named_while_running, "named");
 }
 
-/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other);
- * it raises before it names itself, so what op is named after says nothing of sf.graph */
 /* Ending the naming leaves the stack as it was below the op's value, however little room the
  * stack has left: each call runs on a new thread (a stack of a known small size) with one more
  * value on it, so that in some the __close call must grow the stack, which moves it. */
@@ -180,6 +178,8 @@ static void test_op_ended_early(void **state)
     }
 }
 
+/* on the CPU backend sf.graph is an error naming the backend (the CUDA build's and the other);
+ * it raises before it names itself, so what op is named after says nothing of sf.graph */
 static void test_graph_on_cpu(void **state)
 {
     const char *err = run(*state, "sf.graph(function() end, 1)");
