@@ -1,7 +1,8 @@
-/* Unit tests of the op call path (src/ops.c) and of what it shares with sf.graph (sf_begin_op,
- * src/error.c): the op named in CUDA and cuBLAS errors (sf_current_op) is the one running, and no
- * op once it has returned or raised. That a failed capture names no op after is checked on the
- * GPU (tests/gpu/test_gpu_graph.lua); here sf.graph fails before it names itself. */
+/* Unit tests of the op call path (src/ops.c) and of what it shares with sf.graph (sf_begin_op and
+ * sf_end_op, src/error.c): the op named in CUDA and cuBLAS errors (sf_current_op) is the one
+ * running, and no op once it has returned, raised or ended its naming early. That a failed capture
+ * names no op after is checked on the GPU (tests/gpu/test_gpu_graph.lua); here sf.graph fails
+ * before it names itself. */
 #include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
