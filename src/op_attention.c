@@ -106,13 +106,12 @@ static void run_attention(sf_op_args *a)
     sf_tensor *out = sf_arg_tensor(a, "out"), *lse = sf_arg_tensor(a, "lse");
     sf_device_kind dev = sf_op_device(a, tensors);
     int impl = sf_arg_choice(a, "impl", impls, IMPL_FLASH);
-    const unsigned wide = dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0;
-    sf_op_check_dtype(a, "q", q, SF_DT(SF_F16) | SF_DT(SF_BF16) | wide | SF_DT(SF_E4M3));
+    sf_op_check_dtype(a, "q", q, sf_op_model_dtypes(dev) | SF_DT(SF_E4M3));
     const int fp8 = q->dtype == SF_E4M3;
     if (fp8 && k->dtype != SF_E4M3)
         sf_op_error(a, "'k' is %s but 'q' is e4m3: FP8 attention takes e4m3 'q', 'k' and 'vt'", sf_dtype_name(k->dtype));
     sf_op_check_dtype(a, "k", k, SF_DT(q->dtype));
-    sf_op_check_dtype(a, "out", out, fp8 ? SF_DT(SF_F16) | SF_DT(SF_BF16) | wide : SF_DT(q->dtype));
+    sf_op_check_dtype(a, "out", out, fp8 ? sf_op_model_dtypes(dev) : SF_DT(q->dtype));
 
     sf_attention_args at = {0};
     sf_op_check_bnhd(a, "q", q, at.q_stride);

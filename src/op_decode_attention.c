@@ -58,7 +58,7 @@ static void run_decode_attention(sf_op_args *a)
     sf_tensor *seqlens = sf_arg_tensor(a, "seqlens"), *bt = sf_arg_tensor(a, "block_table");
     sf_tensor *out = sf_arg_tensor(a, "out"), *lse = sf_arg_tensor(a, "lse");
     sf_device_kind dev = sf_op_device(a, tensors);
-    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    const unsigned dtypes = sf_op_model_dtypes(dev);
     sf_op_check_dtype(a, "q", q, dtypes);
     sf_op_check_dtype(a, "k", k, SF_DT(q->dtype));
     sf_op_check_dtype(a, "v", v, SF_DT(q->dtype));

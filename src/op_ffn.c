@@ -431,7 +431,7 @@ static void run_ffn(sf_op_args *a)
                   sf_arg_choice(a, "impl", impls, IMPL_FUSED), 0, 0, 0, sf_arg_stream(a), NULL, NULL, NULL, NULL, NULL,
                   NULL, 0};
     sf_device_kind dev = sf_op_device(a, tensors);
-    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    const unsigned dtypes = sf_op_model_dtypes(dev);
     sf_op_check_dtype(a, "x", c.x, dtypes | SF_DT(SF_E4M3));
     const int fp8 = c.x->dtype == SF_E4M3;
     if (fp8) {
@@ -570,7 +570,7 @@ static void run_swiglu(sf_op_args *a)
     static const char *const tensors[] = {"gate", "up", "out", NULL};
     sf_tensor *gate = sf_arg_tensor(a, "gate"), *up = sf_arg_tensor(a, "up"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
-    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    const unsigned dtypes = sf_op_model_dtypes(dev);
     sf_op_check_dtype(a, "gate", gate, dtypes);
     if (gate->ndim != 2) sf_op_error(a, "'gate' must be [T, I], got %d dimensions", gate->ndim);
     check_matrix(a, "gate", gate, gate->shape[0], gate->shape[1], gate);

@@ -32,7 +32,7 @@ static void run_kv_append(sf_op_args *a)
     sf_tensor *vc = sf_arg_tensor(a, "v_cache"), *pos = sf_arg_tensor(a, "positions");
     sf_tensor *bt = sf_arg_tensor(a, "block_table"), *q = sf_arg_tensor(a, "q");
     sf_device_kind dev = sf_op_device(a, tensors);
-    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    const unsigned dtypes = sf_op_model_dtypes(dev);
     sf_op_check_dtype(a, "k", k, dtypes);
     sf_op_check_dtype(a, "v", v, SF_DT(k->dtype));
     sf_op_check_dtype(a, "k_cache", kc, SF_DT(k->dtype));

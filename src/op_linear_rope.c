@@ -130,7 +130,7 @@ static void run_linear_rope(sf_op_args *a)
     c.out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
     const sf_tensor *x = c.x, *w = c.w, *out = c.out;
-    unsigned dtypes = SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+    const unsigned dtypes = sf_op_model_dtypes(dev);
     sf_op_check_dtype(a, "x", x, dtypes | SF_DT(SF_E4M3));
     sf_op_check_dtype(a, "w", w, SF_DT(x->dtype));
     sf_op_check_dtype(a, "out", out, x->dtype == SF_E4M3 ? dtypes : SF_DT(x->dtype));

@@ -51,11 +51,6 @@ static const sf_arg_spec add_args[] = {
     {"stream", SF_ARG_STREAM, 0, NULL, "stream to run on"},
     {NULL, 0, 0, NULL, NULL}};
 
-static unsigned float_dtypes(sf_device_kind dev)
-{
-    return SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
-}
-
 static void check_eps(sf_op_args *a, double eps)
 {
     if (!(eps >= 0) || isinf(eps)) sf_op_error(a, "'eps' must be a finite number >= 0, got %g", eps);
@@ -81,11 +76,11 @@ static void run_norm(sf_op_args *a, int fused)
     sf_tensor *x = sf_arg_tensor(a, "x"), *w = sf_arg_tensor(a, "weight"), *out = sf_arg_tensor(a, "out");
     sf_tensor *res = fused ? sf_arg_tensor(a, "residual") : NULL, *os = sf_arg_tensor(a, "out_scale");
     sf_device_kind dev = sf_op_device(a, fused ? tensors : plain_tensors);
-    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
+    sf_op_check_dtype(a, "x", x, sf_op_model_dtypes(dev));
     check_rows(a, "x", x, x);
     if (res) check_rows(a, "residual", res, x);
     if (os) {
-        /* e4m3 out with its scale per row; 16-bit x only on the GPU (float_dtypes) */
+        /* e4m3 out with its scale per row; 16-bit x only on the GPU (sf_op_model_dtypes) */
         sf_op_check_dtype(a, "out", out, SF_DT(SF_E4M3));
         sf_op_check_shape(a, "out", out, 2, x->shape);
         sf_op_check_last_dense(a, "out", out);
@@ -207,7 +202,7 @@ static void run_rope(sf_op_args *a)
     static const char *const tensors[] = {"x", "positions", NULL};
     sf_tensor *x = sf_arg_tensor(a, "x"), *pos = sf_arg_tensor(a, "positions");
     sf_device_kind dev = sf_op_device(a, tensors);
-    sf_op_check_dtype(a, "x", x, float_dtypes(dev));
+    sf_op_check_dtype(a, "x", x, sf_op_model_dtypes(dev));
     sf_rope_args r;
     sf_op_rope_setup(a, "x", x, &r);
     if (pos) rope_positions(a, pos, dev, &r);
@@ -233,7 +228,7 @@ static void run_add(sf_op_args *a)
     static const char *const tensors[] = {"a", "b", "out", NULL};
     sf_tensor *x = sf_arg_tensor(a, "a"), *y = sf_arg_tensor(a, "b"), *out = sf_arg_tensor(a, "out");
     sf_device_kind dev = sf_op_device(a, tensors);
-    sf_op_check_dtype(a, "a", x, float_dtypes(dev));
+    sf_op_check_dtype(a, "a", x, sf_op_model_dtypes(dev));
     sf_op_check_dtype(a, "b", y, SF_DT(x->dtype));
     sf_op_check_dtype(a, "out", out, SF_DT(x->dtype));
     sf_op_check_shape(a, "b", y, x->ndim, x->shape);

@@ -190,6 +190,11 @@ void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsi
     sf_op_error(a, "'%s' has dtype %s (expected %s)", name, sf_dtype_name(t->dtype), list);
 }
 
+unsigned sf_op_model_dtypes(sf_device_kind dev)
+{
+    return SF_DT(SF_F16) | SF_DT(SF_BF16) | (dev == SF_DEV_CPU ? SF_DT(SF_F32) | SF_DT(SF_F64) : 0);
+}
+
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 {
     size_t used = (size_t)snprintf(buf, n, "[");

@@ -43,6 +43,9 @@ _Noreturn void sf_op_error(sf_op_args *a, const char *fmt, ...);
 /* checks shared by ops: one device for all tensors, dtypes and shapes as the op needs */
 sf_device_kind sf_op_device(sf_op_args *a, const char *const *names);
 void sf_op_check_dtype(sf_op_args *a, const char *name, const sf_tensor *t, unsigned dtype_mask);
+/* the dtypes of the model ops' activations: f16 and bf16, and on the CPU backend (the references)
+ * f32 and f64 too */
+unsigned sf_op_model_dtypes(sf_device_kind dev);
 void sf_op_check_shape(sf_op_args *a, const char *name, const sf_tensor *t, int ndim, const int64_t *shape);
 /* attention's [B, N, H, D] tensors: 4 dimensions, a dense last one; stride gets dims 0..2 */
 void sf_op_check_bnhd(sf_op_args *a, const char *name, const sf_tensor *t, int64_t *stride);
