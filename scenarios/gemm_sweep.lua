@@ -1,7 +1,7 @@
 -- cuBLAS(Lt) GEMM, or our Hopper GEMM (impl=hopper), over the Llama-2 projection shapes (x·Wᵀ
 -- with Linear weights) and a square reference; TFLOP/s from 2·m·n·k.
 -- Usage: sfbench gemm_sweep [model=7b|13b|70b] [tokens=512,2048,4096] [dtype=bf16,f16] [square=8192]
---        [impl=cublaslt] [fast_accum=false] [cold=false] [iters=N] [sample_ms=25] [warmup_ms=500]
+--        [impl=cublaslt] [fast_accum=false] [autotune=true] [cold=false] [iters=N] [sample_ms=25] [warmup_ms=500]
 -- (dtype also f32, f64 and e4m3; impl also hopper and fastest)
 -- Each shape is timed in its steady state (as ffn_sweep's: back-to-back calls for warmup_ms, then
 -- samples of back-to-back calls lasting at least sample_ms; cold=true: one call a sample).

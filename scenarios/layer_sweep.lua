@@ -9,7 +9,7 @@
 -- here), which would flatter the more compute-dense impl.
 -- Usage: sfbench layer_sweep [model=7b|13b|70b] [seq=512,...] [batch=1] [dtype=f16]
 --        [impl=baseline,optimized] [qkv=packed|split] [iters=N] [sample_ms=25] [warmup_ms=500] [allow_long=false]
---        [stages=NAME,...] [fp8_h=static|dynamic]
+--        [stages=NAME,...] [fp8_h=static|dynamic] [profile_iters=20]
 -- qkv: the optimized layer's QKV projection output, one packed [T, (H + 2·Hkv)·hd] buffer or
 -- (MHA) q, k and v each contiguous. stages: time only these stages of each impl (e.g.
 -- stages=attention for both, or impl=optimized stages=qkv_proj+rope,o_proj+residual,ffn+residual

@@ -2,7 +2,7 @@
 -- (each byte read or written once) of rmsnorm, add_rmsnorm, rope (q and k heads of a packed
 -- QKV buffer, one pass) and the residual add. "rotate" cycles back-to-back calls over 4 sets of
 -- buffers, well past L2, so every call streams from DRAM; "cold" flushes L2 before one call.
--- Usage: sfbench memory_ops [tokens=4096] [dtype=f16,bf16] [mode=rotate,cold]
+-- Usage: sfbench memory_ops [tokens=4096] [hidden=4096] [dtype=f16,bf16] [mode=rotate,cold] [sets=4] [timeout=3]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local bench = require "sfbench.bench"

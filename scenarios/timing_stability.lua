@@ -1,7 +1,7 @@
 -- Is a short measurement repeatable? A ~5 µs kernel (a device copy of `mib` MiB) measured
 -- `runs` times in a row with the default stopping rule; reports each median and the spread, and
 -- keeps each run's samples (the result file's `results`, one a row).
--- Usage: sfbench timing_stability [mib=4] [runs=5] [batch=auto]
+-- Usage: sfbench timing_stability [mib=4] [runs=5] [batch=auto] [timeout=15]
 local sf = require "sfbench"
 local params = require "sfbench.params"
 local bench = require "sfbench.bench"

@@ -19,7 +19,7 @@
 -- FLOPs over TP) and each stage's median time on rank 0. A stage time includes any wait for a
 -- slower rank at its collective.
 -- Usage: sfbench --gpus N tp_layer_sweep [model=7b|70b|13b] [seq=512,...] [batch=1] [dtype=f16]
---        [impl=baseline,optimized] [chunks=4] [tp=N] [iters=N] [sample_ms=25] [warmup_ms=500]
+--        [impl=baseline,optimized] [chunks=4] [tp=N] [iters=N] [sample_ms=25] [warmup_ms=500] [profile_iters=20]
 -- tp: if given, must equal the world size (a check that the launch is the one intended).
 local sf = require "sfbench"
 local params = require "sfbench.params"

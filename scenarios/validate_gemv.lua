@@ -5,7 +5,7 @@
 -- residual in place; then the SwiGLU FFN of a decode step, ffn impl gemv and fused, at T from 1
 -- to 64. On the CPU backend the reference GEMM is checked against products summed here in Lua.
 -- Usage: sfbench validate_gemv [seed=N] [dtype=f16,bf16] [quick=false]
--- (quick=true: a dozen of the m values and two of the FFN's T, e.g. under compute-sanitizer)
+-- (quick=true: 14 of the m values and two of the FFN's T, e.g. under compute-sanitizer)
 local sf = require "sfbench"
 local validate = require "sfbench.validate"
 
