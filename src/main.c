@@ -40,9 +40,12 @@ static void usage(FILE *f)
             "(by default, on cc 9.0+, programmatic dependent launch overlaps a kernel's start with\n"
             "the previous one's tail; the decode GEMV always starts after it); SFBENCH_DECODE_VARIANT\n"
             "(mma, the default, base, ring, ring48) picks the decode attention kernel's variant.\n\n"
-            "Under mpirun or srun each process is a rank (see doc/API.md, Several GPUs).\n\n"
-            "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error, 2 usage error,\n"
-            "130 interrupted (the points measured so far are saved).\n",
+            "Under mpirun or srun each process is a rank (see doc/API.md, Several GPUs), as it is with\n"
+            "SFBENCH_RANK, SFBENCH_WORLD and SFBENCH_LOCAL_RANK set (--gpus sets them); the ranks of a\n"
+            "run meet in SFBENCH_DIST_DIR (default $TMPDIR or /tmp) under SFBENCH_DIST_TAG.\n\n"
+            "Scenarios are in %s/scenarios. Exit status: 0 ok, 1 script error (compare: a point\n"
+            "got slower), 2 usage error, 130 interrupted (the points measured so far are saved); a\n"
+            "script that returns an integer exits with it.\n",
             sf_find_datadir());
 }
 

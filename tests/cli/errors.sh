@@ -75,6 +75,9 @@ expect_rc 0 "-e success"
 if [ "$(cat "$OUT_FILE")" = "3" ]; then pass "-e prints 3"; else fail "-e printed '$(cat "$OUT_FILE")'"; fi
 expect_empty "$ERR_FILE" "-e success: stderr"
 
+run sfb -e 'return 3'
+expect_rc 3 "a script's returned integer is the exit status"
+
 # ---- options ----
 
 run sfb --bogus "$SCRATCH/runtime.lua"
