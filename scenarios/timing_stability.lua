@@ -1,5 +1,5 @@
 -- Is a short measurement repeatable? A ~3 µs kernel (a device copy of `mib` MiB; at 4 MiB 3.0-3.1
--- µs on the H200, 3.5-3.6 on the H100) measured `runs` times in a row with the default stopping
+-- µs on the H200, 3.5-3.7 on the H100) measured `runs` times in a row with the default stopping
 -- rule; reports each median and the spread, and keeps each run's samples (the result file's
 -- `results`, one a row).
 -- Usage: sfbench timing_stability [mib=4] [runs=5] [batch=auto] [timeout=15]
