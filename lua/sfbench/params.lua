@@ -86,17 +86,17 @@ local function sorted_keys(t)
   return keys
 end
 
--- A list parameter of whole numbers from lo to hi (hi nil: no bound), none listed twice (its rows
--- could not be told apart): a usage error naming `key` and what is `expected` otherwise. Returns
--- the list.
-function params.whole_numbers(key, list, lo, hi, expected)
+-- A parameter of whole numbers from lo to hi (hi nil: no bound), one number or a list (as its
+-- default is), none listed twice (its rows could not be told apart): a usage error naming `key`
+-- and what is `expected` otherwise. Returns the value.
+function params.whole_numbers(key, value, lo, hi, expected)
   local seen = {}
-  for _, n in ipairs(list) do
+  for _, n in ipairs(type(value) == "table" and value or { value }) do
     if math.type(n) ~= "integer" or n < lo or (hi and n > hi) then bad(n, key, expected) end
     if seen[n] then usage_error(("%s: %d is listed twice"):format(key, n)) end
     seen[n] = true
   end
-  return list
+  return value
 end
 
 -- A list parameter of split counts (decode_sweep's and gemv_sweep's `splits`): each 0 (the op's

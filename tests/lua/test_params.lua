@@ -104,6 +104,12 @@ function TestParams.test_whole_numbers()
   lu.assertErrorMsgEquals("bad value '1.5' for mib: expected at least 1", params.whole_numbers, "mib", { 1.5 }, 1, nil,
     "at least 1")
   lu.assertErrorMsgEquals("ctas: 4 is listed twice", params.whole_numbers, "ctas", { 4, 2, 4 }, 1, 8, "1 to 8")
+  -- one number, as a parameter whose default is a number
+  lu.assertEquals(params.whole_numbers("batch", 3, 1, nil, "at least 1"), 3)
+  lu.assertErrorMsgEquals("bad value '0' for batch: expected at least 1", params.whole_numbers, "batch", 0, 1, nil,
+    "at least 1")
+  lu.assertErrorMsgEquals("bad value '2.5' for batch: expected at least 1", params.whole_numbers, "batch", 2.5, 1, nil,
+    "at least 1")
   lu.assertErrorMsgEquals("bad value '65' for splits: expected 0 (the op's choice) or a count of splits up to 64",
     params.split_counts, "splits", { 0, 65 }, 64)
 end
