@@ -429,12 +429,14 @@ void sf_register_ops(lua_State *L)
     lua_pushcfunction(L, l_op_list);
     lua_setfield(L, -2, "op_list");
     /* fixed limits of the ops, for scenarios that check their parameters before anything runs */
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, SF_DECODE_MAX_QUERIES);
     lua_setfield(L, -2, "decode_queries");
     lua_pushinteger(L, SF_DECODE_MAX_SPLITS);
     lua_setfield(L, -2, "decode_splits");
     lua_pushinteger(L, SF_GEMV_MAX_SPLITS);
     lua_setfield(L, -2, "gemv_splits");
+    lua_pushinteger(L, SF_GEMV_MAX_M);
+    lua_setfield(L, -2, "gemv_rows");
     lua_setfield(L, -2, "limits");
 }
