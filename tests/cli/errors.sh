@@ -207,7 +207,8 @@ for case in "decode_sweep heads=4/3:for heads" "decode_sweep heads=0/4:for heads
     "decode_sweep nq=0:for nq" "model_sweep page=12:power of two" "model_sweep page=-1:for page" \
     "layer_sweep fp8_h=dynamic:fp8_h is for impl=fp8" "attention_sweep impl=flash3:for impl" \
     "gemm_sweep dtype=e5m2:for dtype" "read_ceiling ctas=9:for ctas" "read_ceiling unroll=17:for unroll" \
-    "read_ceiling mib=0.5:for mib" "read_ceiling mib=16,16:listed twice"; do
+    "read_ceiling mib=0.5:for mib" "read_ceiling mib=16,16:listed twice" "gemm_sweep iters=2.5:for iters" \
+    "ffn_sweep iters=-3:for iters"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter
     run sfb $args

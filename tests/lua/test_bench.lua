@@ -224,6 +224,13 @@ function TestBench:test_steady()
   lu.assertFalse(ok)
   lu.assertEquals(tostring(err), "warmup_ms must be a number of ms >= 0, got -1")
   lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
+  for _, iters in ipairs({ -3, 2.5 }) do
+    ok, err = pcall(bench.steady, { iters = iters, timeout = 5, sample_ms = 25, warmup_ms = 500 })
+    lu.assertFalse(ok)
+    lu.assertEquals(tostring(err), ("bad value '%s' for iters: expected 0 (the stopping rule) or a count of samples a case")
+      :format(iters))
+    lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
+  end
 end
 
 -- bench.steady_defaults: the sweeps' one set of steady-state defaults, per backend, under the
