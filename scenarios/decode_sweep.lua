@@ -51,6 +51,9 @@ for _, spec in ipairs(p.heads) do
   end
   heads[spec] = { H, Hkv }
 end
+params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
+params.whole_numbers("head_dim", p.head_dim, 2, nil, "a head dim, at least 2")
 params.page_sizes("page", p.page)
 params.whole_numbers("nq", p.nq, 1, sf.limits.decode_queries,
   ("1 to %d query tokens a sequence"):format(sf.limits.decode_queries))

@@ -34,6 +34,7 @@ local p = params.get(bench.steady_defaults {
   impl = { "unfused", "fused" },
   fp8_h = "static",
 }, { model = models.names(), dtype = { "f16", "bf16", "e4m3" }, fp8_h = { "static", "dynamic" } })
+params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
 local fp8 = p.dtype == "e4m3"
 if fp8 then
   -- the activation the FP8 FFN has, unless asked otherwise (and then refused)

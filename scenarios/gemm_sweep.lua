@@ -30,6 +30,8 @@ local p = params.get(bench.steady_defaults {
   impl = { "cublaslt" },
   fast_accum = false,
 }, { model = models.names(), dtype = { "bf16", "f16", "f32", "f64", "e4m3" }, impl = { "cublaslt", "hopper", "fastest" } })
+params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
+params.whole_numbers("square", p.square, 1, nil, "a matrix size, at least 1")
 for _, impl in ipairs(p.impl) do
   for _, dtype in ipairs(p.dtype) do
     if impl ~= "cublaslt" and not gpu then

@@ -29,6 +29,7 @@ local p = params.get(bench.steady_defaults {
 }, { model = models.names(), dtype = { "f16", "bf16" }, proj = PROJS })
 local steady = bench.steady(p)
 params.split_counts("splits", p.splits, sf.limits.gemv_splits)
+params.whole_numbers("m", p.m, 1, sf.limits.gemv_rows, ("rows (the decode batch), 1 to %d"):format(sf.limits.gemv_rows))
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 32)

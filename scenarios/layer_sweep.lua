@@ -41,6 +41,9 @@ local p = params.get(bench.steady_defaults {
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized", "fp8" },
   qkv = { "packed", "split" }, fp8_h = { "static", "dynamic" } })
 local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
+params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+params.whole_numbers("profile_iters", p.profile_iters, 1, nil, "runs of the stage profile, at least 1")
 for _, impl in ipairs(p.impl) do
   local bad = #p.stages > 0 and llama.check_stages(impl, p.qkv, p.stages)
   if bad then params.usage_error("bad value for stages: " .. bad) end

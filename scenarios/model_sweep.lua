@@ -49,6 +49,10 @@ if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
   params.usage_error(("bad value for layers: 0 (all) or 1..%d"):format(cfg.layers))
 end
 params.page_sizes("page", p.page)
+params.whole_numbers("prompt", p.prompt, 1, nil, "a prompt length, at least 1")
+params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+params.whole_numbers("context", p.context, 0, nil, "a context length, at least 0 (an empty cache)")
+params.whole_numbers("profile_iters", p.profile_iters, 1, nil, "runs of the stage profile, at least 1")
 if not gpu then
   cfg = models.scaled(cfg, 32)
   io.stderr:write("model_sweep: on the CPU backend every op runs its reference, on a model scaled down 32 times; "

@@ -41,6 +41,9 @@ local p = params.get(bench.steady_defaults {
   profile_iters = gpu and 20 or 2,
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized" } })
 local steady = bench.steady(p)
+params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
+params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+params.whole_numbers("profile_iters", p.profile_iters, 1, nil, "runs of the stage profile, at least 1")
 if p.tp ~= world then
   params.usage_error(("tp=%s, but this world has %d rank(s): run it with --gpus %s"):format(tostring(p.tp), world,
     tostring(p.tp)))

@@ -208,7 +208,12 @@ for case in "decode_sweep heads=4/3:for heads" "decode_sweep heads=0/4:for heads
     "layer_sweep fp8_h=dynamic:fp8_h is for impl=fp8" "attention_sweep impl=flash3:for impl" \
     "gemm_sweep dtype=e5m2:for dtype" "read_ceiling ctas=9:for ctas" "read_ceiling unroll=17:for unroll" \
     "read_ceiling mib=0.5:for mib" "read_ceiling mib=16,16:listed twice" "gemm_sweep iters=2.5:for iters" \
-    "ffn_sweep iters=-3:for iters"; do
+    "ffn_sweep iters=-3:for iters" "gemm_sweep tokens=0:for tokens" "gemm_sweep square=0:for square" \
+    "gemm_sweep tokens=16,16:listed twice" "ffn_sweep tokens=2.5:for tokens" "attention_sweep seq=0:for seq" \
+    "attention_sweep batch=0:for batch" "gemv_sweep m=0:for m" "gemv_sweep m=65:for m" "layer_sweep seq=-4:for seq" \
+    "layer_sweep profile_iters=0:for profile_iters" "model_sweep batch=0:for batch" "model_sweep prompt=0:for prompt" \
+    "model_sweep context=-1:for context" "decode_sweep seq=0:for seq" "decode_sweep batch=0:for batch" \
+    "decode_sweep head_dim=1:for head_dim" "tp_layer_sweep batch=0:for batch"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter
     run sfb $args
