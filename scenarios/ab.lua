@@ -50,6 +50,11 @@ local steady = bench.steady(p) -- checks sample_ms and warmup_ms
 if math.type(p.rounds) ~= "integer" or p.rounds < 1 then
   params.usage_error(("bad value '%s' for rounds: expected an integer >= 1"):format(p.rounds))
 end
+for _, size in ipairs { { "tokens", "a token count" }, { "m", "a GEMM size" }, { "n", "a GEMM size" },
+  { "k", "a GEMM size" }, { "seq", "a sequence length" }, { "elements", "an element count" } } do
+  params.whole_numbers(size[1], p[size[1]], 1, nil, size[2] .. ", at least 1")
+end
+params.whole_numbers("block", p.block, 1, 1024, "threads a block, 1 to 1024")
 local cfg = models.get(p.model)
 if not gpu then cfg = models.scaled(cfg, 16) end
 

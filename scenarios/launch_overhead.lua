@@ -21,6 +21,10 @@ local profile = require "sfbench.profile"
 
 local p = params.get({ launches = 10000, repeats = 5, hidden = 4096, tokens = 1, dtype = "bf16", timeout = 5 },
   { dtype = { "bf16", "f16" } })
+params.whole_numbers("launches", p.launches, 1, nil, "a count of launches, at least 1")
+params.whole_numbers("repeats", p.repeats, 1, nil, "a count of repeats, at least 1")
+params.whole_numbers("hidden", p.hidden, 1, nil, "a hidden size, at least 1")
+params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
 local gpu = sf.device().backend == "cuda"
 local _ <close> = profile.range("launch_overhead")
 

@@ -8,6 +8,7 @@ local validate = require "sfbench.validate"
 
 local dev = sf.device()
 local p = params.get { size = dev.backend == "cuda" and 2048 or 96 }
+params.whole_numbers("size", p.size, 1, nil, "a matrix size, at least 1")
 local n = p.size
 local checks = {}
 local function record(name, ok, detail)

@@ -11,6 +11,14 @@ local profile = require "sfbench.profile"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get { mib = gpu and 4 or 1, runs = 5, batch = "auto", timeout = gpu and 15 or 2 }
+params.whole_numbers("mib", p.mib, 1, nil, "a size in MiB, at least 1")
+params.whole_numbers("runs", p.runs, 1, nil, "a count of runs, at least 1")
+local batch = p.batch               -- a string: "auto" or a number
+if batch ~= "auto" then
+  local calls = tonumber(batch)
+  batch = params.whole_numbers("batch", calls and math.tointeger(calls) or batch, 1, nil,
+    "auto or calls a sample, at least 1")
+end
 local n = p.mib * 2 ^ 20 // 4
 local src, dst = sf.randn({ n }, "f32"), sf.tensor({ n }, "f32")
 
@@ -18,7 +26,7 @@ local _ <close> = profile.range("timing_stability")
 local rows, medians, results = {}, {}, {}
 for i = 1, p.runs do
   local _ <close> = profile.range("run=" .. i)
-  local r = bench.run { name = "copy", fn = function() dst:copy(src) end, bytes = 2 * n * 4, batch = p.batch == "auto" and "auto" or math.tointeger(tonumber(p.batch)),
+  local r = bench.run { name = "copy", fn = function() dst:copy(src) end, bytes = 2 * n * 4, batch = batch,
     timeout = p.timeout }
   medians[i] = r.stats.median
   r.row, results[i] = i, r

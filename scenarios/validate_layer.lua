@@ -26,9 +26,11 @@ local sf = require "sfbench"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
 local validate = require "sfbench.validate"
+local params = require "sfbench.params"
 
 local suite = validate.suite("validate_layer", { seq = { 17, 64 }, dtype = { "f16", "bf16" } })
 local p, seed = suite.params, suite.seed
+params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
 local configs = {
   models.custom { name = "mini-gqa", hidden = 256, layers = 1, heads = 4, kv_heads = 2, intermediate = 704 },
   models.custom { name = "mini-mha", hidden = 256, layers = 1, heads = 4, kv_heads = 4, intermediate = 704 },

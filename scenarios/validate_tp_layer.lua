@@ -15,9 +15,12 @@ local sf = require "sfbench"
 local models = require "sfbench.models"
 local llama = require "sfbench.llama"
 local validate = require "sfbench.validate"
+local params = require "sfbench.params"
 
 local suite = validate.suite("validate_tp_layer", { seq = { 17, 64 }, dtype = { "f16", "bf16" }, chunks = 3 })
 local p, seed = suite.params, suite.seed
+params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
+params.whole_numbers("chunks", p.chunks, 1, nil, "a count of row blocks, at least 1")
 local rank, world = sf.dist.rank(), sf.dist.world()
 local configs = {
   models.scaled(models.get("7b"), 8),

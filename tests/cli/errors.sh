@@ -183,7 +183,7 @@ expect_stderr_has "8b" "value not among the choices"
 expect_one_line_error "value not among the choices"
 
 # the steady-state and length parameters the sweeps check before they start (after the CPU
-# backend's one-line note, where a sweep prints one)
+# backend's one-line note, where a sweep prints one, or a validate scenario's seed)
 for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms" \
     "attention_sweep seq=100000:100000" "layer_sweep seq=100000:allow_long" "layer_sweep stages=bogus:bogus" \
     "decode_sweep launch=graph:needs the CUDA backend" "model_sweep launch=stream,graph:needs the CUDA backend" \
@@ -191,7 +191,8 @@ for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms
     "gemv_sweep splits=2,2:listed twice" \
     "gemv_sweep splits=-1:bad value '-1' for splits" "decode_sweep splits=2,2:listed twice" \
     "gemv_sweep splits=65:bad value '65' for splits" "decode_sweep splits=5000:bad value '5000' for splits" \
-    "decode_sweep page_order=sorted:page_order"; do
+    "decode_sweep page_order=sorted:page_order" "validate_layer seq=0:for seq" \
+    "validate_tp_layer chunks=0:for chunks"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter
     run sfb $args
@@ -213,7 +214,9 @@ for case in "decode_sweep heads=4/3:for heads" "decode_sweep heads=0/4:for heads
     "attention_sweep batch=0:for batch" "gemv_sweep m=0:for m" "gemv_sweep m=65:for m" "layer_sweep seq=-4:for seq" \
     "layer_sweep profile_iters=0:for profile_iters" "model_sweep batch=0:for batch" "model_sweep prompt=0:for prompt" \
     "model_sweep context=-1:for context" "decode_sweep seq=0:for seq" "decode_sweep batch=0:for batch" \
-    "decode_sweep head_dim=1:for head_dim" "tp_layer_sweep batch=0:for batch"; do
+    "decode_sweep head_dim=1:for head_dim" "tp_layer_sweep batch=0:for batch" "ab tokens=0:for tokens" \
+    "ab block=2000:for block" "launch_overhead launches=0:for launches" "memory_ops hidden=100:for hidden" \
+    "test_setup size=0:for size" "timing_stability runs=0:for runs" "timing_stability batch=xyz:for batch"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter
     run sfb $args
