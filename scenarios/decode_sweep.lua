@@ -54,6 +54,9 @@ end
 params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
 params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
 params.whole_numbers("head_dim", p.head_dim, 2, nil, "a head dim, at least 2")
+if gpu and p.head_dim ~= 64 and p.head_dim ~= 128 then  -- the GPU kernel's two (op decode_attention)
+  params.usage_error(("bad value '%s' for head_dim: the GPU kernel takes 64 or 128"):format(tostring(p.head_dim)))
+end
 params.page_sizes("page", p.page)
 params.whole_numbers("nq", p.nq, 1, sf.limits.decode_queries,
   ("1 to %d query tokens a sequence"):format(sf.limits.decode_queries))

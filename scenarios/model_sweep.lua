@@ -50,7 +50,12 @@ if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
 end
 params.page_sizes("page", p.page)
 params.whole_numbers("prompt", p.prompt, 1, nil, "a prompt length, at least 1")
-params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+if p.gemm == "gemv" then  -- the decode projections run our GEMV alone, which takes at most gemv_rows rows
+  params.whole_numbers("batch", p.batch, 1, sf.limits.gemv_rows,
+    ("a batch size, 1 to %d with gemm=gemv"):format(sf.limits.gemv_rows))
+else
+  params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
+end
 params.whole_numbers("context", p.context, 0, nil, "a context length, at least 0 (an empty cache)")
 params.whole_numbers("profile_iters", p.profile_iters, 1, nil, "runs of the stage profile, at least 1")
 if not gpu then

@@ -213,7 +213,8 @@ for case in "decode_sweep heads=4/3:for heads" "decode_sweep heads=0/4:for heads
     "gemm_sweep tokens=16,16:listed twice" "ffn_sweep tokens=2.5:for tokens" "attention_sweep seq=0:for seq" \
     "attention_sweep batch=0:for batch" "gemv_sweep m=0:for m" "gemv_sweep m=65:for m" "layer_sweep seq=-4:for seq" \
     "layer_sweep profile_iters=0:for profile_iters" "model_sweep batch=0:for batch" "model_sweep prompt=0:for prompt" \
-    "model_sweep context=-1:for context" "decode_sweep seq=0:for seq" "decode_sweep batch=0:for batch" \
+    "model_sweep context=-1:for context" "model_sweep gemm=gemv batch=65:for batch" "decode_sweep seq=0:for seq" \
+    "decode_sweep batch=0:for batch" \
     "decode_sweep head_dim=1:for head_dim" "tp_layer_sweep batch=0:for batch" "ab tokens=0:for tokens" \
     "ab block=2000:for block" "launch_overhead launches=0:for launches" "memory_ops hidden=100:for hidden" \
     "test_setup size=0:for size" "timing_stability runs=0:for runs" "timing_stability batch=xyz:for batch"; do
