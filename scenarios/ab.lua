@@ -46,7 +46,7 @@ local p = params.get(bench.steady_defaults {
   elements = gpu and 1 << 24 or 1 << 12,
   block = 256,
 }, { op = { "ffn", "gemm", "attention" }, model = models.names(), dtype = { "f16", "bf16" }, act = { "gelu", "swiglu" } })
-local steady = bench.steady(p) -- checks sample_ms and warmup_ms
+local steady = bench.steady(p) -- checks iters, timeout, sample_ms and warmup_ms
 if math.type(p.rounds) ~= "integer" or p.rounds < 1 then
   params.usage_error(("bad value '%s' for rounds: expected an integer >= 1"):format(p.rounds))
 end

@@ -28,7 +28,7 @@ local p = params.get(bench.steady_defaults {
 }, { model = models.names(), dtype = { "f16", "bf16", "e4m3" }, impl = { "naive", "flash", "flash2", "hopper" } })
 params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
 params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
-local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+local steady = bench.steady(p)   -- checks iters, timeout, sample_ms and warmup_ms
 local fp8 = p.dtype == "e4m3"
 if fp8 then
   if sf.args.impl == nil then p.impl = { "flash" } end

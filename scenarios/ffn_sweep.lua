@@ -45,7 +45,7 @@ if fp8 then
 elseif sf.args.fp8_h ~= nil then
   params.usage_error("fp8_h is for dtype=e4m3 (how the FP8 FFN quantizes h)")
 end
-local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+local steady = bench.steady(p)   -- checks iters, timeout, sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)

@@ -43,7 +43,7 @@ for _, impl in ipairs(p.impl) do
     end
   end
 end
-local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+local steady = bench.steady(p)   -- checks iters, timeout, sample_ms and warmup_ms
 local cfg = models.get(p.model)
 if not gpu then cfg = models.scaled(cfg, 16) end   -- the CPU backend: the shapes scaled down
 

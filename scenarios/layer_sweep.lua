@@ -40,7 +40,7 @@ local p = params.get(bench.steady_defaults {
   fp8_h = "static",
 }, { model = models.names(), dtype = { "f16", "bf16" }, impl = { "baseline", "optimized", "fp8" },
   qkv = { "packed", "split" }, fp8_h = { "static", "dynamic" } })
-local steady = bench.steady(p)   -- checks sample_ms and warmup_ms
+local steady = bench.steady(p)   -- checks iters, timeout, sample_ms and warmup_ms
 params.whole_numbers("seq", p.seq, 1, nil, "a sequence length, at least 1")
 params.whole_numbers("batch", p.batch, 1, nil, "a batch size, at least 1")
 params.whole_numbers("profile_iters", p.profile_iters, 1, nil, "runs of the stage profile, at least 1")

@@ -147,10 +147,14 @@ function bench.steady_defaults(spec)
 end
 
 -- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
--- mean (bench.run's second argument). Bad iters, sample_ms or warmup_ms is a usage error naming
--- it (exit status 2), raised when the scenario starts rather than at its first measurement.
+-- mean (bench.run's second argument). Bad iters, timeout, sample_ms or warmup_ms is a usage
+-- error naming it (exit status 2), raised when the scenario starts rather than at its first
+-- measurement.
 function bench.steady(p)
   params.whole_numbers("iters", p.iters, 0, nil, "0 (the stopping rule) or a count of samples a case")
+  if not (type(p.timeout) == "number" and p.timeout > 0) then
+    params.usage_error(("timeout must be a positive number of seconds, got %s"):format(tostring(p.timeout)))
+  end
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
     params.usage_error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)))
   end

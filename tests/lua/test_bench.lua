@@ -220,6 +220,12 @@ function TestBench:test_steady()
   lu.assertFalse(ok)
   lu.assertEquals(tostring(err), "sample_ms must be a positive number of ms, got 0")
   lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
+  for _, timeout in ipairs({ 0, -1 }) do
+    ok, err = pcall(bench.steady, { iters = 0, timeout = timeout, sample_ms = 25, warmup_ms = 500 })
+    lu.assertFalse(ok)
+    lu.assertEquals(tostring(err), ("timeout must be a positive number of seconds, got %d"):format(timeout))
+    lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
+  end
   ok, err = pcall(bench.steady, { iters = 0, timeout = 5, sample_ms = 25, warmup_ms = -1 })
   lu.assertFalse(ok)
   lu.assertEquals(tostring(err), "warmup_ms must be a number of ms >= 0, got -1")
