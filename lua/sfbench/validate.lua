@@ -193,6 +193,7 @@ end
 function validate.suite(name, spec, choices)
   spec.seed = spec.seed or 0
   local p = params.get(spec, choices)
+  params.whole_numbers("seed", p.seed, 0, nil, "0 (a fresh seed) or a printed seed to replay")
   local seed = p.seed ~= 0 and p.seed or validate.fresh_seed()
   -- several ranks check together: one seed for all (the largest they drew), one saved result
   if sf.dist.world() > 1 then seed = math.tointeger(sf.dist.max({ seed })[1]) end
