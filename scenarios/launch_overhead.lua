@@ -25,6 +25,7 @@ params.whole_numbers("launches", p.launches, 1, nil, "a count of launches, at le
 params.whole_numbers("repeats", p.repeats, 1, nil, "a count of repeats, at least 1")
 params.whole_numbers("hidden", p.hidden, 1, nil, "a hidden size, at least 1")
 params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
+bench.timeout(p.timeout)
 local gpu = sf.device().backend == "cuda"
 local _ <close> = profile.range("launch_overhead")
 

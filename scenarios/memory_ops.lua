@@ -14,6 +14,7 @@ local p = params.get({ tokens = gpu and 4096 or 64, hidden = gpu and 4096 or 256
 params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
 params.whole_numbers("hidden", p.hidden, 128, nil, "a hidden size, at least 128 (rope's heads are 128 wide)")
 params.whole_numbers("sets", p.sets, 1, nil, "a count of buffer sets, at least 1")
+bench.timeout(p.timeout)
 local T, H = p.tokens, p.hidden
 local heads, D = H // 128, 128
 

@@ -13,6 +13,7 @@ local gpu = sf.device().backend == "cuda"
 local p = params.get { mib = gpu and 4 or 1, runs = 5, batch = "auto", timeout = gpu and 15 or 2 }
 params.whole_numbers("mib", p.mib, 1, nil, "a size in MiB, at least 1")
 params.whole_numbers("runs", p.runs, 1, nil, "a count of runs, at least 1")
+bench.timeout(p.timeout)
 local batch = p.batch               -- a string: "auto" or a number
 if batch ~= "auto" then
   local calls = tonumber(batch)

@@ -146,15 +146,22 @@ function bench.steady_defaults(spec)
   return out
 end
 
+-- A scenario's timeout parameter (seconds a case may sample, bench.run's `timeout`), checked
+-- before anything runs: a usage error naming it unless it is a positive number. Returns it.
+function bench.timeout(t)
+  if not (type(t) == "number" and t > 0) then
+    params.usage_error(("timeout must be a positive number of seconds, got %s"):format(tostring(t)))
+  end
+  return t
+end
+
 -- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
 -- mean (bench.run's second argument). Bad iters, timeout, sample_ms or warmup_ms is a usage
 -- error naming it (exit status 2), raised when the scenario starts rather than at its first
 -- measurement.
 function bench.steady(p)
   params.whole_numbers("iters", p.iters, 0, nil, "0 (the stopping rule) or a count of samples a case")
-  if not (type(p.timeout) == "number" and p.timeout > 0) then
-    params.usage_error(("timeout must be a positive number of seconds, got %s"):format(tostring(p.timeout)))
-  end
+  bench.timeout(p.timeout)
   if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
     params.usage_error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)))
   end

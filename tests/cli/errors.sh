@@ -185,6 +185,7 @@ expect_one_line_error "value not among the choices"
 # the steady-state and length parameters the sweeps check before they start (after the CPU
 # backend's one-line note, where a sweep prints one, or a validate scenario's seed)
 for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms" "gemm_sweep timeout=0:timeout" \
+    "memory_ops timeout=0:timeout" "timing_stability timeout=-1:timeout" "launch_overhead timeout=0:timeout" \
     "attention_sweep seq=100000:100000" "layer_sweep seq=100000:allow_long" "layer_sweep stages=bogus:bogus" \
     "decode_sweep launch=graph:needs the CUDA backend" "model_sweep launch=stream,graph:needs the CUDA backend" \
     "ffn_sweep dtype=e4m3 act=gelu:act=swiglu alone" "ffn_sweep fp8_h=static:fp8_h is for dtype=e4m3" \

@@ -220,6 +220,7 @@ function TestBench:test_steady()
   lu.assertFalse(ok)
   lu.assertEquals(tostring(err), "sample_ms must be a positive number of ms, got 0")
   lu.assertEquals(err.usage, tostring(err), "a usage error (exit status 2)")
+  lu.assertEquals(bench.timeout(0.5), 0.5)
   for _, timeout in ipairs({ 0, -1 }) do
     ok, err = pcall(bench.steady, { iters = 0, timeout = timeout, sample_ms = 25, warmup_ms = 500 })
     lu.assertFalse(ok)
