@@ -47,9 +47,7 @@ local p = params.get(bench.steady_defaults {
   block = 256,
 }, { op = { "ffn", "gemm", "attention" }, model = models.names(), dtype = { "f16", "bf16" }, act = { "gelu", "swiglu" } })
 local steady = bench.steady(p) -- checks iters, timeout, sample_ms and warmup_ms
-if math.type(p.rounds) ~= "integer" or p.rounds < 1 then
-  params.usage_error(("bad value '%s' for rounds: expected an integer >= 1"):format(p.rounds))
-end
+params.whole_numbers("rounds", p.rounds, 1, nil, "a count of rounds, at least 1")
 for _, size in ipairs { { "tokens", "a token count" }, { "m", "a GEMM size" }, { "n", "a GEMM size" },
   { "k", "a GEMM size" }, { "seq", "a sequence length" }, { "elements", "an element count" } } do
   params.whole_numbers(size[1], p[size[1]], 1, nil, size[2] .. ", at least 1")

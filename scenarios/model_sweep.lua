@@ -44,10 +44,8 @@ local p = params.get(bench.steady_defaults {
 local steady = bench.steady(p)
 bench.launches(p.launch)
 local cfg = models.get(p.model)
+params.whole_numbers("layers", p.layers, 0, cfg.layers, ("0 (all) or 1 to %d"):format(cfg.layers))
 local N = p.layers == 0 and cfg.layers or p.layers
-if math.type(N) ~= "integer" or N < 1 or N > cfg.layers then
-  params.usage_error(("bad value for layers: 0 (all) or 1..%d"):format(cfg.layers))
-end
 params.page_sizes("page", p.page)
 params.whole_numbers("prompt", p.prompt, 1, nil, "a prompt length, at least 1")
 if p.gemm == "gemv" then  -- the decode projections run our GEMV alone, which takes at most gemv_rows rows

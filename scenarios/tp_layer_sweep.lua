@@ -48,7 +48,7 @@ if p.tp ~= world then
   params.usage_error(("tp=%s, but this world has %d rank(s): run it with --gpus %s"):format(tostring(p.tp), world,
     tostring(p.tp)))
 end
-if math.type(p.chunks) ~= "integer" or p.chunks < 1 then params.usage_error("bad value for chunks: an integer >= 1") end
+params.whole_numbers("chunks", p.chunks, 1, nil, "a count of row blocks, at least 1")
 local cfg = models.get(p.model)
 if not gpu then
   cfg = models.scaled(cfg, 16)
