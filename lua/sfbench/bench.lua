@@ -148,12 +148,14 @@ end
 
 -- A scenario's timeout parameter (seconds a case may sample, bench.run's `timeout`), checked
 -- before anything runs: a usage error naming it unless it is a positive number. Returns it.
-function bench.timeout(t)
-  if not (type(t) == "number" and t > 0) then
-    params.usage_error(("timeout must be a positive number of seconds, got %s"):format(tostring(t)))
+local function positive(key, v, unit)
+  if not (type(v) == "number" and v > 0) then
+    params.usage_error(("%s must be a positive number of %s, got %s"):format(key, unit, tostring(v)))
   end
-  return t
+  return v
 end
+
+function bench.timeout(t) return positive("timeout", t, "seconds") end
 
 -- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
 -- mean (bench.run's second argument). Bad iters, timeout, sample_ms or warmup_ms is a usage
@@ -162,9 +164,7 @@ end
 function bench.steady(p)
   params.whole_numbers("iters", p.iters, 0, nil, "0 (the stopping rule) or a count of samples a case")
   bench.timeout(p.timeout)
-  if not (type(p.sample_ms) == "number" and p.sample_ms > 0) then
-    params.usage_error(("sample_ms must be a positive number of ms, got %s"):format(tostring(p.sample_ms)))
-  end
+  positive("sample_ms", p.sample_ms, "ms")
   if not (type(p.warmup_ms) == "number" and p.warmup_ms >= 0) then
     params.usage_error(("warmup_ms must be a number of ms >= 0, got %s"):format(tostring(p.warmup_ms)))
   end
