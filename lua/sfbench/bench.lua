@@ -146,8 +146,7 @@ function bench.steady_defaults(spec)
   return out
 end
 
--- A scenario's timeout parameter (seconds a case may sample, bench.run's `timeout`), checked
--- before anything runs: a usage error naming it unless it is a positive number. Returns it.
+-- parameter `key` (in `unit`) as a positive number, else a usage error naming it; returns it
 local function positive(key, v, unit)
   if not (type(v) == "number" and v > 0) then
     params.usage_error(("%s must be a positive number of %s, got %s"):format(key, unit, tostring(v)))
@@ -155,6 +154,8 @@ local function positive(key, v, unit)
   return v
 end
 
+-- A scenario's timeout parameter (seconds a case may sample, bench.run's `timeout`), checked
+-- before anything runs: a usage error naming it unless it is a positive number. Returns it.
 function bench.timeout(t) return positive("timeout", t, "seconds") end
 
 -- From a scenario's steady-state parameters (bench.steady_defaults), the bench.run options they
