@@ -25,7 +25,9 @@ local PARSERS = {
   number = function(raw, key)
     local v = tonumber(raw)
     if v == nil then bad(raw, key, "a number") end
-    return v
+    -- a whole value written as a float ("1e3", "4096.0") is the integer, so counts and sizes
+    -- written that way pass params.whole_numbers
+    return math.tointeger(v) or v
   end,
   boolean = function(raw, key)
     local v = BOOLEANS[raw:lower()]

@@ -37,6 +37,15 @@ function TestParams:test_overrides_by_type()
   lu.assertEquals(self.used, { seq = true, batch = true, causal = true, dtype = true })
 end
 
+function TestParams:test_whole_floats_are_integers()
+  with_args({ seq = "1e3,4096.0,0.5", batch = "1e1" })
+  local p = params.get(SPEC)
+  lu.assertEquals(p, { seq = { 1000, 4096, 0.5 }, batch = 10, causal = false, dtype = "fp16" })
+  lu.assertEquals(math.type(p.seq[1]), "integer")
+  lu.assertEquals(math.type(p.seq[2]), "integer")
+  lu.assertEquals(math.type(p.batch), "integer")
+end
+
 function TestParams:test_boolean_list_starting_with_false()
   with_args({ causal = "true,false" })
   lu.assertEquals(params.get({ causal = { false } }).causal, { true, false })
