@@ -33,7 +33,8 @@ local p = params.get(bench.steady_defaults {
   act = { "gelu", "swiglu" },
   impl = { "unfused", "fused" },
   fp8_h = "static",
-}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" }, fp8_h = { "static", "dynamic" } })
+}, { model = models.names(), dtype = { "f16", "bf16", "e4m3" }, act = { "gelu", "swiglu" },
+  impl = { "unfused", "fused", "gemv" }, fp8_h = { "static", "dynamic" } })
 params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
 local fp8 = p.dtype == "e4m3"
 if fp8 then

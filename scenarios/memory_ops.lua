@@ -10,7 +10,8 @@ local sweep = require "sfbench.sweep"
 
 local gpu = sf.device().backend == "cuda"
 local p = params.get({ tokens = gpu and 4096 or 64, hidden = gpu and 4096 or 256, dtype = { "f16", "bf16" },
-  mode = { "rotate", "cold" }, sets = 4, timeout = gpu and 3 or 0.5 }, { mode = { "rotate", "cold" } })
+  mode = { "rotate", "cold" }, sets = 4, timeout = gpu and 3 or 0.5 },
+  { dtype = { "f16", "bf16", "f32", "f64" }, mode = { "rotate", "cold" } })
 params.whole_numbers("tokens", p.tokens, 1, nil, "a token count, at least 1")
 params.whole_numbers("hidden", p.hidden, 128, nil, "a hidden size, at least 128 (rope's heads are 128 wide)")
 params.whole_numbers("sets", p.sets, 1, nil, "a count of buffer sets, at least 1")

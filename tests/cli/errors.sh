@@ -193,7 +193,8 @@ for case in "gemm_sweep sample_ms=0:sample_ms" "ffn_sweep warmup_ms=-1:warmup_ms
     "gemv_sweep splits=-1:bad value '-1' for splits" "decode_sweep splits=2,2:listed twice" \
     "gemv_sweep splits=65:bad value '65' for splits" "decode_sweep splits=5000:bad value '5000' for splits" \
     "decode_sweep page_order=sorted:page_order" "validate_layer seq=0:for seq" "validate_gemv seed=2.5:for seed" \
-    "validate_tp_layer chunks=0:for chunks"; do
+    "validate_tp_layer chunks=0:for chunks" "memory_ops dtype=xyz:for dtype" "ffn_sweep act=relu:for act" \
+    "ffn_sweep impl=magic:for impl"; do
     args=${case%%:*}
     # shellcheck disable=SC2086  # two words: the scenario and its parameter
     run sfb $args
